@@ -1,0 +1,657 @@
+/* config.c - the configuration table and its parser. Every key herald knows is one row of `keys`
+ * below (name, type, bounds, default, where it lives in conf_t); the file parser, the environment
+ * overrides, the defaults and `--check-config` output are all driven by that one table, so a key
+ * cannot be documented in one place and forgotten in another. */
+#include "config/config.h"
+#include "core/xalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONF_MAX_FILE (1u << 20) /* 1 MiB: a config file is small; refuse anything bigger */
+#define CONF_MAX_LINE 4096
+#define CONF_MAX_VALUE 4000
+#define CONF_MAX_DYNAMIC 512
+
+typedef enum { T_STR, T_INT, T_BOOL, T_ENUM, T_LISTEN, T_URL, T_SECRET } ktype_t;
+
+typedef struct key {
+    const char *name;
+    ktype_t type;
+    size_t off;
+    const char *def;
+    long min, max;
+    const char *choices; /* T_ENUM: '|'-separated */
+} key_t_;
+
+#define S(name, field, def) {name, T_STR, offsetof(conf_t, field), def, 0, 0, NULL}
+#define SEC(name, field) {name, T_SECRET, offsetof(conf_t, field), "", 0, 0, NULL}
+#define I(name, field, def, lo, hi) {name, T_INT, offsetof(conf_t, field), def, lo, hi, NULL}
+#define B(name, field, def) {name, T_BOOL, offsetof(conf_t, field), def, 0, 0, NULL}
+#define E(name, field, def, ch) {name, T_ENUM, offsetof(conf_t, field), def, 0, 0, ch}
+#define L(name, field, def) {name, T_LISTEN, offsetof(conf_t, field), def, 0, 0, NULL}
+#define U(name, field, def) {name, T_URL, offsetof(conf_t, field), def, 0, 0, NULL}
+
+static const key_t_ keys[] = {
+    E("log.level", log_level, "info", "debug|info|warn|error"),
+    L("http.listen", http_listen, "127.0.0.1:8080"),
+    I("http.max_body_bytes", http_max_body_bytes, "4096", 256, 65536),
+    I("http.max_connections", http_max_connections, "1024", 1, 100000),
+    I("http.connection_timeout_s", http_connection_timeout_s, "30", 1, 3600),
+    B("http.trust_forwarded_for", http_trust_forwarded_for, "false"),
+    L("admin.listen", admin_listen, "127.0.0.1:9090"),
+    U("redis.url", redis_url, "redis://127.0.0.1:6379/0"),
+    S("redis.prefix", redis_prefix, "herald:"),
+    I("redis.timeout_ms", redis_timeout_ms, "1000", 10, 60000),
+    S("redis.password_file", redis_password_file, ""),
+    I("tokens.ttl_days", tokens_ttl_days, "90", 1, 3650),
+    I("tokens.max_devices_per_user", tokens_max_devices_per_user, "20", 1, 1000),
+    I("tokens.sweep_interval_s", tokens_sweep_interval_s, "3600", 0, 604800),
+    I("tokens.inactive_retention_days", tokens_inactive_retention_days, "30", 0, 3650),
+    E("auth.mode", auth_mode, "jwt", "jwt|trusted-header"),
+    S("auth.trusted_header", auth_trusted_header, "X-User-Id"),
+    S("auth.jwt.hs256_secret_file", auth_jwt_hs256_secret_file, ""),
+    SEC("auth.jwt.hs256_secret", auth_jwt_hs256_secret),
+    S("auth.jwt.jwks_file", auth_jwt_jwks_file, ""),
+    S("auth.jwt.issuer", auth_jwt_issuer, ""),
+    S("auth.jwt.audience", auth_jwt_audience, ""),
+    I("auth.jwt.leeway_s", auth_jwt_leeway_s, "30", 0, 600),
+    B("ratelimit.enabled", ratelimit_enabled, "true"),
+    I("ratelimit.user_rate", ratelimit_user_rate, "50", 1, 1000000),
+    I("ratelimit.user_burst", ratelimit_user_burst, "100", 1, 1000000),
+    I("ratelimit.ip_rate", ratelimit_ip_rate, "50", 1, 1000000),
+    I("ratelimit.ip_burst", ratelimit_ip_burst, "100", 1, 1000000),
+    U("expo.url", expo_url, "https://exp.host"),
+    S("expo.access_token_file", expo_access_token_file, ""),
+    SEC("expo.access_token", expo_access_token),
+    I("expo.linger_ms", expo_linger_ms, "5", 0, 1000),
+    I("expo.max_concurrent", expo_max_concurrent, "6", 1, 64),
+    I("expo.rate_per_sec", expo_rate_per_sec, "600", 0, 1000000),
+    B("expo.shared_rate_limit", expo_shared_rate_limit, "false"),
+    I("expo.max_attempts", expo_max_attempts, "6", 1, 100),
+    I("expo.max_retry_age_s", expo_max_retry_age_s, "600", 1, 86400),
+    I("expo.backoff_base_ms", expo_backoff_base_ms, "1000", 1, 60000),
+    I("expo.backoff_cap_ms", expo_backoff_cap_ms, "60000", 1, 3600000),
+    I("expo.timeout_ms", expo_timeout_ms, "30000", 100, 600000),
+    I("expo.receipt_delay_s", expo_receipt_delay_s, "900", 0, 86400),
+    I("expo.receipt_poll_interval_s", expo_receipt_poll_interval_s, "5", 1, 3600),
+    B("expo.http2", expo_http2, "true"),
+    S("queue.topics", queue_topics, "job-events"),
+    S("queue.dlq_topic", queue_dlq_topic, ""),
+    I("queue.max_in_flight", queue_max_in_flight, "1000", 1, 1000000),
+    I("queue.max_event_bytes", queue_max_event_bytes, "65536", 256, 10485760),
+    B("kafka.embedded", kafka_embedded, "false"),
+    I("dedup.pending_ttl_s", dedup_pending_ttl_s, "120", 5, 86400),
+    I("dedup.done_ttl_s", dedup_done_ttl_s, "604800", 60, 31536000),
+    I("trace.ttl_s", trace_ttl_s, "604800", 0, 31536000),
+    I("trace.max_records", trace_max_records, "100", 1, 10000),
+    I("shutdown.timeout_s", shutdown_timeout_s, "10", 0, 3600),
+    S("runtime.dir", runtime_dir, "run"),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const template_fields[] = {"title",      "body",     "sound", "priority",
+                                              "channel_id", "action",   "type",  "ttl",
+                                              "category_id", "subtitle", NULL};
+
+static char **str_at(conf_t *c, const key_t_ *k)
+{
+    return (char **)(void *)((char *)c + k->off);
+}
+
+static long *long_at(conf_t *c, const key_t_ *k)
+{
+    return (long *)(void *)((char *)c + k->off);
+}
+
+static bool *bool_at(conf_t *c, const key_t_ *k)
+{
+    return (bool *)(void *)((char *)c + k->off);
+}
+
+static const key_t_ *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+int conf_parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+static int parse_value(conf_t *c, const key_t_ *k, const char *v, char *msg, size_t msglen)
+{
+    char host[256];
+    int port;
+    switch (k->type) {
+    case T_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || end == v || *end != '\0') {
+            snprintf(msg, msglen, "%s: expected an integer, got \"%s\"", k->name, v);
+            return -1;
+        }
+        if (n < k->min || n > k->max) {
+            snprintf(msg, msglen, "%s: %ld is out of range [%ld, %ld]", k->name, n, k->min,
+                     k->max);
+            return -1;
+        }
+        *long_at(c, k) = n;
+        return 0;
+    }
+    case T_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+            *bool_at(c, k) = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
+            *bool_at(c, k) = false;
+        else {
+            snprintf(msg, msglen, "%s: expected true or false, got \"%s\"", k->name, v);
+            return -1;
+        }
+        return 0;
+    case T_ENUM: {
+        size_t vl = strlen(v);
+        const char *p = k->choices;
+        while (*p) {
+            size_t n = strcspn(p, "|");
+            if (n == vl && strncmp(p, v, n) == 0)
+                goto store;
+            p += n + (p[n] == '|');
+        }
+        snprintf(msg, msglen, "%s: \"%s\" is not one of %s", k->name, v, k->choices);
+        return -1;
+    }
+    case T_LISTEN:
+        if (conf_parse_listen(v, host, sizeof host, &port) != 0) {
+            snprintf(msg, msglen, "%s: expected host:port, got \"%s\"", k->name, v);
+            return -1;
+        }
+        goto store;
+    case T_URL:
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8) && strncmp(v, "redis://", 8) &&
+            strncmp(v, "unix://", 7)) {
+            snprintf(msg, msglen, "%s: expected an http(s)://, redis:// or unix:// URL, got \"%s\"",
+                     k->name, v);
+            return -1;
+        }
+        goto store;
+    case T_STR:
+    case T_SECRET:
+        goto store;
+    }
+    return -1;
+store:
+    free(*str_at(c, k));
+    *str_at(c, k) = xstrdup(v);
+    return 0;
+}
+
+static int valid_prop_name(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+            return 0;
+    return 1;
+}
+
+static int set_dynamic(conf_kv_t **arr, size_t *n, const char *key, const char *value)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*arr)[i].key, key) == 0) {
+            free((*arr)[i].value);
+            (*arr)[i].value = xstrdup(value);
+            return 0;
+        }
+    }
+    if (*n >= CONF_MAX_DYNAMIC)
+        return -1;
+    *arr = xrealloc(*arr, (*n + 1) * sizeof **arr);
+    (*arr)[*n].key = xstrdup(key);
+    (*arr)[*n].value = xstrdup(value);
+    (*n)++;
+    return 0;
+}
+
+/* templates.<NAME>.<field>: NAME is [A-Za-z0-9_]+, field one of template_fields. */
+static int valid_template_key(const char *key)
+{
+    const char *name = key + strlen("templates.");
+    if (strcmp(name, "notify") == 0)
+        return 1;
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || dot == name)
+        return 0;
+    for (const char *p = name; p < dot; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return 0;
+    for (size_t i = 0; template_fields[i]; i++)
+        if (strcmp(dot + 1, template_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int set_msg(conf_t *c, const char *key, const char *value, char *msg, size_t msglen)
+{
+    if (strlen(value) > CONF_MAX_VALUE) {
+        snprintf(msg, msglen, "%s: value longer than %d bytes", key, CONF_MAX_VALUE);
+        return -1;
+    }
+    const key_t_ *k = find_key(key);
+    if (k)
+        return parse_value(c, k, value, msg, msglen);
+    if (strncmp(key, "kafka.", 6) == 0) {
+        if (!valid_prop_name(key + 6)) {
+            snprintf(msg, msglen, "%s: not a valid librdkafka property name", key);
+            return -1;
+        }
+        if (set_dynamic(&c->kafka, &c->nkafka, key + 6, value) == 0)
+            return 0;
+        snprintf(msg, msglen, "%s: too many kafka.* keys", key);
+        return -1;
+    }
+    if (strncmp(key, "templates.", 10) == 0) {
+        if (!valid_template_key(key)) {
+            snprintf(msg, msglen,
+                     "%s: expected templates.<STATUS>.<title|body|sound|priority|channel_id|"
+                     "action|type|ttl|category_id|subtitle> or templates.notify",
+                     key);
+            return -1;
+        }
+        if (set_dynamic(&c->templates, &c->ntemplates, key, value) == 0)
+            return 0;
+        snprintf(msg, msglen, "%s: too many templates.* keys", key);
+        return -1;
+    }
+    snprintf(msg, msglen, "unknown key \"%s\"", key);
+    return -1;
+}
+
+int conf_set(conf_t *c, const char *key, const char *value, const char *origin, char *err,
+             size_t errlen)
+{
+    char msg[512];
+    if (set_msg(c, key, value, msg, sizeof msg) == 0)
+        return 0;
+    snprintf(err, errlen, "%s: %s", origin, msg);
+    return -1;
+}
+
+conf_t *conf_create(void)
+{
+    conf_t *c = xcalloc(1, sizeof *c);
+    char msg[512];
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (parse_value(c, &keys[i], keys[i].def, msg, sizeof msg) != 0)
+            abort(); /* a bad default is a programming error */
+    }
+    set_dynamic(&c->kafka, &c->nkafka, "group.id", "herald");
+    return c;
+}
+
+void conf_destroy(conf_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].type != T_INT && keys[i].type != T_BOOL)
+            free(*str_at(c, &keys[i]));
+    for (size_t i = 0; i < c->nkafka; i++)
+        free(c->kafka[i].key), free(c->kafka[i].value);
+    for (size_t i = 0; i < c->ntemplates; i++)
+        free(c->templates[i].key), free(c->templates[i].value);
+    free(c->kafka);
+    free(c->templates);
+    free(c->path);
+    free(c);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* A value may be double-quoted to keep leading/trailing blanks or a '#'. */
+static int unquote(char *v, char *msg, size_t msglen)
+{
+    size_t n = strlen(v);
+    if (n == 0 || v[0] != '"')
+        return 0;
+    if (n < 2 || v[n - 1] != '"') {
+        snprintf(msg, msglen, "unterminated quoted value");
+        return -1;
+    }
+    memmove(v, v + 1, n - 2);
+    v[n - 2] = '\0';
+    return 0;
+}
+
+static int parse_line(conf_t *c, char *line, char *msg, size_t msglen)
+{
+    for (char *p = line; *p; p++) {
+        if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\r') {
+            snprintf(msg, msglen, "control character in line");
+            return -1;
+        }
+    }
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        snprintf(msg, msglen, "expected \"key = value\"");
+        return -1;
+    }
+    *eq = '\0';
+    char *key = trim(s);
+    char *val = trim(eq + 1);
+    if (*val != '"') {
+        char *hash = strstr(val, " #");
+        if (hash) {
+            *hash = '\0';
+            val = trim(val);
+        }
+    }
+    if (*key == '\0') {
+        snprintf(msg, msglen, "missing key before '='");
+        return -1;
+    }
+    if (unquote(val, msg, msglen) != 0)
+        return -1;
+    return set_msg(c, key, val, msg, msglen);
+}
+
+int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, char *err,
+                     size_t errlen)
+{
+    char line[CONF_MAX_LINE + 1];
+    char msg[512];
+    size_t pos = 0;
+    int lineno = 0;
+    if (len > CONF_MAX_FILE) {
+        snprintf(err, errlen, "%s: file larger than %u bytes", name, CONF_MAX_FILE);
+        return -1;
+    }
+    while (pos < len) {
+        lineno++;
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (n > CONF_MAX_LINE) {
+            snprintf(err, errlen, "%s:%d: line longer than %d bytes", name, lineno, CONF_MAX_LINE);
+            return -1;
+        }
+        if (memchr(text + pos, '\0', n)) {
+            snprintf(err, errlen, "%s:%d: NUL byte in line", name, lineno);
+            return -1;
+        }
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        pos += n + (nl ? 1 : 0);
+        if (parse_line(c, line, msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "%s:%d: %s", name, lineno, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int conf_load_file(conf_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = xmalloc(CONF_MAX_FILE + 1);
+    size_t n = fread(text, 1, CONF_MAX_FILE + 1, f);
+    int rerr = ferror(f);
+    fclose(f);
+    int rc;
+    if (rerr) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    } else {
+        rc = conf_load_string(c, path, text, n, err, errlen);
+    }
+    free(text);
+    if (rc == 0) {
+        free(c->path);
+        c->path = xstrdup(path);
+    }
+    return rc;
+}
+
+void conf_env_name(const char *key, char *out, size_t outlen)
+{
+    size_t j = 0;
+    const char *pre = "HERALD_";
+    for (; *pre && j + 1 < outlen; pre++)
+        out[j++] = *pre;
+    for (; *key && j + 1 < outlen; key++)
+        out[j++] = (*key == '.' || *key == '-') ? '_' : (char)toupper((unsigned char)*key);
+    out[j] = '\0';
+}
+
+/* Variables that are not configuration keys but belong to herald's tools. */
+static const char *const env_allowed[] = {"HERALD_CONFIG", "HERALD_TEST_", NULL};
+
+static int env_allowed_name(const char *name, size_t n)
+{
+    for (size_t i = 0; env_allowed[i]; i++) {
+        size_t l = strlen(env_allowed[i]);
+        if (env_allowed[i][l - 1] == '_' ? (n >= l && strncmp(name, env_allowed[i], l) == 0)
+                                         : (n == l && strncmp(name, env_allowed[i], l) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* HERALD_KAFKA_SESSION_TIMEOUT_MS -> kafka.session.timeout.ms (librdkafka names use dots only);
+ * HERALD_TEMPLATES_FAILED_CHANNEL_ID -> templates.FAILED.channel_id. */
+static int env_dynamic_key(const char *name, size_t n, char *key, size_t keylen)
+{
+    if (n > 13 && strncmp(name, "HERALD_KAFKA_", 13) == 0) {
+        if (n - 13 + 7 > keylen)
+            return -1;
+        size_t j = (size_t)snprintf(key, keylen, "kafka.");
+        for (size_t i = 13; i < n; i++)
+            key[j++] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
+        key[j] = '\0';
+        return 0;
+    }
+    if (n > 17 && strncmp(name, "HERALD_TEMPLATES_", 17) == 0) {
+        const char *rest = name + 17;
+        size_t rl = n - 17;
+        if (rl == 6 && strncmp(rest, "NOTIFY", 6) == 0)
+            return snprintf(key, keylen, "templates.notify") < 0 ? -1 : 0;
+        for (size_t f = 0; template_fields[f]; f++) {
+            char up[32];
+            size_t fl = strlen(template_fields[f]);
+            for (size_t i = 0; i <= fl; i++)
+                up[i] = (char)toupper((unsigned char)template_fields[f][i]);
+            if (rl > fl + 1 && rest[rl - fl - 1] == '_' && strncmp(rest + rl - fl, up, fl) == 0) {
+                int w = snprintf(key, keylen, "templates.%.*s.%s", (int)(rl - fl - 1), rest,
+                                 template_fields[f]);
+                return (w < 0 || (size_t)w >= keylen) ? -1 : 0;
+            }
+        }
+    }
+    return -1;
+}
+
+static int env_key(const char *name, size_t n, char *key, size_t keylen)
+{
+    char want[128];
+    for (size_t i = 0; i < NKEYS; i++) {
+        conf_env_name(keys[i].name, want, sizeof want);
+        if (strlen(want) == n && strncmp(want, name, n) == 0) {
+            snprintf(key, keylen, "%s", keys[i].name);
+            return 0;
+        }
+    }
+    return env_dynamic_key(name, n, key, keylen);
+}
+
+int conf_apply_env(conf_t *c, char *const *envp, char *err, size_t errlen)
+{
+    for (size_t i = 0; envp && envp[i]; i++) {
+        const char *e = envp[i];
+        if (strncmp(e, "HERALD_", 7) != 0)
+            continue;
+        const char *eq = strchr(e, '=');
+        if (eq == NULL)
+            continue;
+        size_t n = (size_t)(eq - e);
+        if (env_allowed_name(e, n))
+            continue;
+        char key[256], origin[160];
+        snprintf(origin, sizeof origin, "env %.*s", (int)(n > 128 ? 128 : n), e);
+        if (env_key(e, n, key, sizeof key) != 0) {
+            snprintf(err, errlen, "%s: no configuration key has this name", origin);
+            return -1;
+        }
+        if (conf_set(c, key, eq + 1, origin, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+const char *conf_kafka_get(const conf_t *c, const char *prop)
+{
+    for (size_t i = 0; i < c->nkafka; i++)
+        if (strcmp(c->kafka[i].key, prop) == 0)
+            return c->kafka[i].value;
+    return NULL;
+}
+
+const char *conf_template_get(const conf_t *c, const char *name, const char *field)
+{
+    char key[256];
+    if (field)
+        snprintf(key, sizeof key, "templates.%s.%s", name, field);
+    else
+        snprintf(key, sizeof key, "templates.%s", name);
+    for (size_t i = 0; i < c->ntemplates; i++)
+        if (strcmp(c->templates[i].key, key) == 0)
+            return c->templates[i].value;
+    return NULL;
+}
+
+int conf_validate(const conf_t *c, char *err, size_t errlen)
+{
+    const char *where = c->path ? c->path : "config";
+    if (strcmp(c->auth_mode, "jwt") == 0 && !*c->auth_jwt_hs256_secret &&
+        !*c->auth_jwt_hs256_secret_file && !*c->auth_jwt_jwks_file) {
+        snprintf(err, errlen,
+                 "%s: auth.mode = jwt needs auth.jwt.hs256_secret_file, auth.jwt.jwks_file or "
+                 "HERALD_AUTH_JWT_HS256_SECRET",
+                 where);
+        return -1;
+    }
+    if (*c->auth_jwt_hs256_secret && *c->auth_jwt_hs256_secret_file) {
+        snprintf(err, errlen,
+                 "%s: set auth.jwt.hs256_secret or auth.jwt.hs256_secret_file, not both", where);
+        return -1;
+    }
+    if (strcmp(c->auth_mode, "trusted-header") == 0 && !*c->auth_trusted_header) {
+        snprintf(err, errlen, "%s: auth.mode = trusted-header needs auth.trusted_header", where);
+        return -1;
+    }
+    if (c->kafka_embedded && conf_kafka_get(c, "bootstrap.servers")) {
+        snprintf(err, errlen,
+                 "%s: kafka.embedded = true cannot be combined with kafka.bootstrap.servers",
+                 where);
+        return -1;
+    }
+    if (c->expo_backoff_cap_ms < c->expo_backoff_base_ms) {
+        snprintf(err, errlen, "%s: expo.backoff_cap_ms is smaller than expo.backoff_base_ms",
+                 where);
+        return -1;
+    }
+    if (!*c->queue_topics) {
+        snprintf(err, errlen, "%s: queue.topics must name at least one topic", where);
+        return -1;
+    }
+    if (!*c->redis_prefix || strlen(c->redis_prefix) > 64) {
+        snprintf(err, errlen, "%s: redis.prefix must be 1 to 64 characters", where);
+        return -1;
+    }
+    return 0;
+}
+
+int conf_load(conf_t **out, const char *path, char *const *envp, char *err, size_t errlen)
+{
+    conf_t *c = conf_create();
+    if ((path && conf_load_file(c, path, err, errlen) != 0) ||
+        conf_apply_env(c, envp, err, errlen) != 0 || conf_validate(c, err, errlen) != 0) {
+        conf_destroy(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+static int secret_kafka(const char *k)
+{
+    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "sasl.oauthbearer.config");
+}
+
+void conf_dump(const conf_t *c, buf_t *out)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_t_ *k = &keys[i];
+        const void *at = (const char *)c + k->off;
+        if (k->type == T_INT)
+            buf_printf(out, "%s = %ld\n", k->name, *(const long *)at);
+        else if (k->type == T_BOOL)
+            buf_printf(out, "%s = %s\n", k->name, *(const bool *)at ? "true" : "false");
+        else if (k->type == T_SECRET)
+            buf_printf(out, "%s = %s\n", k->name, **(char *const *)at ? "(set)" : "");
+        else
+            buf_printf(out, "%s = %s\n", k->name, *(char *const *)at);
+    }
+    for (size_t i = 0; i < c->nkafka; i++)
+        buf_printf(out, "kafka.%s = %s\n", c->kafka[i].key,
+                   secret_kafka(c->kafka[i].key) ? "(set)" : c->kafka[i].value);
+    for (size_t i = 0; i < c->ntemplates; i++)
+        buf_printf(out, "%s = %s\n", c->templates[i].key, c->templates[i].value);
+}

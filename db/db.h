@@ -1,0 +1,90 @@
+/* db.h - asynchronous Redis client on the libuv loop, shared by every module that keeps state in
+ * Redis (token store, rate limits, dedup, receipts, trace).
+ *
+ * What hiredis 0.14 lacks and this adds: a per-command timeout (a stuck server fails commands
+ * within redis.timeout_ms instead of hanging them), reconnection with backoff, AUTH/SELECT from the
+ * URL on every connect, and Lua scripts sent by SHA with a transparent EVAL fallback on NOSCRIPT.
+ * Commands issued in the same loop iteration are pipelined by hiredis.
+ *
+ * Loop affinity: everything here runs on the loop given to db_create. Callbacks fire exactly once,
+ * never from inside the call that issued the command, also on timeout, disconnect and destroy. */
+#ifndef HERALD_DB_DB_H
+#define HERALD_DB_DB_H
+
+#include "core/metrics.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct db db_t;
+typedef struct db_script db_script_t;
+typedef struct db_reply db_reply_t; /* a borrowed view of a reply, valid only inside the callback */
+
+enum {
+    DB_OK = 0,
+    DB_EDOWN = -1,     /* not connected (connecting, or reconnecting after an error) */
+    DB_ETIMEOUT = -2,  /* no reply within the command timeout */
+    DB_ESHUTDOWN = -3, /* db_destroy ran before the reply arrived */
+    DB_EPROTO = -4,    /* the connection broke mid-command or the reply was unusable */
+};
+
+typedef enum {
+    DB_REPLY_STRING,
+    DB_REPLY_ARRAY,
+    DB_REPLY_INTEGER,
+    DB_REPLY_NIL,
+    DB_REPLY_STATUS,
+    DB_REPLY_ERROR,
+} db_reply_type_t;
+
+/* status is DB_OK with a non-NULL reply (which may be a DB_REPLY_ERROR), or a negative DB_E* code
+ * with reply == NULL. */
+typedef void (*db_cb)(int status, const db_reply_t *reply, void *arg);
+
+typedef struct db_opts {
+    const char *url;      /* redis://[:password@]host:port[/db] or unix:///path/to/sock[?db=N] */
+    const char *password; /* overrides the URL's password when non-NULL and non-empty */
+    long timeout_ms;      /* per-command and connect timeout */
+    metric_reg_t *metrics; /* borrowed; may be NULL */
+    const char *name;      /* label for logs/metrics ("main"); NULL means "main" */
+} db_opts_t;
+
+/* new: free with db_destroy. Starts connecting at once; db_ready() tells when it is usable.
+ * Returns NULL with a sentence in err for a bad URL. */
+db_t *db_create(uv_loop_t *loop, const db_opts_t *opts, char *err, size_t errlen);
+/* Fails every pending command with DB_ESHUTDOWN (their callbacks run inside this call), closes
+ * the connection and timers. Accepts NULL. Run the loop afterwards so libuv finishes closing. */
+void db_destroy(db_t *db);
+
+bool db_ready(const db_t *db);
+/* A short human reason when not ready ("connection refused", "timeout"), "" when ready. */
+const char *db_last_error(const db_t *db);
+/* Registers a callback for readiness changes (up == true after connect + AUTH/SELECT). */
+void db_on_state(db_t *db, void (*cb)(bool up, void *arg), void *arg);
+
+/* Sends one command. argvlen may be NULL for NUL-terminated arguments. Always returns 0: failures
+ * come through cb (DB_EDOWN at once-but-deferred when not connected). */
+int db_command(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv,
+               const size_t *argvlen);
+/* Convenience: NULL-terminated list of string arguments. */
+int db_cmd(db_t *db, db_cb cb, void *arg, ...);
+
+/* Registers a Lua script (text copied). The handle is borrowed, owned by db. */
+db_script_t *db_script(db_t *db, const char *lua);
+/* EVALSHA sha nkeys keys... args...; on NOSCRIPT it is resent as EVAL transparently. argv holds
+ * the keys followed by the args. */
+int db_eval(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
+            const char *const *argv, const size_t *argvlen);
+
+/* Reply accessors. */
+db_reply_type_t db_reply_type(const db_reply_t *r);
+long long db_reply_int(const db_reply_t *r);
+/* String, status and error replies: the bytes (NUL-terminated) and their length in *len. */
+const char *db_reply_str(const db_reply_t *r, size_t *len);
+size_t db_reply_len(const db_reply_t *r); /* array element count */
+const db_reply_t *db_reply_elem(const db_reply_t *r, size_t i);
+
+const char *db_strerror(int status);
+
+#endif

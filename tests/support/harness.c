@@ -1,0 +1,377 @@
+/* harness.c - real servers for integration tests; see harness.h. */
+#include "tests/support/harness.h"
+#include "core/xalloc.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PROCS 64
+static th_proc_t *procs[MAX_PROCS];
+static bool atexit_set;
+
+extern char **environ;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof a;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int th_tmpdir(char *out, size_t outlen)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(out, outlen, "%s/herald-test-XXXXXX", t && *t ? t : "/tmp");
+    return mkdtemp(out) ? 0 : -1;
+}
+
+const char *th_bin_dir(void)
+{
+    const char *d = getenv("HERALD_BIN_DIR");
+    return d && *d ? d : "build/bin";
+}
+
+void th_fixture(const char *rel, char *out, size_t outlen)
+{
+    const char *d = getenv("HERALD_FIXTURES");
+    snprintf(out, outlen, "%s/%s", d && *d ? d : "tests/fixtures", rel);
+}
+
+void th_stop_all(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i])
+            th_stop(procs[i], SIGKILL, 2000);
+}
+
+static void on_exit_kill(void)
+{
+    th_stop_all();
+}
+
+int th_spawn(th_proc_t *p, const char *name, char *const argv[], char *const extra_env[],
+             const char *log_path)
+{
+    if (!atexit_set) {
+        atexit(on_exit_kill);
+        atexit_set = true;
+    }
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    if (log_path)
+        snprintf(p->log, sizeof p->log, "%s", log_path);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (log_path) {
+            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        for (size_t i = 0; extra_env && extra_env[i]; i++)
+            putenv(extra_env[i]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i] == NULL) {
+            procs[i] = p;
+            break;
+        }
+    }
+    return 0;
+}
+
+bool th_alive(th_proc_t *p)
+{
+    if (p->pid <= 0)
+        return false;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        p->pid = -st - 1; /* remember it exited; th_stop reads the status back */
+        return false;
+    }
+    return r == 0;
+}
+
+int th_stop(th_proc_t *p, int sig, int timeout_ms)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i] == p)
+            procs[i] = NULL;
+    if (p->pid < 0)
+        return -(p->pid + 1);
+    if (p->pid == 0)
+        return -1;
+    kill(p->pid, sig);
+    long long deadline = now_ms() + timeout_ms;
+    int st = -1;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (r < 0) {
+            st = -1;
+            break;
+        }
+        if (now_ms() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            break;
+        }
+        sleep_ms(5);
+    }
+    p->pid = 0;
+    return st;
+}
+
+bool th_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int delay = 2;
+    for (;;) {
+        if (pred(arg))
+            return true;
+        if (now_ms() > deadline)
+            return false;
+        sleep_ms(delay);
+        if (delay < 50)
+            delay *= 2;
+    }
+}
+
+static bool port_open(void *arg)
+{
+    int port = *(int *)arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+bool th_wait_port(int port, int timeout_ms)
+{
+    return th_wait_until(port_open, &port, timeout_ms);
+}
+
+struct file_wait {
+    const char *path, *needle;
+    char *line;
+    size_t linelen;
+};
+
+static bool file_has(void *arg)
+{
+    struct file_wait *w = arg;
+    FILE *f = fopen(w->path, "r");
+    if (f == NULL)
+        return false;
+    char buf[8192];
+    bool found = false;
+    while (fgets(buf, sizeof buf, f)) {
+        if (strstr(buf, w->needle)) {
+            if (w->line)
+                snprintf(w->line, w->linelen, "%s", buf);
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+bool th_wait_file_contains(const char *path, const char *needle, char *line, size_t linelen,
+                           int timeout_ms)
+{
+    struct file_wait w = {path, needle, line, linelen};
+    return th_wait_until(file_has, &w, timeout_ms);
+}
+
+int th_redis_start(th_redis_t *r, int port)
+{
+    char portbuf[16], logp[600];
+    if (r->dir[0] == '\0' && th_tmpdir(r->dir, sizeof r->dir) != 0)
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = port ? port : th_free_port();
+        snprintf(portbuf, sizeof portbuf, "%d", r->port);
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+        snprintf(logp, sizeof logp, "%s/redis.log", r->dir);
+        char *argv[] = {"redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--dir", r->dir, NULL};
+        if (th_spawn(&r->proc, "redis", argv, NULL, logp) != 0)
+            return -1;
+        if (th_wait_port(r->port, 10000))
+            return 0;
+        th_stop(&r->proc, SIGKILL, 1000);
+        if (port)
+            sleep_ms(200); /* fixed port (restart): the old socket may linger briefly */
+    }
+    return -1;
+}
+
+void th_redis_stop(th_redis_t *r)
+{
+    if (r->proc.pid)
+        th_stop(&r->proc, SIGTERM, 5000);
+}
+
+static void reply_text(buf_t *b, const redisReply *rep)
+{
+    switch (rep->type) {
+    case REDIS_REPLY_INTEGER:
+        buf_printf(b, "%lld", rep->integer);
+        break;
+    case REDIS_REPLY_NIL:
+        buf_puts(b, "(nil)");
+        break;
+    case REDIS_REPLY_ARRAY:
+        for (size_t i = 0; i < rep->elements; i++) {
+            if (i)
+                buf_putc(b, '\n');
+            reply_text(b, rep->element[i]);
+        }
+        break;
+    default:
+        buf_append(b, rep->str, rep->len);
+    }
+}
+
+char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    if (c == NULL || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    char *out = NULL;
+    if (rep) {
+        buf_t b = BUF_INIT;
+        reply_text(&b, rep);
+        out = buf_steal(&b);
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    return out;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    buf_append(arg, p, sz * n);
+    return sz * n;
+}
+
+int th_http(const char *method, const char *url, const char *const *headers, const char *body,
+            size_t bodylen, th_resp_t *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &out->headers);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+const char *th_resp_header(const th_resp_t *r, const char *name, char *out, size_t outlen)
+{
+    const char *p = buf_cstr(&r->headers);
+    size_t nl = strlen(name);
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = (size_t)(p + len - v);
+            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
+            snprintf(out, outlen, "%.*s", (int)vl, v);
+            return out;
+        }
+        p += len + (eol ? 1 : 0);
+    }
+    return NULL;
+}
+
+void th_resp_cleanup(th_resp_t *r)
+{
+    buf_cleanup(&r->headers);
+    buf_cleanup(&r->body);
+}

@@ -1,0 +1,75 @@
+/* harness.h - what integration tests need to run real servers: free ports from the OS, child
+ * processes that are always stopped, a real redis-server per test, bounded waits on conditions,
+ * and a small HTTP client over loopback. Test code only; blocking calls are fine here. */
+#ifndef HERALD_TESTS_HARNESS_H
+#define HERALD_TESTS_HARNESS_H
+
+#include "core/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A TCP port the OS just handed out on 127.0.0.1 (bound to 0, then released). */
+int th_free_port(void);
+/* A fresh directory under $TMPDIR (or /tmp); returns a static-lifetime copy in out. */
+int th_tmpdir(char *out, size_t outlen);
+/* Directory of the built binaries (env HERALD_BIN_DIR, set by CMake), e.g. ".../build/bin". */
+const char *th_bin_dir(void);
+/* Path of a fixture file under tests/fixtures (env HERALD_FIXTURES). */
+void th_fixture(const char *rel, char *out, size_t outlen);
+
+typedef struct th_proc {
+    pid_t pid;
+    char name[64];
+    char log[512]; /* combined stdout/stderr */
+} th_proc_t;
+
+/* Starts argv[0] with stdout and stderr to log_path (NULL: inherit). extra_env: NULL-terminated
+ * "K=V" strings added to the environment, or NULL. Registered so th_stop_all() (run at exit too)
+ * kills it if the test forgets. */
+int th_spawn(th_proc_t *p, const char *name, char *const argv[], char *const extra_env[],
+             const char *log_path);
+/* Sends sig, waits up to timeout_ms, then SIGKILL. Returns the exit status as from waitpid
+ * (WIFEXITED...), or -1. */
+int th_stop(th_proc_t *p, int sig, int timeout_ms);
+bool th_alive(th_proc_t *p);
+void th_stop_all(void);
+
+/* Polls pred every few ms until it returns true or timeout_ms passes. */
+bool th_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);
+/* Waits for a TCP port on 127.0.0.1 to accept connections. */
+bool th_wait_port(int port, int timeout_ms);
+/* Waits until the file contains needle; copies the line holding it into line (may be NULL). */
+bool th_wait_file_contains(const char *path, const char *needle, char *line, size_t linelen,
+                           int timeout_ms);
+
+typedef struct th_redis {
+    th_proc_t proc;
+    int port;
+    char url[64];
+    char dir[256];
+} th_redis_t;
+
+/* A real redis-server on a free port (port == 0) or the given one, no persistence. */
+int th_redis_start(th_redis_t *r, int port);
+void th_redis_stop(th_redis_t *r);
+/* Runs one command with redis-cli-like semantics through hiredis and returns the reply as text
+ * (integers in decimal, nil as "(nil)", arrays joined by '\n'); caller frees. NULL on error. */
+char *th_redis_cmd(th_redis_t *r, const char *fmt, ...);
+
+typedef struct th_resp {
+    long status;
+    buf_t headers; /* raw header lines */
+    buf_t body;
+} th_resp_t;
+
+/* One HTTP request over loopback. headers: NULL-terminated "Name: value" strings or NULL. body
+ * may be NULL. Returns 0 when a response arrived (any status), -1 on transport errors. */
+int th_http(const char *method, const char *url, const char *const *headers, const char *body,
+            size_t bodylen, th_resp_t *out);
+/* Value of a response header (case-insensitive), copied into out; NULL if absent. */
+const char *th_resp_header(const th_resp_t *r, const char *name, char *out, size_t outlen);
+void th_resp_cleanup(th_resp_t *r);
+
+#endif

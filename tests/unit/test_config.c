@@ -1,0 +1,179 @@
+/* test_config.c - the config parser: defaults, file syntax, precise errors, env overrides. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int load(conf_t *c, const char *text, char *err, size_t errlen)
+{
+    return conf_load_string(c, "t.conf", text, strlen(text), err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    conf_t *c = conf_create();
+    assert_string_equal(c->http_listen, "127.0.0.1:8080");
+    assert_string_equal(c->admin_listen, "127.0.0.1:9090");
+    assert_int_equal(c->tokens_ttl_days, 90);
+    assert_int_equal(c->ratelimit_user_rate, 50);
+    assert_int_equal(c->ratelimit_user_burst, 100);
+    assert_int_equal(c->expo_rate_per_sec, 600);
+    assert_string_equal(conf_kafka_get(c, "group.id"), "herald");
+    conf_destroy(c);
+}
+
+static void test_file_syntax(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    const char *text = "# comment\n"
+                       "\n"
+                       "  http.listen = 0.0.0.0:80   # trailing comment\n"
+                       "tokens.ttl_days=30\r\n"
+                       "redis.prefix = \"p # q \"\n"
+                       "ratelimit.enabled = off\n"
+                       "kafka.session.timeout.ms = 10000\n"
+                       "templates.COMPLETED.title = Done!\n";
+    assert_int_equal(load(c, text, err, sizeof err), 0);
+    assert_string_equal(c->http_listen, "0.0.0.0:80");
+    assert_int_equal(c->tokens_ttl_days, 30);
+    assert_string_equal(c->redis_prefix, "p # q ");
+    assert_false(c->ratelimit_enabled);
+    assert_string_equal(conf_kafka_get(c, "session.timeout.ms"), "10000");
+    assert_string_equal(conf_template_get(c, "COMPLETED", "title"), "Done!");
+    conf_destroy(c);
+}
+
+struct bad {
+    const char *text;
+    const char *err;
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    static const struct bad cases[] = {
+        {"nope = 1\n", "t.conf:1: unknown key \"nope\""},
+        {"# ok\nhttp.listen\n", "t.conf:2: expected \"key = value\""},
+        {"tokens.ttl_days = abc\n", "t.conf:1: tokens.ttl_days: expected an integer, got \"abc\""},
+        {"tokens.ttl_days = 0\n", "t.conf:1: tokens.ttl_days: 0 is out of range [1, 3650]"},
+        {"tokens.ttl_days = 99999999999999999999\n", "t.conf:1: tokens.ttl_days: expected an"},
+        {"ratelimit.enabled = maybe\n", "t.conf:1: ratelimit.enabled: expected true or false"},
+        {"log.level = loud\n", "t.conf:1: log.level: \"loud\" is not one of debug|info|warn|error"},
+        {"http.listen = 8080\n", "t.conf:1: http.listen: expected host:port, got \"8080\""},
+        {"http.listen = h:99999\n", "t.conf:1: http.listen: expected host:port"},
+        {"expo.url = ftp://x\n", "t.conf:1: expo.url: expected an http(s)://"},
+        {"redis.prefix = \"abc\n", "t.conf:1: unterminated quoted value"},
+        {" = 3\n", "t.conf:1: missing key before '='"},
+        {"templates.COMPLETED.colour = red\n", "t.conf:1: templates.COMPLETED.colour: expected"},
+        {"kafka.bad key = 1\n", "t.conf:1: kafka.bad key: not a valid librdkafka property name"},
+        {"a\x01 = 1\n", "t.conf:1: control character in line"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[512] = "";
+        conf_t *c = conf_create();
+        assert_int_equal(load(c, cases[i].text, err, sizeof err), -1);
+        if (strncmp(err, cases[i].err, strlen(cases[i].err)) != 0)
+            fail_msg("case %zu: got \"%s\", want prefix \"%s\"", i, err, cases[i].err);
+        conf_destroy(c);
+    }
+}
+
+static void test_long_line_and_nul(void **state)
+{
+    (void)state;
+    char err[512];
+    conf_t *c = conf_create();
+    size_t n = 5000;
+    char *text = malloc(n + 1);
+    memset(text, 'a', n);
+    text[n] = '\0';
+    assert_int_equal(load(c, text, err, sizeof err), -1);
+    assert_string_equal(err, "t.conf:1: line longer than 4096 bytes");
+    free(text);
+    assert_int_equal(conf_load_string(c, "t.conf", "a = b\0c\n", 8, err, sizeof err), -1);
+    assert_string_equal(err, "t.conf:1: NUL byte in line");
+    conf_destroy(c);
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    char *env[] = {"PATH=/bin",
+                   "HERALD_TOKENS_TTL_DAYS=7",
+                   "HERALD_AUTH_JWT_HS256_SECRET=s3cret",
+                   "HERALD_KAFKA_SESSION_TIMEOUT_MS=6000",
+                   "HERALD_TEMPLATES_FAILED_CHANNEL_ID=errors",
+                   "HERALD_CONFIG=/etc/herald.conf",
+                   NULL};
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), 0);
+    assert_int_equal(c->tokens_ttl_days, 7);
+    assert_string_equal(c->auth_jwt_hs256_secret, "s3cret");
+    assert_string_equal(conf_kafka_get(c, "session.timeout.ms"), "6000");
+    assert_string_equal(conf_template_get(c, "FAILED", "channel_id"), "errors");
+    buf_t d = BUF_INIT;
+    conf_dump(c, &d);
+    assert_null(strstr(buf_cstr(&d), "s3cret"));
+    assert_non_null(strstr(buf_cstr(&d), "auth.jwt.hs256_secret = (set)\n"));
+    buf_cleanup(&d);
+
+    char *bad[] = {"HERALD_TOKENS_TTL=7", NULL};
+    assert_int_equal(conf_apply_env(c, bad, err, sizeof err), -1);
+    assert_string_equal(err, "env HERALD_TOKENS_TTL: no configuration key has this name");
+    char *bad2[] = {"HERALD_TOKENS_TTL_DAYS=x", NULL};
+    assert_int_equal(conf_apply_env(c, bad2, err, sizeof err), -1);
+    assert_string_equal(err,
+                        "env HERALD_TOKENS_TTL_DAYS: tokens.ttl_days: expected an integer, got \"x\"");
+    conf_destroy(c);
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    assert_int_equal(conf_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "auth.mode = jwt needs"));
+    assert_int_equal(load(c, "auth.jwt.hs256_secret_file = /x\n", err, sizeof err), 0);
+    assert_int_equal(conf_validate(c, err, sizeof err), 0);
+    assert_int_equal(load(c, "kafka.embedded = true\nkafka.bootstrap.servers = h:9092\n", err,
+                          sizeof err),
+                     0);
+    assert_int_equal(conf_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "kafka.embedded = true cannot be combined"));
+    conf_destroy(c);
+}
+
+static void test_listen_parse(void **state)
+{
+    (void)state;
+    char host[64];
+    int port;
+    assert_int_equal(conf_parse_listen("[::1]:9090", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 9090);
+    assert_int_equal(conf_parse_listen("127.0.0.1:0", host, sizeof host, &port), 0);
+    assert_int_equal(port, 0);
+    assert_int_equal(conf_parse_listen(":80", host, sizeof host, &port), -1);
+    assert_int_equal(conf_parse_listen("h:", host, sizeof host, &port), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_syntax),
+        cmocka_unit_test(test_errors),     cmocka_unit_test(test_long_line_and_nul),
+        cmocka_unit_test(test_env),        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_listen_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

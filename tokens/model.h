@@ -1,0 +1,58 @@
+/* model.h - the device-token record, its validation and its JSON form.
+ *
+ * One record per (userId, deviceId); field formats are DESIGN.md's "Token data model". Pure C,
+ * no I/O: the store, the API handlers, heraldctl and the dispatcher all share these rules. */
+#ifndef HERALD_TOKENS_MODEL_H
+#define HERALD_TOKENS_MODEL_H
+
+#include "core/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOK_USER_MAX 128
+#define TOK_DEVICE_MAX 128
+#define TOK_TOKEN_MAX 220 /* "ExponentPushToken[" + 200 + "]" */
+#define TOK_TIME_MAX 32
+#define TOK_REASON_MAX 32
+#define TOK_SEP '\x1f' /* separates userId and deviceId in index values */
+
+typedef enum { TOK_PLATFORM_IOS, TOK_PLATFORM_ANDROID } tok_platform_t;
+
+typedef struct tok_record {
+    char user_id[TOK_USER_MAX + 1];
+    char device_id[TOK_DEVICE_MAX + 1];
+    char token[TOK_TOKEN_MAX + 1];
+    tok_platform_t platform;
+    char registered_at[TOK_TIME_MAX]; /* ISO-8601 UTC */
+    char updated_at[TOK_TIME_MAX];
+    bool active;
+    int64_t expires_at; /* unix seconds */
+    /* Why and when it was deactivated ("" / 0 while active): user, DeviceNotRegistered, reassigned,
+     * admin. */
+    char deactivated_reason[TOK_REASON_MAX];
+    int64_t deactivated_at; /* unix seconds */
+} tok_record_t;
+
+/* Field validation: 0 when valid, else -1. */
+int tok_valid_user(const char *s, size_t n);   /* 1-128 bytes, printable ASCII, no '\x1f' */
+int tok_valid_device(const char *s, size_t n); /* 1-128 bytes, printable ASCII */
+/* ExponentPushToken[...] / ExpoPushToken[...] with 1-200 of [A-Za-z0-9_-] inside, or the bare
+ * 8-4-4-4-12 hex form. */
+int tok_valid_token(const char *s, size_t n);
+int tok_platform_parse(const char *s, tok_platform_t *out);
+const char *tok_platform_name(tok_platform_t p);
+
+/* Appends the record as compact JSON with the API's field names (userId, deviceId,
+ * expoPushToken, platform, registeredAt, updatedAt, isActive, expiresAt, and
+ * deactivatedReason/deactivatedAt when set). */
+void tok_record_json(const tok_record_t *r, buf_t *out);
+/* Parses a stored record. Returns 0, or -1 with a short reason in err. Rejects oversized and
+ * malformed fields exactly as the validators above do. */
+int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err, size_t errlen);
+
+/* A record is deliverable when active and expires_at > now_s. */
+bool tok_record_deliverable(const tok_record_t *r, int64_t now_s);
+
+#endif

@@ -1,0 +1,126 @@
+/* store.h - the token store interface: asynchronous operations on device-token records.
+ *
+ * An interface (struct of function pointers) so the API handlers and the dispatcher can be tested
+ * with a fake; tok_store_redis_create() gives the real one (Redis layout in DESIGN.md). Every
+ * multi-key change is one Lua script: a crash never leaves the owner index, the expiry index and
+ * the device hash disagreeing.
+ *
+ * All calls take (cb, arg); cb fires exactly once, never from inside the call, on the loop. */
+#ifndef HERALD_TOKENS_STORE_H
+#define HERALD_TOKENS_STORE_H
+
+#include "core/clock.h"
+#include "tokens/model.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct tok_store tok_store_t;
+
+enum {
+    TOK_OK = 0,
+    TOK_ENOTFOUND = -1, /* no such record */
+    TOK_ELIMIT = -2,    /* the user already has tokens.max_devices_per_user devices */
+    TOK_EUNAVAIL = -3,  /* the backend is down or did not answer in time: retry later */
+    TOK_ECORRUPT = -4,  /* a stored record could not be parsed */
+    TOK_EINVAL = -5,    /* invalid argument */
+    TOK_ECONFLICT = -6, /* only_if_token given and the record holds another token */
+};
+
+typedef struct tok_reg_req {
+    const char *user_id;  /* validated by the caller */
+    const char *device_id;
+    const char *token;
+    tok_platform_t platform;
+    long ttl_days;
+} tok_reg_req_t;
+
+typedef struct tok_reg_result {
+    bool created;          /* first registration of (user, device) */
+    tok_record_t record;   /* the record as stored */
+    bool reassigned;       /* the token was bound to another (user, device), now deactivated */
+    char prev_user_id[TOK_USER_MAX + 1];
+    char prev_device_id[TOK_DEVICE_MAX + 1];
+} tok_reg_result_t;
+
+typedef struct tok_owner {
+    char user_id[TOK_USER_MAX + 1];
+    char device_id[TOK_DEVICE_MAX + 1];
+} tok_owner_t;
+
+typedef void (*tok_reg_cb)(int status, const tok_reg_result_t *res, void *arg);
+/* recs are borrowed for the duration of the callback. */
+typedef void (*tok_list_cb)(int status, const tok_record_t *recs, size_t n, void *arg);
+typedef void (*tok_owner_cb)(int status, const tok_owner_t *owner, void *arg);
+typedef void (*tok_done_cb)(int status, void *arg);
+
+typedef struct tok_store_ops {
+    void (*register_device)(tok_store_t *s, const tok_reg_req_t *req, tok_reg_cb cb, void *arg);
+    void (*deactivate)(tok_store_t *s, const char *user_id, const char *device_id,
+                       const char *reason, const char *only_if_token, tok_done_cb cb, void *arg);
+    void (*purge)(tok_store_t *s, const char *user_id, const char *device_id, tok_done_cb cb,
+                  void *arg);
+    void (*list)(tok_store_t *s, const char *user_id, tok_list_cb cb, void *arg);
+    void (*find_owner)(tok_store_t *s, const char *token, tok_owner_cb cb, void *arg);
+    bool (*ready)(const tok_store_t *s);
+    void (*destroy)(tok_store_t *s);
+} tok_store_ops_t;
+
+struct tok_store {
+    const tok_store_ops_t *ops;
+};
+
+/* Registers or refreshes (user, device): keeps registeredAt, sets isActive, updatedAt = now,
+ * expiresAt = now + ttl_days; deactivates another binding of the same token first. */
+static inline void tok_store_register(tok_store_t *s, const tok_reg_req_t *req, tok_reg_cb cb,
+                                      void *arg)
+{
+    s->ops->register_device(s, req, cb, arg);
+}
+/* Soft delete with a reason ("user", "DeviceNotRegistered", "admin", ...). When only_if_token is
+ * non-NULL the record is changed only if it still holds that token (TOK_ECONFLICT otherwise): a
+ * late DeviceNotRegistered must not deactivate a token the app has since replaced.
+ * TOK_ENOTFOUND when there is no such record. */
+static inline void tok_store_deactivate(tok_store_t *s, const char *user_id, const char *device_id,
+                                        const char *reason, const char *only_if_token,
+                                        tok_done_cb cb, void *arg)
+{
+    s->ops->deactivate(s, user_id, device_id, reason, only_if_token, cb, arg);
+}
+/* Hard delete of one device (device_id != NULL) or of every device of the user, with their
+ * owner and expiry index entries. TOK_ENOTFOUND when nothing existed. */
+static inline void tok_store_purge(tok_store_t *s, const char *user_id, const char *device_id,
+                                   tok_done_cb cb, void *arg)
+{
+    s->ops->purge(s, user_id, device_id, cb, arg);
+}
+/* All records of a user (active and inactive), in one round trip; n == 0 for an unknown user. */
+static inline void tok_store_list(tok_store_t *s, const char *user_id, tok_list_cb cb, void *arg)
+{
+    s->ops->list(s, user_id, cb, arg);
+}
+/* Who holds this push token; TOK_ENOTFOUND if nobody. */
+static inline void tok_store_find_owner(tok_store_t *s, const char *token, tok_owner_cb cb,
+                                        void *arg)
+{
+    s->ops->find_owner(s, token, cb, arg);
+}
+static inline bool tok_store_ready(const tok_store_t *s)
+{
+    return s->ops->ready(s);
+}
+static inline void tok_store_destroy(tok_store_t *s)
+{
+    if (s)
+        s->ops->destroy(s);
+}
+
+const char *tok_strerror(int status);
+
+struct db;
+/* new: the Redis-backed store. db is borrowed (must outlive the store); prefix is copied
+ * ("herald:"); clock borrowed (NULL = system clock); max_devices bounds devices per user. */
+tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
+                                    long max_devices);
+
+#endif
