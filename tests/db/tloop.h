@@ -17,7 +17,7 @@ typedef struct tloop {
     uv_timer_t tick;
 } tloop_t;
 
-static void tloop_on_tick(uv_timer_t *t)
+static inline void tloop_on_tick(uv_timer_t *t)
 {
     (void)t;
 }
@@ -65,7 +65,7 @@ typedef struct tres {
     char str[512];
 } tres_t;
 
-static void tres_cb(int status, const db_reply_t *r, void *arg)
+static inline void tres_cb(int status, const db_reply_t *r, void *arg)
 {
     tres_t *x = arg;
     x->calls++;
