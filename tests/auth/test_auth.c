@@ -648,6 +648,50 @@ static void test_secret_file(void **state)
     assert_non_null(strstr(err, "No such file"));
 }
 
+/* herald-jwt-mint and the verifier agree on the secret file and the claims. */
+static void test_mint_cli(void **state)
+{
+    (void)state;
+    const char *bin = getenv("HERALD_BIN_DIR");
+    assert_non_null(bin);
+    char path[] = "/tmp/herald-mint-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, (const char *)secret, SECRET_LEN);
+    FILE *f = fopen(path, "ab");
+    fputc('\n', f); /* as `echo secret > file` writes it */
+    fclose(f);
+    char cmd[600], line[TOK_JWT_MAX + 2], sub[129];
+    snprintf(cmd, sizeof cmd,
+             "%s/herald-jwt-mint --secret-file %s --sub-prefix user- --count 3 --iss iss1 "
+             "--aud app1 --now %ld && %s/herald-jwt-mint --secret-file %s --sub u --ttl -31 "
+             "--now %ld --iss iss1 --aud app1",
+             bin, path, NOW_S, bin, path, NOW_S);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    tok_auth_t *a = full();
+    for (int i = 1; i <= 4; i++) {
+        assert_non_null(fgets(line, sizeof line, p));
+        line[strcspn(line, "\n")] = '\0';
+        tok_auth_result_t r = tok_auth_verify(a, line, strlen(line), sub, sizeof sub);
+        if (i <= 3) {
+            char want[32];
+            snprintf(want, sizeof want, "user-%d", i);
+            assert_reason(r, TOK_AUTH_OK);
+            assert_string_equal(sub, want);
+        } else {
+            assert_reason(r, TOK_AUTH_EXPIRED);
+        }
+    }
+    assert_null(fgets(line, sizeof line, p));
+    assert_int_equal(pclose(p), 0);
+    tok_auth_destroy(a);
+    snprintf(cmd, sizeof cmd, "%s/herald-jwt-mint --secret-file %s 2>/dev/null", bin, path);
+    assert_int_not_equal(system(cmd), 0); /* no subject: usage error */
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_mint_cli),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
