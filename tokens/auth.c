@@ -25,7 +25,10 @@
  * Key choice: a token with `kid` uses the JWKS key of that kid. A token without `kid` uses the only
  * usable JWKS key when the JWKS has exactly one; otherwise UNKNOWN_KEY. HS256 always uses the
  * configured secret, and is BAD_ALG when no secret is configured or when its `kid` names a JWKS
- * key (an HS256 token claiming an RSA/EC key is the pitfall). */
+ * key (an HS256 token claiming an RSA/EC key is the pitfall). JWKS entries that are not RS256/ES256
+ * signature keys (use "enc", kty "oct"/"OKP", other `alg`) are kept by kid only so that a token
+ * naming them is BAD_ALG; symmetric keys are never taken from a JWKS. RSA keys need 2048-8192 bits
+ * and an odd exponent > 1; EC keys must be valid P-256 points; kids are unique. */
 #include "tokens/auth.h"
 
 #include "core/xalloc.h"
@@ -384,6 +387,10 @@ tok_auth_t *tok_auth_create(const tok_auth_opts_t *opts, char *err, size_t errle
 {
     if (err != NULL && errlen > 0)
         err[0] = '\0';
+    if (opts == NULL) {
+        err_set(err, errlen, "no options");
+        return NULL;
+    }
     tok_auth_t *a = xcalloc(1, sizeof *a);
     if (opts->leeway_s < 0 || opts->leeway_s > 86400) {
         err_set(err, errlen, "leeway must be 0-86400 seconds");

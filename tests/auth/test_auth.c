@@ -537,6 +537,11 @@ static void test_create_errors(void **state)
     create_fails(NULL, 0, "{\"keys\":[7]}", 0, "key 0: not an object");
     create_fails(NULL, 0, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":3}]}", 0, "\"kid\"");
     create_fails(NULL, 0, "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\"}]}", 0, "\"n\"");
+}
+
+static void test_create_key_errors(void **state)
+{
+    (void)state;
     /* 1024-bit modulus, and e = 1 on a 2048-bit one */
     EVP_PKEY *small = js_gen_rsa(1024);
     buf_t b = BUF_INIT;
@@ -709,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_create_key_errors),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_mint_cli),
