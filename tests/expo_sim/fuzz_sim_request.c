@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     if ((sel & 3) == 2 && (sel & 0x80)) { /* undo faults a previous input turned on */
         rq.body = "{\"fail-5xx\":0,\"malformed\":0,\"drop\":0,\"fail-429\":0,"
-                  "\"drop-after\":0,\"latency-ms\":0}";
+                  "\"drop-after\":0,\"latency-ms\":0,\"rate-limit\":0,\"access-token\":\"\"}";
         rq.bodylen = strlen(rq.body);
     }
     sim_resp_t r = {0};

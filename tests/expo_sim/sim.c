@@ -136,12 +136,12 @@ static int set_one(sim_opts_t *o, const optdef_t *d, const char *v)
 int sim_opts_set(sim_opts_t *o, const char *name, const char *value, bool runtime_only, char *err,
                  size_t errlen)
 {
-    char norm[64];
+    char norm[64]; /* printable ASCII only: it is echoed in JSON error replies */
     size_t n = strlen(name);
     if (n >= sizeof norm)
         n = sizeof norm - 1;
     for (size_t i = 0; i < n; i++)
-        norm[i] = name[i] == '_' ? '-' : name[i];
+        norm[i] = name[i] == '_' ? '-' : (name[i] < 0x20 || name[i] > 0x7e) ? '?' : name[i];
     norm[n] = '\0';
     for (size_t i = 0; i < sizeof optdefs / sizeof optdefs[0]; i++) {
         const optdef_t *d = &optdefs[i];
@@ -152,7 +152,7 @@ int sim_opts_set(sim_opts_t *o, const char *name, const char *value, bool runtim
             return -1;
         }
         if (set_one(o, d, value) != 0) {
-            snprintf(err, errlen, "bad value for %s: \"%.64s\"", norm, value);
+            snprintf(err, errlen, "bad value for %s", norm);
             return -1;
         }
         return 0;

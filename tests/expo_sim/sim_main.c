@@ -39,6 +39,7 @@ static struct {
     pending_t *heap;
     size_t nheap, capheap;
     bool stopping;
+    size_t delayed; /* suspended or resumed connections whose reply is not sent yet */
     FILE *record;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -107,6 +108,7 @@ static pending_t heap_pop(void)
 static void timer_add(struct MHD_Connection *c, unsigned delay_ms)
 {
     pthread_mutex_lock(&g.mu);
+    g.delayed++;
     if (g.stopping) {
         pthread_mutex_unlock(&g.mu);
         MHD_resume_connection(c);
@@ -275,6 +277,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_ctx_t *x = *con_cls;
     if (x == NULL)
         return;
+    if (x->ready) {
+        pthread_mutex_lock(&g.mu);
+        g.delayed--;
+        pthread_cond_broadcast(&g.cond);
+        pthread_mutex_unlock(&g.mu);
+    }
     buf_cleanup(&x->body);
     sim_resp_cleanup(&x->resp);
     free(x);
@@ -382,6 +390,17 @@ static struct MHD_Daemon *start_daemon(const cli_t *cl, char *addr, size_t addrl
     return d;
 }
 
+/* Lets the MHD thread send the replies the timer thread just resumed (bounded: 5 s). */
+static void drain_delayed(void)
+{
+    struct timespec ts;
+    deadline_in(&ts, 5000);
+    pthread_mutex_lock(&g.mu);
+    while (g.delayed > 0 && pthread_cond_timedwait(&g.cond, &g.mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&g.mu);
+}
+
 static int wait_for_signal(void)
 {
     sigset_t set;
@@ -440,6 +459,7 @@ int main(int argc, char **argv)
     pthread_cond_broadcast(&g.cond);
     pthread_mutex_unlock(&g.mu);
     pthread_join(timer, NULL);
+    drain_delayed();
     MHD_stop_daemon(d);
     if (g.record) {
         pthread_join(flusher, NULL);

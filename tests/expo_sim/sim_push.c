@@ -223,8 +223,12 @@ static bool field_ok(const char *k, const json_t *v)
 
 static int bad(sim_resp_t *out, size_t i, const char *field, const char *what)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "\"[%zu].%.40s\" %s", i, field, what);
+    char msg[160], f[41];
+    size_t n = 0;
+    for (; field[n] && n < sizeof f - 1; n++) /* echoed in JSON: printable ASCII only */
+        f[n] = field[n] < 0x20 || field[n] > 0x7e ? '?' : field[n];
+    f[n] = '\0';
+    snprintf(msg, sizeof msg, "\"[%zu].%s\" %s", i, f, what);
     sim_error_reply(out, 400, "VALIDATION_ERROR", msg);
     return -1;
 }
@@ -411,9 +415,15 @@ static void error_ticket(sim_t *s, buf_t *b, int err, const char *msg, const rcp
     buf_puts(b, "}}");
 }
 
-static void token_message(char *msg, size_t cap, const rcpt_t *r, const char *tail)
+/* "<token>" <tail>, with the whole token as Expo echoes it; ticket JSON escapes it. */
+static void token_error(sim_t *s, buf_t *b, const rcpt_t *r, const char *tail)
 {
-    snprintf(msg, cap, "\"%.*s\" %s", (int)(r->len > 300 ? 300 : r->len), r->tok, tail);
+    buf_t msg = BUF_INIT;
+    buf_putc(&msg, '"');
+    buf_append(&msg, r->tok, r->len);
+    buf_printf(&msg, "\" %s", tail);
+    error_ticket(s, b, ERR_DEVICE_NOT_REGISTERED, buf_cstr(&msg), r);
+    buf_cleanup(&msg);
 }
 
 static int dump_cb(const char *p, size_t n, void *b)
@@ -483,8 +493,7 @@ static void ticket(sim_t *s, buf_t *b, const rcpt_t *r, size_t payload, const ch
 {
     char msg[400];
     if (r->project == -2) {
-        token_message(msg, sizeof msg, r, "is not a valid Expo push token");
-        error_ticket(s, b, ERR_DEVICE_NOT_REGISTERED, msg, r);
+        token_error(s, b, r, "is not a valid Expo push token");
         return;
     }
     enum sim_behaviour beh = behaviour_of(r->tok, r->len);
@@ -503,8 +512,7 @@ static void ticket(sim_t *s, buf_t *b, const rcpt_t *r, size_t payload, const ch
     }
     switch (beh) {
     case BEH_UNREGISTERED:
-        token_message(msg, sizeof msg, r, "is not a registered push notification recipient");
-        error_ticket(s, b, ERR_DEVICE_NOT_REGISTERED, msg, r);
+        token_error(s, b, r, "is not a registered push notification recipient");
         return;
     case BEH_RATE_EXCEEDED:
         error_ticket(s, b, ERR_MESSAGE_RATE_EXCEEDED,

@@ -44,8 +44,8 @@ static void sim_start(simp_t *s, const char *const *extra)
     snprintf(pf, sizeof pf, "%s/port", s->dir);
     snprintf(logp, sizeof logp, "%s/sim.log", s->dir);
     snprintf(s->record, sizeof s->record, "%s/record.jsonl", s->dir);
-    char *argv[40] = {bin,       "--listen", "127.0.0.1:0", "--port-file",
-                      pf,        "--record", s->record,     NULL};
+    char *argv[40] = {bin, "--listen", "127.0.0.1:0", "--port-file",
+                      pf,  "--record", s->record,     NULL};
     int n = 7;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = (char *)(uintptr_t)extra[i];
@@ -241,8 +241,8 @@ static void test_auth_projects_and_body_limit(void **state)
     FILE *f = fopen(pf, "w");
     fputs("teamB @acme/b\n", f);
     fclose(f);
-    const char *args[] = {"--access-token", "tok123", "--projects", pf, "--max-body", "65536",
-                          NULL};
+    const char *args[] = {"--access-token", "tok123", "--projects", pf,
+                          "--max-body",     "65536",  NULL};
     simp_t s;
     sim_start(&s, args);
     long st;
@@ -343,9 +343,8 @@ static void test_receipts_behaviour_tokens(void **state)
     r = post(&s, RCPT, req, &st);
     json_t *e = json_object_get(json_object_get(r, "data"),
                                 json_string_value(json_object_get(ticket(j, 1), "id")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(e, "details"), "error")),
-        "DeviceNotRegistered");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "details"), "error")),
+                        "DeviceNotRegistered");
     json_decref(r);
     json_decref(j);
     /* RateExceededOnce succeeds the second time */
