@@ -373,52 +373,55 @@ static bool auth_ok(const sim_t *s, const char *auth)
     return auth && strncmp(auth, "Bearer ", 7) == 0 && strcmp(auth + 7, s->o.access_token) == 0;
 }
 
-/* Header and body checks common to both push endpoints; returns the parsed JSON or NULL after
- * writing the error reply. */
-static json_t *decode_body(sim_t *s, const sim_req_t *req, sim_resp_t *out)
+/* Header and body checks common to both push endpoints. On success *body and *len hold the
+ * plain body (in plain when it was inflated); otherwise the error reply is written. */
+static int decode_body(sim_t *s, const sim_req_t *req, buf_t *plain, const char **body, size_t *len,
+                       sim_resp_t *out)
 {
     if (!auth_ok(s, req->auth)) {
         sim_error_reply(out, 401, "UNAUTHORIZED",
                         "The bearer token is invalid; enhanced push security requires "
                         "\"Authorization: Bearer <access token>\".");
-        return NULL;
+        return -1;
     }
     if (req->body_too_big) {
         sim_error_reply(out, 413, "PAYLOAD_TOO_LARGE", "Request body too large.");
-        return NULL;
+        return -1;
     }
     if (!is_json_ctype(req->content_type)) {
         sim_error_reply(out, 415, "API_ERROR", "Content-Type must be application/json.");
-        return NULL;
+        return -1;
     }
-    const char *body = req->body;
-    size_t len = req->bodylen;
-    buf_t plain = BUF_INIT;
+    *body = req->body ? req->body : "";
+    *len = req->bodylen;
     const char *ce = req->content_encoding;
-    if (ce && *ce && strcasecmp(ce, "identity") != 0) {
-        if (strcasecmp(ce, "gzip") != 0) {
-            sim_error_reply(out, 415, "API_ERROR", "Unsupported Content-Encoding.");
-            return NULL;
-        }
-        s->st.gzip_requests++;
-        int rc = gunzip(req->body, req->bodylen, s->o.max_body, &plain);
-        if (rc != 0) {
-            buf_cleanup(&plain);
-            if (rc == -2)
-                sim_error_reply(out, 413, "PAYLOAD_TOO_LARGE", "Decompressed body too large.");
-            else
-                sim_error_reply(out, 400, "VALIDATION_ERROR", "Corrupt gzip request body.");
-            return NULL;
-        }
-        body = plain.data ? plain.data : "";
-        len = plain.len;
+    if (ce == NULL || *ce == '\0' || strcasecmp(ce, "identity") == 0)
+        return 0;
+    if (strcasecmp(ce, "gzip") != 0) {
+        sim_error_reply(out, 415, "API_ERROR", "Unsupported Content-Encoding.");
+        return -1;
     }
+    s->st.gzip_requests++;
+    int rc = gunzip(req->body, req->bodylen, s->o.max_body, plain);
+    if (rc == -2)
+        sim_error_reply(out, 413, "PAYLOAD_TOO_LARGE", "Decompressed body too large.");
+    else if (rc != 0)
+        sim_error_reply(out, 400, "VALIDATION_ERROR", "Corrupt gzip request body.");
+    *body = plain->data ? plain->data : "";
+    *len = plain->len;
+    return rc == 0 ? 0 : -1;
+}
+
+static void receipts(sim_t *s, const sim_req_t *req, const char *body, size_t len, sim_resp_t *out)
+{
     json_error_t jerr;
     json_t *root = json_loadb(body, len, 0, &jerr);
-    buf_cleanup(&plain);
-    if (root == NULL)
+    if (root == NULL) {
         sim_error_reply(out, 400, "VALIDATION_ERROR", "Request body is not valid JSON.");
-    return root;
+        return;
+    }
+    sim_push_receipts(s, req, root, out);
+    json_decref(root);
 }
 
 /* ---- push endpoints with faults ---- */
@@ -479,15 +482,17 @@ static void push_endpoint(sim_t *s, const sim_req_t *req, bool send, sim_resp_t 
         sim_error_reply(out, 405, "API_ERROR", "Method not allowed; use POST.");
         return;
     }
-    json_t *root = decode_body(s, req, out);
-    if (root == NULL)
-        return;
-    if (send)
-        sim_push_send(s, req, root, out);
-    else
-        sim_push_receipts(s, req, root, out);
-    json_decref(root);
-    late_fault(s, out);
+    buf_t plain = BUF_INIT;
+    const char *body;
+    size_t len;
+    if (decode_body(s, req, &plain, &body, &len, out) == 0) {
+        if (send)
+            sim_push_send(s, req, body, len, out);
+        else
+            receipts(s, req, body, len, out);
+        late_fault(s, out);
+    }
+    buf_cleanup(&plain);
 }
 
 /* ---- /stats, /reset, /control ---- */

@@ -4,6 +4,7 @@
 #define HERALD_TESTS_EXPO_SIM_INT_H
 
 #include "tests/expo_sim/sim.h"
+#include "tests/expo_sim/sim_json.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -62,6 +63,36 @@ typedef struct sim_rate {
     uint64_t fixed_count;
 } sim_rate_t;
 
+/* A push/send body read by sim_msgs.c: spans point into the request body. */
+typedef struct sim_span {
+    const char *p; /* NULL = absent */
+    size_t n;
+} sim_span_t;
+
+/* Fields copied to the record, in this order (raw JSON values). */
+enum { F_TITLE, F_BODY, F_SUBTITLE, F_COLLAPSE, F_PRIORITY, F_CHANNEL, F_DATA, F_NREC };
+
+typedef struct sim_msg {
+    sim_span_t rec[F_NREC];
+    sim_span_t to;  /* the "to" value */
+    size_t payload; /* compact JSON length of the message without "to" */
+} sim_msg_t;
+
+typedef struct sim_rcpt {
+    const char *tok; /* decoded token, into the body or b->owned */
+    size_t len;
+    const sim_msg_t *msg;
+    int project; /* index into s->projects, -1 default project, -2 not a valid token */
+} sim_rcpt_t;
+
+typedef struct sim_batch {
+    size_t nmsgs, nr, nowned; /* counters first: sim_batch_parse zeroes up to msgs */
+    bool single;              /* one object with one "to" string: data is one ticket */
+    sim_msg_t msgs[SIM_MAX_RECIPIENTS];
+    sim_rcpt_t r[SIM_MAX_RECIPIENTS];
+    char *owned[SIM_MAX_RECIPIENTS]; /* decoded tokens that had escapes */
+} sim_batch_t;
+
 struct sim {
     sim_opts_t o;
     uint64_t rng;
@@ -77,7 +108,8 @@ struct sim {
     sim_stats_t st;
     pthread_mutex_t rec_mu; /* guards rec */
     buf_t rec;
-    buf_t scratch; /* record lines built here before one locked append */
+    buf_t scratch;     /* record lines built here before one locked append */
+    sim_batch_t batch; /* the send request being handled (large: kept off the stack) */
 };
 
 extern const char *const sim_errnames[SIM_ERRKINDS];
@@ -89,11 +121,15 @@ enum {
     ERR_MISMATCH_SENDER_ID,
 };
 
+/* sim_msgs.c: 0, or -1 after writing the 400 reply. Clean b with sim_batch_cleanup() either way. */
+int sim_batch_parse(sim_batch_t *b, const char *body, size_t len, sim_resp_t *out);
+void sim_batch_cleanup(sim_batch_t *b);
+
 /* sim.c */
 void sim_error_reply(sim_resp_t *out, int status, const char *code, const char *msg);
 double sim_rand01(sim_t *s);
 /* sim_push.c */
-void sim_push_send(sim_t *s, const sim_req_t *req, json_t *root, sim_resp_t *out);
+void sim_push_send(sim_t *s, const sim_req_t *req, const char *body, size_t len, sim_resp_t *out);
 void sim_push_receipts(sim_t *s, const sim_req_t *req, json_t *root, sim_resp_t *out);
 bool sim_token_valid(const char *t, size_t n);
 sim_tok_t *sim_tok_get(sim_t *s, const char *token, size_t n);

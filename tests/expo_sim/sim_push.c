@@ -37,14 +37,6 @@ static const struct {
     {"Mismatch", BEH_MISMATCH},
 };
 
-/* One recipient of the request, in order. */
-typedef struct rcpt {
-    const char *tok;
-    size_t len;
-    json_t *msg;
-    int project; /* index into s->projects, -1 default project, -2 not a valid token */
-} rcpt_t;
-
 /* ---- tokens ---- */
 
 static bool ident_chars(const char *p, size_t n)
@@ -134,141 +126,9 @@ static const char *project_name(const sim_t *s, int p)
     return p >= 0 ? s->projects[p].name : s->o.default_project;
 }
 
-/* ---- payload size: the compact JSON of the message without "to", as jansson dumps it ---- */
-
-static size_t str_len(const char *p, size_t n)
-{
-    size_t len = 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
-            len += 2;
-        else if (c < 0x20)
-            len += 6;
-        else
-            len += 1;
-    }
-    return len;
-}
-
-static size_t json_len(const json_t *v, bool skip_to)
-{
-    char tmp[32];
-    size_t len, n = 0;
-    const char *k;
-    json_t *x;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        len = 2;
-        json_object_foreach((json_t *)(uintptr_t)v, k, x)
-        {
-            if (skip_to && strcmp(k, "to") == 0)
-                continue;
-            len += (n++ ? 1 : 0) + str_len(k, strlen(k)) + 1 + json_len(x, false);
-        }
-        return len;
-    case JSON_ARRAY:
-        len = 2;
-        for (size_t i = 0; i < json_array_size(v); i++)
-            len += (i ? 1 : 0) + json_len(json_array_get(v, i), false);
-        return len;
-    case JSON_STRING:
-        return str_len(json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return (size_t)snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL: {
-        char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        len = d ? strlen(d) : 0;
-        free(d);
-        return len;
-    }
-    case JSON_TRUE:
-    case JSON_NULL:
-        return 4;
-    case JSON_FALSE:
-        return 5;
-    }
-    return 0;
-}
-
-/* ---- validation ---- */
-
-static bool field_ok(const char *k, const json_t *v)
-{
-    static const char *const strs[] = {"title",      "body",       "subtitle", "channelId",
-                                       "categoryId", "collapseId", "tag"};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strcmp(k, strs[i]) == 0)
-            return json_is_string(v);
-    if (strcmp(k, "data") == 0 || strcmp(k, "richContent") == 0)
-        return json_is_object(v);
-    if (strcmp(k, "sound") == 0)
-        return json_is_string(v) || json_is_null(v) || json_is_object(v);
-    if (strcmp(k, "badge") == 0 || strcmp(k, "ttl") == 0 || strcmp(k, "expiration") == 0)
-        return json_is_number(v) && json_number_value(v) >= 0;
-    if (strcmp(k, "mutableContent") == 0 || strcmp(k, "_contentAvailable") == 0)
-        return json_is_boolean(v);
-    if (strcmp(k, "priority") == 0) {
-        const char *p = json_string_value(v);
-        return p &&
-               (strcmp(p, "default") == 0 || strcmp(p, "normal") == 0 || strcmp(p, "high") == 0);
-    }
-    if (strcmp(k, "interruptionLevel") == 0) {
-        const char *p = json_string_value(v);
-        return p && (strcmp(p, "active") == 0 || strcmp(p, "critical") == 0 ||
-                     strcmp(p, "passive") == 0 || strcmp(p, "time-sensitive") == 0);
-    }
-    return true; /* fields Expo may add later are not this simulator's business */
-}
-
-static int bad(sim_resp_t *out, size_t i, const char *field, const char *what)
-{
-    char msg[160], f[41];
-    size_t n = 0;
-    for (; field[n] && n < sizeof f - 1; n++) /* echoed in JSON: printable ASCII only */
-        f[n] = field[n] < 0x20 || field[n] > 0x7e ? '?' : field[n];
-    f[n] = '\0';
-    snprintf(msg, sizeof msg, "\"[%zu].%s\" %s", i, f, what);
-    sim_error_reply(out, 400, "VALIDATION_ERROR", msg);
-    return -1;
-}
-
-/* Checks one message and appends its recipients; -1 after writing the error reply. */
-static int collect(json_t *m, size_t i, rcpt_t *r, size_t *nr, sim_resp_t *out)
-{
-    if (!json_is_object(m))
-        return bad(out, i, "", "must be an object");
-    json_t *to = json_object_get(m, "to");
-    if (to == NULL)
-        return bad(out, i, "to", "is required");
-    if (!json_is_string(to) && !(json_is_array(to) && json_array_size(to) > 0))
-        return bad(out, i, "to", "must be a token or a non-empty array of tokens");
-    size_t n = json_is_string(to) ? 1 : json_array_size(to);
-    if (*nr + n > SIM_MAX_RECIPIENTS) {
-        sim_error_reply(out, 400, "PUSH_TOO_MANY_NOTIFICATIONS",
-                        "You are trying to send more than 100 push notifications in one request.");
-        return -1;
-    }
-    for (size_t j = 0; j < n; j++) {
-        json_t *t = json_is_string(to) ? to : json_array_get(to, j);
-        if (!json_is_string(t))
-            return bad(out, i, "to", "must contain only strings");
-        r[*nr] = (rcpt_t){json_string_value(t), json_string_length(t), m, -2};
-        (*nr)++;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(m, k, v)
-    {
-        if (!field_ok(k, v))
-            return bad(out, i, k, "has the wrong type or value");
-    }
-    return 0;
-}
-
 /* ---- projects ---- */
 
-static void mixed_projects(sim_t *s, const rcpt_t *r, size_t nr, sim_resp_t *out)
+static void mixed_projects(sim_t *s, const sim_rcpt_t *r, size_t nr, sim_resp_t *out)
 {
     buf_t *b = &out->body;
     out->status = 400;
@@ -298,7 +158,7 @@ static void mixed_projects(sim_t *s, const rcpt_t *r, size_t nr, sim_resp_t *out
 }
 
 /* Assigns projects; returns the request's project, or -3 after replying when it is mixed. */
-static int one_project(sim_t *s, rcpt_t *r, size_t nr, sim_resp_t *out)
+static int one_project(sim_t *s, sim_rcpt_t *r, size_t nr, sim_resp_t *out)
 {
     int p = -2;
     bool mixed = false;
@@ -401,7 +261,7 @@ static void fmt_id(char out[37], uint64_t hi, uint64_t lo)
     out[36] = '\0';
 }
 
-static void error_ticket(sim_t *s, buf_t *b, int err, const char *msg, const rcpt_t *r)
+static void error_ticket(sim_t *s, buf_t *b, int err, const char *msg, const sim_rcpt_t *r)
 {
     s->st.tickets_error++;
     s->st.ticket_errors[err]++;
@@ -416,7 +276,7 @@ static void error_ticket(sim_t *s, buf_t *b, int err, const char *msg, const rcp
 }
 
 /* "<token>" <tail>, with the whole token as Expo echoes it; ticket JSON escapes it. */
-static void token_error(sim_t *s, buf_t *b, const rcpt_t *r, const char *tail)
+static void token_error(sim_t *s, buf_t *b, const sim_rcpt_t *r, const char *tail)
 {
     buf_t msg = BUF_INIT;
     buf_putc(&msg, '"');
@@ -426,39 +286,31 @@ static void token_error(sim_t *s, buf_t *b, const rcpt_t *r, const char *tail)
     buf_cleanup(&msg);
 }
 
-static int dump_cb(const char *p, size_t n, void *b)
+/* One JSON line per accepted message: string fields are copied as sent (they are valid JSON
+ * literals already), data with the whitespace removed; no re-encoding on the hot path. */
+static void record(sim_t *s, const sim_rcpt_t *r, const char *id, const char *project, int64_t ts)
 {
-    buf_append(b, p, n);
-    return 0;
-}
-
-static void put_field(buf_t *b, json_t *m, const char *k)
-{
-    json_t *v = json_object_get(m, k);
-    if (v == NULL)
-        return;
-    buf_printf(b, ",\"%s\":", k);
-    if (json_is_string(v))
-        buf_json_str(b, json_string_value(v), json_string_length(v));
-    else
-        json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-static void record(sim_t *s, const rcpt_t *r, const char *id, const char *project, int64_t ts)
-{
+    static const char *const names[F_NREC] = {"title",    "body",      "subtitle", "collapseId",
+                                              "priority", "channelId", "data"};
     buf_t *b = &s->scratch;
     buf_printf(b, "{\"ts\":%" PRId64 ",\"id\":\"%s\",\"project\":", ts, id);
     buf_json_str(b, project, strlen(project));
     buf_puts(b, ",\"token\":");
     buf_json_str(b, r->tok, r->len);
-    static const char *const fields[] = {"title",    "body",      "subtitle", "collapseId",
-                                         "priority", "channelId", "data"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        put_field(b, r->msg, fields[i]);
+    for (int f = 0; f < F_NREC; f++) {
+        const sim_span_t *v = &r->msg->rec[f];
+        if (v->p == NULL)
+            continue;
+        buf_printf(b, ",\"%s\":", names[f]);
+        if (f == F_DATA)
+            sj_compact(v->p, v->n, b);
+        else
+            buf_append(b, v->p, v->n);
+    }
     buf_puts(b, "}\n");
 }
 
-static void ok_ticket(sim_t *s, buf_t *b, const rcpt_t *r, enum sim_behaviour beh,
+static void ok_ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, enum sim_behaviour beh,
                       const char *project, const sim_req_t *req)
 {
     uint64_t seq = s->next_seq++;
@@ -488,7 +340,7 @@ static void ok_ticket(sim_t *s, buf_t *b, const rcpt_t *r, enum sim_behaviour be
         record(s, r, id, project, req->wall_ms);
 }
 
-static void ticket(sim_t *s, buf_t *b, const rcpt_t *r, size_t payload, const char *project,
+static void ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, size_t payload, const char *project,
                    const sim_req_t *req)
 {
     char msg[400];
@@ -533,23 +385,17 @@ static void ticket(sim_t *s, buf_t *b, const rcpt_t *r, size_t payload, const ch
 
 /* ---- send ---- */
 
-static void tickets(sim_t *s, const sim_req_t *req, const rcpt_t *r, size_t nr, int proj,
+static void tickets(sim_t *s, const sim_req_t *req, const sim_rcpt_t *r, size_t nr, int proj,
                     bool single, sim_resp_t *out)
 {
     const char *project = project_name(s, proj);
     buf_t *b = &out->body;
     buf_reserve(b, 64 + nr * 64);
     buf_puts(b, single ? "{\"data\":" : "{\"data\":[");
-    json_t *last = NULL;
-    size_t payload = 0;
     for (size_t i = 0; i < nr; i++) {
-        if (r[i].msg != last) {
-            last = r[i].msg;
-            payload = json_len(last, true);
-        }
         if (i)
             buf_putc(b, ',');
-        ticket(s, b, &r[i], payload, project, req);
+        ticket(s, b, &r[i], r[i].msg->payload, project, req);
     }
     buf_puts(b, single ? "}" : "]}");
     if (s->scratch.len) {
@@ -561,41 +407,24 @@ static void tickets(sim_t *s, const sim_req_t *req, const rcpt_t *r, size_t nr, 
     out->status = 200;
 }
 
-void sim_push_send(sim_t *s, const sim_req_t *req, json_t *root, sim_resp_t *out)
+void sim_push_send(sim_t *s, const sim_req_t *req, const char *body, size_t len, sim_resp_t *out)
 {
-    rcpt_t r[SIM_MAX_RECIPIENTS];
-    size_t nr = 0;
-    bool single = json_is_object(root);
-    if (single) {
-        if (collect(root, 0, r, &nr, out) != 0)
-            return;
-        single = json_is_string(json_object_get(root, "to"));
-    } else if (json_is_array(root)) {
-        if (json_array_size(root) > SIM_MAX_RECIPIENTS) {
-            sim_error_reply(out, 400, "PUSH_TOO_MANY_NOTIFICATIONS",
-                            "You are trying to send more than 100 push notifications in one "
-                            "request.");
-            return;
-        }
-        for (size_t i = 0; i < json_array_size(root); i++)
-            if (collect(json_array_get(root, i), i, r, &nr, out) != 0)
-                return;
-    } else {
-        sim_error_reply(out, 400, "VALIDATION_ERROR",
-                        "The body must be a push message or an array of push messages.");
-        return;
-    }
-    int proj = one_project(s, r, nr, out);
+    sim_batch_t *b = &s->batch;
+    if (sim_batch_parse(b, body, len, out) != 0)
+        goto done;
+    int proj = one_project(s, b->r, b->nr, out);
     if (proj == -3)
-        return;
-    if (!rate_admit(s, project_name(s, proj), nr, req->mono_ms)) {
+        goto done;
+    if (!rate_admit(s, project_name(s, proj), b->nr, req->mono_ms)) {
         s->st.rate_limited++;
         sim_error_reply(out, 429, "TOO_MANY_REQUESTS",
                         "Exceeded 600 notifications per second, please try again.");
         out->retry_after_s = s->o.retry_after_s;
-        return;
+        goto done;
     }
-    tickets(s, req, r, nr, proj, single, out);
+    tickets(s, req, b->r, b->nr, proj, b->single, out);
+done:
+    sim_batch_cleanup(b);
 }
 
 /* ---- receipts ---- */
