@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "tests/expo_sim/sim.h"
+#include "tests/expo_sim/sim_json.h"
 #include "core/buf.h"
 
 #include <jansson.h>
@@ -475,6 +476,58 @@ static void test_control_and_faults(void **state)
     sim_destroy(s);
 }
 
+/* The one-pass scanner: escapes decode like jansson, repeated keys keep the last value, invalid
+ * JSON is refused before any shape error, the record compacts data. */
+static void test_scanner_cases(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_t *j =
+        call(s, SEND,
+             "[ {\"t\\u006f\" : \"ExponentPushToken[\\u0061b]\", \"title\":\"\\u00e9\","
+             "\"data\": { \"a\" : [ 1 , 2 ] } },{\"to\":\"bad\",\"to\":\"ExpoPushToken[z]\"}]",
+             0, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(ticket_status(j, 0), "ok");
+    assert_string_equal(ticket_status(j, 1), "ok");
+    json_decref(j);
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec);
+    assert_non_null(strstr(buf_cstr(&rec), "\"token\":\"ExponentPushToken[ab]\",\"title\":"
+                                           "\"\\u00e9\",\"data\":{\"a\":[1,2]}}\n"));
+    assert_non_null(strstr(buf_cstr(&rec), "\"token\":\"ExpoPushToken[z]\"}\n"));
+    buf_cleanup(&rec);
+    static const char *const invalid[] = {
+        "[{\"to\":\"ExpoPushToken[a]\",}]", "[{\"to\":\"ExpoPushToken[a]\"},]",
+        "[{\"to\":\"ExpoPushToken[a]\"}] x", "[{\"to\":\"\\ud800\"}]", "[{\"to\":\"\\u0000\"}]",
+        "[{\"badge\":01,\"to\":\"ExpoPushToken[a]\"}]",
+        "[{\"badge\":99999999999999999999,\"to\":\"ExpoPushToken[a]\"}]", "[{\"to\":\"\xc3\x28\"}]",
+        /* a shape error early does not hide invalid JSON later */
+        "[{\"title\":1},{\"to\":}]", ""};
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        j = call(s, SEND, invalid[i], 0, &st);
+        assert_int_equal(st, 400);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(j, "errors"), 0), "message")),
+                            "Request body is not valid JSON.");
+        json_decref(j);
+    }
+    buf_t deep = BUF_INIT;
+    buf_puts(&deep, "[{\"to\":\"ExpoPushToken[a]\",\"data\":");
+    for (int i = 0; i < 2100; i++)
+        buf_puts(&deep, "[");
+    for (int i = 0; i < 2100; i++)
+        buf_puts(&deep, "]");
+    buf_puts(&deep, "}]");
+    json_decref(call(s, SEND, buf_cstr(&deep), 0, &st));
+    assert_int_equal(st, 400);
+    buf_cleanup(&deep);
+    assert_int_equal(sj_check("[1.5e3, -0, {\"a\":null}]", 23), 0);
+    assert_int_equal(sj_check("1e999", 5), -1);
+    sim_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_receipts),
         cmocka_unit_test(test_gzip_bounds),
         cmocka_unit_test(test_control_and_faults),
+        cmocka_unit_test(test_scanner_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
