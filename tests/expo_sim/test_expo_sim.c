@@ -23,7 +23,7 @@
 
 typedef struct sim {
     th_proc_t proc;
-    char dir[256], base[64], record[300];
+    char dir[256], base[96], record[300];
 } simp_t;
 
 static bool file_exists(void *arg)
@@ -143,6 +143,33 @@ static char *messages(size_t n, const char *prefix)
     return buf_steal(&b);
 }
 
+/* Reads the record file: every line is JSON, the first one carries all the recorded fields.
+ * Returns the number of lines. */
+static int check_record(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *m = json_loads(line, 0, NULL);
+        assert_non_null(m);
+        if (n == 0) {
+            assert_string_equal(json_string_value(json_object_get(m, "token")),
+                                "ExponentPushToken[a1]");
+            assert_string_equal(json_string_value(json_object_get(m, "title")), "Hello");
+            assert_string_equal(json_string_value(json_object_get(m, "collapseId")), "c1");
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(m, "data"), "jobId")), "j1");
+            assert_string_equal(json_string_value(json_object_get(m, "priority")), "high");
+            assert_true(json_integer_value(json_object_get(m, "ts")) > 1600000000000LL);
+        }
+        json_decref(m);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
 static void test_send_gzip_limits_and_record(void **state)
 {
     (void)state;
@@ -209,27 +236,7 @@ static void test_send_gzip_limits_and_record(void **state)
     json_decref(stt);
     assert_true(th_wait_file_contains(s.record, "gz99", NULL, 0, 5000)); /* flushed while running */
     assert_int_equal(sim_stop(&s), 0);
-    FILE *f = fopen(s.record, "r");
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_t *m = json_loads(line, 0, NULL);
-        assert_non_null(m);
-        if (n == 0) {
-            assert_string_equal(json_string_value(json_object_get(m, "token")),
-                                "ExponentPushToken[a1]");
-            assert_string_equal(json_string_value(json_object_get(m, "title")), "Hello");
-            assert_string_equal(json_string_value(json_object_get(m, "collapseId")), "c1");
-            assert_string_equal(
-                json_string_value(json_object_get(json_object_get(m, "data"), "jobId")), "j1");
-            assert_string_equal(json_string_value(json_object_get(m, "priority")), "high");
-            assert_true(json_integer_value(json_object_get(m, "ts")) > 1600000000000LL);
-        }
-        json_decref(m);
-        n++;
-    }
-    fclose(f);
-    assert_int_equal(n, 102);
+    assert_int_equal(check_record(s.record), 102);
 }
 
 static void test_auth_projects_and_body_limit(void **state)
