@@ -193,12 +193,10 @@ static enum MHD_Result queue(struct MHD_Connection *c, conn_ctx_t *x)
 {
     size_t len = x->resp.body.len;
     char *data = buf_steal(&x->resp.body);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, len ? data : (void *)"", MHD_RESPMEM_MUST_FREE);
-    if (len == 0) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
         free(data);
-        MHD_destroy_response(r);
-        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, x->resp.content_type);
     if (x->resp.retry_after_s) {
