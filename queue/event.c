@@ -157,7 +157,7 @@ static env_kind_t envelope_of(json_t *o, json_t **inner)
 static json_t *parse(dec_t *d, const char *s, size_t n, const char *what)
 {
     json_error_t jerr;
-    json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!j) {
         char detail[160];
         snprintf(detail, sizeof detail, "%s is not JSON: %.100s", what, jerr.text);
