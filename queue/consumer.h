@@ -72,7 +72,12 @@ typedef struct queue_handler {
     void *arg;
 } queue_handler_t;
 
-/* new: creates the consumer and subscribes to conf->queue_topics (comma-separated). Kafka
+/* Backpressure: at most conf->queue_max_in_flight events are with the handler; up to half as
+ * many more wait decoded in the consumer. When both are full every assigned partition is paused
+ * (polling goes on, so the group membership is kept); fetching resumes once the waiting ones
+ * have all been handed out.
+ *
+ * new: creates the consumer and subscribes to conf->queue_topics (comma-separated). Kafka
  * configuration is conf->kafka (kafka.* passthrough) over herald's defaults: group.id=herald,
  * enable.auto.commit=true, auto.offset.reset=earliest, session.timeout.ms=10000,
  * heartbeat.interval.ms=3000, partition.assignment.strategy=cooperative-sticky (range works
@@ -107,6 +112,7 @@ void queue_consumer_destroy(queue_consumer_t *c);
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c);
 size_t queue_consumer_in_flight(const queue_consumer_t *c); /* handed out, not completed */
 size_t queue_consumer_assigned(const queue_consumer_t *c);  /* partitions assigned now */
+size_t queue_consumer_held(const queue_consumer_t *c);      /* decoded, waiting for room */
 size_t queue_consumer_paused(const queue_consumer_t *c);    /* partitions paused for backpressure */
 
 /* The bootstrap servers to use: kafka.bootstrap.servers, or with kafka.embedded the contents of

@@ -16,9 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUEUE_ID_MAX 128    /* jobId, batchJobId, userId, correlation ids: 1-128 printable ASCII */
-#define QUEUE_TEXT_MAX 1024 /* message, data.error, data.finalS3Key (text is truncated, keys not)  \
-                             */
+#define QUEUE_ID_MAX 128 /* jobId, batchJobId, userId, correlation ids: 1-128 printable ASCII */
+#define QUEUE_TEXT_MAX                                                                             \
+    1024 /* message, data.error, data.finalS3Key (text is truncated, keys not)                     \
+          */
 #define QUEUE_MAX_ENVELOPES 4
 #define QUEUE_KEY_MAX (QUEUE_ID_MAX + 16) /* idempotency key incl. NUL */
 

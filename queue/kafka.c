@@ -413,7 +413,7 @@ struct queue_consumer {
     queue_handler_t h;
     char *dlq_topic; /* NULL: "<source topic>.dlq" */
     size_t max_bytes;
-    size_t max_in_flight, low_water;
+    size_t max_in_flight, hold_cap;
     size_t in_flight; /* T_OUT + T_DLQ */
     size_t held;
     bool paused;
@@ -643,12 +643,16 @@ static void pause_resume(queue_consumer_t *c, bool pause)
     gauges(c);
 }
 
+/* Up to max_in_flight events are with the handler and up to hold_cap more wait here, decoded,
+ * so that the handler stays busy while fetching restarts after a resume (librdkafka drops
+ * prefetched messages of paused partitions and fetches them again). Pause when both are full;
+ * resume once the waiting ones are all handed out. */
 static void backpressure(queue_consumer_t *c)
 {
     size_t busy = c->in_flight + c->held;
-    if (!c->paused && busy >= c->max_in_flight)
+    if (!c->paused && busy >= c->max_in_flight + c->hold_cap)
         pause_resume(c, true);
-    else if (c->paused && busy <= c->low_water && c->stop == STOP_NONE)
+    else if (c->paused && busy <= c->max_in_flight && c->stop == STOP_NONE)
         pause_resume(c, false);
 }
 
@@ -1096,7 +1100,7 @@ queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const conf_t *conf, met
     c->h = *h;
     c->max_bytes = (size_t)conf->queue_max_event_bytes;
     c->max_in_flight = conf->queue_max_in_flight > 0 ? (size_t)conf->queue_max_in_flight : 1;
-    c->low_water = c->max_in_flight / 2;
+    c->hold_cap = c->max_in_flight / 2 ? c->max_in_flight / 2 : 1;
     if (conf->queue_dlq_topic && conf->queue_dlq_topic[0])
         c->dlq_topic = xstrdup(conf->queue_dlq_topic);
     if (!metrics)
@@ -1316,6 +1320,11 @@ size_t queue_consumer_in_flight(const queue_consumer_t *c)
 size_t queue_consumer_assigned(const queue_consumer_t *c)
 {
     return c->nassigned;
+}
+
+size_t queue_consumer_held(const queue_consumer_t *c)
+{
+    return c->held;
 }
 
 size_t queue_consumer_paused(const queue_consumer_t *c)

@@ -81,6 +81,11 @@ static conf_t *make_conf(const char *topic, const char *group, long max_in_fligh
     assert_int_equal(conf_set(c, "queue.topics", topic, "test", err, sizeof err), 0);
     assert_int_equal(conf_set(c, "kafka.group.id", group, "test", err, sizeof err), 0);
     assert_int_equal(conf_set(c, "queue.max_in_flight", num, "test", err, sizeof err), 0);
+    /* The mock broker makes a group that just lost its last member wait session.timeout.ms - 1 s
+     * before the next join completes; a short session keeps the restart tests fast. */
+    assert_int_equal(conf_set(c, "kafka.session.timeout.ms", "3000", "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "kafka.heartbeat.interval.ms", "1000", "test", err, sizeof err),
+                     0);
     return c;
 }
 
@@ -140,9 +145,9 @@ static rd_kafka_t *plain_consumer(const char *group)
 {
     char e[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers", queue_embedded_bootstrap(cluster),
-                                       e, sizeof e),
-                     RD_KAFKA_CONF_OK);
+    assert_int_equal(
+        rd_kafka_conf_set(kc, "bootstrap.servers", queue_embedded_bootstrap(cluster), e, sizeof e),
+        RD_KAFKA_CONF_OK);
     rd_kafka_conf_set(kc, "group.id", group, e, sizeof e);
     rd_kafka_conf_set(kc, "enable.auto.commit", "false", e, sizeof e);
     rd_kafka_conf_set(kc, "log_level", "3", e, sizeof e);
@@ -233,8 +238,8 @@ static bool lag_rendered(void *arg)
 {
     buf_t b = BUF_INIT;
     metric_render(arg, &b);
-    bool ok = strstr(buf_cstr(&b), "herald_queue_consumer_lag{topic=\"t-all\",partition=\"") !=
-              NULL;
+    bool ok =
+        strstr(buf_cstr(&b), "herald_queue_consumer_lag{topic=\"t-all\",partition=\"") != NULL;
     buf_cleanup(&b);
     return ok;
 }
@@ -269,7 +274,8 @@ static void test_delivers_all(void **state)
     buf_t b = BUF_INIT;
     metric_render(reg, &b);
     assert_non_null(strstr(buf_cstr(&b), "herald_queue_events_consumed_total 200"));
-    assert_non_null(strstr(buf_cstr(&b), "herald_queue_events_decoded_total{status=\"COMPLETED\"} 200"));
+    assert_non_null(
+        strstr(buf_cstr(&b), "herald_queue_events_decoded_total{status=\"COMPLETED\"} 200"));
     buf_cleanup(&b);
     metric_reg_destroy(reg);
     free(r);
@@ -412,8 +418,9 @@ static void test_poison_to_dlq(void **state)
     assert_int_equal(r->seen[3], 1);
     assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
 
-    dlqrec_t d[4];
-    size_t n = read_topic("t-poison.dlq", 2, d, 4, 10000);
+    dlqrec_t d[2];
+    assert_int_equal(high_watermark("t-poison.dlq", 0) + high_watermark("t-poison.dlq", 1), 2);
+    size_t n = read_topic("t-poison.dlq", 2, d, 2, 10000);
     assert_int_equal(n, 2);
     int src_part = -1;
     for (size_t i = 0; i < n; i++) {
@@ -453,7 +460,8 @@ typedef struct bp {
 static bool full_and_paused(void *arg)
 {
     bp_t *b = arg;
-    return b->r->nheld == 10 && queue_consumer_paused(b->c) == queue_consumer_assigned(b->c) &&
+    return b->r->nheld == 10 && queue_consumer_held(b->c) == 5 &&
+           queue_consumer_paused(b->c) == queue_consumer_assigned(b->c) &&
            queue_consumer_assigned(b->c) > 0;
 }
 
@@ -472,7 +480,8 @@ static bool time_passes(void *arg)
 }
 
 /* With queue.max_in_flight = 10 and a handler that keeps its tickets, the handler never holds
- * more than 10 and every partition is paused; releasing the tickets resumes the flow. */
+ * more than 10, 5 more wait decoded in the consumer, and every partition is paused (nothing more
+ * arrives while the loop keeps polling); releasing the tickets resumes the flow. */
 static void test_backpressure(void **state)
 {
     (void)state;
@@ -490,6 +499,7 @@ static void test_backpressure(void **state)
     run_until(&loop, time_passes, NULL, 500);
     assert_int_equal(r->nseen, 10);
     assert_int_equal(queue_consumer_in_flight(c), 10);
+    assert_int_equal(queue_consumer_held(c), 5);
     assert_true(run_until(&loop, release_all, &b, 20000));
     for (int i = 0; i < 100; i++)
         assert_int_equal(r->seen[i], 1);
@@ -536,13 +546,12 @@ static void test_embedded_file_and_conf(void **state)
     (void)state;
     char path[512], line[256];
     snprintf(path, sizeof path, "%s/kafka.bootstrap", rundir);
-    assert_true(th_wait_file_contains(path, queue_embedded_bootstrap(cluster), line, sizeof line,
-                                      1000));
+    assert_true(
+        th_wait_file_contains(path, queue_embedded_bootstrap(cluster), line, sizeof line, 1000));
     conf_t *conf = make_conf("t-x", "g-x", 10);
     char err[512];
-    assert_int_equal(conf_set(conf, "kafka.enable.auto.offset.store", "true", "test", err,
-                              sizeof err),
-                     0);
+    assert_int_equal(
+        conf_set(conf, "kafka.enable.auto.offset.store", "true", "test", err, sizeof err), 0);
     uv_loop_t loop;
     uv_loop_init(&loop);
     rec_t r = {0};
@@ -557,7 +566,7 @@ static void test_embedded_file_and_conf(void **state)
 static int setup(void **state)
 {
     (void)state;
-    log_set_level(LOG_LVL_WARN);
+    log_set_level(getenv("HERALD_TEST_LOG") ? LOG_LVL_DEBUG : LOG_LVL_WARN);
     if (th_tmpdir(rundir, sizeof rundir) < 0)
         return -1;
     strncat(rundir, "/run", sizeof rundir - strlen(rundir) - 1);
