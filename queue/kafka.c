@@ -299,14 +299,33 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, met
     return p;
 }
 
-static rd_kafka_headers_t *make_headers(const queue_header_t *hdrs, size_t nhdrs)
+/* The message as librdkafka's array form (rd_kafka_produceva: no GNU macros, headers copied). */
+static size_t fill_vus(rd_kafka_vu_t *vu, const char *topic, const void *key, size_t keylen,
+                       const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                       void *opaque)
 {
-    if (nhdrs == 0)
-        return NULL;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(nhdrs);
-    for (size_t i = 0; i < nhdrs; i++)
-        rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, (ssize_t)hdrs[i].len);
-    return h;
+    size_t n = 0;
+    vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[n++].u.cstr = topic;
+    vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[n++].u.ptr = opaque;
+    vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+    memcpy(&vu[n++].u.mem.ptr, &value, sizeof value); /* librdkafka copies, never writes */
+    vu[n - 1].u.mem.size = len;
+    if (key) {
+        vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+        memcpy(&vu[n++].u.mem.ptr, &key, sizeof key);
+        vu[n - 1].u.mem.size = keylen;
+    }
+    for (size_t i = 0; i < nhdrs; i++) {
+        vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
+        vu[n].u.header.name = hdrs[i].name;
+        vu[n].u.header.val = hdrs[i].value;
+        vu[n++].u.header.size = hdrs[i].value ? (ssize_t)hdrs[i].len : -1;
+    }
+    return n;
 }
 
 int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_t keylen,
@@ -317,19 +336,19 @@ int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_
         return QUEUE_EINVAL;
     pmsg_t *pm = xmalloc(sizeof *pm);
     *pm = (pmsg_t){cb, arg};
-    rd_kafka_headers_t *h = make_headers(hdrs, nhdrs);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, key ? keylen : 0), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(pm), RD_KAFKA_V_END);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_vu_t stack[24], *vu = nhdrs + 5 <= 24 ? stack : xcalloc(nhdrs + 5, sizeof *vu);
+    size_t n = fill_vus(vu, topic, key, keylen, value, len, hdrs, nhdrs, pm);
+    rd_kafka_error_t *e = rd_kafka_produceva(p->rk, vu, n);
+    if (vu != stack)
+        free(vu);
+    if (!e)
         return QUEUE_OK;
-    if (h)
-        rd_kafka_headers_destroy(h);
     free(pm);
+    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
     LOG(LOG_LVL_WARN, "kafka produce refused", LKS("topic", topic),
-        LKS("error", rd_kafka_err2str(e)));
-    return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR;
+        LKS("error", rd_kafka_error_string(e)));
+    rd_kafka_error_destroy(e);
+    return code == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR;
 }
 
 size_t queue_producer_outq(const queue_producer_t *p)
@@ -1190,6 +1209,16 @@ static void finish_stop(queue_consumer_t *c)
         c->stop_cb(c->stop_status, c->stop_arg);
 }
 
+static void flush_step(queue_consumer_t *c, uint64_t now)
+{
+    size_t left = queue_producer_outq(c->prod);
+    if (left == 0 || now >= c->phase_deadline) {
+        if (left > 0)
+            c->stop_status = QUEUE_ETIMEDOUT;
+        finish_stop(c);
+    }
+}
+
 static void stop_step(queue_consumer_t *c)
 {
     uint64_t now = uv_now(c->loop);
@@ -1213,13 +1242,10 @@ static void stop_step(queue_consumer_t *c)
         }
         c->stop = STOP_FLUSH;
         c->phase_deadline = now + CLOSE_BOUND_MS;
-        /* fall through */
+        flush_step(c, now);
+        break;
     case STOP_FLUSH:
-        if (queue_producer_outq(c->prod) == 0 || now >= c->phase_deadline) {
-            if (queue_producer_outq(c->prod) > 0)
-                c->stop_status = QUEUE_ETIMEDOUT;
-            finish_stop(c);
-        }
+        flush_step(c, now);
         break;
     default:
         break;
