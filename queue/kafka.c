@@ -761,6 +761,7 @@ static void track_revoke(queue_consumer_t *c, const rd_kafka_topic_partition_lis
 /* ---- DLQ ---- */
 
 static void dlq_send(queue_consumer_t *c, queue_ticket_t *t);
+static void on_dlq_timer(uv_timer_t *h);
 
 static void retry_later(queue_consumer_t *c, queue_ticket_t *t)
 {
@@ -768,7 +769,7 @@ static void retry_later(queue_consumer_t *c, queue_ticket_t *t)
     t->qnext = c->retry;
     c->retry = t;
     if (!uv_is_active((uv_handle_t *)&c->dlq_timer))
-        uv_timer_start(&c->dlq_timer, NULL, DLQ_RETRY_MS, 0);
+        uv_timer_start(&c->dlq_timer, on_dlq_timer, DLQ_RETRY_MS, 0);
 }
 
 static void dlq_done(const queue_delivery_t *dr, void *arg)
@@ -1091,8 +1092,6 @@ static void handles_init(queue_consumer_t *c)
     c->pump.data = c->check.data = c->timer.data = c->dlq_timer.data = c->stop_timer.data = c;
     uv_check_start(&c->check, on_check);
     uv_timer_start(&c->timer, on_timer, SAFETY_POLL_MS, SAFETY_POLL_MS);
-    uv_timer_start(&c->dlq_timer, on_dlq_timer, DLQ_RETRY_MS, 0);
-    uv_timer_stop(&c->dlq_timer);
 }
 
 static rd_kafka_t *new_consumer(queue_consumer_t *c, const conf_t *conf, char *err, size_t errlen)
