@@ -174,7 +174,7 @@ static void test_fixtures(void **state)
 {
     (void)state;
     char dir[1024];
-    const char *root = getenv("HERALD_FIXTURES");
+    const char *root = getenv("HERALD_TEST_FIXTURES");
     assert_non_null(root);
     snprintf(dir, sizeof dir, "%s/events", root);
     DIR *d = opendir(dir);
