@@ -1,0 +1,123 @@
+/* msg.c - the Expo message model and its compact JSON encoding (one object per recipient).
+ *
+ * Encoding appends to the request's buffer directly, so a batch body is built once with no
+ * per-message allocation; a message over 4096 bytes is rejected here, before any request. */
+#include "expo/expo.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void expo_msg_init(expo_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->badge = EXPO_UNSET;
+    m->ttl = EXPO_UNSET;
+    m->expiration = EXPO_UNSET;
+}
+
+const char *expo_strerror(int code)
+{
+    switch (code) {
+    case EXPO_EOK:
+        return "ok";
+    case EXPO_EINVAL:
+        return "invalid message";
+    case EXPO_ETOOBIG:
+        return "message payload exceeds 4096 bytes";
+    case EXPO_ECONF:
+        return "invalid Expo client options";
+    default:
+        return "unknown error";
+    }
+}
+
+/* A cheap shape check of caller-supplied JSON: an object with balanced brackets outside strings
+ * and no raw control characters inside them. Full validation is the caller's job (it built it). */
+static bool json_object_shape(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    while (n > 0 && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
+        s++, n--;
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}')
+        return false;
+    int depth = 0;
+    bool str = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (str) {
+            if (ch < 0x20)
+                return false;
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                str = false;
+        } else if (ch == '"') {
+            str = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > 64)
+                return false;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth < 0 || (depth == 0 && i != n - 1))
+                return false;
+        }
+    }
+    return depth == 0 && !str;
+}
+
+static void put_str(buf_t *b, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    buf_printf(b, ",\"%s\":", key);
+    buf_json_str(b, v, strlen(v));
+}
+
+static void put_int(buf_t *b, const char *key, long long v)
+{
+    if (v != EXPO_UNSET)
+        buf_printf(b, ",\"%s\":%lld", key, v);
+}
+
+static void encode_fields(const expo_msg_t *m, buf_t *b)
+{
+    buf_puts(b, "{\"to\":");
+    buf_json_str(b, m->to, strlen(m->to));
+    put_str(b, "title", m->title);
+    put_str(b, "body", m->body);
+    put_str(b, "subtitle", m->subtitle);
+    if (m->data) {
+        buf_puts(b, ",\"data\":");
+        buf_puts(b, m->data);
+    }
+    put_str(b, "sound", m->sound);
+    put_int(b, "badge", m->badge);
+    put_int(b, "ttl", m->ttl);
+    put_int(b, "expiration", m->expiration);
+    put_str(b, "priority", m->priority);
+    put_str(b, "channelId", m->channel_id);
+    put_str(b, "categoryId", m->category_id);
+    if (m->mutable_content)
+        buf_puts(b, ",\"mutableContent\":true");
+    put_str(b, "interruptionLevel", m->interruption_level);
+    put_str(b, "collapseId", m->collapse_id);
+    buf_putc(b, '}');
+}
+
+int expo_msg_encode(const expo_msg_t *m, buf_t *out)
+{
+    if (!m->to || !*m->to || (m->data && !json_object_shape(m->data)) ||
+        (m->badge != EXPO_UNSET && m->badge < 0) || (m->ttl != EXPO_UNSET && m->ttl < 0) ||
+        (m->expiration != EXPO_UNSET && m->expiration <= 0))
+        return EXPO_EINVAL;
+    size_t start = out->len;
+    encode_fields(m, out);
+    if (out->len - start > EXPO_MAX_PAYLOAD) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+        return EXPO_ETOOBIG;
+    }
+    return 0;
+}
