@@ -165,8 +165,8 @@ static void metrics_init(expo_client_t *c, metric_reg_t *reg)
                                   "Messages finished by outcome and error", "outcome,error");
     c->m_retry = metric_counter_new(reg, "herald_expo_retries_total",
                                     "Messages scheduled for another attempt", "reason");
-    c->m_inflight = metric_get(
-        metric_gauge_new(reg, "herald_expo_in_flight", "Expo requests in flight", NULL));
+    c->m_inflight =
+        metric_get(metric_gauge_new(reg, "herald_expo_in_flight", "Expo requests in flight", NULL));
     c->m_wait = metric_get(metric_counter_new(reg, "herald_expo_ratelimit_wait_seconds_total",
                                               "Time a ready batch waited for the send-rate "
                                               "limiter",
@@ -184,11 +184,20 @@ static void metrics_init(expo_client_t *c, metric_reg_t *reg)
 /* Error labels are a fixed set: a hostile reply must not grow the registry. */
 static const char *err_label(const char *e)
 {
-    static const char *known[] = {"DeviceNotRegistered", "MessageTooBig", "MessageRateExceeded",
-                                  "MismatchSenderId",    "InvalidCredentials", "DeveloperError",
-                                  "ExpoError",           "ProviderError", "UNAUTHORIZED",
-                                  "RetriesExhausted",    "Shutdown",      "InvalidMessage",
-                                  "PUSH_TOO_MANY_EXPERIENCE_IDS", "invalid_token"};
+    static const char *known[] = {"DeviceNotRegistered",
+                                  "MessageTooBig",
+                                  "MessageRateExceeded",
+                                  "MismatchSenderId",
+                                  "InvalidCredentials",
+                                  "DeveloperError",
+                                  "ExpoError",
+                                  "ProviderError",
+                                  "UNAUTHORIZED",
+                                  "RetriesExhausted",
+                                  "Shutdown",
+                                  "InvalidMessage",
+                                  "PUSH_TOO_MANY_EXPERIENCE_IDS",
+                                  "invalid_token"};
     if (!e)
         return "";
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -223,8 +232,8 @@ static void finish(expo_client_t *c, item_t *it, expo_outcome_t oc, const char *
                    const char *error, const char *message)
 {
     static const char *names[] = {"ok", "invalid_token", "failed"};
-    expo_result_t r = {oc, it->to, it->proj->name, ticket, error, message, it->attempts,
-                       it->ambiguous};
+    expo_result_t r = {oc,    it->to,  it->proj->name, ticket,
+                       error, message, it->attempts,   it->ambiguous};
     metric_inc(metric_get(c->m_msg, names[oc], err_label(error)));
     c->pending--;
     it->cb(&r, it->arg);
@@ -454,8 +463,8 @@ static void req_free(expo_client_t *c, req_t *r)
 
 static const char *terr_name(expo_terr_t e)
 {
-    static const char *n[] = {"", "ConnectError", "Timeout", "ConnectionDropped",
-                              "ResponseTooLarge", "TransportError"};
+    static const char *n[] = {
+        "", "ConnectError", "Timeout", "ConnectionDropped", "ResponseTooLarge", "TransportError"};
     return n[e];
 }
 

@@ -28,10 +28,10 @@ enum {
 };
 const char *expo_strerror(int code);
 
-#define EXPO_MAX_PAYLOAD 4096    /* bytes of one encoded message */
-#define EXPO_MAX_BATCH 100       /* recipients per send request */
+#define EXPO_MAX_PAYLOAD 4096     /* bytes of one encoded message */
+#define EXPO_MAX_BATCH 100        /* recipients per send request */
 #define EXPO_MAX_RECEIPT_IDS 1000 /* ids per getReceipts request */
-#define EXPO_GZIP_MIN 1024       /* request bodies larger than this are gzip-compressed */
+#define EXPO_GZIP_MIN 1024        /* request bodies larger than this are gzip-compressed */
 #define EXPO_UNSET (-1)
 
 /* One notification to one recipient. All strings are borrowed for the duration of the call
@@ -42,11 +42,11 @@ typedef struct expo_msg {
     const char *title;
     const char *body;
     const char *subtitle;
-    const char *data; /* raw JSON object text ("{...}") or NULL */
-    const char *sound; /* "default", a file name, or NULL */
-    long badge;        /* >= 0, or EXPO_UNSET */
-    long ttl;          /* seconds >= 0, or EXPO_UNSET */
-    int64_t expiration; /* unix seconds > 0, or EXPO_UNSET */
+    const char *data;     /* raw JSON object text ("{...}") or NULL */
+    const char *sound;    /* "default", a file name, or NULL */
+    long badge;           /* >= 0, or EXPO_UNSET */
+    long ttl;             /* seconds >= 0, or EXPO_UNSET */
+    int64_t expiration;   /* unix seconds > 0, or EXPO_UNSET */
     const char *priority; /* "default" | "normal" | "high" or NULL */
     const char *channel_id;
     const char *category_id;
@@ -62,9 +62,9 @@ void expo_msg_init(expo_msg_t *m);
 int expo_msg_encode(const expo_msg_t *m, buf_t *out);
 
 typedef enum {
-    EXPO_OK = 0,         /* Expo accepted it: ticket_id is set */
-    EXPO_INVALID_TOKEN,  /* DeviceNotRegistered: deactivate the token */
-    EXPO_FAILED,         /* permanent failure; error/message say why */
+    EXPO_OK = 0,        /* Expo accepted it: ticket_id is set */
+    EXPO_INVALID_TOKEN, /* DeviceNotRegistered: deactivate the token */
+    EXPO_FAILED,        /* permanent failure; error/message say why */
 } expo_outcome_t;
 
 /* A message's outcome; every pointer is borrowed, valid only inside the callback. */
@@ -109,8 +109,8 @@ typedef struct expo_opts {
     bool http2;               /* offer h2 over TLS (default true) */
     const clk_t *clock;       /* borrowed; NULL: the system clock */
     const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local token bucket only */
-    expo_transport_t *transport; /* takes; NULL: the libcurl transport on the loop */
-    uint64_t (*rnd)(void);    /* jitter source; NULL: rand_u64 */
+    expo_transport_t *transport;       /* takes; NULL: the libcurl transport on the loop */
+    uint64_t (*rnd)(void);             /* jitter source; NULL: rand_u64 */
 } expo_opts_t;
 
 struct conf;

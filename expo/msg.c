@@ -66,6 +66,39 @@ static bool json_object_shape(const char *s)
     return depth == 0 && !str;
 }
 
+/* Expo rejects a whole request over one bad string: refuse invalid UTF-8 per message instead. */
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p) {
+        unsigned c = *p++;
+        int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+        if (n < 0 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4))
+            return false;
+        unsigned cp = c & (0x3fu >> n);
+        for (int i = 0; i < n; i++, p++) {
+            if ((*p & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (*p & 0x3fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+    }
+    return true;
+}
+
+static bool strings_ok(const expo_msg_t *m)
+{
+    const char *f[] = {
+        m->to,       m->title,      m->body,        m->subtitle,           m->data,       m->sound,
+        m->priority, m->channel_id, m->category_id, m->interruption_level, m->collapse_id};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!utf8_ok(f[i]))
+            return false;
+    return true;
+}
+
 static void put_str(buf_t *b, const char *key, const char *v)
 {
     if (!v)
@@ -109,7 +142,7 @@ int expo_msg_encode(const expo_msg_t *m, buf_t *out)
 {
     if (!m->to || !*m->to || (m->data && !json_object_shape(m->data)) ||
         (m->badge != EXPO_UNSET && m->badge < 0) || (m->ttl != EXPO_UNSET && m->ttl < 0) ||
-        (m->expiration != EXPO_UNSET && m->expiration <= 0))
+        (m->expiration != EXPO_UNSET && m->expiration <= 0) || !strings_ok(m))
         return EXPO_EINVAL;
     size_t start = out->len;
     encode_fields(m, out);

@@ -157,8 +157,7 @@ static void parse_non_json(long status, expo_reply_t *r)
     set_code(r, code, "the reply carries no Expo error");
 }
 
-void expo_reply_parse(long status, const char *body, size_t len, size_t nexpected,
-                      expo_reply_t *r)
+void expo_reply_parse(long status, const char *body, size_t len, size_t nexpected, expo_reply_t *r)
 {
     memset(r, 0, sizeof *r);
     json_t *root = NULL;
@@ -216,8 +215,8 @@ static bool parse_receipt(const char *id, json_t *v, expo_receipt_t *out)
     } else if (strcmp(st, "error") == 0) {
         char *e = dup_json_str(json_object_get(json_object_get(v, "details"), "error"));
         out->error = e ? e : xstrdup("UnknownError");
-        out->kind = expo_classify_error(out->error) == EXPO_TK_INVALID ? EXPO_TK_INVALID
-                                                                       : EXPO_TK_FAIL;
+        out->kind =
+            expo_classify_error(out->error) == EXPO_TK_INVALID ? EXPO_TK_INVALID : EXPO_TK_FAIL;
         out->message = dup_json_str(json_object_get(v, "message"));
     } else {
         return false;
@@ -230,15 +229,18 @@ static int receipts_fail(json_t *root, long status, char *err, size_t errlen)
 {
     json_t *e0 = json_array_get(json_object_get(root, "errors"), 0);
     const char *code = json_string_value(json_object_get(e0, "code"));
-    snprintf(err, errlen, "%s", code ? code : "");
-    if (!code)
-        snprintf(err, errlen, root ? "HTTP_%ld" : "BadJson", status);
+    if (code)
+        snprintf(err, errlen, "%s", code);
+    else if (status < 200 || status > 299)
+        snprintf(err, errlen, "HTTP_%ld", status);
+    else
+        snprintf(err, errlen, "%s", root ? "ProtocolError" : "BadJson");
     json_decref(root);
     return -1;
 }
 
-int expo_receipts_parse(long status, const char *body, size_t len, expo_receipt_t **out,
-                        size_t *n, char *err, size_t errlen)
+int expo_receipts_parse(long status, const char *body, size_t len, expo_receipt_t **out, size_t *n,
+                        char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -246,8 +248,7 @@ int expo_receipts_parse(long status, const char *body, size_t len, expo_receipt_
     if (body && len > 0 && len <= EXPO_MAX_REPLY)
         root = json_loadb(body, len, 0, NULL);
     json_t *data = json_object_get(root, "data");
-    if (status < 200 || status > 299 || !json_is_object(data) ||
-        json_object_get(root, "errors"))
+    if (status < 200 || status > 299 || !json_is_object(data) || json_object_get(root, "errors"))
         return receipts_fail(json_is_object(root) ? root : NULL, status, err, errlen);
     expo_receipt_t *r = xcalloc(json_object_size(data) + 1, sizeof *r);
     size_t k = 0;
@@ -278,8 +279,7 @@ int expo_gzip(const void *in, size_t len, buf_t *out)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return -1;
     size_t bound = deflateBound(&z, (uLong)len) + 32;
     buf_reserve(out, bound);

@@ -44,10 +44,10 @@ typedef struct expo_split {
 
 typedef struct expo_reply {
     expo_reply_kind_t kind;
-    char *code;    /* request-level code ("TOO_MANY_REQUESTS", "HTTP_502", "BadJson", ...) or NULL */
-    char *message; /* request-level message or NULL */
-    bool credential; /* UNAUTHORIZED or an invalid_token reply */
-    bool ambiguous;  /* the server may have accepted the messages (504, unreadable 2xx) */
+    char *code; /* request-level code ("TOO_MANY_REQUESTS", "HTTP_502", "BadJson", ...) or NULL */
+    char *message;          /* request-level message or NULL */
+    bool credential;        /* UNAUTHORIZED or an invalid_token reply */
+    bool ambiguous;         /* the server may have accepted the messages (504, unreadable 2xx) */
     expo_ticket_t *tickets; /* EXPO_REPLY_TICKETS: exactly nexpected of them */
     size_t ntickets;
     expo_split_t *split; /* EXPO_REPLY_SPLIT */

@@ -21,11 +21,11 @@ typedef enum {
 } expo_terr_t;
 
 typedef struct expo_http_resp {
-    long status;        /* HTTP status, 0 when the transport failed */
-    expo_terr_t terr;   /* why, when status == 0 */
-    bool maybe_sent;    /* the request may have reached the server */
-    bool resent;        /* the transport sent the body twice (retry on a fresh connection) */
-    const char *body;   /* borrowed: the decoded response body (NUL-terminated), valid in the cb */
+    long status;      /* HTTP status, 0 when the transport failed */
+    expo_terr_t terr; /* why, when status == 0 */
+    bool maybe_sent;  /* the request may have reached the server */
+    bool resent;      /* the transport sent the body twice (retry on a fresh connection) */
+    const char *body; /* borrowed: the decoded response body (NUL-terminated), valid in the cb */
     size_t len;
     long retry_after_s; /* Retry-After in seconds, -1 when absent */
     double seconds;     /* request duration */

@@ -328,8 +328,8 @@ static void set_easy(ct_t *t, xfer_t *x, const char *url, long timeout_ms)
 }
 
 static int ct_post(struct expo_transport *base, const char *url, const char *const *headers,
-                   size_t nheaders, const void *body, size_t len, long timeout_ms,
-                   expo_http_cb cb, void *arg)
+                   size_t nheaders, const void *body, size_t len, long timeout_ms, expo_http_cb cb,
+                   void *arg)
 {
     ct_t *t = (ct_t *)base;
     xfer_t *x = xcalloc(1, sizeof *x);
