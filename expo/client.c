@@ -351,12 +351,16 @@ static void retry_item(expo_client_t *c, item_t *it, uint64_t delay, const char 
 static void retry_all(expo_client_t *c, req_t *r, const char *reason, const char *code,
                       bool ambiguous, long retry_after)
 {
+    /* one draw for the whole request: its messages stay together and go again as one batch */
     uint64_t now = now_ms(c);
-    for (size_t i = 0; i < r->n; i++) {
+    unsigned att = 0;
+    for (size_t i = 0; i < r->n; i++)
+        att = r->items[i]->attempts > att ? r->items[i]->attempts : att;
+    uint64_t d = expo_retry_delay_ms(att, (uint64_t)c->o.backoff_base_ms,
+                                     (uint64_t)c->o.backoff_cap_ms, retry_after, c->o.rnd());
+    for (size_t i = r->n; i-- > 0;) {
         item_t *it = r->items[i];
         it->ambiguous = it->ambiguous || ambiguous;
-        uint64_t d = expo_retry_delay_ms(it->attempts, (uint64_t)c->o.backoff_base_ms,
-                                         (uint64_t)c->o.backoff_cap_ms, retry_after, c->o.rnd());
         retry_item(c, it, d, reason, code, now);
     }
 }
