@@ -324,6 +324,11 @@ static void on_deadline(uv_timer_t *t)
     *(bool *)t->data = true;
 }
 
+static void on_closed_flag(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
 /* Waits for the connection (or its first failure) within redis.timeout_ms. */
 static bool wait_ready(uv_loop_t *loop, db_t *db, long timeout_ms)
 {
@@ -336,8 +341,12 @@ static bool wait_ready(uv_loop_t *loop, db_t *db, long timeout_ms)
     while (!db_ready(db) && !expired &&
            (db_last_error(db)[0] == '\0' || strcmp(db_last_error(db), "connecting") == 0))
         uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, on_nop_close);
-    return db_ready(db);
+    bool ready = db_ready(db);
+    expired = false;
+    uv_close((uv_handle_t *)&t, on_closed_flag);
+    while (!expired) /* the handle lives on this stack: wait until libuv is done with it */
+        uv_run(loop, UV_RUN_ONCE);
+    return ready;
 }
 
 static int run_receipts(const conf_t *conf, bool json)
