@@ -6,6 +6,8 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -374,4 +376,118 @@ void th_resp_cleanup(th_resp_t *r)
 {
     buf_cleanup(&r->headers);
     buf_cleanup(&r->body);
+}
+
+static void b64url(buf_t *b, const unsigned char *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
+        buf_append(b, q, 4);
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned)p[i] << 16;
+        char q[2] = {tbl[v >> 18], tbl[(v >> 12) & 63]};
+        buf_append(b, q, 2);
+    } else if (n - i == 2) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
+        char q[3] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63]};
+        buf_append(b, q, 3);
+    }
+}
+
+char *th_jwt_custom(const char *header_json, const char *payload_json, const char *secret,
+                    bool sign)
+{
+    buf_t b = BUF_INIT;
+    b64url(&b, (const unsigned char *)header_json, strlen(header_json));
+    buf_putc(&b, '.');
+    b64url(&b, (const unsigned char *)payload_json, strlen(payload_json));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (sign) {
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)b.data, b.len, mac,
+             &maclen);
+    }
+    buf_putc(&b, '.');
+    b64url(&b, mac, maclen);
+    return buf_steal(&b);
+}
+
+char *th_jwt_hs256(const char *secret, const char *payload_json)
+{
+    return th_jwt_custom("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload_json, secret, true);
+}
+
+static void dump_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    if (f == NULL)
+        return;
+    fprintf(stderr, "---- %s ----\n", path);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+struct ready_wait {
+    th_herald_t *h;
+};
+
+static bool ready_file_done(void *arg)
+{
+    th_herald_t *h = arg;
+    FILE *f = fopen(h->ready, "r");
+    if (f == NULL)
+        return !th_alive(&h->proc); /* stop waiting if it died */
+    int pid = 0;
+    int n = fscanf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d", &pid, &h->api_port,
+                   &h->admin_port);
+    fclose(f);
+    return n == 3;
+}
+
+int th_herald_start(th_herald_t *h, const char *conf_text, char *const extra_env[])
+{
+    if (h->dir[0] == '\0' && th_tmpdir(h->dir, sizeof h->dir) != 0)
+        return -1;
+    snprintf(h->conf, sizeof h->conf, "%s/herald.conf", h->dir);
+    snprintf(h->log, sizeof h->log, "%s/herald.log", h->dir);
+    snprintf(h->ready, sizeof h->ready, "%s/ready.json", h->dir);
+    unlink(h->ready);
+    FILE *f = fopen(h->conf, "w");
+    if (f == NULL)
+        return -1;
+    fputs(conf_text, f);
+    fclose(f);
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/herald", th_bin_dir());
+    char *argv[] = {bin, "--config", h->conf, "--ready-file", h->ready, NULL};
+    h->api_port = h->admin_port = 0;
+    if (th_spawn(&h->proc, "herald", argv, extra_env, h->log) != 0)
+        return -1;
+    if (!th_wait_until(ready_file_done, h, 20000) || h->api_port == 0) {
+        dump_log(h->log);
+        th_stop(&h->proc, SIGKILL, 1000);
+        return -1;
+    }
+    return 0;
+}
+
+int th_herald_stop(th_herald_t *h, int sig)
+{
+    int st = th_stop(&h->proc, sig, 15000);
+    if (st < 0 || !WIFEXITED(st)) {
+        dump_log(h->log);
+        return -1;
+    }
+    return WEXITSTATUS(st);
+}
+
+void th_herald_url(const th_herald_t *h, bool admin, const char *path, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "http://127.0.0.1:%d%s", admin ? h->admin_port : h->api_port, path);
 }

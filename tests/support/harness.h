@@ -72,4 +72,31 @@ int th_http(const char *method, const char *url, const char *const *headers, con
 const char *th_resp_header(const th_resp_t *r, const char *name, char *out, size_t outlen);
 void th_resp_cleanup(th_resp_t *r);
 
+
+
+/* Mints an HS256 JWT for tests: payload is the claims JSON text (borrowed). Returns new string. */
+char *th_jwt_hs256(const char *secret, const char *payload_json);
+/* Same with a custom header JSON (to test alg confusion, none, ...). sign=false leaves the
+ * signature empty. */
+char *th_jwt_custom(const char *header_json, const char *payload_json, const char *secret,
+                    bool sign);
+
+typedef struct th_herald {
+    th_proc_t proc;
+    int api_port, admin_port;
+    char dir[256];
+    char conf[320];
+    char log[320];
+    char ready[320];
+} th_herald_t;
+
+/* Writes conf_text to <dir>/herald.conf (dir: a fresh tmpdir when h->dir is empty) and starts
+ * build/bin/herald with --ready-file; waits (bounded) until it listens. Returns 0 or -1 (the log
+ * is printed to stderr on failure). */
+int th_herald_start(th_herald_t *h, const char *conf_text, char *const extra_env[]);
+/* Sends sig and waits; returns the exit code (0..255), or -1 if it did not exit normally. */
+int th_herald_stop(th_herald_t *h, int sig);
+/* "http://127.0.0.1:<api_port><path>" into out. */
+void th_herald_url(const th_herald_t *h, bool admin, const char *path, char *out, size_t outlen);
+
 #endif

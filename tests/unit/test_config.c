@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,13 +168,54 @@ static void test_listen_parse(void **state)
     assert_int_equal(conf_parse_listen("h:", host, sizeof host, &port), -1);
 }
 
+/* config/herald.conf documents every key with its default, and loads cleanly. */
+static void test_shipped_files(void **state)
+{
+    (void)state;
+    char path[1024], err[512];
+    const char *fx = getenv("HERALD_FIXTURES");
+    assert_non_null(fx);
+    snprintf(path, sizeof path, "%s/../../config/herald.conf", fx);
+    conf_t *c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
+    conf_t *d = conf_create();
+    buf_t shipped = BUF_INIT, defaults = BUF_INIT;
+    conf_dump(c, &shipped);
+    conf_dump(d, &defaults);
+    assert_string_equal(buf_cstr(&shipped), buf_cstr(&defaults));
+    /* every key appears literally in the file */
+    FILE *f = fopen(path, "r");
+    char text[32768];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    const char *p = buf_cstr(&defaults);
+    while (*p) {
+        char key[128];
+        size_t kl = strcspn(p, " ");
+        snprintf(key, sizeof key, "\n%.*s =", (int)kl, p);
+        if (strstr(text, key) == NULL)
+            fail_msg("config/herald.conf does not document %s", key + 1);
+        p = strchr(p, '\n') + 1;
+    }
+    buf_cleanup(&shipped);
+    buf_cleanup(&defaults);
+    conf_destroy(c);
+    conf_destroy(d);
+    c = conf_create();
+    snprintf(path, sizeof path, "%s/../../config/dev.conf", fx);
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
+    assert_int_equal(conf_validate(c, err, sizeof err), 0);
+    conf_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_long_line_and_nul),
         cmocka_unit_test(test_env),        cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_listen_parse), cmocka_unit_test(test_shipped_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
