@@ -42,7 +42,7 @@ struct proj {
     char *name;
     item_t *head, *tail;
     size_t count;
-    expo_bucket_t bucket;
+    expo_window_t window;
     uint64_t wait_since; /* limiter blocked since (0: not blocked) */
     long pool;           /* shared budget granted for the current window */
     uint64_t pool_until, ask_after, shared_down_until;
@@ -76,7 +76,7 @@ struct expo_client {
     uv_timer_t pump_timer, retry_timer, done_timer;
     uint64_t pump_at, retry_at;
     size_t in_flight, pending;
-    long burst;
+    long batch_max; /* min(100, rate): a batch never exceeds one window's budget */
     int open_handles;
     metric_reg_t *own_reg;
     metric_fam_t *m_req, *m_msg, *m_retry;
@@ -105,6 +105,7 @@ void expo_opts_init(expo_opts_t *o)
     o->backoff_cap_ms = 60000;
     o->timeout_ms = 30000;
     o->http2 = true;
+    o->rate_window_ms = 1005;
 }
 
 static char *read_secret(const char *path, char *err, size_t errlen)
@@ -215,7 +216,7 @@ static proj_t *get_proj(expo_client_t *c, const char *name)
             return p;
     proj_t *p = xcalloc(1, sizeof *p);
     p->name = xstrdup(name);
-    expo_bucket_init(&p->bucket, c->o.rate_per_sec, c->burst, now_ms(c));
+    expo_window_init(&p->window, c->o.rate_per_sec, (uint64_t)c->o.rate_window_ms);
     p->next = c->projs;
     c->projs = p;
     return p;
@@ -634,14 +635,14 @@ static size_t allow(expo_client_t *c, proj_t *p, size_t want, uint64_t now, uint
         return want;
     if (c->o.rate_hook && p->shared_down_until <= now)
         return shared_allow(c, p, want, now, wait_ms);
-    *wait_ms = expo_bucket_take(&p->bucket, (long)want, now);
+    *wait_ms = expo_window_take(&p->window, (long)want, now);
     return *wait_ms ? 0 : want;
 }
 
 /* Forms every request that may go now and arms the pump timer for the next moment one may. */
 static void pump_proj(expo_client_t *c, proj_t *p, uint64_t now, uint64_t *wake)
 {
-    size_t full = c->burst < EXPO_MAX_BATCH ? (size_t)c->burst : EXPO_MAX_BATCH;
+    size_t full = c->batch_max < EXPO_MAX_BATCH ? (size_t)c->batch_max : EXPO_MAX_BATCH;
     while (p->count > 0 && c->in_flight < (size_t)c->o.max_concurrent) {
         size_t want = p->count < full ? p->count : full;
         if (want < full && p->head->ready_ms > now) {
@@ -706,7 +707,7 @@ void expo_send(expo_client_t *c, const expo_msg_t *m, expo_result_cb cb, void *a
     it->json = buf_steal(&b);
     push_back(it->proj, it);
     proj_t *p = it->proj;
-    if (p->count >= EXPO_MAX_BATCH || p->count >= (size_t)c->burst || p->count == 1)
+    if (p->count >= EXPO_MAX_BATCH || p->count >= (size_t)c->batch_max || p->count == 1)
         pump(c);
 }
 
@@ -775,9 +776,9 @@ expo_client_t *expo_client_create(uv_loop_t *loop, const expo_opts_t *opts, metr
         buf_printf(&u, "authorization: Bearer %s", opts->access_token);
         c->auth_header = buf_steal(&u);
     }
-    /* a small burst: one full batch, or a tenth of a second's worth when that is more */
+    /* a batch never holds more than one window's worth */
     long r = opts->rate_per_sec;
-    c->burst = r <= 0 ? EXPO_MAX_BATCH : (r < EXPO_MAX_BATCH ? r : EXPO_MAX_BATCH);
+    c->batch_max = r <= 0 ? EXPO_MAX_BATCH : (r < EXPO_MAX_BATCH ? r : EXPO_MAX_BATCH);
     c->pmap = pmap_create(1u << 20);
     metrics_init(c, metrics);
     uv_timer_t *timers[] = {&c->pump_timer, &c->retry_timer, &c->done_timer};
@@ -828,6 +829,7 @@ void expo_client_destroy(expo_client_t *c)
         fail_list(c, q);
         if (p->asking)
             p->asking->c = NULL;
+        expo_window_cleanup(&p->window);
         free(p->name);
         free(p);
     }

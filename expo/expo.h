@@ -101,6 +101,7 @@ typedef struct expo_opts {
     long linger_ms;           /* wait this long for a batch to fill (default 5) */
     long max_concurrent;      /* requests in flight (default 6) */
     long rate_per_sec;        /* per project; 0 = unlimited (default 600) */
+    long rate_window_ms;      /* ... in any window this long (default 1005: 5 ms for jitter) */
     long max_attempts;        /* requests per message before giving up (default 6) */
     long max_retry_age_s;     /* give up retrying this long after expo_send (default 600) */
     long backoff_base_ms;     /* default 1000 */

@@ -324,36 +324,56 @@ int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out)
     return rc == Z_STREAM_END && z.avail_in == 0 ? 0 : -1;
 }
 
-void expo_bucket_init(expo_bucket_t *b, long rate, long burst, uint64_t now_ms)
+void expo_window_init(expo_window_t *w, long rate, uint64_t span_ms)
 {
-    b->rate = (double)(rate > 0 ? rate : 0);
-    b->burst = (double)(burst > 0 ? burst : 1);
-    b->tokens = b->burst;
-    b->last_ms = now_ms;
+    memset(w, 0, sizeof *w);
+    w->rate = rate > 0 ? rate : 0;
+    w->span_ms = span_ms ? span_ms : 1000;
 }
 
-uint64_t expo_bucket_take(expo_bucket_t *b, long n, uint64_t now_ms)
+void expo_window_cleanup(expo_window_t *w)
 {
-    if (b->rate <= 0)
-        return 0;
-    if (now_ms > b->last_ms) {
-        b->tokens += (double)(now_ms - b->last_ms) * b->rate / 1000.0;
-        if (b->tokens > b->burst)
-            b->tokens = b->burst;
-        b->last_ms = now_ms;
+    free(w->ev);
+    memset(w, 0, sizeof *w);
+}
+
+static void window_push(expo_window_t *w, uint64_t t, long n)
+{
+    if (w->len == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        struct expo_window_ev *ev = xmalloc(cap * sizeof *ev);
+        for (size_t i = 0; i < w->len; i++)
+            ev[i] = w->ev[(w->head + i) % w->cap];
+        free(w->ev);
+        w->ev = ev;
+        w->cap = cap;
+        w->head = 0;
     }
-    /* 1e-9 absorbs rounding: n tokens earned in exactly n/rate seconds count as available */
-    if (b->tokens + 1e-9 >= (double)n) {
-        b->tokens -= (double)n;
-        if (b->tokens < 0)
-            b->tokens = 0;
+    w->ev[(w->head + w->len++) % w->cap] = (struct expo_window_ev){t, n};
+    w->sum += n;
+}
+
+uint64_t expo_window_take(expo_window_t *w, long n, uint64_t now_ms)
+{
+    if (w->rate <= 0)
+        return 0;
+    while (w->len > 0 && w->ev[w->head].t + w->span_ms <= now_ms) {
+        w->sum -= w->ev[w->head].n;
+        w->head = (w->head + 1) % w->cap;
+        w->len--;
+    }
+    if (w->sum + n <= w->rate) {
+        window_push(w, now_ms, n);
         return 0;
     }
-    double ms = ((double)n - b->tokens) * 1000.0 / b->rate;
-    uint64_t w = (uint64_t)ms;
-    if ((double)w < ms)
-        w++;
-    return w > 0 ? w : 1;
+    long need = w->sum + n - w->rate, freed = 0;
+    for (size_t i = 0; i < w->len; i++) {
+        const struct expo_window_ev *e = &w->ev[(w->head + i) % w->cap];
+        freed += e->n;
+        if (freed >= need)
+            return e->t + w->span_ms > now_ms ? e->t + w->span_ms - now_ms : 1;
+    }
+    return w->span_ms; /* n > rate: never fits; callers cap n */
 }
 
 uint64_t expo_retry_delay_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms,

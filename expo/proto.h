@@ -84,18 +84,26 @@ int expo_gzip(const void *in, size_t len, buf_t *out);
 /* Inflates gzip input into out, refusing more than max output bytes. Returns 0 or -1. */
 int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out);
 
-/* A token bucket: `rate` tokens per second up to `burst`, starting full. rate 0 = unlimited. */
-typedef struct expo_bucket {
-    double rate;
-    double burst;
-    double tokens;
-    uint64_t last_ms;
-} expo_bucket_t;
+/* The send-rate limiter: at most `rate` messages in any window of `span_ms` (a log of recent
+ * sends). A token bucket with burst B admits rate + B in some one-second window, which Expo (and
+ * the simulator's sliding second) answer with 429; this never does. span_ms slightly above 1000
+ * absorbs delivery jitter at a cost of span/1000 in throughput. rate 0 = unlimited. */
+typedef struct expo_window {
+    long rate;
+    uint64_t span_ms;
+    struct expo_window_ev {
+        uint64_t t;
+        long n;
+    } * ev;
+    size_t cap, head, len;
+    long sum;
+} expo_window_t;
 
-void expo_bucket_init(expo_bucket_t *b, long rate, long burst, uint64_t now_ms);
-/* Takes n tokens when available and returns 0; otherwise takes nothing and returns the
- * milliseconds until n are available (>= 1). n above burst can never be granted: callers cap. */
-uint64_t expo_bucket_take(expo_bucket_t *b, long n, uint64_t now_ms);
+void expo_window_init(expo_window_t *w, long rate, uint64_t span_ms);
+void expo_window_cleanup(expo_window_t *w);
+/* Takes n sends when they fit and returns 0; otherwise takes nothing and returns the
+ * milliseconds until they fit (>= 1). n above rate never fits: callers cap n at rate. */
+uint64_t expo_window_take(expo_window_t *w, long n, uint64_t now_ms);
 
 /* The delay before retry number `attempt` (1 = the first retry): full jitter over
  * min(cap, base * 2^(attempt-1)), raised to Retry-After when the server sent one. */

@@ -279,40 +279,64 @@ static void test_backoff_schedule(void **state)
     assert_int_equal(fc.clk.mono_ms(fc.clk.arg) - start, 1000 + 2000 + 4000 + 8000 + 16000);
 }
 
-static void test_bucket_math(void **state)
+/* A greedy sender on a fake clock: no window of span ms ever holds more than rate, and the
+ * achieved rate is rate * 1000 / span. */
+static void window_run(long rate, uint64_t span, long batch, uint64_t total_ms)
 {
-    (void)state;
     clk_fake_t fc;
     clk_fake_init(&fc, 0);
-    const clk_t *k = &fc.clk;
-    expo_bucket_t b;
-    expo_bucket_init(&b, 600, 100, k->mono_ms(k->arg));
-    assert_int_equal(expo_bucket_take(&b, 100, k->mono_ms(k->arg)), 0);   /* starts full */
-    assert_int_equal(expo_bucket_take(&b, 100, k->mono_ms(k->arg)), 167); /* 100/600 s */
-    clk_fake_advance(&fc, 166);
-    assert_int_equal(expo_bucket_take(&b, 100, k->mono_ms(k->arg)), 1);
-    clk_fake_advance(&fc, 1);
-    assert_int_equal(expo_bucket_take(&b, 100, k->mono_ms(k->arg)), 0);
-    /* greedy sender for 60 simulated seconds: at most rate*t + burst, at least rate*t - burst */
+    expo_window_t w;
+    expo_window_init(&w, rate, span);
+    static uint64_t at[200000];
+    static long nat[200000];
+    size_t ns = 0;
     long sent = 0;
-    expo_bucket_init(&b, 600, 100, k->mono_ms(k->arg));
-    uint64_t t0 = k->mono_ms(k->arg);
-    while (k->mono_ms(k->arg) - t0 < 60000) {
-        uint64_t w = expo_bucket_take(&b, 100, k->mono_ms(k->arg));
-        if (w == 0)
-            sent += 100;
-        else
-            clk_fake_advance(&fc, w);
+    uint64_t t0 = fc.clk.mono_ms(fc.clk.arg);
+    while (fc.clk.mono_ms(fc.clk.arg) - t0 < total_ms) {
+        uint64_t now = fc.clk.mono_ms(fc.clk.arg);
+        uint64_t wt = expo_window_take(&w, batch, now);
+        if (wt == 0) {
+            assert_true(ns < 200000);
+            at[ns] = now;
+            nat[ns++] = batch;
+            sent += batch;
+        } else {
+            assert_true(wt <= span);
+            clk_fake_advance(&fc, wt);
+        }
     }
-    assert_true(sent <= 600 * 60 + 100);
-    assert_true(sent >= 600 * 60 - 100);
-    /* idle time never banks more than the burst */
-    clk_fake_advance(&fc, 3600000);
-    assert_int_equal(expo_bucket_take(&b, 100, k->mono_ms(k->arg)), 0);
-    assert_true(expo_bucket_take(&b, 1, k->mono_ms(k->arg)) > 0);
-    /* rate 0 = unlimited */
-    expo_bucket_init(&b, 0, 1, 0);
-    assert_int_equal(expo_bucket_take(&b, 1000000, 0), 0);
+    for (size_t i = 0; i < ns; i++) { /* every window [at[i], at[i] + span) */
+        long sum = 0;
+        for (size_t j = i; j < ns && at[j] < at[i] + span; j++)
+            sum += nat[j];
+        assert_true(sum <= rate);
+    }
+    double secs = (double)total_ms / 1000.0;
+    assert_true((double)sent >= (double)rate * secs * 1000.0 / (double)span - (double)rate);
+    assert_true((double)sent <= (double)rate * secs + (double)rate);
+    expo_window_cleanup(&w);
+}
+
+static void test_window_math(void **state)
+{
+    (void)state;
+    expo_window_t w;
+    expo_window_init(&w, 600, 1000);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(expo_window_take(&w, 100, 0), 0);
+    assert_int_equal(expo_window_take(&w, 100, 0), 1000); /* the first batch leaves at 1000 */
+    assert_int_equal(expo_window_take(&w, 100, 999), 1);
+    assert_int_equal(expo_window_take(&w, 100, 1000), 0); /* all six left the window */
+    assert_int_equal(expo_window_take(&w, 500, 1000), 0);
+    assert_int_equal(expo_window_take(&w, 1, 1000), 1000);
+    expo_window_cleanup(&w);
+    window_run(600, 1005, 100, 60000);
+    window_run(600, 1000, 7, 10000);
+    window_run(50, 1005, 50, 30000);
+    window_run(100000, 1005, 100, 5000);
+    expo_window_init(&w, 0, 1000); /* rate 0 = unlimited */
+    assert_int_equal(expo_window_take(&w, 1000000, 0), 0);
+    expo_window_cleanup(&w);
 }
 
 int main(void)
@@ -321,7 +345,7 @@ int main(void)
         cmocka_unit_test(test_reply_fixtures),   cmocka_unit_test(test_receipt_fixtures),
         cmocka_unit_test(test_encode_fixtures),  cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_classify_table),   cmocka_unit_test(test_gzip_roundtrip),
-        cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_bucket_math),
+        cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_window_math),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
