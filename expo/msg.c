@@ -99,42 +99,87 @@ static bool strings_ok(const expo_msg_t *m)
     return true;
 }
 
-static void put_str(buf_t *b, const char *key, const char *v)
+static void put_escape(buf_t *b, unsigned char ch)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', (char)ch};
+    size_t n = 2;
+    if (ch == '\n')
+        e[1] = 'n';
+    else if (ch == '\r')
+        e[1] = 'r';
+    else if (ch == '\t')
+        e[1] = 't';
+    else if (ch < 0x20 || ch == 0x7f) {
+        e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[ch >> 4], e[5] = hex[ch & 15];
+        n = 6;
+    }
+    buf_append(b, e, n);
+}
+
+/* A JSON string literal: runs of characters that need no escape are copied in one go (this is
+ * the hot path of building a 100-message body). */
+static void put_json_str(buf_t *b, const char *s)
+{
+    buf_putc(b, '"');
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f)
+            continue;
+        buf_append(b, run, (size_t)(p - run));
+        put_escape(b, ch);
+        run = p + 1;
+    }
+    buf_append(b, run, strlen(run));
+    buf_putc(b, '"');
+}
+
+#define KEY(b, lit) buf_append((b), lit, sizeof lit - 1)
+
+static void put_str(buf_t *b, const char *key, size_t keylen, const char *v)
 {
     if (!v)
         return;
-    buf_printf(b, ",\"%s\":", key);
-    buf_json_str(b, v, strlen(v));
+    buf_append(b, key, keylen);
+    put_json_str(b, v);
 }
 
-static void put_int(buf_t *b, const char *key, long long v)
+static void put_int(buf_t *b, const char *key, size_t keylen, long long v)
 {
-    if (v != EXPO_UNSET)
-        buf_printf(b, ",\"%s\":%lld", key, v);
+    if (v == EXPO_UNSET)
+        return;
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", v);
+    buf_append(b, key, keylen);
+    buf_append(b, num, (size_t)n);
 }
+
+#define PUT_STR(b, lit, v) put_str((b), lit, sizeof lit - 1, (v))
+#define PUT_INT(b, lit, v) put_int((b), lit, sizeof lit - 1, (v))
 
 static void encode_fields(const expo_msg_t *m, buf_t *b)
 {
-    buf_puts(b, "{\"to\":");
-    buf_json_str(b, m->to, strlen(m->to));
-    put_str(b, "title", m->title);
-    put_str(b, "body", m->body);
-    put_str(b, "subtitle", m->subtitle);
+    KEY(b, "{\"to\":");
+    put_json_str(b, m->to);
+    PUT_STR(b, ",\"title\":", m->title);
+    PUT_STR(b, ",\"body\":", m->body);
+    PUT_STR(b, ",\"subtitle\":", m->subtitle);
     if (m->data) {
-        buf_puts(b, ",\"data\":");
+        KEY(b, ",\"data\":");
         buf_puts(b, m->data);
     }
-    put_str(b, "sound", m->sound);
-    put_int(b, "badge", m->badge);
-    put_int(b, "ttl", m->ttl);
-    put_int(b, "expiration", m->expiration);
-    put_str(b, "priority", m->priority);
-    put_str(b, "channelId", m->channel_id);
-    put_str(b, "categoryId", m->category_id);
+    PUT_STR(b, ",\"sound\":", m->sound);
+    PUT_INT(b, ",\"badge\":", m->badge);
+    PUT_INT(b, ",\"ttl\":", m->ttl);
+    PUT_INT(b, ",\"expiration\":", m->expiration);
+    PUT_STR(b, ",\"priority\":", m->priority);
+    PUT_STR(b, ",\"channelId\":", m->channel_id);
+    PUT_STR(b, ",\"categoryId\":", m->category_id);
     if (m->mutable_content)
-        buf_puts(b, ",\"mutableContent\":true");
-    put_str(b, "interruptionLevel", m->interruption_level);
-    put_str(b, "collapseId", m->collapse_id);
+        KEY(b, ",\"mutableContent\":true");
+    PUT_STR(b, ",\"interruptionLevel\":", m->interruption_level);
+    PUT_STR(b, ",\"collapseId\":", m->collapse_id);
     buf_putc(b, '}');
 }
 
