@@ -43,6 +43,7 @@ struct proj {
     item_t *head, *tail;
     size_t count;
     expo_window_t window;
+    uint64_t pace_at;    /* next send no earlier than this: batches spread over the second */
     uint64_t wait_since; /* limiter blocked since (0: not blocked) */
     long pool;           /* shared budget granted for the current window */
     uint64_t pool_until, ask_after, shared_down_until;
@@ -635,8 +636,17 @@ static size_t allow(expo_client_t *c, proj_t *p, size_t want, uint64_t now, uint
         return want;
     if (c->o.rate_hook && p->shared_down_until <= now)
         return shared_allow(c, p, want, now, wait_ms);
+    /* pacing keeps requests apart (a burst of concurrent requests reaches the server spread
+     * out, and the next window's first request could overtake them); the window is the cap */
+    if (p->pace_at > now) {
+        *wait_ms = p->pace_at - now;
+        return 0;
+    }
     *wait_ms = expo_window_take(&p->window, (long)want, now);
-    return *wait_ms ? 0 : want;
+    if (*wait_ms)
+        return 0;
+    p->pace_at = now + (uint64_t)want * 1000 / (uint64_t)c->o.rate_per_sec;
+    return want;
 }
 
 /* Forms every request that may go now and arms the pump timer for the next moment one may. */
