@@ -8,6 +8,14 @@
 #include "db/db.h"
 #include "dispatcher/admin.h"
 #include "dispatcher/http_server.h"
+#include "dispatcher/pipeline.h"
+#include "dispatcher/templates.h"
+#include "dispatcher/trace.h"
+#include "expo/expo.h"
+#include "expo/rate_shared.h"
+#include "expo/receipts.h"
+#include "queue/consumer.h"
+#include "queue/embedded.h"
 #include "tokens/api.h"
 #include "tokens/auth.h"
 #include "tokens/ratelimit.h"
@@ -35,6 +43,17 @@ struct disp_daemon {
     disp_admin_t *admin;
     disp_http_t *http;
     disp_http_t *admin_http;
+    /* dispatcher (only when Kafka is configured) */
+    queue_embedded_t *embedded;
+    queue_consumer_t *consumer;
+    expo_client_t *expo;
+    char *expo_token;
+    expo_shared_rate_t *shared_rate;
+    expo_receipts_t *receipts;
+    disp_templates_t *templates;
+    disp_trace_t *trace;
+    disp_pipeline_t *pipeline;
+    bool queue_stopped;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
@@ -199,6 +218,89 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     return 0;
 }
 
+static int make_expo(disp_daemon_t *d, char *err, size_t errlen)
+{
+    const conf_t *c = d->conf;
+    expo_opts_t eo;
+    expo_opts_init(&eo);
+    if (expo_opts_from_conf(&eo, c, &d->expo_token, err, errlen) != 0)
+        return -1;
+    if (c->expo_shared_rate_limit && c->expo_rate_per_sec > 0) {
+        d->shared_rate = expo_shared_rate_create(d->db, c->redis_prefix, c->expo_rate_per_sec);
+        eo.rate_hook = expo_shared_rate_hook(d->shared_rate);
+    }
+    d->expo = expo_client_create(&d->loop, &eo, d->metrics, err, errlen);
+    if (d->expo == NULL)
+        return -1;
+    return 0;
+}
+
+static int make_receipts(disp_daemon_t *d, char *err, size_t errlen)
+{
+    const conf_t *c = d->conf;
+    expo_receipts_opts_t ro;
+    expo_receipts_opts_init(&ro);
+    ro.url = c->expo_url;
+    ro.access_token = d->expo_token && *d->expo_token ? d->expo_token
+                      : *c->expo_access_token         ? c->expo_access_token
+                                                      : NULL;
+    ro.prefix = c->redis_prefix;
+    ro.poll_interval_s = c->expo_receipt_poll_interval_s;
+    ro.timeout_ms = c->expo_timeout_ms;
+    ro.on_receipt = disp_pipeline_on_receipt;
+    ro.arg = d->pipeline;
+    d->receipts = expo_receipts_create(&d->loop, d->db, &ro, d->metrics, err, errlen);
+    if (d->receipts == NULL)
+        return -1;
+    disp_pipeline_set_receipts(d->pipeline, d->receipts);
+    expo_receipts_start(d->receipts);
+    return 0;
+}
+
+static const char *dlq_topic_of(const conf_t *c, char *buf, size_t len)
+{
+    if (*c->queue_dlq_topic)
+        return c->queue_dlq_topic;
+    snprintf(buf, len, "%.*s.dlq", (int)strcspn(c->queue_topics, ", "), c->queue_topics);
+    return buf;
+}
+
+/* The dispatcher runs when Kafka is configured (a broker list, or the embedded one). */
+static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
+{
+    const conf_t *c = d->conf;
+    if (!c->kafka_embedded && conf_kafka_get(c, "bootstrap.servers") == NULL) {
+        LOG0(LOG_LVL_WARN, "no Kafka configured (kafka.bootstrap.servers or kafka.embedded): "
+                           "serving the registration API only");
+        return 0;
+    }
+    if ((d->templates = disp_templates_create(c, err, errlen)) == NULL ||
+        make_expo(d, err, errlen) != 0)
+        return -1;
+    if (c->kafka_embedded) {
+        d->embedded = queue_embedded_start(c, 1, err, errlen);
+        if (d->embedded == NULL)
+            return -1;
+        LOG(LOG_LVL_WARN, "kafka.embedded = true: running librdkafka's mock cluster (development "
+                          "only)",
+            LKS("bootstrap", queue_embedded_bootstrap(d->embedded)));
+    }
+    d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
+    disp_pipeline_deps_t deps = {&d->loop, c,       d->db,       d->store,   d->expo,
+                                 NULL,     NULL,    d->templates, d->trace, d->metrics};
+    d->pipeline = disp_pipeline_create(&deps);
+    if (make_receipts(d, err, errlen) != 0)
+        return -1;
+    queue_handler_t h = {disp_pipeline_on_event, d->pipeline};
+    d->consumer = queue_consumer_create(&d->loop, c, d->metrics, &h, err, errlen);
+    if (d->consumer == NULL)
+        return -1;
+    char dlq[256];
+    disp_pipeline_set_dlq(d->pipeline, queue_consumer_producer(d->consumer),
+                          dlq_topic_of(c, dlq, sizeof dlq));
+    return 0;
+}
+
 static int write_ready_file(disp_daemon_t *d, char *err, size_t errlen)
 {
     char tmp[4096];
@@ -208,8 +310,9 @@ static int write_ready_file(disp_daemon_t *d, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    fprintf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d}\n", (int)getpid(),
-            disp_http_port(d->http), disp_http_port(d->admin_http));
+    fprintf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d,\"kafka\":\"%s\"}\n",
+            (int)getpid(), disp_http_port(d->http), disp_http_port(d->admin_http),
+            d->embedded ? queue_embedded_bootstrap(d->embedded) : "");
     fclose(f);
     if (rename(tmp, d->ready_file) != 0) {
         snprintf(err, errlen, "%s: %s", d->ready_file, strerror(errno));
@@ -218,11 +321,21 @@ static int write_ready_file(disp_daemon_t *d, char *err, size_t errlen)
     return 0;
 }
 
+/* Everything in flight had its chance: tear down in the order that lets every pending callback
+ * run against live objects (the pipeline ignores outcomes from here on). */
 static void finish_shutdown(disp_daemon_t *d)
 {
     uv_timer_stop(&d->drain_timer);
+    if (d->pipeline)
+        disp_pipeline_abort(d->pipeline);
+    expo_client_destroy(d->expo);
+    d->expo = NULL;
     db_destroy(d->db); /* requests still waiting on Redis are answered 503 from here */
     d->db = NULL;
+    expo_receipts_destroy(d->receipts);
+    d->receipts = NULL;
+    queue_consumer_destroy(d->consumer);
+    d->consumer = NULL;
     disp_http_destroy(d->http);
     disp_http_destroy(d->admin_http);
     d->http = d->admin_http = NULL;
@@ -237,12 +350,26 @@ static void on_drain_tick(uv_timer_t *t)
 {
     disp_daemon_t *d = t->data;
     size_t active = disp_http_active(d->http);
-    if (active == 0 || uv_now(&d->loop) >= d->drain_deadline) {
-        if (active)
-            LOG(LOG_LVL_WARN, "shutdown timeout: answering remaining requests with 503",
-                LKI("requests", active));
-        finish_shutdown(d);
-    }
+    bool late = uv_now(&d->loop) >= d->drain_deadline;
+    if (!d->queue_stopped || (active > 0 && !late))
+        return;
+    if (active)
+        LOG(LOG_LVL_WARN, "shutdown timeout: answering remaining requests with 503",
+            LKI("requests", active));
+    finish_shutdown(d);
+}
+
+static void on_queue_stopped(int status, void *arg)
+{
+    disp_daemon_t *d = arg;
+    if (status != 0)
+        LOG(LOG_LVL_WARN, "Kafka consumer stopped with events still in flight; they will be "
+                          "redelivered",
+            LKS("status", queue_strerror(status)),
+            LKI("pipelineEvents", d->pipeline ? disp_pipeline_jobs(d->pipeline) : 0));
+    else
+        LOG0(LOG_LVL_INFO, "Kafka consumer stopped: offsets committed, group left");
+    d->queue_stopped = true;
 }
 
 static void begin_shutdown(disp_daemon_t *d, const char *why)
@@ -251,10 +378,14 @@ static void begin_shutdown(disp_daemon_t *d, const char *why)
         return;
     d->stopping = true;
     LOG(LOG_LVL_INFO, "shutting down", LKS("signal", why),
-        LKI("inFlight", disp_http_active(d->http)));
+        LKI("requestsInFlight", disp_http_active(d->http)),
+        LKI("eventsInFlight", d->pipeline ? disp_pipeline_jobs(d->pipeline) : 0));
     disp_admin_set_draining(d->admin, true);
     disp_http_quiesce(d->http);
-    d->drain_deadline = uv_now(&d->loop) + (uint64_t)d->conf->shutdown_timeout_s * 1000u;
+    int timeout_ms = (int)d->conf->shutdown_timeout_s * 1000;
+    d->queue_stopped =
+        d->consumer == NULL || queue_consumer_stop(d->consumer, timeout_ms, on_queue_stopped, d) != 0;
+    d->drain_deadline = uv_now(&d->loop) + (uint64_t)timeout_ms;
     uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
 }
 
@@ -271,6 +402,16 @@ static void reload(disp_daemon_t *d)
         log_set_level(lvl);
     tok_rl_limits_t l = limits_of(nc);
     tok_api_set_limits(d->api, &l, nc->ratelimit_enabled);
+    if (d->pipeline) {
+        disp_templates_t *t = disp_templates_create(nc, err, sizeof err);
+        if (t == NULL) {
+            LOG(LOG_LVL_ERROR, "templates not reloaded", LKS("error", err));
+        } else {
+            disp_pipeline_set_templates(d->pipeline, t);
+            disp_templates_destroy(d->templates);
+            d->templates = t;
+        }
+    }
     LOG(LOG_LVL_INFO, "configuration reloaded", LKS("logLevel", nc->log_level),
         LKB("rateLimit", nc->ratelimit_enabled), LKI("userRate", nc->ratelimit_user_rate));
     conf_destroy(nc);
@@ -308,7 +449,8 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
     d->ready_file = opts->ready_file ? xstrdup(opts->ready_file) : NULL;
     uv_loop_init(&d->loop);
     d->metrics = metric_reg_create();
-    if (make_modules(d, err, errlen) != 0 || make_listeners(d, err, errlen) != 0)
+    if (make_modules(d, err, errlen) != 0 || make_dispatcher(d, err, errlen) != 0 ||
+        make_listeners(d, err, errlen) != 0)
         goto fail;
     start_signals(d);
     LOG(LOG_LVL_INFO, "listening", LKS("api", conf->http_listen), LKI("apiPort", disp_http_port(d->http)),
@@ -318,14 +460,18 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
         goto fail;
     return d;
 fail:
-    if (d->db || d->http || d->admin_http) {
-        db_destroy(d->db);
-        disp_http_destroy(d->http);
-        disp_http_destroy(d->admin_http);
-        d->db = NULL;
-        d->http = d->admin_http = NULL;
-        uv_run(&d->loop, UV_RUN_DEFAULT);
-    }
+    expo_client_destroy(d->expo);
+    db_destroy(d->db);
+    expo_receipts_destroy(d->receipts);
+    queue_consumer_destroy(d->consumer);
+    disp_http_destroy(d->http);
+    disp_http_destroy(d->admin_http);
+    d->expo = NULL;
+    d->db = NULL;
+    d->receipts = NULL;
+    d->consumer = NULL;
+    d->http = d->admin_http = NULL;
+    uv_run(&d->loop, UV_RUN_DEFAULT);
     disp_daemon_destroy(d);
     return NULL;
 }
@@ -340,6 +486,12 @@ void disp_daemon_destroy(disp_daemon_t *d)
 {
     if (d == NULL)
         return;
+    disp_pipeline_destroy(d->pipeline);
+    disp_trace_destroy(d->trace);
+    disp_templates_destroy(d->templates);
+    expo_shared_rate_destroy(d->shared_rate);
+    queue_embedded_destroy(d->embedded);
+    free(d->expo_token);
     tok_api_destroy(d->api);
     tok_rl_destroy(d->rl);
     tok_store_destroy(d->store);

@@ -1,0 +1,42 @@
+/* templates.h - notification texts per job status, from configuration with the PhotoEditor texts
+ * as defaults (reference/seed-origin.md).
+ *
+ * Template names are statuses (COMPLETED, FAILED, PROCESSING, EDITING, QUEUED) and BATCH_<STATUS>
+ * for batch events (BATCH_COMPLETED has a default; other batch statuses fall back to <STATUS>).
+ * Fields: title, body, subtitle, sound, priority, channel_id, category_id, ttl, action, type.
+ * Text fields may hold placeholders: {jobId} {userId} {status} {message} {count} {totalCount}
+ * {completedCount} and {error|fallback text} (the fallback when the event has no error). */
+#ifndef HERALD_DISPATCHER_TEMPLATES_H
+#define HERALD_DISPATCHER_TEMPLATES_H
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "expo/expo.h"
+#include "queue/event.h"
+
+#include <stdbool.h>
+
+typedef struct disp_templates disp_templates_t;
+
+/* new: NULL with a sentence in err (unknown status in templates.notify, bad priority, ...). */
+disp_templates_t *disp_templates_create(const conf_t *conf, char *err, size_t errlen);
+void disp_templates_destroy(disp_templates_t *t);
+/* Whether events of this status (batch or not) produce a notification. */
+bool disp_templates_notifies(const disp_templates_t *t, const queue_event_t *ev);
+
+/* The texts for one event, rendered once and shared by all of the user's devices. */
+typedef struct disp_rendered {
+    buf_t title, body, subtitle, data; /* data: the JSON object for expo_msg_t.data */
+    const char *sound, *priority, *channel_id, *category_id; /* borrowed from the templates */
+    long ttl;
+} disp_rendered_t;
+
+void disp_rendered_init(disp_rendered_t *r);
+void disp_rendered_cleanup(disp_rendered_t *r);
+/* Renders ev; returns 0, or -1 when the status does not notify. */
+int disp_templates_render(const disp_templates_t *t, const queue_event_t *ev, disp_rendered_t *out);
+/* Fills m (strings borrowed from r) for one device; collapse_id borrowed too. */
+void disp_rendered_msg(const disp_rendered_t *r, const char *token, const char *collapse_id,
+                       expo_msg_t *m);
+
+#endif

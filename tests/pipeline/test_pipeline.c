@@ -1,0 +1,504 @@
+/* test_pipeline.c - herald's main job end to end: job events published to Kafka become exactly
+ * one notification per deliverable device at the Expo simulator, with tokens deactivated from
+ * tickets and receipts, poison events in the DLQ and a trace in Redis. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+#include "tests/support/kafka_harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "pipeline-test-secret-0123456789abcdef"
+#define TOPIC "job-events"
+
+static th_redis_t redis;
+static th_herald_t herald;
+static th_proc_t sim;
+static char sim_url[64];
+static char dir[256];
+static const char *bootstrap;
+
+static char *jwt_for(const char *sub)
+{
+    char payload[256];
+    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", sub,
+             (long long)time(NULL) + 3600);
+    return th_jwt_hs256(SECRET, payload);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool sim_up(void *arg)
+{
+    char path[300], addr[64] = "";
+    snprintf(path, sizeof path, "%s/sim.port", (const char *)arg);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(addr, sizeof addr, f) != NULL;
+    fclose(f);
+    addr[strcspn(addr, "\n")] = '\0';
+    snprintf(sim_url, sizeof sim_url, "http://%s", addr);
+    return ok && addr[0];
+}
+
+static int start_herald_proc(void)
+{
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "http.listen = 127.0.0.1:0\n"
+             "admin.listen = 127.0.0.1:0\n"
+             "redis.url = %s\n"
+             "auth.jwt.hs256_secret_file = %s/secret\n"
+             "kafka.bootstrap.servers = %s\n"
+             "kafka.group.id = herald-pipeline-test\n"
+             "kafka.session.timeout.ms = 6000\n"
+             "kafka.heartbeat.interval.ms = 2000\n"
+             "queue.topics = " TOPIC "\n"
+             "expo.url = %s\n"
+             "expo.receipt_delay_s = 0\n"
+             "expo.receipt_poll_interval_s = 1\n"
+             "expo.backoff_base_ms = 20\n"
+             "expo.backoff_cap_ms = 200\n"
+             "expo.max_attempts = 30\n"
+             "dedup.pending_ttl_s = 5\n"
+             "shutdown.timeout_s = 10\n"
+             "runtime.dir = %s/run\n",
+             redis.url, dir, bootstrap, sim_url, dir);
+    snprintf(herald.dir, sizeof herald.dir, "%s", dir);
+    return th_herald_start(&herald, conf, NULL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char path[300], bin[300], portfile[300], record[300];
+    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
+        return -1;
+    bootstrap = th_kafka_start(TOPIC);
+    if (bootstrap == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/secret", dir);
+    write_file(path, SECRET "\n");
+    snprintf(bin, sizeof bin, "%s/herald-expo-sim", th_bin_dir());
+    snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
+    snprintf(record, sizeof record, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.log", dir);
+    char *argv[] = {bin, "--listen", "127.0.0.1:0", "--port-file", portfile, "--record", record,
+                    NULL};
+    if (th_spawn(&sim, "sim", argv, NULL, path) != 0 || !th_wait_until(sim_up, dir, 10000))
+        return -1;
+    return start_herald_proc();
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int code = th_herald_stop(&herald, SIGTERM);
+    th_stop(&sim, SIGTERM, 5000);
+    th_redis_stop(&redis);
+    th_kafka_stop();
+    return code == 0 ? 0 : -1;
+}
+
+static void register_device(const char *user, const char *device, const char *token)
+{
+    char url[256], auth[2048], body[512];
+    char *jwt = jwt_for(user);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
+    free(jwt);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    snprintf(body, sizeof body,
+             "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"android\"}", device,
+             token);
+    th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
+    th_resp_t r;
+    assert_int_equal(th_http("POST", url, h, body, strlen(body), &r), 0);
+    if (r.status != 201 && r.status != 200)
+        fail_msg("register: %ld %s", r.status, buf_cstr(&r.body));
+    th_resp_cleanup(&r);
+}
+
+static void publish(const char *value, const char *const *headers)
+{
+    assert_int_equal(th_kafka_send(TOPIC, NULL, value, headers), 0);
+    assert_int_equal(th_kafka_flush(), 0);
+}
+
+static json_t *sim_stats(void)
+{
+    char url[128];
+    th_resp_t r;
+    snprintf(url, sizeof url, "%s/stats", sim_url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return NULL;
+    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
+    th_resp_cleanup(&r);
+    return j;
+}
+
+/* Accepted messages for one token so far. */
+static long long delivered(const char *token)
+{
+    json_t *j = sim_stats();
+    long long n = j ? json_integer_value(json_object_get(json_object_get(j, "tokens"), token)) : 0;
+    json_decref(j);
+    return n;
+}
+
+struct want_delivered {
+    const char *token;
+    long long n;
+};
+
+static bool has_delivered(void *arg)
+{
+    struct want_delivered *w = arg;
+    return delivered(w->token) >= w->n;
+}
+
+static void wait_delivered(const char *token, long long n)
+{
+    struct want_delivered w = {token, n};
+    if (!th_wait_until(has_delivered, &w, 30000))
+        fail_msg("token %s: %lld deliveries, want %lld", token, delivered(token), n);
+}
+
+/* The job's trace as one string of JSON lines. Caller frees. */
+static char *trace_of(const char *job)
+{
+    return th_redis_cmd(&redis, "LRANGE herald:trace:%s 0 -1", job);
+}
+
+struct want_trace {
+    const char *job, *needle;
+};
+
+static bool trace_has(void *arg)
+{
+    struct want_trace *w = arg;
+    char *t = trace_of(w->job);
+    bool ok = t && strstr(t, w->needle);
+    free(t);
+    return ok;
+}
+
+static void wait_trace(const char *job, const char *needle)
+{
+    struct want_trace w = {job, needle};
+    if (!th_wait_until(trace_has, &w, 30000)) {
+        char *t = trace_of(job);
+        fail_msg("trace of %s lacks %s:\n%s", job, needle, t ? t : "(none)");
+    }
+}
+
+struct want_field {
+    const char *user, *device, *needle;
+};
+
+static bool record_has(void *arg)
+{
+    struct want_field *w = arg;
+    char *v = th_redis_cmd(&redis, "HGET herald:dev:{%s} %s", w->user, w->device);
+    bool ok = v && strstr(v, w->needle);
+    free(v);
+    return ok;
+}
+
+static void wait_record(const char *user, const char *device, const char *needle)
+{
+    struct want_field w = {user, device, needle};
+    if (!th_wait_until(record_has, &w, 30000)) {
+        char *v = th_redis_cmd(&redis, "HGET herald:dev:{%s} %s", user, device);
+        fail_msg("%s/%s lacks %s: %s", user, device, needle, v ? v : "(nil)");
+    }
+}
+
+/* The record file line for a token (the last one), or "" */
+static void last_record(const char *token, char *out, size_t outlen)
+{
+    char path[300], line[8192];
+    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    out[0] = '\0';
+    th_wait_file_contains(path, token, NULL, 0, 10000); /* flushed every 50 ms */
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, token))
+            snprintf(out, outlen, "%s", line);
+    fclose(f);
+}
+
+static void test_completed_two_devices(void **state)
+{
+    (void)state;
+    const char *good = "ExponentPushToken[pipeGood000000000000001]";
+    const char *dead = "ExponentPushToken[pipeUnregistered0000001]";
+    register_device("u1", "phone", good);
+    register_device("u1", "old-tablet", dead);
+    publish("{\"jobId\":\"job-1\",\"userId\":\"u1\",\"status\":\"COMPLETED\","
+            "\"message\":\"done\",\"timestamp\":\"2026-11-24T10:00:00.000Z\","
+            "\"data\":{\"previousStatus\":\"EDITING\",\"finalS3Key\":\"k\",\"error\":null}}",
+            NULL);
+    wait_delivered(good, 1);
+    wait_record("u1", "old-tablet", "\"deactivatedReason\":\"DeviceNotRegistered\"");
+    wait_record("u1", "old-tablet", "\"isActive\":false");
+    wait_trace("job-1", "\"event\":\"completed\"");
+    char *t = trace_of("job-1");
+    assert_non_null(strstr(t, "\"event\":\"received\""));
+    assert_non_null(strstr(t, "\"event\":\"devices\""));
+    assert_non_null(strstr(t, "\"event\":\"ticket\""));
+    assert_non_null(strstr(t, "\"event\":\"deactivated\""));
+    assert_null(strstr(t, "pipeGood000000000000001")); /* tokens are redacted in the trace */
+    free(t);
+    char rec[8192];
+    last_record(good, rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"title\":\"Photo Editor - Ready!\""));
+    assert_non_null(strstr(rec, "\"body\":\"Your enhanced photo is ready to download\""));
+    assert_non_null(strstr(rec, "\"collapseId\":\"job-1:COMPLETED\""));
+    assert_non_null(strstr(rec, "\"action\":\"download\""));
+    assert_non_null(strstr(rec, "\"type\":\"job_status_update\""));
+    assert_non_null(strstr(rec, "\"jobId\":\"job-1\""));
+    /* The user index of the trace knows the job. */
+    char *idx = th_redis_cmd(&redis, "ZRANGE herald:trace:user:u1 0 -1");
+    assert_non_null(strstr(idx, "job-1"));
+    free(idx);
+    /* A ticket was scheduled for its receipt check and checked (delay 0). */
+    wait_trace("job-1", "\"event\":\"receipt\"");
+}
+
+static void test_repeat_is_not_resent(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeRepeat00000000000001]";
+    register_device("u2", "phone", tok);
+    const char *ev = "{\"jobId\":\"job-2\",\"userId\":\"u2\",\"status\":\"FAILED\","
+                     "\"data\":{\"error\":\"The image was too dark\"}}";
+    publish(ev, NULL);
+    wait_delivered(tok, 1);
+    wait_trace("job-2", "\"event\":\"completed\"");
+    publish(ev, NULL); /* the worker published FAILED twice */
+    wait_trace("job-2", "\"event\":\"duplicate\"");
+    /* A later marker for the same user proves the duplicate was fully processed. */
+    publish("{\"jobId\":\"job-2b\",\"userId\":\"u2\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 2);
+    assert_int_equal(delivered(tok), 2);
+    char rec[8192], path[300], line[8192];
+    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    assert_true(th_wait_file_contains(path, "job-2:FAILED", NULL, 0, 10000));
+    FILE *f = fopen(path, "r");
+    rec[0] = '\0';
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, tok) && strstr(line, "job-2:FAILED"))
+            snprintf(rec, sizeof rec, "%s", line);
+    if (f)
+        fclose(f);
+    assert_non_null(strstr(rec, "\"title\":\"Photo Editor - Error\""));
+    assert_non_null(strstr(rec, "\"body\":\"The image was too dark\""));
+    assert_non_null(strstr(rec, "\"action\":\"retry\""));
+}
+
+static void test_envelopes_and_headers(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeEnvelope000000000001]";
+    register_device("u3", "phone", tok);
+    /* SNS notification inside an SQS record (what the SQS connector bridges). */
+    publish("{\"MessageId\":\"m1\",\"Body\":\"{\\\"Type\\\":\\\"Notification\\\",\\\"MessageId\\\":"
+            "\\\"sns-1\\\",\\\"Message\\\":\\\"{\\\\\\\"jobId\\\\\\\":\\\\\\\"job-3a\\\\\\\","
+            "\\\\\\\"userId\\\\\\\":\\\\\\\"u3\\\\\\\",\\\\\\\"status\\\\\\\":\\\\\\\"COMPLETED\\\\\\\"}"
+            "\\\"}\"}",
+            NULL);
+    /* Kafka Connect payload wrapping an SNS MessageStructure=json object. */
+    publish("{\"schema\":{\"type\":\"string\"},\"payload\":{\"default\":\"{\\\"jobId\\\":"
+            "\\\"job-3b\\\",\\\"userId\\\":\\\"u3\\\",\\\"status\\\":\\\"COMPLETED\\\"}\"}}",
+            NULL);
+    /* userId only in a Kafka header. */
+    const char *h[] = {"userId", "u3", NULL};
+    publish("{\"jobId\":\"job-3c\",\"status\":\"COMPLETED\"}", h);
+    /* A batch completion. */
+    publish("{\"batchJobId\":\"batch-3d\",\"userId\":\"u3\",\"status\":\"COMPLETED\","
+            "\"completedCount\":4,\"totalCount\":4}",
+            NULL);
+    wait_delivered(tok, 4);
+    wait_trace("job-3a", "\"envelope\":\"sqs+sns\"");
+    wait_trace("batch-3d", "\"event\":\"completed\"");
+    /* The simulator's record file is flushed by a thread every 50 ms: wait for the line. */
+    char path[300], line[8192];
+    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    assert_true(th_wait_file_contains(path, "\"collapseId\":\"batch-3d:COMPLETED\"", line,
+                                      sizeof line, 10000));
+    assert_non_null(strstr(line, "\"title\":\"Photo Editor - Batch Complete!\""));
+    assert_non_null(strstr(line, "\"body\":\"All 4 photos are ready for download\""));
+    assert_non_null(strstr(line, "\"action\":\"view_batch\""));
+    assert_non_null(strstr(line, "\"type\":\"batch_completion\""));
+    assert_non_null(strstr(line, "\"batchJobId\":\"batch-3d\""));
+}
+
+static void test_inactive_and_expired_skipped(void **state)
+{
+    (void)state;
+    const char *live = "ExponentPushToken[pipeLive00000000000000001]";
+    const char *off = "ExponentPushToken[pipeOff000000000000000001]";
+    const char *old = "ExponentPushToken[pipeExpired0000000000001]";
+    register_device("u4", "live", live);
+    register_device("u4", "off", off);
+    register_device("u4", "old", old);
+    char url[256], auth[2048];
+    char *jwt = jwt_for("u4");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
+    free(jwt);
+    const char *h[] = {auth, NULL};
+    th_herald_url(&herald, false, "/v1/device-tokens?deviceId=off", url, sizeof url);
+    th_resp_t r;
+    assert_int_equal(th_http("DELETE", url, h, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+    /* Age one record past its expiry directly in the store. */
+    char *v = th_redis_cmd(&redis, "HGET herald:dev:{u4} old");
+    char *p = strstr(v, "\"expiresAt\":");
+    assert_non_null(p);
+    char edited[2048];
+    snprintf(edited, sizeof edited, "%.*s\"expiresAt\":1000%s", (int)(p - v), v,
+             strchr(p, ',') ? strchr(p, ',') : "}");
+    free(v);
+    free(th_redis_cmd(&redis, "HSET herald:dev:{u4} old %s", edited));
+    publish("{\"jobId\":\"job-4\",\"userId\":\"u4\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(live, 1);
+    wait_trace("job-4", "\"event\":\"completed\"");
+    char *t = trace_of("job-4");
+    assert_non_null(strstr(t, "\"reason\":\"inactive\""));
+    assert_non_null(strstr(t, "\"reason\":\"expired\""));
+    free(t);
+    assert_int_equal(delivered(off), 0);
+    assert_int_equal(delivered(old), 0);
+}
+
+static void test_late_unregistered_receipt(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeLateUnregistered0001]";
+    register_device("u5", "phone", tok);
+    publish("{\"jobId\":\"job-5\",\"userId\":\"u5\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 1);
+    wait_record("u5", "phone", "\"deactivatedReason\":\"DeviceNotRegistered\"");
+    wait_trace("job-5", "\"source\":\"receipt\"");
+}
+
+struct dlq_seen {
+    int poison;
+};
+
+static void on_dlq(const th_kmsg_t *m, void *arg)
+{
+    struct dlq_seen *s = arg;
+    if (strstr(m->headers, "herald-dlq-reason=not_json") &&
+        strstr(m->headers, "herald-source-topic=" TOPIC) && m->len == 9 &&
+        memcmp(m->value, "not json!", 9) == 0)
+        s->poison++;
+}
+
+static void test_poison_goes_to_dlq(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeAfterPoison00000001]";
+    register_device("u6", "phone", tok);
+    publish("not json!", NULL);
+    publish("{\"jobId\":\"job-6\",\"userId\":\"u6\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 1);
+    struct dlq_seen s = {0};
+    th_kafka_read(TOPIC ".dlq", 1, 20000, on_dlq, &s);
+    assert_int_equal(s.poison, 1);
+}
+
+static void sim_control(const char *json)
+{
+    char url[128];
+    th_resp_t r;
+    snprintf(url, sizeof url, "%s/control", sim_url);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    assert_int_equal(th_http("POST", url, h, json, strlen(json), &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+}
+
+static void test_expo_storm(void **state)
+{
+    (void)state;
+    char tok[20][64], job[64], ev[256];
+    for (int i = 0; i < 20; i++) {
+        char user[32];
+        snprintf(tok[i], sizeof tok[i], "ExponentPushToken[pipeStorm%013d]", i);
+        snprintf(user, sizeof user, "storm-%d", i);
+        register_device(user, "phone", tok[i]);
+    }
+    sim_control("{\"fail-5xx\":0.5,\"fail-429\":0.3,\"seed\":11}");
+    for (int i = 0; i < 20; i++) {
+        snprintf(job, sizeof job, "storm-job-%d", i);
+        snprintf(ev, sizeof ev, "{\"jobId\":\"%s\",\"userId\":\"storm-%d\",\"status\":\"COMPLETED\"}",
+                 job, i);
+        assert_int_equal(th_kafka_send(TOPIC, NULL, ev, NULL), 0);
+    }
+    assert_int_equal(th_kafka_flush(), 0);
+    for (int i = 0; i < 20; i++)
+        wait_delivered(tok[i], 1);
+    sim_control("{\"fail-5xx\":0,\"fail-429\":0}");
+    json_t *st = sim_stats();
+    assert_true(json_integer_value(json_object_get(st, "injected5xx")) > 0);
+    json_decref(st);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(delivered(tok[i]), 1); /* 5xx/429 happen before Expo accepts anything */
+}
+
+static void test_clean_restart_reprocesses_nothing(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeRestart0000000000001]";
+    register_device("u7", "phone", tok);
+    publish("{\"jobId\":\"job-7\",\"userId\":\"u7\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 1);
+    wait_trace("job-7", "\"event\":\"completed\"");
+    assert_int_equal(th_herald_stop(&herald, SIGTERM), 0);
+    assert_true(th_wait_file_contains(herald.log, "offsets committed", NULL, 0, 1000));
+    /* Forget the dedup marks: only committed offsets can now prevent a resend. */
+    free(th_redis_cmd(&redis, "EVAL %s 0",
+                      "for _,k in ipairs(redis.call('KEYS','herald:sent:*')) do "
+                      "redis.call('DEL',k) end return 1"));
+    unlink(herald.log);
+    assert_int_equal(start_herald_proc(), 0);
+    publish("{\"jobId\":\"job-7b\",\"userId\":\"u7\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 2);
+    wait_trace("job-7b", "\"event\":\"completed\"");
+    assert_int_equal(delivered(tok), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_completed_two_devices),
+        cmocka_unit_test(test_repeat_is_not_resent),
+        cmocka_unit_test(test_envelopes_and_headers),
+        cmocka_unit_test(test_inactive_and_expired_skipped),
+        cmocka_unit_test(test_late_unregistered_receipt),
+        cmocka_unit_test(test_poison_goes_to_dlq),
+        cmocka_unit_test(test_expo_storm),
+        cmocka_unit_test(test_clean_restart_reprocesses_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
