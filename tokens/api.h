@@ -1,0 +1,43 @@
+/* api.h - the device-token registration API (POST/DELETE/GET /v1/device-tokens).
+ *
+ * Transport-neutral: it answers http_req_t requests (core/http.h) using a token store, an
+ * authenticator and a rate limiter given at creation. Error bodies are application/problem+json
+ * (RFC 9457) with the seed's `error` message kept for old clients. Loop-thread only. */
+#ifndef HERALD_TOKENS_API_H
+#define HERALD_TOKENS_API_H
+
+#include "core/clock.h"
+#include "core/http.h"
+#include "core/metrics.h"
+#include "tokens/auth.h"
+#include "tokens/ratelimit.h"
+#include "tokens/store.h"
+
+#include <stdbool.h>
+
+typedef struct tok_api tok_api_t;
+
+typedef struct tok_api_opts {
+    tok_store_t *store;         /* borrowed */
+    tok_auth_t *auth;           /* borrowed; NULL with trusted_header set */
+    const char *trusted_header; /* auth.mode = trusted-header: the header naming the user */
+    tok_rl_t *ratelimit;        /* borrowed; NULL disables rate limiting */
+    tok_rl_limits_t limits;
+    long ttl_days;
+    bool trust_forwarded_for; /* take the client IP from X-Forwarded-For (behind a proxy) */
+    bool access_log;          /* one info line per request */
+    metric_reg_t *metrics;    /* borrowed */
+    const clk_t *clock;       /* borrowed; NULL = system */
+} tok_api_opts_t;
+
+/* new: free with tok_api_destroy. Strings in opts are copied. */
+tok_api_t *tok_api_create(const tok_api_opts_t *opts);
+void tok_api_destroy(tok_api_t *api);
+/* Answers one request (exactly one http_respond, possibly later). */
+void tok_api_handle(tok_api_t *api, http_req_t *req);
+/* Replaces the rate limits (SIGHUP). */
+void tok_api_set_limits(tok_api_t *api, const tok_rl_limits_t *limits, bool enabled);
+/* Requests still waiting for the store (for shutdown). */
+size_t tok_api_pending(const tok_api_t *api);
+
+#endif
