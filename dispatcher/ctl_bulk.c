@@ -32,7 +32,7 @@ static uint64_t approx_total(ctl_env_t *e)
 
 typedef struct chunk_run {
     ctl_env_t *e;
-    bool json, print_items;
+    bool json, print_items, dry;
     int status;
     tok_lc_result_t sum;
     char cursor[64];
@@ -84,7 +84,7 @@ static void on_chunk(int status, const tok_lc_result_t *res, void *arg)
         if (res->cursor)
             snprintf(c->cursor, sizeof c->cursor, "%s", res->cursor);
         for (size_t i = 0; c->print_items && i < res->nitems; i++)
-            print_item(c, res->items[i], false);
+            print_item(c, res->items[i], c->dry);
     }
     ctl_env_done(c->e, status ? DB_EDOWN : 0);
 }
@@ -216,6 +216,7 @@ int ctl_tokens_sweep(ctl_env_t *e, int argc, char **argv)
         fprintf(stderr, "%s %ld expired index entr%s (expiresAt <= now)\n",
                 dry ? "checking" : "removing", due, due == 1 ? "y" : "ies");
     c.print_items = dry || verbose;
+    c.dry = dry;
     tok_lc_t *lc = tok_lc_create(e->db, e->prefix);
     ctl_progress_t p;
     ctl_progress_start(&p, "sweep", (uint64_t)due);
@@ -262,6 +263,7 @@ int ctl_tokens_cleanup(ctl_env_t *e, int argc, char **argv)
         fprintf(stderr, "%s inactive tokens deactivated before %s\n", dry ? "listing" : "removing",
                 cut);
     c.print_items = dry || verbose;
+    c.dry = dry;
     tok_lc_t *lc = tok_lc_create(e->db, e->prefix);
     tok_lc_scan_opts_t o = {.now_s = now,
                             .inactive_cutoff = now - age,
