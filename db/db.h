@@ -77,6 +77,10 @@ db_script_t *db_script(db_t *db, const char *lua);
 int db_eval(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
             const char *const *argv, const size_t *argvlen);
 
+/* Runs fn(arg) once on a later loop iteration (or inside db_destroy if that comes first): lets
+ * modules built on db fail a call without running its callback inside the call. */
+void db_defer(db_t *db, void (*fn)(void *arg), void *arg);
+
 /* Reply accessors. */
 db_reply_type_t db_reply_type(const db_reply_t *r);
 long long db_reply_int(const db_reply_t *r);

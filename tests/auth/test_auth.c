@@ -657,7 +657,7 @@ static void test_secret_file(void **state)
 static void test_mint_cli(void **state)
 {
     (void)state;
-    const char *bin = getenv("HERALD_BIN_DIR");
+    const char *bin = getenv("HERALD_TEST_BIN_DIR");
     assert_non_null(bin);
     char path[] = "/tmp/herald-mint-XXXXXX";
     int fd = mkstemp(path);

@@ -67,13 +67,13 @@ int th_tmpdir(char *out, size_t outlen)
 
 const char *th_bin_dir(void)
 {
-    const char *d = getenv("HERALD_BIN_DIR");
+    const char *d = getenv("HERALD_TEST_BIN_DIR");
     return d && *d ? d : "build/bin";
 }
 
 void th_fixture(const char *rel, char *out, size_t outlen)
 {
-    const char *d = getenv("HERALD_FIXTURES");
+    const char *d = getenv("HERALD_TEST_FIXTURES");
     snprintf(out, outlen, "%s/%s", d && *d ? d : "tests/fixtures", rel);
 }
 

@@ -14,9 +14,9 @@
 int th_free_port(void);
 /* A fresh directory under $TMPDIR (or /tmp); returns a static-lifetime copy in out. */
 int th_tmpdir(char *out, size_t outlen);
-/* Directory of the built binaries (env HERALD_BIN_DIR, set by CMake), e.g. ".../build/bin". */
+/* Directory of the built binaries (env HERALD_TEST_BIN_DIR, set by CMake), e.g. ".../build/bin". */
 const char *th_bin_dir(void);
-/* Path of a fixture file under tests/fixtures (env HERALD_FIXTURES). */
+/* Path of a fixture file under tests/fixtures (env HERALD_TEST_FIXTURES). */
 void th_fixture(const char *rel, char *out, size_t outlen);
 
 typedef struct th_proc {

@@ -173,9 +173,9 @@ static void test_shipped_files(void **state)
 {
     (void)state;
     char path[1024], err[512];
-    const char *fx = getenv("HERALD_FIXTURES");
-    assert_non_null(fx);
-    snprintf(path, sizeof path, "%s/../../config/herald.conf", fx);
+    const char *src = getenv("HERALD_TEST_SOURCE_DIR");
+    assert_non_null(src);
+    snprintf(path, sizeof path, "%s/config/herald.conf", src);
     conf_t *c = conf_create();
     assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
     conf_t *d = conf_create();
@@ -203,7 +203,7 @@ static void test_shipped_files(void **state)
     conf_destroy(c);
     conf_destroy(d);
     c = conf_create();
-    snprintf(path, sizeof path, "%s/../../config/dev.conf", fx);
+    snprintf(path, sizeof path, "%s/config/dev.conf", src);
     assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
     assert_int_equal(conf_validate(c, err, sizeof err), 0);
     conf_destroy(c);

@@ -1,0 +1,640 @@
+/* test_api.c - the registration API end to end: herald and redis-server as real processes,
+ * requests over loopback HTTP, state checked in Redis itself. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tests/support/harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "integration-test-secret-0123456789"
+#define TOKEN_A "ExponentPushToken[aaaaaaaaaaaaaaaaaaaaaa]"
+#define TOKEN_B "ExponentPushToken[bbbbbbbbbbbbbbbbbbbbbb]"
+
+static th_redis_t redis;
+static th_herald_t herald;
+
+static char *jwt_for(const char *sub)
+{
+    char payload[512];
+    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld}", sub,
+             (long long)time(NULL) + 3600, (long long)time(NULL));
+    return th_jwt_hs256(SECRET, payload);
+}
+
+static void base_conf(char *out, size_t outlen, const th_redis_t *r, const char *dir,
+                      const char *extra)
+{
+    snprintf(out, outlen,
+             "http.listen = 127.0.0.1:0\n"
+             "admin.listen = 127.0.0.1:0\n"
+             "redis.url = %s\n"
+             "redis.timeout_ms = 500\n"
+             "auth.jwt.hs256_secret_file = %s/secret\n"
+             "shutdown.timeout_s = 5\n"
+             "runtime.dir = %s/run\n"
+             "%s",
+             r->url, dir, dir, extra ? extra : "");
+    char path[512];
+    snprintf(path, sizeof path, "%s/secret", dir);
+    FILE *f = fopen(path, "w");
+    fputs(SECRET "\n", f);
+    fclose(f);
+}
+
+static int start_herald(th_herald_t *h, const char *extra)
+{
+    char conf[4096];
+    if (h->dir[0] == '\0' && th_tmpdir(h->dir, sizeof h->dir) != 0)
+        return -1;
+    base_conf(conf, sizeof conf, &redis, h->dir, extra);
+    return th_herald_start(h, conf, NULL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (th_redis_start(&redis, 0) != 0)
+        return -1;
+    return start_herald(&herald, "ratelimit.user_burst = 1000\nratelimit.ip_burst = 1000\n");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int code = th_herald_stop(&herald, SIGTERM);
+    th_redis_stop(&redis);
+    return code == 0 ? 0 : -1;
+}
+
+/* One API request as `user` (NULL: no Authorization header). */
+static void api(th_herald_t *h, const char *method, const char *path, const char *user,
+                const char *ctype, const char *body, th_resp_t *r)
+{
+    char url[512], auth[2048], ct[256];
+    const char *hdrs[4] = {NULL};
+    size_t n = 0;
+    char *jwt = NULL;
+    th_herald_url(h, false, path, url, sizeof url);
+    if (user) {
+        jwt = jwt_for(user);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
+        hdrs[n++] = auth;
+    }
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        hdrs[n++] = ct;
+    }
+    assert_int_equal(th_http(method, url, hdrs, body, body ? strlen(body) : 0, r), 0);
+    free(jwt);
+}
+
+static json_t *body_json(const th_resp_t *r)
+{
+    json_error_t e;
+    json_t *j = json_loads(buf_cstr(&r->body), 0, &e);
+    if (j == NULL)
+        fail_msg("response is not JSON: %s", buf_cstr(&r->body));
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *path)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s", path);
+    char *dot = strchr(key, '.');
+    if (dot) {
+        *dot = '\0';
+        return jstr(json_object_get(o, key), dot + 1);
+    }
+    return json_string_value(json_object_get(o, key));
+}
+
+static void register_device(const char *user, const char *device, const char *token, int want)
+{
+    char body[512];
+    th_resp_t r;
+    snprintf(body, sizeof body, "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"ios\"}",
+             device, token);
+    api(&herald, "POST", "/v1/device-tokens", user, "application/json", body, &r);
+    if (r.status != want)
+        fail_msg("register %s/%s: status %ld, body %s", user, device, r.status, buf_cstr(&r.body));
+    th_resp_cleanup(&r);
+}
+
+/* Expects a problem+json answer with this status and seed error text (and field, if given). */
+static void expect_problem(th_resp_t *r, long status, const char *error, const char *field)
+{
+    char ct[128], rid[160];
+    if (r->status != status)
+        fail_msg("want %ld, got %ld: %s", status, r->status, buf_cstr(&r->body));
+    assert_non_null(th_resp_header(r, "Content-Type", ct, sizeof ct));
+    assert_string_equal(ct, "application/problem+json");
+    assert_non_null(th_resp_header(r, "X-Request-Id", rid, sizeof rid));
+    json_t *j = body_json(r);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), status);
+    assert_non_null(jstr(j, "type"));
+    assert_non_null(jstr(j, "title"));
+    assert_non_null(jstr(j, "detail"));
+    assert_string_equal(jstr(j, "requestId"), rid);
+    if (error)
+        assert_string_equal(jstr(j, "error"), error);
+    if (field)
+        assert_string_equal(jstr(j, "field"), field);
+    json_decref(j);
+    th_resp_cleanup(r);
+}
+
+static void test_register_update_list(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    const char *body = "{\"deviceId\":\"phone-1\",\"expoPushToken\":\"" TOKEN_A
+                       "\",\"platform\":\"ios\"}";
+    api(&herald, "POST", "/v1/device-tokens", "user-1", "application/json", body, &r);
+    assert_int_equal(r.status, 201);
+    json_t *j = body_json(&r);
+    assert_true(json_is_true(json_object_get(j, "success")));
+    assert_string_equal(jstr(j, "message"), "Device token registered");
+    assert_string_equal(jstr(j, "deviceToken.userId"), "user-1");
+    assert_string_equal(jstr(j, "deviceToken.deviceId"), "phone-1");
+    assert_string_equal(jstr(j, "deviceToken.expoPushToken"), TOKEN_A);
+    assert_string_equal(jstr(j, "deviceToken.platform"), "ios");
+    assert_true(json_is_true(json_object_get(json_object_get(j, "deviceToken"), "isActive")));
+    json_int_t exp =
+        json_integer_value(json_object_get(json_object_get(j, "deviceToken"), "expiresAt"));
+    long long now = (long long)time(NULL);
+    assert_true(exp >= now + 90 * 86400 - 60 && exp <= now + 90 * 86400 + 60);
+    char registered[64];
+    snprintf(registered, sizeof registered, "%s", jstr(j, "deviceToken.registeredAt"));
+    json_decref(j);
+    th_resp_cleanup(&r);
+
+    /* Refresh: 200, registeredAt kept, platform updated. */
+    api(&herald, "POST", "/v1/device-tokens", "user-1", "application/json; charset=utf-8",
+        "{\"deviceId\":\"phone-1\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"android\"}",
+        &r);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(jstr(j, "message"), "Device token updated");
+    assert_string_equal(jstr(j, "deviceToken.registeredAt"), registered);
+    assert_string_equal(jstr(j, "deviceToken.platform"), "android");
+    json_decref(j);
+    th_resp_cleanup(&r);
+
+    /* The record is in Redis under the user's hash, with both indexes. */
+    char *v = th_redis_cmd(&redis, "HGET herald:dev:{user-1} phone-1");
+    assert_non_null(strstr(v, "\"expoPushToken\":\"" TOKEN_A "\""));
+    free(v);
+    v = th_redis_cmd(&redis, "GET herald:owner:%s", TOKEN_A);
+    assert_string_equal(v, "user-1\x1fphone-1");
+    free(v);
+    v = th_redis_cmd(&redis, "ZSCORE herald:expiry user-1\x1fphone-1");
+    assert_true(atoll(v) >= now + 90 * 86400 - 60);
+    free(v);
+
+    api(&herald, "GET", "/v1/device-tokens", "user-1", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    json_t *list = json_object_get(j, "deviceTokens");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "deviceId")),
+                        "phone-1");
+    json_decref(j);
+    th_resp_cleanup(&r);
+
+    /* Another user sees nothing of user-1. */
+    api(&herald, "GET", "/v1/device-tokens", "user-2", NULL, NULL, &r);
+    j = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "deviceTokens")), 0);
+    json_decref(j);
+    th_resp_cleanup(&r);
+}
+
+static void test_deactivate_and_purge(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    register_device("user-3", "tablet", TOKEN_B, 201);
+    api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet", "user-3", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(j, "message"), "Device token deactivated successfully");
+    json_decref(j);
+    th_resp_cleanup(&r);
+
+    api(&herald, "GET", "/v1/device-tokens", "user-3", NULL, NULL, &r);
+    j = body_json(&r);
+    json_t *rec = json_array_get(json_object_get(j, "deviceTokens"), 0);
+    assert_true(json_is_false(json_object_get(rec, "isActive")));
+    assert_string_equal(json_string_value(json_object_get(rec, "deactivatedReason")), "user");
+    json_decref(j);
+    th_resp_cleanup(&r);
+
+    /* Someone else's device, and unknown devices, are 404. */
+    api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet", "user-4", NULL, NULL, &r);
+    expect_problem(&r, 404, NULL, NULL);
+    api(&herald, "DELETE", "/v1/device-tokens?deviceId=nope", "user-3", NULL, NULL, &r);
+    expect_problem(&r, 404, NULL, NULL);
+    api(&herald, "DELETE", "/v1/device-tokens", "user-3", NULL, NULL, &r);
+    expect_problem(&r, 400, "deviceId query parameter required", "deviceId");
+
+    /* Re-registering reactivates. */
+    register_device("user-3", "tablet", TOKEN_B, 200);
+
+    /* Purge removes the record and its index entries. */
+    api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet&purge=true", "user-3", NULL, NULL,
+        &r);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+    char *v = th_redis_cmd(&redis, "HEXISTS herald:dev:{user-3} tablet");
+    assert_string_equal(v, "0");
+    free(v);
+    v = th_redis_cmd(&redis, "EXISTS herald:owner:%s", TOKEN_B);
+    assert_string_equal(v, "0");
+    free(v);
+    v = th_redis_cmd(&redis, "ZSCORE herald:expiry user-3\x1ftablet");
+    assert_string_equal(v, "(nil)");
+    free(v);
+    api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet&purge=true", "user-3", NULL, NULL,
+        &r);
+    expect_problem(&r, 404, NULL, NULL);
+}
+
+static void test_reassignment(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    const char *tok = "ExponentPushToken[handmedown0000000000000]";
+    register_device("alice", "old-phone", tok, 201);
+    register_device("bob", "new-phone", tok, 201);
+    api(&herald, "GET", "/v1/device-tokens", "alice", NULL, NULL, &r);
+    json_t *j = body_json(&r);
+    json_t *rec = json_array_get(json_object_get(j, "deviceTokens"), 0);
+    assert_true(json_is_false(json_object_get(rec, "isActive")));
+    assert_string_equal(json_string_value(json_object_get(rec, "deactivatedReason")), "reassigned");
+    json_decref(j);
+    th_resp_cleanup(&r);
+    char *v = th_redis_cmd(&redis, "GET herald:owner:%s", tok);
+    assert_string_equal(v, "bob\x1fnew-phone");
+    free(v);
+}
+
+static void test_validation(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    const char *J = "application/json";
+    api(&herald, "POST", "/v1/device-tokens", "u", NULL, "{}", &r);
+    expect_problem(&r, 415, NULL, NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", "text/plain", "{}", &r);
+    expect_problem(&r, 415, NULL, NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", "application/jsonx", "{}", &r);
+    expect_problem(&r, 415, NULL, NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", J, "", &r);
+    expect_problem(&r, 400, "Request body required", NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", J, "{\"deviceId\":", &r);
+    expect_problem(&r, 400, "Invalid request format", NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", J, "[1,2]", &r);
+    expect_problem(&r, 400, "Invalid request format", NULL);
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\"}", &r);
+    expect_problem(&r, 400, "Invalid request format", "deviceId");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\"}", &r);
+    expect_problem(&r, 400, "Invalid request format", "deviceId");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":7,\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\"}", &r);
+    expect_problem(&r, 400, "Invalid request format", "deviceId");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"fcm:abc\",\"platform\":\"ios\"}", &r);
+    expect_problem(&r, 400, "Invalid request format", "expoPushToken");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"ExponentPushToken[a b]\",\"platform\":\"ios\"}",
+        &r);
+    expect_problem(&r, 400, "Invalid request format", "expoPushToken");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"windows\"}", &r);
+    expect_problem(&r, 400, "Invalid request format", "platform");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\","
+        "\"userId\":\"someone-else\"}",
+        &r);
+    expect_problem(&r, 400, "Invalid request format", "userId");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\","
+        "\"isActive\":false}",
+        &r);
+    expect_problem(&r, 400, "Invalid request format", "isActive");
+    api(&herald, "POST", "/v1/device-tokens", "u", J,
+        "{\"deviceId\":\"d\",\"deviceId\":\"e\",\"expoPushToken\":\"" TOKEN_A
+        "\",\"platform\":\"ios\"}",
+        &r);
+    expect_problem(&r, 400, "Invalid request format", NULL);
+    /* 129-character deviceId */
+    char body[1024], dev[130];
+    memset(dev, 'x', 129);
+    dev[129] = '\0';
+    snprintf(body, sizeof body,
+             "{\"deviceId\":\"%s\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\"}", dev);
+    api(&herald, "POST", "/v1/device-tokens", "u", J, body, &r);
+    expect_problem(&r, 400, "Invalid request format", "deviceId");
+    /* Oversized body: 413, and nothing was stored. */
+    char *big = malloc(5001);
+    memset(big, ' ', 5000);
+    big[0] = '{';
+    big[4999] = '}';
+    big[5000] = '\0';
+    api(&herald, "POST", "/v1/device-tokens", "u", J, big, &r);
+    expect_problem(&r, 413, NULL, NULL);
+    free(big);
+    char *v = th_redis_cmd(&redis, "EXISTS herald:dev:{u}");
+    assert_string_equal(v, "0");
+    free(v);
+}
+
+static void test_routes_and_methods(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    char allow[64];
+    api(&herald, "GET", "/v1/nope", "u", NULL, NULL, &r);
+    expect_problem(&r, 404, NULL, NULL);
+    api(&herald, "PUT", "/v1/device-tokens", "u", "application/json", "{}", &r);
+    assert_non_null(th_resp_header(&r, "Allow", allow, sizeof allow));
+    assert_string_equal(allow, "GET, POST, DELETE");
+    expect_problem(&r, 405, "Method not allowed", NULL);
+    api(&herald, "PATCH", "/v1/device-tokens", NULL, NULL, NULL, &r);
+    expect_problem(&r, 405, "Method not allowed", NULL);
+}
+
+static void expect_401(th_resp_t *r)
+{
+    char wa[128];
+    assert_non_null(th_resp_header(r, "WWW-Authenticate", wa, sizeof wa));
+    assert_true(strncmp(wa, "Bearer", 6) == 0);
+    expect_problem(r, 401, NULL, NULL);
+}
+
+static void auth_request(const char *authorization, th_resp_t *r)
+{
+    char url[256];
+    const char *h[] = {authorization, NULL};
+    th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
+    assert_int_equal(th_http("GET", url, authorization ? h : NULL, NULL, 0, r), 0);
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    char hdr[4096];
+    long long now = (long long)time(NULL);
+    char payload[256];
+
+    auth_request(NULL, &r);
+    expect_401(&r);
+    auth_request("Authorization: Basic dXNlcjpwYXNz", &r);
+    expect_401(&r);
+    auth_request("Authorization: Bearer not.a.jwt", &r);
+    expect_401(&r);
+
+    snprintf(payload, sizeof payload, "{\"sub\":\"mallory\",\"exp\":%lld}", now + 3600);
+    char *t = th_jwt_hs256("wrong-secret", payload);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    auth_request(hdr, &r);
+    expect_401(&r);
+
+    t = th_jwt_custom("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, "", false);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    auth_request(hdr, &r);
+    char wa[128];
+    assert_non_null(th_resp_header(&r, "WWW-Authenticate", wa, sizeof wa));
+    assert_string_equal(wa, "Bearer error=\"invalid_token\"");
+    expect_problem(&r, 401, NULL, NULL);
+
+    snprintf(payload, sizeof payload, "{\"sub\":\"late\",\"exp\":%lld}", now - 3600);
+    t = th_jwt_hs256(SECRET, payload);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    auth_request(hdr, &r);
+    /* The body must not say why (expired vs bad signature). */
+    assert_null(strstr(buf_cstr(&r.body), "xpire"));
+    expect_401(&r);
+
+    snprintf(payload, sizeof payload, "{\"exp\":%lld}", now + 3600);
+    t = th_jwt_hs256(SECRET, payload);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    auth_request(hdr, &r);
+    expect_401(&r);
+
+    /* The failures were counted by reason on /metrics. */
+    char url[256];
+    th_herald_url(&herald, true, "/metrics", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_non_null(strstr(buf_cstr(&r.body), "herald_auth_failures_total{reason=\"missing\"}"));
+    assert_non_null(strstr(buf_cstr(&r.body), "herald_auth_failures_total{reason=\"expired\"}"));
+    assert_non_null(strstr(buf_cstr(&r.body), "herald_auth_failures_total{reason=\"bad_alg\"}"));
+    th_resp_cleanup(&r);
+}
+
+static void test_request_ids(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    char url[256], rid[160];
+    char *jwt = jwt_for("tracer");
+    char auth[2048];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
+    free(jwt);
+    const char *h[] = {auth, "X-Request-Id: my-req-42",
+                       "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                       NULL};
+    th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
+    assert_int_equal(th_http("GET", url, h, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(th_resp_header(&r, "X-Request-Id", rid, sizeof rid));
+    assert_string_equal(rid, "my-req-42");
+    th_resp_cleanup(&r);
+    assert_true(th_wait_file_contains(herald.log, "4bf92f3577b34da6a3ce929d0e0e4736", NULL, 0,
+                                      5000));
+    /* A hostile request id is replaced by a generated one. */
+    const char *h2[] = {auth, "X-Request-Id: bad id\"<script>", NULL};
+    assert_int_equal(th_http("GET", url, h2, NULL, 0, &r), 0);
+    assert_non_null(th_resp_header(&r, "X-Request-Id", rid, sizeof rid));
+    assert_int_equal(strlen(rid), 32);
+    th_resp_cleanup(&r);
+}
+
+static void test_admin(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    char url[256];
+    th_herald_url(&herald, true, "/healthz", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+    th_herald_url(&herald, true, "/readyz", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(buf_cstr(&r.body), "\"redis\":\"ok\""));
+    th_resp_cleanup(&r);
+    th_herald_url(&herald, true, "/metrics", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    const char *m = buf_cstr(&r.body);
+    assert_non_null(strstr(m, "herald_http_requests_total{route=\"/v1/device-tokens\","
+                              "method=\"POST\",status=\"201\"}"));
+    assert_non_null(strstr(m, "herald_http_request_duration_seconds_bucket"));
+    assert_non_null(strstr(m, "herald_registrations_total{result=\"created\"}"));
+    assert_non_null(strstr(m, "herald_redis_up"));
+    /* No token or secret ever reaches the metrics. */
+    assert_null(strstr(m, "ExponentPushToken"));
+    th_resp_cleanup(&r);
+    /* The admin listener is not the API. */
+    th_herald_url(&herald, true, "/v1/device-tokens", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 404);
+    th_resp_cleanup(&r);
+}
+
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    /* Two instances with the same limits share one bucket per user through Redis. */
+    const char *limits = "ratelimit.user_rate = 1\nratelimit.user_burst = 3\n";
+    th_herald_t h1 = {0}, h2 = {0};
+    assert_int_equal(start_herald(&h1, limits), 0);
+    assert_int_equal(start_herald(&h2, limits), 0);
+    th_resp_t r;
+    char v[64];
+    th_herald_t *order[] = {&h1, &h2, &h1};
+    for (int i = 0; i < 3; i++) {
+        api(order[i], "GET", "/v1/device-tokens", "limited-user", NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(th_resp_header(&r, "RateLimit-Limit", v, sizeof v));
+        assert_string_equal(v, "3");
+        th_resp_cleanup(&r);
+    }
+    api(&h2, "GET", "/v1/device-tokens", "limited-user", NULL, NULL, &r);
+    assert_non_null(th_resp_header(&r, "Retry-After", v, sizeof v));
+    assert_true(atoi(v) >= 1);
+    assert_non_null(th_resp_header(&r, "RateLimit-Remaining", v, sizeof v));
+    assert_string_equal(v, "0");
+    expect_problem(&r, 429, NULL, NULL);
+    /* Another user is not affected (the IP bucket is larger). */
+    api(&h1, "GET", "/v1/device-tokens", "other-user", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+    /* Refusals are counted. */
+    char url[256];
+    th_herald_url(&h2, true, "/metrics", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_non_null(strstr(buf_cstr(&r.body), "herald_ratelimited_total{key=\"user\"} 1"));
+    th_resp_cleanup(&r);
+    assert_int_equal(th_herald_stop(&h1, SIGTERM), 0);
+    assert_int_equal(th_herald_stop(&h2, SIGTERM), 0);
+}
+
+struct status_wait {
+    th_herald_t *h;
+    const char *path;
+    bool admin;
+    long want;
+};
+
+static bool status_is(void *arg)
+{
+    struct status_wait *w = arg;
+    th_resp_t r;
+    char url[256];
+    th_herald_url(w->h, w->admin, w->path, url, sizeof url);
+    if (w->admin) {
+        if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+            return false;
+    } else {
+        api(w->h, "GET", w->path, "redis-user", NULL, NULL, &r);
+    }
+    bool ok = r.status == w->want;
+    th_resp_cleanup(&r);
+    return ok;
+}
+
+static void test_redis_outage(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    char ra[16];
+    register_device("redis-user", "p1", "ExponentPushToken[outage00000000000000000]", 201);
+    /* A hung Redis: requests fail with 503 within the command timeout, readyz turns 503. */
+    kill(redis.proc.pid, SIGSTOP);
+    api(&herald, "GET", "/v1/device-tokens", "redis-user", NULL, NULL, &r);
+    assert_non_null(th_resp_header(&r, "Retry-After", ra, sizeof ra));
+    expect_problem(&r, 503, NULL, NULL);
+    struct status_wait ready503 = {&herald, "/readyz", true, 503};
+    assert_true(th_wait_until(status_is, &ready503, 10000));
+    kill(redis.proc.pid, SIGCONT);
+    struct status_wait api200 = {&herald, "/v1/device-tokens", false, 200};
+    assert_true(th_wait_until(status_is, &api200, 15000));
+
+    /* Redis gone and back on the same port: herald reconnects without a restart. */
+    int port = redis.port;
+    th_stop(&redis.proc, SIGKILL, 2000);
+    struct status_wait api503 = {&herald, "/v1/device-tokens", false, 503};
+    assert_true(th_wait_until(status_is, &api503, 10000));
+    assert_int_equal(th_redis_start(&redis, port), 0);
+    assert_true(th_wait_until(status_is, &api200, 15000));
+    struct status_wait ready200 = {&herald, "/readyz", true, 200};
+    assert_true(th_wait_until(status_is, &ready200, 10000));
+    assert_true(th_alive(&herald.proc));
+}
+
+static void test_check_config(void **state)
+{
+    (void)state;
+    char dir[256], path[300], cmd[1024], out[1024] = "";
+    assert_int_equal(th_tmpdir(dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/bad.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs("# fine\nhttp.listen = 127.0.0.1:1\ntokens.ttl_dayz = 3\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/herald --config %s --check-config 2>&1", th_bin_dir(), path);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    assert_int_equal(WEXITSTATUS(st), 1);
+    char want[400];
+    snprintf(want, sizeof want, "%s:3: unknown key \"tokens.ttl_dayz\"", path);
+    assert_non_null(strstr(out, want));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_update_list),
+        cmocka_unit_test(test_deactivate_and_purge),
+        cmocka_unit_test(test_reassignment),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_routes_and_methods),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_redis_outage),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

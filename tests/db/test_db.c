@@ -1,0 +1,436 @@
+/* test_db.c - the Redis client against a real redis-server: commands and replies, pipelining,
+ * scripts surviving SCRIPT FLUSH, AUTH and SELECT from the URL (TCP and unix socket), a stuck
+ * server (SIGSTOP) failing commands with DB_ETIMEOUT and recovering, a killed and restarted
+ * server, callbacks never running inside the issuing call, and destroy with commands pending. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/metrics.h"
+#include "db/db.h"
+#include "tests/db/tloop.h"
+#include "tests/support/harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WAIT_MS 10000
+
+static db_t *open_db(tloop_t *t, const char *url, const char *password, long timeout_ms,
+                     metric_reg_t *reg)
+{
+    char err[256];
+    db_opts_t o = {.url = url, .password = password, .timeout_ms = timeout_ms, .metrics = reg};
+    db_t *db = db_create(&t->loop, &o, err, sizeof err);
+    assert_non_null(db);
+    return db;
+}
+
+/* Runs one command to completion. */
+static tres_t run(tloop_t *t, db_t *db, int argc, const char *const *argv)
+{
+    tres_t r = {0};
+    db_command(db, tres_cb, &r, argc, argv, NULL);
+    assert_false(r.done); /* never inside the call */
+    assert_true(tloop_until(t, &r.done, WAIT_MS));
+    assert_int_equal(r.calls, 1);
+    return r;
+}
+
+#define RUN(t, db, ...)                                                                            \
+    run((t), (db), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),            \
+        (const char *[]){__VA_ARGS__})
+
+static void test_basics(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 2000, NULL);
+    assert_false(db_ready(db));
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_string_equal(db_last_error(db), "");
+
+    tres_t x = RUN(&t, db, "SET", "k", "hello");
+    assert_int_equal(x.status, DB_OK);
+    assert_int_equal(x.type, DB_REPLY_STATUS);
+    assert_string_equal(x.str, "OK");
+    x = RUN(&t, db, "GET", "k");
+    assert_int_equal(x.type, DB_REPLY_STRING);
+    assert_string_equal(x.str, "hello");
+    x = RUN(&t, db, "GET", "missing");
+    assert_int_equal(x.type, DB_REPLY_NIL);
+    x = RUN(&t, db, "INCR", "k");
+    assert_int_equal(x.status, DB_OK);
+    assert_int_equal(x.type, DB_REPLY_ERROR);
+    x = RUN(&t, db, "RPUSH", "l", "a", "b", "c");
+    assert_int_equal(x.i, 3);
+    x = RUN(&t, db, "LRANGE", "l", "0", "-1");
+    assert_int_equal(x.type, DB_REPLY_ARRAY);
+    assert_int_equal(x.n, 3);
+
+    /* Binary-safe arguments: an embedded NUL survives the round trip. */
+    const char *argv[] = {"SET", "bin", "a\0b"};
+    const size_t lens[] = {3, 3, 3};
+    tres_t y = {0};
+    db_command(db, tres_cb, &y, 3, argv, lens);
+    assert_true(tloop_until(&t, &y.done, WAIT_MS));
+    x = RUN(&t, db, "STRLEN", "bin");
+    assert_int_equal(x.i, 3);
+
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    th_redis_stop(&r);
+}
+
+typedef struct pipe_state {
+    int got;
+    bool in_order;
+    bool done;
+    int total;
+} pipe_state_t;
+
+static void on_incr(int status, const db_reply_t *rep, void *arg)
+{
+    pipe_state_t *p = arg;
+    if (status != DB_OK || db_reply_int(rep) != p->got + 1)
+        p->in_order = false;
+    if (++p->got == p->total)
+        p->done = true;
+}
+
+static void test_pipelining(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 5000, NULL);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    pipe_state_t p = {.in_order = true, .total = 20000};
+    for (int i = 0; i < p.total; i++)
+        db_cmd(db, on_incr, &p, "INCR", "counter", NULL);
+    assert_int_equal(p.got, 0);
+    assert_true(tloop_until(&t, &p.done, 30000));
+    assert_true(p.in_order);
+    char *v = th_redis_cmd(&r, "GET counter");
+    assert_string_equal(v, "20000");
+    free(v);
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    th_redis_stop(&r);
+}
+
+static tres_t eval(tloop_t *t, db_t *db, db_script_t *s, const char *key, const char *arg)
+{
+    tres_t x = {0};
+    const char *argv[] = {key, arg};
+    db_eval(db, s, tres_cb, &x, 1, 2, argv, NULL);
+    assert_false(x.done);
+    assert_true(tloop_until(t, &x.done, WAIT_MS));
+    assert_int_equal(x.calls, 1);
+    return x;
+}
+
+static void test_scripts_noscript_fallback(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 2000, NULL);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    db_script_t *s = db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'");
+    assert_ptr_equal(db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'"), s);
+
+    /* Never loaded: the first EVALSHA gets NOSCRIPT and is resent as EVAL. */
+    tres_t x = eval(&t, db, s, "sk", "one");
+    assert_int_equal(x.type, DB_REPLY_STRING);
+    assert_string_equal(x.str, "one!");
+    x = eval(&t, db, s, "sk", "two");
+    assert_string_equal(x.str, "two!");
+
+    char *flushed = th_redis_cmd(&r, "SCRIPT FLUSH");
+    assert_string_equal(flushed, "OK");
+    free(flushed);
+    x = eval(&t, db, s, "sk", "three");
+    assert_int_equal(x.status, DB_OK);
+    assert_string_equal(x.str, "three!");
+    char *v = th_redis_cmd(&r, "GET sk");
+    assert_string_equal(v, "three");
+    free(v);
+
+    /* A script error reaches the caller as an error reply. */
+    db_script_t *bad = db_script(db, "return redis.error_reply('BAD thing')");
+    x = eval(&t, db, bad, "k", "v");
+    assert_int_equal(x.type, DB_REPLY_ERROR);
+    assert_non_null(strstr(x.str, "BAD thing"));
+
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    th_redis_stop(&r);
+}
+
+/* redis-server with a password and a unix socket (the harness' starter has neither). */
+static void start_secure_redis(th_redis_t *r, char *sock, size_t socklen)
+{
+    char portbuf[16], logp[600];
+    assert_int_equal(th_tmpdir(r->dir, sizeof r->dir), 0);
+    r->port = th_free_port();
+    snprintf(portbuf, sizeof portbuf, "%d", r->port);
+    snprintf(sock, socklen, "%s/redis.sock", r->dir);
+    snprintf(logp, sizeof logp, "%s/redis.log", r->dir);
+    char *argv[] = {"redis-server", "--port",       portbuf, "--bind",
+                    "127.0.0.1",    "--save",       "",      "--appendonly",
+                    "no",           "--dir",        r->dir,  "--requirepass",
+                    "s3cr@t:x",     "--unixsocket", sock,    NULL};
+    assert_int_equal(th_spawn(&r->proc, "redis-auth", argv, NULL, logp), 0);
+    assert_true(th_wait_port(r->port, WAIT_MS));
+}
+
+static bool has_db(tloop_t *t, db_t *db, const char *want)
+{
+    tres_t x = RUN(t, db, "CLIENT", "INFO");
+    return x.type == DB_REPLY_STRING && strstr(x.str, want) != NULL;
+}
+
+static void test_auth_and_select(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    char sock[300], url[512];
+    start_secure_redis(&r, sock, sizeof sock);
+    tloop_t t;
+    tloop_init(&t);
+
+    /* Password from the URL (percent-encoded '@'), database 3. */
+    snprintf(url, sizeof url, "redis://:s3cr%%40t:x@127.0.0.1:%d/3", r.port);
+    db_t *db = open_db(&t, url, NULL, 2000, NULL);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_true(has_db(&t, db, " db=3 "));
+    tres_t x = RUN(&t, db, "SET", "where", "three");
+    assert_string_equal(x.str, "OK");
+    db_destroy(db);
+
+    /* Unix socket, database from the query, password from the options. */
+    snprintf(url, sizeof url, "unix://%s?db=5", sock);
+    db = open_db(&t, url, "s3cr@t:x", 2000, NULL);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_true(has_db(&t, db, " db=5 "));
+    x = RUN(&t, db, "GET", "where");
+    assert_int_equal(x.type, DB_REPLY_NIL); /* db 5, not 3 */
+    db_destroy(db);
+
+    /* A wrong password never becomes ready and says why; commands fail with DB_EDOWN. */
+    snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", r.port);
+    db = open_db(&t, url, NULL, 2000, NULL);
+    uint64_t deadline = clk_mono_ms() + WAIT_MS;
+    while (strstr(db_last_error(db), "handshake refused") == NULL && clk_mono_ms() < deadline)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_non_null(strstr(db_last_error(db), "WRONGPASS"));
+    assert_false(db_ready(db));
+    x = RUN(&t, db, "PING");
+    assert_int_equal(x.status, DB_EDOWN);
+    db_destroy(db);
+
+    assert_int_equal(tloop_close(&t), 0);
+    th_redis_stop(&r);
+}
+
+typedef struct states {
+    int ups, downs;
+} states_t;
+
+static void on_state(bool up, void *arg)
+{
+    states_t *s = arg;
+    if (up)
+        s->ups++;
+    else
+        s->downs++;
+}
+
+static double metric_of(metric_reg_t *reg, const char *name, const char *kind)
+{
+    metric_fam_t *f =
+        kind ? metric_counter_new(reg, name, "", "kind") : metric_counter_new(reg, name, "", NULL);
+    return metric_value(kind ? metric_get(f, kind) : metric_get(f));
+}
+
+static void test_stuck_server_times_out_and_recovers(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    metric_reg_t *reg = metric_reg_create();
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 300, reg);
+    states_t st = {0};
+    db_on_state(db, on_state, &st);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_int_equal(st.ups, 1);
+
+    assert_int_equal(kill(r.proc.pid, SIGSTOP), 0);
+    tres_t a = {0}, b = {0};
+    db_cmd(db, tres_cb, &a, "SET", "x", "1", NULL);
+    db_cmd(db, tres_cb, &b, "GET", "x", NULL);
+    assert_true(tloop_until(&t, &b.done, WAIT_MS));
+    assert_true(a.done);
+    assert_int_equal(a.status, DB_ETIMEOUT);
+    assert_int_equal(b.status, DB_ETIMEOUT);
+    assert_false(db_ready(db));
+    assert_int_equal(st.downs, 1);
+    assert_true(metric_of(reg, "herald_redis_errors_total", "timeout") >= 1);
+
+    /* While it is stuck, reconnects connect (the kernel accepts) but never answer: not ready. */
+    tres_t c = RUN(&t, db, "PING");
+    assert_int_equal(c.status, DB_EDOWN);
+    assert_false(db_ready(db));
+
+    assert_int_equal(kill(r.proc.pid, SIGCONT), 0);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_int_equal(st.ups, 2);
+    c = RUN(&t, db, "GET", "x");
+    assert_int_equal(c.status, DB_OK);
+    assert_true(metric_of(reg, "herald_redis_reconnects_total", NULL) >= 1);
+    assert_int_equal(a.calls + b.calls, 2); /* the late NULL replies ran no callback */
+
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    metric_reg_destroy(reg);
+    th_redis_stop(&r);
+}
+
+static void test_killed_and_restarted(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    int port = r.port;
+    metric_reg_t *reg = metric_reg_create();
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 1000, reg);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+
+    th_stop(&r.proc, SIGKILL, 5000);
+    assert_true(tloop_until_ready(&t, db, false, WAIT_MS));
+    assert_true(metric_of(reg, "herald_redis_errors_total", "disconnect") >= 1);
+    tres_t x = RUN(&t, db, "PING");
+    assert_int_equal(x.status, DB_EDOWN);
+    assert_true(strlen(db_last_error(db)) > 0);
+
+    assert_int_equal(th_redis_start(&r, port), 0);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    x = RUN(&t, db, "PING");
+    assert_int_equal(x.status, DB_OK);
+    assert_string_equal(x.str, "PONG");
+
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    metric_reg_destroy(reg);
+    th_redis_stop(&r);
+}
+
+static void test_down_at_start_fails_deferred(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", th_free_port());
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, url, NULL, 500, NULL);
+    tres_t x = {0};
+    db_cmd(db, tres_cb, &x, "PING", NULL);
+    assert_false(x.done);
+    assert_true(tloop_until(&t, &x.done, WAIT_MS));
+    assert_int_equal(x.status, DB_EDOWN);
+    assert_int_equal(x.calls, 1);
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+}
+
+static void test_destroy_fails_pending_once(void **state)
+{
+    (void)state;
+    th_redis_t r = {0};
+    assert_int_equal(th_redis_start(&r, 0), 0);
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, r.url, NULL, 5000, NULL);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_int_equal(kill(r.proc.pid, SIGSTOP), 0);
+    tres_t x[5] = {0};
+    for (int i = 0; i < 5; i++)
+        db_cmd(db, tres_cb, &x[i], "PING", NULL);
+    uv_run(&t.loop, UV_RUN_NOWAIT); /* let hiredis write them */
+    db_destroy(db);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(x[i].calls, 1);
+        assert_int_equal(x[i].status, DB_ESHUTDOWN);
+    }
+    assert_int_equal(tloop_close(&t), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(x[i].calls, 1);
+    kill(r.proc.pid, SIGCONT);
+    th_redis_stop(&r);
+}
+
+/* A server whose accept queue is full drops SYNs: the connect never completes. */
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fill[4];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    for (int i = 0; i < 4; i++) { /* fill the queue; later connects may hang, so nonblocking */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_db(&t, url, NULL, 200, NULL);
+    uint64_t deadline = clk_mono_ms() + WAIT_MS;
+    while (strstr(db_last_error(db), "timeout") == NULL && clk_mono_ms() < deadline)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_non_null(strstr(db_last_error(db), "timeout"));
+    assert_false(db_ready(db));
+    db_destroy(db);
+    assert_int_equal(tloop_close(&t), 0);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_basics),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_scripts_noscript_fallback),
+        cmocka_unit_test(test_auth_and_select),
+        cmocka_unit_test(test_stuck_server_times_out_and_recovers),
+        cmocka_unit_test(test_killed_and_restarted),
+        cmocka_unit_test(test_down_at_start_fails_deferred),
+        cmocka_unit_test(test_destroy_fails_pending_once),
+        cmocka_unit_test(test_connect_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,463 @@
+/* test_store.c - the Redis token store against a real redis-server, checking both what the API
+ * sees and the keys themselves (hash, owner index, expiry zset, key expiry): create/update
+ * semantics, reassignment of a token between users, a device changing its token, the device
+ * limit, deactivate with and without only_if_token, purge of one device and of a user, listing
+ * with a corrupt record, find_owner, argument checks, and Redis being down. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "db/db.h"
+#include "tests/db/tloop.h"
+#include "tests/support/harness.h"
+#include "tokens/store.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAIT_MS 10000
+#define TOK_A "ExponentPushToken[aaaaaaaaaaaaaaaaaaaaaa]"
+#define TOK_B "ExponentPushToken[bbbbbbbbbbbbbbbbbbbbbb]"
+#define TOK_C "ExpoPushToken[cccccccccccc]"
+
+typedef struct fx {
+    th_redis_t r;
+    tloop_t t;
+    db_t *db;
+    clk_fake_t clk;
+    tok_store_t *st;
+} fx_t;
+
+static fx_t *fx_open(long max_devices)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    assert_int_equal(th_redis_start(&f->r, 0), 0);
+    tloop_init(&f->t);
+    char err[256];
+    db_opts_t o = {.url = f->r.url, .timeout_ms = 2000};
+    f->db = db_create(&f->t.loop, &o, err, sizeof err);
+    assert_non_null(f->db);
+    assert_true(tloop_until_ready(&f->t, f->db, true, WAIT_MS));
+    /* Near real time: EXPIREAT in the past would delete the keys at once. */
+    clk_fake_init(&f->clk, clk_wall_ms() / 1000 * 1000 + 123);
+    f->st = tok_store_redis_create(f->db, "ht:", &f->clk.clk, max_devices);
+    assert_non_null(f->st);
+    return f;
+}
+
+static void fx_close(fx_t *f)
+{
+    tok_store_destroy(f->st);
+    db_destroy(f->db);
+    assert_int_equal(tloop_close(&f->t), 0);
+    th_redis_stop(&f->r);
+    free(f);
+}
+
+static int64_t now_s(fx_t *f)
+{
+    return f->clk.wall / 1000;
+}
+
+/* Results copied out of the callbacks. */
+typedef struct out {
+    bool done;
+    int calls;
+    int status;
+    tok_reg_result_t reg;
+    tok_record_t recs[8];
+    size_t n;
+    tok_owner_t owner;
+} out_t;
+
+static void on_reg(int status, const tok_reg_result_t *res, void *arg)
+{
+    out_t *o = arg;
+    o->calls++;
+    o->done = true;
+    o->status = status;
+    if (res)
+        o->reg = *res;
+}
+
+static void on_done(int status, void *arg)
+{
+    out_t *o = arg;
+    o->calls++;
+    o->done = true;
+    o->status = status;
+}
+
+static void on_list(int status, const tok_record_t *recs, size_t n, void *arg)
+{
+    out_t *o = arg;
+    o->calls++;
+    o->done = true;
+    o->status = status;
+    o->n = n;
+    for (size_t i = 0; i < n && i < 8; i++)
+        o->recs[i] = recs[i];
+}
+
+static void on_owner(int status, const tok_owner_t *ow, void *arg)
+{
+    out_t *o = arg;
+    o->calls++;
+    o->done = true;
+    o->status = status;
+    if (ow)
+        o->owner = *ow;
+}
+
+static void wait_out(fx_t *f, out_t *o)
+{
+    assert_false(o->done); /* never inside the call */
+    assert_true(tloop_until(&f->t, &o->done, WAIT_MS));
+    assert_int_equal(o->calls, 1);
+}
+
+static out_t reg(fx_t *f, const char *user, const char *dev, const char *tok)
+{
+    out_t o = {0};
+    tok_reg_req_t req = {user, dev, tok, TOK_PLATFORM_IOS, 90};
+    tok_store_register(f->st, &req, on_reg, &o);
+    wait_out(f, &o);
+    return o;
+}
+
+static out_t deact(fx_t *f, const char *user, const char *dev, const char *only)
+{
+    out_t o = {0};
+    tok_store_deactivate(f->st, user, dev, "user", only, on_done, &o);
+    wait_out(f, &o);
+    return o;
+}
+
+static out_t purge(fx_t *f, const char *user, const char *dev)
+{
+    out_t o = {0};
+    tok_store_purge(f->st, user, dev, on_done, &o);
+    wait_out(f, &o);
+    return o;
+}
+
+static out_t list(fx_t *f, const char *user)
+{
+    out_t o = {0};
+    tok_store_list(f->st, user, on_list, &o);
+    wait_out(f, &o);
+    return o;
+}
+
+static out_t owner(fx_t *f, const char *tok)
+{
+    out_t o = {0};
+    tok_store_find_owner(f->st, tok, on_owner, &o);
+    wait_out(f, &o);
+    return o;
+}
+
+/* A redis-cli style query (hiredis format: keys are %s arguments or literal), compared with the
+ * expected text. */
+static void check_redis(char *got, const char *want, const char *what)
+{
+    assert_non_null(got);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: got \"%s\", want \"%s\"", what, got, want);
+    free(got);
+}
+#define expect_redis(f, want, ...)                                                                 \
+    check_redis(th_redis_cmd(&(f)->r, __VA_ARGS__), (want), #__VA_ARGS__)
+
+static char *redis_get(fx_t *f, const char *fmt, const char *a, const char *b)
+{
+    char *v = th_redis_cmd(&f->r, fmt, a, b);
+    assert_non_null(v);
+    return v;
+}
+
+static void test_register_create_and_update(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    char iso0[TOK_TIME_MAX], num[32];
+    clk_iso8601_ms(f->clk.wall, iso0, sizeof iso0);
+    int64_t exp0 = now_s(f) + 90 * 86400;
+
+    out_t o = reg(f, "u1", "d1", TOK_A);
+    assert_int_equal(o.status, TOK_OK);
+    assert_true(o.reg.created);
+    assert_false(o.reg.reassigned);
+    assert_string_equal(o.reg.record.user_id, "u1");
+    assert_string_equal(o.reg.record.device_id, "d1");
+    assert_string_equal(o.reg.record.token, TOK_A);
+    assert_int_equal(o.reg.record.platform, TOK_PLATFORM_IOS);
+    assert_true(o.reg.record.active);
+    assert_string_equal(o.reg.record.registered_at, iso0);
+    assert_string_equal(o.reg.record.updated_at, iso0);
+    assert_int_equal(o.reg.record.expires_at, exp0);
+
+    /* The keys as DESIGN.md lays them out. */
+    expect_redis(f,
+                 "u1\x1f"
+                 "d1",
+                 "GET ht:owner:" TOK_A);
+    snprintf(num, sizeof num, "%lld", (long long)exp0);
+    char *score = redis_get(f, "ZSCORE ht:expiry %s\x1f%s", "u1", "d1");
+    assert_string_equal(score, num);
+    free(score);
+    expect_redis(f, num, "EXPIRETIME ht:dev:{u1}");
+    expect_redis(f, num, "EXPIRETIME ht:owner:" TOK_A);
+    char *js = th_redis_cmd(&f->r, "HGET ht:dev:{u1} d1");
+    tok_record_t rec;
+    char err[128];
+    assert_int_equal(tok_record_parse(js, strlen(js), &rec, err, sizeof err), 0);
+    assert_null(strstr(js, "deactivated"));
+    free(js);
+
+    /* A minute later: an update keeps registeredAt and moves the rest. */
+    clk_fake_advance(&f->clk, 60000);
+    char iso1[TOK_TIME_MAX];
+    clk_iso8601_ms(f->clk.wall, iso1, sizeof iso1);
+    o = reg(f, "u1", "d1", TOK_A);
+    assert_int_equal(o.status, TOK_OK);
+    assert_false(o.reg.created);
+    assert_string_equal(o.reg.record.registered_at, iso0);
+    assert_string_equal(o.reg.record.updated_at, iso1);
+    assert_int_equal(o.reg.record.expires_at, exp0 + 60);
+    snprintf(num, sizeof num, "%lld", (long long)(exp0 + 60));
+    expect_redis(f, num, "EXPIRETIME ht:dev:{u1}");
+
+    /* Re-registering a deactivated device reactivates it and clears the reason. */
+    assert_int_equal(deact(f, "u1", "d1", NULL).status, TOK_OK);
+    o = reg(f, "u1", "d1", TOK_A);
+    assert_true(o.reg.record.active);
+    assert_string_equal(o.reg.record.deactivated_reason, "");
+    assert_int_equal(o.reg.record.deactivated_at, 0);
+    fx_close(f);
+}
+
+static void test_reassignment(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    clk_fake_advance(&f->clk, 5000);
+    out_t o = reg(f, "u2", "d9", TOK_A); /* the phone changed hands */
+    assert_int_equal(o.status, TOK_OK);
+    assert_true(o.reg.created);
+    assert_true(o.reg.reassigned);
+    assert_string_equal(o.reg.prev_user_id, "u1");
+    assert_string_equal(o.reg.prev_device_id, "d1");
+    expect_redis(f,
+                 "u2\x1f"
+                 "d9",
+                 "GET ht:owner:" TOK_A);
+
+    out_t l = list(f, "u1");
+    assert_int_equal(l.n, 1);
+    assert_false(l.recs[0].active);
+    assert_string_equal(l.recs[0].deactivated_reason, "reassigned");
+    assert_int_equal(l.recs[0].deactivated_at, now_s(f));
+    o = owner(f, TOK_A);
+    assert_int_equal(o.status, TOK_OK);
+    assert_string_equal(o.owner.user_id, "u2");
+    assert_string_equal(o.owner.device_id, "d9");
+
+    /* u1/d1 moves on to a new token: owner:A belongs to u2 now and must stay. */
+    o = reg(f, "u1", "d1", TOK_B);
+    assert_false(o.reg.reassigned);
+    expect_redis(f,
+                 "u2\x1f"
+                 "d9",
+                 "GET ht:owner:" TOK_A);
+    expect_redis(f,
+                 "u1\x1f"
+                 "d1",
+                 "GET ht:owner:" TOK_B);
+    fx_close(f);
+}
+
+static void test_device_token_change(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    out_t o = reg(f, "u1", "d1", TOK_B);
+    assert_int_equal(o.status, TOK_OK);
+    assert_false(o.reg.created);
+    assert_false(o.reg.reassigned);
+    assert_string_equal(o.reg.record.token, TOK_B);
+    expect_redis(f, "0", "EXISTS ht:owner:" TOK_A);
+    expect_redis(f,
+                 "u1\x1f"
+                 "d1",
+                 "GET ht:owner:" TOK_B);
+    assert_int_equal(owner(f, TOK_A).status, TOK_ENOTFOUND);
+    expect_redis(f, "1", "ZCARD ht:expiry");
+    fx_close(f);
+}
+
+static void test_max_devices(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(2);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    clk_fake_advance(&f->clk, 1000);
+    assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
+    out_t o = reg(f, "u1", "d3", TOK_C);
+    assert_int_equal(o.status, TOK_ELIMIT);
+    expect_redis(f, "0", "EXISTS ht:owner:" TOK_C); /* refused unchanged */
+    expect_redis(f, "2", "HLEN ht:dev:{u1}");
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK); /* existing devices refresh */
+    /* A deactivated device makes room: it is evicted with its indexes. */
+    assert_int_equal(deact(f, "u1", "d2", NULL).status, TOK_OK);
+    o = reg(f, "u1", "d3", TOK_C);
+    assert_int_equal(o.status, TOK_OK);
+    assert_true(o.reg.created);
+    expect_redis(f, "0", "HEXISTS ht:dev:{u1} d2");
+    expect_redis(f, "0", "EXISTS ht:owner:" TOK_B);
+    expect_redis(f, "2", "ZCARD ht:expiry");
+    assert_int_equal(list(f, "u1").n, 2);
+    fx_close(f);
+}
+
+static void test_deactivate(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
+    clk_fake_advance(&f->clk, 7000);
+
+    assert_int_equal(deact(f, "u1", "d1", TOK_B).status, TOK_ECONFLICT);
+    assert_int_equal(deact(f, "u1", "d1", TOK_A).status, TOK_OK);
+    assert_int_equal(deact(f, "u1", "d2", NULL).status, TOK_OK);
+    assert_int_equal(deact(f, "u1", "nope", NULL).status, TOK_ENOTFOUND);
+    assert_int_equal(deact(f, "ghost", "d1", NULL).status, TOK_ENOTFOUND);
+
+    out_t l = list(f, "u1");
+    assert_int_equal(l.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_false(l.recs[i].active);
+        assert_string_equal(l.recs[i].deactivated_reason, "user");
+        assert_int_equal(l.recs[i].deactivated_at, now_s(f));
+    }
+    /* Soft delete keeps the record in the indexes. */
+    expect_redis(f,
+                 "u1\x1f"
+                 "d1",
+                 "GET ht:owner:" TOK_A);
+    expect_redis(f, "2", "ZCARD ht:expiry");
+    /* Deactivating again keeps the first reason. */
+    clk_fake_advance(&f->clk, 5000);
+    tok_store_deactivate(f->st, "u1", "d1", "admin", NULL, on_done, &(out_t){0});
+    l = list(f, "u1");
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(l.recs[i].deactivated_reason, "user");
+    fx_close(f);
+}
+
+static void test_purge(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
+    assert_int_equal(reg(f, "u1", "d3", TOK_C).status, TOK_OK);
+    assert_int_equal(reg(f, "u2", "x", TOK_C).status, TOK_OK); /* takes C from u1/d3 */
+
+    assert_int_equal(purge(f, "u1", "d1").status, TOK_OK);
+    expect_redis(f, "0", "HEXISTS ht:dev:{u1} d1");
+    expect_redis(f, "0", "EXISTS ht:owner:" TOK_A);
+    char *sc = redis_get(f, "ZSCORE ht:expiry %s\x1f%s", "u1", "d1");
+    assert_string_equal(sc, "(nil)");
+    free(sc);
+    assert_int_equal(purge(f, "u1", "d1").status, TOK_ENOTFOUND);
+
+    assert_int_equal(purge(f, "u1", NULL).status, TOK_OK);
+    expect_redis(f, "0", "EXISTS ht:dev:{u1}");
+    expect_redis(f, "0", "EXISTS ht:owner:" TOK_B);
+    expect_redis(f,
+                 "u2\x1f"
+                 "x",
+                 "GET ht:owner:" TOK_C); /* not u1's any more: kept */
+    expect_redis(f, "1", "ZCARD ht:expiry");
+    assert_int_equal(list(f, "u1").n, 0);
+    assert_int_equal(purge(f, "u1", NULL).status, TOK_ENOTFOUND);
+    fx_close(f);
+}
+
+static void test_list_find_owner_and_corrupt(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    out_t l = list(f, "nobody");
+    assert_int_equal(l.status, TOK_OK);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
+    char *ok = th_redis_cmd(&f->r, "HSET ht:dev:{u1} broken {not-json");
+    free(ok);
+    l = list(f, "u1");
+    assert_int_equal(l.status, TOK_OK);
+    assert_int_equal(l.n, 2); /* the corrupt one is skipped, not fatal */
+    bool seen1 = false, seen2 = false;
+    for (size_t i = 0; i < l.n; i++) {
+        seen1 |= strcmp(l.recs[i].device_id, "d1") == 0;
+        seen2 |= strcmp(l.recs[i].device_id, "d2") == 0;
+    }
+    assert_true(seen1 && seen2);
+
+    out_t o = owner(f, TOK_B);
+    assert_int_equal(o.status, TOK_OK);
+    assert_string_equal(o.owner.user_id, "u1");
+    assert_string_equal(o.owner.device_id, "d2");
+    assert_int_equal(owner(f, TOK_C).status, TOK_ENOTFOUND);
+    fx_close(f);
+}
+
+static void test_invalid_and_unavailable(void **state)
+{
+    (void)state;
+    fx_t *f = fx_open(20);
+    assert_int_equal(reg(f, "u1", "d1", "not-a-token").status, TOK_EINVAL);
+    assert_int_equal(reg(f,
+                         "u\x1f"
+                         "1",
+                         "d1", TOK_A)
+                         .status,
+                     TOK_EINVAL);
+    assert_int_equal(reg(f, "u1", "", TOK_A).status, TOK_EINVAL);
+    assert_int_equal(owner(f, "junk").status, TOK_EINVAL);
+    assert_int_equal(list(f, "").status, TOK_EINVAL);
+    assert_true(tok_store_ready(f->st));
+
+    th_stop(&f->r.proc, SIGKILL, 5000);
+    assert_true(tloop_until_ready(&f->t, f->db, false, WAIT_MS));
+    assert_false(tok_store_ready(f->st));
+    assert_int_equal(list(f, "u1").status, TOK_EUNAVAIL);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_EUNAVAIL);
+    assert_int_equal(deact(f, "u1", "d1", NULL).status, TOK_EUNAVAIL);
+    assert_string_equal(tok_strerror(TOK_EUNAVAIL), "token store unavailable");
+    fx_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_create_and_update),
+        cmocka_unit_test(test_reassignment),
+        cmocka_unit_test(test_device_token_change),
+        cmocka_unit_test(test_max_devices),
+        cmocka_unit_test(test_deactivate),
+        cmocka_unit_test(test_purge),
+        cmocka_unit_test(test_list_find_owner_and_corrupt),
+        cmocka_unit_test(test_invalid_and_unavailable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

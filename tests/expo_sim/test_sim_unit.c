@@ -1,0 +1,546 @@
+/* test_sim_unit.c - the simulator's logic without HTTP: sim_handle() on bytes. Wire shapes,
+ * validation order, behaviour tokens, payload measure, projects, rate windows on a fake clock,
+ * receipts, gzip bounds, /control and the record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tests/expo_sim/sim.h"
+#include "tests/expo_sim/sim_json.h"
+#include "core/buf.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define SEND "/--/api/v2/push/send"
+#define RCPT "/--/api/v2/push/getReceipts"
+
+static sim_t *mk(sim_opts_t *o)
+{
+    char err[256];
+    sim_t *s = sim_create(o, err, sizeof err);
+    if (s == NULL)
+        fail_msg("%s", err);
+    return s;
+}
+
+static sim_t *mk_default(void)
+{
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.record = true;
+    return mk(&o);
+}
+
+/* Runs a request and returns the parsed reply (NULL when not JSON); status in *st. */
+static json_t *call_full(sim_t *s, const char *path, const char *body, size_t len,
+                         const char *ctype, const char *enc, int64_t now, int *st)
+{
+    sim_req_t rq = {.method = "POST",
+                    .path = path,
+                    .content_type = ctype,
+                    .content_encoding = enc,
+                    .loopback = true,
+                    .body = body,
+                    .bodylen = len,
+                    .mono_ms = now,
+                    .wall_ms = 1700000000000};
+    sim_resp_t r = {0};
+    sim_handle(s, &rq, &r);
+    *st = r.status;
+    json_error_t e;
+    json_t *j = json_loadb(buf_cstr(&r.body), r.body.len, 0, &e);
+    sim_resp_cleanup(&r);
+    return j;
+}
+
+static json_t *call(sim_t *s, const char *path, const char *body, int64_t now, int *st)
+{
+    return call_full(s, path, body, strlen(body), "application/json", NULL, now, st);
+}
+
+static const char *err_code(json_t *j)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "errors"), 0), "code"));
+}
+
+static const char *ticket_err(json_t *j, size_t i)
+{
+    json_t *t = json_array_get(json_object_get(j, "data"), i);
+    return json_string_value(json_object_get(json_object_get(t, "details"), "error"));
+}
+
+static const char *ticket_status(json_t *j, size_t i)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "data"), i), "status"));
+}
+
+static char *many(size_t n, const char *fmt)
+{
+    buf_t b = BUF_INIT;
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b,
+                   i ? ",{\"to\":\""
+                       "%s%zu]\"}"
+                     : "{\"to\":\"%s%zu]\"}",
+                   fmt, i);
+    buf_putc(&b, ']');
+    return buf_steal(&b);
+}
+
+static void test_send_ok_in_order(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_t *j = call(s, SEND,
+                     "[{\"to\":\"ExponentPushToken[a]\",\"title\":\"t\",\"data\":{\"k\":[1,2]}},"
+                     "{\"to\":[\"ExpoPushToken[b]\",\"01234567-89ab-cdef-0123-456789abcdef\"]}]",
+                     0, &st);
+    assert_int_equal(st, 200);
+    json_t *d = json_object_get(j, "data");
+    assert_int_equal(json_array_size(d), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(ticket_status(j, i), "ok");
+        assert_int_equal(strlen(json_string_value(json_object_get(json_array_get(d, i), "id"))),
+                         36);
+    }
+    json_decref(j);
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec);
+    const char *l2 = strchr(buf_cstr(&rec), '\n') + 1;
+    assert_non_null(strstr(buf_cstr(&rec), "\"token\":\"ExponentPushToken[a]\",\"title\":\"t\","
+                                           "\"data\":{\"k\":[1,2]}}\n"));
+    assert_non_null(strstr(l2, "\"token\":\"ExpoPushToken[b]\"}\n"));
+    buf_cleanup(&rec);
+    /* single object: data is one ticket, not an array */
+    j = call(s, SEND, "{\"to\":\"ExponentPushToken[a]\"}", 0, &st);
+    assert_int_equal(st, 200);
+    assert_true(json_is_object(json_object_get(j, "data")));
+    json_decref(j);
+    sim_destroy(s);
+}
+
+static void test_limits_and_shapes(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    char *b = many(101, "ExponentPushToken[t");
+    json_t *j = call(s, SEND, b, 0, &st);
+    assert_int_equal(st, 400);
+    assert_string_equal(err_code(j), "PUSH_TOO_MANY_NOTIFICATIONS");
+    json_decref(j);
+    free(b);
+    b = many(100, "ExponentPushToken[t");
+    j = call(s, SEND, b, 0, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "data")), 100);
+    json_decref(j);
+    free(b);
+    /* 60 + 41 recipients through "to" arrays also count as 101 */
+    buf_t bb = BUF_INIT;
+    buf_puts(&bb, "[");
+    for (int m = 0; m < 2; m++) {
+        buf_puts(&bb, m ? ",{\"to\":[" : "{\"to\":[");
+        for (int i = 0; i < (m ? 41 : 60); i++)
+            buf_printf(&bb, "%s\"ExponentPushToken[x%d]\"", i ? "," : "", i);
+        buf_puts(&bb, "]}");
+    }
+    buf_puts(&bb, "]");
+    j = call(s, SEND, buf_cstr(&bb), 0, &st);
+    assert_int_equal(st, 400);
+    assert_string_equal(err_code(j), "PUSH_TOO_MANY_NOTIFICATIONS");
+    json_decref(j);
+    buf_cleanup(&bb);
+    static const char *const bad[] = {"not json",
+                                      "[1]",
+                                      "\"x\"",
+                                      "[{\"title\":\"no to\"}]",
+                                      "[{\"to\":[]}]",
+                                      "[{\"to\":[3]}]",
+                                      "[{\"to\":\"ExpoPushToken[a]\",\"priority\":\"urgent\"}]",
+                                      "[{\"to\":\"ExpoPushToken[a]\",\"data\":\"s\"}]",
+                                      "[{\"to\":\"ExpoPushToken[a]\",\"badge\":-1}]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = call(s, SEND, bad[i], 0, &st);
+        assert_int_equal(st, 400);
+        assert_string_equal(err_code(j), "VALIDATION_ERROR");
+        json_decref(j);
+    }
+    j = call_full(s, SEND, "[]", 2, "text/plain", NULL, 0, &st);
+    assert_int_equal(st, 415);
+    json_decref(j);
+    sim_destroy(s);
+}
+
+static void test_tokens_and_behaviours(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_t *j = call(s, SEND,
+                     "[{\"to\":[\"ExponentPushToken[]\",\"ExponentPushToken[a b]\",\"fcm:xyz\","
+                     "\"ExponentPushToken[Unregistered]\",\"ExponentPushToken[TooBig]\","
+                     "\"ExponentPushToken[RateExceeded]\",\"ExponentPushToken[BadCreds]\","
+                     "\"ExponentPushToken[Mismatch]\",\"ExponentPushToken[RateExceededOnce]\","
+                     "\"ExponentPushToken[RateExceededOnce]\",\"ExponentPushToken[LateBadCreds]\","
+                     "\"0123456789ab-cdef-0123-456789abcdef\"]}]",
+                     0, &st);
+    assert_int_equal(st, 200);
+    const char *want[] = {"DeviceNotRegistered",
+                          "DeviceNotRegistered",
+                          "DeviceNotRegistered",
+                          "DeviceNotRegistered",
+                          "MessageTooBig",
+                          "MessageRateExceeded",
+                          "InvalidCredentials",
+                          "MismatchSenderId",
+                          "MessageRateExceeded",
+                          NULL,
+                          NULL,
+                          "DeviceNotRegistered"};
+    for (size_t i = 0; i < 12; i++) {
+        if (want[i])
+            assert_string_equal(ticket_err(j, i), want[i]);
+        else
+            assert_string_equal(ticket_status(j, i), "ok");
+    }
+    json_t *t = json_array_get(json_object_get(j, "data"), 2);
+    assert_string_equal(json_string_value(json_object_get(t, "message")),
+                        "\"fcm:xyz\" is not a valid Expo push token");
+    t = json_array_get(json_object_get(j, "data"), 3);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(t, "details"), "expoPushToken")),
+        "ExponentPushToken[Unregistered]");
+    json_decref(j);
+    sim_destroy(s);
+}
+
+/* The payload measure is the compact JSON of the message without "to": 4096 passes, 4097 not. */
+static void test_payload_limit(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    for (int extra = 0; extra < 2; extra++) {
+        json_t *m = json_pack("{s:s,s:s,s:{s:s,s:i}}", "to", "ExponentPushToken[p]", "title",
+                              "caf\xc3\xa9 \"q\"\n", "data", "k", "v", "n", 42);
+        json_object_del(m, "to");
+        char *d = json_dumps(m, JSON_COMPACT);
+        size_t base = strlen(d) + strlen(",\"body\":\"\"");
+        free(d);
+        char *body = malloc(SIM_MAX_PAYLOAD);
+        size_t n = SIM_MAX_PAYLOAD - base + (size_t)extra;
+        memset(body, 'x', n);
+        json_object_set_new(m, "body", json_stringn(body, n));
+        free(body);
+        json_object_set_new(m, "to", json_string("ExponentPushToken[p]"));
+        char *req = json_dumps(m, JSON_COMPACT);
+        int st;
+        char wrapped[8192];
+        snprintf(wrapped, sizeof wrapped, "[%s]", req);
+        json_t *j = call(s, SEND, wrapped, 0, &st);
+        assert_int_equal(st, 200);
+        if (extra)
+            assert_string_equal(ticket_err(j, 0), "MessageTooBig");
+        else
+            assert_string_equal(ticket_status(j, 0), "ok");
+        json_decref(j);
+        json_decref(m);
+        free(req);
+    }
+    sim_destroy(s);
+}
+
+static void test_projects_and_auth(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/herald-sim-projXXXXXX";
+    int fd = mkstemp(path);
+    const char *txt = "# token substring -> project\nprojB- @acme/b\n";
+    assert_int_equal(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
+    close(fd);
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    snprintf(o.projects_file, sizeof o.projects_file, "%s", path);
+    snprintf(o.access_token, sizeof o.access_token, "sekrit");
+    sim_t *s = mk(&o);
+    unlink(path);
+    const char *body = "[{\"to\":[\"ExponentPushToken[a]\",\"ExponentPushToken[projB-1]\","
+                       "\"ExponentPushToken[c]\"]}]";
+    sim_req_t rq = {.method = "POST",
+                    .path = SEND,
+                    .content_type = "application/json",
+                    .body = body,
+                    .bodylen = strlen(body)};
+    sim_resp_t r = {0};
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(buf_cstr(&r.body), "UNAUTHORIZED"));
+    rq.auth = "Bearer wrong";
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 401);
+    rq.auth = "Bearer sekrit";
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 400);
+    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
+    assert_string_equal(err_code(j), "PUSH_TOO_MANY_EXPERIENCE_IDS");
+    json_t *det = json_object_get(json_array_get(json_object_get(j, "errors"), 0), "details");
+    assert_int_equal(json_array_size(json_object_get(det, "@herald/sim")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(det, "@acme/b"), 0)),
+                        "ExponentPushToken[projB-1]");
+    json_decref(j);
+    sim_resp_cleanup(&r);
+    sim_destroy(s);
+}
+
+static void test_rate_windows(void **state)
+{
+    (void)state;
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.rate_limit = 150;
+    sim_t *s = mk(&o);
+    char *b = many(100, "ExponentPushToken[r");
+    int st;
+    json_decref(call(s, SEND, b, 10000, &st));
+    assert_int_equal(st, 200);
+    json_t *j = call(s, SEND, b, 10500, &st); /* 200 in the sliding second */
+    assert_int_equal(st, 429);
+    assert_string_equal(err_code(j), "TOO_MANY_REQUESTS");
+    json_decref(j);
+    json_decref(call(s, SEND, b, 10990, &st));
+    assert_int_equal(st, 429);
+    json_decref(call(s, SEND, b, 11010, &st)); /* the first batch left the window */
+    assert_int_equal(st, 200);
+    /* fixed windows reset on the second boundary */
+    sim_opts_t f = o;
+    f.rate_fixed = true;
+    sim_t *s2 = mk(&f);
+    json_decref(call(s2, SEND, b, 20900, &st));
+    assert_int_equal(st, 200);
+    json_decref(call(s2, SEND, b, 21000, &st));
+    assert_int_equal(st, 200);
+    free(b);
+    sim_destroy(s2);
+    sim_destroy(s);
+}
+
+static const char *first_id(json_t *j, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), i), "id"));
+}
+
+static void test_receipts(void **state)
+{
+    (void)state;
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.receipt_delay_ms = 1000;
+    sim_t *s = mk(&o);
+    int st;
+    json_t *t = call(s, SEND,
+                     "[{\"to\":[\"ExponentPushToken[a]\",\"ExponentPushToken[LateUnregistered]\","
+                     "\"ExponentPushToken[NoReceipt]\"]}]",
+                     5000, &st);
+    char req[512];
+    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\",\"%s\",\"nope\"]}", first_id(t, 0),
+             first_id(t, 1), first_id(t, 2));
+    json_t *r = call(s, RCPT, req, 5999, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_object_size(json_object_get(r, "data")), 0);
+    json_decref(r);
+    r = call(s, RCPT, req, 6000, &st);
+    json_t *d = json_object_get(r, "data");
+    assert_int_equal(json_object_size(d), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, first_id(t, 0)), "status")), "ok");
+    json_t *e = json_object_get(json_object_get(d, first_id(t, 1)), "details");
+    assert_string_equal(json_string_value(json_object_get(e, "error")), "DeviceNotRegistered");
+    json_decref(r);
+    json_decref(t);
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "{\"ids\":[");
+    for (int i = 0; i < 1001; i++)
+        buf_printf(&b, "%s\"%d\"", i ? "," : "", i);
+    buf_puts(&b, "]}");
+    r = call(s, RCPT, buf_cstr(&b), 0, &st);
+    assert_int_equal(st, 400);
+    assert_string_equal(err_code(r), "PUSH_TOO_MANY_RECEIPTS");
+    json_decref(r);
+    buf_cleanup(&b);
+    sim_destroy(s);
+}
+
+static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t len = cap - z.avail_out;
+    deflateEnd(&z);
+    return len;
+}
+
+static void test_gzip_bounds(void **state)
+{
+    (void)state;
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.max_body = 100000;
+    sim_t *s = mk(&o);
+    static unsigned char out[300000];
+    const char *body = "[{\"to\":\"ExponentPushToken[g]\"}]";
+    size_t n = gz(body, strlen(body), out, sizeof out);
+    int st;
+    json_t *j = call_full(s, SEND, (char *)out, n, "application/json", "gzip", 0, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(ticket_status(j, 0), "ok");
+    json_decref(j);
+    j = call_full(s, SEND, (char *)out, n - 3, "application/json", "gzip", 0, &st);
+    assert_int_equal(st, 400); /* truncated */
+    json_decref(j);
+    char *bomb = calloc(1, 100001); /* inflates past max_body: 413, never fully inflated */
+    memset(bomb, ' ', 100001);
+    n = gz(bomb, 100001, out, sizeof out);
+    free(bomb);
+    j = call_full(s, SEND, (char *)out, n, "application/json", "gzip", 0, &st);
+    assert_int_equal(st, 413);
+    json_decref(j);
+    j = call_full(s, SEND, "[]", 2, "application/json", "br", 0, &st);
+    assert_int_equal(st, 415);
+    json_decref(j);
+    sim_destroy(s);
+}
+
+static void test_control_and_faults(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_decref(call(s, "/control", "{\"fail-5xx\":1,\"retry_after\":7}", 0, &st));
+    assert_int_equal(st, 200);
+    sim_req_t rq = {.method = "POST",
+                    .path = SEND,
+                    .content_type = "application/json",
+                    .body = "[]",
+                    .bodylen = 2,
+                    .loopback = true};
+    sim_resp_t r = {0};
+    sim_handle(s, &rq, &r);
+    assert_true(r.status == 502 || r.status == 503);
+    assert_string_equal(r.content_type, "text/html");
+    assert_int_equal(r.retry_after_s, 7);
+    json_decref(call(s, "/control", "{\"fail-5xx\":0,\"malformed\":1.0}", 0, &st));
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(json_loads(buf_cstr(&r.body), 0, NULL));
+    json_decref(call(s, "/control", "{\"malformed\":0,\"drop\":1}", 0, &st));
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.action, SIM_DROP);
+    json_t *j = call(s, "/control", "{\"drop\":2}", 0, &st); /* all or nothing */
+    assert_int_equal(st, 400);
+    json_decref(j);
+    json_decref(call(s, "/control", "{\"max-body\":5}", 0, &st));
+    assert_int_equal(st, 400);
+    json_decref(call(s, "/control", "{\"drop\":0,\"fail-429\":1}", 0, &st));
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 429);
+    rq.loopback = false;
+    rq.path = "/control";
+    sim_handle(s, &rq, &r);
+    assert_int_equal(r.status, 403);
+    rq.path = "/stats";
+    rq.method = "GET";
+    sim_handle(s, &rq, &r);
+    j = json_loads(buf_cstr(&r.body), 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "injected5xx")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "malformed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "drops")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "injected429")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "http429")), 1);
+    json_decref(j);
+    sim_resp_cleanup(&r);
+    sim_destroy(s);
+}
+
+/* The one-pass scanner: escapes decode like jansson, repeated keys keep the last value, invalid
+ * JSON is refused before any shape error, the record compacts data. */
+static void test_scanner_cases(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_t *j =
+        call(s, SEND,
+             "[ {\"t\\u006f\" : \"ExponentPushToken[\\u0061b]\", \"title\":\"\\u00e9\","
+             "\"data\": { \"a\" : [ 1 , 2 ] } },{\"to\":\"bad\",\"to\":\"ExpoPushToken[z]\"}]",
+             0, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(ticket_status(j, 0), "ok");
+    assert_string_equal(ticket_status(j, 1), "ok");
+    json_decref(j);
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec);
+    assert_non_null(strstr(buf_cstr(&rec), "\"token\":\"ExponentPushToken[ab]\",\"title\":"
+                                           "\"\\u00e9\",\"data\":{\"a\":[1,2]}}\n"));
+    assert_non_null(strstr(buf_cstr(&rec), "\"token\":\"ExpoPushToken[z]\"}\n"));
+    buf_cleanup(&rec);
+    static const char *const invalid[] = {
+        "[{\"to\":\"ExpoPushToken[a]\",}]", "[{\"to\":\"ExpoPushToken[a]\"},]",
+        "[{\"to\":\"ExpoPushToken[a]\"}] x", "[{\"to\":\"\\ud800\"}]", "[{\"to\":\"\\u0000\"}]",
+        "[{\"badge\":01,\"to\":\"ExpoPushToken[a]\"}]",
+        "[{\"badge\":99999999999999999999,\"to\":\"ExpoPushToken[a]\"}]", "[{\"to\":\"\xc3\x28\"}]",
+        /* a shape error early does not hide invalid JSON later */
+        "[{\"title\":1},{\"to\":}]", ""};
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        j = call(s, SEND, invalid[i], 0, &st);
+        assert_int_equal(st, 400);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(j, "errors"), 0), "message")),
+                            "Request body is not valid JSON.");
+        json_decref(j);
+    }
+    buf_t deep = BUF_INIT;
+    buf_puts(&deep, "[{\"to\":\"ExpoPushToken[a]\",\"data\":");
+    for (int i = 0; i < 2100; i++)
+        buf_puts(&deep, "[");
+    for (int i = 0; i < 2100; i++)
+        buf_puts(&deep, "]");
+    buf_puts(&deep, "}]");
+    json_decref(call(s, SEND, buf_cstr(&deep), 0, &st));
+    assert_int_equal(st, 400);
+    buf_cleanup(&deep);
+    assert_int_equal(sj_check("[1.5e3, -0, {\"a\":null}]", 23), 0);
+    assert_int_equal(sj_check("1e999", 5), -1);
+    sim_destroy(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_ok_in_order),
+        cmocka_unit_test(test_limits_and_shapes),
+        cmocka_unit_test(test_tokens_and_behaviours),
+        cmocka_unit_test(test_payload_limit),
+        cmocka_unit_test(test_projects_and_auth),
+        cmocka_unit_test(test_rate_windows),
+        cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_gzip_bounds),
+        cmocka_unit_test(test_control_and_faults),
+        cmocka_unit_test(test_scanner_cases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

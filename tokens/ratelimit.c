@@ -1,0 +1,248 @@
+/* ratelimit.c - per-user and per-IP request limits (GCRA) shared by every herald instance through
+ * Redis: one script call checks and charges both keys atomically on the server's clock.
+ *
+ * The math, per key, with T = ceil(1000 / rate) ms (the emission interval; rates above 1000/s act
+ * as 1000/s and rates that do not divide 1000 round down slightly, e.g. 3/s -> 334 ms) and the
+ * stored theoretical arrival time TAT (ms, absent = 0):
+ *
+ *   tat  = max(TAT, now)
+ *   used = tat + T - now            how far ahead of now the bucket would be after this request
+ *   allowed when used <= T * burst  (so `burst` requests pass at once on a fresh key)
+ *   on success TAT = tat + T, expiring after `used` ms: by then it is back to "fresh"
+ *   remaining = floor((T * burst - used) / T), reset = used (ms until full again)
+ *   refused: retry after used - T * burst ms, reset = tat - now
+ *
+ * Both keys are evaluated first and written only when both allow, so a refusal charges nothing.
+ * tok_gcra() below is the same arithmetic in C for the unit tests. */
+#include "tokens/ratelimit.h"
+
+#include "core/xalloc.h"
+#include "db/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PREFIX_MAX 64
+#define KEY_MAX (PREFIX_MAX + 8 + 130)
+
+/* KEYS = 1 or 2 rate-limit keys. ARGV = rate, burst for each key in order.
+ * Returns {allowed, then per key: ok, remaining, reset ms, retry ms}. */
+static const char LUA_GCRA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local allowed, keys = 1, {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])\n"
+    "  local T = math.ceil(1000 / rate)\n"
+    "  local limit = T * burst\n"
+    "  local tat = tonumber(redis.call('GET', KEYS[i])) or 0\n"
+    "  if tat < now then tat = now end\n"
+    "  local used = tat + T - now\n"
+    "  local k = {ok = used <= limit, tat = tat, used = used, T = T, limit = limit}\n"
+    "  if not k.ok then allowed = 0 end\n"
+    "  keys[i] = k\n"
+    "end\n"
+    "local out = {allowed}\n"
+    "for i = 1, #KEYS do\n"
+    "  local k = keys[i]\n"
+    "  if k.ok then\n"
+    "    if allowed == 1 then\n"
+    "      redis.call('SET', KEYS[i], string.format('%.0f', k.tat + k.T), 'PX', k.used)\n"
+    "    end\n"
+    "    out[#out + 1] = 1\n"
+    "    out[#out + 1] = math.floor((k.limit - k.used) / k.T)\n"
+    "    out[#out + 1] = k.used\n"
+    "    out[#out + 1] = 0\n"
+    "  else\n"
+    "    out[#out + 1] = 0\n"
+    "    out[#out + 1] = 0\n"
+    "    out[#out + 1] = k.tat - now\n"
+    "    out[#out + 1] = k.used - k.limit\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+struct tok_rl {
+    db_t *db;
+    char prefix[PREFIX_MAX + 1];
+    db_script_t *script;
+};
+
+/* One key's verdict, from the script or from gcra_key(). */
+typedef struct key_verdict {
+    bool ok;
+    long long remaining, reset_ms, retry_ms;
+    long burst;
+    const char *which;
+} key_verdict_t;
+
+typedef struct rl_op {
+    tok_rl_cb cb;
+    void *arg;
+    int nkeys;
+    long burst[2];
+    const char *which[2];
+} rl_op_t;
+
+static long ceil_s(long long ms)
+{
+    return ms <= 0 ? 0 : (long)((ms + 999) / 1000);
+}
+
+static long long interval_ms(long rate)
+{
+    return (1000 + rate - 1) / rate;
+}
+
+/* Combines the verdicts: the refusing key (the first, user before ip) or else the tightest one. */
+static void combine(const key_verdict_t *k, int n, tok_rl_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->allowed = true;
+    const key_verdict_t *pick = NULL;
+    long long retry = 0;
+    for (int i = 0; i < n; i++) {
+        if (!k[i].ok) {
+            if (out->allowed)
+                pick = &k[i];
+            out->allowed = false;
+            if (k[i].retry_ms > retry)
+                retry = k[i].retry_ms;
+        } else if (out->allowed &&
+                   (pick == NULL || k[i].remaining < pick->remaining ||
+                    (k[i].remaining == pick->remaining && k[i].reset_ms > pick->reset_ms))) {
+            pick = &k[i];
+        }
+    }
+    if (pick == NULL)
+        return; /* no key to limit */
+    out->which = out->allowed ? NULL : pick->which;
+    out->limit = pick->burst;
+    out->remaining = (long)pick->remaining;
+    out->reset_s = ceil_s(pick->reset_ms);
+    out->retry_after_s = out->allowed ? 0 : (ceil_s(retry) < 1 ? 1 : ceil_s(retry));
+}
+
+/* ---- the C twin of the script ---- */
+
+static key_verdict_t gcra_key(int64_t *tat_ms, int64_t now_ms, long rate, long burst)
+{
+    key_verdict_t k = {.burst = burst};
+    long long t = interval_ms(rate), limit = t * burst;
+    int64_t tat = *tat_ms > now_ms ? *tat_ms : now_ms;
+    long long used = tat + t - now_ms;
+    k.ok = used <= limit;
+    if (k.ok) {
+        *tat_ms = tat + t;
+        k.remaining = (limit - used) / t;
+        k.reset_ms = used;
+    } else {
+        k.reset_ms = tat - now_ms;
+        k.retry_ms = used - limit;
+    }
+    return k;
+}
+
+void tok_gcra(int64_t *tat_ms, int64_t now_ms, long rate, long burst, tok_rl_result_t *out)
+{
+    if (rate <= 0 || burst <= 0) {
+        combine(NULL, 0, out);
+        return;
+    }
+    key_verdict_t k = gcra_key(tat_ms, now_ms, rate, burst);
+    k.which = "user";
+    combine(&k, 1, out);
+}
+
+/* ---- Redis ---- */
+
+tok_rl_t *tok_rl_create(struct db *db, const char *prefix)
+{
+    if (db == NULL || prefix == NULL || strlen(prefix) > PREFIX_MAX)
+        return NULL;
+    tok_rl_t *rl = xcalloc(1, sizeof *rl);
+    rl->db = db;
+    snprintf(rl->prefix, sizeof rl->prefix, "%s", prefix);
+    rl->script = db_script(db, LUA_GCRA);
+    return rl;
+}
+
+void tok_rl_destroy(tok_rl_t *rl)
+{
+    free(rl); /* the script belongs to db; in-flight checks do not reference rl */
+}
+
+static int parse_verdicts(const db_reply_t *r, const rl_op_t *op, key_verdict_t *k)
+{
+    if (r == NULL || db_reply_type(r) != DB_REPLY_ARRAY ||
+        db_reply_len(r) != 1 + 4 * (size_t)op->nkeys)
+        return -1;
+    for (int i = 0; i < op->nkeys; i++) {
+        size_t b = 1 + 4 * (size_t)i;
+        k[i].ok = db_reply_int(db_reply_elem(r, b)) == 1;
+        k[i].remaining = db_reply_int(db_reply_elem(r, b + 1));
+        k[i].reset_ms = db_reply_int(db_reply_elem(r, b + 2));
+        k[i].retry_ms = db_reply_int(db_reply_elem(r, b + 3));
+        k[i].burst = op->burst[i];
+        k[i].which = op->which[i];
+    }
+    return 0;
+}
+
+static void on_check(int status, const db_reply_t *r, void *arg)
+{
+    rl_op_t *op = arg;
+    key_verdict_t k[2];
+    tok_rl_result_t res;
+    if (status != DB_OK || parse_verdicts(r, op, k) != 0) {
+        op->cb(status != DB_OK ? status : DB_EPROTO, NULL, op->arg);
+    } else {
+        combine(k, op->nkeys, &res);
+        op->cb(0, &res, op->arg);
+    }
+    free(op);
+}
+
+static void on_nothing_to_check(void *arg)
+{
+    rl_op_t *op = arg;
+    tok_rl_result_t res;
+    combine(NULL, 0, &res);
+    op->cb(0, &res, op->arg);
+    free(op);
+}
+
+void tok_rl_check(tok_rl_t *rl, const char *user_id, const char *ip, const tok_rl_limits_t *lim,
+                  tok_rl_cb cb, void *arg)
+{
+    rl_op_t *op = xcalloc(1, sizeof *op);
+    op->cb = cb;
+    op->arg = arg;
+    char keys[2][KEY_MAX], nums[4][24];
+    const char *argv[6];
+    if (user_id && *user_id && lim->user_rate > 0 && lim->user_burst > 0) {
+        snprintf(keys[op->nkeys], KEY_MAX, "%srl:u:%.128s", rl->prefix, user_id);
+        snprintf(nums[2 * op->nkeys], 24, "%ld", lim->user_rate);
+        snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->user_burst);
+        op->burst[op->nkeys] = lim->user_burst;
+        op->which[op->nkeys++] = "user";
+    }
+    if (ip && *ip && lim->ip_rate > 0 && lim->ip_burst > 0) {
+        snprintf(keys[op->nkeys], KEY_MAX, "%srl:ip:%.64s", rl->prefix, ip);
+        snprintf(nums[2 * op->nkeys], 24, "%ld", lim->ip_rate);
+        snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->ip_burst);
+        op->burst[op->nkeys] = lim->ip_burst;
+        op->which[op->nkeys++] = "ip";
+    }
+    if (op->nkeys == 0) {
+        db_defer(rl->db, on_nothing_to_check, op);
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < op->nkeys; i++)
+        argv[n++] = keys[i];
+    for (int i = 0; i < 2 * op->nkeys; i++)
+        argv[n++] = nums[i];
+    db_eval(rl->db, rl->script, on_check, op, op->nkeys, n, argv, NULL);
+}

@@ -1,0 +1,545 @@
+/* store_redis.c - the Redis-backed token store (tokens/store.h) on the shared db client.
+ *
+ * Layout (DESIGN.md "Token data model"; <p> is the configurable prefix):
+ *   <p>dev:{<userId>}       HASH  deviceId -> compact JSON record (API field names)
+ *   <p>owner:<token>        STRING "userId\x1fdeviceId": who holds a push token
+ *   <p>expiry               ZSET  "userId\x1fdeviceId" scored by expiresAt
+ *
+ * Every change that touches more than one key is one Lua script, so a crash never leaves the
+ * indexes and the hash disagreeing. The scripts take `now` from the store's clock (so tests can
+ * use a fake one) and build the other keys they touch from the prefix: fine on a single Redis,
+ * not cluster-safe (the owner keys cannot share the user's hash slot anyway).
+ *
+ * Reply handlers never touch the store: an operation carries what it needs, so destroying the
+ * store with commands in flight is safe (their callbacks still fire once, from the db). */
+#include "tokens/store.h"
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PREFIX_MAX 64
+#define KEY_MAX (PREFIX_MAX + 16 + TOK_TOKEN_MAX)
+
+/* register: KEYS = dev hash, owner key of the token, expiry zset.
+ * ARGV = prefix, user, device, token, platform, now (s), now (ISO-8601 ms), ttl (s), max devices.
+ * Returns {0, created, record json, previous user, previous device} or {-2} (device limit).
+ * - a new device past the limit first evicts the oldest inactive/expired/corrupt records of the
+ *   user (all or nothing); when there are not enough of those the call is refused unchanged;
+ * - a token bound to another (user, device) that still holds it: that record is deactivated with
+ *   reason "reassigned" (kept if already inactive) and reported;
+ * - the device's previous token loses its owner key when that key still points at this device;
+ * - registeredAt survives, isActive = true, deactivated fields cleared, expiresAt = now + ttl;
+ * - owner key and hash expire with the newest expiresAt. */
+static const char LUA_REGISTER[] =
+    "local prefix, user, dev, tok = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local now, iso, max = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[9])\n"
+    "local member = user .. '\\031' .. dev\n"
+    "local function decode(s)\n"
+    "  if not s then return nil end\n"
+    "  local ok, r = pcall(cjson.decode, s)\n"
+    "  if ok and type(r) == 'table' then return r end\n"
+    "  return nil\n"
+    "end\n"
+    "local function unbind(token, who)\n"
+    "  if type(token) ~= 'string' then return end\n"
+    "  local k = prefix .. 'owner:' .. token\n"
+    "  if redis.call('GET', k) == who then redis.call('DEL', k) end\n"
+    "end\n"
+    "local cur = redis.call('HGET', KEYS[1], dev)\n"
+    "local rec, exists = decode(cur), cur ~= false\n"
+    "if not exists then\n"
+    "  local need = redis.call('HLEN', KEYS[1]) - max + 1\n"
+    "  if need > 0 then\n"
+    "    local all, dead = redis.call('HGETALL', KEYS[1]), {}\n"
+    "    for i = 1, #all, 2 do\n"
+    "      local r = decode(all[i + 1])\n"
+    "      if not r or r.isActive ~= true or (tonumber(r.expiresAt) or 0) <= now then\n"
+    "        local t = (r and type(r.updatedAt) == 'string') and r.updatedAt or ''\n"
+    "        dead[#dead + 1] = {all[i], r, t}\n"
+    "      end\n"
+    "    end\n"
+    "    if #dead < need then return {-2} end\n"
+    "    table.sort(dead, function(a, b) return a[3] < b[3] end)\n"
+    "    for i = 1, need do\n"
+    "      local m = user .. '\\031' .. dead[i][1]\n"
+    "      if dead[i][2] then unbind(dead[i][2].expoPushToken, m) end\n"
+    "      redis.call('HDEL', KEYS[1], dead[i][1])\n"
+    "      redis.call('ZREM', KEYS[3], m)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local pu, pd = '', ''\n"
+    "local owner = redis.call('GET', KEYS[2])\n"
+    "if owner and owner ~= member then\n"
+    "  local sep = string.find(owner, '\\031', 1, true)\n"
+    "  if sep then\n"
+    "    local ou, od = string.sub(owner, 1, sep - 1), string.sub(owner, sep + 1)\n"
+    "    local okey = prefix .. 'dev:{' .. ou .. '}'\n"
+    "    local orec = decode(redis.call('HGET', okey, od))\n"
+    "    if orec and orec.expoPushToken == tok then\n"
+    "      if orec.isActive ~= false then\n"
+    "        orec.isActive = false\n"
+    "        orec.deactivatedReason = 'reassigned'\n"
+    "        orec.deactivatedAt = now\n"
+    "        orec.updatedAt = iso\n"
+    "        redis.call('HSET', okey, od, cjson.encode(orec))\n"
+    "      end\n"
+    "      pu, pd = ou, od\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if rec and rec.expoPushToken ~= tok then unbind(rec.expoPushToken, member) end\n"
+    "local created = 0\n"
+    "if not exists then created = 1 end\n"
+    "if not rec then rec = {} end\n"
+    "if type(rec.registeredAt) ~= 'string' then rec.registeredAt = iso end\n"
+    "rec.userId, rec.deviceId, rec.expoPushToken, rec.platform = user, dev, tok, ARGV[5]\n"
+    "rec.updatedAt, rec.isActive = iso, true\n"
+    "rec.expiresAt = now + tonumber(ARGV[8])\n"
+    "rec.deactivatedReason, rec.deactivatedAt = nil, nil\n"
+    "local js = cjson.encode(rec)\n"
+    "redis.call('HSET', KEYS[1], dev, js)\n"
+    "redis.call('SET', KEYS[2], member, 'EXAT', rec.expiresAt)\n"
+    "redis.call('ZADD', KEYS[3], rec.expiresAt, member)\n"
+    "if redis.call('EXPIREAT', KEYS[1], rec.expiresAt, 'GT') == 0 and\n"
+    "   redis.call('TTL', KEYS[1]) == -1 then\n"
+    "  redis.call('EXPIREAT', KEYS[1], rec.expiresAt)\n"
+    "end\n"
+    "return {0, created, js, pu, pd}\n";
+
+/* deactivate: KEYS = dev hash. ARGV = device, reason, now (s), now (ISO), only-if token or "".
+ * Returns 0, -1 (no record), -4 (corrupt), -6 (holds another token). An inactive record keeps
+ * its first reason and time. The record stays in the owner and expiry indexes. */
+static const char LUA_DEACTIVATE[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not cur then return -1 end\n"
+    "local ok, rec = pcall(cjson.decode, cur)\n"
+    "if not ok or type(rec) ~= 'table' then return -4 end\n"
+    "if ARGV[5] ~= '' and rec.expoPushToken ~= ARGV[5] then return -6 end\n"
+    "if rec.isActive == false then return 0 end\n"
+    "rec.isActive = false\n"
+    "rec.deactivatedReason = ARGV[2]\n"
+    "rec.deactivatedAt = tonumber(ARGV[3])\n"
+    "rec.updatedAt = ARGV[4]\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))\n"
+    "return 0\n";
+
+/* purge: KEYS = dev hash, expiry zset. ARGV = prefix, user, device or "" for all devices.
+ * Deletes the records, the owner keys that still point at them and their expiry entries.
+ * Returns the number of records deleted, or -1 when there were none. */
+static const char LUA_PURGE[] =
+    "local function drop(dev, js)\n"
+    "  local m = ARGV[2] .. '\\031' .. dev\n"
+    "  local ok, rec = pcall(cjson.decode, js)\n"
+    "  if ok and type(rec) == 'table' and type(rec.expoPushToken) == 'string' then\n"
+    "    local k = ARGV[1] .. 'owner:' .. rec.expoPushToken\n"
+    "    if redis.call('GET', k) == m then redis.call('DEL', k) end\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[2], m)\n"
+    "end\n"
+    "if ARGV[3] ~= '' then\n"
+    "  local js = redis.call('HGET', KEYS[1], ARGV[3])\n"
+    "  if not js then return -1 end\n"
+    "  drop(ARGV[3], js)\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[3])\n"
+    "  return 1\n"
+    "end\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "if #all == 0 then return -1 end\n"
+    "for i = 1, #all, 2 do drop(all[i], all[i + 1]) end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return #all / 2\n";
+
+typedef struct rstore {
+    tok_store_t base;
+    db_t *db;
+    char prefix[PREFIX_MAX + 1];
+    const clk_t *clk;
+    long max_devices;
+    db_script_t *s_register, *s_deactivate, *s_purge;
+} rstore_t;
+
+typedef enum { OP_REG, OP_DONE, OP_LIST, OP_OWNER } op_kind_t;
+
+/* One call in flight: its callback and what the reply handler needs. */
+typedef struct op {
+    op_kind_t kind;
+    union {
+        tok_reg_cb reg;
+        tok_done_cb done;
+        tok_list_cb list;
+        tok_owner_cb owner;
+    } cb;
+    void *arg;
+    int status; /* for deferred failures */
+    char user[TOK_USER_MAX + 1];
+} op_t;
+
+static op_t *op_new(op_kind_t kind, void *arg)
+{
+    op_t *op = xcalloc(1, sizeof *op);
+    op->kind = kind;
+    op->arg = arg;
+    return op;
+}
+
+/* Delivers status with no result and frees op. */
+static void op_fail(op_t *op, int status)
+{
+    switch (op->kind) {
+    case OP_REG:
+        op->cb.reg(status, NULL, op->arg);
+        break;
+    case OP_DONE:
+        op->cb.done(status, op->arg);
+        break;
+    case OP_LIST:
+        op->cb.list(status, NULL, 0, op->arg);
+        break;
+    case OP_OWNER:
+        op->cb.owner(status, NULL, op->arg);
+        break;
+    }
+    free(op);
+}
+
+static void on_deferred_fail(void *arg)
+{
+    op_t *op = arg;
+    op_fail(op, op->status);
+}
+
+static void defer_fail(rstore_t *s, op_t *op, int status)
+{
+    op->status = status;
+    db_defer(s->db, on_deferred_fail, op);
+}
+
+/* Maps a transport failure or an error reply to TOK_EUNAVAIL (logged: a script error is a bug
+ * or a full server, not something a caller can fix). Returns 0 when the reply is usable. */
+static int check_reply(int status, const db_reply_t *r, const char *what)
+{
+    if (status != DB_OK)
+        return TOK_EUNAVAIL;
+    if (db_reply_type(r) == DB_REPLY_ERROR) {
+        LOG(LOG_LVL_ERROR, "token store command failed", LKS("op", what),
+            LKS("error", db_reply_str(r, NULL)));
+        return TOK_EUNAVAIL;
+    }
+    return 0;
+}
+
+static void now_args(const rstore_t *s, char *secs, size_t secslen, char *iso, size_t isolen)
+{
+    int64_t ms = s->clk->wall_ms(s->clk->arg);
+    snprintf(secs, secslen, "%" PRId64, ms / 1000);
+    clk_iso8601_ms(ms, iso, isolen);
+}
+
+static void dev_key(const rstore_t *s, const char *user, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%sdev:{%s}", s->prefix, user);
+}
+
+static bool valid_str(const char *v, int (*check)(const char *, size_t))
+{
+    return v && check(v, strlen(v)) == 0;
+}
+
+/* ---- register ---- */
+
+static int copy_str(const db_reply_t *e, char *out, size_t outlen)
+{
+    size_t n;
+    const char *p = e ? db_reply_str(e, &n) : NULL;
+    if (p == NULL || n >= outlen)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int parse_register(const db_reply_t *r, tok_reg_result_t *res)
+{
+    char err[128];
+    size_t n;
+    if (db_reply_type(r) != DB_REPLY_ARRAY || db_reply_len(r) < 1)
+        return TOK_ECORRUPT;
+    long long code = db_reply_int(db_reply_elem(r, 0));
+    if (code != 0)
+        return code == TOK_ELIMIT ? TOK_ELIMIT : TOK_ECORRUPT;
+    if (db_reply_len(r) != 5 ||
+        copy_str(db_reply_elem(r, 3), res->prev_user_id, sizeof res->prev_user_id) != 0 ||
+        copy_str(db_reply_elem(r, 4), res->prev_device_id, sizeof res->prev_device_id) != 0)
+        return TOK_ECORRUPT;
+    res->created = db_reply_int(db_reply_elem(r, 1)) == 1;
+    res->reassigned = res->prev_user_id[0] != '\0';
+    const char *js = db_reply_str(db_reply_elem(r, 2), &n);
+    if (js == NULL || tok_record_parse(js, n, &res->record, err, sizeof err) != 0) {
+        LOG(LOG_LVL_ERROR, "stored record unreadable after register", LKS("reason", err));
+        return TOK_ECORRUPT;
+    }
+    return 0;
+}
+
+static void on_register(int status, const db_reply_t *r, void *arg)
+{
+    op_t *op = arg;
+    tok_reg_result_t res;
+    memset(&res, 0, sizeof res);
+    int rc = check_reply(status, r, "register");
+    if (rc == 0)
+        rc = parse_register(r, &res);
+    if (rc != 0) {
+        op_fail(op, rc);
+        return;
+    }
+    op->cb.reg(TOK_OK, &res, op->arg);
+    free(op);
+}
+
+static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb cb, void *arg)
+{
+    rstore_t *s = (rstore_t *)base;
+    op_t *op = op_new(OP_REG, arg);
+    op->cb.reg = cb;
+    if (!valid_str(req->user_id, tok_valid_user) || strchr(req->user_id, TOK_SEP) ||
+        !valid_str(req->device_id, tok_valid_device) || !valid_str(req->token, tok_valid_token) ||
+        req->ttl_days < 1 || req->ttl_days > 36500) {
+        defer_fail(s, op, TOK_EINVAL);
+        return;
+    }
+    char dkey[KEY_MAX], okey[KEY_MAX], ekey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], ttl[24], max[24];
+    dev_key(s, req->user_id, dkey, sizeof dkey);
+    snprintf(okey, sizeof okey, "%sowner:%s", s->prefix, req->token);
+    snprintf(ekey, sizeof ekey, "%sexpiry", s->prefix);
+    now_args(s, secs, sizeof secs, iso, sizeof iso);
+    snprintf(ttl, sizeof ttl, "%ld", req->ttl_days * 86400L);
+    snprintf(max, sizeof max, "%ld", s->max_devices);
+    const char *argv[] = {dkey,         okey,
+                          ekey,         s->prefix,
+                          req->user_id, req->device_id,
+                          req->token,   tok_platform_name(req->platform),
+                          secs,         iso,
+                          ttl,          max};
+    db_eval(s->db, s->s_register, on_register, op, 3, 12, argv, NULL);
+}
+
+/* ---- deactivate and purge ---- */
+
+static void on_done(int status, const db_reply_t *r, void *arg)
+{
+    op_t *op = arg;
+    int rc = check_reply(status, r, "change");
+    if (rc == 0) {
+        long long v = db_reply_type(r) == DB_REPLY_INTEGER ? db_reply_int(r) : TOK_ECORRUPT;
+        rc = v >= 0 ? TOK_OK : (int)v;
+    }
+    op->cb.done(rc, op->arg);
+    free(op);
+}
+
+static void st_deactivate(tok_store_t *base, const char *user_id, const char *device_id,
+                          const char *reason, const char *only_if_token, tok_done_cb cb, void *arg)
+{
+    rstore_t *s = (rstore_t *)base;
+    op_t *op = op_new(OP_DONE, arg);
+    op->cb.done = cb;
+    if (!valid_str(user_id, tok_valid_user) || !valid_str(device_id, tok_valid_device) ||
+        reason == NULL || !*reason || strlen(reason) >= TOK_REASON_MAX) {
+        defer_fail(s, op, TOK_EINVAL);
+        return;
+    }
+    char dkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX];
+    dev_key(s, user_id, dkey, sizeof dkey);
+    now_args(s, secs, sizeof secs, iso, sizeof iso);
+    const char *argv[] = {dkey, device_id, reason, secs, iso, only_if_token ? only_if_token : ""};
+    db_eval(s->db, s->s_deactivate, on_done, op, 1, 6, argv, NULL);
+}
+
+static void st_purge(tok_store_t *base, const char *user_id, const char *device_id, tok_done_cb cb,
+                     void *arg)
+{
+    rstore_t *s = (rstore_t *)base;
+    op_t *op = op_new(OP_DONE, arg);
+    op->cb.done = cb;
+    if (!valid_str(user_id, tok_valid_user) ||
+        (device_id && !valid_str(device_id, tok_valid_device))) {
+        defer_fail(s, op, TOK_EINVAL);
+        return;
+    }
+    char dkey[KEY_MAX], ekey[KEY_MAX];
+    dev_key(s, user_id, dkey, sizeof dkey);
+    snprintf(ekey, sizeof ekey, "%sexpiry", s->prefix);
+    const char *argv[] = {dkey, ekey, s->prefix, user_id, device_id ? device_id : ""};
+    db_eval(s->db, s->s_purge, on_done, op, 2, 5, argv, NULL);
+}
+
+/* ---- list and find_owner ---- */
+
+/* Parses the HGETALL pairs into recs; corrupt records are skipped and logged. Returns the count. */
+static size_t parse_list(const db_reply_t *r, const char *user, tok_record_t *recs)
+{
+    size_t n = 0, pairs = db_reply_len(r) / 2;
+    for (size_t i = 0; i < pairs; i++) {
+        size_t dl = 0, jl = 0;
+        const char *dev = db_reply_str(db_reply_elem(r, 2 * i), &dl);
+        const char *js = db_reply_str(db_reply_elem(r, 2 * i + 1), &jl);
+        char err[128] = "not a string";
+        if (js && tok_record_parse(js, jl, &recs[n], err, sizeof err) == 0) {
+            n++;
+            continue;
+        }
+        char devbuf[TOK_DEVICE_MAX + 1];
+        snprintf(devbuf, sizeof devbuf, "%.*s", (int)(dl < TOK_DEVICE_MAX ? dl : TOK_DEVICE_MAX),
+                 dev ? dev : "");
+        LOG(LOG_LVL_WARN, "skipping corrupt token record", LKS("userId", user),
+            LKS("deviceId", devbuf), LKS("reason", err));
+    }
+    return n;
+}
+
+static void on_list(int status, const db_reply_t *r, void *arg)
+{
+    op_t *op = arg;
+    int rc = check_reply(status, r, "list");
+    if (rc == 0 && db_reply_type(r) != DB_REPLY_ARRAY)
+        rc = TOK_ECORRUPT;
+    if (rc != 0) {
+        op_fail(op, rc);
+        return;
+    }
+    size_t pairs = db_reply_len(r) / 2;
+    tok_record_t *recs = pairs ? xcalloc(pairs, sizeof *recs) : NULL;
+    size_t n = pairs ? parse_list(r, op->user, recs) : 0;
+    if (n < pairs)
+        LOG(LOG_LVL_WARN, "token records skipped", LKS("userId", op->user),
+            LKI("skipped", pairs - n), LKI("returned", n));
+    op->cb.list(TOK_OK, recs, n, op->arg);
+    free(recs);
+    free(op);
+}
+
+static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void *arg)
+{
+    rstore_t *s = (rstore_t *)base;
+    op_t *op = op_new(OP_LIST, arg);
+    op->cb.list = cb;
+    if (!valid_str(user_id, tok_valid_user)) {
+        defer_fail(s, op, TOK_EINVAL);
+        return;
+    }
+    snprintf(op->user, sizeof op->user, "%s", user_id);
+    char dkey[KEY_MAX];
+    dev_key(s, user_id, dkey, sizeof dkey);
+    db_cmd(s->db, on_list, op, "HGETALL", dkey, NULL);
+}
+
+static void on_owner(int status, const db_reply_t *r, void *arg)
+{
+    op_t *op = arg;
+    int rc = check_reply(status, r, "find_owner");
+    tok_owner_t o;
+    memset(&o, 0, sizeof o);
+    if (rc == 0 && db_reply_type(r) == DB_REPLY_NIL)
+        rc = TOK_ENOTFOUND;
+    if (rc == 0) {
+        size_t n = 0;
+        const char *v = db_reply_str(r, &n);
+        const char *sep = v ? memchr(v, TOK_SEP, n) : NULL;
+        size_t ul = sep ? (size_t)(sep - v) : 0, dl = sep ? n - ul - 1 : 0;
+        if (!sep || ul == 0 || ul > TOK_USER_MAX || dl == 0 || dl > TOK_DEVICE_MAX) {
+            rc = TOK_ECORRUPT;
+        } else {
+            memcpy(o.user_id, v, ul);
+            memcpy(o.device_id, sep + 1, dl);
+        }
+    }
+    if (rc != 0) {
+        op_fail(op, rc);
+        return;
+    }
+    op->cb.owner(TOK_OK, &o, op->arg);
+    free(op);
+}
+
+static void st_find_owner(tok_store_t *base, const char *token, tok_owner_cb cb, void *arg)
+{
+    rstore_t *s = (rstore_t *)base;
+    op_t *op = op_new(OP_OWNER, arg);
+    op->cb.owner = cb;
+    if (!valid_str(token, tok_valid_token)) {
+        defer_fail(s, op, TOK_EINVAL);
+        return;
+    }
+    char okey[KEY_MAX];
+    snprintf(okey, sizeof okey, "%sowner:%s", s->prefix, token);
+    db_cmd(s->db, on_owner, op, "GET", okey, NULL);
+}
+
+/* ---- lifecycle ---- */
+
+static bool st_ready(const tok_store_t *base)
+{
+    return db_ready(((const rstore_t *)base)->db);
+}
+
+static void st_destroy(tok_store_t *base)
+{
+    free(base); /* scripts belong to db; in-flight ops do not reference the store */
+}
+
+static const tok_store_ops_t redis_ops = {
+    .register_device = st_register,
+    .deactivate = st_deactivate,
+    .purge = st_purge,
+    .list = st_list,
+    .find_owner = st_find_owner,
+    .ready = st_ready,
+    .destroy = st_destroy,
+};
+
+tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
+                                    long max_devices)
+{
+    if (db == NULL || prefix == NULL || strlen(prefix) > PREFIX_MAX || max_devices < 1)
+        return NULL;
+    rstore_t *s = xcalloc(1, sizeof *s);
+    s->base.ops = &redis_ops;
+    s->db = db;
+    snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
+    s->clk = clock ? clock : clk_system();
+    s->max_devices = max_devices;
+    s->s_register = db_script(db, LUA_REGISTER);
+    s->s_deactivate = db_script(db, LUA_DEACTIVATE);
+    s->s_purge = db_script(db, LUA_PURGE);
+    return &s->base;
+}
+
+const char *tok_strerror(int status)
+{
+    switch (status) {
+    case TOK_OK:
+        return "ok";
+    case TOK_ENOTFOUND:
+        return "no such device token";
+    case TOK_ELIMIT:
+        return "too many devices for this user";
+    case TOK_EUNAVAIL:
+        return "token store unavailable";
+    case TOK_ECORRUPT:
+        return "stored token record is corrupt";
+    case TOK_EINVAL:
+        return "invalid argument";
+    case TOK_ECONFLICT:
+        return "device holds a different token";
+    default:
+        return "unknown token store error";
+    }
+}
