@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -24,7 +25,7 @@ static int group_setup(void **state)
     (void)state;
     if (th_redis_start(&rs, 0) != 0 || th_tmpdir(dir, sizeof dir) != 0)
         return -1;
-    seed_conf(dir, rs.url, NULL, conf, sizeof conf);
+    seed_conf(dir, rs.url, "expo.url = http://127.0.0.1:1", conf, sizeof conf);
     return 0;
 }
 
@@ -145,6 +146,54 @@ static void test_unavailable(void **state)
     assert_int_equal(run_ctl(down, NULL, NULL, "tokens list --user u1"), 3);
     assert_int_equal(run_ctl(down, NULL, NULL, "diagnose --user u1"), 3);
     assert_int_equal(run_ctl(down, NULL, NULL, "tokens import -i /dev/null"), 3);
+}
+
+/* ---- check-config ---- */
+
+static void test_check_config(void **state)
+{
+    (void)state;
+    /* Expo: a real HTTP server on loopback; Kafka: librdkafka's in-client mock cluster. */
+    th_proc_t http;
+    int hport = th_free_port();
+    char portbuf[16], d2[256], c2[400], extra[400], logp[300];
+    snprintf(portbuf, sizeof portbuf, "%d", hport);
+    assert_int_equal(th_tmpdir(d2, sizeof d2), 0);
+    snprintf(logp, sizeof logp, "%s/http.log", d2);
+    char *argv[] = {"python3", "-m", "http.server", "--bind", "127.0.0.1", portbuf, NULL};
+    assert_int_equal(th_spawn(&http, "http", argv, NULL, logp), 0);
+    assert_true(th_wait_port(hport, 10000));
+    snprintf(extra, sizeof extra,
+             "expo.url = http://127.0.0.1:%d\nkafka.embedded = false\n"
+             "kafka.bootstrap.servers = mock:9092\nkafka.test.mock.num.brokers = 1\n",
+             hport);
+    seed_conf(d2, rs.url, extra, c2, sizeof c2);
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "check-config --timeout 5s"), 0);
+    assert_true(has(&out, "redis   ok"));
+    assert_true(has(&out, "kafka   WARN  1 broker(s) answered, but topic job-events"));
+    assert_true(has(&out, "expo    ok    http://127.0.0.1:"));
+    th_stop(&http, SIGTERM, 5000);
+    /* Expo down now, Kafka unreachable: exit 3 with a verdict per dependency. */
+    snprintf(extra, sizeof extra,
+             "expo.url = http://127.0.0.1:%d\nkafka.embedded = false\n"
+             "kafka.bootstrap.servers = 127.0.0.1:%d\n",
+             hport, th_free_port());
+    seed_conf(d2, rs.url, extra, c2, sizeof c2);
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "check-config --timeout 1s --json"), 3);
+    json_t *j = json_loads(out.data, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "redis"), "state")),
+                        "ok");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "kafka"), "state")),
+                        "FAIL");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "expo"), "state")),
+                        "FAIL");
+    json_decref(j);
+    /* The embedded broker needs nothing reached. */
+    assert_int_equal(ctl("check-config --timeout 1s"), 3); /* expo.url is a closed port */
+    assert_true(has(&out, "kafka   ok    kafka.embedded = true"));
 }
 
 /* ---- queries ---- */
@@ -514,6 +563,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_usage_codes, flush),
         cmocka_unit_test_setup(test_unavailable, flush),
+        cmocka_unit_test_setup(test_check_config, flush),
         cmocka_unit_test_setup(test_list_get_find_count, flush),
         cmocka_unit_test_setup(test_deactivate, flush),
         cmocka_unit_test_setup(test_delete, flush),
