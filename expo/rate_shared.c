@@ -1,0 +1,87 @@
+/* rate_shared.c - the cross-instance Expo send budget in Redis.
+ *
+ * Window key `<prefix>expo:rate:<project>:<unix second of the Redis server>`: the script reads the
+ * server clock (so instances with skewed clocks agree), grants min(want, rate - used), adds the
+ * grant, and tells the caller how long until the next window. Keys expire after 2 s. The window
+ * key is derived inside the script, so this works on a single Redis (not across cluster slots). */
+#include "core/xalloc.h"
+#include "expo/rate_shared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char lua_grant[] = "local t = redis.call('TIME')\n"
+                                "local key = KEYS[1] .. ':' .. t[1]\n"
+                                "local used = tonumber(redis.call('GET', key) or '0')\n"
+                                "local g = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used)\n"
+                                "if g < 0 then g = 0 end\n"
+                                "if g > 0 then\n"
+                                "  redis.call('INCRBY', key, g)\n"
+                                "  redis.call('EXPIRE', key, 2)\n"
+                                "end\n"
+                                "return {g, 1000 - math.floor(tonumber(t[2]) / 1000)}\n";
+
+struct expo_shared_rate {
+    expo_rate_hook_t hook;
+    db_t *db;
+    db_script_t *script;
+    char *prefix;
+    long rate;
+};
+
+typedef struct ask {
+    expo_grant_cb done;
+    void *ctx;
+} ask_t;
+
+static void on_reply(int status, const db_reply_t *reply, void *arg)
+{
+    ask_t *a = arg;
+    long g = -1, next = 0;
+    if (status == DB_OK && db_reply_type(reply) == DB_REPLY_ARRAY && db_reply_len(reply) == 2) {
+        g = (long)db_reply_int(db_reply_elem(reply, 0));
+        next = (long)db_reply_int(db_reply_elem(reply, 1));
+    }
+    a->done(g, next, a->ctx);
+    free(a);
+}
+
+static void acquire(void *arg, const char *project, long want, expo_grant_cb done, void *ctx)
+{
+    expo_shared_rate_t *s = arg;
+    ask_t *a = xmalloc(sizeof *a);
+    a->done = done;
+    a->ctx = ctx;
+    char key[512], w[24], r[24];
+    snprintf(key, sizeof key, "%sexpo:rate:%s", s->prefix, *project ? project : "default");
+    snprintf(w, sizeof w, "%ld", want);
+    snprintf(r, sizeof r, "%ld", s->rate);
+    const char *argv[] = {key, w, r};
+    db_eval(s->db, s->script, on_reply, a, 1, 3, argv, NULL);
+}
+
+expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long rate_per_sec)
+{
+    expo_shared_rate_t *s = xcalloc(1, sizeof *s);
+    s->db = db;
+    s->prefix = xstrdup(prefix ? prefix : "herald:");
+    s->rate = rate_per_sec;
+    s->script = db_script(db, lua_grant);
+    s->hook.acquire = acquire;
+    s->hook.arg = s;
+    return s;
+}
+
+void expo_shared_rate_destroy(expo_shared_rate_t *s)
+{
+    if (!s)
+        return;
+    free(s->prefix);
+    free(s);
+}
+
+const expo_rate_hook_t *expo_shared_rate_hook(expo_shared_rate_t *s)
+{
+    return &s->hook;
+}

@@ -1,0 +1,446 @@
+/* receipts.c - scheduling push receipt checks in Redis and polling Expo's getReceipts for them.
+ * See receipts.h for the Redis layout and the claim protocol; the scripts below are the only
+ * code that touches those keys. */
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "expo/expo.h"
+#include "expo/proto.h"
+#include "expo/receipts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* KEYS[1] zset; ARGV prefix, due, ttl, then (id user device token job sentAt)* */
+static const char lua_schedule[] =
+    "local z, pfx, due, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"
+    "for i = 4, #ARGV, 6 do\n"
+    "  local k = pfx .. 'ticket:' .. ARGV[i]\n"
+    "  redis.call('HSET', k, 'userId', ARGV[i+1], 'deviceId', ARGV[i+2], 'token', ARGV[i+3],\n"
+    "             'jobId', ARGV[i+4], 'sentAt', ARGV[i+5])\n"
+    "  redis.call('EXPIRE', k, ttl)\n"
+    "  redis.call('ZADD', z, due, ARGV[i])\n"
+    "end\n"
+    "return (#ARGV - 3) / 6\n";
+
+/* KEYS[1] zset; ARGV now, lease_until, limit, prefix. Claims due ids by re-scoring them to the
+ * end of the lease, and returns id + the ticket fields (nil when the hash expired). */
+static const char lua_claim[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
+    "  local h = redis.call('HMGET', ARGV[4] .. 'ticket:' .. id, 'userId', 'deviceId', 'token',\n"
+    "                       'jobId', 'sentAt', 'checks')\n"
+    "  out[#out+1] = id\n"
+    "  for j = 1, 6 do out[#out+1] = h[j] or '' end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS[1] zset; ARGV prefix, then ids: definite results, forget them. */
+static const char lua_done[] = "for i = 2, #ARGV do\n"
+                               "  redis.call('ZREM', KEYS[1], ARGV[i])\n"
+                               "  redis.call('DEL', ARGV[1] .. 'ticket:' .. ARGV[i])\n"
+                               "end\n"
+                               "return #ARGV - 1\n";
+
+/* KEYS[1] zset; ARGV prefix, now, base, cap, then ids: not ready, check again later (doubling). */
+static const char lua_later[] =
+    "for i = 5, #ARGV do\n"
+    "  local c = redis.call('HINCRBY', ARGV[1] .. 'ticket:' .. ARGV[i], 'checks', 1)\n"
+    "  local d = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (c - 1))\n"
+    "  redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + d, ARGV[i])\n"
+    "end\n"
+    "return #ARGV - 4\n";
+
+static const char lua_pending[] = "local n = redis.call('ZCARD', KEYS[1])\n"
+                                  "local o = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+                                  "return {n, o[2] or '0'}\n";
+
+#define FIELDS 7 /* id + 6 hash fields per claimed ticket */
+
+struct expo_receipts {
+    uv_loop_t *loop;
+    db_t *db;
+    expo_receipts_opts_t o;
+    expo_transport_t *tr;
+    char *url, *auth, *zkey, *prefix;
+    db_script_t *s_schedule, *s_claim, *s_done, *s_later, *s_pending;
+    uv_timer_t timer;
+    bool polling;
+    struct claim *cur; /* the getReceipts request in flight */
+    metric_fam_t *m_rcpt;
+    metric_t *m_req_fail;
+};
+
+typedef struct claim {
+    expo_receipts_t *r;
+    size_t n;
+    char **f; /* n * FIELDS strings */
+    buf_t body;
+} claim_t;
+
+void expo_receipts_opts_init(expo_receipts_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->url = "https://exp.host";
+    o->prefix = "herald:";
+    o->poll_interval_s = 5;
+    o->lease_s = 60;
+    o->retry_base_s = 60;
+    o->retry_cap_s = 3600;
+    o->give_up_s = 86400;
+    o->timeout_ms = 30000;
+}
+
+static int64_t now_s(const expo_receipts_t *r)
+{
+    return r->o.clock->wall_ms(r->o.clock->arg) / 1000;
+}
+
+static void on_timer(uv_timer_t *t);
+
+expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_receipts_opts_t *o,
+                                      metric_reg_t *metrics, char *err, size_t errlen)
+{
+    if (!o->on_receipt || !o->url || !o->prefix) {
+        snprintf(err, errlen, "receipts: on_receipt, url and prefix are required");
+        return NULL;
+    }
+    expo_receipts_t *r = xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->db = db;
+    r->o = *o;
+    if (!r->o.clock)
+        r->o.clock = clk_system();
+    r->tr = o->transport;
+    if (!r->tr) {
+        expo_curl_opts_t co = {2, true, EXPO_MAX_REPLY};
+        r->tr = expo_transport_curl_create(loop, &co, err, errlen);
+        if (!r->tr) {
+            free(r);
+            return NULL;
+        }
+    }
+    r->o.transport = NULL;
+    buf_t b = BUF_INIT;
+    size_t ul = strlen(o->url);
+    while (ul > 0 && o->url[ul - 1] == '/')
+        ul--;
+    buf_printf(&b, "%.*s/--/api/v2/push/getReceipts", (int)ul, o->url);
+    r->url = buf_steal(&b);
+    if (o->access_token && *o->access_token) {
+        buf_printf(&b, "authorization: Bearer %s", o->access_token);
+        r->auth = buf_steal(&b);
+    }
+    buf_printf(&b, "%sreceipts", o->prefix);
+    r->zkey = buf_steal(&b);
+    r->prefix = xstrdup(o->prefix);
+    r->s_schedule = db_script(db, lua_schedule);
+    r->s_claim = db_script(db, lua_claim);
+    r->s_done = db_script(db, lua_done);
+    r->s_later = db_script(db, lua_later);
+    r->s_pending = db_script(db, lua_pending);
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    metric_reg_t *reg = metrics;
+    if (reg) {
+        r->m_rcpt = metric_counter_new(reg, "herald_expo_receipts_total", "Push receipts by result",
+                                       "status");
+        r->m_req_fail = metric_get(metric_counter_new(
+            reg, "herald_expo_receipt_request_failures_total",
+            "getReceipts requests that failed (ids come back after the lease)", NULL));
+    }
+    return r;
+}
+
+static void claim_free(struct claim *c);
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void expo_receipts_destroy(expo_receipts_t *r)
+{
+    if (!r)
+        return;
+    r->tr->destroy(r->tr); /* cancels a request in flight without its callback */
+    if (r->cur)
+        claim_free(r->cur);
+    free(r->url);
+    free(r->auth);
+    free(r->zkey);
+    free(r->prefix);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, on_closed);
+}
+
+void expo_receipts_start(expo_receipts_t *r)
+{
+    uint64_t iv = (uint64_t)r->o.poll_interval_s * 1000;
+    uv_timer_start(&r->timer, on_timer, iv, iv);
+}
+
+/* ---- schedule and pending ---- */
+
+typedef struct sched {
+    void (*cb)(int, void *);
+    void *arg;
+} sched_t;
+
+static void on_scheduled(int status, const db_reply_t *reply, void *arg)
+{
+    sched_t *s = arg;
+    if (status == DB_OK && db_reply_type(reply) == DB_REPLY_ERROR)
+        status = DB_EPROTO;
+    if (s->cb)
+        s->cb(status, s->arg);
+    free(s);
+}
+
+void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,
+                            int64_t due_s, void (*cb)(int status, void *arg), void *arg)
+{
+    size_t argc = 4 + 6 * n;
+    const char **argv = xcalloc(argc, sizeof *argv);
+    char nums[3][24];
+    char(*sent)[24] = xcalloc(n ? n : 1, sizeof *sent);
+    snprintf(nums[0], sizeof nums[0], "%lld", (long long)due_s);
+    snprintf(nums[1], sizeof nums[1], "%ld", 26L * 3600);
+    argv[0] = r->zkey;
+    argv[1] = r->prefix;
+    argv[2] = nums[0];
+    argv[3] = nums[1];
+    for (size_t i = 0; i < n; i++) {
+        const char **a = &argv[4 + 6 * i];
+        snprintf(sent[i], sizeof sent[i], "%lld", (long long)t[i].sent_at_s);
+        a[0] = t[i].ticket_id;
+        a[1] = t[i].user_id ? t[i].user_id : "";
+        a[2] = t[i].device_id ? t[i].device_id : "";
+        a[3] = t[i].token ? t[i].token : "";
+        a[4] = t[i].job_id ? t[i].job_id : "";
+        a[5] = sent[i];
+    }
+    sched_t *s = xmalloc(sizeof *s);
+    s->cb = cb;
+    s->arg = arg;
+    db_eval(r->db, r->s_schedule, on_scheduled, s, 1, (int)argc, argv, NULL);
+    free(argv);
+    free(sent);
+}
+
+typedef struct pend {
+    void (*cb)(int, long long, int64_t, void *);
+    void *arg;
+} pend_t;
+
+static void on_pending(int status, const db_reply_t *reply, void *arg)
+{
+    pend_t *p = arg;
+    long long count = 0;
+    int64_t oldest = 0;
+    if (status == DB_OK && db_reply_type(reply) == DB_REPLY_ARRAY && db_reply_len(reply) == 2) {
+        count = db_reply_int(db_reply_elem(reply, 0));
+        size_t len;
+        const char *s = db_reply_str(db_reply_elem(reply, 1), &len);
+        oldest = s ? (int64_t)strtod(s, NULL) : 0;
+    } else if (status == DB_OK) {
+        status = DB_EPROTO;
+    }
+    p->cb(status, count, oldest, p->arg);
+    free(p);
+}
+
+void expo_receipts_pending(expo_receipts_t *r,
+                           void (*cb)(int status, long long count, int64_t oldest_due_s, void *arg),
+                           void *arg)
+{
+    pend_t *p = xmalloc(sizeof *p);
+    p->cb = cb;
+    p->arg = arg;
+    const char *argv[] = {r->zkey};
+    db_eval(r->db, r->s_pending, on_pending, p, 1, 1, argv, NULL);
+}
+
+/* ---- polling ---- */
+
+static void claim_free(claim_t *c)
+{
+    for (size_t i = 0; i < c->n * FIELDS; i++)
+        free(c->f[i]);
+    free(c->f);
+    buf_cleanup(&c->body);
+    free(c);
+}
+
+static void ticket_of(const claim_t *c, size_t i, expo_ticket_info_t *t)
+{
+    char **f = &c->f[i * FIELDS];
+    t->ticket_id = f[0];
+    t->user_id = f[1];
+    t->device_id = f[2];
+    t->token = f[3];
+    t->job_id = f[4];
+    t->sent_at_s = strtoll(f[5], NULL, 10);
+}
+
+static void on_script_done(int status, const db_reply_t *reply, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    if (status != DB_OK) /* the lease brings the ids back: checked again, reported again */
+        LOG(LOG_LVL_WARN, "receipt bookkeeping failed", LKS("error", db_strerror(status)));
+}
+
+static void run_ids(expo_receipts_t *r, db_script_t *s, const char **head, size_t nhead,
+                    const char **ids, size_t n)
+{
+    if (n == 0)
+        return;
+    const char **argv = xcalloc(1 + nhead + n, sizeof *argv);
+    argv[0] = r->zkey;
+    memcpy(&argv[1], head, nhead * sizeof *head);
+    memcpy(&argv[1 + nhead], ids, n * sizeof *ids);
+    db_eval(r->db, s, on_script_done, NULL, 1, (int)(1 + nhead + n), argv, NULL);
+    free(argv);
+}
+
+static void report(expo_receipts_t *r, const expo_ticket_info_t *t, expo_rcpt_status_t st,
+                   const char *error, const char *message)
+{
+    static const char *names[] = {"ok", "DeviceNotRegistered", "error", "missing"};
+    if (r->m_rcpt)
+        metric_inc(metric_get(r->m_rcpt, names[st]));
+    r->o.on_receipt(t, st, error, message, r->o.arg);
+}
+
+static const expo_receipt_t *find(const expo_receipt_t *rc, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rc[i].id, id) == 0)
+            return &rc[i];
+    return NULL;
+}
+
+static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size_t nrc)
+{
+    const char **done = xcalloc(c->n + 1, sizeof *done), **later = xcalloc(c->n + 1, sizeof *later);
+    size_t nd = 0, nl = 0;
+    int64_t now = now_s(r);
+    for (size_t i = 0; i < c->n; i++) {
+        expo_ticket_info_t t;
+        ticket_of(c, i, &t);
+        const expo_receipt_t *x = find(rc, nrc, t.ticket_id);
+        if (x) {
+            expo_rcpt_status_t st = x->kind == EXPO_TK_OK        ? EXPO_RCPT_OK
+                                    : x->kind == EXPO_TK_INVALID ? EXPO_RCPT_INVALID
+                                                                 : EXPO_RCPT_ERROR;
+            report(r, &t, st, x->error, x->message);
+            done[nd++] = t.ticket_id;
+        } else if (t.sent_at_s == 0 || now - t.sent_at_s >= r->o.give_up_s) {
+            report(r, &t, EXPO_RCPT_MISSING, "receipt_missing", "no receipt within 24 h");
+            done[nd++] = t.ticket_id;
+        } else {
+            later[nl++] = t.ticket_id;
+        }
+    }
+    run_ids(r, r->s_done, (const char *[]){r->prefix}, 1, done, nd);
+    char n0[24], b[24], cap[24];
+    snprintf(n0, sizeof n0, "%lld", (long long)now);
+    snprintf(b, sizeof b, "%ld", r->o.retry_base_s);
+    snprintf(cap, sizeof cap, "%ld", r->o.retry_cap_s);
+    run_ids(r, r->s_later, (const char *[]){r->prefix, n0, b, cap}, 4, later, nl);
+    free(done);
+    free(later);
+}
+
+static void on_receipts(const expo_http_resp_t *resp, void *arg)
+{
+    claim_t *c = arg;
+    expo_receipts_t *r = c->r;
+    expo_receipt_t *rc = NULL;
+    size_t nrc = 0;
+    char err[64];
+    if (resp->status == 0 ||
+        expo_receipts_parse(resp->status, resp->body, resp->len, &rc, &nrc, err, sizeof err) != 0) {
+        if (r->m_req_fail)
+            metric_inc(r->m_req_fail);
+        LOG(LOG_LVL_WARN, "getReceipts failed; the ids come back after the lease",
+            LKI("status", resp->status), LKS("error", resp->status ? err : resp->detail),
+            LKI("ids", c->n));
+    } else {
+        apply(r, c, rc, nrc);
+    }
+    expo_receipts_free(rc, nrc);
+    bool full = c->n == EXPO_MAX_RECEIPT_IDS;
+    r->cur = NULL;
+    claim_free(c);
+    r->polling = false;
+    if (full) /* more are due: keep going */
+        expo_receipts_poll_now(r);
+}
+
+static void fetch(expo_receipts_t *r, claim_t *c)
+{
+    buf_puts(&c->body, "{\"ids\":[");
+    for (size_t i = 0; i < c->n; i++) {
+        if (i)
+            buf_putc(&c->body, ',');
+        buf_json_str(&c->body, c->f[i * FIELDS], strlen(c->f[i * FIELDS]));
+    }
+    buf_puts(&c->body, "]}");
+    const char *hdr[3] = {"accept: application/json", "content-type: application/json", r->auth};
+    r->tr->post(r->tr, r->url, hdr, r->auth ? 3 : 2, c->body.data, c->body.len, r->o.timeout_ms,
+                on_receipts, c);
+}
+
+static void on_claimed(int status, const db_reply_t *reply, void *arg)
+{
+    expo_receipts_t *r = arg;
+    if (status != DB_OK || db_reply_type(reply) != DB_REPLY_ARRAY ||
+        db_reply_len(reply) % FIELDS != 0) {
+        if (status != DB_ESHUTDOWN) {
+            LOG(LOG_LVL_WARN, "receipt claim failed",
+                LKS("error", status ? db_strerror(status) : "unexpected reply"));
+            r->polling = false;
+        }
+        return;
+    }
+    claim_t *c = xcalloc(1, sizeof *c);
+    c->r = r;
+    c->n = db_reply_len(reply) / FIELDS;
+    c->f = xcalloc(c->n * FIELDS + 1, sizeof *c->f);
+    for (size_t i = 0; i < c->n * FIELDS; i++) {
+        size_t len = 0;
+        const char *s = db_reply_str(db_reply_elem(reply, i), &len);
+        c->f[i] = s ? xstrndup(s, len) : xstrdup("");
+    }
+    if (c->n == 0) {
+        claim_free(c);
+        r->polling = false;
+        return;
+    }
+    r->cur = c;
+    fetch(r, c);
+}
+
+void expo_receipts_poll_now(expo_receipts_t *r)
+{
+    if (r->polling)
+        return;
+    r->polling = true;
+    int64_t now = now_s(r);
+    char a[3][24];
+    snprintf(a[0], sizeof a[0], "%lld", (long long)now);
+    snprintf(a[1], sizeof a[1], "%lld", (long long)(now + r->o.lease_s));
+    snprintf(a[2], sizeof a[2], "%d", EXPO_MAX_RECEIPT_IDS);
+    const char *argv[] = {r->zkey, a[0], a[1], a[2], r->prefix};
+    db_eval(r->db, r->s_claim, on_claimed, r, 1, 5, argv, NULL);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    expo_receipts_poll_now(t->data);
+}

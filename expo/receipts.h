@@ -1,0 +1,84 @@
+/* receipts.h - push receipt checks: every ok ticket is scheduled in Redis and a poller on the loop
+ * later asks Expo's getReceipts what became of it.
+ *
+ * Redis layout (prefix p, default "herald:"): `<p>receipts` ZSET of ticket ids scored by due time
+ * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt [checks], expiring
+ * 26 h after scheduling. Several instances may poll: a claim script takes due ids and moves them
+ * to now + lease in the same step, so each id is checked by one poller at a time and a crashed
+ * poller's claims come back when the lease ends.
+ *
+ * The module does not touch tokens: the owner reacts to EXPO_RCPT_INVALID (deactivate). Loop
+ * thread only; callbacks fire exactly once, never inside the starting call. */
+#ifndef HERALD_EXPO_RECEIPTS_H
+#define HERALD_EXPO_RECEIPTS_H
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "db/db.h"
+#include "expo/transport.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* What a ticket was for; all strings borrowed for the duration of the call/callback. */
+typedef struct expo_ticket_info {
+    const char *ticket_id;
+    const char *user_id;
+    const char *device_id;
+    const char *token;
+    const char *job_id;
+    int64_t sent_at_s; /* unix seconds */
+} expo_ticket_info_t;
+
+typedef enum {
+    EXPO_RCPT_OK = 0,  /* APNs/FCM accepted it */
+    EXPO_RCPT_INVALID, /* DeviceNotRegistered: deactivate the token */
+    EXPO_RCPT_ERROR,   /* another error (error/message say which) */
+    EXPO_RCPT_MISSING, /* no receipt 24 h after sending: given up */
+} expo_rcpt_status_t;
+
+typedef void (*expo_receipt_fn)(const expo_ticket_info_t *t, expo_rcpt_status_t st,
+                                const char *error, const char *message, void *arg);
+
+typedef struct expo_receipts_opts {
+    const char *url;          /* base URL (expo.url) */
+    const char *access_token; /* or NULL */
+    const char *prefix;       /* Redis key prefix ("herald:") */
+    long poll_interval_s;     /* expo.receipt_poll_interval_s */
+    long lease_s;             /* claim lease (default 60) */
+    long retry_base_s;        /* first re-check of an id not ready yet (default 60), doubling */
+    long retry_cap_s;         /* default 3600 */
+    long give_up_s;           /* after sentAt (default 86400) */
+    long timeout_ms;
+    expo_receipt_fn on_receipt; /* required */
+    void *arg;
+    const clk_t *clock;          /* borrowed; NULL: system */
+    expo_transport_t *transport; /* takes; NULL: libcurl */
+} expo_receipts_opts_t;
+
+typedef struct expo_receipts expo_receipts_t;
+
+void expo_receipts_opts_init(expo_receipts_opts_t *o);
+/* new: free with expo_receipts_destroy. db and metrics borrowed. */
+expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_receipts_opts_t *o,
+                                      metric_reg_t *metrics, char *err, size_t errlen);
+/* Stops polling and cancels a getReceipts request in flight. Redis commands already issued still
+ * call back into r: destroy the db first (its callbacks then fire with DB_ESHUTDOWN, which this
+ * module ignores) or wait for them. Accepts NULL. Run the loop afterwards so handles close. */
+void expo_receipts_destroy(expo_receipts_t *r);
+/* Starts the poll timer (first poll after one interval). */
+void expo_receipts_start(expo_receipts_t *r);
+/* Polls once now (tests, heraldctl). */
+void expo_receipts_poll_now(expo_receipts_t *r);
+
+/* Schedules n tickets due at due_s (unix seconds) in one script call. cb(status) with 0 or a
+ * DB_E* code; cb may be NULL. */
+void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,
+                            int64_t due_s, void (*cb)(int status, void *arg), void *arg);
+/* Pending checks: count and the oldest due time (0 when none). */
+void expo_receipts_pending(expo_receipts_t *r,
+                           void (*cb)(int status, long long count, int64_t oldest_due_s, void *arg),
+                           void *arg);
+
+#endif

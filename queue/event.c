@@ -1,0 +1,532 @@
+/* event.c - job event decoder: unwraps the envelopes of DESIGN.md "Events in" with jansson and
+ * validates the inner event into a queue_event_t. Pure C without I/O so the unit tests and the
+ * fuzz target drive it directly; queue/kafka.c calls it for every consumed message. */
+#include "queue/event.h"
+
+#include "core/clock.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+enum {
+    F_JOB,
+    F_BATCH,
+    F_USER,
+    F_PREV,
+    F_MSG,
+    F_TS,
+    F_ERR,
+    F_KEY,
+    F_ENV,
+    F_SNSID,
+    F_SQSID,
+    F_CORR,
+    F_TRACE,
+    F_COUNT
+};
+#define ABSENT ((size_t)-1)
+
+typedef struct dec {
+    json_t *roots[QUEUE_MAX_ENVELOPES + 1]; /* every document parsed, owned */
+    size_t nroots;
+    json_t *attrs[QUEUE_MAX_ENVELOPES]; /* MessageAttributes objects, outer to inner, borrowed */
+    size_t nattrs;
+    const queue_header_t *hdrs;
+    size_t nhdrs;
+    size_t off[F_COUNT]; /* offsets into mem, ABSENT when not set */
+    buf_t *mem;
+    char env[64];
+    queue_dec_error_t *why;
+} dec_t;
+
+static const char *const status_names[QUEUE_ST_COUNT] = {"QUEUED", "PROCESSING", "EDITING",
+                                                         "COMPLETED", "FAILED"};
+static const char *const reason_names[QUEUE_DEC_REASON_COUNT] = {"ok",
+                                                                 "not_json",
+                                                                 "not_object",
+                                                                 "too_large",
+                                                                 "envelope_depth",
+                                                                 "missing_user_id",
+                                                                 "missing_job_id",
+                                                                 "missing_status",
+                                                                 "unknown_status",
+                                                                 "bad_field"};
+
+const char *queue_status_name(queue_status_t st)
+{
+    return (unsigned)st < QUEUE_ST_COUNT ? status_names[st] : "UNKNOWN";
+}
+
+int queue_status_parse(const char *s, queue_status_t *out)
+{
+    for (int i = 0; i < QUEUE_ST_COUNT; i++) {
+        if (strcmp(s, status_names[i]) == 0) {
+            *out = (queue_status_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *queue_dec_reason_name(queue_dec_reason_t r)
+{
+    return (unsigned)r < QUEUE_DEC_REASON_COUNT ? reason_names[r] : "unknown";
+}
+
+static int fail(dec_t *d, queue_dec_reason_t r, const char *field, const char *detail)
+{
+    d->why->reason = r;
+    snprintf(d->why->field, sizeof d->why->field, "%s", field ? field : "");
+    snprintf(d->why->detail, sizeof d->why->detail, "%s", detail);
+    return -1;
+}
+
+static int bad_field(dec_t *d, const char *field, const char *what)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s %s", field, what);
+    return fail(d, QUEUE_DEC_BAD_FIELD, field, detail);
+}
+
+static void put(dec_t *d, int slot, const char *s, size_t n)
+{
+    d->off[slot] = d->mem->len;
+    buf_append(d->mem, s, n);
+    buf_putc(d->mem, '\0');
+}
+
+static bool printable_id(const char *s, size_t n, size_t max)
+{
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+/* Longest prefix of s of at most max bytes that does not split a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+        cut--;
+    return cut;
+}
+
+/* ---- envelopes ---- */
+
+typedef enum { ENV_NONE, ENV_CONNECT, ENV_SQS, ENV_SNS, ENV_DEFAULT } env_kind_t;
+
+static json_t *str_member(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? v : NULL;
+}
+
+/* Which envelope o is, checked in DESIGN.md's order; *inner is the wrapped value (borrowed). */
+static env_kind_t envelope_of(json_t *o, json_t **inner)
+{
+    json_t *v;
+    if (json_object_get(o, "schema") && (v = json_object_get(o, "payload"))) {
+        *inner = v;
+        return ENV_CONNECT;
+    }
+    if ((v = str_member(o, "Body")) || (v = str_member(o, "body"))) {
+        *inner = v;
+        return ENV_SQS;
+    }
+    json_t *type = str_member(o, "Type");
+    if (type && strcmp(json_string_value(type), "Notification") == 0 &&
+        (v = str_member(o, "Message"))) {
+        *inner = v;
+        return ENV_SNS;
+    }
+    if ((v = str_member(o, "default"))) {
+        *inner = v;
+        return ENV_DEFAULT;
+    }
+    return ENV_NONE;
+}
+
+static json_t *parse(dec_t *d, const char *s, size_t n, const char *what)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!j) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s is not JSON: %.100s", what, jerr.text);
+        fail(d, QUEUE_DEC_NOT_JSON, NULL, detail);
+        return NULL;
+    }
+    d->roots[d->nroots++] = j;
+    if (!json_is_object(j)) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s is not a JSON object", what);
+        fail(d, QUEUE_DEC_NOT_OBJECT, NULL, detail);
+        return NULL;
+    }
+    return j;
+}
+
+/* Remembers what an envelope says about its message: ids and attributes. */
+static void note_envelope(dec_t *d, json_t *o, env_kind_t k)
+{
+    static const char *const names[] = {"", "connect", "sqs", "sns", "default"};
+    size_t n = strlen(d->env);
+    snprintf(d->env + n, sizeof d->env - n, "%s%s", n ? "+" : "", names[k]);
+    json_t *attrs = json_object_get(o, "MessageAttributes");
+    if (!attrs)
+        attrs = json_object_get(o, "messageAttributes");
+    if (json_is_object(attrs) && d->nattrs < QUEUE_MAX_ENVELOPES)
+        d->attrs[d->nattrs++] = attrs;
+    json_t *id = NULL;
+    int slot = F_SQSID;
+    if (k == ENV_SNS) {
+        id = str_member(o, "MessageId");
+        slot = F_SNSID;
+    } else if (k == ENV_SQS) {
+        if (!(id = str_member(o, "messageId")))
+            id = str_member(o, "MessageId");
+    }
+    if (id && d->off[slot] == ABSENT &&
+        printable_id(json_string_value(id), json_string_length(id), QUEUE_ID_MAX))
+        put(d, slot, json_string_value(id), json_string_length(id));
+}
+
+static const char *env_what(env_kind_t k)
+{
+    switch (k) {
+    case ENV_CONNECT:
+        return "Kafka Connect payload";
+    case ENV_SQS:
+        return "SQS Body";
+    case ENV_SNS:
+        return "SNS Message";
+    default:
+        return "SNS default";
+    }
+}
+
+/* Unwraps envelopes from root; returns the inner event object (borrowed) or NULL. */
+static json_t *unwrap(dec_t *d, json_t *o)
+{
+    for (int depth = 0;; depth++) {
+        json_t *inner = NULL;
+        env_kind_t k = envelope_of(o, &inner);
+        if (k == ENV_NONE)
+            return o;
+        if (depth == QUEUE_MAX_ENVELOPES) {
+            fail(d, QUEUE_DEC_ENVELOPE_DEPTH, NULL, "more than 4 nested envelopes");
+            return NULL;
+        }
+        note_envelope(d, o, k);
+        if (json_is_object(inner)) {
+            o = inner;
+            continue;
+        }
+        if (!json_is_string(inner)) {
+            char detail[160];
+            snprintf(detail, sizeof detail, "%s is neither an object nor a string", env_what(k));
+            fail(d, QUEUE_DEC_NOT_OBJECT, NULL, detail);
+            return NULL;
+        }
+        o = parse(d, json_string_value(inner), json_string_length(inner), env_what(k));
+        if (!o)
+            return NULL;
+    }
+}
+
+/* ---- fields with fallback ---- */
+
+typedef struct src {
+    const char *s;
+    size_t n;
+    const char *from; /* "body", "attribute", "header" */
+} src_t;
+
+/* Finds name in the body, then the attributes (innermost first), then the headers. Returns 1
+ * found, 0 absent, -1 when the body holds a non-string (bad_field). */
+static int lookup(dec_t *d, json_t *body, const char *name, src_t *out)
+{
+    json_t *v = json_object_get(body, name);
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return bad_field(d, name, "is not a string");
+        *out = (src_t){json_string_value(v), json_string_length(v), "body"};
+        return 1;
+    }
+    for (size_t i = d->nattrs; i-- > 0;) {
+        json_t *a = json_object_get(d->attrs[i], name);
+        json_t *val = json_is_object(a) ? str_member(a, "Value") : NULL;
+        if (!val && json_is_object(a))
+            val = str_member(a, "StringValue");
+        if (val) {
+            *out = (src_t){json_string_value(val), json_string_length(val), "attribute"};
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < d->nhdrs; i++) {
+        if (d->hdrs[i].value && d->hdrs[i].name && strcasecmp(d->hdrs[i].name, name) == 0) {
+            *out = (src_t){d->hdrs[i].value, d->hdrs[i].len, "header"};
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An id field with fallback: 1 stored, 0 absent, -1 bad. */
+static int take_id(dec_t *d, json_t *body, const char *name, int slot)
+{
+    src_t s;
+    int rc = lookup(d, body, name, &s);
+    if (rc <= 0)
+        return rc;
+    if (!printable_id(s.s, s.n, QUEUE_ID_MAX)) {
+        char what[64];
+        snprintf(what, sizeof what, "(from %s) must be 1-128 printable ASCII", s.from);
+        return bad_field(d, name, what);
+    }
+    put(d, slot, s.s, s.n);
+    return 1;
+}
+
+static int take_status(dec_t *d, json_t *body, queue_status_t *st)
+{
+    src_t s;
+    int rc = lookup(d, body, "status", &s);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return fail(d, QUEUE_DEC_MISSING_STATUS, NULL, "no status in body, attributes or headers");
+    char tmp[16];
+    if (s.n >= sizeof tmp || memchr(s.s, '\0', s.n))
+        return fail(d, QUEUE_DEC_UNKNOWN_STATUS, "status", "status is not a known job status");
+    memcpy(tmp, s.s, s.n);
+    tmp[s.n] = '\0';
+    if (queue_status_parse(tmp, st) < 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "status \"%s\" is not a known job status", tmp);
+        return fail(d, QUEUE_DEC_UNKNOWN_STATUS, "status", detail);
+    }
+    return 0;
+}
+
+static int take_ids(dec_t *d, json_t *body, queue_event_t *ev)
+{
+    int rc;
+    if ((rc = take_id(d, body, "userId", F_USER)) < 0)
+        return -1;
+    if (rc == 0)
+        return fail(d, QUEUE_DEC_MISSING_USER_ID, NULL, "no userId in body, attributes or headers");
+    int job = take_id(d, body, "jobId", F_JOB);
+    if (job < 0)
+        return -1;
+    int batch = take_id(d, body, "batchJobId", F_BATCH);
+    if (batch < 0)
+        return -1;
+    if (!job && !batch)
+        return fail(d, QUEUE_DEC_MISSING_JOB_ID, NULL, "neither jobId nor batchJobId present");
+    ev->kind = job ? QUEUE_EV_JOB : QUEUE_EV_BATCH;
+    return take_status(d, body, &ev->status);
+}
+
+/* Optional free text: string (cut to QUEUE_TEXT_MAX), null or absent. */
+static int take_text(dec_t *d, json_t *o, const char *name, const char *field, int slot,
+                     queue_event_t *ev)
+{
+    json_t *v = json_object_get(o, name);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return bad_field(d, field, "is not a string");
+    size_t n = json_string_length(v);
+    size_t cut = utf8_cut(json_string_value(v), n, QUEUE_TEXT_MAX);
+    if (cut < n)
+        ev->truncated = true;
+    put(d, slot, json_string_value(v), cut);
+    return 0;
+}
+
+/* Optional bounded string that is never cut (keys and names). */
+static int take_bounded(dec_t *d, json_t *o, const char *name, const char *field, int slot,
+                        size_t max)
+{
+    json_t *v = json_object_get(o, name);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return bad_field(d, field, "is not a string");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n > max || memchr(s, '\0', n))
+        return bad_field(d, field, "is too long");
+    put(d, slot, s, n);
+    return 0;
+}
+
+static int take_count(dec_t *d, json_t *o, const char *name, long *out)
+{
+    json_t *v = json_object_get(o, name);
+    *out = -1;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000000)
+        return bad_field(d, name, "must be an integer 0-1000000000");
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+static int take_timestamp(dec_t *d, json_t *body, queue_event_t *ev)
+{
+    json_t *v = json_object_get(body, "timestamp");
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_integer(v)) {
+        json_int_t t = json_integer_value(v);
+        if (t < 0 || t > 100000000000000LL)
+            return bad_field(d, "timestamp", "is out of range");
+        ev->timestamp_ms = t < 100000000000LL ? t * 1000 : t; /* seconds or milliseconds */
+        char num[32];
+        int n = snprintf(num, sizeof num, "%lld", (long long)t);
+        put(d, F_TS, num, (size_t)n);
+        return 0;
+    }
+    if (!json_is_string(v) || !printable_id(json_string_value(v), json_string_length(v), 64))
+        return bad_field(d, "timestamp", "must be a string of 1-64 printable ASCII");
+    put(d, F_TS, json_string_value(v), json_string_length(v));
+    int64_t ms;
+    if (clk_parse_iso8601(d->mem->data + d->off[F_TS], &ms) == 0)
+        ev->timestamp_ms = ms;
+    return 0;
+}
+
+static int take_data(dec_t *d, json_t *body, queue_event_t *ev)
+{
+    json_t *data = json_object_get(body, "data");
+    if (!data || json_is_null(data))
+        return 0;
+    if (!json_is_object(data))
+        return bad_field(d, "data", "is not an object");
+    if (take_text(d, data, "error", "data.error", F_ERR, ev) < 0 ||
+        take_bounded(d, data, "finalS3Key", "data.finalS3Key", F_KEY, QUEUE_TEXT_MAX) < 0 ||
+        take_bounded(d, data, "previousStatus", "data.previousStatus", F_PREV, 32) < 0)
+        return -1;
+    return 0;
+}
+
+/* Correlation metadata never rejects an event: invalid values are ignored. */
+static void take_meta(dec_t *d, json_t *body, const char *name, int slot)
+{
+    src_t s;
+    json_t *v = json_object_get(body, name);
+    if (json_is_string(v))
+        s = (src_t){json_string_value(v), json_string_length(v), "body"};
+    else if (!v || json_is_null(v)) {
+        size_t i;
+        for (i = 0; i < d->nhdrs; i++) {
+            if (d->hdrs[i].value && d->hdrs[i].name && strcasecmp(d->hdrs[i].name, name) == 0)
+                break;
+        }
+        if (i == d->nhdrs)
+            return;
+        s = (src_t){d->hdrs[i].value, d->hdrs[i].len, "header"};
+    } else {
+        return;
+    }
+    if (printable_id(s.s, s.n, QUEUE_ID_MAX))
+        put(d, slot, s.s, s.n);
+}
+
+static int take_fields(dec_t *d, json_t *body, queue_event_t *ev)
+{
+    if (take_ids(d, body, ev) < 0)
+        return -1;
+    if (take_text(d, body, "message", "message", F_MSG, ev) < 0 ||
+        take_timestamp(d, body, ev) < 0 || take_data(d, body, ev) < 0 ||
+        take_count(d, body, "completedCount", &ev->completed_count) < 0 ||
+        take_count(d, body, "totalCount", &ev->total_count) < 0)
+        return -1;
+    take_meta(d, body, "correlationId", F_CORR);
+    take_meta(d, body, "traceparent", F_TRACE);
+    return 0;
+}
+
+static const char *at(const dec_t *d, int slot)
+{
+    return d->off[slot] == ABSENT ? NULL : d->mem->data + d->off[slot];
+}
+
+/* Turns offsets into pointers once the arena no longer moves. */
+static void finish(dec_t *d, queue_event_t *ev)
+{
+    put(d, F_ENV, d->env[0] ? d->env : "raw", strlen(d->env[0] ? d->env : "raw"));
+    ev->batch_job_id = at(d, F_BATCH);
+    ev->job_id = ev->kind == QUEUE_EV_JOB ? at(d, F_JOB) : ev->batch_job_id;
+    ev->user_id = at(d, F_USER);
+    ev->previous_status = at(d, F_PREV);
+    ev->message = at(d, F_MSG);
+    ev->timestamp = at(d, F_TS);
+    ev->error = at(d, F_ERR);
+    ev->final_s3_key = at(d, F_KEY);
+    ev->envelope = at(d, F_ENV);
+    ev->sns_message_id = at(d, F_SNSID);
+    ev->sqs_message_id = at(d, F_SQSID);
+    ev->correlation_id = at(d, F_CORR) ? at(d, F_CORR) : ev->sns_message_id;
+    ev->traceparent = at(d, F_TRACE);
+}
+
+int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                       size_t max_bytes, queue_event_t *out, queue_dec_error_t *why)
+{
+    dec_t d = {.hdrs = hdrs, .nhdrs = nhdrs, .mem = &out->mem_, .why = why};
+    memset(out, 0, sizeof *out);
+    out->completed_count = out->total_count = -1;
+    memset(why, 0, sizeof *why);
+    for (int i = 0; i < F_COUNT; i++)
+        d.off[i] = ABSENT;
+    int rc = -1;
+    if (len > max_bytes) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "value of %zu bytes exceeds queue.max_event_bytes %zu", len,
+                 max_bytes);
+        fail(&d, QUEUE_DEC_TOO_LARGE, NULL, detail);
+        goto done;
+    }
+    if (!value || len == 0) {
+        fail(&d, QUEUE_DEC_NOT_JSON, NULL, "empty value");
+        goto done;
+    }
+    json_t *o = parse(&d, value, len, "value");
+    if (o && (o = unwrap(&d, o)) && take_fields(&d, o, out) == 0) {
+        finish(&d, out);
+        rc = 0;
+    }
+done:
+    for (size_t i = 0; i < d.nroots; i++)
+        json_decref(d.roots[i]);
+    if (rc < 0)
+        queue_event_cleanup(out);
+    return rc;
+}
+
+void queue_event_cleanup(queue_event_t *ev)
+{
+    if (!ev)
+        return;
+    buf_cleanup(&ev->mem_);
+    memset(ev, 0, sizeof *ev);
+    ev->completed_count = ev->total_count = -1;
+}
+
+int queue_event_key(const queue_event_t *ev, char *out, size_t outlen)
+{
+    int n =
+        snprintf(out, outlen, "%s:%s", ev->job_id ? ev->job_id : "", queue_status_name(ev->status));
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}

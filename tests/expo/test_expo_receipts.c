@@ -1,0 +1,342 @@
+/* test_expo_receipts.c - receipts and the shared send budget against a real redis-server and a
+ * loopback HTTP server answering getReceipts/send like Expo: scheduling writes the ZSET and ticket
+ * hashes, a poll reports ok / DeviceNotRegistered / missing and re-schedules receipts not ready,
+ * pending counts, and two clients sharing one Redis budget deliver everything exactly once. */
+#include "core/xalloc.h"
+#include "config/config.h"
+#include "db/db.h"
+#include "dispatcher/ctl.h"
+#include "expo/expo.h"
+#include "expo/proto.h"
+#include "expo/rate_shared.h"
+#include "expo/receipts.h"
+#include "tests/support/harness.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+typedef struct up {
+    buf_t b;
+} up_t;
+
+static int seen[1000];
+static int receipt_requests;
+
+static void receipts_body(json_t *ids, buf_t *out)
+{
+    buf_puts(out, "{\"data\":{");
+    size_t i, k = 0;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        if (strcmp(id, "r-ok") == 0 || strncmp(id, "id-", 3) == 0)
+            buf_printf(out, "%s\"%s\":{\"status\":\"ok\"}", k++ ? "," : "", id);
+        else if (strcmp(id, "r-dnr") == 0)
+            buf_printf(out,
+                       "%s\"r-dnr\":{\"status\":\"error\",\"message\":\"gone\",\"details\":"
+                       "{\"error\":\"DeviceNotRegistered\"}}",
+                       k++ ? "," : "");
+    }
+    buf_puts(out, "}}");
+}
+
+static void send_body(json_t *arr, buf_t *out)
+{
+    buf_puts(out, "{\"data\":[");
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        const char *to = json_string_value(json_object_get(m, "to"));
+        int k = atoi(strchr(to, '[') + 2);
+        if (k >= 0 && k < 1000)
+            seen[k]++;
+        buf_printf(out, "%s{\"status\":\"ok\",\"id\":\"id-%d\"}", i ? "," : "", k);
+    }
+    buf_puts(out, "]}");
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url,
+                               const char *method, const char *version, const char *data,
+                               size_t *size, void **cc)
+{
+    (void)cls, (void)method, (void)version;
+    if (!*cc) {
+        *cc = xcalloc(1, sizeof(up_t));
+        return MHD_YES;
+    }
+    up_t *u = *cc;
+    if (*size) {
+        buf_append(&u->b, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-encoding");
+    buf_t plain = BUF_INIT;
+    if (ce && strcmp(ce, "gzip") == 0)
+        expo_gunzip(u->b.data, u->b.len, 1 << 22, &plain);
+    else
+        buf_append(&plain, buf_cstr(&u->b), u->b.len);
+    json_t *j = json_loadb(buf_cstr(&plain), plain.len, 0, NULL);
+    buf_cleanup(&plain);
+    buf_t out = BUF_INIT;
+    if (strstr(url, "getReceipts")) {
+        receipt_requests++;
+        receipts_body(json_object_get(j, "ids"), &out);
+    } else {
+        send_body(j, &out);
+    }
+    json_decref(j);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(out.len, out.data, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result rc = MHD_queue_response(con, 200, r);
+    MHD_destroy_response(r);
+    buf_cleanup(&out);
+    buf_cleanup(&u->b);
+    free(u);
+    *cc = NULL;
+    return rc;
+}
+
+typedef struct env {
+    th_redis_t redis;
+    struct MHD_Daemon *mhd;
+    char url[64];
+    uv_loop_t loop;
+    db_t *db;
+} env_t;
+
+static env_t *env_up(void)
+{
+    env_t *e = xcalloc(1, sizeof *e);
+    assert_int_equal(th_redis_start(&e->redis, 0), 0);
+    int port = th_free_port();
+    e->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handler,
+                              NULL, MHD_OPTION_END);
+    assert_non_null(e->mhd);
+    snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d", port);
+    uv_loop_init(&e->loop);
+    char err[256];
+    db_opts_t o = {e->redis.url, NULL, 2000, NULL, "test"};
+    e->db = db_create(&e->loop, &o, err, sizeof err);
+    assert_non_null(e->db);
+    for (int i = 0; i < 2000 && !db_ready(e->db); i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(db_ready(e->db));
+    return e;
+}
+
+static void env_down(env_t *e)
+{
+    db_destroy(e->db);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    MHD_stop_daemon(e->mhd);
+    th_redis_stop(&e->redis);
+    free(e);
+}
+
+typedef struct got {
+    int n;
+    char seen[8][64];
+} got_t;
+
+static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                       const char *message, void *arg)
+{
+    (void)message;
+    got_t *g = arg;
+    static const char *names[] = {"ok", "invalid", "error", "missing"};
+    assert_true(g->n < 8);
+    snprintf(g->seen[g->n++], 64, "%s=%s/%s/%s", t->ticket_id, names[st], t->user_id,
+             error ? error : "");
+}
+
+static int sched_status = 99;
+static void on_sched(int status, void *arg)
+{
+    (void)arg;
+    sched_status = status;
+}
+
+static long long pend_count;
+static int64_t pend_oldest;
+static bool pend_done;
+static void on_pend(int status, long long count, int64_t oldest, void *arg)
+{
+    (void)arg;
+    assert_int_equal(status, DB_OK);
+    pend_count = count;
+    pend_oldest = oldest;
+    pend_done = true;
+}
+
+static bool has(const got_t *g, const char *s)
+{
+    for (int i = 0; i < g->n; i++)
+        if (strcmp(g->seen[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void test_receipts_poll(void **state)
+{
+    (void)state;
+    env_t *e = env_up();
+    got_t g = {0};
+    expo_receipts_opts_t o;
+    expo_receipts_opts_init(&o);
+    o.url = e->url;
+    o.prefix = "t:";
+    o.on_receipt = on_receipt;
+    o.arg = &g;
+    char err[256];
+    expo_receipts_t *r = expo_receipts_create(&e->loop, e->db, &o, NULL, err, sizeof err);
+    assert_non_null(r);
+    int64_t now = (int64_t)time(NULL);
+    expo_ticket_info_t t[] = {
+        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60},
+        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60},
+        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60},
+        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600},
+    };
+    expo_receipts_schedule(r, t, 4, now - 1, on_sched, NULL);
+    while (sched_status == 99)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(sched_status, DB_OK);
+    char *v = th_redis_cmd(&e->redis, "HGET t:ticket:r-ok token");
+    assert_string_equal(v, "ExponentPushToken[a]");
+    free(v);
+    v = th_redis_cmd(&e->redis, "TTL t:ticket:r-ok");
+    assert_true(atol(v) > 24 * 3600);
+    free(v);
+
+    expo_receipts_poll_now(r);
+    while (g.n < 3)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(has(&g, "r-ok=ok/u1/"));
+    assert_true(has(&g, "r-dnr=invalid/u2/DeviceNotRegistered"));
+    assert_true(has(&g, "r-old=missing/u4/receipt_missing"));
+    /* let the bookkeeping scripts land, then only r-late is left, re-scheduled into the future */
+    pend_done = false;
+    expo_receipts_pending(r, on_pend, NULL);
+    while (!pend_done)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(pend_count, 1);
+    assert_true(pend_oldest >= now + 60);
+    v = th_redis_cmd(&e->redis, "EXISTS t:ticket:r-ok");
+    assert_string_equal(v, "0");
+    free(v);
+    v = th_redis_cmd(&e->redis, "HGET t:ticket:r-late checks");
+    assert_string_equal(v, "1");
+    free(v);
+    /* nothing is due now: a second poll claims nothing and reports nothing */
+    int before = receipt_requests;
+    expo_receipts_poll_now(r);
+    pend_done = false;
+    expo_receipts_pending(r, on_pend, NULL);
+    while (!pend_done)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(receipt_requests, before);
+    assert_int_equal(g.n, 3);
+    expo_receipts_destroy(r);
+    env_down(e);
+}
+
+static size_t delivered;
+static void on_sent(const expo_result_t *res, void *arg)
+{
+    (void)arg;
+    assert_int_equal(res->outcome, EXPO_OK);
+    delivered++;
+}
+
+static void test_shared_budget(void **state)
+{
+    (void)state;
+    env_t *e = env_up();
+    memset(seen, 0, sizeof seen);
+    expo_shared_rate_t *sr = expo_shared_rate_create(e->db, "t:", 100);
+    metric_reg_t *reg = metric_reg_create();
+    expo_client_t *c[2];
+    for (int k = 0; k < 2; k++) {
+        expo_opts_t o;
+        expo_opts_init(&o);
+        o.url = e->url;
+        o.rate_per_sec = 100;
+        o.rate_hook = expo_shared_rate_hook(sr);
+        char err[128];
+        c[k] = expo_client_create(&e->loop, &o, reg, err, sizeof err);
+        assert_non_null(c[k]);
+    }
+    for (int i = 0; i < 300; i++) {
+        char tok[48];
+        snprintf(tok, sizeof tok, "ExponentPushToken[n%d]", i);
+        expo_msg_t m;
+        expo_msg_init(&m);
+        m.to = tok;
+        expo_send(c[i % 2], &m, on_sent, NULL);
+    }
+    while (delivered < 300)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(seen[i], 1);
+    buf_t out = BUF_INIT;
+    metric_render(reg, &out);
+    assert_non_null(strstr(buf_cstr(&out), "herald_expo_ratelimit_wait_seconds_total"));
+    buf_cleanup(&out);
+    expo_client_destroy(c[0]);
+    expo_client_destroy(c[1]);
+    expo_shared_rate_destroy(sr);
+    metric_reg_destroy(reg);
+    env_down(e);
+}
+
+/* heraldctl push and receipts as the lead's main will call them */
+static void test_ctl(void **state)
+{
+    (void)state;
+    env_t *e = env_up();
+    memset(seen, 0, sizeof seen);
+    conf_t *conf = conf_create();
+    char err[256];
+    assert_int_equal(conf_set(conf, "expo.url", e->url, "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(conf, "redis.url", e->redis.url, "test", err, sizeof err), 0);
+    char *a1[] = {"push",   "--to",      "ExponentPushToken[n7]", "--title", "T", "--body", "B",
+                  "--data", "{\"k\":1}", "--wait-receipt",        "--json",  NULL};
+    assert_int_equal(ctl_push(conf, 11, a1), CTL_OK);
+    assert_int_equal(seen[7], 1);
+    char *a2[] = {"push", "--title", "no token", NULL};
+    assert_int_equal(ctl_push(conf, 3, a2), CTL_USAGE);
+    char *a3[] = {"receipts", "--json", NULL};
+    assert_int_equal(ctl_receipts(conf, 2, a3), CTL_OK);
+    char *a4[] = {"receipts", "--bogus", NULL};
+    assert_int_equal(ctl_receipts(conf, 2, a4), CTL_USAGE);
+    char dead[64];
+    snprintf(dead, sizeof dead, "redis://127.0.0.1:%d", th_free_port());
+    assert_int_equal(conf_set(conf, "redis.url", dead, "test", err, sizeof err), 0);
+    assert_int_equal(ctl_receipts(conf, 1, a3), CTL_UNAVAILABLE);
+    conf_destroy(conf);
+    env_down(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctl),
+        cmocka_unit_test(test_receipts_poll),
+        cmocka_unit_test(test_shared_budget),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

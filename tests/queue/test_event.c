@@ -1,0 +1,252 @@
+/* test_event.c - data-driven decoder tests: every tests/fixtures/events/<case>.value is decoded
+ * with <case>.headers (name=value lines, optional) and checked against <case>.expect (key=value
+ * lines; "(null)" for an absent field; max_bytes=N overrides the 64 KiB bound). Plus unit tests
+ * of the idempotency key and the name tables. */
+#include "queue/event.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    size_t got = fread(p, 1, (size_t)n, f);
+    fclose(f);
+    p[got] = '\0';
+    *len = got;
+    return p;
+}
+
+typedef struct kv {
+    char k[64];
+    char v[2048];
+} kv_t;
+
+static size_t read_kv(const char *path, kv_t *out, size_t max)
+{
+    size_t len, n = 0;
+    char *text = slurp(path, &len);
+    if (!text)
+        return 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && n < max;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        snprintf(out[n].k, sizeof out[n].k, "%s", line);
+        snprintf(out[n].v, sizeof out[n].v, "%s", eq + 1);
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static const char *str_or_null(const char *s)
+{
+    return s ? s : "(null)";
+}
+
+/* The decoded value of one expect key, as text. */
+static const char *actual(const char *key, int rc, const queue_event_t *ev,
+                          const queue_dec_error_t *why, char *tmp, size_t tmplen)
+{
+    if (strcmp(key, "result") == 0)
+        return rc == 0 ? "ok" : queue_dec_reason_name(why->reason);
+    if (strcmp(key, "field") == 0)
+        return why->field;
+    if (strcmp(key, "max_bytes") == 0)
+        return NULL; /* a directive */
+    if (rc != 0)
+        return "(decode failed)";
+    static const struct {
+        const char *k;
+        size_t off;
+    } strs[] = {
+        {"job_id", offsetof(queue_event_t, job_id)},
+        {"batch_job_id", offsetof(queue_event_t, batch_job_id)},
+        {"user_id", offsetof(queue_event_t, user_id)},
+        {"previous_status", offsetof(queue_event_t, previous_status)},
+        {"message", offsetof(queue_event_t, message)},
+        {"timestamp", offsetof(queue_event_t, timestamp)},
+        {"error", offsetof(queue_event_t, error)},
+        {"final_s3_key", offsetof(queue_event_t, final_s3_key)},
+        {"envelope", offsetof(queue_event_t, envelope)},
+        {"sns_message_id", offsetof(queue_event_t, sns_message_id)},
+        {"sqs_message_id", offsetof(queue_event_t, sqs_message_id)},
+        {"correlation_id", offsetof(queue_event_t, correlation_id)},
+        {"traceparent", offsetof(queue_event_t, traceparent)},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (strcmp(key, strs[i].k) == 0)
+            return str_or_null(*(const char *const *)((const char *)ev + strs[i].off));
+    }
+    if (strcmp(key, "kind") == 0)
+        return ev->kind == QUEUE_EV_JOB ? "job" : "batch";
+    if (strcmp(key, "status") == 0)
+        return queue_status_name(ev->status);
+    if (strcmp(key, "truncated") == 0)
+        return ev->truncated ? "true" : "false";
+    if (strcmp(key, "key") == 0) {
+        queue_event_key(ev, tmp, tmplen);
+        return tmp;
+    }
+    if (strcmp(key, "timestamp_ms") == 0)
+        snprintf(tmp, tmplen, "%lld", (long long)ev->timestamp_ms);
+    else if (strcmp(key, "completed_count") == 0)
+        snprintf(tmp, tmplen, "%ld", ev->completed_count);
+    else if (strcmp(key, "total_count") == 0)
+        snprintf(tmp, tmplen, "%ld", ev->total_count);
+    else if (strcmp(key, "error_len") == 0)
+        snprintf(tmp, tmplen, "%zu", ev->error ? strlen(ev->error) : 0);
+    else
+        return "(unknown expect key)";
+    return tmp;
+}
+
+/* Runs one case; returns the number of mismatches (printed). */
+static int run_case(const char *dir, const char *name)
+{
+    char path[2200];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s.value", dir, name);
+    char *value = slurp(path, &len);
+    if (!value) {
+        printf("%s: no .value file\n", name);
+        return 1;
+    }
+    kv_t *hk = calloc(16, sizeof *hk), *ex = calloc(64, sizeof *ex);
+    snprintf(path, sizeof path, "%s/%s.headers", dir, name);
+    size_t nh = read_kv(path, hk, 16);
+    queue_header_t hdrs[16];
+    for (size_t i = 0; i < nh; i++)
+        hdrs[i] = (queue_header_t){hk[i].k, hk[i].v, strlen(hk[i].v)};
+    snprintf(path, sizeof path, "%s/%s.expect", dir, name);
+    size_t ne = read_kv(path, ex, 64);
+    size_t max_bytes = 65536;
+    for (size_t i = 0; i < ne; i++) {
+        if (strcmp(ex[i].k, "max_bytes") == 0)
+            max_bytes = strtoul(ex[i].v, NULL, 10);
+    }
+    queue_event_t ev;
+    queue_dec_error_t why;
+    int rc = queue_event_decode(value, len, hdrs, nh, max_bytes, &ev, &why);
+    int bad = ne == 0;
+    for (size_t i = 0; i < ne; i++) {
+        char tmp[256];
+        const char *got = actual(ex[i].k, rc, &ev, &why, tmp, sizeof tmp);
+        if (got && strcmp(got, ex[i].v) != 0) {
+            printf("%s: %s: expected \"%.80s\", got \"%.80s\" (%s)\n", name, ex[i].k, ex[i].v, got,
+                   rc ? why.detail : "decoded");
+            bad++;
+        }
+    }
+    if (rc != 0 && why.detail[0] == '\0') {
+        printf("%s: failure without a detail sentence\n", name);
+        bad++;
+    }
+    queue_event_cleanup(&ev);
+    free(value);
+    free(hk);
+    free(ex);
+    return bad;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_fixtures(void **state)
+{
+    (void)state;
+    char dir[1024];
+    const char *root = getenv("HERALD_TEST_FIXTURES");
+    assert_non_null(root);
+    snprintf(dir, sizeof dir, "%s/events", root);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char *names[512];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 512) {
+        size_t l = strlen(de->d_name);
+        if (l > 7 && strcmp(de->d_name + l - 7, ".expect") == 0)
+            names[n++] = strndup(de->d_name, l - 7);
+    }
+    closedir(d);
+    qsort(names, n, sizeof names[0], cmp_str);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad += run_case(dir, names[i]);
+        free(names[i]);
+    }
+    printf("%zu event fixtures, %d mismatches\n", n, bad);
+    assert_true(n >= 50);
+    assert_int_equal(bad, 0);
+}
+
+static void test_key_and_names(void **state)
+{
+    (void)state;
+    const char *v = "{\"batchJobId\":\"b-1\",\"userId\":\"u\",\"status\":\"FAILED\"}";
+    queue_event_t ev;
+    queue_dec_error_t why;
+    assert_int_equal(queue_event_decode(v, strlen(v), NULL, 0, 1024, &ev, &why), 0);
+    char key[QUEUE_KEY_MAX];
+    assert_int_equal(queue_event_key(&ev, key, sizeof key), (int)strlen("b-1:FAILED"));
+    assert_string_equal(key, "b-1:FAILED");
+    char small[4];
+    assert_int_equal(queue_event_key(&ev, small, sizeof small), -1);
+    queue_event_cleanup(&ev);
+    queue_event_cleanup(&ev); /* twice is harmless */
+    queue_status_t st;
+    for (int i = 0; i < QUEUE_ST_COUNT; i++) {
+        assert_int_equal(queue_status_parse(queue_status_name((queue_status_t)i), &st), 0);
+        assert_int_equal(st, i);
+    }
+    assert_int_equal(queue_status_parse("completed", &st), -1);
+    assert_string_equal(queue_dec_reason_name(QUEUE_DEC_ENVELOPE_DEPTH), "envelope_depth");
+    assert_string_equal(queue_dec_reason_name(QUEUE_DEC_BAD_FIELD), "bad_field");
+}
+
+/* Text is cut on a UTF-8 boundary: 1023 ASCII bytes then a 2-byte character leaves 1023. */
+static void test_utf8_cut(void **state)
+{
+    (void)state;
+    char v[2200];
+    int n = snprintf(v, sizeof v,
+                     "{\"jobId\":\"j\",\"userId\":\"u\",\"status\":\"FAILED\",\"message\":\"");
+    memset(v + n, 'a', 1023);
+    n += 1023;
+    n += snprintf(v + n, sizeof v - (size_t)n, "\xc3\xa9zz\"}");
+    queue_event_t ev;
+    queue_dec_error_t why;
+    assert_int_equal(queue_event_decode(v, (size_t)n, NULL, 0, 65536, &ev, &why), 0);
+    assert_int_equal(strlen(ev.message), 1023);
+    assert_true(ev.truncated);
+    queue_event_cleanup(&ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_key_and_names),
+        cmocka_unit_test(test_utf8_cut),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,602 @@
+/* test_kafka.c - the consumer against librdkafka's mock cluster (real Kafka protocol on
+ * loopback), started through queue/embedded.c once for the whole binary. Each test uses its own
+ * topics and consumer group. Waits are bounded and on conditions; group joins take ~3 s each on
+ * the mock broker. The test reads committed offsets and the DLQ topic with plain librdkafka. */
+#include "core/log.h"
+#include "queue/consumer.h"
+#include "queue/embedded.h"
+#include "tests/support/harness.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define MAXN 1024
+
+static queue_embedded_t *cluster;
+static char rundir[256];
+
+typedef struct rec {
+    bool hold;                  /* keep tickets instead of completing them at once */
+    queue_ticket_t *held[MAXN]; /* in arrival order */
+    size_t nheld;
+    int seen[MAXN]; /* deliveries per event number */
+    size_t nseen;
+    size_t max_in_flight;
+    int64_t first_offset;
+    queue_consumer_t *c;
+} rec_t;
+
+static void on_event(const queue_event_t *ev, queue_ticket_t *t, void *arg)
+{
+    rec_t *r = arg;
+    int n = atoi(ev->job_id + 4); /* "job-<n>" */
+    assert_true(n >= 0 && n < MAXN);
+    if (r->nseen == 0)
+        r->first_offset = queue_ticket_offset(t);
+    r->seen[n]++;
+    r->nseen++;
+    size_t inf = queue_consumer_in_flight(r->c);
+    if (inf > r->max_in_flight)
+        r->max_in_flight = inf;
+    if (r->hold)
+        r->held[r->nheld++] = t;
+    else
+        queue_complete(t);
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static bool run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg, int ms)
+{
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    uv_timer_start(&t, tick, 5, 5);
+    uv_update_time(loop);
+    uint64_t end = uv_now(loop) + (uint64_t)ms;
+    bool ok;
+    while (!(ok = pred(arg)) && uv_now(loop) < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static conf_t *make_conf(const char *topic, const char *group, long max_in_flight)
+{
+    conf_t *c = conf_create();
+    char err[256], num[32];
+    snprintf(num, sizeof num, "%ld", max_in_flight);
+    assert_int_equal(conf_set(c, "kafka.embedded", "true", "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "runtime.dir", rundir, "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "queue.topics", topic, "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "kafka.group.id", group, "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "queue.max_in_flight", num, "test", err, sizeof err), 0);
+    /* The mock broker makes a group that just lost its last member wait session.timeout.ms - 1 s
+     * before the next join completes; a short session keeps the restart tests fast. */
+    assert_int_equal(conf_set(c, "kafka.session.timeout.ms", "3000", "test", err, sizeof err), 0);
+    assert_int_equal(conf_set(c, "kafka.heartbeat.interval.ms", "1000", "test", err, sizeof err),
+                     0);
+    return c;
+}
+
+/* ---- producing test events ---- */
+
+typedef struct acks {
+    size_t ok, failed;
+} acks_t;
+
+static void on_dr(const queue_delivery_t *dr, void *arg)
+{
+    acks_t *a = arg;
+    if (dr->status == QUEUE_OK)
+        a->ok++;
+    else
+        a->failed++;
+}
+
+static bool acked(void *arg)
+{
+    acks_t *a = arg;
+    return a->ok + a->failed >= a[1].ok; /* a[1].ok holds the expected count */
+}
+
+static void event_json(char *out, size_t outlen, int n)
+{
+    snprintf(out, outlen,
+             "{\"jobId\":\"job-%d\",\"userId\":\"user-%d\",\"status\":\"COMPLETED\","
+             "\"timestamp\":\"2026-11-24T21:04:05Z\"}",
+             n, n % 7);
+}
+
+/* Produces events first..first+count-1, keyed so they spread over partitions (or one key). */
+static void produce_events(uv_loop_t *loop, const conf_t *conf, const char *topic, int first,
+                           int count, const char *fixed_key)
+{
+    char err[256];
+    queue_producer_t *p = queue_producer_create(loop, conf, NULL, err, sizeof err);
+    assert_non_null(p);
+    acks_t a[2] = {{0, 0}, {(size_t)count, 0}};
+    for (int i = first; i < first + count; i++) {
+        char v[256], k[32];
+        event_json(v, sizeof v, i);
+        snprintf(k, sizeof k, "k%d", i);
+        const char *key = fixed_key ? fixed_key : k;
+        assert_int_equal(
+            queue_produce(p, topic, key, strlen(key), v, strlen(v), NULL, 0, on_dr, &a[0]), 0);
+    }
+    assert_true(run_until(loop, acked, a, 10000));
+    assert_int_equal(a[0].failed, 0);
+    queue_producer_destroy(p);
+}
+
+/* ---- committed offsets and topic contents, read with plain librdkafka ---- */
+
+static rd_kafka_t *plain_consumer(const char *group)
+{
+    char e[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    assert_int_equal(
+        rd_kafka_conf_set(kc, "bootstrap.servers", queue_embedded_bootstrap(cluster), e, sizeof e),
+        RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set(kc, "group.id", group, e, sizeof e);
+    rd_kafka_conf_set(kc, "enable.auto.commit", "false", e, sizeof e);
+    rd_kafka_conf_set(kc, "log_level", "3", e, sizeof e);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, e, sizeof e);
+    assert_non_null(rk);
+    return rk;
+}
+
+/* Committed offset of each partition 0..n-1 into out (-1001 when none). */
+static void committed(const char *group, const char *topic, int n, int64_t *out)
+{
+    rd_kafka_t *rk = plain_consumer(group);
+    rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(tpl, topic, i);
+    assert_int_equal(rd_kafka_committed(rk, tpl, 10000), 0);
+    for (int i = 0; i < n; i++)
+        out[i] = tpl->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(tpl);
+    rd_kafka_destroy(rk);
+}
+
+static int64_t high_watermark(const char *topic, int partition)
+{
+    rd_kafka_t *rk = plain_consumer("hwm-reader");
+    int64_t lo, hi;
+    assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000), 0);
+    rd_kafka_destroy(rk);
+    return hi;
+}
+
+/* ---- stopping ---- */
+
+typedef struct stopped {
+    bool done;
+    int status;
+} stopped_t;
+
+static void on_stopped(int status, void *arg)
+{
+    stopped_t *s = arg;
+    s->done = true;
+    s->status = status;
+}
+
+static bool is_stopped(void *arg)
+{
+    return ((stopped_t *)arg)->done;
+}
+
+static int stop_and_destroy(uv_loop_t *loop, queue_consumer_t *c, int timeout_ms)
+{
+    stopped_t s = {false, 0};
+    assert_int_equal(queue_consumer_stop(c, timeout_ms, on_stopped, &s), 0);
+    assert_int_equal(queue_consumer_stop(c, timeout_ms, on_stopped, &s), QUEUE_ECLOSED);
+    assert_false(s.done); /* never from inside the call */
+    assert_true(run_until(loop, is_stopped, &s, timeout_ms + 15000));
+    queue_consumer_destroy(c);
+    uv_run(loop, UV_RUN_DEFAULT); /* closes the handles */
+    return s.status;
+}
+
+static queue_consumer_t *start(uv_loop_t *loop, const conf_t *conf, metric_reg_t *reg, rec_t *r)
+{
+    char err[512];
+    queue_handler_t h = {on_event, r};
+    queue_consumer_t *c = queue_consumer_create(loop, conf, reg, &h, err, sizeof err);
+    if (!c)
+        fail_msg("queue_consumer_create: %s", err);
+    r->c = c;
+    return c;
+}
+
+typedef struct want {
+    rec_t *r;
+    size_t n;
+} want_t;
+
+static bool seen_n(void *arg)
+{
+    want_t *w = arg;
+    return w->r->nseen >= w->n;
+}
+
+/* ---- tests ---- */
+
+static bool lag_rendered(void *arg)
+{
+    buf_t b = BUF_INIT;
+    metric_render(arg, &b);
+    bool ok =
+        strstr(buf_cstr(&b), "herald_queue_consumer_lag{topic=\"t-all\",partition=\"") != NULL;
+    buf_cleanup(&b);
+    return ok;
+}
+
+/* Every event reaches the handler exactly once; a clean stop commits every partition's end. */
+static void test_delivers_all(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-all", 4), 0);
+    conf_t *conf = make_conf("t-all", "g-all", 1000);
+    produce_events(&loop, conf, "t-all", 0, 200, NULL);
+    metric_reg_t *reg = metric_reg_create();
+    rec_t *r = calloc(1, sizeof *r);
+    queue_consumer_t *c = start(&loop, conf, reg, r);
+    want_t w = {r, 200};
+    assert_true(run_until(&loop, seen_n, &w, 20000));
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(r->seen[i], 1);
+    assert_int_equal(queue_consumer_assigned(c), 4);
+    assert_true(run_until(&loop, lag_rendered, reg, 5000));
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    int64_t off[4];
+    committed("g-all", "t-all", 4, off);
+    int64_t total = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(off[i], high_watermark("t-all", i));
+        total += off[i];
+    }
+    assert_int_equal(total, 200);
+    buf_t b = BUF_INIT;
+    metric_render(reg, &b);
+    assert_non_null(strstr(buf_cstr(&b), "herald_queue_events_consumed_total 200"));
+    assert_non_null(
+        strstr(buf_cstr(&b), "herald_queue_events_decoded_total{status=\"COMPLETED\"} 200"));
+    buf_cleanup(&b);
+    metric_reg_destroy(reg);
+    free(r);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Completions out of order store only the contiguous prefix: with offset 1 never completed, the
+ * committed offset is 1, and a restart redelivers offsets 1..9 and nothing before. */
+static void test_out_of_order(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-ooo", 1), 0);
+    conf_t *conf = make_conf("t-ooo", "g-ooo", 1000);
+    produce_events(&loop, conf, "t-ooo", 0, 10, NULL);
+    rec_t *r = calloc(1, sizeof *r);
+    r->hold = true;
+    queue_consumer_t *c = start(&loop, conf, NULL, r);
+    want_t w = {r, 10};
+    assert_true(run_until(&loop, seen_n, &w, 20000));
+    assert_int_equal(queue_consumer_in_flight(c), 10);
+    for (int i = 9; i >= 2; i--)
+        queue_complete(r->held[i]);
+    queue_complete(r->held[0]);
+    assert_int_equal(queue_consumer_in_flight(c), 1);
+    /* ticket 1 stays in flight: the stop times out waiting for it */
+    assert_int_equal(stop_and_destroy(&loop, c, 300), QUEUE_ETIMEDOUT);
+    int64_t off;
+    committed("g-ooo", "t-ooo", 1, &off);
+    assert_int_equal(off, 1);
+
+    rec_t *r2 = calloc(1, sizeof *r2);
+    c = start(&loop, conf, NULL, r2);
+    want_t w2 = {r2, 9};
+    assert_true(run_until(&loop, seen_n, &w2, 20000));
+    assert_int_equal(r2->first_offset, 1);
+    assert_int_equal(r2->seen[0], 0);
+    for (int i = 1; i < 10; i++)
+        assert_int_equal(r2->seen[i], 1);
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    committed("g-ooo", "t-ooo", 1, &off);
+    assert_int_equal(off, 10);
+    free(r);
+    free(r2);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- DLQ ---- */
+
+typedef struct dlqrec {
+    char value[256];
+    char reason[32], field[32], src_topic[64], x_test[16];
+    int64_t src_partition, src_offset;
+} dlqrec_t;
+
+static void header_str(rd_kafka_headers_t *hs, const char *name, char *out, size_t outlen)
+{
+    const void *v;
+    size_t n;
+    out[0] = '\0';
+    if (hs && rd_kafka_header_get_last(hs, name, &v, &n) == 0 && v)
+        snprintf(out, outlen, "%.*s", (int)n, (const char *)v);
+}
+
+/* Reads up to max records of a topic's partitions 0..nparts-1 from the beginning. */
+static size_t read_topic(const char *topic, int nparts, dlqrec_t *out, size_t max, int timeout_ms)
+{
+    rd_kafka_t *rk = plain_consumer("dlq-reader");
+    rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(nparts);
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(tpl, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, tpl), 0);
+    rd_kafka_topic_partition_list_destroy(tpl);
+    size_t n = 0;
+    for (int waited = 0; n < max && waited < timeout_ms; waited += 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            dlqrec_t *d = &out[n++];
+            memset(d, 0, sizeof *d);
+            snprintf(d->value, sizeof d->value, "%.*s", (int)m->len, (const char *)m->payload);
+            rd_kafka_headers_t *hs = NULL;
+            rd_kafka_message_headers(m, &hs);
+            char tmp[32];
+            header_str(hs, "herald-dlq-reason", d->reason, sizeof d->reason);
+            header_str(hs, "herald-dlq-field", d->field, sizeof d->field);
+            header_str(hs, "herald-source-topic", d->src_topic, sizeof d->src_topic);
+            header_str(hs, "x-test", d->x_test, sizeof d->x_test);
+            header_str(hs, "herald-source-partition", tmp, sizeof tmp);
+            d->src_partition = tmp[0] ? atoll(tmp) : -1;
+            header_str(hs, "herald-source-offset", tmp, sizeof tmp);
+            d->src_offset = tmp[0] ? atoll(tmp) : -1;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* A poison message goes to the DLQ with reason and source headers and its original value and
+ * headers; the events after it on the same partition are still delivered; offsets commit past
+ * it once the DLQ acknowledged the record. */
+static void test_poison_to_dlq(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-poison", 2), 0);
+    assert_int_equal(queue_embedded_topic(cluster, "t-poison.dlq", 2), 0);
+    conf_t *conf = make_conf("t-poison", "g-poison", 1000);
+    char err[256];
+    queue_producer_t *p = queue_producer_create(&loop, conf, NULL, err, sizeof err);
+    assert_non_null(p);
+    acks_t a[2] = {{0, 0}, {4, 0}};
+    char v0[256], v3[256];
+    event_json(v0, sizeof v0, 0);
+    event_json(v3, sizeof v3, 3);
+    const char *bad1 = "this is not json";
+    const char *bad2 = "{\"jobId\":\"job-2\",\"status\":\"FAILED\"}";
+    queue_header_t xh = {"x-test", "kept", 4};
+    const char *vals[] = {v0, bad1, bad2, v3};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(queue_produce(p, "t-poison", "same", 4, vals[i], strlen(vals[i]),
+                                       i == 1 ? &xh : NULL, i == 1, on_dr, &a[0]),
+                         0);
+    assert_true(run_until(&loop, acked, a, 10000));
+    queue_producer_destroy(p);
+
+    metric_reg_t *reg = metric_reg_create();
+    rec_t *r = calloc(1, sizeof *r);
+    queue_consumer_t *c = start(&loop, conf, reg, r);
+    want_t w = {r, 2};
+    assert_true(run_until(&loop, seen_n, &w, 20000));
+    assert_int_equal(r->seen[0], 1);
+    assert_int_equal(r->seen[3], 1);
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+
+    dlqrec_t d[2];
+    assert_int_equal(high_watermark("t-poison.dlq", 0) + high_watermark("t-poison.dlq", 1), 2);
+    size_t n = read_topic("t-poison.dlq", 2, d, 2, 10000);
+    assert_int_equal(n, 2);
+    int src_part = -1;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(d[i].src_topic, "t-poison");
+        src_part = (int)d[i].src_partition;
+        if (d[i].src_offset == 1) {
+            assert_string_equal(d[i].reason, "not_json");
+            assert_string_equal(d[i].value, bad1);
+            assert_string_equal(d[i].x_test, "kept");
+        } else {
+            assert_int_equal(d[i].src_offset, 2);
+            assert_string_equal(d[i].reason, "missing_user_id");
+            assert_string_equal(d[i].value, bad2);
+        }
+    }
+    int64_t off[2];
+    committed("g-poison", "t-poison", 2, off);
+    assert_int_equal(off[src_part], 4);
+    buf_t b = BUF_INIT;
+    metric_render(reg, &b);
+    assert_non_null(strstr(buf_cstr(&b), "herald_queue_dlq_total{reason=\"not_json\"} 1"));
+    assert_non_null(strstr(buf_cstr(&b), "herald_queue_dlq_total{reason=\"missing_user_id\"} 1"));
+    buf_cleanup(&b);
+    metric_reg_destroy(reg);
+    free(r);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- backpressure ---- */
+
+typedef struct bp {
+    rec_t *r;
+    queue_consumer_t *c;
+} bp_t;
+
+static bool full_and_paused(void *arg)
+{
+    bp_t *b = arg;
+    return b->r->nheld == 10 && queue_consumer_held(b->c) == 5 &&
+           queue_consumer_paused(b->c) == queue_consumer_assigned(b->c) &&
+           queue_consumer_assigned(b->c) > 0;
+}
+
+static bool release_all(void *arg)
+{
+    bp_t *b = arg;
+    while (b->r->nheld > 0)
+        queue_complete(b->r->held[--b->r->nheld]);
+    return b->r->nseen >= 100 && queue_consumer_paused(b->c) == 0;
+}
+
+static bool time_passes(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* With queue.max_in_flight = 10 and a handler that keeps its tickets, the handler never holds
+ * more than 10, 5 more wait decoded in the consumer, and every partition is paused (nothing more
+ * arrives while the loop keeps polling); releasing the tickets resumes the flow. */
+static void test_backpressure(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-bp", 4), 0);
+    conf_t *conf = make_conf("t-bp", "g-bp", 10);
+    produce_events(&loop, conf, "t-bp", 0, 100, NULL);
+    rec_t *r = calloc(1, sizeof *r);
+    r->hold = true;
+    queue_consumer_t *c = start(&loop, conf, NULL, r);
+    bp_t b = {r, c};
+    assert_true(run_until(&loop, full_and_paused, &b, 20000));
+    /* Keep the loop (and librdkafka's polling) running a while: nothing more arrives. */
+    run_until(&loop, time_passes, NULL, 500);
+    assert_int_equal(r->nseen, 10);
+    assert_int_equal(queue_consumer_in_flight(c), 10);
+    assert_int_equal(queue_consumer_held(c), 5);
+    assert_true(run_until(&loop, release_all, &b, 20000));
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(r->seen[i], 1);
+    assert_true(r->max_in_flight <= 10);
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    free(r);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A restart after a clean stop reprocesses nothing: only the new event arrives. */
+static void test_restart_after_clean_stop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-restart", 4), 0);
+    conf_t *conf = make_conf("t-restart", "g-restart", 1000);
+    produce_events(&loop, conf, "t-restart", 0, 50, NULL);
+    rec_t *r = calloc(1, sizeof *r);
+    queue_consumer_t *c = start(&loop, conf, NULL, r);
+    want_t w = {r, 50};
+    assert_true(run_until(&loop, seen_n, &w, 20000));
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+
+    rec_t *r2 = calloc(1, sizeof *r2);
+    c = start(&loop, conf, NULL, r2);
+    produce_events(&loop, conf, "t-restart", 500, 1, NULL);
+    want_t w2 = {r2, 1};
+    assert_true(run_until(&loop, seen_n, &w2, 20000));
+    run_until(&loop, time_passes, NULL, 300);
+    assert_int_equal(r2->nseen, 1);
+    assert_int_equal(r2->seen[500], 1);
+    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    free(r);
+    free(r2);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* The bootstrap file exists while the cluster runs; a bad enable.auto.offset.store is refused. */
+static void test_embedded_file_and_conf(void **state)
+{
+    (void)state;
+    char path[512], line[256];
+    snprintf(path, sizeof path, "%s/kafka.bootstrap", rundir);
+    assert_true(
+        th_wait_file_contains(path, queue_embedded_bootstrap(cluster), line, sizeof line, 1000));
+    conf_t *conf = make_conf("t-x", "g-x", 10);
+    char err[512];
+    assert_int_equal(
+        conf_set(conf, "kafka.enable.auto.offset.store", "true", "test", err, sizeof err), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rec_t r = {0};
+    queue_handler_t h = {on_event, &r};
+    assert_null(queue_consumer_create(&loop, conf, NULL, &h, err, sizeof err));
+    assert_non_null(strstr(err, "enable.auto.offset.store"));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    conf_destroy(conf);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    log_set_level(getenv("HERALD_TEST_LOG") ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+    if (th_tmpdir(rundir, sizeof rundir) < 0)
+        return -1;
+    strncat(rundir, "/run", sizeof rundir - strlen(rundir) - 1);
+    conf_t *conf = conf_create();
+    char err[256];
+    conf_set(conf, "queue.topics", "job-events", "test", err, sizeof err);
+    conf_set(conf, "runtime.dir", rundir, "test", err, sizeof err);
+    cluster = queue_embedded_start(conf, 1, err, sizeof err);
+    conf_destroy(conf);
+    if (!cluster)
+        fprintf(stderr, "embedded: %s\n", err);
+    return cluster ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    queue_embedded_destroy(cluster);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_embedded_file_and_conf),
+        cmocka_unit_test(test_delivers_all),
+        cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_poison_to_dlq),
+        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_restart_after_clean_stop),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
