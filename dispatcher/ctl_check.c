@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "dispatcher/ctl_probe.h"
 #include "dispatcher/ctl_util.h"
+#include "queue/consumer.h"
 
 #include <string.h>
 
@@ -45,10 +46,16 @@ static void check_kafka(const conf_t *conf, long timeout_ms, verdict_t *v)
 {
     v->name = "kafka";
     if (conf->kafka_embedded) {
-        v->state = "ok";
-        snprintf(v->detail, sizeof v->detail,
-                 "kafka.embedded = true: herald runs its own mock broker (development only); "
-                 "nothing to reach");
+        /* The broker lives inside a running herald; its address is in the runtime dir. */
+        char bs[512], err[300];
+        if (queue_bootstrap_resolve(conf, bs, sizeof bs, err, sizeof err) != 0) {
+            v->state = "WARN";
+            snprintf(v->detail, sizeof v->detail,
+                     "kafka.embedded = true (development broker inside herald): %s", err);
+            return;
+        }
+        int rc = ctl_probe_kafka(conf, bs, timeout_ms, v->detail, sizeof v->detail);
+        v->state = rc == 0 ? "ok" : rc > 0 ? "WARN" : "FAIL";
         return;
     }
     if (conf_kafka_get(conf, "bootstrap.servers") == NULL) {
@@ -57,7 +64,7 @@ static void check_kafka(const conf_t *conf, long timeout_ms, verdict_t *v)
                  "kafka.bootstrap.servers is not set (and kafka.embedded is false)");
         return;
     }
-    int rc = ctl_probe_kafka(conf, timeout_ms, v->detail, sizeof v->detail);
+    int rc = ctl_probe_kafka(conf, NULL, timeout_ms, v->detail, sizeof v->detail);
     v->state = rc == 0 ? "ok" : rc > 0 ? "WARN" : "FAIL";
 }
 

@@ -75,7 +75,8 @@ static bool topics_missing(const conf_t *conf, const rd_kafka_metadata_t *md, ch
     return false;
 }
 
-int ctl_probe_kafka(const conf_t *conf, long timeout_ms, char *detail, size_t len)
+int ctl_probe_kafka(const conf_t *conf, const char *bootstrap, long timeout_ms, char *detail,
+                    size_t len)
 {
     char err[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -87,6 +88,10 @@ int ctl_probe_kafka(const conf_t *conf, long timeout_ms, char *detail, size_t le
             rd_kafka_conf_destroy(kc);
             return -1;
         }
+    if (bootstrap)
+        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, err, sizeof err);
+    else
+        bootstrap = conf_kafka_get(conf, "bootstrap.servers");
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
     if (rk == NULL) {
         snprintf(detail, len, "%s", err);
@@ -97,8 +102,7 @@ int ctl_probe_kafka(const conf_t *conf, long timeout_ms, char *detail, size_t le
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, (int)timeout_ms);
     int rc = -1;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(detail, len, "%s: %s", conf_kafka_get(conf, "bootstrap.servers"),
-                 rd_kafka_err2str(e));
+        snprintf(detail, len, "%s: %s", bootstrap, rd_kafka_err2str(e));
     } else {
         char missing[256];
         rc = topics_missing(conf, md, missing, sizeof missing) ? 1 : 0;

@@ -3,7 +3,11 @@
  * index consistency, and two concurrent sweeps that must not double-count. */
 #include "tests/ctl/ctl_seed.h"
 
+#include "config/config.h"
 #include "core/clock.h"
+#include "queue/embedded.h"
+
+#include <librdkafka/rdkafka.h>
 
 #include <jansson.h>
 #include <setjmp.h>
@@ -191,9 +195,109 @@ static void test_check_config(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "expo"), "state")),
                         "FAIL");
     json_decref(j);
-    /* The embedded broker needs nothing reached. */
+    /* The embedded broker lives in a running herald: none runs here. */
     assert_int_equal(ctl("check-config --timeout 1s"), 3); /* expo.url is a closed port */
-    assert_true(has(&out, "kafka   ok    kafka.embedded = true"));
+    assert_true(has(&out, "kafka   WARN  kafka.embedded = true"));
+}
+
+/* ---- dlq replay ---- */
+
+static rd_kafka_t *kclient(rd_kafka_type_t type, const char *bootstrap)
+{
+    char e[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, e, sizeof e);
+    if (type == RD_KAFKA_CONSUMER) {
+        rd_kafka_conf_set(kc, "group.id", "test-reader", e, sizeof e);
+        rd_kafka_conf_set(kc, "enable.partition.eof", "true", e, sizeof e);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, kc, e, sizeof e);
+    assert_non_null(rk);
+    return rk;
+}
+
+/* Reads every partition of topic from the beginning; counts records with the replay header. */
+static int count_replayed(const char *bootstrap, const char *topic)
+{
+    rd_kafka_t *c = kclient(RD_KAFKA_CONSUMER, bootstrap);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (int p = 0; p < QUEUE_EMBEDDED_PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, l);
+    int eof = 0, n = 0;
+    while (eof < QUEUE_EMBEDDED_PARTITIONS) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 10000);
+        assert_non_null(m);
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof++;
+        } else if (m->err == 0) {
+            rd_kafka_headers_t *hs = NULL;
+            const void *v;
+            size_t len;
+            if (rd_kafka_message_headers(m, &hs) == 0 &&
+                rd_kafka_header_get_last(hs, "herald-replayed-from", &v, &len) == 0)
+                n++;
+            assert_true(hs == NULL ||
+                        rd_kafka_header_get_last(hs, "herald-dlq-reason", &v, &len) != 0);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return n;
+}
+
+static void test_dlq_replay(void **state)
+{
+    (void)state;
+    char d2[256], c2[400], extra[400], err2[256];
+    assert_int_equal(th_tmpdir(d2, sizeof d2), 0);
+    snprintf(extra, sizeof extra, "runtime.dir = %s\nexpo.url = http://127.0.0.1:1\n", d2);
+    seed_conf(d2, rs.url, extra, c2, sizeof c2);
+    conf_t *kc = NULL;
+    assert_int_equal(conf_load(&kc, c2, NULL, err2, sizeof err2), 0);
+    queue_embedded_t *emb = queue_embedded_start(kc, 1, err2, sizeof err2);
+    assert_non_null(emb);
+    const char *bs = queue_embedded_bootstrap(emb);
+    rd_kafka_t *p = kclient(RD_KAFKA_PRODUCER, bs);
+    for (int i = 0; i < 3; i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, "herald-dlq-reason", -1, "invalid_json", -1);
+        if (i < 2)
+            rd_kafka_header_add(h, "herald-source-topic", -1, "job-events", -1);
+        rd_kafka_header_add(h, "traceparent", -1, "00-abc-def-01", -1);
+        assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("job-events.dlq"),
+                                           RD_KAFKA_V_PARTITION(i % 2),
+                                           RD_KAFKA_V_VALUE("{\"jobId\":1}", 11),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --dry-run"), 0);
+    assert_true(has(&out, "would replay 2 of 3 DLQ record(s); 1 without a source topic"));
+    assert_int_equal(count_replayed(bs, "job-events"), 0);
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay"), 0);
+    assert_true(has(&out, "replayed 2 of 3 DLQ record(s)"));
+    assert_true(has(&out, "(invalid_json) -> job-events"));
+    assert_int_equal(count_replayed(bs, "job-events"), 2);
+    /* Committed: a second replay finds nothing new. */
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --json"), 0);
+    assert_true(has(&out, "\"read\":0,\"replayed\":0"));
+    /* check-config finds the embedded broker through the runtime dir. */
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "check-config --timeout 5s"), 3); /* expo down */
+    assert_true(has(&out, "kafka   ok    1 broker(s)"));
+    queue_embedded_destroy(emb);
+    conf_destroy(kc);
+    /* No broker any more: unavailable. */
+    assert_int_equal(run_ctl(c2, NULL, NULL, "dlq replay --timeout 1s"), 3);
 }
 
 /* ---- queries ---- */
@@ -564,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup(test_usage_codes, flush),
         cmocka_unit_test_setup(test_unavailable, flush),
         cmocka_unit_test_setup(test_check_config, flush),
+        cmocka_unit_test_setup(test_dlq_replay, flush),
         cmocka_unit_test_setup(test_list_get_find_count, flush),
         cmocka_unit_test_setup(test_deactivate, flush),
         cmocka_unit_test_setup(test_delete, flush),
