@@ -1,7 +1,8 @@
 /* ctl.h - heraldctl subcommands. Each command is a function taking the loaded configuration and
  * its own arguments (argv[0] is the command name) and returning the process exit code:
  *   0 success, 1 the thing asked for does not exist, 2 usage error, 3 a dependency is unavailable.
- * Commands print a readable table by default and JSON with --json; errors are one line on stderr. */
+ * Commands print a readable table by default and JSON with --json; errors are one line on stderr.
+ */
 #ifndef HERALD_DISPATCHER_CTL_H
 #define HERALD_DISPATCHER_CTL_H
 
@@ -18,5 +19,9 @@ typedef struct ctl_cmd {
 /* Command implementations live in ctl_*.c files. */
 int ctl_push(const conf_t *conf, int argc, char **argv);
 int ctl_receipts(const conf_t *conf, int argc, char **argv);
+int ctl_tokens(const conf_t *conf, int argc, char **argv);       /* ctl_tokens.c */
+int ctl_diagnose(const conf_t *conf, int argc, char **argv);     /* ctl_diagnose.c */
+int ctl_check_config(const conf_t *conf, int argc, char **argv); /* ctl_check.c */
+int ctl_dlq(const conf_t *conf, int argc, char **argv);          /* ctl_dlq.c */
 
 #endif

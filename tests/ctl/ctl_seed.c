@@ -1,0 +1,248 @@
+/* ctl_seed.c - seeding, heraldctl runner and index consistency checks for tests/ctl. */
+#include "tests/ctl/ctl_seed.h"
+
+#include "core/xalloc.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static redisContext *connect_rs(th_redis_t *rs)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    if (c == NULL || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int drain(redisContext *c, long n)
+{
+    for (long i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL)
+            return -1;
+        int bad = r->type == REDIS_REPLY_ERROR;
+        if (bad)
+            fprintf(stderr, "seed: %s\n", r->str);
+        freeReplyObject(r);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
+static void default_shape(long i, tok_record_t *r, int64_t now)
+{
+    (void)i;
+    r->platform = i % 3 == 0 ? TOK_PLATFORM_ANDROID : TOK_PLATFORM_IOS;
+    snprintf(r->registered_at, sizeof r->registered_at, "2025-01-01T00:00:00.000Z");
+    snprintf(r->updated_at, sizeof r->updated_at, "2025-06-01T12:00:00.000Z");
+    r->active = true;
+    r->expires_at = now + 86400;
+}
+
+int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_fn shape, void *arg)
+{
+    redisContext *c = connect_rs(rs);
+    if (c == NULL)
+        return -1;
+    buf_t js = BUF_INIT;
+    long queued = 0;
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        tok_record_t r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.user_id, sizeof r.user_id, "u%ld", i / per_user);
+        snprintf(r.device_id, sizeof r.device_id, "d%ld", i % per_user);
+        snprintf(r.token, sizeof r.token, "ExponentPushToken[t%ld]", i);
+        default_shape(i, &r, now);
+        if (shape)
+            shape(i, &r, now, arg);
+        buf_reset(&js);
+        tok_record_json(&r, &js);
+        char key[200], member[300], exp[32];
+        snprintf(key, sizeof key, "herald:dev:{%s}", r.user_id);
+        snprintf(member, sizeof member, "%s\x1f%s", r.user_id, r.device_id);
+        snprintf(exp, sizeof exp, "%" PRId64, r.expires_at);
+        redisAppendCommand(c, "HSET %s %s %b", key, r.device_id, js.data, js.len);
+        redisAppendCommand(c, "ZADD herald:expiry %s %s", exp, member);
+        queued += 2;
+        if (r.expires_at > now) {
+            redisAppendCommand(c, "SET herald:owner:%s %s EXAT %s", r.token, member, exp);
+            queued++;
+        }
+        if (queued >= 30000) {
+            rc = drain(c, queued);
+            queued = 0;
+        }
+    }
+    if (rc == 0)
+        rc = drain(c, queued);
+    buf_cleanup(&js);
+    redisFree(c);
+    return rc;
+}
+
+void seed_conf(const char *dir, const char *redis_url, const char *extra, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/heraldctl.conf", dir);
+    FILE *f = fopen(out, "w");
+    if (f == NULL)
+        abort();
+    fprintf(f, "redis.url = %s\nauth.mode = trusted-header\nkafka.embedded = true\n%s\n", redis_url,
+            extra ? extra : "");
+    fclose(f);
+}
+
+static void slurp(const char *path, buf_t *b)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_append(b, tmp, n);
+    fclose(f);
+}
+
+int run_ctl(const char *conf, buf_t *out, buf_t *err, const char *args)
+{
+    char errpath[512];
+    snprintf(errpath, sizeof errpath, "%s.stderr", conf);
+    buf_t cmd = BUF_INIT;
+    /* The test runner's own HERALD_* variables are not configuration keys. */
+    buf_printf(&cmd, "env -u HERALD_FIXTURES -u HERALD_BIN_DIR %s/heraldctl --config %s %s 2>%s",
+               th_bin_dir(), conf, args, errpath);
+    FILE *p = popen(cmd.data, "r");
+    buf_cleanup(&cmd);
+    if (p == NULL)
+        return -1;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, p)) > 0)
+        if (out)
+            buf_append(out, tmp, n);
+    int st = pclose(p);
+    if (err)
+        slurp(errpath, err);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+long long redis_int(th_redis_t *rs, const char *cmd)
+{
+    /* Words separated by single spaces; EVAL bodies in tests keep theirs inside quotes. */
+    const char *argv[32];
+    size_t lens[32];
+    int argc = 0;
+    for (const char *p = cmd; *p && argc < 32;) {
+        const char *end;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            argv[argc] = p + 1;
+            lens[argc++] = (size_t)(end - p - 1);
+            end++;
+        } else {
+            end = p + strcspn(p, " ");
+            argv[argc] = p;
+            lens[argc++] = (size_t)(end - p);
+        }
+        p = *end ? end + 1 : end;
+    }
+    redisContext *c = connect_rs(rs);
+    if (c == NULL)
+        return -1;
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* Owner keys: each points at an existing record holding that token. */
+static long check_owners(redisContext *c)
+{
+    long bad = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH herald:owner:* COUNT 1000", cursor);
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *k = r->element[1]->element[i]->str;
+            redisReply *v = redisCommand(c, "GET %s", k);
+            char *sep = v->str ? strchr(v->str, '\x1f') : NULL;
+            redisReply *h = sep ? redisCommand(c, "HGET herald:dev:{%b} %s", v->str,
+                                               (size_t)(sep - v->str), sep + 1)
+                                : NULL;
+            tok_record_t rec;
+            char err[64];
+            if (h == NULL || h->type != REDIS_REPLY_STRING ||
+                tok_record_parse(h->str, h->len, &rec, err, sizeof err) != 0 ||
+                strcmp(rec.token, k + strlen("herald:owner:")) != 0) {
+                fprintf(stderr, "index: owner key %s points at a missing record\n", k);
+                bad++;
+            }
+            if (h)
+                freeReplyObject(h);
+            freeReplyObject(v);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return bad;
+}
+
+/* Expiry entries: each has a record with the same expiresAt; each record has an entry. */
+static long check_expiry(redisContext *c)
+{
+    long bad = 0, records = 0;
+    redisReply *z = redisCommand(c, "ZRANGE herald:expiry 0 -1 WITHSCORES");
+    for (size_t i = 0; i + 1 < z->elements; i += 2) {
+        const char *m = z->element[i]->str;
+        const char *sep = strchr(m, '\x1f');
+        redisReply *h = redisCommand(c, "HGET herald:dev:{%b} %s", m, (size_t)(sep - m), sep + 1);
+        tok_record_t rec;
+        char err[64];
+        if (h->type != REDIS_REPLY_STRING ||
+            tok_record_parse(h->str, h->len, &rec, err, sizeof err) != 0 ||
+            rec.expires_at != strtoll(z->element[i + 1]->str, NULL, 10)) {
+            fprintf(stderr, "index: expiry entry without its record\n");
+            bad++;
+        }
+        freeReplyObject(h);
+    }
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH herald:dev:* COUNT 1000", cursor);
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            redisReply *n = redisCommand(c, "HLEN %s", r->element[1]->element[i]->str);
+            records += n->integer;
+            freeReplyObject(n);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    if ((size_t)records * 2 != z->elements) {
+        fprintf(stderr, "index: %ld records but %zu expiry entries\n", records, z->elements / 2);
+        bad++;
+    }
+    freeReplyObject(z);
+    return bad;
+}
+
+long check_indexes(th_redis_t *rs)
+{
+    redisContext *c = connect_rs(rs);
+    if (c == NULL)
+        return 1;
+    long bad = check_owners(c) + check_expiry(c);
+    redisFree(c);
+    return bad;
+}

@@ -1,0 +1,84 @@
+/* lifecycle.h - bulk token maintenance on Redis, in bounded chunks: removing expired tokens (from
+ * the expiry index), scanning every device hash (counting states, removing inactive tokens past a
+ * retention cutoff), and importing records. One implementation shared by `heraldctl tokens
+ * sweep|cleanup|count|import` and the in-daemon sweep (tokens/sweep.h).
+ *
+ * Every chunk is one Lua script, so a record, its owner key and its expiry entry change together
+ * and two sweepers working at once never remove the same record twice: the counts they report
+ * add up to exactly what was removed. Scripts touch keys built from the prefix (fine on a single
+ * Redis, like the store's scripts; not cluster-safe).
+ *
+ * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
+#ifndef HERALD_TOKENS_LIFECYCLE_H
+#define HERALD_TOKENS_LIFECYCLE_H
+
+#include "tokens/model.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+typedef struct tok_lc tok_lc_t;
+
+/* What one chunk saw and did. Strings are borrowed for the duration of the callback. */
+typedef struct tok_lc_result {
+    /* expire chunk */
+    long examined;        /* index entries looked at */
+    long removed_expired; /* records removed because expiresAt <= now */
+    long removed_stale;   /* index entries whose record no longer existed */
+    long rescored;        /* index entries whose score disagreed with the record (fixed) */
+    /* scan chunk: states of the records left after the chunk */
+    long active, inactive, expired, corrupt;
+    long removed_inactive; /* inactive records past the cutoff, removed */
+    bool done;             /* the range or the SCAN cursor is exhausted */
+    const char *cursor;    /* scan: the next cursor */
+    /* items (when asked for): "userId\x1fdeviceId\x1f<why>", why = expired|stale|inactive */
+    const char *const *items;
+    size_t nitems;
+} tok_lc_result_t;
+
+/* status: 0, or TOK_EUNAVAIL (store.h) when Redis failed or did not answer. res NULL on error. */
+typedef void (*tok_lc_cb)(int status, const tok_lc_result_t *res, void *arg);
+
+/* new: free with tok_lc_destroy. db borrowed (must outlive it); prefix copied. */
+tok_lc_t *tok_lc_create(struct db *db, const char *prefix);
+void tok_lc_destroy(tok_lc_t *lc); /* accepts NULL; in-flight callbacks still fire (from db) */
+
+/* Removes up to `limit` records whose expiry score is <= now_s, with their owner keys (when they
+ * still point at the record) and index entries. dry_run changes nothing; then pass the number
+ * examined so far as offset to walk the range (offset is 0 for real runs). */
+void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, bool dry_run,
+                         bool want_items, tok_lc_cb cb, void *arg);
+
+typedef struct tok_lc_scan_opts {
+    int64_t now_s;
+    int64_t inactive_cutoff; /* remove inactive records deactivated (or, without deactivatedAt,
+                                updated) before this unix time; < 0 keeps them all */
+    bool remove_expired;     /* also remove records with expiresAt <= now */
+    bool dry_run;
+    bool want_items;
+    long count; /* SCAN COUNT hint per chunk (e.g. 200) */
+} tok_lc_scan_opts_t;
+
+/* One SCAN step over the device hashes from cursor ("0" to start), handling every record of the
+ * hashes it returns. Call again with res->cursor until res->done. */
+void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
+                       void *arg);
+
+/* Writes validated records (as parsed by tok_record_parse) with their owner key and expiry entry,
+ * in one script. Idempotent: the same records twice leave the same state. registeredAt,
+ * updatedAt and expiresAt are kept as given. The owner key points at an active record; an
+ * inactive one takes it only when nobody holds it. Expired records (expiresAt <= now) get no
+ * owner key and are left for the sweep. */
+typedef struct tok_lc_import_result {
+    long created, updated, unchanged;
+} tok_lc_import_result_t;
+typedef void (*tok_lc_import_cb)(int status, const tok_lc_import_result_t *res, void *arg);
+void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t n,
+                   tok_lc_import_cb cb, void *arg);
+
+/* Escapes glob characters of s (for SCAN MATCH) into out. */
+void tok_lc_glob_escape(const char *s, char *out, size_t outlen);
+
+#endif
