@@ -23,5 +23,7 @@ int ctl_tokens(const conf_t *conf, int argc, char **argv);       /* ctl_tokens.c
 int ctl_diagnose(const conf_t *conf, int argc, char **argv);     /* ctl_diagnose.c */
 int ctl_check_config(const conf_t *conf, int argc, char **argv); /* ctl_check.c */
 int ctl_dlq(const conf_t *conf, int argc, char **argv);          /* ctl_dlq.c */
+int ctl_trace(const conf_t *conf, int argc, char **argv);        /* ctl_trace.c */
+int ctl_publish(const conf_t *conf, int argc, char **argv);      /* ctl_trace.c */
 
 #endif
