@@ -31,7 +31,7 @@ static void details(json_t *rec, buf_t *out)
         if (!strcmp(k, "ts") || !strcmp(k, "event") || !strcmp(k, "jobId") ||
             !strcmp(k, "userId") || !strcmp(k, "deviceId") || json_is_null(v))
             continue;
-        char *s = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT);
+        char *s = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         buf_printf(out, "%s%s=%s", out->len ? " " : "", k, s ? s : "");
         free(s);
     }
@@ -42,7 +42,7 @@ static size_t add_job(ctl_env_t *e, const char *job, const char *device, ctl_tab
                       buf_t *json)
 {
     char key[400];
-    ctl_key(e, key, sizeof key, "trace:", job);
+    ctl_key(e, key, sizeof key, "trace", job);
     const char *argv[] = {"LRANGE", key, "0", "-1"};
     ctl_val_t *v = ctl_cmd(e, 4, argv, NULL);
     size_t n = 0;
@@ -86,7 +86,7 @@ static int trace_run(ctl_env_t *e, const char *job, const char *user, const char
         found = add_job(e, job, NULL, &t, as_json ? &json : NULL);
     } else {
         char key[400], lim[24];
-        ctl_key(e, key, sizeof key, user ? "trace:user:" : "trace:device:", user ? user : device);
+        ctl_key(e, key, sizeof key, user ? "trace:user" : "trace:device", user ? user : device);
         snprintf(lim, sizeof lim, "%ld", limit - 1);
         const char *argv[] = {"ZREVRANGE", key, "0", lim};
         ctl_val_t *jobs = ctl_cmd(e, 4, argv, NULL);

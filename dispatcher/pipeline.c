@@ -452,13 +452,37 @@ static void dlq_send(pdev_t *dv)
     buf_cleanup(&v);
 }
 
+/* Expo's messages quote the token ("\"ExponentPushToken[...]\" is not a registered ..."): replace
+ * every occurrence with its redacted form before the text reaches the trace or the log. */
+static void redact_message(const char *msg, const char *token, char *out, size_t outlen)
+{
+    char red[32];
+    buf_t b = BUF_INIT;
+    size_t tl = strlen(token);
+    log_redact(token, red, sizeof red);
+    for (const char *p = msg; p && *p;) {
+        const char *hit = tl ? strstr(p, token) : NULL;
+        if (hit == NULL) {
+            buf_puts(&b, p);
+            break;
+        }
+        buf_append(&b, p, (size_t)(hit - p));
+        buf_puts(&b, red);
+        p = hit + tl;
+    }
+    snprintf(out, outlen, "%s", buf_cstr(&b));
+    buf_cleanup(&b);
+}
+
 static void on_result(const expo_result_t *res, void *arg)
 {
     pdev_t *dv = arg;
     job_t *j = dv->job;
     disp_pipeline_t *p = j->p;
+    char msg[512];
     if (p->aborted)
         return;
+    redact_message(res->message, dv->rec.token, msg, sizeof msg);
     if (res->outcome == EXPO_OK) {
         metric_inc(metric_get(p->m_notif, "ok"));
         if (j->event_ms > 0)
@@ -472,14 +496,14 @@ static void on_result(const expo_result_t *res, void *arg)
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
-              LKS("status", "error"), LKS("error", res->error), LKS("message", res->message),
+              LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
               LKT("token", dv->rec.token));
         deactivate_dev(dv);
     } else {
         metric_inc(metric_get(p->m_notif, "failed"));
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "failed",
-              LKS("error", res->error), LKS("message", res->message),
-              LKI("attempts", res->attempts), LKT("token", dv->rec.token));
+              LKS("error", res->error), LKS("message", msg), LKI("attempts", res->attempts),
+              LKT("token", dv->rec.token));
         snprintf(dv->error, sizeof dv->error, "%s", res->error ? res->error : "failed");
         dv->attempts = res->attempts;
         dlq_send(dv);
@@ -525,9 +549,13 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
     disp_pipeline_t *p = arg;
     const char *job = t->job_id && *t->job_id ? t->job_id : "unknown";
     const char *user = t->user_id ? t->user_id : "";
+    char msg[512] = "";
+    if (message)
+        redact_message(message, t->token ? t->token : "", msg, sizeof msg);
     TRACE(p->d.trace, job, user, t->device_id, "receipt",
           LKS("status", (unsigned)st < 4 ? rcpt_names[st] : "unknown"),
-          LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message),
+          LKS("ticketId", t->ticket_id), LKS("error", error),
+          LKS("message", message ? msg : NULL),
           LKT("token", t->token));
     if (st != EXPO_RCPT_INVALID || p->aborted || !t->user_id || !t->device_id || !t->token)
         return;

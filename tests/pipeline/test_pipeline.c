@@ -488,6 +488,50 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     assert_int_equal(delivered(tok), 2);
 }
 
+/* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
+static int heraldctl(const char *args, char *out, size_t outlen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), herald.conf, args);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_heraldctl_publish_and_trace(void **state)
+{
+    (void)state;
+    static char out[65536];
+    const char *tok = "ExponentPushToken[pipeCtl0000000000000001]";
+    register_device("u8", "phone", tok);
+    assert_int_equal(heraldctl("publish --user u8 --job job-8 --status FAILED --sns "
+                               "--error 'Out of credits'",
+                               out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "published to " TOPIC));
+    wait_delivered(tok, 1);
+    wait_trace("job-8", "\"event\":\"completed\"");
+    assert_int_equal(heraldctl("trace --job job-8", out, sizeof out), 0);
+    assert_non_null(strstr(out, "received"));
+    assert_non_null(strstr(out, "envelope=sns"));
+    assert_non_null(strstr(out, "ticket"));
+    assert_null(strstr(out, "pipeCtl0000000000000001")); /* never a whole token */
+    assert_int_equal(heraldctl("trace --user u8 --json", out, sizeof out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_true(json_is_array(j));
+    assert_true(json_array_size(j) >= 4);
+    json_decref(j);
+    assert_int_equal(heraldctl("trace --device phone", out, sizeof out), 0);
+    assert_int_equal(heraldctl("trace --job no-such-job", out, sizeof out), 1);
+    assert_int_equal(heraldctl("trace --job a --user b", out, sizeof out), 2);
+    assert_int_equal(heraldctl("publish --user u8 --job j --status DONE", out, sizeof out), 2);
+    char rec[8192];
+    last_record(tok, rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"body\":\"Out of credits\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_late_unregistered_receipt),
         cmocka_unit_test(test_poison_goes_to_dlq),
         cmocka_unit_test(test_expo_storm),
+        cmocka_unit_test(test_heraldctl_publish_and_trace),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
