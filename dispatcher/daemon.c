@@ -20,6 +20,7 @@
 #include "tokens/auth.h"
 #include "tokens/ratelimit.h"
 #include "tokens/store.h"
+#include "tokens/sweep.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -40,6 +41,7 @@ struct disp_daemon {
     tok_rl_t *rl;
     tok_auth_t *auth;
     tok_api_t *api;
+    tok_sweep_t *sweep;
     disp_admin_t *admin;
     disp_http_t *http;
     disp_http_t *admin_http;
@@ -194,6 +196,7 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     if (d->db == NULL)
         return -1;
     d->store = tok_store_redis_create(d->db, c->redis_prefix, NULL, c->tokens_max_devices_per_user);
+    d->sweep = tok_sweep_create(&d->loop, d->db, c, d->metrics);
     d->rl = tok_rl_create(d->db, c->redis_prefix);
     if (strcmp(c->auth_mode, "jwt") == 0 && (d->auth = make_auth(c, err, errlen)) == NULL)
         return -1;
@@ -330,6 +333,8 @@ static void finish_shutdown(disp_daemon_t *d)
         disp_pipeline_abort(d->pipeline);
     expo_client_destroy(d->expo);
     d->expo = NULL;
+    tok_sweep_destroy(d->sweep);
+    d->sweep = NULL;
     db_destroy(d->db); /* requests still waiting on Redis are answered 503 from here */
     d->db = NULL;
     expo_receipts_destroy(d->receipts);
@@ -461,6 +466,8 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
     return d;
 fail:
     expo_client_destroy(d->expo);
+    tok_sweep_destroy(d->sweep);
+    d->sweep = NULL;
     db_destroy(d->db);
     expo_receipts_destroy(d->receipts);
     queue_consumer_destroy(d->consumer);

@@ -601,6 +601,51 @@ static void test_redis_outage(void **state)
     assert_true(th_alive(&herald.proc));
 }
 
+struct gone {
+    const char *cmd;
+};
+
+static bool key_gone(void *arg)
+{
+    char *v = th_redis_cmd(&redis, ((struct gone *)arg)->cmd);
+    bool ok = v && strcmp(v, "0") == 0;
+    free(v);
+    return ok;
+}
+
+/* The lifecycle sweep inside herald removes expired tokens with their index entries. */
+static void test_sweep_in_daemon(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[sweptAway0000000000000]";
+    register_device("sweep-user", "old", tok, 201);
+    char *v = th_redis_cmd(&redis, "HGET herald:dev:{sweep-user} old");
+    char *p = strstr(v, "\"expiresAt\":");
+    char edited[2048];
+    snprintf(edited, sizeof edited, "%.*s\"expiresAt\":1000%s", (int)(p - v), v,
+             strchr(p, ',') ? strchr(p, ',') : "}");
+    free(v);
+    free(th_redis_cmd(&redis, "HSET herald:dev:{sweep-user} old %s", edited));
+    free(th_redis_cmd(&redis, "ZADD herald:expiry 1000 sweep-user\x1fold"));
+    th_herald_t h = {0};
+    assert_int_equal(start_herald(&h, "tokens.sweep_interval_s = 1\n"), 0);
+    struct gone g = {"HEXISTS herald:dev:{sweep-user} old"};
+    assert_true(th_wait_until(key_gone, &g, 20000));
+    v = th_redis_cmd(&redis, "EXISTS herald:owner:%s", tok);
+    assert_string_equal(v, "0");
+    free(v);
+    v = th_redis_cmd(&redis, "ZSCORE herald:expiry sweep-user\x1fold");
+    assert_string_equal(v, "(nil)");
+    free(v);
+    char url[256];
+    th_resp_t r;
+    th_herald_url(&h, true, "/metrics", url, sizeof url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+    assert_non_null(strstr(buf_cstr(&r.body), "herald_tokens_swept_total{kind=\"expired\"}"));
+    th_resp_cleanup(&r);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
 static void test_check_config(void **state)
 {
     (void)state;
@@ -634,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_sweep_in_daemon),
         cmocka_unit_test(test_redis_outage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
