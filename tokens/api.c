@@ -247,58 +247,74 @@ static bool json_content_type(const char *ct)
     return *rest == '\0' || *rest == ';';
 }
 
-/* Copies a required string field; answers 400 naming it on any problem. */
-static bool take_field(call_t *c, json_t *o, const char *name, char *out, size_t max)
+/* Copies a required string field of at most max bytes; NULL when fine, else the problem. */
+static const char *take_field(json_t *o, const char *name, char *out, size_t max, char *d,
+                              size_t dlen)
 {
-    char d[128];
     json_t *v = json_object_get(o, name);
     if (v == NULL || json_is_null(v))
-        snprintf(d, sizeof d, "%s is required", name);
+        snprintf(d, dlen, "%s is required", name);
     else if (!json_is_string(v))
-        snprintf(d, sizeof d, "%s must be a string", name);
+        snprintf(d, dlen, "%s must be a string", name);
     else if (json_string_length(v) == 0)
-        snprintf(d, sizeof d, "%s must not be empty", name);
+        snprintf(d, dlen, "%s must not be empty", name);
     else if (json_string_length(v) > max)
-        snprintf(d, sizeof d, "%s must be at most %zu characters", name, max);
+        snprintf(d, dlen, "%s must be at most %zu characters", name, max);
     else {
         memcpy(out, json_string_value(v), json_string_length(v) + 1);
-        return true;
+        return NULL;
     }
-    bad_request(c, name, d);
-    return false;
+    return name;
 }
 
-static bool check_body_fields(call_t *c, json_t *o)
+static const char *check_fields(json_t *o, tok_reg_body_t *out, char *d, size_t dlen)
 {
     static const char *const protected_fields[] = {"userId", "isActive", "registeredAt",
                                                    "updatedAt", "expiresAt", NULL};
+    static const char *const names[] = {"deviceId", "expoPushToken", "platform"};
     char platform[16];
-    char d[128];
+    const char *bad;
     for (size_t i = 0; protected_fields[i]; i++) {
         if (json_object_get(o, protected_fields[i])) {
-            snprintf(d, sizeof d, "%s cannot be set by the client", protected_fields[i]);
-            bad_request(c, protected_fields[i], d);
-            return false;
+            snprintf(d, dlen, "%s cannot be set by the client", protected_fields[i]);
+            return protected_fields[i];
         }
     }
-    if (!take_field(c, o, "deviceId", c->device, TOK_DEVICE_MAX) ||
-        !take_field(c, o, "expoPushToken", c->token, TOK_TOKEN_MAX) ||
-        !take_field(c, o, "platform", platform, sizeof platform - 1))
-        return false;
-    if (tok_valid_device(c->device, strlen(c->device)) != 0) {
-        bad_request(c, "deviceId", "deviceId must be printable ASCII");
-        return false;
+    if ((bad = take_field(o, names[0], out->device, TOK_DEVICE_MAX, d, dlen)) ||
+        (bad = take_field(o, names[1], out->token, TOK_TOKEN_MAX, d, dlen)) ||
+        (bad = take_field(o, names[2], platform, sizeof platform - 1, d, dlen)))
+        return bad;
+    if (tok_valid_device(out->device, strlen(out->device)) != 0) {
+        snprintf(d, dlen, "deviceId must be printable ASCII");
+        return names[0];
     }
-    if (tok_valid_token(c->token, strlen(c->token)) != 0) {
-        bad_request(c, "expoPushToken",
-                    "expoPushToken must be ExponentPushToken[...] or ExpoPushToken[...]");
-        return false;
+    if (tok_valid_token(out->token, strlen(out->token)) != 0) {
+        snprintf(d, dlen, "expoPushToken must be ExponentPushToken[...] or ExpoPushToken[...]");
+        return names[1];
     }
-    if (tok_platform_parse(platform, &c->platform) != 0) {
-        bad_request(c, "platform", "platform must be \"ios\" or \"android\"");
-        return false;
+    if (tok_platform_parse(platform, &out->platform) != 0) {
+        snprintf(d, dlen, "platform must be \"ios\" or \"android\"");
+        return names[2];
     }
-    return true;
+    return NULL;
+}
+
+int tok_api_parse_body(const char *body, size_t len, tok_reg_body_t *out, const char **field,
+                       char *detail, size_t detaillen)
+{
+    json_error_t jerr;
+    *field = NULL;
+    memset(out, 0, sizeof *out);
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL || !json_is_object(o)) {
+        snprintf(detail, detaillen, "%s",
+                 o ? "The body must be a JSON object" : "The body is not valid JSON");
+        json_decref(o);
+        return -1;
+    }
+    *field = check_fields(o, out, detail, detaillen);
+    json_decref(o);
+    return *field ? -1 : 0;
 }
 
 static bool parse_post(call_t *c)
@@ -313,16 +329,17 @@ static bool parse_post(call_t *c)
                 "The request body is empty", NULL);
         return false;
     }
-    json_error_t jerr;
-    json_t *o = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (o == NULL || !json_is_object(o)) {
-        bad_request(c, NULL, o ? "The body must be a JSON object" : "The body is not valid JSON");
-        json_decref(o);
+    tok_reg_body_t b;
+    const char *field;
+    char detail[160];
+    if (tok_api_parse_body(c->req->body, c->req->body_len, &b, &field, detail, sizeof detail)) {
+        bad_request(c, field, detail);
         return false;
     }
-    bool ok = check_body_fields(c, o);
-    json_decref(o);
-    return ok;
+    memcpy(c->device, b.device, sizeof c->device);
+    memcpy(c->token, b.token, sizeof c->token);
+    c->platform = b.platform;
+    return true;
 }
 
 static bool parse_delete(call_t *c)

@@ -30,6 +30,19 @@ typedef struct tok_api_opts {
     const clk_t *clock;       /* borrowed; NULL = system */
 } tok_api_opts_t;
 
+/* A validated registration body. */
+typedef struct tok_reg_body {
+    char device[TOK_DEVICE_MAX + 1];
+    char token[TOK_TOKEN_MAX + 1];
+    tok_platform_t platform;
+} tok_reg_body_t;
+
+/* Parses and validates a POST body (JSON object with deviceId, expoPushToken, platform; never
+ * userId, isActive, registeredAt, updatedAt, expiresAt). Returns 0, or -1 with *field naming the
+ * offending field (NULL when the body as a whole is wrong) and a sentence in detail. Pure. */
+int tok_api_parse_body(const char *body, size_t len, tok_reg_body_t *out, const char **field,
+                       char *detail, size_t detaillen);
+
 /* new: free with tok_api_destroy. Strings in opts are copied. */
 tok_api_t *tok_api_create(const tok_api_opts_t *opts);
 void tok_api_destroy(tok_api_t *api);

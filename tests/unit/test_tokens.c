@@ -1,0 +1,296 @@
+/* test_tokens.c - token formats, field validation, the registration body parser, the record's JSON
+ * form, and the API's answers (problem+json) driven through a fake request and a fake store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tokens/api.h"
+#include "tokens/model.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void test_token_formats(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]", "ExpoPushToken[a]",
+        "ExponentPushToken[A-b_9]", "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        "3F2504E0-4F89-11D3-9A0C-0305E82C3301"};
+    static const char *const bad[] = {
+        "", "ExponentPushToken[]", "ExponentPushToken[a b]", "ExponentPushToken[a",
+        "ExponentPushToken[a]x", "exponentpushtoken[a]", "ExpoPushToken[a.b]",
+        "fcm:APA91bH...", "3f2504e0-4f89-11d3-9a0c-0305e82c330", "3f2504e0_4f89_11d3_9a0c_0305e82c3301",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c330g", "ExponentPushToken[\xc3\xa9]"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (tok_valid_token(good[i], strlen(good[i])) != 0)
+            fail_msg("should be valid: %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (tok_valid_token(bad[i], strlen(bad[i])) == 0)
+            fail_msg("should be invalid: %s", bad[i]);
+    char big[260];
+    snprintf(big, sizeof big, "ExponentPushToken[%0200d]", 0);
+    assert_int_equal(tok_valid_token(big, strlen(big)), 0);
+    snprintf(big, sizeof big, "ExponentPushToken[%0201d]", 0);
+    assert_int_equal(tok_valid_token(big, strlen(big)), -1);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    char s[140];
+    memset(s, 'a', sizeof s);
+    assert_int_equal(tok_valid_device(s, 128), 0);
+    assert_int_equal(tok_valid_device(s, 129), -1);
+    assert_int_equal(tok_valid_device("", 0), -1);
+    assert_int_equal(tok_valid_device("a\tb", 3), -1);
+    assert_int_equal(tok_valid_user("user\x1f" "x", 6), -1);
+    assert_int_equal(tok_valid_user("us-east-1:0f0e", 14), 0);
+    tok_platform_t p;
+    assert_int_equal(tok_platform_parse("android", &p), 0);
+    assert_int_equal(p, TOK_PLATFORM_ANDROID);
+    assert_int_equal(tok_platform_parse("iOS", &p), -1);
+}
+
+struct body_case {
+    const char *body;
+    const char *field; /* NULL: whole body; "" : valid */
+};
+
+static void test_body_parser(void **state)
+{
+    (void)state;
+#define T "\"expoPushToken\":\"ExponentPushToken[abc]\""
+    static const struct body_case cases[] = {
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"ios\"}", ""},
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"android\",\"appVersion\":\"1.2\"}", ""},
+        {"", NULL},
+        {"null", NULL},
+        {"[]", NULL},
+        {"{\"deviceId\":\"d\"", NULL},
+        {"{\"deviceId\":\"d\",\"deviceId\":\"e\"," T ",\"platform\":\"ios\"}", NULL},
+        {"{" T ",\"platform\":\"ios\"}", "deviceId"},
+        {"{\"deviceId\":null," T ",\"platform\":\"ios\"}", "deviceId"},
+        {"{\"deviceId\":\"\"," T ",\"platform\":\"ios\"}", "deviceId"},
+        {"{\"deviceId\":[1]," T ",\"platform\":\"ios\"}", "deviceId"},
+        {"{\"deviceId\":\"a\\nb\"," T ",\"platform\":\"ios\"}", "deviceId"},
+        {"{\"deviceId\":\"d\",\"platform\":\"ios\"}", "expoPushToken"},
+        {"{\"deviceId\":\"d\",\"expoPushToken\":\"APA91b\",\"platform\":\"ios\"}", "expoPushToken"},
+        {"{\"deviceId\":\"d\"," T "}", "platform"},
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"web\"}", "platform"},
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"ios\",\"userId\":\"x\"}", "userId"},
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"ios\",\"expiresAt\":1}", "expiresAt"},
+        {"{\"deviceId\":\"d\"," T ",\"platform\":\"ios\",\"registeredAt\":\"x\"}", "registeredAt"},
+        {"{\"deviceId\":\"d\\u0000\"," T ",\"platform\":\"ios\"}", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tok_reg_body_t b;
+        const char *field;
+        char detail[160] = "";
+        int rc = tok_api_parse_body(cases[i].body, strlen(cases[i].body), &b, &field, detail,
+                                    sizeof detail);
+        if (cases[i].field && !*cases[i].field) {
+            if (rc != 0)
+                fail_msg("case %zu should parse: %s", i, detail);
+            assert_string_equal(b.device, "d");
+            continue;
+        }
+        if (rc == 0)
+            fail_msg("case %zu should fail: %s", i, cases[i].body);
+        assert_true(detail[0] != '\0');
+        if (cases[i].field == NULL ? field != NULL : (field == NULL || strcmp(field, cases[i].field)))
+            fail_msg("case %zu: field %s, want %s", i, field ? field : "(none)",
+                     cases[i].field ? cases[i].field : "(none)");
+    }
+}
+
+static void test_record_roundtrip(void **state)
+{
+    (void)state;
+    tok_record_t r = {0}, back;
+    snprintf(r.user_id, sizeof r.user_id, "u\"1");
+    snprintf(r.device_id, sizeof r.device_id, "dev\\1");
+    snprintf(r.token, sizeof r.token, "ExpoPushToken[abc]");
+    r.platform = TOK_PLATFORM_ANDROID;
+    snprintf(r.registered_at, sizeof r.registered_at, "2026-01-01T00:00:00.000Z");
+    snprintf(r.updated_at, sizeof r.updated_at, "2026-01-02T00:00:00.000Z");
+    r.active = false;
+    r.expires_at = 1800000000;
+    snprintf(r.deactivated_reason, sizeof r.deactivated_reason, "DeviceNotRegistered");
+    r.deactivated_at = 1700000000;
+    buf_t b = BUF_INIT;
+    tok_record_json(&r, &b);
+    char err[64];
+    assert_int_equal(tok_record_parse(b.data, b.len, &back, err, sizeof err), 0);
+    assert_memory_equal(&r, &back, sizeof r);
+    assert_false(tok_record_deliverable(&back, 1700000000));
+    back.active = true;
+    assert_true(tok_record_deliverable(&back, 1700000000));
+    assert_false(tok_record_deliverable(&back, 1800000000));
+    buf_cleanup(&b);
+    assert_int_equal(tok_record_parse("{\"userId\":1}", 12, &back, err, sizeof err), -1);
+}
+
+/* ---- the API through a fake request and store ---- */
+
+typedef struct fake_req {
+    http_req_t pub;
+    const char *hdr[8][2];
+    const char *query[4][2];
+    int status;
+    char body[4096];
+    char resp_headers[1024];
+} fake_req_t;
+
+static const char *fake_header(http_req_t *r, const char *name)
+{
+    fake_req_t *f = (fake_req_t *)r;
+    for (size_t i = 0; i < 8 && f->hdr[i][0]; i++)
+        if (strcasecmp(f->hdr[i][0], name) == 0)
+            return f->hdr[i][1];
+    return NULL;
+}
+
+static const char *fake_query(http_req_t *r, const char *name)
+{
+    fake_req_t *f = (fake_req_t *)r;
+    for (size_t i = 0; i < 4 && f->query[i][0]; i++)
+        if (strcmp(f->query[i][0], name) == 0)
+            return f->query[i][1];
+    return NULL;
+}
+
+static void fake_respond(http_req_t *r, int status, const http_header_t *h, size_t n,
+                         const char *body, size_t len)
+{
+    fake_req_t *f = (fake_req_t *)r;
+    f->status = status;
+    snprintf(f->body, sizeof f->body, "%.*s", (int)len, body);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(f->resp_headers + used, sizeof f->resp_headers - used, "%s: %s\n",
+                                 h[i].name, h[i].value);
+}
+
+static const http_req_ops_t fake_ops = {fake_header, fake_query, fake_respond};
+
+static void fake_register(tok_store_t *s, const tok_reg_req_t *req, tok_reg_cb cb, void *arg)
+{
+    (void)s;
+    tok_reg_result_t res = {0};
+    res.created = true;
+    snprintf(res.record.user_id, sizeof res.record.user_id, "%s", req->user_id);
+    snprintf(res.record.device_id, sizeof res.record.device_id, "%s", req->device_id);
+    snprintf(res.record.token, sizeof res.record.token, "%s", req->token);
+    res.record.active = true;
+    cb(TOK_OK, &res, arg); /* a fake may answer synchronously; the API must cope */
+}
+
+static void fake_list(tok_store_t *s, const char *user, tok_list_cb cb, void *arg)
+{
+    (void)s;
+    (void)user;
+    cb(TOK_EUNAVAIL, NULL, 0, arg);
+}
+
+static bool fake_ready(const tok_store_t *s)
+{
+    (void)s;
+    return true;
+}
+
+static const tok_store_ops_t fake_store_ops = {fake_register, NULL, NULL, fake_list, NULL,
+                                               fake_ready,    NULL};
+
+static fake_req_t *run(tok_api_t *api, const char *method, const char *path, const char *user,
+                       const char *ctype, const char *body)
+{
+    static fake_req_t f;
+    memset(&f, 0, sizeof f);
+    f.pub.ops = &fake_ops;
+    f.pub.method = method;
+    f.pub.path = path;
+    f.pub.body = body;
+    f.pub.body_len = body ? strlen(body) : 0;
+    f.pub.peer_ip = "127.0.0.1";
+    size_t n = 0;
+    if (user)
+        f.hdr[n][0] = "X-User-Id", f.hdr[n++][1] = user;
+    if (ctype)
+        f.hdr[n][0] = "Content-Type", f.hdr[n++][1] = ctype;
+    f.hdr[n][0] = "X-Request-Id", f.hdr[n++][1] = "rid-1";
+    tok_api_handle(api, &f.pub);
+    return &f;
+}
+
+static void expect_problem(fake_req_t *f, int status, const char *error, const char *field)
+{
+    assert_int_equal(f->status, status);
+    assert_non_null(strstr(f->resp_headers, "Content-Type: application/problem+json\n"));
+    assert_non_null(strstr(f->resp_headers, "X-Request-Id: rid-1\n"));
+    json_t *j = json_loads(f->body, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), status);
+    assert_non_null(json_string_value(json_object_get(j, "type")));
+    assert_non_null(json_string_value(json_object_get(j, "title")));
+    assert_non_null(json_string_value(json_object_get(j, "detail")));
+    assert_string_equal(json_string_value(json_object_get(j, "requestId")), "rid-1");
+    if (error)
+        assert_string_equal(json_string_value(json_object_get(j, "error")), error);
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(j, "field")), field);
+    json_decref(j);
+}
+
+static void test_api_answers(void **state)
+{
+    (void)state;
+    tok_store_t store = {&fake_store_ops};
+    metric_reg_t *m = metric_reg_create();
+    tok_api_opts_t o = {0};
+    o.store = &store;
+    o.trusted_header = "X-User-Id";
+    o.ttl_days = 90;
+    o.metrics = m;
+    tok_api_t *api = tok_api_create(&o);
+    const char *J = "application/json";
+    const char *ok = "{\"deviceId\":\"d\",\"expoPushToken\":\"ExpoPushToken[a]\",\"platform\":\"ios\"}";
+
+    expect_problem(run(api, "GET", "/v2/x", "u", NULL, NULL), 404, NULL, NULL);
+    fake_req_t *f = run(api, "PUT", "/v1/device-tokens", "u", J, ok);
+    expect_problem(f, 405, "Method not allowed", NULL);
+    assert_non_null(strstr(f->resp_headers, "Allow: GET, POST, DELETE\n"));
+    expect_problem(run(api, "GET", "/v1/device-tokens", NULL, NULL, NULL), 401, NULL, NULL);
+    expect_problem(run(api, "GET", "/v1/device-tokens", "bad\x1fuser", NULL, NULL), 401, NULL,
+                   NULL);
+    expect_problem(run(api, "POST", "/v1/device-tokens", "u", "text/json", ok), 415, NULL, NULL);
+    expect_problem(run(api, "POST", "/v1/device-tokens", "u", J, NULL), 400,
+                   "Request body required", NULL);
+    expect_problem(run(api, "POST", "/v1/device-tokens", "u", J, "{\"deviceId\":1}"), 400,
+                   "Invalid request format", "deviceId");
+    expect_problem(run(api, "DELETE", "/v1/device-tokens", "u", NULL, NULL), 400,
+                   "deviceId query parameter required", "deviceId");
+    expect_problem(run(api, "GET", "/v1/device-tokens", "u", NULL, NULL), 503,
+                   "Service unavailable", NULL);
+    f = run(api, "POST", "/v1/device-tokens", "u", J, ok);
+    assert_int_equal(f->status, 201);
+    assert_non_null(strstr(f->body, "\"message\":\"Device token registered\""));
+    assert_non_null(strstr(f->body, "\"userId\":\"u\""));
+    assert_int_equal(tok_api_pending(api), 0);
+    tok_api_destroy(api);
+    metric_reg_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_token_formats),  cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_body_parser),    cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_api_answers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
