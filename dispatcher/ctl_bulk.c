@@ -424,18 +424,13 @@ static void on_imported(int status, const tok_lc_import_result_t *res, void *arg
     ctl_env_done(im->e, status ? DB_EDOWN : 0);
 }
 
-/* Everything tok_record_parse checks, plus what a restore needs: real timestamps and an
+/* Everything tok_record_parse checks (fields, timestamps), plus what a restore needs: an
  * expiresAt. Returns NULL or the reason. */
 static const char *import_check(const char *line, size_t len, tok_record_t *r, char *err,
                                 size_t errlen)
 {
-    int64_t ms;
     if (tok_record_parse(line, len, r, err, errlen) != 0)
         return err;
-    if (clk_parse_iso8601(r->registered_at, &ms) != 0)
-        return "registeredAt is not an ISO-8601 UTC time";
-    if (clk_parse_iso8601(r->updated_at, &ms) != 0)
-        return "updatedAt is not an ISO-8601 UTC time";
     if (r->expires_at <= 0)
         return "expiresAt missing or not positive";
     if (r->expires_at > 253402300799) /* 9999-12-31 */

@@ -1,6 +1,7 @@
 /* model.c - device-token record rules: field validation, the JSON form stored in Redis and
  * returned by the API, and the "would this token receive a notification" predicate. */
 #include "tokens/model.h"
+#include "core/clock.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -101,8 +102,9 @@ void tok_record_json(const tok_record_t *r, buf_t *out)
     if (r->deactivated_reason[0]) {
         buf_puts(out, ",\"deactivatedReason\":");
         buf_json_str(out, r->deactivated_reason, strlen(r->deactivated_reason));
-        buf_printf(out, ",\"deactivatedAt\":%lld", (long long)r->deactivated_at);
     }
+    if (r->deactivated_at)
+        buf_printf(out, ",\"deactivatedAt\":%lld", (long long)r->deactivated_at);
     buf_putc(out, '}');
 }
 
@@ -118,6 +120,12 @@ static int get_str(json_t *o, const char *key, char *out, size_t outlen, int req
     return 0;
 }
 
+static bool valid_time(const char *s)
+{
+    int64_t ms;
+    return clk_parse_iso8601(s, &ms) == 0;
+}
+
 static int check_fields(const tok_record_t *r, const char *platform, char *err, size_t errlen)
 {
     const char *bad = NULL;
@@ -129,8 +137,15 @@ static int check_fields(const tok_record_t *r, const char *platform, char *err, 
         bad = "expoPushToken";
     else if (platform[0] == '\0')
         bad = "platform";
+    else if (!valid_time(r->registered_at))
+        bad = "registeredAt";
+    else if (!valid_time(r->updated_at))
+        bad = "updatedAt";
     if (bad) {
-        snprintf(err, errlen, "invalid %s", bad);
+        if (strcmp(bad, "registeredAt") == 0 || strcmp(bad, "updatedAt") == 0)
+            snprintf(err, errlen, "%s is not an ISO-8601 UTC time", bad);
+        else
+            snprintf(err, errlen, "invalid %s", bad);
         return -1;
     }
     return 0;
