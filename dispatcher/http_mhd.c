@@ -25,6 +25,8 @@ struct disp_http {
     uv_loop_t *loop;
     uv_poll_t poll;
     uv_timer_t timer;
+    uv_check_t check; /* runs MHD once per loop turn after responses were resumed */
+    int resumed;
     disp_http_handler handler;
     void *arg;
     char name[16];
@@ -77,7 +79,7 @@ static void op_respond(http_req_t *r, int status, const http_header_t *hdrs, siz
     if (h->suspended) {
         h->suspended = 0;
         MHD_resume_connection(h->conn);
-        run_mhd(h->srv);
+        h->srv->resumed = 1; /* many answers arrive in one Redis read: run MHD once for all */
     }
 }
 
@@ -212,6 +214,15 @@ static void on_timer(uv_timer_t *t)
     run_mhd(t->data);
 }
 
+static void on_check(uv_check_t *c)
+{
+    disp_http_t *s = c->data;
+    if (s->resumed) {
+        s->resumed = 0;
+        run_mhd(s);
+    }
+}
+
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     (void)status;
@@ -298,8 +309,10 @@ disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o,
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(loop, &s->poll, di->epoll_fd);
     uv_timer_init(loop, &s->timer);
-    s->poll.data = s->timer.data = s;
+    uv_check_init(loop, &s->check);
+    s->poll.data = s->timer.data = s->check.data = s;
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    uv_check_start(&s->check, on_check);
     run_mhd(s);
     return s;
 }
@@ -338,8 +351,10 @@ void disp_http_destroy(disp_http_t *s)
     s->mhd = NULL;
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);
+    uv_check_stop(&s->check);
     MHD_stop_daemon(d); /* completes (and frees) every remaining request */
-    s->closing_handles = 2;
+    s->closing_handles = 3;
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->check, on_handle_closed);
 }

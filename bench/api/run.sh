@@ -12,7 +12,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rp=$(port)
-redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 & pids+=($!)
+redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 & rpid=$!; pids+=($rpid)
 for _ in $(seq 100); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
 head -c 48 /dev/urandom | base64 > "$work/secret"
 cat > "$work/herald.conf" <<CONF
@@ -37,4 +37,5 @@ JWTS="$work/jwts.txt" HEADER_MODE=$([ "$mode" = header ] && echo 1 || echo 0) \
   grep -E "Requests/sec|requests|latency p50|Non-2xx"
 echo "herald peak RSS: $(grep VmHWM /proc/$hp/status | awk '{print $2" "$3}')"
 echo "herald CPU: $(awk '{printf "%.2f s user, %.2f s system", $14/100, $15/100}' /proc/$hp/stat)"
+echo "redis CPU: $(awk '{printf "%.2f s user, %.2f s system", $14/100, $15/100}' /proc/$rpid/stat)"
 echo "devices stored: $(redis-cli -p "$rp" zcard herald:expiry)"
