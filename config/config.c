@@ -27,13 +27,34 @@ typedef struct key {
     const char *choices; /* T_ENUM: '|'-separated */
 } key_t_;
 
-#define S(name, field, def) {name, T_STR, offsetof(conf_t, field), def, 0, 0, NULL}
-#define SEC(name, field) {name, T_SECRET, offsetof(conf_t, field), "", 0, 0, NULL}
-#define I(name, field, def, lo, hi) {name, T_INT, offsetof(conf_t, field), def, lo, hi, NULL}
-#define B(name, field, def) {name, T_BOOL, offsetof(conf_t, field), def, 0, 0, NULL}
-#define E(name, field, def, ch) {name, T_ENUM, offsetof(conf_t, field), def, 0, 0, ch}
-#define L(name, field, def) {name, T_LISTEN, offsetof(conf_t, field), def, 0, 0, NULL}
-#define U(name, field, def) {name, T_URL, offsetof(conf_t, field), def, 0, 0, NULL}
+#define S(name, field, def)                                                                        \
+    {                                                                                              \
+        name, T_STR, offsetof(conf_t, field), def, 0, 0, NULL                                      \
+    }
+#define SEC(name, field)                                                                           \
+    {                                                                                              \
+        name, T_SECRET, offsetof(conf_t, field), "", 0, 0, NULL                                    \
+    }
+#define I(name, field, def, lo, hi)                                                                \
+    {                                                                                              \
+        name, T_INT, offsetof(conf_t, field), def, lo, hi, NULL                                    \
+    }
+#define B(name, field, def)                                                                        \
+    {                                                                                              \
+        name, T_BOOL, offsetof(conf_t, field), def, 0, 0, NULL                                     \
+    }
+#define E(name, field, def, ch)                                                                    \
+    {                                                                                              \
+        name, T_ENUM, offsetof(conf_t, field), def, 0, 0, ch                                       \
+    }
+#define L(name, field, def)                                                                        \
+    {                                                                                              \
+        name, T_LISTEN, offsetof(conf_t, field), def, 0, 0, NULL                                   \
+    }
+#define U(name, field, def)                                                                        \
+    {                                                                                              \
+        name, T_URL, offsetof(conf_t, field), def, 0, 0, NULL                                      \
+    }
 
 static const key_t_ keys[] = {
     E("log.level", log_level, "info", "debug|info|warn|error"),
@@ -93,8 +114,8 @@ static const key_t_ keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const template_fields[] = {"title",      "body",     "sound", "priority",
-                                              "channel_id", "action",   "type",  "ttl",
+static const char *const template_fields[] = {"title",       "body",     "sound", "priority",
+                                              "channel_id",  "action",   "type",  "ttl",
                                               "category_id", "subtitle", NULL};
 
 static char **str_at(conf_t *c, const key_t_ *k)
@@ -165,8 +186,7 @@ static int parse_value(conf_t *c, const key_t_ *k, const char *v, char *msg, siz
             return -1;
         }
         if (n < k->min || n > k->max) {
-            snprintf(msg, msglen, "%s: %ld is out of range [%ld, %ld]", k->name, n, k->min,
-                     k->max);
+            snprintf(msg, msglen, "%s: %ld is out of range [%ld, %ld]", k->name, n, k->min, k->max);
             return -1;
         }
         *long_at(c, k) = n;

@@ -1,4 +1,5 @@
-/* config.h - herald's configuration: `key = value` file, HERALD_* environment overrides, validation.
+/* config.h - herald's configuration: `key = value` file, HERALD_* environment overrides,
+ * validation.
  *
  * conf_t is plain data read by every module. Loading is a setup path: errors are written as a
  * sentence "file:line: message" (or "env HERALD_X: message") into err. */

@@ -30,11 +30,11 @@ typedef struct http_req_ops {
 struct http_req {
     const http_req_ops_t *ops;
     const char *method;
-    const char *path;    /* without the query string */
-    const char *body;    /* NULL when empty; not NUL-terminated */
+    const char *path; /* without the query string */
+    const char *body; /* NULL when empty; not NUL-terminated */
     size_t body_len;
-    bool body_too_large; /* the body exceeded the listener's limit and was not read */
-    const char *peer_ip; /* textual address of the TCP peer */
+    bool body_too_large;         /* the body exceeded the listener's limit and was not read */
+    const char *peer_ip;         /* textual address of the TCP peer */
     unsigned long long start_us; /* monotonic time the request arrived */
 };
 

@@ -56,7 +56,7 @@ void log_redact(const char *token, char *out, size_t outlen)
         snprintf(out, outlen, "…%s", token + n - 6);
 }
 
-static void put_value(buf_t *b, const log_kv_t *kv)
+void log_kv_value_json(buf_t *b, const log_kv_t *kv)
 {
     char red[32];
     switch (kv->t) {
@@ -98,7 +98,7 @@ void log_write(log_level_t lvl, const char *msg, const log_kv_t *kv, size_t n)
         buf_putc(&b, ',');
         buf_json_str(&b, kv[i].k, strlen(kv[i].k));
         buf_putc(&b, ':');
-        put_value(&b, &kv[i]);
+        log_kv_value_json(&b, &kv[i]);
     }
     buf_puts(&b, "}\n");
     const char *p = b.data;

@@ -56,6 +56,10 @@ void log_set_level(log_level_t lvl);
 /* Parses "debug", "info", "warn", "error"; returns 0 or -1. */
 int log_level_parse(const char *s, log_level_t *out);
 const char *log_level_name(log_level_t lvl);
+struct buf;
+/* Appends kv's value as JSON (strings escaped, 't' values redacted, non-finite numbers as null):
+ * the same encoding the log uses, for other JSON records (the delivery trace). */
+void log_kv_value_json(struct buf *out, const log_kv_t *kv);
 /* Writes a redacted form of a push token ("…" + last 6 characters) into out (>= 16 bytes). */
 void log_redact(const char *token, char *out, size_t outlen);
 

@@ -39,8 +39,8 @@ struct metric_reg {
     metric_fam_t **tail;
 };
 
-static const double default_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                        0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
+static const double default_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 metric_reg_t *metric_reg_create(void)
 {

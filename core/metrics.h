@@ -18,7 +18,7 @@ typedef struct metric metric_t;
 
 typedef enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type_t;
 
-metric_reg_t *metric_reg_create(void);       /* new: free with metric_reg_destroy */
+metric_reg_t *metric_reg_create(void);      /* new: free with metric_reg_destroy */
 void metric_reg_destroy(metric_reg_t *reg); /* accepts NULL */
 
 /* `labels` is a comma-separated list of label names ("route,status") or NULL. Registering the same

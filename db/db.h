@@ -43,9 +43,9 @@ typedef enum {
 typedef void (*db_cb)(int status, const db_reply_t *reply, void *arg);
 
 typedef struct db_opts {
-    const char *url;      /* redis://[:password@]host:port[/db] or unix:///path/to/sock[?db=N] */
-    const char *password; /* overrides the URL's password when non-NULL and non-empty */
-    long timeout_ms;      /* per-command and connect timeout */
+    const char *url;       /* redis://[:password@]host:port[/db] or unix:///path/to/sock[?db=N] */
+    const char *password;  /* overrides the URL's password when non-NULL and non-empty */
+    long timeout_ms;       /* per-command and connect timeout */
     metric_reg_t *metrics; /* borrowed; may be NULL */
     const char *name;      /* label for logs/metrics ("main"); NULL means "main" */
 } db_opts_t;

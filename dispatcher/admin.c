@@ -49,10 +49,10 @@ disp_admin_t *disp_admin_create(metric_reg_t *metrics)
     disp_admin_t *a = xcalloc(1, sizeof *a);
     a->metrics = metrics;
     a->started_ms = clk_wall_ms();
-    metric_set(metric_get(metric_gauge_new(metrics, "herald_build_info", "Build information.",
-                                           "version"),
-                          HERALD_VERSION),
-               1);
+    metric_set(
+        metric_get(metric_gauge_new(metrics, "herald_build_info", "Build information.", "version"),
+                   HERALD_VERSION),
+        1);
     metric_set_fn(metric_get(metric_gauge_new(metrics, "herald_process_resident_memory_bytes",
                                               "Resident set size.", NULL)),
                   rss_bytes, NULL);
@@ -107,7 +107,10 @@ static void readyz(disp_admin_t *a, http_req_t *req)
         else
             buf_json_str(&b, reason, strlen(reason));
     }
-    buf_printf(&b, "},\"status\":\"%s\"}", a->draining ? "draining" : ready ? "ready" : "not ready");
+    buf_printf(&b, "},\"status\":\"%s\"}",
+               a->draining ? "draining"
+               : ready     ? "ready"
+                           : "not ready");
     reply(req, ready ? 200 : 503, "application/json", &b);
     buf_cleanup(&b);
 }

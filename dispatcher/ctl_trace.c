@@ -31,7 +31,8 @@ static void details(json_t *rec, buf_t *out)
         if (!strcmp(k, "ts") || !strcmp(k, "event") || !strcmp(k, "jobId") ||
             !strcmp(k, "userId") || !strcmp(k, "deviceId") || json_is_null(v))
             continue;
-        char *s = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_is_string(v) ? xstrdup(json_string_value(v))
+                                    : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         buf_printf(out, "%s%s=%s", out->len ? " " : "", k, s ? s : "");
         free(s);
     }
@@ -172,8 +173,8 @@ static void on_delivered(const queue_delivery_t *dr, void *arg)
     s->done = true;
 }
 
-static void event_json(buf_t *b, const char *user, const char *job, const char *status,
-                       bool batch, long count, const char *error)
+static void event_json(buf_t *b, const char *user, const char *job, const char *status, bool batch,
+                       long count, const char *error)
 {
     char ts[40];
     clk_iso8601_ms(clk_wall_ms(), ts, sizeof ts);
@@ -205,8 +206,8 @@ static void sns_wrap(buf_t *b, const char *inner, const char *user, const char *
     json_t *o = json_object();
     json_object_set_new(o, "Type", json_string("Notification"));
     json_object_set_new(o, "MessageId", json_string(id));
-    json_object_set_new(o, "TopicArn",
-                        json_string("arn:aws:sns:us-east-1:000000000000:photoeditor-notifications"));
+    json_object_set_new(
+        o, "TopicArn", json_string("arn:aws:sns:us-east-1:000000000000:photoeditor-notifications"));
     json_object_set_new(o, "Message", json_string(inner));
     json_object_set_new(o, "Timestamp", json_string(ts));
     json_t *attrs = json_object();
@@ -221,8 +222,8 @@ static void sns_wrap(buf_t *b, const char *inner, const char *user, const char *
     json_decref(o);
 }
 
-static int publish_send(const conf_t *conf, const char *topic, const buf_t *value,
-                        const char *key, bool as_json)
+static int publish_send(const conf_t *conf, const char *topic, const buf_t *value, const char *key,
+                        bool as_json)
 {
     char err[512];
     uv_loop_t loop;
@@ -245,7 +246,9 @@ static int publish_send(const conf_t *conf, const char *topic, const buf_t *valu
     uv_loop_close(&loop);
     if (rc != 0 || !s.done || s.dr.status != QUEUE_OK) {
         fprintf(stderr, "heraldctl publish: kafka unavailable: %s\n",
-                rc != 0 ? queue_strerror(rc) : s.done ? s.error : "no acknowledgement in 15 s");
+                rc != 0  ? queue_strerror(rc)
+                : s.done ? s.error
+                         : "no acknowledgement in 15 s");
         return CTL_UNAVAILABLE;
     }
     if (as_json)

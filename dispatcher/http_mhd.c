@@ -1,9 +1,9 @@
 /* http_mhd.c - the libmicrohttpd adapter behind http_server.h.
  *
  * MHD runs without a thread of its own (MHD_USE_EPOLL): libuv watches MHD's epoll descriptor and a
- * timer armed from MHD_get_timeout(), and calls MHD_run() on either. A request whose handler answers
- * later is suspended (MHD_suspend_connection) and resumed by http_respond(); MHD then calls the
- * access handler again, which queues the stored response. */
+ * timer armed from MHD_get_timeout(), and calls MHD_run() on either. A request whose handler
+ * answers later is suspended (MHD_suspend_connection) and resumed by http_respond(); MHD then calls
+ * the access handler again, which queues the stored response. */
 #include "dispatcher/http_server.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -156,8 +156,8 @@ static int declared_too_large(hreq_t *h)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
 {
     disp_http_t *s = cls;
     hreq_t *h = *con_cls;
@@ -277,8 +277,8 @@ static int bound_port(struct MHD_Daemon *d)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o,
-                              disp_http_handler handler, void *arg, char *err, size_t errlen)
+disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_http_handler handler,
+                              void *arg, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     if (resolve(o->listen, &ss, err, errlen) != 0)
@@ -292,14 +292,13 @@ disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o,
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)(o->reuse_port ? 1 : 0), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (s->mhd == NULL) {
         snprintf(err, errlen, "%s listener: cannot listen on %s", o->name, o->listen);
         free(s);

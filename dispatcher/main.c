@@ -13,17 +13,19 @@ extern char **environ;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: herald [--config FILE] [--check-config] [--ready-file FILE]\n"
-               "       herald --version | --help\n"
-               "\n"
-               "  -c, --config FILE      configuration file (key = value lines); HERALD_* environment\n"
-               "                         variables override it (HERALD_CONFIG names the file too)\n"
-               "      --check-config     validate the configuration, print it (secrets hidden), exit\n"
-               "      --ready-file FILE  once listening, write {\"pid\",\"api_port\",\"admin_port\"} there\n"
-               "  -V, --version          print the version\n"
-               "  -h, --help             this text\n"
-               "\n"
-               "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads log level and rate limits.\n");
+    fprintf(
+        f, "usage: herald [--config FILE] [--check-config] [--ready-file FILE]\n"
+           "       herald --version | --help\n"
+           "\n"
+           "  -c, --config FILE      configuration file (key = value lines); HERALD_* environment\n"
+           "                         variables override it (HERALD_CONFIG names the file too)\n"
+           "      --check-config     validate the configuration, print it (secrets hidden), exit\n"
+           "      --ready-file FILE  once listening, write {\"pid\",\"api_port\",\"admin_port\"} "
+           "there\n"
+           "  -V, --version          print the version\n"
+           "  -h, --help             this text\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads log level and rate limits.\n");
 }
 
 int main(int argc, char **argv)

@@ -8,10 +8,21 @@
 #include <string.h>
 
 #define NFIELDS 10
-enum { F_TITLE, F_BODY, F_SUBTITLE, F_SOUND, F_PRIORITY, F_CHANNEL, F_CATEGORY, F_TTL, F_ACTION, F_TYPE };
-static const char *const field_names[NFIELDS] = {"title",      "body",        "subtitle", "sound",
-                                                 "priority",   "channel_id",  "category_id",
-                                                 "ttl",        "action",      "type"};
+enum {
+    F_TITLE,
+    F_BODY,
+    F_SUBTITLE,
+    F_SOUND,
+    F_PRIORITY,
+    F_CHANNEL,
+    F_CATEGORY,
+    F_TTL,
+    F_ACTION,
+    F_TYPE
+};
+static const char *const field_names[NFIELDS] = {"title",    "body",       "subtitle",    "sound",
+                                                 "priority", "channel_id", "category_id", "ttl",
+                                                 "action",   "type"};
 
 typedef struct tmpl {
     char name[40];
@@ -30,14 +41,13 @@ static const char *const defaults[][5] = {
      "job_status_update"},
     {"FAILED", "Photo Editor - Error", "{error|There was an error processing your photo}", "retry",
      "job_status_update"},
-    {"PROCESSING", "Photo Editor - Processing", "Analyzing your photo...", "",
-     "job_status_update"},
+    {"PROCESSING", "Photo Editor - Processing", "Analyzing your photo...", "", "job_status_update"},
     {"EDITING", "Photo Editor - Enhancing", "Applying enhancements to your photo...", "",
      "job_status_update"},
     {"QUEUED", "Photo Editor - Queued", "Your photo is waiting to be processed", "",
      "job_status_update"},
-    {"BATCH_COMPLETED", "Photo Editor - Batch Complete!", "All {count} photos are ready for download",
-     "view_batch", "batch_completion"},
+    {"BATCH_COMPLETED", "Photo Editor - Batch Complete!",
+     "All {count} photos are ready for download", "view_batch", "batch_completion"},
 };
 
 static tmpl_t *find(const disp_templates_t *t, const char *name)

@@ -6,7 +6,6 @@
 #include "core/xalloc.h"
 #include "db/db.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,36 +56,10 @@ void disp_trace_destroy(disp_trace_t *t)
 
 static void put_kv(buf_t *b, const log_kv_t *kv)
 {
-    char red[32];
     buf_putc(b, ',');
     buf_json_str(b, kv->k, strlen(kv->k));
     buf_putc(b, ':');
-    switch (kv->t) {
-    case 'i':
-        buf_printf(b, "%lld", kv->i);
-        break;
-    case 'd':
-        if (isfinite(kv->d))
-            buf_printf(b, "%.6g", kv->d);
-        else
-            buf_puts(b, "null");
-        break;
-    case 'b':
-        buf_puts(b, kv->i ? "true" : "false");
-        break;
-    case 'r':
-        buf_puts(b, kv->s ? kv->s : "null");
-        break;
-    case 't':
-        log_redact(kv->s, red, sizeof red);
-        buf_json_str(b, red, strlen(red));
-        break;
-    default:
-        if (kv->s)
-            buf_json_str(b, kv->s, strlen(kv->s));
-        else
-            buf_puts(b, "null");
-    }
+    log_kv_value_json(b, kv);
 }
 
 static void on_written(int status, const db_reply_t *reply, void *arg)
@@ -96,8 +69,8 @@ static void on_written(int status, const db_reply_t *reply, void *arg)
     (void)status; /* best effort: the log line below carries the same facts */
 }
 
-void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id,
-                    const char *device_id, const char *event, const log_kv_t *kv, size_t n)
+void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
+                    const char *event, const log_kv_t *kv, size_t n)
 {
     char ts[40];
     int64_t now = clk_wall_ms();

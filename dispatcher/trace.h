@@ -22,8 +22,8 @@ void disp_trace_destroy(disp_trace_t *t);
 
 /* Appends one record: event name plus extra fields (the log_kv_t vocabulary of core/log.h; 't'
  * values are redacted tokens). device_id may be NULL. */
-void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id,
-                    const char *device_id, const char *event, const log_kv_t *kv, size_t n);
+void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
+                    const char *event, const log_kv_t *kv, size_t n);
 
 #define TRACE(t, job, user, device, event, ...)                                                    \
     do {                                                                                           \

@@ -228,9 +228,9 @@ static bool authenticate(call_t *c)
     }
     metric_inc(metric_get(api->m_authfail, reason));
     bool missing = strcmp(reason, "missing") == 0;
-    const http_header_t wa[] = {
-        {"WWW-Authenticate", missing ? "Bearer realm=\"herald\"" : "Bearer error=\"invalid_token\""},
-        {NULL, NULL}};
+    const http_header_t wa[] = {{"WWW-Authenticate", missing ? "Bearer realm=\"herald\""
+                                                             : "Bearer error=\"invalid_token\""},
+                                {NULL, NULL}};
     problem(c, 401, "unauthorized", "Unauthorized", NULL, "A valid bearer token is required", wa);
     return false;
 }
@@ -269,7 +269,7 @@ static const char *take_field(json_t *o, const char *name, char *out, size_t max
 
 static const char *check_fields(json_t *o, tok_reg_body_t *out, char *d, size_t dlen)
 {
-    static const char *const protected_fields[] = {"userId", "isActive", "registeredAt",
+    static const char *const protected_fields[] = {"userId",    "isActive",  "registeredAt",
                                                    "updatedAt", "expiresAt", NULL};
     static const char *const names[] = {"deviceId", "expoPushToken", "platform"};
     char platform[16];
@@ -378,8 +378,8 @@ static void on_registered(int status, const tok_reg_result_t *res, void *arg)
     if (res->reassigned) {
         metric_inc(metric_get(c->api->m_deact, "reassigned"));
         LOG(LOG_LVL_INFO, "token reassigned", LKS("userId", c->user), LKS("deviceId", c->device),
-            LKS("previousUserId", res->prev_user_id),
-            LKS("previousDeviceId", res->prev_device_id), LKS("requestId", c->request_id));
+            LKS("previousUserId", res->prev_user_id), LKS("previousDeviceId", res->prev_device_id),
+            LKS("requestId", c->request_id));
     }
     buf_t b = BUF_INIT;
     buf_printf(&b, "{\"success\":true,\"message\":\"%s\",\"deviceToken\":",
@@ -528,13 +528,13 @@ tok_api_t *tok_api_create(const tok_api_opts_t *o)
     tok_api_t *api = xcalloc(1, sizeof *api);
     api->o = *o;
     api->o.trusted_header = NULL;
-    api->trusted_header = o->trusted_header && *o->trusted_header ? xstrdup(o->trusted_header)
-                                                                   : NULL;
+    api->trusted_header =
+        o->trusted_header && *o->trusted_header ? xstrdup(o->trusted_header) : NULL;
     api->rl_enabled = o->ratelimit != NULL;
     metric_reg_t *m = o->metrics;
-    api->m_requests = metric_counter_new(m, "herald_http_requests_total",
-                                         "API requests by route, method and status.",
-                                         "route,method,status");
+    api->m_requests =
+        metric_counter_new(m, "herald_http_requests_total",
+                           "API requests by route, method and status.", "route,method,status");
     api->m_latency = metric_histogram_new(m, "herald_http_request_duration_seconds",
                                           "API request latency.", "route,method", NULL, 0);
     api->m_regs = metric_counter_new(m, "herald_registrations_total",
@@ -545,9 +545,9 @@ tok_api_t *tok_api_create(const tok_api_opts_t *o)
                                          "Rejected API authentications by reason.", "reason");
     api->m_limited = metric_counter_new(m, "herald_ratelimited_total",
                                         "API requests refused by the rate limiter, by key.", "key");
-    api->m_rlerr = metric_counter_new(m, "herald_ratelimit_errors_total",
-                                      "Rate-limit checks that failed (requests let through).",
-                                      NULL);
+    api->m_rlerr =
+        metric_counter_new(m, "herald_ratelimit_errors_total",
+                           "Rate-limit checks that failed (requests let through).", NULL);
     return api;
 }
 

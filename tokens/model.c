@@ -194,6 +194,5 @@ done:
 
 bool tok_record_deliverable(const tok_record_t *r, int64_t now_s)
 {
-    return r->active && r->expires_at > now_s &&
-           tok_valid_token(r->token, strlen(r->token)) == 0;
+    return r->active && r->expires_at > now_s && tok_valid_token(r->token, strlen(r->token)) == 0;
 }

@@ -14,11 +14,11 @@ typedef struct tok_rl tok_rl_t;
 
 typedef struct tok_rl_result {
     bool allowed;
-    const char *which;    /* "user" or "ip": the key that refused (static string), NULL if allowed */
-    long limit;           /* the burst of the tightest key (RateLimit-Limit) */
-    long remaining;       /* requests left right now on the tightest key (RateLimit-Remaining) */
-    long reset_s;         /* seconds until that key is full again (RateLimit-Reset) */
-    long retry_after_s;   /* when refused: seconds until one request is allowed (>= 1) */
+    const char *which;  /* "user" or "ip": the key that refused (static string), NULL if allowed */
+    long limit;         /* the burst of the tightest key (RateLimit-Limit) */
+    long remaining;     /* requests left right now on the tightest key (RateLimit-Remaining) */
+    long reset_s;       /* seconds until that key is full again (RateLimit-Reset) */
+    long retry_after_s; /* when refused: seconds until one request is allowed (>= 1) */
 } tok_rl_result_t;
 
 /* status is 0, or negative (Redis unavailable): the caller decides to fail open or closed. */

@@ -28,7 +28,7 @@ enum {
 };
 
 typedef struct tok_reg_req {
-    const char *user_id;  /* validated by the caller */
+    const char *user_id; /* validated by the caller */
     const char *device_id;
     const char *token;
     tok_platform_t platform;
@@ -36,9 +36,9 @@ typedef struct tok_reg_req {
 } tok_reg_req_t;
 
 typedef struct tok_reg_result {
-    bool created;          /* first registration of (user, device) */
-    tok_record_t record;   /* the record as stored */
-    bool reassigned;       /* the token was bound to another (user, device), now deactivated */
+    bool created;        /* first registration of (user, device) */
+    tok_record_t record; /* the record as stored */
+    bool reassigned;     /* the token was bound to another (user, device), now deactivated */
     char prev_user_id[TOK_USER_MAX + 1];
     char prev_device_id[TOK_DEVICE_MAX + 1];
 } tok_reg_result_t;

@@ -123,8 +123,8 @@ static void register_device(const char *user, const char *device, const char *to
 {
     char body[512];
     th_resp_t r;
-    snprintf(body, sizeof body, "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"ios\"}",
-             device, token);
+    snprintf(body, sizeof body,
+             "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"ios\"}", device, token);
     api(&herald, "POST", "/v1/device-tokens", user, "application/json", body, &r);
     if (r.status != want)
         fail_msg("register %s/%s: status %ld, body %s", user, device, r.status, buf_cstr(&r.body));
@@ -158,8 +158,8 @@ static void test_register_update_list(void **state)
 {
     (void)state;
     th_resp_t r;
-    const char *body = "{\"deviceId\":\"phone-1\",\"expoPushToken\":\"" TOKEN_A
-                       "\",\"platform\":\"ios\"}";
+    const char *body =
+        "{\"deviceId\":\"phone-1\",\"expoPushToken\":\"" TOKEN_A "\",\"platform\":\"ios\"}";
     api(&herald, "POST", "/v1/device-tokens", "user-1", "application/json", body, &r);
     assert_int_equal(r.status, 201);
     json_t *j = body_json(&r);
@@ -468,8 +468,8 @@ static void test_request_ids(void **state)
     assert_non_null(th_resp_header(&r, "X-Request-Id", rid, sizeof rid));
     assert_string_equal(rid, "my-req-42");
     th_resp_cleanup(&r);
-    assert_true(th_wait_file_contains(herald.log, "4bf92f3577b34da6a3ce929d0e0e4736", NULL, 0,
-                                      5000));
+    assert_true(
+        th_wait_file_contains(herald.log, "4bf92f3577b34da6a3ce929d0e0e4736", NULL, 0, 5000));
     /* A hostile request id is replaced by a generated one. */
     const char *h2[] = {auth, "X-Request-Id: bad id\"<script>", NULL};
     assert_int_equal(th_http("GET", url, h2, NULL, 0, &r), 0);
@@ -669,18 +669,12 @@ static void test_check_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_update_list),
-        cmocka_unit_test(test_deactivate_and_purge),
-        cmocka_unit_test(test_reassignment),
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_routes_and_methods),
-        cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_request_ids),
-        cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_check_config),
-        cmocka_unit_test(test_sweep_in_daemon),
-        cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_register_update_list), cmocka_unit_test(test_deactivate_and_purge),
+        cmocka_unit_test(test_reassignment),         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_routes_and_methods),   cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_request_ids),          cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_rate_limit),           cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_redis_outage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,8 +72,6 @@ int th_http(const char *method, const char *url, const char *const *headers, con
 const char *th_resp_header(const th_resp_t *r, const char *name, char *out, size_t outlen);
 void th_resp_cleanup(th_resp_t *r);
 
-
-
 /* Mints an HS256 JWT for tests: payload is the claims JSON text (borrowed). Returns new string. */
 char *th_jwt_hs256(const char *secret, const char *payload_json);
 /* Same with a custom header JSON (to test alg confusion, none, ...). sign=false leaves the

@@ -62,8 +62,7 @@ void th_kafka_stop(void)
     mc = NULL;
 }
 
-int th_kafka_send(const char *topic, const char *key, const char *value,
-                  const char *const *headers)
+int th_kafka_send(const char *topic, const char *key, const char *value, const char *const *headers)
 {
     rd_kafka_headers_t *h = NULL;
     if (headers) {
@@ -75,8 +74,8 @@ int th_kafka_send(const char *topic, const char *key, const char *value,
         rd_kafka_resp_err_t e = rd_kafka_producev(
             producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, strlen(value)),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, strlen(value)), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)

@@ -132,8 +132,8 @@ static void test_env(void **state)
     assert_string_equal(err, "env HERALD_TOKENS_TTL: no configuration key has this name");
     char *bad2[] = {"HERALD_TOKENS_TTL_DAYS=x", NULL};
     assert_int_equal(conf_apply_env(c, bad2, err, sizeof err), -1);
-    assert_string_equal(err,
-                        "env HERALD_TOKENS_TTL_DAYS: tokens.ttl_days: expected an integer, got \"x\"");
+    assert_string_equal(
+        err, "env HERALD_TOKENS_TTL_DAYS: tokens.ttl_days: expected an integer, got \"x\"");
     conf_destroy(c);
 }
 
@@ -146,9 +146,8 @@ static void test_validate(void **state)
     assert_non_null(strstr(err, "auth.mode = jwt needs"));
     assert_int_equal(load(c, "auth.jwt.hs256_secret_file = /x\n", err, sizeof err), 0);
     assert_int_equal(conf_validate(c, err, sizeof err), 0);
-    assert_int_equal(load(c, "kafka.embedded = true\nkafka.bootstrap.servers = h:9092\n", err,
-                          sizeof err),
-                     0);
+    assert_int_equal(
+        load(c, "kafka.embedded = true\nkafka.bootstrap.servers = h:9092\n", err, sizeof err), 0);
     assert_int_equal(conf_validate(c, err, sizeof err), -1);
     assert_non_null(strstr(err, "kafka.embedded = true cannot be combined"));
     conf_destroy(c);
@@ -212,9 +211,9 @@ static void test_shipped_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_syntax),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_long_line_and_nul),
-        cmocka_unit_test(test_env),        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_file_syntax),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_long_line_and_nul),
+        cmocka_unit_test(test_env),          cmocka_unit_test(test_validate),
         cmocka_unit_test(test_listen_parse), cmocka_unit_test(test_shipped_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,7 +114,7 @@ static void test_clock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_json),      cmocka_unit_test(test_log_redacts_tokens),
+        cmocka_unit_test(test_buf_json),       cmocka_unit_test(test_log_redacts_tokens),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock),
     };

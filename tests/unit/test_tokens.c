@@ -18,14 +18,20 @@ static void test_token_formats(void **state)
 {
     (void)state;
     static const char *const good[] = {
-        "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]", "ExpoPushToken[a]",
-        "ExponentPushToken[A-b_9]", "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
-        "3F2504E0-4F89-11D3-9A0C-0305E82C3301"};
-    static const char *const bad[] = {
-        "", "ExponentPushToken[]", "ExponentPushToken[a b]", "ExponentPushToken[a",
-        "ExponentPushToken[a]x", "exponentpushtoken[a]", "ExpoPushToken[a.b]",
-        "fcm:APA91bH...", "3f2504e0-4f89-11d3-9a0c-0305e82c330", "3f2504e0_4f89_11d3_9a0c_0305e82c3301",
-        "3f2504e0-4f89-11d3-9a0c-0305e82c330g", "ExponentPushToken[\xc3\xa9]"};
+        "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]", "ExpoPushToken[a]", "ExponentPushToken[A-b_9]",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "3F2504E0-4F89-11D3-9A0C-0305E82C3301"};
+    static const char *const bad[] = {"",
+                                      "ExponentPushToken[]",
+                                      "ExponentPushToken[a b]",
+                                      "ExponentPushToken[a",
+                                      "ExponentPushToken[a]x",
+                                      "exponentpushtoken[a]",
+                                      "ExpoPushToken[a.b]",
+                                      "fcm:APA91bH...",
+                                      "3f2504e0-4f89-11d3-9a0c-0305e82c330",
+                                      "3f2504e0_4f89_11d3_9a0c_0305e82c3301",
+                                      "3f2504e0-4f89-11d3-9a0c-0305e82c330g",
+                                      "ExponentPushToken[\xc3\xa9]"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (tok_valid_token(good[i], strlen(good[i])) != 0)
             fail_msg("should be valid: %s", good[i]);
@@ -48,7 +54,10 @@ static void test_ids(void **state)
     assert_int_equal(tok_valid_device(s, 129), -1);
     assert_int_equal(tok_valid_device("", 0), -1);
     assert_int_equal(tok_valid_device("a\tb", 3), -1);
-    assert_int_equal(tok_valid_user("user\x1f" "x", 6), -1);
+    assert_int_equal(tok_valid_user("user\x1f"
+                                    "x",
+                                    6),
+                     -1);
     assert_int_equal(tok_valid_user("us-east-1:0f0e", 14), 0);
     tok_platform_t p;
     assert_int_equal(tok_platform_parse("android", &p), 0);
@@ -102,7 +111,8 @@ static void test_body_parser(void **state)
         if (rc == 0)
             fail_msg("case %zu should fail: %s", i, cases[i].body);
         assert_true(detail[0] != '\0');
-        if (cases[i].field == NULL ? field != NULL : (field == NULL || strcmp(field, cases[i].field)))
+        if (cases[i].field == NULL ? field != NULL
+                                   : (field == NULL || strcmp(field, cases[i].field)))
             fail_msg("case %zu: field %s, want %s", i, field ? field : "(none)",
                      cases[i].field ? cases[i].field : "(none)");
     }
@@ -203,8 +213,8 @@ static bool fake_ready(const tok_store_t *s)
     return true;
 }
 
-static const tok_store_ops_t fake_store_ops = {fake_register, NULL, NULL, fake_list, NULL,
-                                               fake_ready,    NULL};
+static const tok_store_ops_t fake_store_ops = {fake_register, NULL,       NULL, fake_list,
+                                               NULL,          fake_ready, NULL};
 
 static fake_req_t *run(tok_api_t *api, const char *method, const char *path, const char *user,
                        const char *ctype, const char *body)
@@ -258,7 +268,8 @@ static void test_api_answers(void **state)
     o.metrics = m;
     tok_api_t *api = tok_api_create(&o);
     const char *J = "application/json";
-    const char *ok = "{\"deviceId\":\"d\",\"expoPushToken\":\"ExpoPushToken[a]\",\"platform\":\"ios\"}";
+    const char *ok =
+        "{\"deviceId\":\"d\",\"expoPushToken\":\"ExpoPushToken[a]\",\"platform\":\"ios\"}";
 
     expect_problem(run(api, "GET", "/v2/x", "u", NULL, NULL), 404, NULL, NULL);
     fake_req_t *f = run(api, "PUT", "/v1/device-tokens", "u", J, ok);
@@ -288,8 +299,8 @@ static void test_api_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_formats),  cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_body_parser),    cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_token_formats), cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_body_parser),   cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_api_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
