@@ -601,6 +601,39 @@ static void test_redis_outage(void **state)
     assert_true(th_alive(&herald.proc));
 }
 
+/* SIGHUP reloads rate limits (and the log level) from the file without a restart. */
+static void test_sighup_reload(void **state)
+{
+    (void)state;
+    th_herald_t h = {0};
+    assert_int_equal(start_herald(&h, "ratelimit.user_burst = 7\n"), 0);
+    th_resp_t r;
+    char v[32];
+    api(&h, "GET", "/v1/device-tokens", "hup-user", NULL, NULL, &r);
+    assert_non_null(th_resp_header(&r, "RateLimit-Limit", v, sizeof v));
+    assert_string_equal(v, "7");
+    th_resp_cleanup(&r);
+    FILE *f = fopen(h.conf, "a");
+    fputs("ratelimit.user_burst = 9\n", f);
+    fclose(f);
+    kill(h.proc.pid, SIGHUP);
+    assert_true(th_wait_file_contains(h.log, "configuration reloaded", NULL, 0, 10000));
+    api(&h, "GET", "/v1/device-tokens", "hup-user", NULL, NULL, &r);
+    assert_non_null(th_resp_header(&r, "RateLimit-Limit", v, sizeof v));
+    assert_string_equal(v, "9");
+    th_resp_cleanup(&r);
+    /* A broken file keeps the running configuration. */
+    f = fopen(h.conf, "a");
+    fputs("ratelimit.user_burst = lots\n", f);
+    fclose(f);
+    kill(h.proc.pid, SIGHUP);
+    assert_true(th_wait_file_contains(h.log, "reload failed", NULL, 0, 10000));
+    api(&h, "GET", "/v1/device-tokens", "hup-user", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
 struct gone {
     const char *cmd;
 };
@@ -674,7 +707,8 @@ int main(void)
         cmocka_unit_test(test_routes_and_methods),   cmocka_unit_test(test_auth),
         cmocka_unit_test(test_request_ids),          cmocka_unit_test(test_admin),
         cmocka_unit_test(test_rate_limit),           cmocka_unit_test(test_check_config),
-        cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_sighup_reload),
+        cmocka_unit_test(test_redis_outage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
