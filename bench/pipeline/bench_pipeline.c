@@ -36,7 +36,7 @@ static struct {
 static th_redis_t redis;
 static th_herald_t herald;
 static th_proc_t sim;
-static char dir[256], sim_url[64], record_path[300];
+static char dir[256], sim_url[96], record_path[300];
 
 static long long wall_ms(void)
 {
