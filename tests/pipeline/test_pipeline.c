@@ -24,7 +24,7 @@
 static th_redis_t redis;
 static th_herald_t herald;
 static th_proc_t sim;
-static char sim_url[64];
+static char sim_url[96];
 static char dir[256];
 static const char *bootstrap;
 
