@@ -15,6 +15,7 @@
 
 #define RETRY_BASE_MS 100
 #define RETRY_CAP_MS 5000
+#define OK_BATCH_MAX 256 /* accepted notifications made durable per pair of Redis calls */
 
 typedef enum { DEV_NEW, DEV_SENDING, DEV_DONE, DEV_WAITING } dev_state_t;
 
@@ -50,11 +51,22 @@ struct job {
     int64_t event_ms;
 };
 
+/* Accepted notifications of one loop turn: their receipt checks are scheduled in one script call
+ * and their marks set done in another, instead of two calls per notification. */
+typedef struct ok_batch {
+    disp_pipeline_t *p;
+    size_t n;
+    pdev_t *devs[OK_BATCH_MAX];
+} ok_batch_t;
+
 struct disp_pipeline {
     disp_pipeline_deps_t d;
     char *prefix;
     char *dlq_topic;
     db_script_t *claim;
+    db_script_t *done_many;
+    ok_batch_t *ok;   /* collecting; NULL when empty */
+    bool ok_deferred; /* a flush of `ok` is scheduled */
     job_t *jobs;
     size_t njobs;
     bool aborted;
@@ -167,7 +179,8 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     metric_set(p->m_jobs, (double)p->njobs);
     TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
-          LKS("topic", queue_ticket_topic(ticket)), LKI("partition", queue_ticket_partition(ticket)),
+          LKS("topic", queue_ticket_topic(ticket)),
+          LKI("partition", queue_ticket_partition(ticket)),
           LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
     if (!disp_templates_notifies(p->d.templates, ev)) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
@@ -298,7 +311,7 @@ static void claim(job_t *j)
     char ttl[24];
     size_t n = 0;
     const char **argv = xcalloc(j->ndevs + 1, sizeof *argv);
-    char (*keys)[320] = xcalloc(j->ndevs + 1, sizeof *keys);
+    char(*keys)[320] = xcalloc(j->ndevs + 1, sizeof *keys);
     for (size_t i = 0; i < j->ndevs; i++) {
         if (j->devs[i].state != DEV_NEW && j->devs[i].state != DEV_WAITING)
             continue;
@@ -366,10 +379,110 @@ static void schedule_receipt(pdev_t *dv)
 {
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {dv->ticket, dv->rec.user_id, dv->rec.device_id,
-                            dv->rec.token, j->ev->job_id, now_s};
+    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id,
+                            dv->rec.token, j->ev->job_id,   now_s};
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->d.conf->expo_receipt_delay_s,
                            on_scheduled, dv);
+}
+
+/* KEYS: dedup marks. ARGV[1]: done TTL seconds. */
+static const char done_many_lua[] = "for _, k in ipairs(KEYS) do\n"
+                                    "  redis.call('SET', k, 'done', 'EX', ARGV[1])\n"
+                                    "end\n"
+                                    "return #KEYS\n";
+
+static void on_batch_marked(int status, const db_reply_t *reply, void *arg)
+{
+    ok_batch_t *b = arg;
+    if (!b->p->aborted) {
+        bool ok = status == DB_OK && db_reply_type(reply) != DB_REPLY_ERROR;
+        for (size_t i = 0; i < b->n; i++) {
+            pdev_t *dv = b->devs[i];
+            if (!ok) {
+                dev_retry(dv, mark_done, "mark-done");
+                continue;
+            }
+            dv->state = DEV_DONE;
+            dev_finished(dv); /* may complete the job: touch dv no more */
+        }
+    }
+    free(b);
+}
+
+static void on_batch_scheduled(int status, void *arg)
+{
+    ok_batch_t *b = arg;
+    disp_pipeline_t *p = b->p;
+    if (p->aborted) {
+        free(b);
+        return;
+    }
+    if (status != 0) {
+        for (size_t i = 0; i < b->n; i++)
+            dev_retry(b->devs[i], schedule_receipt, "schedule-receipt");
+        free(b);
+        return;
+    }
+    char ttl[24];
+    const char **argv = xcalloc(b->n + 1, sizeof *argv);
+    char(*keys)[320] = xcalloc(b->n, sizeof *keys);
+    for (size_t i = 0; i < b->n; i++) {
+        mark_key(b->devs[i]->job, b->devs[i], keys[i], sizeof keys[i]);
+        argv[i] = keys[i];
+    }
+    snprintf(ttl, sizeof ttl, "%ld", p->d.conf->dedup_done_ttl_s);
+    argv[b->n] = ttl;
+    db_eval(p->d.db, p->done_many, on_batch_marked, b, (int)b->n, (int)b->n + 1, argv, NULL);
+    free(argv);
+    free(keys);
+}
+
+static void flush_ok(disp_pipeline_t *p)
+{
+    ok_batch_t *b = p->ok;
+    p->ok = NULL;
+    if (b == NULL)
+        return;
+    if (p->aborted) {
+        free(b);
+        return;
+    }
+    int64_t now_s = clk_wall_ms() / 1000;
+    expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
+    for (size_t i = 0; i < b->n; i++) {
+        pdev_t *dv = b->devs[i];
+        t[i] = (expo_ticket_info_t){dv->ticket,    dv->rec.user_id,     dv->rec.device_id,
+                                    dv->rec.token, dv->job->ev->job_id, now_s};
+    }
+    expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->d.conf->expo_receipt_delay_s,
+                           on_batch_scheduled, b);
+    free(t);
+}
+
+static void on_ok_defer(void *arg)
+{
+    disp_pipeline_t *p = arg;
+    p->ok_deferred = false;
+    flush_ok(p);
+}
+
+/* An accepted notification: durable once its receipt check is scheduled and its mark is done;
+ * both happen for the whole loop turn's batch at once. */
+static void ok_durable(pdev_t *dv)
+{
+    disp_pipeline_t *p = dv->job->p;
+    if (p->ok == NULL) {
+        p->ok = xmalloc(sizeof *p->ok);
+        p->ok->p = p;
+        p->ok->n = 0;
+    }
+    p->ok->devs[p->ok->n++] = dv;
+    if (p->ok->n == OK_BATCH_MAX) {
+        flush_ok(p);
+    } else if (!p->ok_deferred) {
+        p->ok_deferred = true;
+        db_defer(p->d.db, on_ok_defer, p);
+    }
 }
 
 static void on_deactivated(int status, void *arg);
@@ -393,7 +506,8 @@ static void on_deactivated(int status, void *arg)
     if (status == TOK_OK)
         metric_inc(metric_get(j->p->m_deact, "ticket"));
     TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "deactivated",
-          LKS("source", "ticket"), LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
+          LKS("source", "ticket"),
+          LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", dv->rec.token));
     mark_done(dv);
 }
@@ -444,8 +558,8 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
     };
-    int rc = p->d.dlq ? queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data,
-                                      v.len, h, 5, on_dlq_delivered, dv)
+    int rc = p->d.dlq ? queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len,
+                                      h, 5, on_dlq_delivered, dv)
                       : QUEUE_ECLOSED;
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
@@ -486,13 +600,12 @@ static void on_result(const expo_result_t *res, void *arg)
     if (res->outcome == EXPO_OK) {
         metric_inc(metric_get(p->m_notif, "ok"));
         if (j->event_ms > 0)
-            metric_observe(metric_get(p->m_e2e),
-                           (double)(clk_wall_ms() - j->event_ms) / 1000.0);
+            metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
         snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
               LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
-        schedule_receipt(dv);
+        ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
@@ -543,8 +656,8 @@ static void on_receipt_deactivated(int status, void *arg)
 
 static const char *const rcpt_names[] = {"ok", "DeviceNotRegistered", "error", "missing"};
 
-void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st,
-                              const char *error, const char *message, void *arg)
+void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                              const char *message, void *arg)
 {
     disp_pipeline_t *p = arg;
     const char *job = t->job_id && *t->job_id ? t->job_id : "unknown";
@@ -554,8 +667,7 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
         redact_message(message, t->token ? t->token : "", msg, sizeof msg);
     TRACE(p->d.trace, job, user, t->device_id, "receipt",
           LKS("status", (unsigned)st < 4 ? rcpt_names[st] : "unknown"),
-          LKS("ticketId", t->ticket_id), LKS("error", error),
-          LKS("message", message ? msg : NULL),
+          LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
           LKT("token", t->token));
     if (st != EXPO_RCPT_INVALID || p->aborted || !t->user_id || !t->device_id || !t->token)
         return;
@@ -578,21 +690,22 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
     p->d = *deps;
     p->prefix = xstrdup(deps->conf->redis_prefix);
     p->claim = db_script(deps->db, claim_lua);
+    p->done_many = db_script(deps->db, done_many_lua);
     metric_reg_t *m = deps->metrics;
-    p->m_devices = metric_counter_new(m, "herald_devices_total",
-                                      "Devices looked up for events: found, or skipped by reason.",
-                                      "result");
+    p->m_devices =
+        metric_counter_new(m, "herald_devices_total",
+                           "Devices looked up for events: found, or skipped by reason.", "result");
     p->m_notif = metric_counter_new(m, "herald_notifications_total",
                                     "Notifications by outcome (ok, invalid_token, failed, "
                                     "duplicate).",
                                     "outcome");
-    p->m_deact = metric_counter_new(m, "herald_tokens_deactivated_total",
-                                    "Tokens deactivated after Expo said DeviceNotRegistered.",
-                                    "source");
+    p->m_deact =
+        metric_counter_new(m, "herald_tokens_deactivated_total",
+                           "Tokens deactivated after Expo said DeviceNotRegistered.", "source");
     p->m_e2e = metric_histogram_new(m, "herald_end_to_end_seconds",
                                     "Event timestamp to Expo accepted.", NULL, NULL, 0);
-    p->m_jobs = metric_get(metric_gauge_new(m, "herald_events_in_pipeline",
-                                            "Events being dispatched.", NULL));
+    p->m_jobs = metric_get(
+        metric_gauge_new(m, "herald_events_in_pipeline", "Events being dispatched.", NULL));
     return p;
 }
 
@@ -629,6 +742,7 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
         return;
     while (p->jobs)
         job_free(p->jobs); /* tickets abandoned: the consumer is gone, Kafka redelivers */
+    free(p->ok);
     free(p->prefix);
     free(p->dlq_topic);
     free(p);

@@ -4,8 +4,8 @@
  * Layout (prefix p): p trace:<jobId> LIST of JSON records (at most trace.max_records, TTL
  * trace.ttl_s); p trace:user:<userId> and p trace:device:<deviceId> ZSETs of recent jobIds scored
  * by unix ms (the last 100 each). Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
- * Writes are fire-and-forget (one script call, pipelined with everything else); the same facts go
- * to the log as JSON lines. */
+ * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call,
+ * pipelined with everything else; the same facts go to the log as JSON lines at once. */
 #ifndef HERALD_DISPATCHER_TRACE_H
 #define HERALD_DISPATCHER_TRACE_H
 
@@ -16,7 +16,8 @@
 typedef struct disp_trace disp_trace_t;
 struct db;
 
-/* new: db borrowed; ttl_s == 0 disables the Redis side (logs stay). */
+/* new: db borrowed; ttl_s == 0 disables the Redis side (logs stay). Destroy after db_destroy
+ * (which runs a pending flush). */
 disp_trace_t *disp_trace_create(struct db *db, const char *prefix, long ttl_s, long max_records);
 void disp_trace_destroy(disp_trace_t *t);
 

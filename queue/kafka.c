@@ -29,6 +29,7 @@
 
 #define DRAIN_BATCH 500     /* messages per loop turn */
 #define SAFETY_POLL_MS 200  /* timer poll, in case a wake-up was missed */
+#define PAUSE_AFTER_MS 2000 /* full this long: pause the partitions, poll on (see backpressure) */
 #define LAG_EVERY_TICKS 5   /* lag refresh every second */
 #define CLOSE_BOUND_MS 5000 /* commit + leave group, and producer flush, each */
 #define DLQ_RETRY_MS 1000
@@ -436,6 +437,7 @@ struct queue_consumer {
     size_t in_flight; /* T_OUT + T_DLQ */
     size_t held;
     bool paused;
+    uint64_t full_since; /* loop ms when in flight + held reached the cap; 0 when not full */
     size_t npaused, nassigned;
     part_t *parts, *last;
     part_t *dirty;
@@ -662,14 +664,29 @@ static void pause_resume(queue_consumer_t *c, bool pause)
     gauges(c);
 }
 
-/* Up to max_in_flight events are with the handler and up to hold_cap more wait here, decoded,
- * so that the handler stays busy while fetching restarts after a resume (librdkafka drops
- * prefetched messages of paused partitions and fetches them again). Pause when both are full;
- * resume once the waiting ones are all handed out. */
+static bool full(const queue_consumer_t *c)
+{
+    return c->in_flight + c->held >= c->max_in_flight + c->hold_cap;
+}
+
+/* Up to max_in_flight events are with the handler and up to hold_cap more wait here, decoded.
+ * When both are full, drain() stops taking messages from librdkafka's queue (its prefetch is
+ * bounded by queued.min.messages / queued.max.messages.kbytes) and takes them again as soon as
+ * events complete. Pausing the partitions instead on every full moment capped a backlog at about
+ * 1.5 x max_in_flight events per second: librdkafka drops a paused partition's prefetched
+ * messages, and a resume takes effect only at its fetcher's next wake-up (measured up to ~1 s on
+ * 2.0.2). Pausing is kept for a pipeline that stays full for PAUSE_AFTER_MS (Redis down, Expo
+ * unreachable): then the partitions are paused and polling goes on, so rebalances are served and
+ * max.poll.interval.ms never expires. Resume once the waiting ones are all handed out. */
 static void backpressure(queue_consumer_t *c)
 {
     size_t busy = c->in_flight + c->held;
-    if (!c->paused && busy >= c->max_in_flight + c->hold_cap)
+    uint64_t now = uv_now(c->loop);
+    if (!full(c))
+        c->full_since = 0;
+    else if (c->full_since == 0)
+        c->full_since = now ? now : 1;
+    if (!c->paused && c->full_since && now - c->full_since >= PAUSE_AFTER_MS)
         pause_resume(c, true);
     else if (c->paused && busy <= c->max_in_flight && c->stop == STOP_NONE)
         pause_resume(c, false);
@@ -926,7 +943,8 @@ static void drain(queue_consumer_t *c)
         return;
     int n = 0;
     rd_kafka_message_t *m;
-    while (n < DRAIN_BATCH && (m = rd_kafka_consumer_poll(c->rk, 0))) {
+    /* Full and not paused: leave the messages in librdkafka's queue until events complete. */
+    while (n < DRAIN_BATCH && (c->paused || !full(c)) && (m = rd_kafka_consumer_poll(c->rk, 0))) {
         on_message(c, m);
         n++;
     }

@@ -480,7 +480,8 @@ static bool time_passes(void *arg)
 }
 
 /* With queue.max_in_flight = 10 and a handler that keeps its tickets, the handler never holds
- * more than 10, 5 more wait decoded in the consumer, and every partition is paused (nothing more
+ * more than 10, 5 more wait decoded in the consumer, nothing more is taken from librdkafka, and
+ * once the consumer stayed full for PAUSE_AFTER_MS (2 s) every partition is paused (nothing more
  * arrives while the loop keeps polling); releasing the tickets resumes the flow. */
 static void test_backpressure(void **state)
 {

@@ -248,8 +248,20 @@ int th_redis_start(th_redis_t *r, int port)
         snprintf(portbuf, sizeof portbuf, "%d", r->port);
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
         snprintf(logp, sizeof logp, "%s/redis.log", r->dir);
-        char *argv[] = {"redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no",     "--dir", r->dir,   NULL};
+        char *argv[] = {"redis-server",
+                        "--port",
+                        portbuf,
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        r->aof ? "yes" : "no",
+                        "--appendfsync",
+                        "always",
+                        "--dir",
+                        r->dir,
+                        NULL};
         if (th_spawn(&r->proc, "redis", argv, NULL, logp) != 0)
             return -1;
         if (th_wait_port(r->port, 10000))
