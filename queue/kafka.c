@@ -152,6 +152,11 @@ static const struct {
     {"session.timeout.ms", "10000"},
     {"heartbeat.interval.ms", "3000"},
     {"partition.assignment.strategy", "cooperative-sticky"},
+    /* The prefetch queue is what bounds memory under a backlog (backpressure leaves messages
+     * there): librdkafka's defaults (100,000 messages per partition, 64 MB) let a big backlog
+     * cost hundreds of MB; this still holds several seconds of work at full speed. */
+    {"queued.min.messages", "10000"},
+    {"queued.max.messages.kbytes", "8192"},
 };
 
 static rd_kafka_conf_t *build_conf(const conf_t *conf, bool consumer, char *err, size_t errlen)

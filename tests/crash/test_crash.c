@@ -300,11 +300,12 @@ static void finish(tally_t *t)
 
 static void produce(int events)
 {
-    char ev[256];
+    char ev[256], user[32];
     for (int e = 0; e < events; e++) {
-        snprintf(ev, sizeof ev, "{\"jobId\":\"c%d\",\"userId\":\"u%d\",\"status\":\"COMPLETED\"}",
-                 e, e % USERS);
-        assert_int_equal(th_kafka_send(TOPIC, NULL, ev, NULL), 0);
+        snprintf(user, sizeof user, "u%d", e % USERS); /* keyed by user: all 4 partitions flow */
+        snprintf(ev, sizeof ev, "{\"jobId\":\"c%d\",\"userId\":\"%s\",\"status\":\"COMPLETED\"}", e,
+                 user);
+        assert_int_equal(th_kafka_send(TOPIC, user, ev, NULL), 0);
     }
     assert_int_equal(th_kafka_flush(), 0);
 }
