@@ -1,6 +1,7 @@
 /* daemon.c - wiring. Creation order follows dependencies (metrics, Redis, store, limiter, auth,
  * API, listeners); shutdown runs the other way: stop accepting, let requests in flight finish
- * within shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners. */
+ * within shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners.
+ */
 #include "dispatcher/daemon.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -201,8 +202,9 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     if (strcmp(c->auth_mode, "jwt") == 0 && (d->auth = make_auth(c, err, errlen)) == NULL)
         return -1;
     if (strcmp(c->auth_mode, "trusted-header") == 0)
-        LOG(LOG_LVL_WARN, "auth.mode = trusted-header: the user id is taken from a request header "
-                          "without verification; only run this behind a gateway that sets it",
+        LOG(LOG_LVL_WARN,
+            "auth.mode = trusted-header: the user id is taken from a request header "
+            "without verification; only run this behind a gateway that sets it",
             LKS("header", c->auth_trusted_header));
     tok_api_opts_t ao = {d->store,
                          d->auth,
@@ -284,13 +286,14 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
         d->embedded = queue_embedded_start(c, 1, err, errlen);
         if (d->embedded == NULL)
             return -1;
-        LOG(LOG_LVL_WARN, "kafka.embedded = true: running librdkafka's mock cluster (development "
-                          "only)",
+        LOG(LOG_LVL_WARN,
+            "kafka.embedded = true: running librdkafka's mock cluster (development "
+            "only)",
             LKS("bootstrap", queue_embedded_bootstrap(d->embedded)));
     }
     d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
-    disp_pipeline_deps_t deps = {&d->loop, c,       d->db,       d->store,   d->expo,
-                                 NULL,     NULL,    d->templates, d->trace, d->metrics};
+    disp_pipeline_deps_t deps = {&d->loop, c,    d->db,        d->store, d->expo,
+                                 NULL,     NULL, d->templates, d->trace, d->metrics};
     d->pipeline = disp_pipeline_create(&deps);
     if (make_receipts(d, err, errlen) != 0)
         return -1;
@@ -313,8 +316,8 @@ static int write_ready_file(disp_daemon_t *d, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    fprintf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d,\"kafka\":\"%s\"}\n",
-            (int)getpid(), disp_http_port(d->http), disp_http_port(d->admin_http),
+    fprintf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d,\"kafka\":\"%s\"}\n", (int)getpid(),
+            disp_http_port(d->http), disp_http_port(d->admin_http),
             d->embedded ? queue_embedded_bootstrap(d->embedded) : "");
     fclose(f);
     if (rename(tmp, d->ready_file) != 0) {
@@ -368,8 +371,9 @@ static void on_queue_stopped(int status, void *arg)
 {
     disp_daemon_t *d = arg;
     if (status != 0)
-        LOG(LOG_LVL_WARN, "Kafka consumer stopped with events still in flight; they will be "
-                          "redelivered",
+        LOG(LOG_LVL_WARN,
+            "Kafka consumer stopped with events still in flight; they will be "
+            "redelivered",
             LKS("status", queue_strerror(status)),
             LKI("pipelineEvents", d->pipeline ? disp_pipeline_jobs(d->pipeline) : 0));
     else
@@ -388,8 +392,8 @@ static void begin_shutdown(disp_daemon_t *d, const char *why)
     disp_admin_set_draining(d->admin, true);
     disp_http_quiesce(d->http);
     int timeout_ms = (int)d->conf->shutdown_timeout_s * 1000;
-    d->queue_stopped =
-        d->consumer == NULL || queue_consumer_stop(d->consumer, timeout_ms, on_queue_stopped, d) != 0;
+    d->queue_stopped = d->consumer == NULL ||
+                       queue_consumer_stop(d->consumer, timeout_ms, on_queue_stopped, d) != 0;
     d->drain_deadline = uv_now(&d->loop) + (uint64_t)timeout_ms;
     uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
 }
@@ -458,9 +462,9 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
         make_listeners(d, err, errlen) != 0)
         goto fail;
     start_signals(d);
-    LOG(LOG_LVL_INFO, "listening", LKS("api", conf->http_listen), LKI("apiPort", disp_http_port(d->http)),
-        LKS("admin", conf->admin_listen), LKI("adminPort", disp_http_port(d->admin_http)),
-        LKS("version", HERALD_VERSION));
+    LOG(LOG_LVL_INFO, "listening", LKS("api", conf->http_listen),
+        LKI("apiPort", disp_http_port(d->http)), LKS("admin", conf->admin_listen),
+        LKI("adminPort", disp_http_port(d->admin_http)), LKS("version", HERALD_VERSION));
     if (d->ready_file && write_ready_file(d, err, errlen) != 0)
         goto fail;
     return d;

@@ -28,7 +28,7 @@ typedef struct disp_pipeline_deps {
     tok_store_t *store;
     expo_client_t *expo;
     expo_receipts_t *receipts;
-    queue_producer_t *dlq; /* may be set later with disp_pipeline_set_dlq */
+    queue_producer_t *dlq;       /* may be set later with disp_pipeline_set_dlq */
     disp_templates_t *templates; /* borrowed; replaced on reload with disp_pipeline_set_templates */
     disp_trace_t *trace;
     metric_reg_t *metrics;
@@ -43,8 +43,8 @@ void disp_pipeline_destroy(disp_pipeline_t *p);
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg);
 /* The receipts callback (expo_receipts_opts_t.on_receipt, arg = the pipeline): a
  * DeviceNotRegistered receipt deactivates the token if the device still holds it. */
-void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st,
-                              const char *error, const char *message, void *arg);
+void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                              const char *message, void *arg);
 
 void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq, const char *dlq_topic);
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t);

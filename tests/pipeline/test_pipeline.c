@@ -99,8 +99,8 @@ static int setup(void **state)
     snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
     snprintf(record, sizeof record, "%s/sim.jsonl", dir);
     snprintf(path, sizeof path, "%s/sim.log", dir);
-    char *argv[] = {bin, "--listen", "127.0.0.1:0", "--port-file", portfile, "--record", record,
-                    NULL};
+    char *argv[] = {bin,      "--listen", "127.0.0.1:0", "--port-file",
+                    portfile, "--record", record,        NULL};
     if (th_spawn(&sim, "sim", argv, NULL, path) != 0 || !th_wait_until(sim_up, dir, 10000))
         return -1;
     return start_herald_proc();
@@ -322,7 +322,8 @@ static void test_envelopes_and_headers(void **state)
     /* SNS notification inside an SQS record (what the SQS connector bridges). */
     publish("{\"MessageId\":\"m1\",\"Body\":\"{\\\"Type\\\":\\\"Notification\\\",\\\"MessageId\\\":"
             "\\\"sns-1\\\",\\\"Message\\\":\\\"{\\\\\\\"jobId\\\\\\\":\\\\\\\"job-3a\\\\\\\","
-            "\\\\\\\"userId\\\\\\\":\\\\\\\"u3\\\\\\\",\\\\\\\"status\\\\\\\":\\\\\\\"COMPLETED\\\\\\\"}"
+            "\\\\\\\"userId\\\\\\\":\\\\\\\"u3\\\\\\\",\\\\\\\"status\\\\\\\":"
+            "\\\\\\\"COMPLETED\\\\\\\"}"
             "\\\"}\"}",
             NULL);
     /* Kafka Connect payload wrapping an SNS MessageStructure=json object. */
@@ -451,8 +452,8 @@ static void test_expo_storm(void **state)
     sim_control("{\"fail-5xx\":0.5,\"fail-429\":0.3,\"seed\":11}");
     for (int i = 0; i < 20; i++) {
         snprintf(job, sizeof job, "storm-job-%d", i);
-        snprintf(ev, sizeof ev, "{\"jobId\":\"%s\",\"userId\":\"storm-%d\",\"status\":\"COMPLETED\"}",
-                 job, i);
+        snprintf(ev, sizeof ev,
+                 "{\"jobId\":\"%s\",\"userId\":\"storm-%d\",\"status\":\"COMPLETED\"}", job, i);
         assert_int_equal(th_kafka_send(TOPIC, NULL, ev, NULL), 0);
     }
     assert_int_equal(th_kafka_flush(), 0);
