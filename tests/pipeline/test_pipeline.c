@@ -81,7 +81,14 @@ static int start_herald_proc(void)
              "runtime.dir = %s/run\n",
              redis.url, dir, bootstrap, sim_url, dir);
     snprintf(herald.dir, sizeof herald.dir, "%s", dir);
-    return th_herald_start(&herald, conf, NULL);
+    if (th_herald_start(&herald, conf, NULL) != 0)
+        return -1;
+    /* The group forms in about 3 s on the mock broker: start the cases once herald consumes. */
+    if (!th_wait_file_contains(herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
+        fprintf(stderr, "herald never got partitions; see %s\n", herald.log);
+        return -1;
+    }
+    return 0;
 }
 
 static int setup(void **state)
