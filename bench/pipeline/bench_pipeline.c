@@ -71,32 +71,12 @@ static void die(const char *what)
 /* ---- processes --------------------------------------------------------------------------------
  */
 
-static bool sim_up(void *arg)
-{
-    (void)arg;
-    char path[300], addr[64] = "";
-    snprintf(path, sizeof path, "%s/sim.port", dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    bool ok = fgets(addr, sizeof addr, f) != NULL;
-    fclose(f);
-    addr[strcspn(addr, "\n")] = '\0';
-    snprintf(sim_url, sizeof sim_url, "http://%s", addr);
-    return ok && addr[0];
-}
-
 static void start_sim(void)
 {
-    char bin[300], portfile[300], logp[300];
-    snprintf(bin, sizeof bin, "%s/herald-expo-sim", th_bin_dir());
-    snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
-    snprintf(record_path, sizeof record_path, "%s/sim.jsonl", dir);
-    snprintf(logp, sizeof logp, "%s/sim.log", dir);
     /* Per-token counts off (capacity 1): /stats stays small enough to poll often. */
-    char *argv[] = {bin,        "--listen",  "127.0.0.1:0",      "--port-file", portfile,
-                    "--record", record_path, "--token-capacity", "1",           NULL};
-    if (th_spawn(&sim, "sim", argv, NULL, logp) != 0 || !th_wait_until(sim_up, NULL, 10000))
+    static const char *const extra[] = {"--token-capacity", "1", NULL};
+    snprintf(record_path, sizeof record_path, "%s/sim.jsonl", dir);
+    if (th_sim_start(&sim, dir, extra, sim_url, sizeof sim_url) != 0)
         die("simulator did not start");
 }
 

@@ -44,32 +44,11 @@ static const char *bootstrap;
 /* ---- processes --------------------------------------------------------------------------------
  */
 
-static bool sim_up(void *arg)
-{
-    char path[300], addr[64] = "";
-    snprintf(path, sizeof path, "%s/sim.port", (const char *)arg);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    bool ok = fgets(addr, sizeof addr, f) != NULL;
-    fclose(f);
-    addr[strcspn(addr, "\n")] = '\0';
-    snprintf(sim_url, sizeof sim_url, "http://%s", addr);
-    return ok && addr[0];
-}
-
 static int start_sim(void)
 {
-    char bin[300], portfile[300], logp[300];
-    snprintf(bin, sizeof bin, "%s/herald-expo-sim", th_bin_dir());
-    snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
+    static const char *const extra[] = {"--token-capacity", "1000000", NULL};
     snprintf(record_path, sizeof record_path, "%s/sim.jsonl", dir);
-    snprintf(logp, sizeof logp, "%s/sim.log", dir);
-    char *argv[] = {bin,        "--listen",  "127.0.0.1:0",      "--port-file", portfile,
-                    "--record", record_path, "--token-capacity", "1000000",     NULL};
-    if (th_spawn(&sim, "sim", argv, NULL, logp) != 0)
-        return -1;
-    return th_wait_until(sim_up, dir, 10000) ? 0 : -1;
+    return th_sim_start(&sim, dir, extra, sim_url, sizeof sim_url);
 }
 
 /* herald with the same configuration (and consumer group) every time it is (re)started. */

@@ -43,20 +43,6 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static bool sim_up(void *arg)
-{
-    char path[300], addr[64] = "";
-    snprintf(path, sizeof path, "%s/sim.port", (const char *)arg);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    bool ok = fgets(addr, sizeof addr, f) != NULL;
-    fclose(f);
-    addr[strcspn(addr, "\n")] = '\0';
-    snprintf(sim_url, sizeof sim_url, "http://%s", addr);
-    return ok && addr[0];
-}
-
 static int start_herald_proc(void)
 {
     char conf[4096];
@@ -94,7 +80,7 @@ static int start_herald_proc(void)
 static int setup(void **state)
 {
     (void)state;
-    char path[300], bin[300], portfile[300], record[300];
+    char path[300];
     if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
         return -1;
     bootstrap = th_kafka_start(TOPIC);
@@ -102,13 +88,7 @@ static int setup(void **state)
         return -1;
     snprintf(path, sizeof path, "%s/secret", dir);
     write_file(path, SECRET "\n");
-    snprintf(bin, sizeof bin, "%s/herald-expo-sim", th_bin_dir());
-    snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
-    snprintf(record, sizeof record, "%s/sim.jsonl", dir);
-    snprintf(path, sizeof path, "%s/sim.log", dir);
-    char *argv[] = {bin,      "--listen", "127.0.0.1:0", "--port-file",
-                    portfile, "--record", record,        NULL};
-    if (th_spawn(&sim, "sim", argv, NULL, path) != 0 || !th_wait_until(sim_up, dir, 10000))
+    if (th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url) != 0)
         return -1;
     return start_herald_proc();
 }

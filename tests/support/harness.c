@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,4 +503,46 @@ int th_herald_stop(th_herald_t *h, int sig)
 void th_herald_url(const th_herald_t *h, bool admin, const char *path, char *out, size_t outlen)
 {
     snprintf(out, outlen, "http://127.0.0.1:%d%s", admin ? h->admin_port : h->api_port, path);
+}
+
+struct sim_wait {
+    const char *portfile;
+    char *url;
+    size_t urllen;
+};
+
+static bool sim_listening(void *arg)
+{
+    struct sim_wait *w = arg;
+    char addr[64] = "";
+    FILE *f = fopen(w->portfile, "r");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(addr, sizeof addr, f) != NULL;
+    fclose(f);
+    addr[strcspn(addr, "\n")] = '\0';
+    snprintf(w->url, w->urllen, "http://%s", addr);
+    return ok && addr[0];
+}
+
+int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *url, size_t urllen)
+{
+    char bin[512], portfile[512], record[512], logp[512];
+    char *argv[32];
+    size_t n = 0;
+    snprintf(bin, sizeof bin, "%s/herald-expo-sim", th_bin_dir());
+    snprintf(portfile, sizeof portfile, "%s/sim.port", dir);
+    snprintf(record, sizeof record, "%s/sim.jsonl", dir);
+    snprintf(logp, sizeof logp, "%s/sim.log", dir);
+    unlink(portfile);
+    char *base[] = {bin, "--listen", "127.0.0.1:0", "--port-file", portfile, "--record", record};
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        argv[n++] = base[i];
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = (char *)(uintptr_t)extra[i];
+    argv[n] = NULL;
+    struct sim_wait w = {portfile, url, urllen};
+    if (th_spawn(p, "sim", argv, NULL, logp) != 0)
+        return -1;
+    return th_wait_until(sim_listening, &w, 10000) ? 0 : -1;
 }

@@ -82,6 +82,11 @@ char *th_jwt_hs256(const char *secret, const char *payload_json);
 char *th_jwt_custom(const char *header_json, const char *payload_json, const char *secret,
                     bool sign);
 
+/* Starts the Expo simulator (build/bin/herald-expo-sim) with its port file, record file
+ * <dir>/sim.jsonl and log <dir>/sim.log, plus extra arguments (NULL-terminated, may be NULL), and
+ * waits (bounded) until it listens. url receives "http://127.0.0.1:PORT". Returns 0 or -1. */
+int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *url, size_t urllen);
+
 typedef struct th_herald {
     th_proc_t proc;
     int api_port, admin_port;
