@@ -3,6 +3,7 @@
 #include "dispatcher/ctl_util.h"
 
 #include "core/clock.h"
+#include "core/file.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -353,28 +354,21 @@ static bool wait_ready(ctl_env_t *e)
     return db_ready(e->db);
 }
 
-static char *read_secret_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char line[512];
-    size_t n = 0;
-    int rc = ctl_read_line(f, line, sizeof line - 1, &n);
-    fclose(f);
-    return rc == 1 ? xstrdup(line) : NULL;
-}
-
 int ctl_env_open(ctl_env_t *e, const conf_t *conf)
 {
     memset(e, 0, sizeof *e);
     e->conf = conf;
     snprintf(e->prefix, sizeof e->prefix, "%s", conf->redis_prefix);
     uv_loop_init(&e->loop);
-    char err[256];
-    char *pw = conf->redis_password_file && conf->redis_password_file[0]
-                   ? read_secret_file(conf->redis_password_file)
-                   : NULL;
+    char err[512];
+    char *pw = NULL;
+    size_t pwlen;
+    if (conf->redis_password_file && conf->redis_password_file[0] &&
+        file_read_secret(conf->redis_password_file, 4096, &pw, &pwlen, err, sizeof err) != 0) {
+        fprintf(stderr, "heraldctl: redis.password_file %s\n", err);
+        uv_loop_close(&e->loop);
+        return CTL_USAGE;
+    }
     db_opts_t o = {.url = conf->redis_url, .password = pw, .timeout_ms = conf->redis_timeout_ms};
     e->db = db_create(&e->loop, &o, err, sizeof err);
     free(pw);

@@ -3,6 +3,7 @@
  * within shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners.
  */
 #include "dispatcher/daemon.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -64,47 +65,6 @@ struct disp_daemon {
     int exit_code;
 };
 
-char *disp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = xmalloc(max + 1);
-    size_t n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
-
-char *disp_read_secret(const char *path, size_t *len, char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
-        LOG(LOG_LVL_WARN, "secret file is world-readable", LKS("path", path));
-    size_t n;
-    char *s = disp_read_file(path, 4096, &n, err, errlen);
-    if (s == NULL)
-        return NULL;
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    if (n == 0) {
-        snprintf(err, errlen, "%s: the secret is empty", path);
-        free(s);
-        return NULL;
-    }
-    *len = n;
-    return s;
-}
-
 static tok_auth_t *make_auth(const conf_t *c, char *err, size_t errlen)
 {
     tok_auth_opts_t o = {0};
@@ -121,8 +81,7 @@ static tok_auth_t *make_auth(const conf_t *c, char *err, size_t errlen)
         slen = strlen(secret);
     }
     if (*c->auth_jwt_jwks_file) {
-        jwks = disp_read_file(c->auth_jwt_jwks_file, 1 << 20, NULL, err, errlen);
-        if (jwks == NULL)
+        if (file_read(c->auth_jwt_jwks_file, 1 << 20, &jwks, NULL, err, errlen) != 0)
             goto done;
     }
     o.hs256_secret = (const unsigned char *)secret;
@@ -189,7 +148,7 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     char *pw = NULL;
     size_t pwlen;
     if (*c->redis_password_file &&
-        (pw = disp_read_secret(c->redis_password_file, &pwlen, err, errlen)) == NULL)
+        file_read_secret(c->redis_password_file, 4096, &pw, &pwlen, err, errlen) != 0)
         return -1;
     db_opts_t dbo = {c->redis_url, pw, c->redis_timeout_ms, d->metrics, "main"};
     d->db = db_create(&d->loop, &dbo, err, errlen);

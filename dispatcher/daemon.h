@@ -19,9 +19,4 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
 int disp_daemon_run(disp_daemon_t *d);
 void disp_daemon_destroy(disp_daemon_t *d);
 
-/* Reads a secret file: at most 4 KiB, trailing newlines stripped. new: caller frees. */
-char *disp_read_secret(const char *path, size_t *len, char *err, size_t errlen);
-/* Reads a whole text file of at most max bytes. new: caller frees. */
-char *disp_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
-
 #endif

@@ -11,6 +11,7 @@
 #include "core/rand.h"
 #include "core/xalloc.h"
 #include "expo/client_int.h"
+#include "core/file.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/transport.h"
@@ -111,23 +112,13 @@ void expo_opts_init(expo_opts_t *o)
 
 static char *read_secret(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "expo.access_token_file %s: %s", path, strerror(errno));
+    char *tok, msg[400];
+    size_t n;
+    if (file_read_secret(path, 4096, &tok, &n, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "expo.access_token_file %s", msg);
         return NULL;
     }
-    char tmp[4096];
-    size_t n = fread(tmp, 1, sizeof tmp - 1, f);
-    bool more = fgetc(f) != EOF;
-    fclose(f);
-    while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r' || tmp[n - 1] == ' '))
-        n--;
-    if (more || n == 0) {
-        snprintf(err, errlen, "expo.access_token_file %s: %s", path,
-                 more ? "longer than 4 KiB" : "empty");
-        return NULL;
-    }
-    return xstrndup(tmp, n);
+    return tok;
 }
 
 int expo_opts_from_conf(expo_opts_t *o, const struct conf *conf, char **token_out, char *err,

@@ -30,6 +30,7 @@
  * naming them is BAD_ALG; symmetric keys are never taken from a JWKS. RSA keys need 2048-8192 bits
  * and an odd exponent > 1; EC keys must be valid P-256 points; kids are unique. */
 #include "tokens/auth.h"
+#include "core/file.h"
 
 #include "core/xalloc.h"
 
@@ -646,26 +647,9 @@ const char *tok_auth_reason(tok_auth_result_t r)
 int tok_auth_read_secret_file(const char *path, unsigned char **out, size_t *outlen, char *err,
                               size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        err_set(err, errlen, "%s: %s", path, strerror(errno));
+    char *s;
+    if (file_read_secret(path, TOK_SECRET_MAX, &s, outlen, err, errlen) != 0)
         return -1;
-    }
-    unsigned char *buf = xmalloc(TOK_SECRET_MAX + 3); /* room for "\r\n" and one byte too many */
-    size_t n = fread(buf, 1, TOK_SECRET_MAX + 3, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (n > 0 && buf[n - 1] == '\n')
-        n -= 1 + (n > 1 && buf[n - 2] == '\r');
-    if (bad || n == 0 || n > TOK_SECRET_MAX) {
-        err_set(err, errlen, "%s: %s", path,
-                bad      ? "read error"
-                : n == 0 ? "empty secret"
-                         : "secret longer than 4096 bytes");
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *outlen = n;
+    *out = (unsigned char *)s;
     return 0;
 }

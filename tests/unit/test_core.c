@@ -7,6 +7,7 @@
 #include "core/backoff.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -111,12 +112,38 @@ static void test_clock(void **state)
     assert_int_equal(f.clk.wall_ms(f.clk.arg), 5250);
 }
 
+static void test_file_reads(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/herald-core-file-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "pass\r\n", 6), 6);
+    close(fd);
+    char *s, err[256];
+    size_t n;
+    assert_int_equal(file_read_secret(path, 64, &s, &n, err, sizeof err), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(s, "pass");
+    free(s);
+    assert_int_equal(file_read(path, 6, &s, &n, err, sizeof err), 0);
+    assert_int_equal(n, 6);
+    free(s);
+    assert_int_equal(file_read(path, 5, &s, &n, err, sizeof err), -2);
+    assert_non_null(strstr(err, "larger than 5 bytes"));
+    assert_int_equal(file_read_secret(path, 3, &s, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "secret longer than 3 bytes"));
+    unlink(path);
+    assert_int_equal(file_read_secret(path, 64, &s, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "No such file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_json),       cmocka_unit_test(test_log_redacts_tokens),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_clock),          cmocka_unit_test(test_file_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
