@@ -4,7 +4,7 @@
  *   bench-auth [seconds-per-algorithm, default 1] */
 #include "core/buf.h"
 #include "core/clock.h"
-#include "tests/auth/jwt_sign.h"
+#include "tools/jwt_mint/jwt_sign.h"
 #include "tokens/auth.h"
 
 #include <stdio.h>

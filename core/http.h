@@ -1,7 +1,7 @@
 /* http.h - the transport-neutral view of one HTTP request that handlers work with.
  *
- * The adapter (dispatcher/http_mhd.c) fills in the fields and the ops; handlers (tokens/api.c,
- * dispatcher/admin.c) read them and answer with http_respond() exactly once, now or later from an
+ * The adapter (http/http_mhd.c) fills in the fields and the ops; handlers (tokens/api.c,
+ * http/admin.c) read them and answer with http_respond() exactly once, now or later from an
  * async callback. Unit tests build a fake request with their own ops. */
 #ifndef HERALD_CORE_HTTP_H
 #define HERALD_CORE_HTTP_H

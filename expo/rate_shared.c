@@ -5,22 +5,13 @@
  * grant, and tells the caller how long until the next window. Keys expire after 2 s. The window
  * key is derived inside the script, so this works on a single Redis (not across cluster slots). */
 #include "core/xalloc.h"
+#include "db/keys.h"
+#include "expo/lua_scripts.h"
 #include "expo/rate_shared.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char lua_grant[] = "local t = redis.call('TIME')\n"
-                                "local key = KEYS[1] .. ':' .. t[1]\n"
-                                "local used = tonumber(redis.call('GET', key) or '0')\n"
-                                "local g = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used)\n"
-                                "if g < 0 then g = 0 end\n"
-                                "if g > 0 then\n"
-                                "  redis.call('INCRBY', key, g)\n"
-                                "  redis.call('EXPIRE', key, 2)\n"
-                                "end\n"
-                                "return {g, 1000 - math.floor(tonumber(t[2]) / 1000)}\n";
 
 struct expo_shared_rate {
     expo_rate_hook_t hook;
@@ -53,8 +44,8 @@ static void acquire(void *arg, const char *project, long want, expo_grant_cb don
     ask_t *a = xmalloc(sizeof *a);
     a->done = done;
     a->ctx = ctx;
-    char key[512], w[24], r[24];
-    snprintf(key, sizeof key, "%sexpo:rate:%s", s->prefix, *project ? project : "default");
+    char key[KEY_MAX], w[24], r[24];
+    key_expo_rate(key, s->prefix, *project ? project : "default");
     snprintf(w, sizeof w, "%ld", want);
     snprintf(r, sizeof r, "%ld", s->rate);
     const char *argv[] = {key, w, r};
@@ -67,7 +58,7 @@ expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long r
     s->db = db;
     s->prefix = xstrdup(prefix ? prefix : "herald:");
     s->rate = rate_per_sec;
-    s->script = db_script(db, lua_grant);
+    s->script = db_script(db, lua_rate_grant);
     s->hook.acquire = acquire;
     s->hook.arg = s;
     return s;

@@ -5,7 +5,7 @@
  * claim checks behind the signature are reached too. An OK result must carry a valid subject. */
 #include "core/buf.h"
 #include "core/clock.h"
-#include "tests/auth/jwt_sign.h"
+#include "tools/jwt_mint/jwt_sign.h"
 #include "tokens/auth.h"
 
 #include <stdint.h>

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
-#include "tests/auth/jwt_sign.h"
+#include "tools/jwt_mint/jwt_sign.h"
 #include "tokens/auth.h"
 
 #include <openssl/hmac.h>

@@ -5,7 +5,7 @@
 #include "core/xalloc.h"
 #include "config/config.h"
 #include "db/db.h"
-#include "dispatcher/ctl.h"
+#include "ctl/ctl.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/rate_shared.h"

@@ -3,8 +3,8 @@
  * whole path of sim_handle(): inflate with its bound, JSON parse, validation, tickets, receipts,
  * /control. Checks that every reply is a status with a JSON body unless a fault asked otherwise,
  * and that the hot-path scanner (sim_json.c) accepts exactly what jansson accepts. */
-#include "tests/expo_sim/sim.h"
-#include "tests/expo_sim/sim_json.h"
+#include "tools/expo_sim/sim.h"
+#include "tools/expo_sim/sim_json.h"
 
 #include <jansson.h>
 #include <stdint.h>

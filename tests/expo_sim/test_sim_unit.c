@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "tests/expo_sim/sim.h"
-#include "tests/expo_sim/sim_json.h"
+#include "tools/expo_sim/sim.h"
+#include "tools/expo_sim/sim_json.h"
 #include "core/buf.h"
 
 #include <jansson.h>

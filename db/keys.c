@@ -1,0 +1,133 @@
+/* keys.c - the one place where herald's Redis key names are spelled (see keys.h). */
+#include "db/keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const stems[] = {
+    [KEY_DEV] = "dev:",
+    [KEY_OWNER] = "owner:",
+    [KEY_EXPIRY] = "expiry",
+    [KEY_LOCK] = "lock:",
+    [KEY_SENT] = "sent:",
+    [KEY_TRACE] = "trace:",
+    [KEY_TRACE_USER] = "trace:user:",
+    [KEY_TRACE_DEVICE] = "trace:device:",
+    [KEY_RECEIPTS] = "receipts",
+    [KEY_TICKET] = "ticket:",
+    [KEY_RL_USER] = "rl:u:",
+    [KEY_RL_IP] = "rl:ip:",
+    [KEY_EXPO_RATE] = "expo:rate:",
+};
+
+/* The longest stem is 13 bytes ("trace:device:"); with the hash-tag braces every family fits in
+ * KEY_PREFIX_MAX + 16 + its id, and the dedup mark (two ids) is the longest. */
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 13 + KEY_DEVICE_MAX + 1, "trace:device keys fit");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1,
+               "dedup marks fit");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 10 + KEY_NAME_MAX + 1, "expo rate keys fit");
+_Static_assert(KEY_EVENT_MAX >= KEY_JOB_MAX + 1 + 14, "an event key is a job id and a status");
+
+/* Appends s (at most max bytes) at *len; a longer s is a caller's bug, never silently cut. */
+static void put(char *out, size_t *len, const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max || *len + n >= KEY_MAX) {
+        fprintf(stderr, "keys: a key component of %zu bytes exceeds its limit of %zu\n", n, max);
+        abort();
+    }
+    memcpy(out + *len, s, n);
+    *len += n;
+    out[*len] = '\0';
+}
+
+size_t key_stem(char out[KEY_MAX], const char *prefix, key_family_t family)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    put(out, &len, prefix, KEY_PREFIX_MAX);
+    put(out, &len, stems[family], 16);
+    return len;
+}
+
+static size_t one(char out[KEY_MAX], const char *prefix, key_family_t f, const char *id, size_t max)
+{
+    size_t len = key_stem(out, prefix, f);
+    put(out, &len, id, max);
+    return len;
+}
+
+size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user)
+{
+    size_t len = key_stem(out, prefix, KEY_DEV);
+    put(out, &len, "{", 1);
+    put(out, &len, user, KEY_USER_MAX);
+    put(out, &len, "}", 1);
+    return len;
+}
+
+size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token)
+{
+    return one(out, prefix, KEY_OWNER, token, KEY_TOKEN_MAX);
+}
+
+size_t key_expiry(char out[KEY_MAX], const char *prefix)
+{
+    return key_stem(out, prefix, KEY_EXPIRY);
+}
+
+size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
+{
+    return one(out, prefix, KEY_LOCK, name, KEY_NAME_MAX);
+}
+
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device)
+{
+    size_t len = one(out, prefix, KEY_SENT, event, KEY_EVENT_MAX);
+    put(out, &len, ":", 1);
+    put(out, &len, device, KEY_DEVICE_MAX);
+    return len;
+}
+
+size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job)
+{
+    return one(out, prefix, KEY_TRACE, job, KEY_JOB_MAX);
+}
+
+size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)
+{
+    return one(out, prefix, KEY_TRACE_USER, user, KEY_USER_MAX);
+}
+
+size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *device)
+{
+    return one(out, prefix, KEY_TRACE_DEVICE, device, KEY_DEVICE_MAX);
+}
+
+size_t key_receipts(char out[KEY_MAX], const char *prefix)
+{
+    return key_stem(out, prefix, KEY_RECEIPTS);
+}
+
+size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id)
+{
+    return one(out, prefix, KEY_TICKET, ticket_id, KEY_TICKET_MAX);
+}
+
+size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user)
+{
+    return one(out, prefix, KEY_RL_USER, user, KEY_USER_MAX);
+}
+
+size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip)
+{
+    return one(out, prefix, KEY_RL_IP, ip, KEY_IP_MAX);
+}
+
+size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
+{
+    return one(out, prefix, KEY_EXPO_RATE, project, KEY_NAME_MAX);
+}

@@ -1,0 +1,64 @@
+/* keys.h - herald's Redis key schema: every key herald reads or writes is built here, and only
+ * here, from typed arguments. docs/DESIGN.md has the table (key, type, TTL, writer, readers).
+ *
+ * Sizes derive from the input limits: a key buffer of KEY_MAX bytes holds the longest key any
+ * family can produce (checked by _Static_assert in keys.c), so nothing truncates. Each builder
+ * writes the NUL-terminated key into out and returns its length; an argument longer than its
+ * limit is a programming error (the callers validate input first) and aborts in every build.
+ *
+ * Scripts that build keys themselves (SCAN patterns, per-id keys inside a loop) get the family's
+ * stem from key_stem() as an argument, so the spelling still lives only in this file. */
+#ifndef HERALD_DB_KEYS_H
+#define HERALD_DB_KEYS_H
+
+#include <stddef.h>
+
+#define KEY_PREFIX_MAX 64  /* redis.prefix (config validates 1..64) */
+#define KEY_USER_MAX 128   /* userId */
+#define KEY_DEVICE_MAX 128 /* deviceId */
+#define KEY_TOKEN_MAX 220  /* Expo push token: "ExponentPushToken[" + 200 + "]" */
+#define KEY_EVENT_MAX 143  /* idempotency key "<jobId or batchJobId>:<STATUS>" */
+#define KEY_JOB_MAX 128    /* jobId or batchJobId */
+#define KEY_TICKET_MAX 64  /* Expo ticket id */
+#define KEY_IP_MAX 64      /* client address as text */
+#define KEY_NAME_MAX 256   /* names: Expo project ("@owner/slug"), lock name */
+
+/* The longest key: prefix + "sent:" + event + ":" + device, with room to spare. */
+#define KEY_MAX (KEY_PREFIX_MAX + 16 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1)
+
+/* The families, for key_stem(). */
+typedef enum {
+    KEY_DEV,          /* <p>dev:{<user>}            HASH deviceId -> record JSON */
+    KEY_OWNER,        /* <p>owner:<token>           STRING user \x1f device */
+    KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
+    KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
+    KEY_SENT,         /* <p>sent:<event>:<device>   STRING pending|done (dedup mark) */
+    KEY_TRACE,        /* <p>trace:<job>             LIST trace records */
+    KEY_TRACE_USER,   /* <p>trace:user:<user>       ZSET job ids by time */
+    KEY_TRACE_DEVICE, /* <p>trace:device:<device>   ZSET job ids by time */
+    KEY_RECEIPTS,     /* <p>receipts                ZSET ticket ids by due time */
+    KEY_TICKET,       /* <p>ticket:<id>             HASH receipt-check record */
+    KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
+    KEY_RL_IP,        /* <p>rl:ip:<ip>              STRING GCRA state */
+    KEY_EXPO_RATE,    /* <p>expo:rate:<project>     shared Expo send budget */
+} key_family_t;
+
+/* "<p>dev:" etc: the prefix plus the family's fixed part, for scripts that append an id
+ * themselves (KEY_TICKET, KEY_OWNER) or SCAN a family (KEY_DEV: append "*"). */
+size_t key_stem(char out[KEY_MAX], const char *prefix, key_family_t family);
+
+size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user);
+size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token);
+size_t key_expiry(char out[KEY_MAX], const char *prefix);
+size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device);
+size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job);
+size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
+size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *device);
+size_t key_receipts(char out[KEY_MAX], const char *prefix);
+size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id);
+size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
+size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip);
+size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project);
+
+#endif

@@ -1,0 +1,359 @@
+/* http_mhd.c - the libmicrohttpd adapter behind http_server.h.
+ *
+ * MHD runs without a thread of its own (MHD_USE_EPOLL): libuv watches MHD's epoll descriptor and a
+ * timer armed from MHD_get_timeout(), and calls MHD_run() on either. A request whose handler
+ * answers later is suspended (MHD_suspend_connection) and resumed by http_respond(); MHD then calls
+ * the access handler again, which queues the stored response. */
+#include "http/http_server.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct disp_http {
+    struct MHD_Daemon *mhd;
+    uv_loop_t *loop;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    uv_check_t check; /* runs MHD once per loop turn after responses were resumed */
+    int resumed;
+    disp_http_handler handler;
+    void *arg;
+    char name[16];
+    long max_body;
+    int port;
+    size_t active;
+    int closing_handles;
+};
+
+typedef struct hreq {
+    http_req_t pub; /* first: handlers get &pub */
+    disp_http_t *srv;
+    struct MHD_Connection *conn;
+    buf_t body;
+    char *path;
+    char method[16];
+    char peer[INET6_ADDRSTRLEN];
+    struct MHD_Response *resp;
+    unsigned status;
+    int handled;   /* handler was called */
+    int suspended; /* waiting for an async response */
+} hreq_t;
+
+static void run_mhd(disp_http_t *s);
+
+static const char *op_header(http_req_t *r, const char *name)
+{
+    hreq_t *h = (hreq_t *)r;
+    return MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *op_query(http_req_t *r, const char *name)
+{
+    hreq_t *h = (hreq_t *)r;
+    return MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void op_respond(http_req_t *r, int status, const http_header_t *hdrs, size_t n,
+                       const char *body, size_t len)
+{
+    hreq_t *h = (hreq_t *)r;
+    if (h->resp != NULL) {
+        LOG(LOG_LVL_ERROR, "http: second response for one request", LKS("path", h->path));
+        return;
+    }
+    h->resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    for (size_t i = 0; i < n; i++)
+        MHD_add_response_header(h->resp, hdrs[i].name, hdrs[i].value);
+    h->status = (unsigned)status;
+    if (h->suspended) {
+        h->suspended = 0;
+        MHD_resume_connection(h->conn);
+        h->srv->resumed = 1; /* many answers arrive in one Redis read: run MHD once for all */
+    }
+}
+
+static const http_req_ops_t mhd_ops = {op_header, op_query, op_respond};
+
+static hreq_t *req_new(disp_http_t *s, struct MHD_Connection *conn, const char *url,
+                       const char *method)
+{
+    hreq_t *h = xcalloc(1, sizeof *h);
+    h->srv = s;
+    h->conn = conn;
+    h->path = xstrdup(url);
+    snprintf(h->method, sizeof h->method, "%s", method);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, h->peer,
+                      sizeof h->peer);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      h->peer, sizeof h->peer);
+    }
+    h->pub.ops = &mhd_ops;
+    h->pub.method = h->method;
+    h->pub.path = h->path;
+    h->pub.peer_ip = h->peer;
+    h->pub.start_us = clk_mono_us();
+    s->active++;
+    return h;
+}
+
+static void req_free(hreq_t *h)
+{
+    h->srv->active--;
+    if (h->resp)
+        MHD_destroy_response(h->resp);
+    buf_cleanup(&h->body);
+    free(h->path);
+    free(h);
+}
+
+static enum MHD_Result queue_stored(hreq_t *h)
+{
+    enum MHD_Result rc = MHD_queue_response(h->conn, h->status, h->resp);
+    MHD_destroy_response(h->resp);
+    h->resp = NULL;
+    return rc;
+}
+
+/* Calls the handler; queues a synchronous answer or suspends until http_respond(). */
+static enum MHD_Result dispatch(hreq_t *h)
+{
+    h->handled = 1;
+    h->pub.body = h->body.len ? h->body.data : NULL;
+    h->pub.body_len = h->body.len;
+    h->srv->handler(&h->pub, h->srv->arg);
+    if (h->resp)
+        return queue_stored(h);
+    h->suspended = 1;
+    MHD_suspend_connection(h->conn);
+    return MHD_YES;
+}
+
+static int declared_too_large(hreq_t *h)
+{
+    const char *cl = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl == NULL)
+        return 0;
+    char *end;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return *end != '\0' || n > (unsigned long long)h->srv->max_body;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
+{
+    disp_http_t *s = cls;
+    hreq_t *h = *con_cls;
+    (void)version;
+    if (h == NULL) {
+        h = req_new(s, conn, url, method);
+        *con_cls = h;
+        if (!declared_too_large(h))
+            return MHD_YES;
+        h->pub.body_too_large = true; /* answer before MHD reads (or 100-continues) the body */
+        return dispatch(h);
+    }
+    if (h->handled)
+        return h->resp ? queue_stored(h) : MHD_YES;
+    if (*upload_size > 0) {
+        if (h->body.len + *upload_size > (size_t)s->max_body) {
+            h->pub.body_too_large = true;
+            buf_cleanup(&h->body);
+            *upload_size = 0;
+            return dispatch(h);
+        }
+        buf_append(&h->body, upload_data, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(h);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    hreq_t *h = *con_cls;
+    if (h)
+        req_free(h);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    disp_http_t *s = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    LOG(LOG_LVL_WARN, "http server", LKS("listener", s->name), LKS("detail", msg));
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void on_check(uv_check_t *c)
+{
+    disp_http_t *s = c->data;
+    if (s->resumed) {
+        s->resumed = 0;
+        run_mhd(s);
+    }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_mhd(p->data);
+}
+
+static void run_mhd(disp_http_t *s)
+{
+    if (s->mhd == NULL)
+        return;
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        uv_timer_start(&s->timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&s->timer);
+}
+
+static int resolve(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[256], port[16];
+    int p;
+    if (conf_parse_listen(listen, host, sizeof host, &p) != 0) {
+        snprintf(err, errlen, "bad listen address \"%s\"", listen);
+        return -1;
+    }
+    snprintf(port, sizeof port, "%d", p);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int bound_port(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (di == NULL || getsockname(di->listen_fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_http_handler handler,
+                              void *arg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (resolve(o->listen, &ss, err, errlen) != 0)
+        return NULL;
+    disp_http_t *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->handler = handler;
+    s->arg = arg;
+    s->max_body = o->max_body;
+    snprintf(s->name, sizeof s->name, "%s", o->name);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        snprintf(err, errlen, "%s listener: cannot listen on %s", o->name, o->listen);
+        free(s);
+        return NULL;
+    }
+    s->port = bound_port(s->mhd);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(loop, &s->poll, di->epoll_fd);
+    uv_timer_init(loop, &s->timer);
+    uv_check_init(loop, &s->check);
+    s->poll.data = s->timer.data = s->check.data = s;
+    uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    uv_check_start(&s->check, on_check);
+    run_mhd(s);
+    return s;
+}
+
+int disp_http_port(const disp_http_t *s)
+{
+    return s->port;
+}
+
+size_t disp_http_active(const disp_http_t *s)
+{
+    return s->active;
+}
+
+void disp_http_quiesce(disp_http_t *s)
+{
+    if (s == NULL || s->mhd == NULL)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    disp_http_t *s = h->data;
+    if (--s->closing_handles == 0)
+        free(s);
+}
+
+void disp_http_destroy(disp_http_t *s)
+{
+    if (s == NULL)
+        return;
+    struct MHD_Daemon *d = s->mhd;
+    s->mhd = NULL;
+    uv_poll_stop(&s->poll);
+    uv_timer_stop(&s->timer);
+    uv_check_stop(&s->check);
+    MHD_stop_daemon(d); /* completes (and frees) every remaining request */
+    s->closing_handles = 3;
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->check, on_handle_closed);
+}

@@ -1,0 +1,749 @@
+/* pipeline.c - one job event's life: lookup -> filter -> claim -> send -> durable outcome ->
+ * done mark -> complete. A step whose Redis call fails is retried with backoff while the event
+ * stays in flight; nothing is acknowledged to Kafka before every device has a durable outcome. */
+#include "pipeline/pipeline.h"
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/rand.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_BASE_MS 100
+#define RETRY_CAP_MS 5000
+#define OK_BATCH_MAX 256 /* accepted notifications made durable per pair of Redis calls */
+
+typedef enum { DEV_NEW, DEV_SENDING, DEV_DONE, DEV_WAITING } dev_state_t;
+
+typedef struct job job_t;
+
+typedef struct dev {
+    job_t *job;
+    tok_record_t rec;
+    dev_state_t state;
+    unsigned retries;
+    void (*retry_fn)(struct dev *dv); /* set while waiting for the job's device retry timer */
+    char ticket[96];
+    char error[64]; /* permanent failure reason, for the DLQ record */
+    unsigned attempts;
+} pdev_t;
+
+struct job {
+    disp_pipeline_t *p;
+    job_t *next, *prev;
+    const queue_event_t *ev;
+    queue_ticket_t *ticket;
+    char key[QUEUE_KEY_MAX];
+    pdev_t *devs;
+    size_t ndevs;
+    size_t left;
+    disp_rendered_t r;
+    bool rendered;
+    uv_timer_t timer;     /* retries of lookup/claim */
+    uv_timer_t dev_timer; /* retries of per-device steps */
+    int open_handles;
+    unsigned retries;
+    void (*retry_fn)(job_t *j);
+    int64_t event_ms;
+};
+
+/* Accepted notifications of one loop turn: their receipt checks are scheduled in one script call
+ * and their marks set done in another, instead of two calls per notification. */
+typedef struct ok_batch {
+    disp_pipeline_t *p;
+    size_t n;
+    pdev_t *devs[OK_BATCH_MAX];
+} ok_batch_t;
+
+struct disp_pipeline {
+    disp_pipeline_deps_t d;
+    char *prefix;
+    char *dlq_topic;
+    db_script_t *claim;
+    db_script_t *done_many;
+    ok_batch_t *ok;   /* collecting; NULL when empty */
+    bool ok_deferred; /* a flush of `ok` is scheduled */
+    job_t *jobs;
+    size_t njobs;
+    bool aborted;
+    metric_fam_t *m_devices, *m_notif, *m_deact, *m_e2e;
+    metric_t *m_jobs;
+};
+
+static void lookup(job_t *j);
+static void claim(job_t *j);
+static void dev_finished(pdev_t *dv);
+
+/* ---- job bookkeeping ------------------------------------------------------------------------ */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    job_t *j = h->data;
+    if (--j->open_handles > 0)
+        return;
+    disp_rendered_cleanup(&j->r);
+    free(j->devs);
+    free(j);
+}
+
+static void job_free(job_t *j)
+{
+    disp_pipeline_t *p = j->p;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    p->njobs--;
+    metric_set(p->m_jobs, (double)p->njobs);
+    uv_close((uv_handle_t *)&j->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
+}
+
+static void job_complete(job_t *j)
+{
+    queue_complete(j->ticket);
+    job_free(j);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    job_t *j = t->data;
+    j->retry_fn(j);
+}
+
+/* Runs fn again after a backoff; the event stays in flight meanwhile. */
+static void retry_later(job_t *j, void (*fn)(job_t *), const char *why)
+{
+    uint64_t ms = backoff_full_jitter(j->retries++, RETRY_BASE_MS, RETRY_CAP_MS, rand_u64());
+    if (j->retries == 1 || j->retries % 10 == 0)
+        LOG(LOG_LVL_WARN, "pipeline step failed, retrying", LKS("jobId", j->ev->job_id),
+            LKS("userId", j->ev->user_id), LKS("step", why), LKI("retryMs", ms));
+    j->retry_fn = fn;
+    uv_timer_start(&j->timer, on_retry_timer, ms + 1, 0);
+}
+
+static void on_dev_timer(uv_timer_t *t)
+{
+    job_t *j = t->data;
+    for (size_t i = 0; i < j->ndevs; i++) {
+        pdev_t *dv = &j->devs[i];
+        void (*fn)(pdev_t *) = dv->retry_fn;
+        if (fn) {
+            dv->retry_fn = NULL;
+            fn(dv);
+        }
+    }
+}
+
+/* Runs fn(dv) again after a backoff: a device's outcome is not durable until its write lands. */
+static void dev_retry(pdev_t *dv, void (*fn)(pdev_t *), const char *why)
+{
+    job_t *j = dv->job;
+    uint64_t ms = backoff_full_jitter(dv->retries++, RETRY_BASE_MS, RETRY_CAP_MS, rand_u64());
+    if (dv->retries == 1 || dv->retries % 10 == 0)
+        LOG(LOG_LVL_WARN, "pipeline step failed, retrying", LKS("jobId", j->ev->job_id),
+            LKS("userId", j->ev->user_id), LKS("deviceId", dv->rec.device_id), LKS("step", why),
+            LKI("retryMs", ms));
+    dv->retry_fn = fn;
+    if (!uv_is_active((uv_handle_t *)&j->dev_timer))
+        uv_timer_start(&j->dev_timer, on_dev_timer, ms + 1, 0);
+}
+
+/* ---- entry ---------------------------------------------------------------------------------- */
+
+void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg)
+{
+    disp_pipeline_t *p = arg;
+    job_t *j = xcalloc(1, sizeof *j);
+    j->p = p;
+    j->ev = ev;
+    j->ticket = ticket;
+    queue_event_key(ev, j->key, sizeof j->key);
+    disp_rendered_init(&j->r);
+    uv_timer_init(p->d.loop, &j->timer);
+    uv_timer_init(p->d.loop, &j->dev_timer);
+    j->timer.data = j->dev_timer.data = j;
+    j->open_handles = 2;
+    j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
+    j->next = p->jobs;
+    if (p->jobs)
+        p->jobs->prev = j;
+    p->jobs = j;
+    p->njobs++;
+    metric_set(p->m_jobs, (double)p->njobs);
+    TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
+          LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
+          LKS("topic", queue_ticket_topic(ticket)),
+          LKI("partition", queue_ticket_partition(ticket)),
+          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
+    if (!disp_templates_notifies(p->d.templates, ev)) {
+        TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
+              LKS("detail", "this status does not notify (templates.notify)"));
+        job_complete(j);
+        return;
+    }
+    lookup(j);
+}
+
+/* ---- lookup and filter ---------------------------------------------------------------------- */
+
+static const char *skip_reason(const tok_record_t *r, int64_t now_s)
+{
+    if (!r->active)
+        return "inactive";
+    if (r->expires_at <= now_s)
+        return "expired";
+    if (tok_valid_token(r->token, strlen(r->token)) != 0)
+        return "malformed";
+    return NULL;
+}
+
+static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg)
+{
+    job_t *j = arg;
+    disp_pipeline_t *p = j->p;
+    if (p->aborted)
+        return;
+    if (status != TOK_OK) {
+        retry_later(j, lookup, "lookup");
+        return;
+    }
+    int64_t now_s = clk_wall_ms() / 1000;
+    j->devs = xcalloc(n ? n : 1, sizeof *j->devs);
+    for (size_t i = 0; i < n; i++) {
+        const char *why = skip_reason(&recs[i], now_s);
+        if (why) {
+            metric_inc(metric_get(p->m_devices, why));
+            TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, recs[i].device_id, "skipped",
+                  LKS("reason", why), LKT("token", recs[i].token),
+                  LKS("deactivatedReason",
+                      recs[i].deactivated_reason[0] ? recs[i].deactivated_reason : NULL));
+            continue;
+        }
+        metric_inc(metric_get(p->m_devices, "found"));
+        j->devs[j->ndevs].job = j;
+        j->devs[j->ndevs].rec = recs[i];
+        j->ndevs++;
+    }
+    j->left = j->ndevs;
+    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "devices", LKI("found", n),
+          LKI("deliverable", j->ndevs));
+    if (j->ndevs == 0) {
+        job_complete(j);
+        return;
+    }
+    j->retries = 0;
+    claim(j);
+}
+
+static void lookup(job_t *j)
+{
+    tok_store_list(j->p->d.store, j->ev->user_id, on_devices, j);
+}
+
+/* ---- claim ---------------------------------------------------------------------------------- */
+
+/* KEYS: one dedup mark per device. ARGV[1]: pending TTL seconds.
+ * Returns per key: 1 claimed now, 0 already done, -1 pending (another attempt holds it). */
+static const char claim_lua[] = "local r = {}\n"
+                                "for i, k in ipairs(KEYS) do\n"
+                                "  local v = redis.call('GET', k)\n"
+                                "  if not v then\n"
+                                "    redis.call('SET', k, 'pending', 'EX', ARGV[1])\n"
+                                "    r[i] = 1\n"
+                                "  elseif v == 'done' then r[i] = 0\n"
+                                "  else r[i] = -1 end\n"
+                                "end\n"
+                                "return r\n";
+
+static void mark_key(const job_t *j, const pdev_t *dv, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%ssent:%s:%s", j->p->prefix, j->key, dv->rec.device_id);
+}
+
+static void send_dev(pdev_t *dv);
+
+static void on_claimed(int status, const db_reply_t *reply, void *arg)
+{
+    job_t *j = arg;
+    if (j->p->aborted)
+        return;
+    if (status != DB_OK || db_reply_type(reply) != DB_REPLY_ARRAY) {
+        retry_later(j, claim, "claim");
+        return;
+    }
+    size_t k = 0;
+    bool waiting = false;
+    for (size_t i = 0; i < j->ndevs; i++) {
+        pdev_t *dv = &j->devs[i];
+        if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
+            continue;
+        long long v = db_reply_int(db_reply_elem(reply, k++));
+        if (v == 1) {
+            dv->state = DEV_SENDING;
+            send_dev(dv);
+        } else if (v == 0) {
+            dv->state = DEV_DONE;
+            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
+                  LKS("detail", "already delivered for this event"));
+            metric_inc(metric_get(j->p->m_notif, "duplicate"));
+            dev_finished(dv);
+            if (j->left == 0)
+                return; /* the job is gone */
+        } else {
+            dv->state = DEV_WAITING;
+            waiting = true;
+        }
+    }
+    /* A pending mark may belong to an attempt that crashed: claim again once it expires. */
+    if (waiting)
+        retry_later(j, claim, "claim-pending");
+}
+
+static void claim(job_t *j)
+{
+    char ttl[24];
+    size_t n = 0;
+    const char **argv = xcalloc(j->ndevs + 1, sizeof *argv);
+    char(*keys)[320] = xcalloc(j->ndevs + 1, sizeof *keys);
+    for (size_t i = 0; i < j->ndevs; i++) {
+        if (j->devs[i].state != DEV_NEW && j->devs[i].state != DEV_WAITING)
+            continue;
+        mark_key(j, &j->devs[i], keys[n], sizeof keys[n]);
+        argv[n] = keys[n];
+        n++;
+    }
+    snprintf(ttl, sizeof ttl, "%ld", j->p->d.conf->dedup_pending_ttl_s);
+    argv[n] = ttl;
+    db_eval(j->p->d.db, j->p->claim, on_claimed, j, (int)n, (int)n + 1, argv, NULL);
+    free(argv);
+    free(keys);
+}
+
+/* ---- durable outcomes ----------------------------------------------------------------------- */
+
+static void mark_done(pdev_t *dv);
+
+static void on_marked(int status, const db_reply_t *reply, void *arg)
+{
+    pdev_t *dv = arg;
+    if (dv->job->p->aborted)
+        return;
+    if (status != DB_OK || db_reply_type(reply) == DB_REPLY_ERROR) {
+        dev_retry(dv, mark_done, "mark-done");
+        return;
+    }
+    dv->state = DEV_DONE;
+    dev_finished(dv);
+}
+
+static void mark_done(pdev_t *dv)
+{
+    char key[320], ttl[24];
+    mark_key(dv->job, dv, key, sizeof key);
+    snprintf(ttl, sizeof ttl, "%ld", dv->job->p->d.conf->dedup_done_ttl_s);
+    db_cmd(dv->job->p->d.db, on_marked, dv, "SET", key, "done", "EX", ttl, NULL);
+}
+
+static void dev_finished(pdev_t *dv)
+{
+    job_t *j = dv->job;
+    if (--j->left > 0)
+        return;
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "completed",
+          LKI("devices", j->ndevs));
+    job_complete(j);
+}
+
+static void schedule_receipt(pdev_t *dv);
+
+static void on_scheduled(int status, void *arg)
+{
+    pdev_t *dv = arg;
+    if (dv->job->p->aborted)
+        return;
+    if (status != 0) {
+        dev_retry(dv, schedule_receipt, "schedule-receipt");
+        return;
+    }
+    mark_done(dv);
+}
+
+static void schedule_receipt(pdev_t *dv)
+{
+    job_t *j = dv->job;
+    int64_t now_s = clk_wall_ms() / 1000;
+    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id,
+                            dv->rec.token, j->ev->job_id,   now_s};
+    expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->d.conf->expo_receipt_delay_s,
+                           on_scheduled, dv);
+}
+
+/* KEYS: dedup marks. ARGV[1]: done TTL seconds. */
+static const char done_many_lua[] = "for _, k in ipairs(KEYS) do\n"
+                                    "  redis.call('SET', k, 'done', 'EX', ARGV[1])\n"
+                                    "end\n"
+                                    "return #KEYS\n";
+
+static void on_batch_marked(int status, const db_reply_t *reply, void *arg)
+{
+    ok_batch_t *b = arg;
+    if (!b->p->aborted) {
+        bool ok = status == DB_OK && db_reply_type(reply) != DB_REPLY_ERROR;
+        for (size_t i = 0; i < b->n; i++) {
+            pdev_t *dv = b->devs[i];
+            if (!ok) {
+                dev_retry(dv, mark_done, "mark-done");
+                continue;
+            }
+            dv->state = DEV_DONE;
+            dev_finished(dv); /* may complete the job: touch dv no more */
+        }
+    }
+    free(b);
+}
+
+static void on_batch_scheduled(int status, void *arg)
+{
+    ok_batch_t *b = arg;
+    disp_pipeline_t *p = b->p;
+    if (p->aborted) {
+        free(b);
+        return;
+    }
+    if (status != 0) {
+        for (size_t i = 0; i < b->n; i++)
+            dev_retry(b->devs[i], schedule_receipt, "schedule-receipt");
+        free(b);
+        return;
+    }
+    char ttl[24];
+    const char **argv = xcalloc(b->n + 1, sizeof *argv);
+    char(*keys)[320] = xcalloc(b->n, sizeof *keys);
+    for (size_t i = 0; i < b->n; i++) {
+        mark_key(b->devs[i]->job, b->devs[i], keys[i], sizeof keys[i]);
+        argv[i] = keys[i];
+    }
+    snprintf(ttl, sizeof ttl, "%ld", p->d.conf->dedup_done_ttl_s);
+    argv[b->n] = ttl;
+    db_eval(p->d.db, p->done_many, on_batch_marked, b, (int)b->n, (int)b->n + 1, argv, NULL);
+    free(argv);
+    free(keys);
+}
+
+static void flush_ok(disp_pipeline_t *p)
+{
+    ok_batch_t *b = p->ok;
+    p->ok = NULL;
+    if (b == NULL)
+        return;
+    if (p->aborted) {
+        free(b);
+        return;
+    }
+    int64_t now_s = clk_wall_ms() / 1000;
+    expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
+    for (size_t i = 0; i < b->n; i++) {
+        pdev_t *dv = b->devs[i];
+        t[i] = (expo_ticket_info_t){dv->ticket,    dv->rec.user_id,     dv->rec.device_id,
+                                    dv->rec.token, dv->job->ev->job_id, now_s};
+    }
+    expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->d.conf->expo_receipt_delay_s,
+                           on_batch_scheduled, b);
+    free(t);
+}
+
+static void on_ok_defer(void *arg)
+{
+    disp_pipeline_t *p = arg;
+    p->ok_deferred = false;
+    flush_ok(p);
+}
+
+/* An accepted notification: durable once its receipt check is scheduled and its mark is done;
+ * both happen for the whole loop turn's batch at once. */
+static void ok_durable(pdev_t *dv)
+{
+    disp_pipeline_t *p = dv->job->p;
+    if (p->ok == NULL) {
+        p->ok = xmalloc(sizeof *p->ok);
+        p->ok->p = p;
+        p->ok->n = 0;
+    }
+    p->ok->devs[p->ok->n++] = dv;
+    if (p->ok->n == OK_BATCH_MAX) {
+        flush_ok(p);
+    } else if (!p->ok_deferred) {
+        p->ok_deferred = true;
+        db_defer(p->d.db, on_ok_defer, p);
+    }
+}
+
+static void on_deactivated(int status, void *arg);
+
+static void deactivate_dev(pdev_t *dv)
+{
+    tok_store_deactivate(dv->job->p->d.store, dv->rec.user_id, dv->rec.device_id,
+                         "DeviceNotRegistered", dv->rec.token, on_deactivated, dv);
+}
+
+static void on_deactivated(int status, void *arg)
+{
+    pdev_t *dv = arg;
+    job_t *j = dv->job;
+    if (j->p->aborted)
+        return;
+    if (status == TOK_EUNAVAIL) {
+        dev_retry(dv, deactivate_dev, "deactivate");
+        return;
+    }
+    if (status == TOK_OK)
+        metric_inc(metric_get(j->p->m_deact, "ticket"));
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "deactivated",
+          LKS("source", "ticket"),
+          LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
+          LKT("token", dv->rec.token));
+    mark_done(dv);
+}
+
+static void dlq_send(pdev_t *dv);
+
+static void on_dlq_delivered(const queue_delivery_t *dr, void *arg)
+{
+    pdev_t *dv = arg;
+    if (dv->job->p->aborted)
+        return;
+    if (dr->status != QUEUE_OK) {
+        dev_retry(dv, dlq_send, "dlq");
+        return;
+    }
+    mark_done(dv);
+}
+
+/* The failed notification as a DLQ record: enough to replay or investigate it. */
+static void dlq_send(pdev_t *dv)
+{
+    job_t *j = dv->job;
+    disp_pipeline_t *p = j->p;
+    buf_t v = BUF_INIT;
+    char part[16], off[24], att[16];
+    buf_puts(&v, "{\"kind\":\"notification\",\"jobId\":");
+    buf_json_str(&v, j->ev->job_id, strlen(j->ev->job_id));
+    buf_puts(&v, ",\"userId\":");
+    buf_json_str(&v, dv->rec.user_id, strlen(dv->rec.user_id));
+    buf_puts(&v, ",\"deviceId\":");
+    buf_json_str(&v, dv->rec.device_id, strlen(dv->rec.device_id));
+    buf_puts(&v, ",\"expoPushToken\":");
+    buf_json_str(&v, dv->rec.token, strlen(dv->rec.token));
+    buf_printf(&v, ",\"status\":\"%s\",\"idempotencyKey\":", queue_status_name(j->ev->status));
+    buf_json_str(&v, j->key, strlen(j->key));
+    buf_puts(&v, ",\"error\":");
+    buf_json_str(&v, dv->error, strlen(dv->error));
+    buf_printf(&v, ",\"attempts\":%u}", dv->attempts);
+    snprintf(part, sizeof part, "%d", (int)queue_ticket_partition(j->ticket));
+    snprintf(off, sizeof off, "%lld", (long long)queue_ticket_offset(j->ticket));
+    snprintf(att, sizeof att, "%u", dv->attempts);
+    const char *topic = queue_ticket_topic(j->ticket);
+    const char *reason = dv->error;
+    queue_header_t h[] = {
+        {"herald-dlq-reason", reason, strlen(reason)},
+        {"herald-source-topic", topic, strlen(topic)},
+        {"herald-source-partition", part, strlen(part)},
+        {"herald-source-offset", off, strlen(off)},
+        {"herald-attempts", att, strlen(att)},
+    };
+    int rc = p->d.dlq ? queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len,
+                                      h, 5, on_dlq_delivered, dv)
+                      : QUEUE_ECLOSED;
+    if (rc != QUEUE_OK)
+        dev_retry(dv, dlq_send, "dlq");
+    buf_cleanup(&v);
+}
+
+/* Expo's messages quote the token ("\"ExponentPushToken[...]\" is not a registered ..."): replace
+ * every occurrence with its redacted form before the text reaches the trace or the log. */
+static void redact_message(const char *msg, const char *token, char *out, size_t outlen)
+{
+    char red[32];
+    buf_t b = BUF_INIT;
+    size_t tl = strlen(token);
+    log_redact(token, red, sizeof red);
+    for (const char *p = msg; p && *p;) {
+        const char *hit = tl ? strstr(p, token) : NULL;
+        if (hit == NULL) {
+            buf_puts(&b, p);
+            break;
+        }
+        buf_append(&b, p, (size_t)(hit - p));
+        buf_puts(&b, red);
+        p = hit + tl;
+    }
+    snprintf(out, outlen, "%s", buf_cstr(&b));
+    buf_cleanup(&b);
+}
+
+static void on_result(const expo_result_t *res, void *arg)
+{
+    pdev_t *dv = arg;
+    job_t *j = dv->job;
+    disp_pipeline_t *p = j->p;
+    char msg[512];
+    if (p->aborted)
+        return;
+    redact_message(res->message, dv->rec.token, msg, sizeof msg);
+    if (res->outcome == EXPO_OK) {
+        metric_inc(metric_get(p->m_notif, "ok"));
+        if (j->event_ms > 0)
+            metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
+        snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+              LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
+              LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
+        ok_durable(dv);
+    } else if (res->outcome == EXPO_INVALID_TOKEN) {
+        metric_inc(metric_get(p->m_notif, "invalid_token"));
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+              LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
+              LKT("token", dv->rec.token));
+        deactivate_dev(dv);
+    } else {
+        metric_inc(metric_get(p->m_notif, "failed"));
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "failed",
+              LKS("error", res->error), LKS("message", msg), LKI("attempts", res->attempts),
+              LKT("token", dv->rec.token));
+        snprintf(dv->error, sizeof dv->error, "%s", res->error ? res->error : "failed");
+        dv->attempts = res->attempts;
+        dlq_send(dv);
+    }
+}
+
+static void send_dev(pdev_t *dv)
+{
+    job_t *j = dv->job;
+    if (!j->rendered) {
+        disp_templates_render(j->p->d.templates, j->ev, &j->r);
+        j->rendered = true;
+    }
+    expo_msg_t m;
+    disp_rendered_msg(&j->r, dv->rec.token, j->key, &m);
+    expo_send(j->p->d.expo, &m, on_result, dv);
+}
+
+/* ---- receipts ------------------------------------------------------------------------------- */
+
+typedef struct rc_ctx {
+    disp_pipeline_t *p;
+    char user[TOK_USER_MAX + 1], device[TOK_DEVICE_MAX + 1], token[TOK_TOKEN_MAX + 1];
+    char job[QUEUE_ID_MAX + 1];
+} rc_ctx_t;
+
+static void on_receipt_deactivated(int status, void *arg)
+{
+    rc_ctx_t *c = arg;
+    if (status == TOK_OK)
+        metric_inc(metric_get(c->p->m_deact, "receipt"));
+    TRACE(c->p->d.trace, c->job, c->user, c->device, "deactivated", LKS("source", "receipt"),
+          LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
+          LKT("token", c->token));
+    free(c);
+}
+
+static const char *const rcpt_names[] = {"ok", "DeviceNotRegistered", "error", "missing"};
+
+void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                              const char *message, void *arg)
+{
+    disp_pipeline_t *p = arg;
+    const char *job = t->job_id && *t->job_id ? t->job_id : "unknown";
+    const char *user = t->user_id ? t->user_id : "";
+    char msg[512] = "";
+    if (message)
+        redact_message(message, t->token ? t->token : "", msg, sizeof msg);
+    TRACE(p->d.trace, job, user, t->device_id, "receipt",
+          LKS("status", (unsigned)st < 4 ? rcpt_names[st] : "unknown"),
+          LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
+          LKT("token", t->token));
+    if (st != EXPO_RCPT_INVALID || p->aborted || !t->user_id || !t->device_id || !t->token)
+        return;
+    rc_ctx_t *c = xcalloc(1, sizeof *c);
+    c->p = p;
+    snprintf(c->user, sizeof c->user, "%s", t->user_id);
+    snprintf(c->device, sizeof c->device, "%s", t->device_id);
+    snprintf(c->token, sizeof c->token, "%s", t->token);
+    snprintf(c->job, sizeof c->job, "%s", job);
+    /* Idempotent: a receipt reported twice (crash before its deletion) deactivates once. */
+    tok_store_deactivate(p->d.store, c->user, c->device, "DeviceNotRegistered", c->token,
+                         on_receipt_deactivated, c);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
+{
+    disp_pipeline_t *p = xcalloc(1, sizeof *p);
+    p->d = *deps;
+    p->prefix = xstrdup(deps->conf->redis_prefix);
+    p->claim = db_script(deps->db, claim_lua);
+    p->done_many = db_script(deps->db, done_many_lua);
+    metric_reg_t *m = deps->metrics;
+    p->m_devices =
+        metric_counter_new(m, "herald_devices_total",
+                           "Devices looked up for events: found, or skipped by reason.", "result");
+    p->m_notif = metric_counter_new(m, "herald_notifications_total",
+                                    "Notifications by outcome (ok, invalid_token, failed, "
+                                    "duplicate).",
+                                    "outcome");
+    p->m_deact =
+        metric_counter_new(m, "herald_tokens_deactivated_total",
+                           "Tokens deactivated after Expo said DeviceNotRegistered.", "source");
+    p->m_e2e = metric_histogram_new(m, "herald_end_to_end_seconds",
+                                    "Event timestamp to Expo accepted.", NULL, NULL, 0);
+    p->m_jobs = metric_get(
+        metric_gauge_new(m, "herald_events_in_pipeline", "Events being dispatched.", NULL));
+    return p;
+}
+
+void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq, const char *dlq_topic)
+{
+    p->d.dlq = dlq;
+    free(p->dlq_topic);
+    p->dlq_topic = xstrdup(dlq_topic);
+}
+
+void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t)
+{
+    p->d.templates = t;
+}
+
+void disp_pipeline_set_receipts(disp_pipeline_t *p, expo_receipts_t *r)
+{
+    p->d.receipts = r;
+}
+
+void disp_pipeline_abort(disp_pipeline_t *p)
+{
+    p->aborted = true;
+}
+
+size_t disp_pipeline_jobs(const disp_pipeline_t *p)
+{
+    return p->njobs;
+}
+
+void disp_pipeline_destroy(disp_pipeline_t *p)
+{
+    if (p == NULL)
+        return;
+    while (p->jobs)
+        job_free(p->jobs); /* tickets abandoned: the consumer is gone, Kafka redelivers */
+    free(p->ok);
+    free(p->prefix);
+    free(p->dlq_topic);
+    free(p);
+}
