@@ -46,7 +46,9 @@ for _, hk in ipairs(sc[2]) do
       n[1] = n[1] + 1
     else
       local at = tonumber(r.deactivatedAt) or epoch(r.updatedAt)
-      if cutoff >= 0 and at and at < cutoff then n[6] = n[6] + 1; record_drop(ctx, hk, m, d, r, 'inactive')
+      if cutoff >= 0 and at and at < cutoff then
+        n[6] = n[6] + 1
+        record_drop(ctx, hk, m, d, r, 'inactive')
       else n[2] = n[2] + 1 end
     end
   end
