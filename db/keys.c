@@ -62,10 +62,9 @@ static size_t one(char out[KEY_MAX], const char *prefix, key_family_t f, const c
 
 size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user)
 {
-    size_t len = key_stem(out, prefix, KEY_DEV);
-    put(out, &len, "{", 1);
+    size_t len = key_head(out, prefix, KEY_DEV);
     put(out, &len, user, KEY_USER_MAX);
-    put(out, &len, "}", 1);
+    put(out, &len, key_tail(KEY_DEV), 1);
     return len;
 }
 
@@ -130,4 +129,17 @@ size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip)
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
 {
     return one(out, prefix, KEY_EXPO_RATE, project, KEY_NAME_MAX);
+}
+
+size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family)
+{
+    size_t len = key_stem(out, prefix, family);
+    if (family == KEY_DEV)
+        put(out, &len, "{", 1);
+    return len;
+}
+
+const char *key_tail(key_family_t family)
+{
+    return family == KEY_DEV ? "}" : "";
 }

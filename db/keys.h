@@ -61,4 +61,11 @@ size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip);
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project);
 
+/* A family's key around its one id, for scripts that build keys of ids they only learn inside
+ * Redis (the dev hash of a user read from an owner key) or take an id back out of a key:
+ * key = head .. id .. tail. The head is key_stem() plus the opening hash-tag brace of families
+ * that have one ("<p>dev:{"); the tail is "}" for KEY_DEV and "" for the others (static). */
+size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family);
+const char *key_tail(key_family_t family);
+
 #endif

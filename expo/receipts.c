@@ -1,62 +1,18 @@
 /* receipts.c - scheduling push receipt checks in Redis and polling Expo's getReceipts for them.
- * See receipts.h for the Redis layout and the claim protocol; the scripts below are the only
- * code that touches those keys. */
+ * See receipts.h for the Redis layout and the claim protocol; the scripts (expo/lua/receipts_*.lua)
+ * are the only code that touches those keys. */
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "db/keys.h"
 #include "expo/expo.h"
+#include "expo/lua_receipts.h"
 #include "expo/proto.h"
 #include "expo/receipts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* KEYS[1] zset; ARGV prefix, due, ttl, then (id user device token job sentAt)* */
-static const char lua_schedule[] =
-    "local z, pfx, due, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"
-    "for i = 4, #ARGV, 6 do\n"
-    "  local k = pfx .. 'ticket:' .. ARGV[i]\n"
-    "  redis.call('HSET', k, 'userId', ARGV[i+1], 'deviceId', ARGV[i+2], 'token', ARGV[i+3],\n"
-    "             'jobId', ARGV[i+4], 'sentAt', ARGV[i+5])\n"
-    "  redis.call('EXPIRE', k, ttl)\n"
-    "  redis.call('ZADD', z, due, ARGV[i])\n"
-    "end\n"
-    "return (#ARGV - 3) / 6\n";
-
-/* KEYS[1] zset; ARGV now, lease_until, limit, prefix. Claims due ids by re-scoring them to the
- * end of the lease, and returns id + the ticket fields (nil when the hash expired). */
-static const char lua_claim[] =
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
-    "local out = {}\n"
-    "for _, id in ipairs(ids) do\n"
-    "  redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
-    "  local h = redis.call('HMGET', ARGV[4] .. 'ticket:' .. id, 'userId', 'deviceId', 'token',\n"
-    "                       'jobId', 'sentAt', 'checks')\n"
-    "  out[#out+1] = id\n"
-    "  for j = 1, 6 do out[#out+1] = h[j] or '' end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS[1] zset; ARGV prefix, then ids: definite results, forget them. */
-static const char lua_done[] = "for i = 2, #ARGV do\n"
-                               "  redis.call('ZREM', KEYS[1], ARGV[i])\n"
-                               "  redis.call('DEL', ARGV[1] .. 'ticket:' .. ARGV[i])\n"
-                               "end\n"
-                               "return #ARGV - 1\n";
-
-/* KEYS[1] zset; ARGV prefix, now, base, cap, then ids: not ready, check again later (doubling). */
-static const char lua_later[] =
-    "for i = 5, #ARGV do\n"
-    "  local c = redis.call('HINCRBY', ARGV[1] .. 'ticket:' .. ARGV[i], 'checks', 1)\n"
-    "  local d = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (c - 1))\n"
-    "  redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + d, ARGV[i])\n"
-    "end\n"
-    "return #ARGV - 4\n";
-
-static const char lua_pending[] = "local n = redis.call('ZCARD', KEYS[1])\n"
-                                  "local o = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-                                  "return {n, o[2] or '0'}\n";
 
 #define FIELDS 7 /* id + 6 hash fields per claimed ticket */
 
@@ -65,8 +21,9 @@ struct expo_receipts {
     db_t *db;
     expo_receipts_opts_t o;
     expo_transport_t *tr;
-    char *url, *auth, *zkey, *prefix;
-    db_script_t *s_schedule, *s_claim, *s_done, *s_later, *s_pending;
+    char *url, *auth;
+    char zkey[KEY_MAX], ticket_stem[KEY_MAX];
+    db_script_t *s_schedule, *s_claim, *s_forget, *s_postpone, *s_pending;
     uv_timer_t timer;
     bool polling;
     struct claim *cur; /* the getReceipts request in flight */
@@ -108,6 +65,10 @@ expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_rece
         snprintf(err, errlen, "receipts: on_receipt, url and prefix are required");
         return NULL;
     }
+    if (strlen(o->prefix) > KEY_PREFIX_MAX) {
+        snprintf(err, errlen, "receipts: the key prefix is longer than %d bytes", KEY_PREFIX_MAX);
+        return NULL;
+    }
     expo_receipts_t *r = xcalloc(1, sizeof *r);
     r->loop = loop;
     r->db = db;
@@ -134,14 +95,13 @@ expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_rece
         buf_printf(&b, "authorization: Bearer %s", o->access_token);
         r->auth = buf_steal(&b);
     }
-    buf_printf(&b, "%sreceipts", o->prefix);
-    r->zkey = buf_steal(&b);
-    r->prefix = xstrdup(o->prefix);
-    r->s_schedule = db_script(db, lua_schedule);
-    r->s_claim = db_script(db, lua_claim);
-    r->s_done = db_script(db, lua_done);
-    r->s_later = db_script(db, lua_later);
-    r->s_pending = db_script(db, lua_pending);
+    key_receipts(r->zkey, o->prefix);
+    key_stem(r->ticket_stem, o->prefix, KEY_TICKET);
+    r->s_schedule = db_script(db, lua_receipts_schedule);
+    r->s_claim = db_script(db, lua_receipts_claim);
+    r->s_forget = db_script(db, lua_receipts_forget);
+    r->s_postpone = db_script(db, lua_receipts_postpone);
+    r->s_pending = db_script(db, lua_receipts_pending);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     metric_reg_t *reg = metrics;
@@ -171,8 +131,6 @@ void expo_receipts_destroy(expo_receipts_t *r)
         claim_free(r->cur);
     free(r->url);
     free(r->auth);
-    free(r->zkey);
-    free(r->prefix);
     uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->timer, on_closed);
 }
@@ -210,7 +168,7 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
     snprintf(nums[0], sizeof nums[0], "%lld", (long long)due_s);
     snprintf(nums[1], sizeof nums[1], "%ld", 26L * 3600);
     argv[0] = r->zkey;
-    argv[1] = r->prefix;
+    argv[1] = r->ticket_stem;
     argv[2] = nums[0];
     argv[3] = nums[1];
     for (size_t i = 0; i < n; i++) {
@@ -346,12 +304,12 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
             later[nl++] = t.ticket_id;
         }
     }
-    run_ids(r, r->s_done, (const char *[]){r->prefix}, 1, done, nd);
+    run_ids(r, r->s_forget, (const char *[]){r->ticket_stem}, 1, done, nd);
     char n0[24], b[24], cap[24];
     snprintf(n0, sizeof n0, "%lld", (long long)now);
     snprintf(b, sizeof b, "%ld", r->o.retry_base_s);
     snprintf(cap, sizeof cap, "%ld", r->o.retry_cap_s);
-    run_ids(r, r->s_later, (const char *[]){r->prefix, n0, b, cap}, 4, later, nl);
+    run_ids(r, r->s_postpone, (const char *[]){r->ticket_stem, n0, b, cap}, 4, later, nl);
     free(done);
     free(later);
 }
@@ -436,7 +394,7 @@ void expo_receipts_poll_now(expo_receipts_t *r)
     snprintf(a[0], sizeof a[0], "%lld", (long long)now);
     snprintf(a[1], sizeof a[1], "%lld", (long long)(now + r->o.lease_s));
     snprintf(a[2], sizeof a[2], "%d", EXPO_MAX_RECEIPT_IDS);
-    const char *argv[] = {r->zkey, a[0], a[1], a[2], r->prefix};
+    const char *argv[] = {r->zkey, a[0], a[1], a[2], r->ticket_stem};
     db_eval(r->db, r->s_claim, on_claimed, r, 1, 5, argv, NULL);
 }
 

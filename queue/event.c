@@ -4,11 +4,18 @@
 #include "queue/event.h"
 
 #include "core/clock.h"
+#include "db/keys.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+/* The ids and the idempotency key an event yields name Redis keys (dedup marks, traces, device
+ * hashes): each fits its key family (db/keys.h), so no key built from an event is cut short. */
+_Static_assert(QUEUE_KEY_MAX - 1 <= KEY_EVENT_MAX, "idempotency keys fit dedup marks");
+_Static_assert(QUEUE_ID_MAX <= KEY_JOB_MAX, "job ids fit trace keys");
+_Static_assert(QUEUE_ID_MAX <= KEY_USER_MAX, "user ids fit dev and trace keys");
 
 enum {
     F_JOB,

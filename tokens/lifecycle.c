@@ -1,11 +1,13 @@
-/* lifecycle.c - the Lua scripts that remove expired and long-inactive tokens, count token states
- * and import records, keeping the device hash, the owner index and the expiry index in step
- * (lifecycle.h). heraldctl and the in-daemon sweep both call these; nothing else deletes tokens
- * in bulk. */
+/* lifecycle.c - the Lua scripts (tokens/lua/) that remove expired and long-inactive tokens, count
+ * token states and import records, keeping the device hash, the owner index and the expiry index in
+ * step (lifecycle.h). heraldctl and the in-daemon sweep both call these; nothing else deletes
+ * tokens in bulk. */
 #include "tokens/lifecycle.h"
 
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "db/keys.h"
+#include "tokens/lua_lifecycle.h"
 #include "tokens/store.h"
 
 #include <inttypes.h>
@@ -13,144 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Shared by the scripts: removing one record and what points at it. `dry` and `items` are
- * globals of the calling script. */
-#define LUA_DROP                                                                                   \
-    "local function drop(hk, m, d, r, why)\n"                                                      \
-    "  if not dry then\n"                                                                          \
-    "    if type(r) == 'table' and type(r.expoPushToken) == 'string' then\n"                       \
-    "      local okey = prefix .. 'owner:' .. r.expoPushToken\n"                                   \
-    "      if redis.call('GET', okey) == m then redis.call('DEL', okey) end\n"                     \
-    "    end\n"                                                                                    \
-    "    if d then redis.call('HDEL', hk, d) end\n"                                                \
-    "    redis.call('ZREM', zkey, m)\n"                                                            \
-    "  end\n"                                                                                      \
-    "  if want then items[#items + 1] = m .. '\\031' .. why end\n"                                 \
-    "end\n"
-
-/* ARGV = prefix, now, offset, limit, dry (0/1), want items (0/1).
- * Returns {examined, expired, stale, rescored, items}. */
-static const char LUA_EXPIRE[] =
-    "local prefix, now = ARGV[1], tonumber(ARGV[2])\n"
-    "local dry, want = ARGV[5] == '1', ARGV[6] == '1'\n"
-    "local zkey = prefix .. 'expiry'\n"
-    "local items = {}\n" LUA_DROP
-    "local ms = redis.call('ZRANGEBYSCORE', zkey, '-inf', ARGV[2], 'LIMIT', ARGV[3], ARGV[4])\n"
-    "local expired, stale, fixed = 0, 0, 0\n"
-    "for _, m in ipairs(ms) do\n"
-    "  local sep = string.find(m, '\\031', 1, true)\n"
-    "  local js, hk, d\n"
-    "  if sep then\n"
-    "    hk = prefix .. 'dev:{' .. string.sub(m, 1, sep - 1) .. '}'\n"
-    "    d = string.sub(m, sep + 1)\n"
-    "    js = redis.call('HGET', hk, d)\n"
-    "  end\n"
-    "  if not js then\n"
-    "    stale = stale + 1\n"
-    "    drop(hk, m, nil, nil, 'stale')\n"
-    "  else\n"
-    "    local ok, r = pcall(cjson.decode, js)\n"
-    "    if not ok or type(r) ~= 'table' then r = nil end\n"
-    "    local exp = r and tonumber(r.expiresAt)\n"
-    "    if exp and exp > now then\n"
-    "      fixed = fixed + 1\n"
-    "      if not dry then redis.call('ZADD', zkey, exp, m) end\n"
-    "    else\n"
-    "      expired = expired + 1\n"
-    "      drop(hk, m, d, r, 'expired')\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return {#ms, expired, stale, fixed, items}\n";
-
-/* ARGV = prefix, match pattern, cursor, count, now, inactive cutoff (-1 none), remove expired,
- * dry, want items. Returns {cursor, active, inactive, expired, corrupt, removed expired,
- * removed inactive, items}. Times without deactivatedAt come from updatedAt (ISO-8601 UTC). */
-static const char LUA_SCAN[] =
-    "local prefix, now, cutoff = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local rmexp, dry, want = ARGV[7] == '1', ARGV[8] == '1', ARGV[9] == '1'\n"
-    "local zkey = prefix .. 'expiry'\n"
-    "local items = {}\n" LUA_DROP "local function days(y, m, d)\n"
-    "  if m <= 2 then y = y - 1 end\n"
-    "  local era = math.floor(y / 400)\n"
-    "  local yoe = y - era * 400\n"
-    "  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1\n"
-    "  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy"
-    " - 719468\n"
-    "end\n"
-    "local function epoch(s)\n"
-    "  if type(s) ~= 'string' then return nil end\n"
-    "  local y, mo, d, h, mi, se = string.match(s,"
-    " '^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)')\n"
-    "  if not y then return nil end\n"
-    "  return days(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + tonumber(h) * 3600"
-    " + tonumber(mi) * 60 + tonumber(se)\n"
-    "end\n"
-    "local sc = redis.call('SCAN', ARGV[3], 'MATCH', ARGV[2], 'COUNT', ARGV[4], 'TYPE', 'hash')\n"
-    "local n = {0, 0, 0, 0, 0, 0}\n"
-    "local plen = #prefix + 5\n"
-    "for _, hk in ipairs(sc[2]) do\n"
-    "  local u = string.sub(hk, plen + 1, -2)\n"
-    "  local all = redis.call('HGETALL', hk)\n"
-    "  for i = 1, #all, 2 do\n"
-    "    local d, m = all[i], u .. '\\031' .. all[i]\n"
-    "    local ok, r = pcall(cjson.decode, all[i + 1])\n"
-    "    if not ok or type(r) ~= 'table' then\n"
-    "      n[4] = n[4] + 1\n"
-    "    elseif (tonumber(r.expiresAt) or 0) <= now then\n"
-    "      if rmexp then n[5] = n[5] + 1; drop(hk, m, d, r, 'expired')\n"
-    "      else n[3] = n[3] + 1 end\n"
-    "    elseif r.isActive == true then\n"
-    "      n[1] = n[1] + 1\n"
-    "    else\n"
-    "      local at = tonumber(r.deactivatedAt) or epoch(r.updatedAt)\n"
-    "      if cutoff >= 0 and at and at < cutoff then n[6] = n[6] + 1; drop(hk, m, d, r,"
-    " 'inactive')\n"
-    "      else n[2] = n[2] + 1 end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return {sc[1], n[1], n[2], n[3], n[4], n[5], n[6], items}\n";
-
-/* ARGV = prefix, now, then per record: user, device, token, expiresAt, json, active (0/1).
- * Returns {created, updated, unchanged}. */
-static const char LUA_IMPORT[] =
-    "local prefix, now = ARGV[1], tonumber(ARGV[2])\n"
-    "local zkey = prefix .. 'expiry'\n"
-    "local c, u2, same = 0, 0, 0\n"
-    "for i = 3, #ARGV, 6 do\n"
-    "  local u, d, tok, exp, js = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]),"
-    " ARGV[i + 4]\n"
-    "  local hk, m = prefix .. 'dev:{' .. u .. '}', u .. '\\031' .. d\n"
-    "  local old = redis.call('HGET', hk, d)\n"
-    "  if old == js then same = same + 1\n"
-    "  else\n"
-    "    if old then\n"
-    "      u2 = u2 + 1\n"
-    "      local ok, r = pcall(cjson.decode, old)\n"
-    "      if ok and type(r) == 'table' and type(r.expoPushToken) == 'string'"
-    " and r.expoPushToken ~= tok then\n"
-    "        local ok2 = prefix .. 'owner:' .. r.expoPushToken\n"
-    "        if redis.call('GET', ok2) == m then redis.call('DEL', ok2) end\n"
-    "      end\n"
-    "    else c = c + 1 end\n"
-    "    redis.call('HSET', hk, d, js)\n"
-    "  end\n"
-    "  redis.call('ZADD', zkey, exp, m)\n"
-    "  if exp > now then\n"
-    "    local okey = prefix .. 'owner:' .. tok\n"
-    "    if ARGV[i + 5] == '1' or redis.call('EXISTS', okey) == 0 then\n"
-    "      redis.call('SET', okey, m, 'EXAT', exp)\n"
-    "    end\n"
-    "    if redis.call('EXPIRETIME', hk) < exp then redis.call('EXPIREAT', hk, exp) end\n"
-    "  end\n"
-    "end\n"
-    "return {c, u2, same}\n";
+/* SCAN MATCH for the dev hashes: the glob-escaped head (each character may double), "*" and the
+ * escaped tail. */
+#define MATCH_MAX (2 * KEY_MAX + 8)
 
 struct tok_lc {
     db_t *db;
-    char prefix[80];
-    char match[200];
+    /* the expiry index, and the key parts the scripts build dev hash and owner keys from */
+    char expiry[KEY_MAX], owner_stem[KEY_MAX], dev_head[KEY_MAX];
+    char match[MATCH_MAX];
     db_script_t *s_expire, *s_scan, *s_import;
 };
 
@@ -171,17 +44,26 @@ void tok_lc_glob_escape(const char *s, char *out, size_t outlen)
     out[j] = '\0';
 }
 
+static void dev_match(const char *head, char out[MATCH_MAX])
+{
+    char tail[8];
+    tok_lc_glob_escape(key_tail(KEY_DEV), tail, sizeof tail);
+    tok_lc_glob_escape(head, out, MATCH_MAX);
+    size_t n = strlen(out);
+    snprintf(out + n, MATCH_MAX - n, "*%s", tail);
+}
+
 tok_lc_t *tok_lc_create(struct db *db, const char *prefix)
 {
     tok_lc_t *lc = xcalloc(1, sizeof *lc);
     lc->db = db;
-    snprintf(lc->prefix, sizeof lc->prefix, "%s", prefix);
-    char esc[170];
-    tok_lc_glob_escape(lc->prefix, esc, sizeof esc);
-    snprintf(lc->match, sizeof lc->match, "%sdev:{*}", esc);
-    lc->s_expire = db_script(db, LUA_EXPIRE);
-    lc->s_scan = db_script(db, LUA_SCAN);
-    lc->s_import = db_script(db, LUA_IMPORT);
+    key_expiry(lc->expiry, prefix);
+    key_stem(lc->owner_stem, prefix, KEY_OWNER);
+    key_head(lc->dev_head, prefix, KEY_DEV);
+    dev_match(lc->dev_head, lc->match);
+    lc->s_expire = db_script(db, lua_expire_chunk);
+    lc->s_scan = db_script(db, lua_scan_chunk);
+    lc->s_import = db_script(db, lua_import);
     return lc;
 }
 
@@ -254,8 +136,16 @@ void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, b
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(off, sizeof off, "%ld", dry_run ? offset : 0);
     snprintf(lim, sizeof lim, "%ld", limit > 0 ? limit : 1);
-    const char *argv[] = {lc->prefix, now, off, lim, dry_run ? "1" : "0", want_items ? "1" : "0"};
-    db_eval(lc->db, lc->s_expire, on_expire, op_new(cb, NULL, arg), 0, 6, argv, NULL);
+    const char *argv[] = {lc->expiry,
+                          now,
+                          off,
+                          lim,
+                          dry_run ? "1" : "0",
+                          want_items ? "1" : "0",
+                          lc->owner_stem,
+                          lc->dev_head,
+                          key_tail(KEY_DEV)};
+    db_eval(lc->db, lc->s_expire, on_expire, op_new(cb, NULL, arg), 1, 9, argv, NULL);
 }
 
 /* tok_lc_expire_chunk's `done`: fewer entries than asked for came back. The caller knows limit,
@@ -294,7 +184,7 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
     snprintf(cut, sizeof cut, "%" PRId64,
              o->inactive_cutoff < 0 ? (int64_t)-1 : o->inactive_cutoff);
     snprintf(cnt, sizeof cnt, "%ld", o->count > 0 ? o->count : 200);
-    const char *argv[] = {lc->prefix,
+    const char *argv[] = {lc->expiry,
                           lc->match,
                           cursor,
                           cnt,
@@ -302,8 +192,11 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
                           cut,
                           o->remove_expired ? "1" : "0",
                           o->dry_run ? "1" : "0",
-                          o->want_items ? "1" : "0"};
-    db_eval(lc->db, lc->s_scan, on_scan, op_new(cb, NULL, arg), 0, 9, argv, NULL);
+                          o->want_items ? "1" : "0",
+                          lc->owner_stem,
+                          lc->dev_head,
+                          key_tail(KEY_DEV)};
+    db_eval(lc->db, lc->s_scan, on_scan, op_new(cb, NULL, arg), 1, 12, argv, NULL);
 }
 
 static void on_import(int status, const db_reply_t *r, void *arg)
@@ -319,10 +212,13 @@ static void on_import(int status, const db_reply_t *r, void *arg)
     free(op);
 }
 
+/* The expiry key and the script's four leading ARGV, before the records. */
+#define IMPORT_HEAD 5
+
 void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t n,
                    tok_lc_import_cb cb, void *arg)
 {
-    size_t argc = 2 + 6 * n;
+    size_t argc = IMPORT_HEAD + 6 * n;
     const char **argv = xmalloc(argc * sizeof *argv);
     size_t *lens = xmalloc(argc * sizeof *lens);
     /* One buffer per record for its JSON and expiresAt, offsets fixed up after growing. */
@@ -337,11 +233,13 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t
         tok_record_json(&recs[i], &js);
     }
     off[2 * n] = js.len;
-    argv[0] = lc->prefix, lens[0] = strlen(lc->prefix);
-    argv[1] = now, lens[1] = strlen(now);
+    const char *head[IMPORT_HEAD] = {lc->expiry, now, lc->owner_stem, lc->dev_head,
+                                     key_tail(KEY_DEV)};
+    for (size_t k = 0; k < IMPORT_HEAD; k++)
+        argv[k] = head[k], lens[k] = strlen(head[k]);
     for (size_t i = 0; i < n; i++) {
         const tok_record_t *r = &recs[i];
-        size_t k = 2 + 6 * i;
+        size_t k = IMPORT_HEAD + 6 * i;
         argv[k] = r->user_id, lens[k] = strlen(r->user_id);
         argv[k + 1] = r->device_id, lens[k + 1] = strlen(r->device_id);
         argv[k + 2] = r->token, lens[k + 2] = strlen(r->token);
@@ -350,7 +248,7 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t
         argv[k + 5] = r->active ? "1" : "0", lens[k + 5] = 1;
     }
     /* db copies the arguments before returning. */
-    db_eval(lc->db, lc->s_import, on_import, op_new(NULL, cb, arg), 0, (int)argc, argv, lens);
+    db_eval(lc->db, lc->s_import, on_import, op_new(NULL, cb, arg), 1, (int)argc, argv, lens);
     buf_cleanup(&js);
     free(off);
     free(lens);

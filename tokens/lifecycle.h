@@ -5,8 +5,8 @@
  *
  * Every chunk is one Lua script, so a record, its owner key and its expiry entry change together
  * and two sweepers working at once never remove the same record twice: the counts they report
- * add up to exactly what was removed. Scripts touch keys built from the prefix (fine on a single
- * Redis, like the store's scripts; not cluster-safe).
+ * add up to exactly what was removed. Scripts touch keys they build from key parts db/keys.h gives
+ * them (fine on a single Redis, like the store's scripts; not cluster-safe).
  *
  * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
 #ifndef HERALD_TOKENS_LIFECYCLE_H

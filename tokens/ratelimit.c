@@ -13,59 +13,22 @@
  *   refused: retry after used - T * burst ms, reset = tat - now
  *
  * Both keys are evaluated first and written only when both allow, so a refusal charges nothing.
- * tok_gcra() below is the same arithmetic in C for the unit tests. */
+ * tok_gcra() below is the same arithmetic in C for the unit tests; the script is
+ * tokens/lua/ratelimit_check.lua. */
 #include "tokens/ratelimit.h"
 
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "db/keys.h"
+#include "tokens/lua_ratelimit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PREFIX_MAX 64
-#define KEY_MAX (PREFIX_MAX + 8 + 130)
-
-/* KEYS = 1 or 2 rate-limit keys. ARGV = rate, burst for each key in order.
- * Returns {allowed, then per key: ok, remaining, reset ms, retry ms}. */
-static const char LUA_GCRA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local allowed, keys = 1, {}\n"
-    "for i = 1, #KEYS do\n"
-    "  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])\n"
-    "  local T = math.ceil(1000 / rate)\n"
-    "  local limit = T * burst\n"
-    "  local tat = tonumber(redis.call('GET', KEYS[i])) or 0\n"
-    "  if tat < now then tat = now end\n"
-    "  local used = tat + T - now\n"
-    "  local k = {ok = used <= limit, tat = tat, used = used, T = T, limit = limit}\n"
-    "  if not k.ok then allowed = 0 end\n"
-    "  keys[i] = k\n"
-    "end\n"
-    "local out = {allowed}\n"
-    "for i = 1, #KEYS do\n"
-    "  local k = keys[i]\n"
-    "  if k.ok then\n"
-    "    if allowed == 1 then\n"
-    "      redis.call('SET', KEYS[i], string.format('%.0f', k.tat + k.T), 'PX', k.used)\n"
-    "    end\n"
-    "    out[#out + 1] = 1\n"
-    "    out[#out + 1] = math.floor((k.limit - k.used) / k.T)\n"
-    "    out[#out + 1] = k.used\n"
-    "    out[#out + 1] = 0\n"
-    "  else\n"
-    "    out[#out + 1] = 0\n"
-    "    out[#out + 1] = 0\n"
-    "    out[#out + 1] = k.tat - now\n"
-    "    out[#out + 1] = k.used - k.limit\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
 struct tok_rl {
     db_t *db;
-    char prefix[PREFIX_MAX + 1];
+    char prefix[KEY_PREFIX_MAX + 1];
     db_script_t *script;
 };
 
@@ -159,12 +122,12 @@ void tok_gcra(int64_t *tat_ms, int64_t now_ms, long rate, long burst, tok_rl_res
 
 tok_rl_t *tok_rl_create(struct db *db, const char *prefix)
 {
-    if (db == NULL || prefix == NULL || strlen(prefix) > PREFIX_MAX)
+    if (db == NULL || prefix == NULL || strlen(prefix) > KEY_PREFIX_MAX)
         return NULL;
     tok_rl_t *rl = xcalloc(1, sizeof *rl);
     rl->db = db;
     snprintf(rl->prefix, sizeof rl->prefix, "%s", prefix);
-    rl->script = db_script(db, LUA_GCRA);
+    rl->script = db_script(db, lua_ratelimit_check);
     return rl;
 }
 
@@ -213,23 +176,35 @@ static void on_nothing_to_check(void *arg)
     free(op);
 }
 
+/* s, or its first max bytes copied into buf: an id longer than its key family allows shares the
+ * bucket of its first max bytes (the API's ids never are; this keeps a raw caller from aborting
+ * in db/keys.c). */
+static const char *bounded(const char *s, size_t max, char *buf)
+{
+    if (strlen(s) <= max)
+        return s;
+    memcpy(buf, s, max);
+    buf[max] = '\0';
+    return buf;
+}
+
 void tok_rl_check(tok_rl_t *rl, const char *user_id, const char *ip, const tok_rl_limits_t *lim,
                   tok_rl_cb cb, void *arg)
 {
     rl_op_t *op = xcalloc(1, sizeof *op);
     op->cb = cb;
     op->arg = arg;
-    char keys[2][KEY_MAX], nums[4][24];
+    char keys[2][KEY_MAX], nums[4][24], cut_user[KEY_USER_MAX + 1], cut_ip[KEY_IP_MAX + 1];
     const char *argv[6];
     if (user_id && *user_id && lim->user_rate > 0 && lim->user_burst > 0) {
-        snprintf(keys[op->nkeys], KEY_MAX, "%srl:u:%.128s", rl->prefix, user_id);
+        key_rl_user(keys[op->nkeys], rl->prefix, bounded(user_id, KEY_USER_MAX, cut_user));
         snprintf(nums[2 * op->nkeys], 24, "%ld", lim->user_rate);
         snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->user_burst);
         op->burst[op->nkeys] = lim->user_burst;
         op->which[op->nkeys++] = "user";
     }
     if (ip && *ip && lim->ip_rate > 0 && lim->ip_burst > 0) {
-        snprintf(keys[op->nkeys], KEY_MAX, "%srl:ip:%.64s", rl->prefix, ip);
+        key_rl_ip(keys[op->nkeys], rl->prefix, bounded(ip, KEY_IP_MAX, cut_ip));
         snprintf(nums[2 * op->nkeys], 24, "%ld", lim->ip_rate);
         snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->ip_burst);
         op->burst[op->nkeys] = lim->ip_burst;

@@ -1,14 +1,15 @@
 /* store_redis.c - the Redis-backed token store (tokens/store.h) on the shared db client.
  *
- * Layout (DESIGN.md "Token data model"; <p> is the configurable prefix):
+ * Layout (DESIGN.md "Redis layout"; keys built by db/keys.h, <p> is the configurable prefix):
  *   <p>dev:{<userId>}       HASH  deviceId -> compact JSON record (API field names)
  *   <p>owner:<token>        STRING "userId\x1fdeviceId": who holds a push token
  *   <p>expiry               ZSET  "userId\x1fdeviceId" scored by expiresAt
  *
- * Every change that touches more than one key is one Lua script, so a crash never leaves the
- * indexes and the hash disagreeing. The scripts take `now` from the store's clock (so tests can
- * use a fake one) and build the other keys they touch from the prefix: fine on a single Redis,
- * not cluster-safe (the owner keys cannot share the user's hash slot anyway).
+ * Every change that touches more than one key is one Lua script (tokens/lua/), so a crash never
+ * leaves the indexes and the hash disagreeing. The scripts take `now` from the store's clock (so
+ * tests can use a fake one) and build the other keys they touch from key parts db/keys.h gives
+ * them: fine on a single Redis, not cluster-safe (the owner keys cannot share the user's hash
+ * slot anyway).
  *
  * Reply handlers never touch the store: an operation carries what it needs, so destroying the
  * store with commands in flight is safe (their callbacks still fire once, from the db). */
@@ -17,149 +18,24 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "db/keys.h"
+#include "tokens/lua_store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PREFIX_MAX 64
-#define KEY_MAX (PREFIX_MAX + 16 + TOK_TOKEN_MAX)
-
-/* register: KEYS = dev hash, owner key of the token, expiry zset.
- * ARGV = prefix, user, device, token, platform, now (s), now (ISO-8601 ms), ttl (s), max devices.
- * Returns {0, created, record json, previous user, previous device} or {-2} (device limit).
- * - a new device past the limit first evicts the oldest inactive/expired/corrupt records of the
- *   user (all or nothing); when there are not enough of those the call is refused unchanged;
- * - a token bound to another (user, device) that still holds it: that record is deactivated with
- *   reason "reassigned" (kept if already inactive) and reported;
- * - the device's previous token loses its owner key when that key still points at this device;
- * - registeredAt survives, isActive = true, deactivated fields cleared, expiresAt = now + ttl;
- * - owner key and hash expire with the newest expiresAt. */
-static const char LUA_REGISTER[] =
-    "local prefix, user, dev, tok = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local now, iso, max = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[9])\n"
-    "local member = user .. '\\031' .. dev\n"
-    "local function decode(s)\n"
-    "  if not s then return nil end\n"
-    "  local ok, r = pcall(cjson.decode, s)\n"
-    "  if ok and type(r) == 'table' then return r end\n"
-    "  return nil\n"
-    "end\n"
-    "local function unbind(token, who)\n"
-    "  if type(token) ~= 'string' then return end\n"
-    "  local k = prefix .. 'owner:' .. token\n"
-    "  if redis.call('GET', k) == who then redis.call('DEL', k) end\n"
-    "end\n"
-    "local cur = redis.call('HGET', KEYS[1], dev)\n"
-    "local rec, exists = decode(cur), cur ~= false\n"
-    "if not exists then\n"
-    "  local need = redis.call('HLEN', KEYS[1]) - max + 1\n"
-    "  if need > 0 then\n"
-    "    local all, dead = redis.call('HGETALL', KEYS[1]), {}\n"
-    "    for i = 1, #all, 2 do\n"
-    "      local r = decode(all[i + 1])\n"
-    "      if not r or r.isActive ~= true or (tonumber(r.expiresAt) or 0) <= now then\n"
-    "        local t = (r and type(r.updatedAt) == 'string') and r.updatedAt or ''\n"
-    "        dead[#dead + 1] = {all[i], r, t}\n"
-    "      end\n"
-    "    end\n"
-    "    if #dead < need then return {-2} end\n"
-    "    table.sort(dead, function(a, b) return a[3] < b[3] end)\n"
-    "    for i = 1, need do\n"
-    "      local m = user .. '\\031' .. dead[i][1]\n"
-    "      if dead[i][2] then unbind(dead[i][2].expoPushToken, m) end\n"
-    "      redis.call('HDEL', KEYS[1], dead[i][1])\n"
-    "      redis.call('ZREM', KEYS[3], m)\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local pu, pd = '', ''\n"
-    "local owner = redis.call('GET', KEYS[2])\n"
-    "if owner and owner ~= member then\n"
-    "  local sep = string.find(owner, '\\031', 1, true)\n"
-    "  if sep then\n"
-    "    local ou, od = string.sub(owner, 1, sep - 1), string.sub(owner, sep + 1)\n"
-    "    local okey = prefix .. 'dev:{' .. ou .. '}'\n"
-    "    local orec = decode(redis.call('HGET', okey, od))\n"
-    "    if orec and orec.expoPushToken == tok then\n"
-    "      if orec.isActive ~= false then\n"
-    "        orec.isActive = false\n"
-    "        orec.deactivatedReason = 'reassigned'\n"
-    "        orec.deactivatedAt = now\n"
-    "        orec.updatedAt = iso\n"
-    "        redis.call('HSET', okey, od, cjson.encode(orec))\n"
-    "      end\n"
-    "      pu, pd = ou, od\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if rec and rec.expoPushToken ~= tok then unbind(rec.expoPushToken, member) end\n"
-    "local created = 0\n"
-    "if not exists then created = 1 end\n"
-    "if not rec then rec = {} end\n"
-    "if type(rec.registeredAt) ~= 'string' then rec.registeredAt = iso end\n"
-    "rec.userId, rec.deviceId, rec.expoPushToken, rec.platform = user, dev, tok, ARGV[5]\n"
-    "rec.updatedAt, rec.isActive = iso, true\n"
-    "rec.expiresAt = now + tonumber(ARGV[8])\n"
-    "rec.deactivatedReason, rec.deactivatedAt = nil, nil\n"
-    "local js = cjson.encode(rec)\n"
-    "redis.call('HSET', KEYS[1], dev, js)\n"
-    "redis.call('SET', KEYS[2], member, 'EXAT', rec.expiresAt)\n"
-    "redis.call('ZADD', KEYS[3], rec.expiresAt, member)\n"
-    "if redis.call('EXPIREAT', KEYS[1], rec.expiresAt, 'GT') == 0 and\n"
-    "   redis.call('TTL', KEYS[1]) == -1 then\n"
-    "  redis.call('EXPIREAT', KEYS[1], rec.expiresAt)\n"
-    "end\n"
-    "return {0, created, js, pu, pd}\n";
-
-/* deactivate: KEYS = dev hash. ARGV = device, reason, now (s), now (ISO), only-if token or "".
- * Returns 0, -1 (no record), -4 (corrupt), -6 (holds another token). An inactive record keeps
- * its first reason and time. The record stays in the owner and expiry indexes. */
-static const char LUA_DEACTIVATE[] =
-    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if not cur then return -1 end\n"
-    "local ok, rec = pcall(cjson.decode, cur)\n"
-    "if not ok or type(rec) ~= 'table' then return -4 end\n"
-    "if ARGV[5] ~= '' and rec.expoPushToken ~= ARGV[5] then return -6 end\n"
-    "if rec.isActive == false then return 0 end\n"
-    "rec.isActive = false\n"
-    "rec.deactivatedReason = ARGV[2]\n"
-    "rec.deactivatedAt = tonumber(ARGV[3])\n"
-    "rec.updatedAt = ARGV[4]\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))\n"
-    "return 0\n";
-
-/* purge: KEYS = dev hash, expiry zset. ARGV = prefix, user, device or "" for all devices.
- * Deletes the records, the owner keys that still point at them and their expiry entries.
- * Returns the number of records deleted, or -1 when there were none. */
-static const char LUA_PURGE[] =
-    "local function drop(dev, js)\n"
-    "  local m = ARGV[2] .. '\\031' .. dev\n"
-    "  local ok, rec = pcall(cjson.decode, js)\n"
-    "  if ok and type(rec) == 'table' and type(rec.expoPushToken) == 'string' then\n"
-    "    local k = ARGV[1] .. 'owner:' .. rec.expoPushToken\n"
-    "    if redis.call('GET', k) == m then redis.call('DEL', k) end\n"
-    "  end\n"
-    "  redis.call('ZREM', KEYS[2], m)\n"
-    "end\n"
-    "if ARGV[3] ~= '' then\n"
-    "  local js = redis.call('HGET', KEYS[1], ARGV[3])\n"
-    "  if not js then return -1 end\n"
-    "  drop(ARGV[3], js)\n"
-    "  redis.call('HDEL', KEYS[1], ARGV[3])\n"
-    "  return 1\n"
-    "end\n"
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "if #all == 0 then return -1 end\n"
-    "for i = 1, #all, 2 do drop(all[i], all[i + 1]) end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return #all / 2\n";
+/* Every id the store accepts fits its key family (db/keys.h), so no key is ever cut short. */
+_Static_assert(TOK_USER_MAX <= KEY_USER_MAX, "user ids fit dev keys");
+_Static_assert(TOK_DEVICE_MAX <= KEY_DEVICE_MAX, "device ids fit dedup and trace keys");
+_Static_assert(TOK_TOKEN_MAX <= KEY_TOKEN_MAX, "push tokens fit owner keys");
 
 typedef struct rstore {
     tok_store_t base;
     db_t *db;
-    char prefix[PREFIX_MAX + 1];
+    char prefix[KEY_PREFIX_MAX + 1];
+    char owner_stem[KEY_MAX], dev_head[KEY_MAX]; /* key parts the scripts build keys from */
     const clk_t *clk;
     long max_devices;
     db_script_t *s_register, *s_deactivate, *s_purge;
@@ -242,11 +118,6 @@ static void now_args(const rstore_t *s, char *secs, size_t secslen, char *iso, s
     clk_iso8601_ms(ms, iso, isolen);
 }
 
-static void dev_key(const rstore_t *s, const char *user, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%sdev:{%s}", s->prefix, user);
-}
-
 static bool valid_str(const char *v, int (*check)(const char *, size_t))
 {
     return v && check(v, strlen(v)) == 0;
@@ -316,19 +187,27 @@ static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb 
         return;
     }
     char dkey[KEY_MAX], okey[KEY_MAX], ekey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], ttl[24], max[24];
-    dev_key(s, req->user_id, dkey, sizeof dkey);
-    snprintf(okey, sizeof okey, "%sowner:%s", s->prefix, req->token);
-    snprintf(ekey, sizeof ekey, "%sexpiry", s->prefix);
+    key_dev(dkey, s->prefix, req->user_id);
+    key_owner(okey, s->prefix, req->token);
+    key_expiry(ekey, s->prefix);
     now_args(s, secs, sizeof secs, iso, sizeof iso);
     snprintf(ttl, sizeof ttl, "%ld", req->ttl_days * 86400L);
     snprintf(max, sizeof max, "%ld", s->max_devices);
-    const char *argv[] = {dkey,         okey,
-                          ekey,         s->prefix,
-                          req->user_id, req->device_id,
-                          req->token,   tok_platform_name(req->platform),
-                          secs,         iso,
-                          ttl,          max};
-    db_eval(s->db, s->s_register, on_register, op, 3, 12, argv, NULL);
+    const char *argv[] = {dkey,
+                          okey,
+                          ekey,
+                          req->user_id,
+                          req->device_id,
+                          req->token,
+                          tok_platform_name(req->platform),
+                          secs,
+                          iso,
+                          ttl,
+                          max,
+                          s->owner_stem,
+                          s->dev_head,
+                          key_tail(KEY_DEV)};
+    db_eval(s->db, s->s_register, on_register, op, 3, 14, argv, NULL);
 }
 
 /* ---- deactivate and purge ---- */
@@ -357,7 +236,7 @@ static void st_deactivate(tok_store_t *base, const char *user_id, const char *de
         return;
     }
     char dkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX];
-    dev_key(s, user_id, dkey, sizeof dkey);
+    key_dev(dkey, s->prefix, user_id);
     now_args(s, secs, sizeof secs, iso, sizeof iso);
     const char *argv[] = {dkey, device_id, reason, secs, iso, only_if_token ? only_if_token : ""};
     db_eval(s->db, s->s_deactivate, on_done, op, 1, 6, argv, NULL);
@@ -375,9 +254,9 @@ static void st_purge(tok_store_t *base, const char *user_id, const char *device_
         return;
     }
     char dkey[KEY_MAX], ekey[KEY_MAX];
-    dev_key(s, user_id, dkey, sizeof dkey);
-    snprintf(ekey, sizeof ekey, "%sexpiry", s->prefix);
-    const char *argv[] = {dkey, ekey, s->prefix, user_id, device_id ? device_id : ""};
+    key_dev(dkey, s->prefix, user_id);
+    key_expiry(ekey, s->prefix);
+    const char *argv[] = {dkey, ekey, user_id, device_id ? device_id : "", s->owner_stem};
     db_eval(s->db, s->s_purge, on_done, op, 2, 5, argv, NULL);
 }
 
@@ -437,7 +316,7 @@ static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void
     }
     snprintf(op->user, sizeof op->user, "%s", user_id);
     char dkey[KEY_MAX];
-    dev_key(s, user_id, dkey, sizeof dkey);
+    key_dev(dkey, s->prefix, user_id);
     db_cmd(s->db, on_list, op, "HGETALL", dkey, NULL);
 }
 
@@ -479,7 +358,7 @@ static void st_find_owner(tok_store_t *base, const char *token, tok_owner_cb cb,
         return;
     }
     char okey[KEY_MAX];
-    snprintf(okey, sizeof okey, "%sowner:%s", s->prefix, token);
+    key_owner(okey, s->prefix, token);
     db_cmd(s->db, on_owner, op, "GET", okey, NULL);
 }
 
@@ -508,17 +387,19 @@ static const tok_store_ops_t redis_ops = {
 tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
                                     long max_devices)
 {
-    if (db == NULL || prefix == NULL || strlen(prefix) > PREFIX_MAX || max_devices < 1)
+    if (db == NULL || prefix == NULL || strlen(prefix) > KEY_PREFIX_MAX || max_devices < 1)
         return NULL;
     rstore_t *s = xcalloc(1, sizeof *s);
     s->base.ops = &redis_ops;
     s->db = db;
     snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
+    key_stem(s->owner_stem, prefix, KEY_OWNER);
+    key_head(s->dev_head, prefix, KEY_DEV);
     s->clk = clock ? clock : clk_system();
     s->max_devices = max_devices;
-    s->s_register = db_script(db, LUA_REGISTER);
-    s->s_deactivate = db_script(db, LUA_DEACTIVATE);
-    s->s_purge = db_script(db, LUA_PURGE);
+    s->s_register = db_script(db, lua_register);
+    s->s_deactivate = db_script(db, lua_deactivate);
+    s->s_purge = db_script(db, lua_delete_devices);
     return &s->base;
 }
 

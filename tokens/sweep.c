@@ -8,6 +8,8 @@
 #include "core/rand.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "db/keys.h"
+#include "tokens/lua_sweep.h"
 #include "tokens/lifecycle.h"
 
 #include <inttypes.h>
@@ -18,12 +20,6 @@
 #define LOCK_TTL_MS 60000
 #define EXPIRE_CHUNK 500
 #define SCAN_COUNT 200
-
-/* KEYS = lock; ARGV = token, ttl ms (0 = release). Returns 1 when we held it. */
-static const char LUA_LOCK[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-                               "if ARGV[2] == '0' then redis.call('DEL', KEYS[1])\n"
-                               "else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
-                               "return 1\n";
 
 typedef enum { PH_IDLE, PH_LOCK, PH_SCAN, PH_EXPIRE } phase_t;
 
@@ -37,7 +33,7 @@ struct tok_sweep {
     bool timer_open, closing;
     int inflight; /* db calls whose callback has not come back */
     phase_t phase;
-    char lock_key[96];
+    char lock_key[KEY_MAX];
     char lock_token[33];
     char cursor[64];
     int64_t now;
@@ -236,8 +232,8 @@ tok_sweep_t *tok_sweep_create(uv_loop_t *loop, struct db *db, const conf_t *conf
     s->db = db;
     s->conf = conf;
     s->lc = tok_lc_create(db, conf->redis_prefix);
-    s->s_lock = db_script(db, LUA_LOCK);
-    snprintf(s->lock_key, sizeof s->lock_key, "%slock:sweep", conf->redis_prefix);
+    s->s_lock = db_script(db, lua_lock_refresh);
+    key_lock(s->lock_key, conf->redis_prefix, "sweep");
     init_metrics(s, reg);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;

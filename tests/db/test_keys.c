@@ -1,0 +1,172 @@
+/* test_keys.c - the Redis key schema (db/keys.h): the spelling of every key family, the parts
+ * scripts get (stem, head, tail), the longest inputs fitting KEY_MAX whole, and an over-long
+ * input aborting rather than being cut short. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "db/keys.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef size_t (*key_fn)(char out[KEY_MAX], const char *prefix, const char *id);
+
+/* The families keyed by one id: builder, family, what surrounds the id, the id's limit. */
+static const struct one_id {
+    key_fn build;
+    key_family_t family;
+    const char *stem, *tail;
+    size_t max;
+} one_ids[] = {
+    {key_dev, KEY_DEV, "dev:{", "}", KEY_USER_MAX},
+    {key_owner, KEY_OWNER, "owner:", "", KEY_TOKEN_MAX},
+    {key_lock, KEY_LOCK, "lock:", "", KEY_NAME_MAX},
+    {key_trace, KEY_TRACE, "trace:", "", KEY_JOB_MAX},
+    {key_trace_user, KEY_TRACE_USER, "trace:user:", "", KEY_USER_MAX},
+    {key_trace_device, KEY_TRACE_DEVICE, "trace:device:", "", KEY_DEVICE_MAX},
+    {key_ticket, KEY_TICKET, "ticket:", "", KEY_TICKET_MAX},
+    {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
+    {key_rl_ip, KEY_RL_IP, "rl:ip:", "", KEY_IP_MAX},
+    {key_expo_rate, KEY_EXPO_RATE, "expo:rate:", "", KEY_NAME_MAX},
+};
+#define N_ONE_IDS (sizeof one_ids / sizeof one_ids[0])
+
+static void expect_key(size_t len, const char *key, const char *want)
+{
+    assert_string_equal(key, want);
+    assert_int_equal(len, strlen(want));
+}
+
+static void test_spelling(void **state)
+{
+    (void)state;
+    char k[KEY_MAX];
+    const char *p = "herald:";
+    expect_key(key_dev(k, p, "u1"), k, "herald:dev:{u1}");
+    expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, "herald:owner:ExponentPushToken[x]");
+    expect_key(key_expiry(k, p), k, "herald:expiry");
+    expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
+    expect_key(key_sent(k, p, "job1:COMPLETED", "d1"), k, "herald:sent:job1:COMPLETED:d1");
+    expect_key(key_trace(k, p, "job1"), k, "herald:trace:job1");
+    expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:user:u1");
+    expect_key(key_trace_device(k, p, "d1"), k, "herald:trace:device:d1");
+    expect_key(key_receipts(k, p), k, "herald:receipts");
+    expect_key(key_ticket(k, p, "t-1"), k, "herald:ticket:t-1");
+    expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:u1");
+    expect_key(key_rl_ip(k, p, "10.0.0.1"), k, "herald:rl:ip:10.0.0.1");
+    expect_key(key_expo_rate(k, p, "@owner/slug"), k, "herald:expo:rate:@owner/slug");
+    expect_key(key_dev(k, "x", "u1"), k, "xdev:{u1}");
+}
+
+/* What scripts get: the stem (SCAN, per-id keys), and head + id + tail == the builder's key. */
+static void test_stems_heads_tails(void **state)
+{
+    (void)state;
+    char k[KEY_MAX], want[2 * KEY_MAX];
+    expect_key(key_stem(k, "p:", KEY_DEV), k, "p:dev:");
+    expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
+    expect_key(key_stem(k, "p:", KEY_SENT), k, "p:sent:");
+    expect_key(key_stem(k, "p:", KEY_RECEIPTS), k, "p:receipts");
+    for (size_t i = 0; i < N_ONE_IDS; i++) {
+        const struct one_id *f = &one_ids[i];
+        key_stem(k, "p:", f->family);
+        assert_int_equal(strncmp(k, "p:", 2), 0);
+        assert_int_equal(strncmp(k + 2, f->stem, strlen(k + 2)), 0);
+        size_t hl = key_head(k, "p:", f->family);
+        snprintf(want, sizeof want, "p:%s", f->stem);
+        expect_key(hl, k, want);
+        assert_string_equal(key_tail(f->family), f->tail);
+        char built[KEY_MAX];
+        size_t bl = f->build(built, "p:", "id-7");
+        snprintf(want, sizeof want, "%sid-7%s", k, key_tail(f->family));
+        expect_key(bl, built, want);
+    }
+}
+
+/* The longest prefix with the longest ids: the whole key, nothing cut. */
+static void test_longest_inputs_fit(void **state)
+{
+    (void)state;
+    char prefix[KEY_PREFIX_MAX + 1], id[KEY_MAX], dev[KEY_DEVICE_MAX + 1];
+    char k[KEY_MAX], want[2 * KEY_MAX];
+    memset(prefix, 'p', KEY_PREFIX_MAX);
+    prefix[KEY_PREFIX_MAX] = '\0';
+    for (size_t i = 0; i < N_ONE_IDS; i++) {
+        const struct one_id *f = &one_ids[i];
+        memset(id, 'a' + (int)i, f->max);
+        id[f->max] = '\0';
+        size_t len = f->build(k, prefix, id);
+        snprintf(want, sizeof want, "%s%s%s%s", prefix, f->stem, id, f->tail);
+        expect_key(len, k, want);
+        assert_true(len < KEY_MAX);
+    }
+    memset(id, 'e', KEY_EVENT_MAX);
+    id[KEY_EVENT_MAX] = '\0';
+    memset(dev, 'd', KEY_DEVICE_MAX);
+    dev[KEY_DEVICE_MAX] = '\0';
+    size_t len = key_sent(k, prefix, id, dev);
+    snprintf(want, sizeof want, "%ssent:%s:%s", prefix, id, dev);
+    expect_key(len, k, want);
+    assert_true(len < KEY_MAX);
+    expect_key(key_expiry(k, prefix), k, strcat(strcpy(want, prefix), "expiry"));
+    expect_key(key_receipts(k, prefix), k, strcat(strcpy(want, prefix), "receipts"));
+}
+
+/* Runs build in a child; true when the child died of SIGABRT. */
+static bool aborts(const struct one_id *f, const char *prefix, const char *id)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        char k[KEY_MAX];
+        f->build(k, prefix, id);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+/* One byte over any limit is a caller's bug: it aborts, it is never silently cut. */
+static void test_overlong_aborts(void **state)
+{
+    (void)state;
+    char prefix[KEY_PREFIX_MAX + 2], id[KEY_MAX];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[KEY_PREFIX_MAX] = '\0';
+    for (size_t i = 0; i < N_ONE_IDS; i++) {
+        const struct one_id *f = &one_ids[i];
+        memset(id, 'a', f->max + 1);
+        id[f->max] = '\0';
+        assert_false(aborts(f, prefix, id)); /* at the limit: fine */
+        id[f->max] = 'a';
+        id[f->max + 1] = '\0';
+        assert_true(aborts(f, prefix, id));
+    }
+    prefix[KEY_PREFIX_MAX] = 'p';
+    prefix[KEY_PREFIX_MAX + 1] = '\0';
+    assert_true(aborts(&one_ids[0], prefix, "u1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spelling),
+        cmocka_unit_test(test_stems_heads_tails),
+        cmocka_unit_test(test_longest_inputs_fit),
+        cmocka_unit_test(test_overlong_aborts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
