@@ -15,7 +15,7 @@
 typedef struct dev_verdict {
     bool receives;
     char why[320];
-    char warn[200];
+    char warn[320];
 } dev_verdict_t;
 
 /* Appends "<reason>; " for one flag of tok_undeliverable. */
