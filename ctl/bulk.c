@@ -1,7 +1,7 @@
 /* bulk.c - `heraldctl tokens count|sweep|cleanup|export|import`: jobs over every token, in
  * bounded chunks (SCAN cursors, expiry-index ranges, batches of import lines), so they run in
  * constant memory on millions of tokens. Removal and import use tokens/lifecycle.h, the same
- * scripts as the in-daemon sweep. */
+ * scripts as the in-daemon sweep; export and the counts read through tokens/store.h. */
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "ctl/tokens.h"
@@ -16,16 +16,37 @@ static int64_t now_s(void)
     return clk_wall_ms() / 1000;
 }
 
-/* Approximate number of records (the expiry index has one entry per record). */
+typedef struct count_req {
+    ctl_env_t *e;
+    long long n;
+} count_req_t;
+
+static void on_count(int status, long long n, void *arg)
+{
+    count_req_t *q = arg;
+    q->n = status == TOK_OK ? n : -1;
+    ctl_env_done(q->e, ctl_tok_failure(status));
+}
+
+/* Expiry index entries with expiresAt <= max (INT64_MAX: about the number of records), or -1
+ * when Redis did not answer (printed). */
+static long long count_expiring(ctl_env_t *e, int64_t max)
+{
+    count_req_t q = {.e = e, .n = -1};
+    ctl_env_begin(e);
+    tok_store_count_expiring(e->store, max, on_count, &q);
+    ctl_env_wait(e, 0);
+    if (e->failure)
+        ctl_unavailable(e, e->failure);
+    return q.n;
+}
+
+/* Approximate number of records, for the progress bar (the expiry index has one entry per
+ * record). */
 static uint64_t approx_total(ctl_env_t *e)
 {
-    char key[128];
-    ctl_key(e, key, sizeof key, "expiry", NULL);
-    const char *argv[] = {"ZCARD", key};
-    ctl_val_t *v = ctl_cmd(e, 2, argv, NULL);
-    uint64_t n = v && v->type == DB_REPLY_INTEGER ? (uint64_t)v->integer : 0;
-    ctl_val_free(v);
-    return n;
+    long long n = count_expiring(e, INT64_MAX);
+    return n > 0 ? (uint64_t)n : 0;
 }
 
 /* ---- chunk driver: one lifecycle call at a time, results accumulated ---- */
@@ -51,13 +72,13 @@ static void print_item(const chunk_run_t *c, const char *item, bool dry)
     snprintf(dev, sizeof dev, "%.*s", (int)(s2 - s1 - 1), s1 + 1);
     if (c->json) {
         buf_t b = BUF_INIT;
-        buf_putc(&b, '{');
-        ctl_json_kv_str(&b, "userId", user);
-        ctl_json_kv_str(&b, "deviceId", dev);
-        ctl_json_kv_str(&b, "why", s2 + 1);
-        ctl_json_kv_str(&b, "action", dry ? "would remove" : "removed");
-        buf_putc(&b, '}');
-        printf("%s\n", buf_cstr(&b));
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "userId", user);
+        ctl_json_str(&b, "deviceId", dev);
+        ctl_json_str(&b, "why", s2 + 1);
+        ctl_json_str(&b, "action", dry ? "would remove" : "removed");
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
     } else {
         printf("%s %s/%s (%s)\n", dry ? "would remove" : "removed", user, dev, s2 + 1);
@@ -129,7 +150,7 @@ int ctl_tokens_count(ctl_env_t *e, int argc, char **argv)
         fputs(COUNT_USAGE, stderr);
         return CTL_USAGE;
     }
-    tok_lc_t *lc = tok_lc_create(e->db, e->prefix);
+    tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     chunk_run_t c = {.e = e};
     tok_lc_scan_opts_t o = {.now_s = now_s(), .inactive_cutoff = -1, .count = 500};
     rc = scan_all(e, lc, &o, &c, "count");
@@ -138,12 +159,22 @@ int ctl_tokens_count(ctl_env_t *e, int argc, char **argv)
         return rc;
     const tok_lc_result_t *s = &c.sum;
     long one = a ? s->active : ina ? s->inactive : s->expired;
-    if (json && (a || ina || ex))
-        printf("{\"%s\":%ld}\n", a ? "active" : ina ? "inactive" : "expired", one);
-    else if (json)
-        printf("{\"active\":%ld,\"inactive\":%ld,\"expired\":%ld,\"corrupt\":%ld,\"total\":%ld}\n",
-               s->active, s->inactive, s->expired, s->corrupt, s->examined);
-    else if (a || ina || ex)
+    if (json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        if (a || ina || ex) {
+            ctl_json_int(&b, a ? "active" : ina ? "inactive" : "expired", one);
+        } else {
+            ctl_json_int(&b, "active", s->active);
+            ctl_json_int(&b, "inactive", s->inactive);
+            ctl_json_int(&b, "expired", s->expired);
+            ctl_json_int(&b, "corrupt", s->corrupt);
+            ctl_json_int(&b, "total", s->examined);
+        }
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else if (a || ina || ex)
         printf("%ld\n", one);
     else
         printf("STATE     COUNT\nactive    %ld\ninactive  %ld\nexpired   %ld\ncorrupt   %ld\n"
@@ -160,28 +191,24 @@ static const char SWEEP_USAGE[] =
     "chunks of N (default 500) from the expiry index. --dry-run lists what would go; --verbose\n"
     "lists what went.\n";
 
-static long count_due(ctl_env_t *e, int64_t now)
-{
-    char key[128], max[24];
-    ctl_key(e, key, sizeof key, "expiry", NULL);
-    snprintf(max, sizeof max, "%" PRId64, now);
-    const char *argv[] = {"ZCOUNT", key, "-inf", max};
-    ctl_val_t *v = ctl_cmd(e, 4, argv, NULL);
-    long n = v && v->type == DB_REPLY_INTEGER ? (long)v->integer : -1;
-    ctl_val_free(v);
-    return n;
-}
-
 static void print_summary(const chunk_run_t *c, bool dry, const char *kind)
 {
     const tok_lc_result_t *s = &c->sum;
     const char *verb = dry ? "would remove" : "removed";
-    if (c->json)
-        printf("{\"summary\":{\"dryRun\":%s,\"expired\":%ld,\"inactive\":%ld,\"staleIndex\":%ld,"
-               "\"rescored\":%ld}}\n",
-               dry ? "true" : "false", s->removed_expired, s->removed_inactive, s->removed_stale,
-               s->rescored);
-    else if (strcmp(kind, "sweep") == 0)
+    if (c->json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_open(&b, "summary", '{');
+        ctl_json_bool(&b, "dryRun", dry);
+        ctl_json_int(&b, "expired", s->removed_expired);
+        ctl_json_int(&b, "inactive", s->removed_inactive);
+        ctl_json_int(&b, "staleIndex", s->removed_stale);
+        ctl_json_int(&b, "rescored", s->rescored);
+        ctl_json_close(&b, '}');
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else if (strcmp(kind, "sweep") == 0)
         printf("%s %ld expired token(s), %ld stale index entr%s; %ld index entr%s rescored\n", verb,
                s->removed_expired, s->removed_stale, s->removed_stale == 1 ? "y" : "ies",
                s->rescored, s->rescored == 1 ? "y" : "ies");
@@ -209,15 +236,15 @@ int ctl_tokens_sweep(ctl_env_t *e, int argc, char **argv)
         return CTL_USAGE;
     }
     int64_t now = now_s();
-    long due = count_due(e, now);
+    long long due = count_expiring(e, now);
     if (due < 0)
         return CTL_UNAVAILABLE;
     if (!c.json)
-        fprintf(stderr, "%s %ld expired index entr%s (expiresAt <= now)\n",
+        fprintf(stderr, "%s %lld expired index entr%s (expiresAt <= now)\n",
                 dry ? "checking" : "removing", due, due == 1 ? "y" : "ies");
     c.print_items = dry || verbose;
     c.dry = dry;
-    tok_lc_t *lc = tok_lc_create(e->db, e->prefix);
+    tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     ctl_progress_t p;
     ctl_progress_start(&p, "sweep", (uint64_t)due);
     do {
@@ -264,7 +291,7 @@ int ctl_tokens_cleanup(ctl_env_t *e, int argc, char **argv)
                 cut);
     c.print_items = dry || verbose;
     c.dry = dry;
-    tok_lc_t *lc = tok_lc_create(e->db, e->prefix);
+    tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     tok_lc_scan_opts_t o = {.now_s = now,
                             .inactive_cutoff = now - age,
                             .dry_run = dry,
@@ -287,6 +314,7 @@ typedef struct export_run {
     int64_t now;
     long written, corrupt, seen;
     buf_t line;
+    char cursor[64]; /* the SCAN cursor, "0" at the start and at the end */
 } export_run_t;
 
 static bool export_wants(const export_run_t *x, const tok_record_t *r)
@@ -304,52 +332,42 @@ static bool export_wants(const export_run_t *x, const tok_record_t *r)
     return true;
 }
 
-static void export_hash(export_run_t *x, const char *key, const ctl_val_t *v)
+static void export_entries(export_run_t *x, const tok_entry_t *es, size_t n)
 {
-    size_t n;
-    ctl_rec_t *recs = ctl_recs_from_hash(v, &n);
     for (size_t i = 0; i < n; i++) {
         x->seen++;
-        if (recs[i].corrupt) {
-            fprintf(stderr, "skipped corrupt record %s field %s: %s\n", key, recs[i].device_id,
-                    recs[i].err);
+        if (es[i].corrupt) {
+            fprintf(stderr, "skipped corrupt record of user %s device %s: %s\n", es[i].user_id,
+                    es[i].device_id, es[i].err);
             x->corrupt++;
             continue;
         }
-        if (!export_wants(x, &recs[i].rec))
+        if (!export_wants(x, &es[i].rec))
             continue;
         buf_reset(&x->line);
-        tok_record_json(&recs[i].rec, &x->line);
+        tok_record_json(&es[i].rec, &x->line);
         buf_putc(&x->line, '\n');
         fwrite(x->line.data, 1, x->line.len, x->out);
         x->written++;
     }
-    free(recs);
 }
 
-/* One SCAN step and the HGETALL of every key it returned, pipelined. */
-static int export_step(export_run_t *x, const char *match, char *cursor, size_t curlen)
+static void on_scanned(int status, const tok_entry_t *es, size_t n, const char *cursor, void *arg)
 {
-    const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "hash"};
-    ctl_val_t *sc = ctl_cmd(x->e, 8, argv, NULL);
-    if (sc == NULL || sc->type != DB_REPLY_ARRAY || sc->n != 2 || sc->elem[0]->str == NULL) {
-        ctl_val_free(sc);
-        return CTL_UNAVAILABLE;
+    export_run_t *x = arg;
+    if (status == TOK_OK) {
+        export_entries(x, es, n);
+        snprintf(x->cursor, sizeof x->cursor, "%s", cursor ? cursor : "0");
     }
-    snprintf(cursor, curlen, "%s", sc->elem[0]->str);
-    const ctl_val_t *keys = sc->elem[1];
-    ctl_val_t **vals = xcalloc(keys->n ? keys->n : 1, sizeof *vals);
-    for (size_t i = 0; i < keys->n; i++) {
-        const char *hv[] = {"HGETALL", keys->elem[i]->str ? keys->elem[i]->str : ""};
-        ctl_cmd_async(x->e, &vals[i], 2, hv, NULL);
-    }
+    ctl_env_done(x->e, ctl_tok_failure(status));
+}
+
+/* One SCAN step: the records of the device hashes it returned. */
+static int export_step(export_run_t *x)
+{
+    ctl_env_begin(x->e);
+    tok_store_scan(x->e->store, x->cursor, 1000, on_scanned, x);
     ctl_env_wait(x->e, 0);
-    for (size_t i = 0; i < keys->n && !x->e->failure; i++)
-        export_hash(x, keys->elem[i]->str, vals[i]);
-    for (size_t i = 0; i < keys->n; i++)
-        ctl_val_free(vals[i]);
-    free(vals);
-    ctl_val_free(sc);
     return x->e->failure ? ctl_unavailable(x->e, x->e->failure) : CTL_OK;
 }
 
@@ -376,16 +394,14 @@ int ctl_tokens_export(ctl_env_t *e, int argc, char **argv)
         fprintf(stderr, "heraldctl: cannot write %s\n", path);
         return CTL_USAGE;
     }
-    char esc[170], match[200], cursor[64] = "0";
-    tok_lc_glob_escape(e->prefix, esc, sizeof esc);
-    snprintf(match, sizeof match, "%sdev:{*}", esc);
     ctl_progress_t p;
     ctl_progress_start(&p, "export", approx_total(e));
+    snprintf(x.cursor, sizeof x.cursor, "0");
     do {
         long before = x.seen;
-        rc = export_step(&x, match, cursor, sizeof cursor);
+        rc = export_step(&x);
         ctl_progress_add(&p, (uint64_t)(x.seen - before));
-    } while (rc == CTL_OK && strcmp(cursor, "0") != 0);
+    } while (rc == CTL_OK && strcmp(x.cursor, "0") != 0);
     ctl_progress_end(&p);
     buf_cleanup(&x.line);
     if (fflush(x.out) != 0 || (x.out != stdout && fclose(x.out) != 0)) {
@@ -443,11 +459,11 @@ static void reject(import_run_t *im, long lineno, const char *why)
     im->rejected++;
     if (im->json) {
         buf_t b = BUF_INIT;
-        buf_putc(&b, '{');
-        ctl_json_kv_int(&b, "line", lineno);
-        ctl_json_kv_str(&b, "rejected", why);
-        buf_putc(&b, '}');
-        fprintf(stderr, "%s\n", buf_cstr(&b));
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "line", lineno);
+        ctl_json_str(&b, "rejected", why);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stderr);
         buf_cleanup(&b);
     } else {
         fprintf(stderr, "line %ld: rejected: %s\n", lineno, why);
@@ -521,17 +537,25 @@ int ctl_tokens_import(ctl_env_t *e, int argc, char **argv)
         fprintf(stderr, "heraldctl: cannot open %s\n", path);
         return CTL_USAGE;
     }
-    im.lc = tok_lc_create(e->db, e->prefix);
+    im.lc = tok_lc_create(e->db, e->conf->redis_prefix);
     rc = import_stream(&im, f);
     tok_lc_destroy(im.lc);
     if (f != stdin)
         fclose(f);
-    if (im.json)
-        printf("{\"lines\":%ld,\"valid\":%ld,\"rejected\":%ld,\"created\":%ld,\"updated\":%ld,"
-               "\"unchanged\":%ld,\"dryRun\":%s}\n",
-               im.lines, im.ok, im.rejected, im.sum.created, im.sum.updated, im.sum.unchanged,
-               im.dry ? "true" : "false");
-    else
+    if (im.json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "lines", im.lines);
+        ctl_json_int(&b, "valid", im.ok);
+        ctl_json_int(&b, "rejected", im.rejected);
+        ctl_json_int(&b, "created", im.sum.created);
+        ctl_json_int(&b, "updated", im.sum.updated);
+        ctl_json_int(&b, "unchanged", im.sum.unchanged);
+        ctl_json_bool(&b, "dryRun", im.dry);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else
         printf("%s %ld record(s) of %ld line(s): %ld created, %ld updated, %ld unchanged; %ld "
                "rejected\n",
                im.dry ? "validated" : "imported", im.ok, im.lines, im.sum.created, im.sum.updated,

@@ -15,6 +15,23 @@ typedef struct verdict {
     char detail[512];
 } verdict_t;
 
+typedef struct ping {
+    ctl_env_t *e;
+    bool pong;
+    char error[256];
+} ping_t;
+
+static void on_pong(int status, const db_reply_t *r, void *arg)
+{
+    ping_t *p = arg;
+    p->pong = status == DB_OK && db_reply_type(r) == DB_REPLY_STATUS;
+    if (status == DB_OK && db_reply_type(r) == DB_REPLY_ERROR)
+        snprintf(p->error, sizeof p->error, "%s", db_reply_str(r, NULL));
+    else if (status != DB_OK)
+        snprintf(p->error, sizeof p->error, "%s", db_strerror(status));
+    ctl_env_done(p->e, status);
+}
+
 static void check_redis(const conf_t *conf, verdict_t *v)
 {
     ctl_env_t e;
@@ -26,19 +43,19 @@ static void check_redis(const conf_t *conf, verdict_t *v)
                  conf->redis_timeout_ms * 2);
         return;
     }
-    const char *argv[] = {"PING"};
-    ctl_val_t *r = ctl_cmd(&e, 1, argv, NULL);
+    ping_t p = {.e = &e, .error = "no answer"};
+    ctl_env_begin(&e);
+    db_cmd(e.db, on_pong, &p, "PING", NULL);
+    ctl_env_wait(&e, 0);
     double ms = (double)(clk_mono_us() - t0) / 1000.0;
-    if (r && r->type == DB_REPLY_STATUS) {
+    if (p.pong) {
         v->state = "ok";
         snprintf(v->detail, sizeof v->detail, "%s answered PING (%.1f ms incl. connect)",
                  conf->redis_url, ms);
     } else {
         v->state = "FAIL";
-        snprintf(v->detail, sizeof v->detail, "%s: PING failed: %s", conf->redis_url,
-                 r && r->str ? r->str : "no answer");
+        snprintf(v->detail, sizeof v->detail, "%s: PING failed: %s", conf->redis_url, p.error);
     }
-    ctl_val_free(r);
     ctl_env_close(&e);
 }
 
@@ -102,21 +119,21 @@ int ctl_check_config(const conf_t *conf, int argc, char **argv)
     check_expo(conf, tmo, &v[3]);
     bool fail = false;
     buf_t b = BUF_INIT;
-    buf_putc(&b, '{');
+    ctl_json_open(&b, NULL, '{');
     for (size_t i = 0; i < 4; i++) {
         fail |= strcmp(v[i].state, "FAIL") == 0;
         if (json) {
-            ctl_json_kv_raw(&b, v[i].name, "{");
-            ctl_json_kv_str(&b, "state", v[i].state);
-            ctl_json_kv_str(&b, "detail", v[i].detail);
-            buf_putc(&b, '}');
+            ctl_json_open(&b, v[i].name, '{');
+            ctl_json_str(&b, "state", v[i].state);
+            ctl_json_str(&b, "detail", v[i].detail);
+            ctl_json_close(&b, '}');
         } else {
             printf("%-7s %-5s %s\n", v[i].name, v[i].state, v[i].detail);
         }
     }
-    buf_putc(&b, '}');
+    ctl_json_close(&b, '}');
     if (json)
-        printf("%s\n", buf_cstr(&b));
+        ctl_json_print(&b, stdout);
     buf_cleanup(&b);
     return fail ? CTL_UNAVAILABLE : CTL_OK;
 }

@@ -1,8 +1,9 @@
 /* diagnose.c - `heraldctl diagnose --user U`: the runbook's "Notifications Not Received" in
  * one command. For each device of the user: would it receive a notification now, and if not why
- * (corrupt record, inactive with reason and time, expired, malformed token), plus owner-index
+ * (corrupt record, and the reasons of tokens/model.h's deliverability rule, the one the pipeline
+ * applies: inactive with reason and time, expired, malformed token), plus owner-index
  * consistency; then the recent failures recorded in the user's delivery traces
- * (<p>trace:user:<U> -> <p>trace:<jobId>). */
+ * (pipeline/trace.h). */
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "ctl/tokens.h"
@@ -14,10 +15,31 @@
 typedef struct dev_verdict {
     bool receives;
     char why[320];
-    char warn[200];
+    char warn[320];
 } dev_verdict_t;
 
-static void verdict(const ctl_rec_t *r, const ctl_val_t *owner, const char *user, int64_t now,
+/* Appends "<reason>; " for one flag of tok_undeliverable. */
+static size_t why_not(const tok_record_t *t, unsigned flag, char *out, size_t len)
+{
+    char at[40];
+    switch (flag) {
+    case TOK_UNDELIV_INACTIVE:
+        clk_iso8601(ctl_rec_inactive_since(t), at, sizeof at);
+        return (size_t)snprintf(out, len, "inactive: %s at %s; ",
+                                t->deactivated_reason[0] ? t->deactivated_reason : "deactivated",
+                                at);
+    case TOK_UNDELIV_EXPIRED:
+        clk_iso8601(t->expires_at, at, sizeof at);
+        return (size_t)snprintf(out, len,
+                                "expired at %s (the app did not re-register within "
+                                "tokens.ttl_days); ",
+                                at);
+    default:
+        return (size_t)snprintf(out, len, "malformed push token; ");
+    }
+}
+
+static void verdict(const ctl_rec_t *r, const ctl_owner_t *owner, const char *user, int64_t now,
                     dev_verdict_t *v)
 {
     memset(v, 0, sizeof *v);
@@ -27,53 +49,43 @@ static void verdict(const ctl_rec_t *r, const ctl_val_t *owner, const char *user
         return;
     }
     const tok_record_t *t = &r->rec;
-    char at[40];
+    unsigned why = tok_undeliverable(t, now);
     size_t n = 0;
-    if (!t->active) {
-        clk_iso8601(ctl_rec_inactive_since(t), at, sizeof at);
-        n += (size_t)snprintf(v->why + n, sizeof v->why - n, "inactive: %s at %s; ",
-                              t->deactivated_reason[0] ? t->deactivated_reason : "deactivated", at);
-    }
-    if (t->expires_at <= now && n < sizeof v->why) {
-        clk_iso8601(t->expires_at, at, sizeof at);
-        n += (size_t)snprintf(v->why + n, sizeof v->why - n,
-                              "expired at %s (the app did not re-register within "
-                              "tokens.ttl_days); ",
-                              at);
-    }
-    if (tok_valid_token(t->token, strlen(t->token)) != 0 && n < sizeof v->why)
-        n += (size_t)snprintf(v->why + n, sizeof v->why - n, "malformed push token; ");
+    for (unsigned f = TOK_UNDELIV_INACTIVE; f <= TOK_UNDELIV_MALFORMED; f <<= 1)
+        if ((why & f) && n < sizeof v->why)
+            n += why_not(t, f, v->why + n, sizeof v->why - n);
     if (n >= 2 && n < sizeof v->why)
         v->why[n - 2] = '\0';
-    v->receives = n == 0;
-    char want[TOK_USER_MAX + TOK_DEVICE_MAX + 2];
-    snprintf(want, sizeof want, "%s%c%s", user, TOK_SEP, t->device_id);
-    if (owner == NULL || owner->type != DB_REPLY_STRING) {
-        if (t->active && t->expires_at > now)
+    v->receives = why == 0;
+    if (owner->status == TOK_ECORRUPT) {
+        snprintf(v->warn, sizeof v->warn, "owner index entry for this token is unreadable");
+    } else if (owner->status != TOK_OK) {
+        if (!(why & (TOK_UNDELIV_INACTIVE | TOK_UNDELIV_EXPIRED)))
             snprintf(v->warn, sizeof v->warn, "owner index entry missing for this token");
-    } else if (strcmp(owner->str, want) != 0) {
-        char *sep = strchr(owner->str, TOK_SEP);
-        snprintf(v->warn, sizeof v->warn, "token is now registered to %.*s/%s",
-                 sep ? (int)(sep - owner->str) : 0, owner->str, sep ? sep + 1 : "?");
+    } else if (strcmp(owner->who.user_id, user) != 0 ||
+               strcmp(owner->who.device_id, t->device_id) != 0) {
+        snprintf(v->warn, sizeof v->warn, "token is now registered to %s/%s", owner->who.user_id,
+                 owner->who.device_id);
     }
 }
 
-static void print_devices(const ctl_rec_t *recs, const dev_verdict_t *vs, size_t n, bool json,
-                          const ctl_val_t *hash, int64_t now, buf_t *jb)
+static void print_devices(const ctl_recs_t *rs, const dev_verdict_t *vs, bool json, int64_t now,
+                          buf_t *jb)
 {
+    const ctl_rec_t *recs = rs->v;
+    size_t n = rs->n;
     if (json) {
-        ctl_json_kv_raw(jb, "devices", "[");
+        ctl_json_open(jb, "devices", '[');
         for (size_t i = 0; i < n; i++) {
-            buf_puts(jb, i ? ",{" : "{");
-            ctl_json_kv_str(jb, "deviceId", recs[i].device_id);
-            ctl_json_kv_bool(jb, "wouldReceive", vs[i].receives);
-            ctl_json_kv_str(jb, "reason", vs[i].why[0] ? vs[i].why : NULL);
-            ctl_json_kv_str(jb, "warning", vs[i].warn[0] ? vs[i].warn : NULL);
-            ctl_json_kv_raw(jb, "record", "");
-            ctl_rec_json(&recs[i], hash->elem[2 * i + 1]->str, now, jb);
-            buf_putc(jb, '}');
+            ctl_json_open(jb, NULL, '{');
+            ctl_json_str(jb, "deviceId", recs[i].device_id);
+            ctl_json_bool(jb, "wouldReceive", vs[i].receives);
+            ctl_json_str(jb, "reason", vs[i].why[0] ? vs[i].why : NULL);
+            ctl_json_str(jb, "warning", vs[i].warn[0] ? vs[i].warn : NULL);
+            ctl_rec_json(jb, "record", &recs[i], now);
+            ctl_json_close(jb, '}');
         }
-        buf_putc(jb, ']');
+        ctl_json_close(jb, ']');
         return;
     }
     static const char *const hdr[] = {"DEVICE", "PLATFORM", "RECEIVES", "WHY NOT", "WARNING"};
@@ -111,27 +123,45 @@ static const char *jstr(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* One job's trace records, copied. */
+typedef struct job_trace {
+    ctl_env_t *e;
+    char *job;
+    char **recs;
+    size_t *lens;
+    size_t n;
+} job_trace_t;
+
+static void on_job_trace(int status, const char *const *recs, const size_t *lens, size_t n,
+                         void *arg)
+{
+    job_trace_t *jt = arg;
+    jt->recs = xcalloc(n ? n : 1, sizeof *jt->recs);
+    jt->lens = xcalloc(n ? n : 1, sizeof *jt->lens);
+    for (size_t i = 0; status == 0 && i < n; i++) {
+        jt->recs[i] = xstrndup(recs[i], lens[i]);
+        jt->lens[i] = lens[i];
+    }
+    jt->n = status == 0 ? n : 0;
+    ctl_env_done(jt->e, status);
+}
+
 /* Prints (or appends to jb) the failure records of one job's trace. Returns how many. */
-static long job_failures(const char *job, const ctl_val_t *list, bool json, buf_t *jb,
-                         ctl_table_t *t)
+static long job_failures(const job_trace_t *jt, bool json, buf_t *jb, ctl_table_t *t)
 {
     long n = 0;
-    for (size_t i = 0; list && list->type == DB_REPLY_ARRAY && i < list->n; i++) {
-        const ctl_val_t *s = list->elem[i];
-        json_t *rec = s->str && s->len <= 65536 ? json_loadb(s->str, s->len, 0, NULL) : NULL;
+    for (size_t i = 0; i < jt->n; i++) {
+        json_t *rec = jt->lens[i] <= 65536 ? json_loadb(jt->recs[i], jt->lens[i], 0, NULL) : NULL;
         if (!json_is_object(rec) || !is_failure(rec)) {
             json_decref(rec);
             continue;
         }
         n++;
         if (json) {
-            if (jb->data[jb->len - 1] != '[')
-                buf_putc(jb, ',');
-            buf_puts(jb, "{\"jobId\":");
-            buf_json_str(jb, job, strlen(job));
-            buf_puts(jb, ",\"record\":");
-            buf_append(jb, s->str, s->len);
-            buf_putc(jb, '}');
+            ctl_json_open(jb, NULL, '{');
+            ctl_json_str(jb, "jobId", jt->job);
+            ctl_json_raw(jb, "record", jt->recs[i], jt->lens[i]);
+            ctl_json_close(jb, '}');
         } else {
             const char *detail = jstr(rec, "error") ? jstr(rec, "error") : jstr(rec, "detail");
             char other[64] = "";
@@ -141,8 +171,8 @@ static long job_failures(const char *job, const ctl_val_t *list, bool json, buf_
                 free(d);
                 detail = other;
             }
-            const char *row[] = {jstr(rec, "ts"), job, jstr(rec, "event"), jstr(rec, "deviceId"),
-                                 detail};
+            const char *row[] = {jstr(rec, "ts"), jt->job, jstr(rec, "event"),
+                                 jstr(rec, "deviceId"), detail};
             ctl_table_row(t, row);
         }
         json_decref(rec);
@@ -150,49 +180,68 @@ static long job_failures(const char *job, const ctl_val_t *list, bool json, buf_
     return n;
 }
 
+typedef struct recent_jobs {
+    ctl_env_t *e;
+    char **ids;
+    size_t n;
+} recent_jobs_t;
+
+static void on_recent(int status, const char *const *ids, size_t n, void *arg)
+{
+    recent_jobs_t *r = arg;
+    r->n = status == 0 ? n : 0;
+    r->ids = xcalloc(n ? n : 1, sizeof *r->ids);
+    for (size_t i = 0; i < r->n; i++)
+        r->ids[i] = xstrdup(ids[i]);
+    ctl_env_done(r->e, status);
+}
+
 static int print_traces(ctl_env_t *e, const char *user, long jobs, bool json, buf_t *jb)
 {
-    char key[300], stop[24];
-    ctl_key(e, key, sizeof key, "trace:user", user);
-    snprintf(stop, sizeof stop, "%ld", jobs - 1);
-    const char *argv[] = {"ZREVRANGE", key, "0", stop};
-    ctl_val_t *ids = ctl_cmd(e, 4, argv, NULL);
-    if (ids == NULL || ids->type != DB_REPLY_ARRAY)
-        return (ctl_val_free(ids), CTL_UNAVAILABLE);
-    if (json) {
-        ctl_json_kv_bool(jb, "tracePresent", ids->n > 0);
-        ctl_json_kv_raw(jb, "recentFailures", "[");
-    } else if (ids->n == 0) {
-        printf("\nno delivery trace for user %s: no event for this user within trace.ttl_s, or "
-               "the pipeline has not recorded any\n",
-               user);
-    }
-    ctl_val_t **lists = xcalloc(ids->n ? ids->n : 1, sizeof *lists);
-    for (size_t i = 0; i < ids->n; i++) {
-        char jk[400];
-        ctl_key(e, jk, sizeof jk, "trace", ids->elem[i]->str ? ids->elem[i]->str : "");
-        const char *lv[] = {"LRANGE", jk, "0", "-1"};
-        ctl_cmd_async(e, &lists[i], 4, lv, NULL);
+    recent_jobs_t ids = {.e = e};
+    ctl_env_begin(e);
+    disp_trace_recent(e->trace, DISP_TRACE_BY_USER, user, jobs, on_recent, &ids);
+    ctl_env_wait(e, 0);
+    job_trace_t *jts = xcalloc(ids.n ? ids.n : 1, sizeof *jts);
+    for (size_t i = 0; !e->failure && i < ids.n; i++) {
+        jts[i].e = e;
+        jts[i].job = ids.ids[i];
+        ctl_env_begin(e);
+        disp_trace_job(e->trace, ids.ids[i], on_job_trace, &jts[i]);
     }
     ctl_env_wait(e, 0);
+    int rc = e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
     static const char *const hdr[] = {"TIME", "JOB", "EVENT", "DEVICE", "DETAIL"};
     ctl_table_t t;
     ctl_table_init(&t, 5, hdr);
     long nf = 0;
-    for (size_t i = 0; i < ids->n; i++)
-        nf += job_failures(ids->elem[i]->str ? ids->elem[i]->str : "", lists[i], json, jb, &t);
-    if (json)
-        buf_putc(jb, ']');
-    else if (ids->n)
-        printf("\nrecent failures in the last %zu job(s) of this user: %ld\n", ids->n, nf);
-    if (!json && nf)
+    if (rc == CTL_OK && json) {
+        ctl_json_bool(jb, "tracePresent", ids.n > 0);
+        ctl_json_open(jb, "recentFailures", '[');
+    } else if (rc == CTL_OK && ids.n == 0) {
+        printf("\nno delivery trace for user %s: no event for this user within trace.ttl_s, or "
+               "the pipeline has not recorded any\n",
+               user);
+    }
+    for (size_t i = 0; rc == CTL_OK && i < ids.n; i++)
+        nf += job_failures(&jts[i], json, jb, &t);
+    if (rc == CTL_OK && json)
+        ctl_json_close(jb, ']');
+    else if (rc == CTL_OK && ids.n)
+        printf("\nrecent failures in the last %zu job(s) of this user: %ld\n", ids.n, nf);
+    if (rc == CTL_OK && !json && nf)
         ctl_table_print(&t, stdout);
     ctl_table_cleanup(&t);
-    for (size_t i = 0; i < ids->n; i++)
-        ctl_val_free(lists[i]);
-    free(lists);
-    ctl_val_free(ids);
-    return e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
+    for (size_t i = 0; i < ids.n; i++) {
+        for (size_t k = 0; k < jts[i].n; k++)
+            free(jts[i].recs[k]);
+        free(jts[i].recs);
+        free(jts[i].lens);
+        free(ids.ids[i]);
+    }
+    free(jts);
+    free(ids.ids);
+    return rc;
 }
 
 static const char USAGE[] =
@@ -204,36 +253,37 @@ static const char USAGE[] =
 
 static int diagnose(ctl_env_t *e, const char *user, long jobs, bool json)
 {
-    char key[256];
-    ctl_key(e, key, sizeof key, "dev", user);
-    const char *argv[] = {"HGETALL", key};
-    ctl_val_t *h = ctl_cmd(e, 2, argv, NULL);
-    if (h == NULL || h->type != DB_REPLY_ARRAY)
-        return (ctl_val_free(h), CTL_UNAVAILABLE);
-    size_t n;
-    ctl_rec_t *recs = ctl_recs_from_hash(h, &n);
-    ctl_val_t **owners = xcalloc(n ? n : 1, sizeof *owners);
+    ctl_recs_t rs = {0};
+    int rc = ctl_read(e, user, NULL, &rs);
+    if (rc != CTL_OK) {
+        ctl_recs_cleanup(&rs);
+        return rc;
+    }
+    size_t n = rs.n;
+    ctl_owner_t *owners = xcalloc(n ? n : 1, sizeof *owners);
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].corrupt)
-            continue;
-        char ok[300];
-        ctl_key(e, ok, sizeof ok, "owner", recs[i].rec.token);
-        const char *gv[] = {"GET", ok};
-        ctl_cmd_async(e, &owners[i], 2, gv, NULL);
+        owners[i].status = TOK_ENOTFOUND;
+        if (!rs.v[i].corrupt)
+            ctl_find_owner_async(e, rs.v[i].rec.token, &owners[i]);
     }
     ctl_env_wait(e, 0);
+    if (e->failure) {
+        free(owners);
+        ctl_recs_cleanup(&rs);
+        return ctl_unavailable(e, e->failure);
+    }
     int64_t now = clk_wall_ms() / 1000;
     dev_verdict_t *vs = xcalloc(n ? n : 1, sizeof *vs);
     long receiving = 0;
     for (size_t i = 0; i < n; i++) {
-        verdict(&recs[i], owners[i], user, now, &vs[i]);
+        verdict(&rs.v[i], &owners[i], user, now, &vs[i]);
         receiving += vs[i].receives;
     }
     buf_t jb = BUF_INIT;
     if (json) {
-        buf_putc(&jb, '{');
-        ctl_json_kv_str(&jb, "userId", user);
-        ctl_json_kv_int(&jb, "receiving", receiving);
+        ctl_json_open(&jb, NULL, '{');
+        ctl_json_str(&jb, "userId", user);
+        ctl_json_int(&jb, "receiving", receiving);
     } else if (n == 0) {
         printf("user %s has no registered device: the app never registered, or every token was "
                "deleted (sweep/cleanup/delete)\n",
@@ -243,19 +293,16 @@ static int diagnose(ctl_env_t *e, const char *user, long jobs, bool json)
                receiving, n);
     }
     if (n || json)
-        print_devices(recs, vs, n, json, h, now, &jb);
-    int rc = print_traces(e, user, jobs, json, &jb);
-    if (json) {
-        buf_putc(&jb, '}');
-        printf("%s\n", buf_cstr(&jb));
+        print_devices(&rs, vs, json, now, &jb);
+    rc = print_traces(e, user, jobs, json, &jb);
+    if (json && rc == CTL_OK) {
+        ctl_json_close(&jb, '}');
+        ctl_json_print(&jb, stdout);
     }
     buf_cleanup(&jb);
-    for (size_t i = 0; i < n; i++)
-        ctl_val_free(owners[i]);
     free(owners);
     free(vs);
-    free(recs);
-    ctl_val_free(h);
+    ctl_recs_cleanup(&rs);
     return rc != CTL_OK ? rc : n ? CTL_OK : CTL_NOTFOUND;
 }
 

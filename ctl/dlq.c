@@ -23,14 +23,14 @@ static void on_record(const char *dlq, int32_t partition, int64_t offset, const 
     const dlq_out_t *o = arg;
     if (o->json) {
         buf_t b = BUF_INIT;
-        buf_putc(&b, '{');
-        ctl_json_kv_str(&b, "dlq", dlq);
-        ctl_json_kv_int(&b, "partition", partition);
-        ctl_json_kv_int(&b, "offset", offset);
-        ctl_json_kv_str(&b, "to", dest);
-        ctl_json_kv_str(&b, "reason", reason);
-        buf_putc(&b, '}');
-        printf("%s\n", buf_cstr(&b));
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "dlq", dlq);
+        ctl_json_int(&b, "partition", partition);
+        ctl_json_int(&b, "offset", offset);
+        ctl_json_str(&b, "to", dest);
+        ctl_json_str(&b, "reason", reason);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
     } else {
         printf("%s/%d/%" PRId64 " (%s) -> %s\n", dlq, (int)partition, offset, reason ? reason : "?",
@@ -64,11 +64,20 @@ int ctl_dlq(const conf_t *conf, int argc, char **argv)
         fprintf(stderr, "heraldctl: %s\n", err);
         return CTL_UNAVAILABLE;
     }
-    if (o.json)
-        printf("{\"summary\":{\"dryRun\":%s,\"read\":%ld,\"replayed\":%ld,\"noSource\":%ld,"
-               "\"failed\":%ld}}\n",
-               o.dry ? "true" : "false", rep.read, rep.replayed, rep.no_source, rep.failed);
-    else
+    if (o.json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_open(&b, "summary", '{');
+        ctl_json_bool(&b, "dryRun", o.dry);
+        ctl_json_int(&b, "read", rep.read);
+        ctl_json_int(&b, "replayed", rep.replayed);
+        ctl_json_int(&b, "noSource", rep.no_source);
+        ctl_json_int(&b, "failed", rep.failed);
+        ctl_json_close(&b, '}');
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else
         printf("%s %ld of %ld DLQ record(s); %ld without a source topic; %ld failed\n",
                o.dry ? "would replay" : "replayed", rep.replayed, rep.read, rep.no_source,
                rep.failed);

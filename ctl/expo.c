@@ -1,11 +1,12 @@
 /* expo.c - heraldctl's Expo commands: `push` sends one notification through the same client
  * the daemon uses (the runbook's "test the endpoint") and can wait for its receipt; `receipts`
- * shows the pending receipt checks in Redis. Each runs its own libuv loop until done. */
+ * shows the pending receipt checks (expo/receipts.h) over the shared Redis session (util.h).
+ * Each runs its own libuv loop until done. */
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/xalloc.h"
-#include "db/db.h"
 #include "ctl/ctl.h"
+#include "ctl/util.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/receipts.h"
@@ -195,23 +196,17 @@ static void print_push(const push_args_t *a, const push_state_t *s, const rwait_
     static const char *oc[] = {"ok", "invalid_token", "failed"};
     if (a->json) {
         buf_t b = BUF_INIT;
-        buf_printf(&b, "{\"outcome\":\"%s\",\"ticket\":", oc[s->oc]);
-        buf_json_str(&b, s->ticket, strlen(s->ticket));
-        buf_puts(&b, ",\"error\":");
-        buf_json_str(&b, s->error, strlen(s->error));
-        buf_puts(&b, ",\"message\":");
-        buf_json_str(&b, s->message, strlen(s->message));
-        buf_printf(&b, ",\"attempts\":%u,\"ambiguous\":%s", s->attempts,
-                   s->ambiguous ? "true" : "false");
-        if (w) {
-            buf_puts(&b, ",\"receipt\":");
-            if (w->status == 0)
-                buf_json_str(&b, w->result, strlen(w->result));
-            else
-                buf_puts(&b, "null");
-        }
-        buf_puts(&b, "}\n");
-        fputs(buf_cstr(&b), stdout);
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "outcome", oc[s->oc]);
+        ctl_json_str(&b, "ticket", s->ticket);
+        ctl_json_str(&b, "error", s->error);
+        ctl_json_str(&b, "message", s->message);
+        ctl_json_int(&b, "attempts", s->attempts);
+        ctl_json_bool(&b, "ambiguous", s->ambiguous);
+        if (w)
+            ctl_json_str(&b, "receipt", w->status == 0 ? w->result : NULL);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
         return;
     }
@@ -283,8 +278,7 @@ int ctl_push(const conf_t *conf, int argc, char **argv)
 /* ---- receipts ---- */
 
 typedef struct pend_state {
-    bool done;
-    int status;
+    ctl_env_t *e;
     long long count;
     int64_t oldest;
 } pend_state_t;
@@ -292,10 +286,9 @@ typedef struct pend_state {
 static void on_pend(int status, long long count, int64_t oldest, void *arg)
 {
     pend_state_t *p = arg;
-    p->done = true;
-    p->status = status;
     p->count = count;
     p->oldest = oldest;
+    ctl_env_done(p->e, status);
 }
 
 static void no_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *e,
@@ -311,82 +304,49 @@ static void print_pending(const pend_state_t *p, bool json)
         clk_iso8601(p->oldest, when, sizeof when);
     long long now = (long long)time(NULL);
     long long overdue = p->count > 0 && p->oldest < now ? now - p->oldest : 0;
-    if (json)
-        printf("{\"pending\":%lld,\"oldest_due\":%s%s%s,\"oldest_overdue_s\":%lld}\n", p->count,
-               p->count ? "\"" : "", p->count ? when : "null", p->count ? "\"" : "", overdue);
-    else
+    if (json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "pending", p->count);
+        ctl_json_str(&b, "oldest_due", p->count ? when : NULL);
+        ctl_json_int(&b, "oldest_overdue_s", overdue);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else {
         printf("pending     %lld\noldest due  %s%s\n", p->count, p->count ? when : "-",
                overdue ? " (overdue)" : "");
-}
-
-static void on_deadline(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void on_closed_flag(uv_handle_t *h)
-{
-    *(bool *)h->data = true;
-}
-
-/* Waits for the connection (or its first failure) within redis.timeout_ms. */
-static bool wait_ready(uv_loop_t *loop, db_t *db, long timeout_ms)
-{
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, (uint64_t)timeout_ms, 0);
-    /* db reports "connecting" until the first attempt settles; any other reason is a failure */
-    while (!db_ready(db) && !expired &&
-           (db_last_error(db)[0] == '\0' || strcmp(db_last_error(db), "connecting") == 0))
-        uv_run(loop, UV_RUN_ONCE);
-    bool ready = db_ready(db);
-    expired = false;
-    uv_close((uv_handle_t *)&t, on_closed_flag);
-    while (!expired) /* the handle lives on this stack: wait until libuv is done with it */
-        uv_run(loop, UV_RUN_ONCE);
-    return ready;
+    }
 }
 
 static int run_receipts(const conf_t *conf, bool json)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    ctl_env_t e;
+    int rc = ctl_env_open(&e, conf);
+    if (rc != CTL_OK)
+        return rc;
     char err[256];
-    db_opts_t dop = {conf->redis_url, NULL, conf->redis_timeout_ms, NULL, "ctl"};
-    db_t *db = db_create(&loop, &dop, err, sizeof err);
-    if (!db) {
-        fprintf(stderr, "heraldctl receipts: %s\n", err);
-        uv_loop_close(&loop);
-        return CTL_USAGE;
-    }
     expo_receipts_opts_t ro;
     expo_receipts_opts_init(&ro);
     ro.url = conf->expo_url;
     ro.prefix = conf->redis_prefix;
     ro.on_receipt = no_receipt;
-    expo_receipts_t *r = expo_receipts_create(&loop, db, &ro, NULL, err, sizeof err);
-    pend_state_t p = {0};
-    if (r && !wait_ready(&loop, db, conf->redis_timeout_ms)) {
-        p.status = DB_EDOWN;
-        p.done = true;
-    } else if (r) {
+    expo_receipts_t *r = expo_receipts_create(&e.loop, e.db, &ro, NULL, err, sizeof err);
+    pend_state_t p = {.e = &e};
+    if (r == NULL) {
+        fprintf(stderr, "heraldctl receipts: %s\n", err);
+        rc = CTL_USAGE;
+    } else {
+        ctl_env_begin(&e);
         expo_receipts_pending(r, on_pend, &p);
+        ctl_env_wait(&e, 0);
+        rc = e.failure ? ctl_unavailable(&e, e.failure) : CTL_OK;
     }
-    while (r && !p.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    db_destroy(db);
-    expo_receipts_destroy(r);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    if (!r || p.status != DB_OK) {
-        fprintf(stderr, "heraldctl receipts: redis unavailable: %s\n",
-                r ? db_strerror(p.status) : err);
-        return CTL_UNAVAILABLE;
-    }
-    print_pending(&p, json);
-    return CTL_OK;
+    expo_receipts_destroy(r); /* every command it issued has answered */
+    ctl_env_close(&e);        /* runs the loop until its handles are closed */
+    if (rc == CTL_OK)
+        print_pending(&p, json);
+    return rc;
 }
 
 int ctl_receipts(const conf_t *conf, int argc, char **argv)

@@ -1,7 +1,7 @@
 /* tokens.c - `heraldctl tokens`: the subcommand table, the queries (list, get, find) and the
- * per-record changes (deactivate, delete). Bulk jobs over every token are in bulk.c. Changes
- * go through the token store (tokens/store.h), so heraldctl and herald share one implementation
- * of every script that touches the indexes. */
+ * per-record changes (deactivate, delete). Bulk jobs over every token are in bulk.c. Reads and
+ * changes go through the token store (tokens/store.h) and a privacy delete's traces through
+ * pipeline/trace.h, so heraldctl and herald share one implementation of every key and script. */
 #include "ctl/tokens.h"
 
 #include "core/clock.h"
@@ -15,45 +15,104 @@
 
 /* ---- records ---- */
 
-ctl_rec_t *ctl_recs_from_hash(const ctl_val_t *v, size_t *n)
+void ctl_recs_add(ctl_recs_t *rs, const tok_entry_t *es, size_t n)
 {
-    size_t pairs = v && v->type == DB_REPLY_ARRAY ? v->n / 2 : 0;
-    ctl_rec_t *recs = xcalloc(pairs ? pairs : 1, sizeof *recs);
-    for (size_t i = 0; i < pairs; i++) {
-        ctl_rec_t *r = &recs[i];
-        const ctl_val_t *f = v->elem[2 * i], *js = v->elem[2 * i + 1];
-        r->device_id = f->str ? f->str : "";
-        if (tok_record_parse(js->str ? js->str : "", js->len, &r->rec, r->err, sizeof r->err) != 0)
-            r->corrupt = true;
+    rs->v = xrealloc(rs->v, (rs->n + n + 1) * sizeof *rs->v);
+    for (size_t i = 0; i < n; i++) {
+        ctl_rec_t *r = &rs->v[rs->n++];
+        memset(r, 0, sizeof *r);
+        r->user_id = xstrdup(es[i].user_id);
+        r->device_id = xstrdup(es[i].device_id);
+        r->raw = xstrndup(es[i].raw, es[i].raw_len);
+        r->rec = es[i].rec;
+        r->corrupt = es[i].corrupt;
+        snprintf(r->err, sizeof r->err, "%s", es[i].err);
     }
-    *n = pairs;
-    return recs;
+}
+
+void ctl_recs_cleanup(ctl_recs_t *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        free(rs->v[i].user_id);
+        free(rs->v[i].device_id);
+        free(rs->v[i].raw);
+    }
+    free(rs->v);
+    memset(rs, 0, sizeof *rs);
+}
+
+typedef struct read_req {
+    ctl_env_t *e;
+    ctl_recs_t *rs;
+} read_req_t;
+
+static void on_read(int status, const tok_entry_t *es, size_t n, void *arg)
+{
+    read_req_t *q = arg;
+    if (status == TOK_OK)
+        ctl_recs_add(q->rs, es, n);
+    ctl_env_done(q->e, ctl_tok_failure(status));
+    free(q);
+}
+
+void ctl_read_async(ctl_env_t *e, const char *user, const char *device, ctl_recs_t *rs)
+{
+    read_req_t *q = xmalloc(sizeof *q);
+    q->e = e;
+    q->rs = rs;
+    ctl_env_begin(e);
+    tok_store_read(e->store, user, device, on_read, q);
+}
+
+int ctl_read(ctl_env_t *e, const char *user, const char *device, ctl_recs_t *rs)
+{
+    ctl_read_async(e, user, device, rs);
+    ctl_env_wait(e, 0);
+    return e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
+}
+
+static void on_owner(int status, const tok_owner_t *who, void *arg)
+{
+    ctl_owner_t *o = arg;
+    o->status = status;
+    if (who)
+        o->who = *who;
+    ctl_env_done(o->e, status == TOK_EUNAVAIL ? DB_EDOWN : 0);
+}
+
+void ctl_find_owner_async(ctl_env_t *e, const char *token, ctl_owner_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->e = e;
+    ctl_env_begin(e);
+    tok_store_find_owner(e->store, token, on_owner, out);
 }
 
 const char *ctl_rec_state(const ctl_rec_t *r, int64_t now_s)
 {
     if (r->corrupt)
         return "corrupt";
-    if (r->rec.expires_at <= now_s)
+    if (tok_undeliverable(&r->rec, now_s) & TOK_UNDELIV_EXPIRED)
         return "expired";
     return r->rec.active ? "active" : "inactive";
 }
 
-void ctl_rec_json(const ctl_rec_t *r, const char *raw, int64_t now_s, buf_t *out)
+void ctl_rec_json(buf_t *b, const char *key, const ctl_rec_t *r, int64_t now_s)
 {
     if (r->corrupt) {
-        buf_putc(out, '{');
-        ctl_json_kv_str(out, "deviceId", r->device_id);
-        ctl_json_kv_str(out, "state", "corrupt");
-        ctl_json_kv_str(out, "error", r->err);
-        ctl_json_kv_str(out, "raw", raw);
-        buf_putc(out, '}');
+        ctl_json_open(b, key, '{');
+        ctl_json_str(b, "deviceId", r->device_id);
+        ctl_json_str(b, "state", "corrupt");
+        ctl_json_str(b, "error", r->err);
+        ctl_json_str(b, "raw", r->raw);
+        ctl_json_close(b, '}');
         return;
     }
-    tok_record_json(&r->rec, out);
-    out->len--; /* reopen the object */
-    ctl_json_kv_str(out, "state", ctl_rec_state(r, now_s));
-    buf_putc(out, '}');
+    ctl_json_key(b, key);
+    tok_record_json(&r->rec, b);
+    b->len--; /* reopen the object */
+    ctl_json_str(b, "state", ctl_rec_state(r, now_s));
+    ctl_json_close(b, '}');
 }
 
 int64_t ctl_rec_inactive_since(const tok_record_t *r)
@@ -103,14 +162,6 @@ static int64_t now_s(void)
 
 /* ---- list / get / find ---- */
 
-static ctl_val_t *hgetall_user(ctl_env_t *e, const char *user)
-{
-    char key[256];
-    ctl_key(e, key, sizeof key, "dev", user);
-    const char *argv[] = {"HGETALL", key};
-    return ctl_cmd(e, 2, argv, NULL);
-}
-
 static bool valid_arg(const char *what, const char *v, int (*check)(const char *, size_t))
 {
     if (v && check(v, strlen(v)) == 0)
@@ -119,29 +170,26 @@ static bool valid_arg(const char *what, const char *v, int (*check)(const char *
     return false;
 }
 
-static void print_recs(const ctl_val_t *v, const ctl_rec_t *recs, size_t n, bool json,
-                       const char *user)
+static void print_recs(const ctl_recs_t *rs, bool json, const char *user)
 {
     int64_t now = now_s();
     if (json) {
         buf_t b = BUF_INIT;
-        buf_putc(&b, '{');
-        ctl_json_kv_str(&b, "userId", user);
-        ctl_json_kv_raw(&b, "devices", "[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                buf_putc(&b, ',');
-            ctl_rec_json(&recs[i], v->elem[2 * i + 1]->str, now, &b);
-        }
-        buf_puts(&b, "]}\n");
-        fputs(buf_cstr(&b), stdout);
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "userId", user);
+        ctl_json_open(&b, "devices", '[');
+        for (size_t i = 0; i < rs->n; i++)
+            ctl_rec_json(&b, NULL, &rs->v[i], now);
+        ctl_json_close(&b, ']');
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
         return;
     }
     ctl_table_t t;
     ctl_table_init(&t, 7, REC_HEADER);
-    for (size_t i = 0; i < n; i++)
-        rec_row(&t, &recs[i], now);
+    for (size_t i = 0; i < rs->n; i++)
+        rec_row(&t, &rs->v[i], now);
     ctl_table_print(&t, stdout);
     ctl_table_cleanup(&t);
 }
@@ -161,35 +209,33 @@ static int cmd_list(ctl_env_t *e, int argc, char **argv)
         return rc > 0 ? CTL_OK : CTL_USAGE;
     if (!valid_arg("--user", user, tok_valid_user))
         return CTL_USAGE;
-    ctl_val_t *v = hgetall_user(e, user);
-    if (v == NULL || v->type == DB_REPLY_ERROR) {
-        ctl_val_free(v);
-        return CTL_UNAVAILABLE;
+    ctl_recs_t rs = {0};
+    if ((rc = ctl_read(e, user, NULL, &rs)) != CTL_OK) {
+        ctl_recs_cleanup(&rs);
+        return rc;
     }
-    size_t n;
-    ctl_rec_t *recs = ctl_recs_from_hash(v, &n);
+    size_t n = rs.n;
     if (n == 0)
         fprintf(stderr, "heraldctl: user %s has no devices\n", user);
     else
-        print_recs(v, recs, n, json, user);
-    free(recs);
-    ctl_val_free(v);
+        print_recs(&rs, json, user);
+    ctl_recs_cleanup(&rs);
     return n ? CTL_OK : CTL_NOTFOUND;
 }
 
-static void print_one(const ctl_rec_t *r, const char *raw, bool json)
+static void print_one(const ctl_rec_t *r, bool json)
 {
     int64_t now = now_s();
     if (json) {
         buf_t b = BUF_INIT;
-        ctl_rec_json(r, raw, now, &b);
-        printf("%s\n", buf_cstr(&b));
+        ctl_rec_json(&b, NULL, r, now);
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
         return;
     }
     if (r->corrupt) {
         printf("deviceId       %s\nstate          corrupt (%s)\nraw            %s\n", r->device_id,
-               r->err, raw);
+               r->err, r->raw);
         return;
     }
     char exp[40], dat[40], left[32];
@@ -205,28 +251,19 @@ static void print_one(const ctl_rec_t *r, const char *raw, bool json)
         printf("deactivated    %s at %s\n", r->rec.deactivated_reason, dat);
 }
 
-/* HGET of one record; prints it. Returns a CTL_ code. */
+/* Reads one record and prints it. Returns a CTL_ code. */
 static int show_record(ctl_env_t *e, const char *user, const char *device, bool json)
 {
-    char key[256];
-    ctl_key(e, key, sizeof key, "dev", user);
-    const char *argv[] = {"HGET", key, device};
-    ctl_val_t *v = ctl_cmd(e, 3, argv, NULL);
-    if (v == NULL || v->type == DB_REPLY_ERROR) {
-        ctl_val_free(v);
-        return CTL_UNAVAILABLE;
-    }
-    if (v->type != DB_REPLY_STRING) {
-        ctl_val_free(v);
+    ctl_recs_t rs = {0};
+    int rc = ctl_read(e, user, device, &rs);
+    if (rc == CTL_OK && rs.n == 0) {
         fprintf(stderr, "heraldctl: no device %s for user %s\n", device, user);
-        return CTL_NOTFOUND;
+        rc = CTL_NOTFOUND;
+    } else if (rc == CTL_OK) {
+        print_one(&rs.v[0], json);
     }
-    ctl_rec_t r = {.device_id = device};
-    if (tok_record_parse(v->str, v->len, &r.rec, r.err, sizeof r.err) != 0)
-        r.corrupt = true;
-    print_one(&r, v->str, json);
-    ctl_val_free(v);
-    return CTL_OK;
+    ctl_recs_cleanup(&rs);
+    return rc;
 }
 
 static const char GET_USAGE[] = "usage: heraldctl tokens get --user U --device D [--json]\n";
@@ -263,28 +300,23 @@ static int cmd_find(ctl_env_t *e, int argc, char **argv)
         return rc > 0 ? CTL_OK : CTL_USAGE;
     if (!valid_arg("--token", token, tok_valid_token))
         return CTL_USAGE;
-    char key[300];
-    ctl_key(e, key, sizeof key, "owner", token);
-    const char *av[] = {"GET", key};
-    ctl_val_t *v = ctl_cmd(e, 2, av, NULL);
-    if (v == NULL || v->type == DB_REPLY_ERROR) {
-        ctl_val_free(v);
-        return CTL_UNAVAILABLE;
-    }
-    char *sep = v->type == DB_REPLY_STRING ? memchr(v->str, TOK_SEP, v->len) : NULL;
-    if (sep == NULL) {
-        fprintf(stderr, "heraldctl: nobody holds this token\n");
-        ctl_val_free(v);
+    ctl_owner_t o;
+    ctl_find_owner_async(e, token, &o);
+    ctl_env_wait(e, 0);
+    if (e->failure)
+        return ctl_unavailable(e, e->failure);
+    if (o.status != TOK_OK) {
+        fprintf(stderr, "heraldctl: %s\n",
+                o.status == TOK_ECORRUPT ? "the owner index entry of this token is unreadable"
+                                         : "nobody holds this token");
         return CTL_NOTFOUND;
     }
-    *sep = '\0';
-    rc = show_record(e, v->str, sep + 1, json);
+    rc = show_record(e, o.who.user_id, o.who.device_id, json);
     if (rc == CTL_NOTFOUND)
         fprintf(stderr,
                 "heraldctl: the owner index names %s/%s but that record is gone "
                 "(stale index entry; `tokens sweep` removes it once expired)\n",
-                v->str, sep + 1);
-    ctl_val_free(v);
+                o.who.user_id, o.who.device_id);
     return rc;
 }
 
@@ -294,7 +326,7 @@ typedef struct deact_line {
     long lineno;
     char user[TOK_USER_MAX + 1];
     char device[TOK_DEVICE_MAX + 1];
-    ctl_val_t *cur; /* HGET result */
+    ctl_recs_t cur; /* the record as read (none when not found) */
     int status;     /* store result */
     ctl_env_t *e;
     const char *result;
@@ -302,7 +334,6 @@ typedef struct deact_line {
 
 typedef struct deact_run {
     ctl_env_t *e;
-    tok_store_t *store;
     const char *reason;
     bool dry, json;
     long done, already, notfound, invalid;
@@ -319,13 +350,13 @@ static void report_line(deact_run_t *d, const deact_line_t *l)
 {
     if (d->json) {
         buf_t b = BUF_INIT;
-        buf_putc(&b, '{');
-        ctl_json_kv_int(&b, "line", l->lineno);
-        ctl_json_kv_str(&b, "userId", l->user);
-        ctl_json_kv_str(&b, "deviceId", l->device);
-        ctl_json_kv_str(&b, "result", l->result);
-        buf_putc(&b, '}');
-        printf("%s\n", buf_cstr(&b));
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "line", l->lineno);
+        ctl_json_str(&b, "userId", l->user);
+        ctl_json_str(&b, "deviceId", l->device);
+        ctl_json_str(&b, "result", l->result);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
         buf_cleanup(&b);
     } else {
         printf("line %ld: %s %s: %s\n", l->lineno, l->user, l->device, l->result);
@@ -335,24 +366,18 @@ static void report_line(deact_run_t *d, const deact_line_t *l)
 /* Classifies each line by its current record, deactivates the active ones (unless dry). */
 static int deact_batch(deact_run_t *d, deact_line_t *ls, size_t n)
 {
-    char key[256];
-    for (size_t i = 0; i < n; i++) {
-        ctl_key(d->e, key, sizeof key, "dev", ls[i].user);
-        const char *argv[] = {"HGET", key, ls[i].device};
-        ctl_cmd_async(d->e, &ls[i].cur, 3, argv, NULL);
-    }
+    for (size_t i = 0; i < n; i++)
+        ctl_read_async(d->e, ls[i].user, ls[i].device, &ls[i].cur);
     ctl_env_wait(d->e, 0);
     if (d->e->failure)
         return ctl_unavailable(d->e, d->e->failure);
     for (size_t i = 0; i < n; i++) {
         ls[i].e = d->e;
-        ctl_rec_t r = {0};
-        if (ls[i].cur == NULL || ls[i].cur->type != DB_REPLY_STRING) {
+        const ctl_rec_t *r = ls[i].cur.n ? &ls[i].cur.v[0] : NULL;
+        if (r == NULL) {
             ls[i].result = "not found";
             d->notfound++;
-        } else if (tok_record_parse(ls[i].cur->str, ls[i].cur->len, &r.rec, r.err, sizeof r.err) ==
-                       0 &&
-                   !r.rec.active) {
+        } else if (!r->corrupt && !r->rec.active) {
             ls[i].result = "already inactive";
             d->already++;
         } else {
@@ -360,7 +385,7 @@ static int deact_batch(deact_run_t *d, deact_line_t *ls, size_t n)
             d->done++;
             if (!d->dry) {
                 ctl_env_begin(d->e);
-                tok_store_deactivate(d->store, ls[i].user, ls[i].device, d->reason, NULL,
+                tok_store_deactivate(d->e->store, ls[i].user, ls[i].device, d->reason, NULL,
                                      on_deactivated, &ls[i]);
             }
         }
@@ -370,8 +395,7 @@ static int deact_batch(deact_run_t *d, deact_line_t *ls, size_t n)
         if (ls[i].status == TOK_ENOTFOUND && !d->dry && strcmp(ls[i].result, "deactivated") == 0)
             ls[i].result = "not found", d->done--, d->notfound++;
         report_line(d, &ls[i]);
-        ctl_val_free(ls[i].cur);
-        ls[i].cur = NULL;
+        ctl_recs_cleanup(&ls[i].cur);
     }
     return d->e->failure ? ctl_unavailable(d->e, d->e->failure) : CTL_OK;
 }
@@ -481,7 +505,6 @@ static int cmd_deactivate(ctl_env_t *e, int argc, char **argv)
         return CTL_USAGE;
     }
     d.reason = reason;
-    d.store = tok_store_redis_create(e->db, e->prefix, NULL, e->conf->tokens_max_devices_per_user);
     if (file) {
         rc = deact_file(&d, file);
     } else if (!valid_arg("--user", user, tok_valid_user) ||
@@ -493,7 +516,6 @@ static int cmd_deactivate(ctl_env_t *e, int argc, char **argv)
         snprintf(l.device, sizeof l.device, "%s", device);
         rc = deact_batch(&d, &l, 1);
     }
-    tok_store_destroy(d.store);
     fprintf(stderr, "%s: %ld, already inactive: %ld, not found: %ld, refused lines: %ld\n",
             d.dry ? "would deactivate" : "deactivated", d.done, d.already, d.notfound, d.invalid);
     if (rc != CTL_OK)
@@ -510,44 +532,19 @@ static void on_purged(int status, void *arg)
     ctl_env_done(l->e, status == TOK_EUNAVAIL ? DB_EDOWN : 0);
 }
 
-/* A privacy request also removes the user's delivery traces: trace:user:<U>, every
- * trace:<jobId> it lists, and trace:device:<D> of the deleted devices. */
-static void purge_traces(ctl_env_t *e, const char *user, const ctl_rec_t *recs, size_t n)
+static void on_traces_purged(int status, void *arg)
 {
-    char key[300];
-    ctl_key(e, key, sizeof key, "trace:user", user);
-    const char *zr[] = {"ZRANGE", key, "0", "-1"};
-    ctl_val_t *jobs = user ? ctl_cmd(e, 4, zr, NULL) : NULL;
-    ctl_val_t *dummy[64];
-    size_t nd = 0;
-    for (size_t i = 0; jobs && i < jobs->n; i++) {
-        const char *j = ctl_val_str(jobs, i, NULL);
-        if (j == NULL)
-            continue;
-        char jk[400];
-        ctl_key(e, jk, sizeof jk, "trace", j);
-        const char *av[] = {"DEL", jk};
-        ctl_cmd_async(e, &dummy[nd++], 2, av, NULL);
-        if (nd == 64) {
-            ctl_env_wait(e, 0);
-            for (size_t k = 0; k < nd; k++)
-                ctl_val_free(dummy[k]);
-            nd = 0;
-        }
-    }
+    ctl_env_done(arg, status);
+}
+
+/* A privacy request also removes the user's delivery traces: the user's job index and every
+ * trace it lists (user NULL: none), and the job indexes of the deleted devices. */
+static int purge_traces(ctl_env_t *e, const char *user, const char *const *devices, size_t n)
+{
+    ctl_env_begin(e);
+    disp_trace_purge(e->trace, user, devices, n, on_traces_purged, e);
     ctl_env_wait(e, 0);
-    for (size_t k = 0; k < nd; k++)
-        ctl_val_free(dummy[k]);
-    ctl_val_free(jobs);
-    if (user) {
-        const char *av[] = {"DEL", key};
-        ctl_val_free(ctl_cmd(e, 2, av, NULL));
-    }
-    for (size_t i = 0; i < n; i++) {
-        ctl_key(e, key, sizeof key, "trace:device", recs[i].device_id);
-        const char *av[] = {"DEL", key};
-        ctl_val_free(ctl_cmd(e, 2, av, NULL));
-    }
+    return e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
 }
 
 static const char DELETE_USAGE[] =
@@ -557,15 +554,30 @@ static const char DELETE_USAGE[] =
 
 static int do_purge(ctl_env_t *e, const char *user, const char *device)
 {
-    tok_store_t *st = tok_store_redis_create(e->db, e->prefix, NULL, 1);
     deact_line_t l = {.e = e};
     ctl_env_begin(e);
-    tok_store_purge(st, user, device, on_purged, &l);
+    tok_store_purge(e->store, user, device, on_purged, &l);
     ctl_env_wait(e, 0);
-    tok_store_destroy(st);
     if (l.status == TOK_EUNAVAIL)
         return ctl_unavailable(e, e->failure);
     return l.status == TOK_ENOTFOUND ? CTL_NOTFOUND : CTL_OK;
+}
+
+static void print_delete(const char *user, const ctl_rec_t *r, bool dry, bool json)
+{
+    if (json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "userId", user);
+        ctl_json_str(&b, "deviceId", r->device_id);
+        ctl_json_str(&b, "action", dry ? "would delete" : "delete");
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else {
+        printf("%s %s/%s (%s)\n", dry ? "would delete" : "delete", user, r->device_id,
+               r->corrupt ? "corrupt record" : r->rec.token);
+    }
 }
 
 static int cmd_delete(ctl_env_t *e, int argc, char **argv)
@@ -583,38 +595,29 @@ static int cmd_delete(ctl_env_t *e, int argc, char **argv)
     if (!valid_arg("--user", user, tok_valid_user) ||
         (device && !valid_arg("--device", device, tok_valid_device)))
         return CTL_USAGE;
-    ctl_val_t *v = hgetall_user(e, user);
-    if (v == NULL || v->type == DB_REPLY_ERROR) {
-        ctl_val_free(v);
-        return CTL_UNAVAILABLE;
-    }
-    size_t n, keep = 0;
-    ctl_rec_t *recs = ctl_recs_from_hash(v, &n);
-    for (size_t i = 0; i < n; i++)
-        if (device == NULL || strcmp(recs[i].device_id, device) == 0)
-            recs[keep++] = recs[i];
-    if (keep == 0) {
+    ctl_recs_t rs = {0};
+    if ((rc = ctl_read(e, user, device, &rs)) != CTL_OK)
+        goto done;
+    if (rs.n == 0) {
         fprintf(stderr, "heraldctl: nothing to delete for user %s%s%s\n", user,
                 device ? " device " : "", device ? device : "");
         rc = CTL_NOTFOUND;
         goto done;
     }
-    for (size_t i = 0; i < keep; i++)
-        if (json)
-            printf("{\"userId\":\"%s\",\"deviceId\":\"%s\",\"action\":\"%s\"}\n", user,
-                   recs[i].device_id, dry ? "would delete" : "delete");
-        else
-            printf("%s %s/%s (%s)\n", dry ? "would delete" : "delete", user, recs[i].device_id,
-                   recs[i].corrupt ? "corrupt record" : recs[i].rec.token);
+    const char **devices = xcalloc(rs.n, sizeof *devices);
+    for (size_t i = 0; i < rs.n; i++) {
+        print_delete(user, &rs.v[i], dry, json);
+        devices[i] = rs.v[i].device_id;
+    }
     if (!dry) {
         rc = do_purge(e, user, device);
         if (rc == CTL_OK)
-            purge_traces(e, device ? NULL : user, recs, keep);
+            rc = purge_traces(e, device ? NULL : user, devices, rs.n);
     }
-    fprintf(stderr, "%s %zu record(s) of user %s\n", dry ? "would delete" : "deleted", keep, user);
+    free(devices);
+    fprintf(stderr, "%s %zu record(s) of user %s\n", dry ? "would delete" : "deleted", rs.n, user);
 done:
-    free(recs);
-    ctl_val_free(v);
+    ctl_recs_cleanup(&rs);
     return rc;
 }
 

@@ -1,6 +1,6 @@
-/* trace.c - `heraldctl trace` and `heraldctl publish`: read a job's delivery trace from Redis
- * (what happened to each device's notification, and why), and produce a job event to Kafka to test
- * a deployment end to end. */
+/* trace.c - `heraldctl trace` and `heraldctl publish`: read a job's delivery trace (what
+ * happened to each device's notification, and why) through pipeline/trace.h, and produce a job
+ * event to Kafka to test a deployment end to end. */
 #include "core/clock.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
@@ -38,39 +38,86 @@ static void details(json_t *rec, buf_t *out)
     }
 }
 
-/* Adds one job's records to the table or JSON array; returns how many matched. */
-static size_t add_job(ctl_env_t *e, const char *job, const char *device, ctl_table_t *t,
-                      buf_t *json)
+typedef struct job_out {
+    ctl_env_t *e;
+    const char *job;
+    const char *device; /* only this device's records, or NULL */
+    ctl_table_t *t;
+    buf_t *json; /* the JSON array, or NULL for the table */
+    size_t found;
+} job_out_t;
+
+/* Adds one job's records to the table or JSON array. */
+static void on_records(int status, const char *const *recs, const size_t *lens, size_t n, void *arg)
 {
-    char key[400];
-    ctl_key(e, key, sizeof key, "trace", job);
-    const char *argv[] = {"LRANGE", key, "0", "-1"};
-    ctl_val_t *v = ctl_cmd(e, 4, argv, NULL);
-    size_t n = 0;
-    for (size_t i = 0; v && i < v->n; i++) {
-        json_t *rec = json_loads(v->elem[i]->str ? v->elem[i]->str : "", 0, NULL);
+    job_out_t *o = arg;
+    for (size_t i = 0; status == 0 && i < n; i++) {
+        json_t *rec = json_loadb(recs[i], lens[i], 0, NULL);
         const char *dev = json_string_value(json_object_get(rec, "deviceId"));
-        if (rec == NULL || (device && (!dev || strcmp(dev, device) != 0))) {
+        if (rec == NULL || (o->device && (!dev || strcmp(dev, o->device) != 0))) {
             json_decref(rec);
             continue;
         }
-        if (json) {
-            buf_puts(json, json->len > 1 ? "," : "");
-            buf_puts(json, v->elem[i]->str);
+        if (o->json) {
+            ctl_json_raw(o->json, NULL, recs[i], lens[i]);
         } else {
             buf_t d = BUF_INIT;
             details(rec, &d);
-            const char *row[] = {json_string_value(json_object_get(rec, "ts")), job,
+            const char *row[] = {json_string_value(json_object_get(rec, "ts")), o->job,
                                  json_string_value(json_object_get(rec, "event")), dev,
                                  buf_cstr(&d)};
-            ctl_table_row(t, row);
+            ctl_table_row(o->t, row);
             buf_cleanup(&d);
         }
         json_decref(rec);
-        n++;
+        o->found++;
     }
-    ctl_val_free(v);
-    return n;
+    ctl_env_done(o->e, status);
+}
+
+static size_t add_job(ctl_env_t *e, const char *job, const char *device, ctl_table_t *t,
+                      buf_t *json)
+{
+    job_out_t o = {.e = e, .job = job, .device = device, .t = t, .json = json};
+    ctl_env_begin(e);
+    disp_trace_job(e->trace, job, on_records, &o);
+    ctl_env_wait(e, 0);
+    return o.found;
+}
+
+typedef struct job_ids {
+    ctl_env_t *e;
+    char **ids;
+    size_t n;
+} job_ids_t;
+
+static void on_ids(int status, const char *const *ids, size_t n, void *arg)
+{
+    job_ids_t *j = arg;
+    j->n = status == 0 ? n : 0;
+    j->ids = xcalloc(n ? n : 1, sizeof *j->ids);
+    for (size_t i = 0; i < j->n; i++)
+        j->ids[i] = xstrdup(ids[i]);
+    ctl_env_done(j->e, status);
+}
+
+/* The records of the most recent jobs of a user or a device (only that device's records). */
+static size_t add_recent(ctl_env_t *e, const char *user, const char *device, long limit,
+                         ctl_table_t *t, buf_t *json)
+{
+    job_ids_t j = {.e = e};
+    ctl_env_begin(e);
+    disp_trace_recent(e->trace, user ? DISP_TRACE_BY_USER : DISP_TRACE_BY_DEVICE,
+                      user ? user : device, limit, on_ids, &j);
+    ctl_env_wait(e, 0);
+    size_t found = 0;
+    for (size_t i = 0; i < j.n; i++) {
+        if (!e->failure)
+            found += add_job(e, j.ids[i], device, t, json);
+        free(j.ids[i]);
+    }
+    free(j.ids);
+    return found;
 }
 
 static int trace_run(ctl_env_t *e, const char *job, const char *user, const char *device,
@@ -79,35 +126,19 @@ static int trace_run(ctl_env_t *e, const char *job, const char *user, const char
     static const char *const hdr[] = {"TIME", "JOB", "EVENT", "DEVICE", "DETAILS"};
     ctl_table_t t;
     buf_t json = BUF_INIT;
-    size_t found = 0;
     ctl_table_init(&t, 5, hdr);
     if (as_json)
-        buf_putc(&json, '[');
-    if (job) {
-        found = add_job(e, job, NULL, &t, as_json ? &json : NULL);
-    } else {
-        char key[400], lim[24];
-        ctl_key(e, key, sizeof key, user ? "trace:user" : "trace:device", user ? user : device);
-        snprintf(lim, sizeof lim, "%ld", limit - 1);
-        const char *argv[] = {"ZREVRANGE", key, "0", lim};
-        ctl_val_t *jobs = ctl_cmd(e, 4, argv, NULL);
-        if (jobs == NULL) {
-            ctl_table_cleanup(&t);
-            buf_cleanup(&json);
-            return ctl_unavailable(e, e->failure);
-        }
-        for (size_t i = 0; i < jobs->n; i++)
-            found += add_job(e, jobs->elem[i]->str, device, &t, as_json ? &json : NULL);
-        ctl_val_free(jobs);
-    }
+        ctl_json_open(&json, NULL, '[');
+    size_t found = job ? add_job(e, job, NULL, &t, as_json ? &json : NULL)
+                       : add_recent(e, user, device, limit, &t, as_json ? &json : NULL);
     if (e->failure) {
         ctl_table_cleanup(&t);
         buf_cleanup(&json);
         return ctl_unavailable(e, e->failure);
     }
     if (as_json) {
-        buf_puts(&json, "]\n");
-        fputs(buf_cstr(&json), stdout);
+        ctl_json_close(&json, ']');
+        ctl_json_print(&json, stdout);
     } else if (found) {
         ctl_table_print(&t, stdout);
     }
@@ -251,10 +282,17 @@ static int publish_send(const conf_t *conf, const char *topic, const buf_t *valu
                          : "no acknowledgement in 15 s");
         return CTL_UNAVAILABLE;
     }
-    if (as_json)
-        printf("{\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld,\"value\":%s}\n", topic,
-               (int)s.dr.partition, (long long)s.dr.offset, buf_cstr(value));
-    else
+    if (as_json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_str(&b, "topic", topic);
+        ctl_json_int(&b, "partition", s.dr.partition);
+        ctl_json_int(&b, "offset", s.dr.offset);
+        ctl_json_raw(&b, "value", value->data, value->len);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else
         printf("published to %s [partition %d, offset %lld]\n%s\n", topic, (int)s.dr.partition,
                (long long)s.dr.offset, buf_cstr(value));
     return CTL_OK;

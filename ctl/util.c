@@ -1,4 +1,4 @@
-/* util.c - shared heraldctl helpers: option parsing, durations, tables, JSON members, the
+/* util.c - shared heraldctl helpers: option parsing, durations, tables, the JSON encoder, the
  * progress bar, and the Redis session that drives its own loop (see util.h). */
 #include "ctl/util.h"
 
@@ -177,41 +177,62 @@ void ctl_table_cleanup(ctl_table_t *t)
     memset(t, 0, sizeof *t);
 }
 
-/* ---- JSON members ---- */
+/* ---- JSON ---- */
 
-static void json_key(buf_t *b, const char *key)
+void ctl_json_key(buf_t *b, const char *key)
 {
-    if (b->len && b->data[b->len - 1] != '{' && b->data[b->len - 1] != '[')
+    char last = b->len ? b->data[b->len - 1] : '{';
+    if (last != '{' && last != '[' && last != ':')
         buf_putc(b, ',');
-    buf_json_str(b, key, strlen(key));
-    buf_putc(b, ':');
+    if (key) {
+        buf_json_str(b, key, strlen(key));
+        buf_putc(b, ':');
+    }
 }
 
-void ctl_json_kv_str(buf_t *b, const char *key, const char *value)
+void ctl_json_open(buf_t *b, const char *key, char bracket)
 {
-    json_key(b, key);
+    ctl_json_key(b, key);
+    buf_putc(b, bracket);
+}
+
+void ctl_json_close(buf_t *b, char bracket)
+{
+    buf_putc(b, bracket);
+}
+
+void ctl_json_str(buf_t *b, const char *key, const char *value)
+{
+    ctl_json_key(b, key);
     if (value)
         buf_json_str(b, value, strlen(value));
     else
         buf_puts(b, "null");
 }
 
-void ctl_json_kv_int(buf_t *b, const char *key, long long v)
+void ctl_json_int(buf_t *b, const char *key, long long v)
 {
-    json_key(b, key);
+    ctl_json_key(b, key);
     buf_printf(b, "%lld", v);
 }
 
-void ctl_json_kv_bool(buf_t *b, const char *key, bool v)
+void ctl_json_bool(buf_t *b, const char *key, bool v)
 {
-    json_key(b, key);
+    ctl_json_key(b, key);
     buf_puts(b, v ? "true" : "false");
 }
 
-void ctl_json_kv_raw(buf_t *b, const char *key, const char *raw)
+void ctl_json_raw(buf_t *b, const char *key, const char *json, size_t len)
 {
-    json_key(b, key);
-    buf_puts(b, raw);
+    ctl_json_key(b, key);
+    buf_append(b, json, len);
+}
+
+void ctl_json_print(buf_t *b, FILE *f)
+{
+    buf_putc(b, '\n');
+    fwrite(b->data, 1, b->len, f);
+    buf_reset(b);
 }
 
 void ctl_fmt_age(int64_t secs, char *out, size_t outlen)
@@ -276,57 +297,6 @@ void ctl_progress_end(ctl_progress_t *p)
     p->on = false;
 }
 
-/* ---- replies ---- */
-
-static ctl_val_t *val_copy(const db_reply_t *r)
-{
-    ctl_val_t *v = xcalloc(1, sizeof *v);
-    v->type = db_reply_type(r);
-    switch (v->type) {
-    case DB_REPLY_STRING:
-    case DB_REPLY_STATUS:
-    case DB_REPLY_ERROR: {
-        const char *s = db_reply_str(r, &v->len);
-        v->str = xmalloc(v->len + 1);
-        memcpy(v->str, s, v->len);
-        v->str[v->len] = '\0';
-        break;
-    }
-    case DB_REPLY_INTEGER:
-        v->integer = db_reply_int(r);
-        break;
-    case DB_REPLY_ARRAY:
-        v->n = db_reply_len(r);
-        v->elem = xcalloc(v->n ? v->n : 1, sizeof *v->elem);
-        for (size_t i = 0; i < v->n; i++)
-            v->elem[i] = val_copy(db_reply_elem(r, i));
-        break;
-    case DB_REPLY_NIL:
-        break;
-    }
-    return v;
-}
-
-void ctl_val_free(ctl_val_t *v)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < v->n; i++)
-        ctl_val_free(v->elem[i]);
-    free(v->elem);
-    free(v->str);
-    free(v);
-}
-
-const char *ctl_val_str(const ctl_val_t *v, size_t i, size_t *len)
-{
-    if (v == NULL || v->type != DB_REPLY_ARRAY || i >= v->n || v->elem[i]->type != DB_REPLY_STRING)
-        return NULL;
-    if (len)
-        *len = v->elem[i]->len;
-    return v->elem[i]->str;
-}
-
 /* ---- Redis session ---- */
 
 static void on_ready_timeout(uv_timer_t *t)
@@ -358,7 +328,6 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
 {
     memset(e, 0, sizeof *e);
     e->conf = conf;
-    snprintf(e->prefix, sizeof e->prefix, "%s", conf->redis_prefix);
     uv_loop_init(&e->loop);
     char err[512];
     char *pw = NULL;
@@ -369,7 +338,10 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
         uv_loop_close(&e->loop);
         return CTL_USAGE;
     }
-    db_opts_t o = {.url = conf->redis_url, .password = pw, .timeout_ms = conf->redis_timeout_ms};
+    db_opts_t o = {.url = conf->redis_url,
+                   .password = pw,
+                   .timeout_ms = conf->redis_timeout_ms,
+                   .name = "ctl"};
     e->db = db_create(&e->loop, &o, err, sizeof err);
     free(pw);
     if (e->db == NULL) {
@@ -377,6 +349,10 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
         uv_loop_close(&e->loop);
         return CTL_UNAVAILABLE;
     }
+    e->store =
+        tok_store_redis_create(e->db, conf->redis_prefix, NULL, conf->tokens_max_devices_per_user);
+    e->trace =
+        disp_trace_create(e->db, conf->redis_prefix, conf->trace_ttl_s, conf->trace_max_records);
     if (!wait_ready(e)) {
         fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", conf->redis_url,
                 db_last_error(e->db)[0] ? db_last_error(e->db) : "no answer in time");
@@ -390,7 +366,11 @@ void ctl_env_close(ctl_env_t *e)
 {
     if (e->db == NULL)
         return;
+    tok_store_destroy(e->store); /* in-flight operations still answer, from db_destroy */
     db_destroy(e->db);
+    disp_trace_destroy(e->trace); /* after db_destroy, as trace.h asks */
+    e->store = NULL;
+    e->trace = NULL;
     e->db = NULL;
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
@@ -415,40 +395,11 @@ void ctl_env_done(ctl_env_t *e, int status)
         e->failure = status;
 }
 
-typedef struct slot_req {
-    ctl_env_t *e;
-    ctl_val_t **slot;
-} slot_req_t;
-
-static void on_slot_reply(int status, const db_reply_t *r, void *arg)
+int ctl_tok_failure(int tok_status)
 {
-    slot_req_t *q = arg;
-    *q->slot = status == DB_OK ? val_copy(r) : NULL;
-    ctl_env_done(q->e, status);
-    free(q);
-}
-
-void ctl_cmd_async(ctl_env_t *e, ctl_val_t **slot, int argc, const char *const *argv,
-                   const size_t *lens)
-{
-    slot_req_t *q = xmalloc(sizeof *q);
-    q->e = e;
-    q->slot = slot;
-    *slot = NULL;
-    ctl_env_begin(e);
-    db_command(e->db, on_slot_reply, q, argc, argv, lens);
-}
-
-ctl_val_t *ctl_cmd(ctl_env_t *e, int argc, const char *const *argv, const size_t *lens)
-{
-    ctl_val_t *v = NULL;
-    ctl_cmd_async(e, &v, argc, argv, lens);
-    ctl_env_wait(e, 0);
-    if (v == NULL)
-        ctl_unavailable(e, e->failure);
-    else if (v->type == DB_REPLY_ERROR)
-        fprintf(stderr, "heraldctl: redis error: %s\n", v->str);
-    return v;
+    if (tok_status == TOK_OK)
+        return 0;
+    return tok_status == TOK_EUNAVAIL ? DB_EDOWN : DB_EPROTO;
 }
 
 int ctl_unavailable(const ctl_env_t *e, int status)
@@ -456,16 +407,6 @@ int ctl_unavailable(const ctl_env_t *e, int status)
     fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", e->conf->redis_url,
             db_strerror(status ? status : DB_EDOWN));
     return CTL_UNAVAILABLE;
-}
-
-void ctl_key(const ctl_env_t *e, char *out, size_t outlen, const char *kind, const char *id)
-{
-    if (strcmp(kind, "dev") == 0)
-        snprintf(out, outlen, "%sdev:{%s}", e->prefix, id);
-    else if (id)
-        snprintf(out, outlen, "%s%s:%s", e->prefix, kind, id);
-    else
-        snprintf(out, outlen, "%s%s", e->prefix, kind);
 }
 
 int ctl_read_line(FILE *f, char *line, size_t max, size_t *len)

@@ -1,17 +1,21 @@
-/* util.h - what every heraldctl command shares: option parsing, durations ("30d"), tables and
- * JSON output, a progress bar on stderr (only when stderr is a terminal), and a Redis session that
- * runs its own libuv loop to completion.
+/* util.h - what every heraldctl command shares: option parsing, durations ("30d"), tables, the
+ * one JSON encoder of every --json, a progress bar on stderr (only when stderr is a terminal),
+ * and the Redis session: one connection helper, with the token store and the delivery trace on
+ * it, driven by its own libuv loop.
  *
- * heraldctl is a short-lived sequential program: a command issues Redis commands (pipelined when
- * it issues several before waiting) and then runs the loop until they have answered. Every wait
- * is bounded by redis.timeout_ms through the db client's own command timeout. */
+ * heraldctl is a short-lived sequential program: a command starts module operations (token
+ * store, lifecycle, trace, receipts; pipelined when it starts several before waiting) and then
+ * runs the loop until they have answered. It never builds Redis keys or commands itself. Every
+ * wait is bounded by redis.timeout_ms through the db client's own command timeout. */
 #ifndef HERALD_DISPATCHER_CTL_UTIL_H
 #define HERALD_DISPATCHER_CTL_UTIL_H
 
 #include "config/config.h"
 #include "core/buf.h"
-#include "db/db.h"
 #include "ctl/ctl.h"
+#include "db/db.h"
+#include "pipeline/trace.h"
+#include "tokens/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,11 +65,20 @@ void ctl_table_row(ctl_table_t *t, const char *const *cells);
 void ctl_table_print(const ctl_table_t *t, FILE *f);
 void ctl_table_cleanup(ctl_table_t *t);
 
-/* Appends ,"key":"value" (or without the comma when b ends with '{'). */
-void ctl_json_kv_str(buf_t *b, const char *key, const char *value);
-void ctl_json_kv_int(buf_t *b, const char *key, long long v);
-void ctl_json_kv_bool(buf_t *b, const char *key, bool v);
-void ctl_json_kv_raw(buf_t *b, const char *key, const char *raw);
+/* ---- JSON: the one encoder of every --json ----
+ * Values are appended to b; commas come by themselves (before anything that does not follow an
+ * opening bracket or a member name). key names an object member; NULL appends an array element
+ * or a top-level value. Strings are escaped by buf_json_str. */
+void ctl_json_key(buf_t *b, const char *key); /* the comma and "key": before a custom value */
+void ctl_json_open(buf_t *b, const char *key, char bracket); /* '{' or '[' */
+void ctl_json_close(buf_t *b, char bracket);
+void ctl_json_str(buf_t *b, const char *key, const char *value); /* NULL: null */
+void ctl_json_int(buf_t *b, const char *key, long long v);
+void ctl_json_bool(buf_t *b, const char *key, bool v);
+/* A value that is JSON text already (a trace record as stored), copied as is. */
+void ctl_json_raw(buf_t *b, const char *key, const char *json, size_t len);
+/* Writes b and a newline to f, then empties b. */
+void ctl_json_print(buf_t *b, FILE *f);
 
 /* Seconds as "3d 4h", "5m", "12s" (relative age or remaining time). */
 void ctl_fmt_age(int64_t secs, char *out, size_t outlen);
@@ -85,52 +98,34 @@ void ctl_progress_end(ctl_progress_t *p); /* clears the line */
 
 /* ---- Redis session ---- */
 
-/* An owned copy of a reply (db replies are borrowed views valid only inside the callback). */
-typedef struct ctl_val {
-    db_reply_type_t type;
-    long long integer;
-    char *str; /* strings, status and errors (NUL-terminated) */
-    size_t len;
-    struct ctl_val **elem; /* arrays */
-    size_t n;
-} ctl_val_t;
-
-void ctl_val_free(ctl_val_t *v); /* accepts NULL */
-/* The string of element i when it is a string reply, else NULL. */
-const char *ctl_val_str(const ctl_val_t *v, size_t i, size_t *len);
-
 typedef struct ctl_env {
     const conf_t *conf; /* borrowed */
     uv_loop_t loop;
     db_t *db;
-    char prefix[80];
-    int pending; /* commands issued and not yet answered */
-    int failure; /* first transport failure (DB_E*), 0 if none */
+    tok_store_t *store;  /* the token store on db (tokens/store.h) */
+    disp_trace_t *trace; /* the delivery trace on db (pipeline/trace.h) */
+    int pending;         /* operations started and not yet answered */
+    int failure;         /* first transport failure (DB_E*), 0 if none */
 } ctl_env_t;
 
-/* Creates the loop and the Redis client and waits (bounded) until it is ready. Returns CTL_OK, or
+/* The one way heraldctl connects to Redis: redis.url, redis.password_file, redis.timeout_ms.
+ * Creates the loop, the client, the token store and the trace reader, and waits (bounded) until
+ * the client is ready. Returns CTL_OK; CTL_USAGE when the password file cannot be read; or
  * CTL_UNAVAILABLE after printing "redis unavailable at <url>: <reason>" on stderr (the env is
  * then already closed). */
 int ctl_env_open(ctl_env_t *e, const conf_t *conf);
 void ctl_env_close(ctl_env_t *e);
-/* Runs the loop until fewer than `below` commands are pending (0: all answered). */
+/* Runs the loop until fewer than `below` operations are pending (0: all answered). */
 void ctl_env_wait(ctl_env_t *e, int below);
-/* Counts one more pending operation; ctl_env_done marks it answered (for callers that use module
- * APIs with their own callbacks). */
+/* Counts one more pending operation; ctl_env_done marks it answered with its status (a DB_E*
+ * code, or 0). */
 void ctl_env_begin(ctl_env_t *e);
 void ctl_env_done(ctl_env_t *e, int status);
-/* Issues a command whose copied reply lands in *slot (NULL on transport failure, see failure). */
-void ctl_cmd_async(ctl_env_t *e, ctl_val_t **slot, int argc, const char *const *argv,
-                   const size_t *lens);
-/* One command, waited for. Returns the copied reply (caller frees) or NULL on transport failure
- * (a message was already printed). */
-ctl_val_t *ctl_cmd(ctl_env_t *e, int argc, const char *const *argv, const size_t *lens);
+/* A token store status as a DB_E* code for ctl_env_done (TOK_OK -> 0). */
+int ctl_tok_failure(int tok_status);
 /* Prints "redis unavailable at <url>: <reason>" for a transport failure; returns CTL_UNAVAILABLE.
  */
 int ctl_unavailable(const ctl_env_t *e, int status);
-
-/* Builds "<prefix>dev:{<user>}" etc. */
-void ctl_key(const ctl_env_t *e, char *out, size_t outlen, const char *kind, const char *id);
 
 /* Reads one line of at most max bytes (newline stripped) into line. Returns 1 on a line, 0 at
  * EOF, -1 when the line was longer than max (the rest of it is skipped). */

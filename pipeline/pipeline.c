@@ -193,17 +193,6 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
 
 /* ---- lookup and filter ---------------------------------------------------------------------- */
 
-static const char *skip_reason(const tok_record_t *r, int64_t now_s)
-{
-    if (!r->active)
-        return "inactive";
-    if (r->expires_at <= now_s)
-        return "expired";
-    if (tok_valid_token(r->token, strlen(r->token)) != 0)
-        return "malformed";
-    return NULL;
-}
-
 static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg)
 {
     job_t *j = arg;
@@ -217,7 +206,7 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
     int64_t now_s = clk_wall_ms() / 1000;
     j->devs = xcalloc(n ? n : 1, sizeof *j->devs);
     for (size_t i = 0; i < n; i++) {
-        const char *why = skip_reason(&recs[i], now_s);
+        const char *why = tok_deliverability(&recs[i], now_s);
         if (why) {
             metric_inc(metric_get(p->m_devices, why));
             TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, recs[i].device_id, "skipped",

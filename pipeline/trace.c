@@ -1,10 +1,14 @@
 /* trace.c - delivery trace records: the records of one loop turn go to Redis in one Lua call that
- * appends them, trims the lists and keeps the per-user and per-device indexes of recent jobs. */
+ * appends them, trims the lists and keeps the per-user and per-device indexes of recent jobs
+ * (lua/trace_append.lua). heraldctl reads them back, and deletes them for a privacy request,
+ * through the functions at the end: nothing else knows the trace keys. */
 #include "pipeline/trace.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "db/db.h"
+#include "db/keys.h"
+#include "pipeline/lua_trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,46 +29,19 @@ typedef struct batch {
 
 struct disp_trace {
     db_t *db;
-    db_script_t *script;
+    db_script_t *script, *s_purge;
     char *prefix;
     long ttl_s;
     long max_records;
     batch_t b;
 };
 
-/* KEYS: per record the trace list, the user index and the device index ("" for none).
- * ARGV: ttl seconds, max records, index size, then per record: record, jobId, now ms.
- * Each list and index is trimmed and given its TTL once per call. */
-static const char trace_lua[] =
-    "local ttl, max, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local lists, idx = {}, {}\n"
-    "for r = 0, #KEYS / 3 - 1 do\n"
-    "  local k = KEYS[3 * r + 1]\n"
-    "  redis.call('RPUSH', k, ARGV[4 + 3 * r])\n"
-    "  lists[k] = true\n"
-    "  for i = 2, 3 do\n"
-    "    local ik = KEYS[3 * r + i]\n"
-    "    if ik ~= '' then\n"
-    "      redis.call('ZADD', ik, ARGV[6 + 3 * r], ARGV[5 + 3 * r])\n"
-    "      idx[ik] = true\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for k in pairs(lists) do\n"
-    "  redis.call('LTRIM', k, -max, -1)\n"
-    "  redis.call('EXPIRE', k, ttl)\n"
-    "end\n"
-    "for k in pairs(idx) do\n"
-    "  redis.call('ZREMRANGEBYRANK', k, 0, -keep - 1)\n"
-    "  redis.call('EXPIRE', k, ttl)\n"
-    "end\n"
-    "return 1\n";
-
 disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long max_records)
 {
     disp_trace_t *t = xcalloc(1, sizeof *t);
     t->db = db;
-    t->script = db_script(db, trace_lua);
+    t->script = db_script(db, lua_trace_append);
+    t->s_purge = db_script(db, lua_trace_purge);
     t->prefix = xstrdup(prefix);
     t->ttl_s = ttl_s;
     t->max_records = max_records;
@@ -131,10 +108,15 @@ static void on_defer(void *arg)
     flush(t);
 }
 
+static void put_str_at(buf_t *arena, size_t *off, const char *s)
+{
+    *off = arena->len;
+    buf_append(arena, s, strlen(s) + 1);
+}
+
 static void put_str(batch_t *b, size_t *off, const char *s)
 {
-    *off = b->arena.len;
-    buf_append(&b->arena, s, strlen(s) + 1);
+    put_str_at(&b->arena, off, s);
 }
 
 /* Queues one record for the next flush (db copies the arguments when it is sent). */
@@ -143,15 +125,14 @@ static void enqueue(disp_trace_t *t, const char *job_id, const char *user_id, co
 {
     batch_t *b = &t->b;
     size_t *o = &b->offs[6 * b->n++];
-    char k[256], nowms[24];
-    /* ids are bounded (128) and so is the prefix (64): these buffers always fit */
-    snprintf(k, sizeof k, "%strace:%s", t->prefix, job_id);
+    char k[KEY_MAX], nowms[24];
+    key_trace(k, t->prefix, job_id);
     put_str(b, &o[0], k);
-    snprintf(k, sizeof k, "%strace:user:%s", t->prefix, user_id);
+    key_trace_user(k, t->prefix, user_id);
     put_str(b, &o[1], k);
     k[0] = '\0';
     if (device_id)
-        snprintf(k, sizeof k, "%strace:device:%s", t->prefix, device_id);
+        key_trace_device(k, t->prefix, device_id);
     put_str(b, &o[2], k);
     put_str(b, &o[3], rec);
     put_str(b, &o[4], job_id);
@@ -185,4 +166,164 @@ void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, co
     if (t->ttl_s > 0)
         enqueue(t, job_id, user_id, device_id, rec.data, now);
     buf_cleanup(&rec);
+}
+
+/* ---- reading ---- */
+
+typedef struct read_req {
+    union {
+        disp_trace_records_cb records;
+        disp_trace_ids_cb ids;
+        disp_trace_done_cb done;
+    } cb;
+    void *arg;
+} read_req_t;
+
+static read_req_t *req_new(void *arg)
+{
+    read_req_t *q = xcalloc(1, sizeof *q);
+    q->arg = arg;
+    return q;
+}
+
+static bool id_fits(const char *id, size_t max)
+{
+    return id && strlen(id) <= max;
+}
+
+/* The strings of an array reply (non-strings as ""), into new arrays. */
+static size_t reply_strings(const db_reply_t *r, const char ***strs, size_t **lens)
+{
+    size_t n = db_reply_len(r);
+    *strs = xcalloc(n ? n : 1, sizeof **strs);
+    *lens = xcalloc(n ? n : 1, sizeof **lens);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = db_reply_str(db_reply_elem(r, i), &(*lens)[i]);
+        (*strs)[i] = s ? s : "";
+    }
+    return n;
+}
+
+static int read_status(int status, const db_reply_t *r)
+{
+    if (status != DB_OK)
+        return status;
+    return db_reply_type(r) == DB_REPLY_ARRAY ? 0 : DB_EPROTO;
+}
+
+static void on_job(int status, const db_reply_t *r, void *arg)
+{
+    read_req_t *q = arg;
+    const char **recs = NULL;
+    size_t *lens = NULL, n = 0;
+    int rc = read_status(status, r);
+    if (rc == 0)
+        n = reply_strings(r, &recs, &lens);
+    q->cb.records(rc, recs, lens, n, q->arg);
+    free(recs);
+    free(lens);
+    free(q);
+}
+
+static void on_ids(int status, const db_reply_t *r, void *arg)
+{
+    read_req_t *q = arg;
+    const char **ids = NULL;
+    size_t *lens = NULL, n = 0;
+    int rc = read_status(status, r);
+    if (rc == 0)
+        n = reply_strings(r, &ids, &lens);
+    q->cb.ids(rc, ids, n, q->arg);
+    free(ids);
+    free(lens);
+    free(q);
+}
+
+/* An id no key can hold has no trace: answer "none" on a later loop turn. */
+static void on_no_job(void *arg)
+{
+    read_req_t *q = arg;
+    q->cb.records(0, NULL, NULL, 0, q->arg);
+    free(q);
+}
+
+static void on_no_ids(void *arg)
+{
+    read_req_t *q = arg;
+    q->cb.ids(0, NULL, 0, q->arg);
+    free(q);
+}
+
+void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb cb, void *arg)
+{
+    read_req_t *q = req_new(arg);
+    q->cb.records = cb;
+    if (!id_fits(job_id, KEY_JOB_MAX)) {
+        db_defer(t->db, on_no_job, q);
+        return;
+    }
+    char k[KEY_MAX];
+    key_trace(k, t->prefix, job_id);
+    db_cmd(t->db, on_job, q, "LRANGE", k, "0", "-1", NULL);
+}
+
+void disp_trace_recent(disp_trace_t *t, disp_trace_by_t by, const char *id, long limit,
+                       disp_trace_ids_cb cb, void *arg)
+{
+    read_req_t *q = req_new(arg);
+    q->cb.ids = cb;
+    if (!id_fits(id, by == DISP_TRACE_BY_USER ? KEY_USER_MAX : KEY_DEVICE_MAX) || limit < 1) {
+        db_defer(t->db, on_no_ids, q);
+        return;
+    }
+    char k[KEY_MAX], stop[24];
+    if (by == DISP_TRACE_BY_USER)
+        key_trace_user(k, t->prefix, id);
+    else
+        key_trace_device(k, t->prefix, id);
+    snprintf(stop, sizeof stop, "%ld", limit - 1);
+    db_cmd(t->db, on_ids, q, "ZREVRANGE", k, "0", stop, NULL);
+}
+
+static void on_purged(int status, const db_reply_t *r, void *arg)
+{
+    read_req_t *q = arg;
+    if (status == DB_OK && db_reply_type(r) == DB_REPLY_ERROR)
+        status = DB_EPROTO;
+    if (q->cb.done)
+        q->cb.done(status, q->arg);
+    free(q);
+}
+
+void disp_trace_purge(disp_trace_t *t, const char *user_id, const char *const *device_ids,
+                      size_t ndev, disp_trace_done_cb cb, void *arg)
+{
+    read_req_t *q = req_new(arg);
+    q->cb.done = cb;
+    /* keys: the user index, the device indexes; then the trace stem and the user flag */
+    buf_t arena = BUF_INIT;
+    size_t *offs = xcalloc(ndev + 3, sizeof *offs);
+    int nk = 0;
+    char k[KEY_MAX];
+    bool user = id_fits(user_id, KEY_USER_MAX);
+    if (user) {
+        key_trace_user(k, t->prefix, user_id);
+        put_str_at(&arena, &offs[nk++], k);
+    }
+    for (size_t i = 0; i < ndev; i++) {
+        if (!id_fits(device_ids[i], KEY_DEVICE_MAX))
+            continue; /* never recorded */
+        key_trace_device(k, t->prefix, device_ids[i]);
+        put_str_at(&arena, &offs[nk++], k);
+    }
+    key_stem(k, t->prefix, KEY_TRACE);
+    put_str_at(&arena, &offs[nk], k);
+    put_str_at(&arena, &offs[nk + 1], user ? "1" : "0");
+    const char **argv = xcalloc((size_t)nk + 2, sizeof *argv);
+    for (int i = 0; i < nk + 2; i++)
+        argv[i] = arena.data + offs[i];
+    db_eval(t->db, t->s_purge, on_purged, q, nk, nk + 2, argv, NULL);
+    free(argv);
+    free(offs);
+    buf_cleanup(&arena);
 }

@@ -16,7 +16,7 @@
 typedef struct disp_trace disp_trace_t;
 struct db;
 
-/* new: db borrowed; ttl_s == 0 disables the Redis side (logs stay). Destroy after db_destroy
+/* new: db borrowed; ttl_s == 0 disables writing to Redis (logs stay). Destroy after db_destroy
  * (which runs a pending flush). */
 disp_trace_t *disp_trace_create(struct db *db, const char *prefix, long ttl_s, long max_records);
 void disp_trace_destroy(disp_trace_t *t);
@@ -25,6 +25,27 @@ void disp_trace_destroy(disp_trace_t *t);
  * values are redacted tokens). device_id may be NULL. */
 void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
                     const char *event, const log_kv_t *kv, size_t n);
+
+/* ---- reading (heraldctl) ----
+ * status is 0, or a negative DB_E* code (db/db.h) when Redis failed, answered an error or did not
+ * answer in time. Strings are borrowed for the callback. An id longer than any the pipeline
+ * records (128 bytes) has no trace: n == 0. Reads work whatever ttl_s says. */
+typedef void (*disp_trace_records_cb)(int status, const char *const *recs, const size_t *lens,
+                                      size_t n, void *arg);
+typedef void (*disp_trace_ids_cb)(int status, const char *const *ids, size_t n, void *arg);
+typedef void (*disp_trace_done_cb)(int status, void *arg);
+
+typedef enum { DISP_TRACE_BY_USER, DISP_TRACE_BY_DEVICE } disp_trace_by_t;
+
+/* Every record of one job (or batch) id, oldest first (each a JSON object as written). */
+void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb cb, void *arg);
+/* The ids of the most recent jobs (newest first, at most limit) of a user or a device. */
+void disp_trace_recent(disp_trace_t *t, disp_trace_by_t by, const char *id, long limit,
+                       disp_trace_ids_cb cb, void *arg);
+/* Privacy delete, in one script: when user_id is not NULL the user's job index and every trace
+ * list it names, and the job indexes of the ndev devices. cb may be NULL. */
+void disp_trace_purge(disp_trace_t *t, const char *user_id, const char *const *device_ids,
+                      size_t ndev, disp_trace_done_cb cb, void *arg);
 
 #define TRACE(t, job, user, device, event, ...)                                                    \
     do {                                                                                           \

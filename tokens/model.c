@@ -192,7 +192,40 @@ done:
     return rc;
 }
 
+unsigned tok_undeliverable(const tok_record_t *r, int64_t now_s)
+{
+    unsigned why = 0;
+    if (!r->active)
+        why |= TOK_UNDELIV_INACTIVE;
+    if (r->expires_at <= now_s)
+        why |= TOK_UNDELIV_EXPIRED;
+    if (tok_valid_token(r->token, strlen(r->token)) != 0)
+        why |= TOK_UNDELIV_MALFORMED;
+    return why;
+}
+
+const char *tok_undeliverable_name(unsigned reason)
+{
+    switch (reason) {
+    case TOK_UNDELIV_INACTIVE:
+        return "inactive";
+    case TOK_UNDELIV_EXPIRED:
+        return "expired";
+    case TOK_UNDELIV_MALFORMED:
+        return "malformed";
+    default:
+        return "";
+    }
+}
+
+const char *tok_deliverability(const tok_record_t *r, int64_t now_s)
+{
+    unsigned why = tok_undeliverable(r, now_s);
+    /* the lowest flag first: inactive, then expired, then malformed */
+    return why ? tok_undeliverable_name(why & -why) : NULL;
+}
+
 bool tok_record_deliverable(const tok_record_t *r, int64_t now_s)
 {
-    return r->active && r->expires_at > now_s && tok_valid_token(r->token, strlen(r->token)) == 0;
+    return tok_undeliverable(r, now_s) == 0;
 }

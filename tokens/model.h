@@ -52,7 +52,20 @@ void tok_record_json(const tok_record_t *r, buf_t *out);
  * malformed fields exactly as the validators above do. */
 int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err, size_t errlen);
 
-/* A record is deliverable when active and expires_at > now_s. */
+/* Would this record receive a notification now? The one rule the pipeline (which devices it
+ * sends to, its skip reasons and metrics) and `heraldctl diagnose` share. Reasons, as flags: */
+enum {
+    TOK_UNDELIV_INACTIVE = 1u << 0,  /* isActive is false (soft-deleted) */
+    TOK_UNDELIV_EXPIRED = 1u << 1,   /* expiresAt <= now: the app did not re-register in time */
+    TOK_UNDELIV_MALFORMED = 1u << 2, /* the token fails tok_valid_token */
+};
+/* Every reason that applies; 0 when the record is deliverable. */
+unsigned tok_undeliverable(const tok_record_t *r, int64_t now_s);
+/* The first reason's name ("inactive", "expired", "malformed"), or NULL when deliverable. */
+const char *tok_deliverability(const tok_record_t *r, int64_t now_s);
+/* Name of one reason flag ("inactive", ...), "" for anything else. */
+const char *tok_undeliverable_name(unsigned reason);
+/* tok_undeliverable(r, now_s) == 0. */
 bool tok_record_deliverable(const tok_record_t *r, int64_t now_s);
 
 #endif

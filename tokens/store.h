@@ -123,4 +123,37 @@ struct db;
 tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
                                     long max_devices);
 
+/* ---- reading records as stored (heraldctl) ----
+ * An operations tool shows what Redis holds, unreadable records included, and walks every
+ * record; the daemon needs neither. These work on the Redis store only (s from
+ * tok_store_redis_create; anything else aborts). Same loop and callback rules as above. */
+
+/* One stored record: parsed, or corrupt with the reason. Borrowed for the callback. */
+typedef struct tok_entry {
+    const char *user_id;   /* from the hash key */
+    const char *device_id; /* the hash field */
+    const char *raw;       /* the stored JSON (NUL-terminated) */
+    size_t raw_len;
+    bool corrupt; /* rec is unusable: tok_record_parse refused raw, err says why */
+    char err[96];
+    tok_record_t rec;
+} tok_entry_t;
+
+typedef void (*tok_entries_cb)(int status, const tok_entry_t *entries, size_t n, void *arg);
+typedef void (*tok_scan_cb)(int status, const tok_entry_t *entries, size_t n, const char *cursor,
+                            void *arg);
+typedef void (*tok_count_cb)(int status, long long n, void *arg);
+
+/* Every record of a user (device_id NULL) or the one of a device, as stored; n == 0 when there
+ * is none. TOK_EINVAL for an invalid user or device id. */
+void tok_store_read(tok_store_t *s, const char *user_id, const char *device_id, tok_entries_cb cb,
+                    void *arg);
+/* One SCAN step over the device hashes from cursor ("0" to start; count is the SCAN COUNT hint):
+ * the records of the hashes it returned, and the cursor to continue from ("0": walk complete).
+ * Every record present for the whole walk is seen at least once. */
+void tok_store_scan(tok_store_t *s, const char *cursor, long count, tok_scan_cb cb, void *arg);
+/* Entries of the expiry index (one per record) with expiresAt <= max_expires_s; INT64_MAX counts
+ * them all. */
+void tok_store_count_expiring(tok_store_t *s, int64_t max_expires_s, tok_count_cb cb, void *arg);
+
 #endif

@@ -19,6 +19,8 @@
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "db/keys.h"
+#include "tokens/lifecycle.h"
+#include "tokens/lua_read.h"
 #include "tokens/lua_store.h"
 
 #include <inttypes.h>
@@ -39,6 +41,7 @@ typedef struct rstore {
     const clk_t *clk;
     long max_devices;
     db_script_t *s_register, *s_deactivate, *s_purge;
+    db_script_t *s_scan_records; /* registered on first use (tok_store_scan) */
 } rstore_t;
 
 typedef enum { OP_REG, OP_DONE, OP_LIST, OP_OWNER } op_kind_t;
@@ -423,4 +426,183 @@ const char *tok_strerror(int status)
     default:
         return "unknown token store error";
     }
+}
+
+/* ---- reading records as stored (heraldctl) ---- */
+
+typedef struct read_op {
+    union {
+        tok_entries_cb entries;
+        tok_scan_cb scan;
+        tok_count_cb count;
+    } cb;
+    void *arg;
+    int status;      /* for deferred failures */
+    size_t head_len; /* scan: strlen("<p>dev:{") */
+    size_t tail_len; /* scan: strlen("}") */
+    char user[TOK_USER_MAX + 1];
+    char device[TOK_DEVICE_MAX + 1]; /* "" for every device of the user */
+} read_op_t;
+
+static rstore_t *redis_store(tok_store_t *base)
+{
+    if (base == NULL || base->ops != &redis_ops) {
+        fprintf(stderr, "tokens: record readers need the Redis store\n");
+        abort();
+    }
+    return (rstore_t *)base;
+}
+
+static void fill_entry(tok_entry_t *e, const char *user, const char *dev, const char *js, size_t jl)
+{
+    e->user_id = user;
+    e->device_id = dev ? dev : "";
+    e->raw = js ? js : "";
+    e->raw_len = js ? jl : 0;
+    if (js == NULL) {
+        e->corrupt = true;
+        snprintf(e->err, sizeof e->err, "not a string");
+    } else if (tok_record_parse(js, jl, &e->rec, e->err, sizeof e->err) != 0) {
+        e->corrupt = true;
+    }
+}
+
+static void on_read_failed(void *arg)
+{
+    read_op_t *op = arg;
+    op->cb.entries(op->status, NULL, 0, op->arg);
+    free(op);
+}
+
+static void on_read(int status, const db_reply_t *r, void *arg)
+{
+    read_op_t *op = arg;
+    int rc = check_reply(status, r, "read");
+    if (rc != 0) {
+        op->cb.entries(rc, NULL, 0, op->arg);
+        free(op);
+        return;
+    }
+    size_t n = 0, jl = 0;
+    tok_entry_t *es = NULL;
+    if (op->device[0] && db_reply_type(r) == DB_REPLY_STRING) {
+        es = xcalloc(1, sizeof *es);
+        const char *js = db_reply_str(r, &jl);
+        fill_entry(&es[n++], op->user, op->device, js, jl);
+    } else if (!op->device[0] && db_reply_type(r) == DB_REPLY_ARRAY) {
+        size_t pairs = db_reply_len(r) / 2;
+        es = xcalloc(pairs ? pairs : 1, sizeof *es);
+        for (; n < pairs; n++) {
+            const char *js = db_reply_str(db_reply_elem(r, 2 * n + 1), &jl);
+            fill_entry(&es[n], op->user, db_reply_str(db_reply_elem(r, 2 * n), NULL), js, jl);
+        }
+    }
+    op->cb.entries(TOK_OK, es, n, op->arg);
+    free(es);
+    free(op);
+}
+
+void tok_store_read(tok_store_t *base, const char *user_id, const char *device_id,
+                    tok_entries_cb cb, void *arg)
+{
+    rstore_t *s = redis_store(base);
+    read_op_t *op = xcalloc(1, sizeof *op);
+    op->cb.entries = cb;
+    op->arg = arg;
+    if (!valid_str(user_id, tok_valid_user) ||
+        (device_id && !valid_str(device_id, tok_valid_device))) {
+        op->status = TOK_EINVAL;
+        db_defer(s->db, on_read_failed, op);
+        return;
+    }
+    snprintf(op->user, sizeof op->user, "%s", user_id);
+    snprintf(op->device, sizeof op->device, "%s", device_id ? device_id : "");
+    char dkey[KEY_MAX];
+    key_dev(dkey, s->prefix, user_id);
+    if (device_id)
+        db_cmd(s->db, on_read, op, "HGET", dkey, device_id, NULL);
+    else
+        db_cmd(s->db, on_read, op, "HGETALL", dkey, NULL);
+}
+
+/* The user id of a device hash key "<p>dev:{<user>}" (new string). */
+static char *user_of_key(const char *hk, size_t len, size_t head_len, size_t tail_len)
+{
+    if (hk == NULL || len < head_len + tail_len)
+        return xstrdup("");
+    return xstrndup(hk + head_len, len - head_len - tail_len);
+}
+
+static void on_scan(int status, const db_reply_t *r, void *arg)
+{
+    read_op_t *op = arg;
+    int rc = check_reply(status, r, "scan");
+    const db_reply_t *cur = NULL, *flat = NULL;
+    if (rc == 0 && (db_reply_type(r) != DB_REPLY_ARRAY || db_reply_len(r) != 2 ||
+                    db_reply_type(cur = db_reply_elem(r, 0)) != DB_REPLY_STRING ||
+                    db_reply_type(flat = db_reply_elem(r, 1)) != DB_REPLY_ARRAY))
+        rc = TOK_ECORRUPT;
+    if (rc != 0) {
+        op->cb.scan(rc, NULL, 0, NULL, op->arg);
+        free(op);
+        return;
+    }
+    size_t n = db_reply_len(flat) / 3;
+    tok_entry_t *es = xcalloc(n ? n : 1, sizeof *es);
+    char **users = xcalloc(n ? n : 1, sizeof *users);
+    for (size_t i = 0; i < n; i++) {
+        size_t hl = 0, jl = 0;
+        const char *hk = db_reply_str(db_reply_elem(flat, 3 * i), &hl);
+        const char *js = db_reply_str(db_reply_elem(flat, 3 * i + 2), &jl);
+        users[i] = user_of_key(hk, hl, op->head_len, op->tail_len);
+        fill_entry(&es[i], users[i], db_reply_str(db_reply_elem(flat, 3 * i + 1), NULL), js, jl);
+    }
+    op->cb.scan(TOK_OK, es, n, db_reply_str(cur, NULL), op->arg);
+    for (size_t i = 0; i < n; i++)
+        free(users[i]);
+    free(users);
+    free(es);
+    free(op);
+}
+
+void tok_store_scan(tok_store_t *base, const char *cursor, long count, tok_scan_cb cb, void *arg)
+{
+    rstore_t *s = redis_store(base);
+    if (s->s_scan_records == NULL)
+        s->s_scan_records = db_script(s->db, lua_scan_records);
+    read_op_t *op = xcalloc(1, sizeof *op);
+    op->cb.scan = cb;
+    op->arg = arg;
+    char head[KEY_MAX], match[2 * KEY_MAX + 8], cnt[24];
+    op->head_len = key_head(head, s->prefix, KEY_DEV);
+    op->tail_len = strlen(key_tail(KEY_DEV));
+    tok_lc_glob_escape(head, match, sizeof match - 8);
+    strcat(match, "*");
+    strcat(match, key_tail(KEY_DEV));
+    snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 100);
+    const char *argv[] = {cursor, match, cnt};
+    db_eval(s->db, s->s_scan_records, on_scan, op, 0, 3, argv, NULL);
+}
+
+static void on_count(int status, const db_reply_t *r, void *arg)
+{
+    read_op_t *op = arg;
+    int rc = check_reply(status, r, "count");
+    if (rc == 0 && db_reply_type(r) != DB_REPLY_INTEGER)
+        rc = TOK_ECORRUPT;
+    op->cb.count(rc, rc == 0 ? db_reply_int(r) : 0, op->arg);
+    free(op);
+}
+
+void tok_store_count_expiring(tok_store_t *base, int64_t max_expires_s, tok_count_cb cb, void *arg)
+{
+    rstore_t *s = redis_store(base);
+    read_op_t *op = xcalloc(1, sizeof *op);
+    op->cb.count = cb;
+    op->arg = arg;
+    char ekey[KEY_MAX], max[24] = "+inf";
+    key_expiry(ekey, s->prefix);
+    if (max_expires_s != INT64_MAX)
+        snprintf(max, sizeof max, "%" PRId64, max_expires_s);
+    db_cmd(s->db, on_count, op, "ZCOUNT", ekey, "-inf", max, NULL);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -421,6 +422,85 @@ static void test_delete(void **state)
     assert_int_equal(check_indexes(&rs), 0);
 }
 
+/* --json output goes through one encoder: an id with a quote stays valid JSON (it used to be
+ * printed raw into the line). */
+static void test_delete_json_escapes(void **state)
+{
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/quote.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"userId\":\"a\\\"b\",\"deviceId\":\"d\\\\1\",\"expoPushToken\":"
+            "\"ExponentPushToken[q1]\",\"platform\":\"ios\",\"registeredAt\":"
+            "\"2025-01-01T00:00:00.000Z\",\"updatedAt\":\"2025-01-02T00:00:00.000Z\","
+            "\"isActive\":true,\"expiresAt\":%lld}\n",
+            (long long)now_s() + 86400);
+    fclose(f);
+    assert_int_equal(ctl("tokens import -i %s", path), 0);
+    const char *dry[] = {"--dry-run --json", "--json"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ctl("tokens delete --user 'a\"b' %s", dry[i]), 0);
+        json_error_t jerr;
+        json_t *j = json_loads(out.data, 0, &jerr);
+        if (j == NULL)
+            fprintf(stderr, "not JSON (%s): %s\n", jerr.text, out.data);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "userId")), "a\"b");
+        assert_string_equal(json_string_value(json_object_get(j, "deviceId")), "d\\1");
+        assert_string_equal(json_string_value(json_object_get(j, "action")),
+                            i == 0 ? "would delete" : "delete");
+        json_decref(j);
+    }
+    assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
+}
+
+/* A password-protected Redis: every command connects through the one helper that reads
+ * redis.password_file (receipts used to connect without it and failed with NOAUTH). */
+static void test_password_file(void **state)
+{
+    (void)state;
+    th_redis_t prs;
+    memset(&prs, 0, sizeof prs);
+    snprintf(prs.password, sizeof prs.password, "ctl-s3cret");
+    assert_int_equal(th_redis_start(&prs, 0), 0);
+    char d2[256], pw[320], extra[600], c2[400], c3[400];
+    assert_int_equal(th_tmpdir(d2, sizeof d2), 0);
+    snprintf(pw, sizeof pw, "%s/redis.password", d2);
+    FILE *f = fopen(pw, "w");
+    fputs("ctl-s3cret\n", f);
+    fclose(f);
+    chmod(pw, 0600);
+    snprintf(extra, sizeof extra, "redis.password_file = %s\nexpo.url = http://127.0.0.1:1", pw);
+    seed_conf(d2, prs.url, extra, c2, sizeof c2);
+    free(th_redis_cmd(&prs, "ZADD herald:receipts 1700000000 ticket-1"));
+
+    buf_reset(&out);
+    buf_reset(&err);
+    int rc = run_ctl(c2, &out, &err, "receipts --json");
+    if (rc != 0)
+        fprintf(stderr, "receipts: %s\n", buf_cstr(&err));
+    assert_int_equal(rc, 0);
+    json_t *j = json_loads(buf_cstr(&out), 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "pending")), 1);
+    assert_true(json_is_string(json_object_get(j, "oldest_due")));
+    json_decref(j);
+    buf_reset(&out);
+    assert_int_equal(run_ctl(c2, &out, NULL, "tokens count --json"), 0);
+    assert_true(has(&out, "\"total\":0"));
+    assert_int_equal(run_ctl(c2, NULL, NULL, "trace --job j1"), 1);
+    assert_int_equal(run_ctl(c2, NULL, NULL, "diagnose --user u1"), 1);
+
+    /* The same server without the password file: refused, so the test above can fail. */
+    snprintf(d2 + strlen(d2), sizeof d2 - strlen(d2), "/nopw");
+    assert_int_equal(mkdir(d2, 0700), 0);
+    seed_conf(d2, prs.url, "redis.timeout_ms = 200\nexpo.url = http://127.0.0.1:1", c3, sizeof c3);
+    assert_int_equal(run_ctl(c3, NULL, NULL, "receipts --json"), 3);
+    assert_int_equal(run_ctl(c3, NULL, NULL, "tokens count"), 3);
+    th_redis_stop(&prs);
+}
+
 /* ---- sweep and cleanup ---- */
 
 static void test_sweep_cleanup(void **state)
@@ -672,6 +752,8 @@ int main(void)
         cmocka_unit_test_setup(test_list_get_find_count, flush),
         cmocka_unit_test_setup(test_deactivate, flush),
         cmocka_unit_test_setup(test_delete, flush),
+        cmocka_unit_test_setup(test_delete_json_escapes, flush),
+        cmocka_unit_test_setup(test_password_file, flush),
         cmocka_unit_test_setup(test_sweep_cleanup, flush),
         cmocka_unit_test_setup(test_concurrent_cli_sweeps, flush),
         cmocka_unit_test_setup(test_diagnose, flush),

@@ -262,6 +262,8 @@ int th_redis_start(th_redis_t *r, int port)
                         "always",
                         "--dir",
                         r->dir,
+                        r->password[0] ? "--requirepass" : NULL,
+                        r->password,
                         NULL};
         if (th_spawn(&r->proc, "redis", argv, NULL, logp) != 0)
             return -1;
@@ -309,6 +311,16 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
         if (c)
             redisFree(c);
         return NULL;
+    }
+    if (r->password[0]) {
+        redisReply *auth = redisCommand(c, "AUTH %s", r->password);
+        bool ok = auth && auth->type == REDIS_REPLY_STATUS;
+        if (auth)
+            freeReplyObject(auth);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
     }
     va_list ap;
     va_start(ap, fmt);

@@ -51,10 +51,11 @@ typedef struct th_redis {
     char dir[256];
     bool aof; /* set before starting: append-only file fsynced on every write, so a restart on
                  the same port (same dir) after SIGKILL keeps every acknowledged write */
+    char password[64]; /* set before starting: requirepass; th_redis_cmd authenticates with it */
 } th_redis_t;
 
 /* A real redis-server on a free port (port == 0) or the given one, no persistence unless
- * r->aof. */
+ * r->aof, no password unless r->password. */
 int th_redis_start(th_redis_t *r, int port);
 void th_redis_stop(th_redis_t *r);
 /* Runs one command with redis-cli-like semantics through hiredis and returns the reply as text

@@ -145,6 +145,31 @@ static void test_record_roundtrip(void **state)
     assert_int_equal(tok_record_parse("{\"userId\":1}", 12, &back, err, sizeof err), -1);
 }
 
+/* The one deliverability rule: every reason that applies, the first one named for the pipeline. */
+static void test_deliverability(void **state)
+{
+    (void)state;
+    tok_record_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.token, sizeof r.token, "ExponentPushToken[abc]");
+    r.active = true;
+    r.expires_at = 1000;
+    assert_int_equal(tok_undeliverable(&r, 999), 0);
+    assert_null(tok_deliverability(&r, 999));
+    assert_int_equal(tok_undeliverable(&r, 1000), TOK_UNDELIV_EXPIRED);
+    assert_string_equal(tok_deliverability(&r, 1000), "expired");
+    r.active = false;
+    snprintf(r.token, sizeof r.token, "not a token");
+    assert_int_equal(tok_undeliverable(&r, 1000),
+                     TOK_UNDELIV_INACTIVE | TOK_UNDELIV_EXPIRED | TOK_UNDELIV_MALFORMED);
+    assert_string_equal(tok_deliverability(&r, 1000), "inactive");
+    r.active = true;
+    assert_string_equal(tok_deliverability(&r, 999), "malformed");
+    assert_false(tok_record_deliverable(&r, 999));
+    assert_string_equal(tok_undeliverable_name(TOK_UNDELIV_EXPIRED), "expired");
+    assert_string_equal(tok_undeliverable_name(0), "");
+}
+
 /* ---- the API through a fake request and store ---- */
 
 typedef struct fake_req {
@@ -301,7 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_formats), cmocka_unit_test(test_ids),
         cmocka_unit_test(test_body_parser),   cmocka_unit_test(test_record_roundtrip),
-        cmocka_unit_test(test_api_answers),
+        cmocka_unit_test(test_api_answers),   cmocka_unit_test(test_deliverability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,32 @@
+-- trace_append.lua - appends the delivery-trace records of one loop turn (disp_trace_add) and
+-- keeps the per-user and per-device indexes of recent jobs. Each list and index is trimmed and
+-- given its TTL once per call.
+-- KEYS     per record: <p>trace:<job>, <p>trace:user:<user>, <p>trace:device:<device> or ''
+-- ARGV[1]  TTL seconds (trace.ttl_s)
+-- ARGV[2]  records kept per job (trace.max_records)
+-- ARGV[3]  job ids kept per index
+-- ARGV[4..] per record: record JSON, job id, now (unix ms, the index score)
+-- Reply:   1
+local ttl, max, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local lists, idx = {}, {}
+for r = 0, #KEYS / 3 - 1 do
+  local k = KEYS[3 * r + 1]
+  redis.call('RPUSH', k, ARGV[4 + 3 * r])
+  lists[k] = true
+  for i = 2, 3 do
+    local ik = KEYS[3 * r + i]
+    if ik ~= '' then
+      redis.call('ZADD', ik, ARGV[6 + 3 * r], ARGV[5 + 3 * r])
+      idx[ik] = true
+    end
+  end
+end
+for k in pairs(lists) do
+  redis.call('LTRIM', k, -max, -1)
+  redis.call('EXPIRE', k, ttl)
+end
+for k in pairs(idx) do
+  redis.call('ZREMRANGEBYRANK', k, 0, -keep - 1)
+  redis.call('EXPIRE', k, ttl)
+end
+return 1
