@@ -842,6 +842,43 @@ static void test_slow_keepalive(void **state)
     assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
 }
 
+/* Failed authentications are charged to the client's IP bucket: a flood of bad signatures from one
+ * address ends in 429. (Its own key prefix keeps the flood out of the other tests' buckets.) */
+static void test_auth_failure_flood(void **state)
+{
+    (void)state;
+    th_herald_t h = {0};
+    assert_int_equal(start_herald(&h, "redis.prefix = flood:\n"
+                                      "ratelimit.ip_rate = 1\nratelimit.ip_burst = 10\n"),
+                     0);
+    char payload[128], hdr[2048], url[256];
+    snprintf(payload, sizeof payload, "{\"sub\":\"mallory\",\"exp\":%lld}",
+             (long long)time(NULL) + 3600);
+    char *t = th_jwt_hs256("not-the-secret", payload);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    const char *hs[] = {hdr, NULL};
+    th_herald_url(&h, false, "/v1/device-tokens", url, sizeof url);
+    th_resp_t r;
+    int unauthorized = 0;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(th_http("GET", url, hs, NULL, 0, &r), 0);
+        if (r.status != 401)
+            break;
+        unauthorized++;
+        th_resp_cleanup(&r);
+    }
+    assert_true(unauthorized >= 1);
+    char ra[16];
+    assert_non_null(th_resp_header(&r, "Retry-After", ra, sizeof ra));
+    assert_true(atoi(ra) >= 1);
+    expect_problem(&r, 429, NULL, NULL);
+    assert_true(metric_of(&h, "herald_ratelimited_total{key=\"ip\"}") == 1);
+    assert_true(metric_of(&h, "herald_auth_failures_total{reason=\"bad_signature\"}") ==
+                unauthorized + 1);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
 /* Runs herald --check-config on a file holding text; returns its exit code, output in out. */
 static int check_config(const char *text, char *path, size_t pathlen, char *out, size_t outlen)
 {
@@ -885,7 +922,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),           cmocka_unit_test(test_check_config),
         cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_sighup_reload),
         cmocka_unit_test(test_slow_clients),         cmocka_unit_test(test_slow_keepalive),
-        cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_auth_failure_flood),   cmocka_unit_test(test_redis_outage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
