@@ -63,6 +63,8 @@ static const key_t_ keys[] = {
     I("http.max_connections", http_max_connections, "1024", 1, 100000),
     I("http.connection_timeout_s", http_connection_timeout_s, "30", 1, 3600),
     B("http.trust_forwarded_for", http_trust_forwarded_for, "false"),
+    I("http.max_connections_per_ip", http_max_connections_per_ip, "64", 0, 100000),
+    I("http.request_timeout_s", http_request_timeout_s, "10", 1, 3600),
     L("admin.listen", admin_listen, "127.0.0.1:9090"),
     U("redis.url", redis_url, "redis://127.0.0.1:6379/0"),
     S("redis.prefix", redis_prefix, "herald:"),
@@ -629,6 +631,13 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
     }
     if (!*c->queue_topics) {
         snprintf(err, errlen, "%s: queue.topics must name at least one topic", where);
+        return -1;
+    }
+    if (c->http_max_connections_per_ip >= c->http_max_connections) {
+        snprintf(err, errlen,
+                 "%s: http.max_connections_per_ip (%ld) must be below http.max_connections (%ld), "
+                 "or 0 for no per-address limit",
+                 where, c->http_max_connections_per_ip, c->http_max_connections);
         return -1;
     }
     if (!*c->redis_prefix || strlen(c->redis_prefix) > 64) {

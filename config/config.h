@@ -25,6 +25,8 @@ typedef struct conf {
     long http_max_connections;
     long http_connection_timeout_s;
     bool http_trust_forwarded_for;
+    long http_max_connections_per_ip;
+    long http_request_timeout_s;
 
     char *admin_listen;
 

@@ -128,16 +128,25 @@ static tok_rl_limits_t limits_of(const conf_t *c)
 static int make_listeners(disp_daemon_t *d, char *err, size_t errlen)
 {
     const conf_t *c = d->conf;
-    disp_http_opts_t ho = {"api",
-                           c->http_listen,
-                           c->http_max_body_bytes,
-                           c->http_max_connections,
-                           c->http_connection_timeout_s,
-                           1};
+    disp_http_opts_t ho = {.name = "api",
+                           .listen = c->http_listen,
+                           .max_body = c->http_max_body_bytes,
+                           .max_connections = c->http_max_connections,
+                           .connection_timeout_s = c->http_connection_timeout_s,
+                           .reuse_port = 1,
+                           .max_connections_per_ip = c->http_max_connections_per_ip,
+                           .request_timeout_s = c->http_request_timeout_s,
+                           .metrics = d->metrics};
     d->http = disp_http_create(&d->loop, &ho, on_api, d->api, err, errlen);
     if (d->http == NULL)
         return -1;
-    disp_http_opts_t ao = {"admin", c->admin_listen, 1024, 64, 30, 0};
+    disp_http_opts_t ao = {.name = "admin",
+                           .listen = c->admin_listen,
+                           .max_body = 1024,
+                           .max_connections = 64,
+                           .connection_timeout_s = 30,
+                           .request_timeout_s = c->http_request_timeout_s,
+                           .metrics = d->metrics};
     d->admin_http = disp_http_create(&d->loop, &ao, on_admin, d->admin, err, errlen);
     return d->admin_http ? 0 : -1;
 }

@@ -3,8 +3,17 @@
  * MHD runs without a thread of its own (MHD_USE_EPOLL): libuv watches MHD's epoll descriptor and a
  * timer armed from MHD_get_timeout(), and calls MHD_run() on either. A request whose handler
  * answers later is suspended (MHD_suspend_connection) and resumed by http_respond(); MHD then calls
- * the access handler again, which queues the stored response. */
+ * the access handler again, which queues the stored response.
+ *
+ * Connection limits: MHD's accept policy callback asks connlimit.c, which counts the connections
+ * MHD reports open and closed (MHD_OPTION_NOTIFY_CONNECTION); MHD's own connection limit sits one
+ * above ours so that every refusal passes through the callback and is counted. MHD's timeout is
+ * about inactivity only, so a client that sends one byte now and then holds its slot for ever:
+ * each connection has a libuv timer that runs while a request is being received, and when it
+ * fires the socket is shut down (MHD 0.9 has no call to drop a connection); MHD reads the end of
+ * the stream at once and closes the connection the usual way. */
 #include "http/http_server.h"
+#include "http/connlimit.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -20,6 +29,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define LISTENER_LABEL "listener"
+
 struct disp_http {
     struct MHD_Daemon *mhd;
     uv_loop_t *loop;
@@ -34,12 +45,27 @@ struct disp_http {
     int port;
     size_t active;
     int closing_handles;
+    disp_connlimit_t *limits;
+    uint64_t first_ms, next_ms; /* receive deadlines: new connection, kept-alive connection */
+    metric_reg_t *own_metrics;  /* when the caller gave none */
+    metric_t *m_per_ip, *m_capacity, *m_timeouts, *m_open;
 };
+
+/* One connection (MHD's socket context): its deadline and the address it is counted under. */
+typedef struct hconn {
+    disp_http_t *srv;
+    struct MHD_Connection *conn; /* NULL once MHD closed it */
+    uv_timer_t deadline;
+    struct sockaddr_storage addr;
+    int has_addr;
+    int timed_out;
+} hconn_t;
 
 typedef struct hreq {
     http_req_t pub; /* first: handlers get &pub */
     disp_http_t *srv;
     struct MHD_Connection *conn;
+    hconn_t *hc; /* NULL only if MHD gave no socket context */
     buf_t body;
     char *path;
     char method[16];
@@ -85,25 +111,133 @@ static void op_respond(http_req_t *r, int status, const http_header_t *hdrs, siz
 
 static const http_req_ops_t mhd_ops = {op_header, op_query, op_respond};
 
+/* The client address as text ("" when unknown); returns out. */
+static const char *addr_str(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outlen);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outlen);
+    return out;
+}
+
+/* ---- connections: limits and receive deadlines --------------------------------------------- */
+
+static hconn_t *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static const struct sockaddr *conn_addr(const hconn_t *c)
+{
+    return c->has_addr ? (const struct sockaddr *)&c->addr : NULL;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    hconn_t *c = t->data;
+    if (c->conn == NULL)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    c->timed_out = 1;
+    shutdown(ci->connect_fd, SHUT_RDWR); /* MHD sees the end of the stream and closes */
+    metric_inc(c->srv->m_timeouts);
+    char ip[INET6_ADDRSTRLEN];
+    LOG(LOG_LVL_DEBUG, "http: request not received in time, connection closed",
+        LKS("listener", c->srv->name), LKS("ip", addr_str(conn_addr(c), ip, sizeof ip)));
+}
+
+/* Gives the connection ms to deliver its (next) request; 0 leaves it without a deadline. */
+static void deadline_arm(hconn_t *c, uint64_t ms)
+{
+    if (c->conn != NULL && ms > 0)
+        uv_timer_start(&c->deadline, on_deadline, ms, 0);
+}
+
+static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    disp_http_t *s = cls;
+    (void)len;
+    disp_conn_verdict_t v = disp_connlimit_check(s->limits, addr);
+    if (v == DISP_CONN_OK)
+        return MHD_YES;
+    metric_inc(v == DISP_CONN_PER_IP ? s->m_per_ip : s->m_capacity);
+    char ip[INET6_ADDRSTRLEN];
+    LOG(LOG_LVL_DEBUG, "http: connection refused", LKS("listener", s->name),
+        LKS("reason", v == DISP_CONN_PER_IP ? "per_ip" : "capacity"),
+        LKS("ip", addr_str(addr, ip, sizeof ip)));
+    return MHD_NO;
+}
+
+static void conn_started(disp_http_t *s, struct MHD_Connection *conn, void **socket_context)
+{
+    hconn_t *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    c->conn = conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        memcpy(&c->addr, sa,
+               sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        c->has_addr = 1;
+    }
+    disp_connlimit_add(s->limits, conn_addr(c));
+    metric_set(s->m_open, (double)disp_connlimit_open(s->limits));
+    uv_timer_init(s->loop, &c->deadline);
+    c->deadline.data = c;
+    deadline_arm(c, s->first_ms);
+    *socket_context = c;
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void conn_closed(disp_http_t *s, hconn_t *c)
+{
+    disp_connlimit_remove(s->limits, conn_addr(c));
+    metric_set(s->m_open, (double)disp_connlimit_open(s->limits));
+    c->conn = NULL;
+    uv_timer_stop(&c->deadline);
+    uv_close((uv_handle_t *)&c->deadline, on_conn_handle_closed);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    disp_http_t *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_started(s, conn, socket_context);
+    } else if (*socket_context) {
+        conn_closed(s, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
 static hreq_t *req_new(disp_http_t *s, struct MHD_Connection *conn, const char *url,
                        const char *method)
 {
     hreq_t *h = xcalloc(1, sizeof *h);
     h->srv = s;
     h->conn = conn;
+    h->hc = conn_of(conn);
     h->path = xstrdup(url);
     snprintf(h->method, sizeof h->method, "%s", method);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, h->peer,
-                      sizeof h->peer);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      h->peer, sizeof h->peer);
-    }
+    addr_str(ci ? ci->client_addr : NULL, h->peer, sizeof h->peer);
     h->pub.ops = &mhd_ops;
     h->pub.method = h->method;
     h->pub.path = h->path;
@@ -135,6 +269,8 @@ static enum MHD_Result queue_stored(hreq_t *h)
 static enum MHD_Result dispatch(hreq_t *h)
 {
     h->handled = 1;
+    if (h->hc)
+        uv_timer_stop(&h->hc->deadline); /* received in time: the answer is ours to give */
     h->pub.body = h->body.len ? h->body.data : NULL;
     h->pub.body_len = h->body.len;
     h->srv->handler(&h->pub, h->srv->arg);
@@ -163,6 +299,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     hreq_t *h = *con_cls;
     (void)version;
     if (h == NULL) {
+        hconn_t *c = conn_of(conn);
+        if (c && c->timed_out)
+            return MHD_NO; /* completed just as its deadline closed the socket */
         h = req_new(s, conn, url, method);
         *con_cls = h;
         if (!declared_too_large(h))
@@ -189,13 +328,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    disp_http_t *s = cls;
     (void)toe;
     hreq_t *h = *con_cls;
     if (h)
         req_free(h);
     *con_cls = NULL;
+    /* Kept alive: the next request may wait out the idle timeout, then must arrive in time. */
+    hconn_t *c = conn_of(conn);
+    if (c)
+        deadline_arm(c, s->next_ms);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -277,6 +419,46 @@ static int bound_port(struct MHD_Daemon *d)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static void make_metrics(disp_http_t *s, metric_reg_t *m)
+{
+    if (m == NULL)
+        m = s->own_metrics = metric_reg_create();
+    metric_fam_t *rej = metric_counter_new(
+        m, "herald_http_connections_rejected_total",
+        "Connections closed as soon as accepted: the client address already held "
+        "http.max_connections_per_ip (per_ip), or the listener was full (capacity).",
+        LISTENER_LABEL ",reason");
+    s->m_per_ip = metric_get(rej, s->name, "per_ip");
+    s->m_capacity = metric_get(rej, s->name, "capacity");
+    s->m_timeouts = metric_get(
+        metric_counter_new(m, "herald_http_request_timeouts_total",
+                           "Connections closed because a whole request did not arrive within "
+                           "http.request_timeout_s.",
+                           LISTENER_LABEL),
+        s->name);
+    s->m_open = metric_get(
+        metric_gauge_new(m, "herald_http_connections", "Open connections.", LISTENER_LABEL),
+        s->name);
+}
+
+static struct MHD_Daemon *start_mhd(disp_http_t *s, const disp_http_opts_t *o,
+                                    struct sockaddr_storage *ss)
+{
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* One above our own limit: MHD would refuse the connection before asking on_accept_policy,
+     * and nobody would count it. */
+    unsigned mhd_limit = (unsigned)o->max_connections + 1;
+    return MHD_start_daemon(flags, 0, on_accept_policy, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
+                            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+}
+
 disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_http_handler handler,
                               void *arg, char *err, size_t errlen)
 {
@@ -289,18 +471,18 @@ disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_h
     s->arg = arg;
     s->max_body = o->max_body;
     snprintf(s->name, sizeof s->name, "%s", o->name);
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
-                              mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    s->limits = disp_connlimit_create(
+        (size_t)o->max_connections,
+        (size_t)(o->max_connections_per_ip > 0 ? o->max_connections_per_ip : 0));
+    uint64_t req_ms = o->request_timeout_s > 0 ? (uint64_t)o->request_timeout_s * 1000 : 0;
+    s->first_ms = req_ms;
+    s->next_ms = req_ms ? req_ms + (uint64_t)o->connection_timeout_s * 1000 : 0;
+    make_metrics(s, o->metrics);
+    s->mhd = start_mhd(s, o, &ss);
     if (s->mhd == NULL) {
         snprintf(err, errlen, "%s listener: cannot listen on %s", o->name, o->listen);
+        disp_connlimit_destroy(s->limits);
+        metric_reg_destroy(s->own_metrics);
         free(s);
         return NULL;
     }
@@ -338,8 +520,10 @@ void disp_http_quiesce(disp_http_t *s)
 static void on_handle_closed(uv_handle_t *h)
 {
     disp_http_t *s = h->data;
-    if (--s->closing_handles == 0)
+    if (--s->closing_handles == 0) {
+        metric_reg_destroy(s->own_metrics);
         free(s);
+    }
 }
 
 void disp_http_destroy(disp_http_t *s)
@@ -351,7 +535,9 @@ void disp_http_destroy(disp_http_t *s)
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);
     uv_check_stop(&s->check);
-    MHD_stop_daemon(d); /* completes (and frees) every remaining request */
+    MHD_stop_daemon(d); /* completes (and frees) every remaining request and connection */
+    disp_connlimit_destroy(s->limits);
+    s->limits = NULL;
     s->closing_handles = 3;
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);

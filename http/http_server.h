@@ -3,11 +3,18 @@
  * The handler is called once per request after the whole body arrived, or as soon as the body is
  * known to exceed max_body (req->body_too_large; the rest is never read into memory). It answers
  * with http_respond() exactly once, at once or later from an async callback: the connection is
- * suspended meanwhile. Loop-thread only. */
+ * suspended meanwhile. Loop-thread only.
+ *
+ * Slow clients are bounded: a connection must deliver a whole request (headers and body) within
+ * request_timeout_s of being accepted, and each later request on a kept-alive connection within
+ * connection_timeout_s + request_timeout_s of the previous answer, or it is closed. A connection
+ * beyond max_connections_per_ip from one address (one /64 for IPv6), or beyond max_connections in
+ * all, is closed at once. Both are counted in the metrics registry (label listener = name). */
 #ifndef HERALD_DISPATCHER_HTTP_SERVER_H
 #define HERALD_DISPATCHER_HTTP_SERVER_H
 
 #include "core/http.h"
+#include "core/metrics.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -20,8 +27,11 @@ typedef struct disp_http_opts {
     const char *listen; /* host:port; port 0 takes one from the OS */
     long max_body;      /* bytes */
     long max_connections;
-    long connection_timeout_s;
-    int reuse_port; /* SO_REUSEPORT so several herald processes share one port */
+    long connection_timeout_s;   /* inactivity */
+    int reuse_port;              /* SO_REUSEPORT so several herald processes share one port */
+    long max_connections_per_ip; /* 0: no per-address limit */
+    long request_timeout_s;      /* 0: no deadline, only the inactivity timeout */
+    metric_reg_t *metrics;       /* borrowed, outlives the listener; NULL: no metrics */
 } disp_http_opts_t;
 
 /* new: listening on return. NULL with a sentence in err when the address cannot be bound. */

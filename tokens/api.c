@@ -1,8 +1,10 @@
 /* api.c - the registration API handlers.
  *
  * One request flows: route -> method -> authenticate (sync) -> size check -> rate limit (one Redis
- * script for the user and IP buckets) -> validate -> one store call -> respond. Every answer
- * carries X-Request-Id; errors are problem+json with the seed's `error` text. */
+ * script for the user and IP buckets) -> validate -> one store call -> respond. A request that
+ * fails authentication is charged to its IP bucket before it gets its 401, so a flood of bad
+ * tokens from one address turns into 429s like any other flood. Every answer carries
+ * X-Request-Id; errors are problem+json with the seed's `error` text. */
 #include "tokens/api.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -38,6 +40,7 @@ typedef struct call {
     char ip[64];
     tok_rl_result_t rl;
     bool have_rl;
+    const char *auth_failure; /* static reason when authentication failed */
     /* POST body / DELETE query */
     char device[TOK_DEVICE_MAX + 1];
     char token[TOK_TOKEN_MAX + 1];
@@ -198,8 +201,8 @@ static void client_ip(call_t *c)
     c->ip[n] = '\0';
 }
 
-/* Fills c->user or answers 401. */
-static bool authenticate(call_t *c)
+/* Fills c->user and returns NULL, or returns why the caller is not authenticated (static). */
+static const char *authenticate(call_t *c)
 {
     tok_api_t *api = c->api;
     const char *reason;
@@ -207,7 +210,7 @@ static bool authenticate(call_t *c)
         const char *u = http_header(c->req, api->trusted_header);
         if (u && tok_valid_user(u, strlen(u)) == 0) {
             snprintf(c->user, sizeof c->user, "%s", u);
-            return true;
+            return NULL;
         }
         reason = u ? "bad_subject" : "missing";
     } else {
@@ -222,17 +225,20 @@ static bool authenticate(call_t *c)
             r = TOK_AUTH_MALFORMED;
         }
         if (r == TOK_AUTH_OK)
-            return true;
+            return NULL;
         reason = tok_auth_reason(r);
         c->user[0] = '\0';
     }
-    metric_inc(metric_get(api->m_authfail, reason));
-    bool missing = strcmp(reason, "missing") == 0;
+    return reason;
+}
+
+static void unauthorized(call_t *c)
+{
+    bool missing = strcmp(c->auth_failure, "missing") == 0;
     const http_header_t wa[] = {{"WWW-Authenticate", missing ? "Bearer realm=\"herald\""
                                                              : "Bearer error=\"invalid_token\""},
                                 {NULL, NULL}};
     problem(c, 401, "unauthorized", "Unauthorized", NULL, "A valid bearer token is required", wa);
-    return false;
 }
 
 /* ---- validation ----------------------------------------------------------------------------- */
@@ -449,6 +455,22 @@ static void execute(call_t *c)
     }
 }
 
+/* Records the verdict; answers 429 and returns false when refused. */
+static bool rate_allows(call_t *c, const tok_rl_result_t *res)
+{
+    c->rl = *res;
+    c->have_rl = true;
+    if (res->allowed)
+        return true;
+    char ra[24];
+    snprintf(ra, sizeof ra, "%ld", res->retry_after_s);
+    const http_header_t h[] = {{"Retry-After", ra}, {NULL, NULL}};
+    metric_inc(metric_get(c->api->m_limited, res->which ? res->which : "user"));
+    problem(c, 429, "rate-limited", "Too many requests", NULL,
+            "Request rate limit exceeded; retry after the Retry-After delay", h);
+    return false;
+}
+
 static void on_rate(int status, const tok_rl_result_t *res, void *arg)
 {
     call_t *c = arg;
@@ -460,18 +482,32 @@ static void on_rate(int status, const tok_rl_result_t *res, void *arg)
         execute(c);
         return;
     }
-    c->rl = *res;
-    c->have_rl = true;
-    if (!res->allowed) {
-        char ra[24];
-        snprintf(ra, sizeof ra, "%ld", res->retry_after_s);
-        const http_header_t h[] = {{"Retry-After", ra}, {NULL, NULL}};
-        metric_inc(metric_get(c->api->m_limited, res->which ? res->which : "user"));
-        problem(c, 429, "rate-limited", "Too many requests", NULL,
-                "Request rate limit exceeded; retry after the Retry-After delay", h);
+    if (rate_allows(c, res))
+        execute(c);
+}
+
+static void on_auth_failure_rate(int status, const tok_rl_result_t *res, void *arg)
+{
+    call_t *c = arg;
+    c->api->pending--;
+    if (status != 0)
+        metric_inc(metric_get(c->api->m_rlerr)); /* fail open: the 401 is the answer anyway */
+    if (status != 0 || rate_allows(c, res))
+        unauthorized(c);
+}
+
+/* A failed authentication costs the client's IP bucket one request, as any request would. */
+static void auth_failed(call_t *c, const char *reason)
+{
+    tok_api_t *api = c->api;
+    c->auth_failure = reason;
+    metric_inc(metric_get(api->m_authfail, reason));
+    if (!api->rl_enabled || api->o.ratelimit == NULL) {
+        unauthorized(c);
         return;
     }
-    execute(c);
+    api->pending++;
+    tok_rl_check(api->o.ratelimit, NULL, c->ip, &api->o.limits, on_auth_failure_rate, c);
 }
 
 static bool route(call_t *c)
@@ -508,8 +544,13 @@ void tok_api_handle(tok_api_t *api, http_req_t *req)
         rand_hex(c->request_id, 16);
     parse_traceparent(http_header(req, "traceparent"), c->trace_id);
     client_ip(c);
-    if (!route(c) || !authenticate(c))
+    if (!route(c))
         return;
+    const char *auth_failure = authenticate(c);
+    if (auth_failure) {
+        auth_failed(c, auth_failure);
+        return;
+    }
     if (req->body_too_large) {
         problem(c, 413, "too-large", "Request body too large", NULL,
                 "The request body exceeds the size limit", NULL);

@@ -7,8 +7,13 @@
 
 #include "tests/support/harness.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -679,24 +684,232 @@ static void test_sweep_in_daemon(void **state)
     assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
 }
 
-static void test_check_config(void **state)
+/* The value of one series on h's /metrics (name{labels} exactly as rendered), or -1. */
+static double metric_of(th_herald_t *h, const char *series)
+{
+    char url[256];
+    th_resp_t r;
+    th_herald_url(h, true, "/metrics", url, sizeof url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return -1;
+    const char *m = buf_cstr(&r.body);
+    size_t n = strlen(series);
+    double v = -1;
+    for (const char *p = strstr(m, series); p; p = strstr(p + 1, series)) {
+        if ((p == m || p[-1] == '\n') && p[n] == ' ') {
+            v = atof(p + n + 1);
+            break;
+        }
+    }
+    th_resp_cleanup(&r);
+    return v;
+}
+
+struct metric_wait {
+    th_herald_t *h;
+    const char *series;
+    double want;
+};
+
+static bool metric_is(void *arg)
+{
+    struct metric_wait *w = arg;
+    return metric_of(w->h, w->series) == w->want;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define SLOW_HEAD "GET /v1/device-tokens HTTP/1.1\r\nHost: herald\r\nX-Slow: "
+
+/* A connection from address `from` to 127.0.0.1:port that sends head (typically the start of a
+ * request's headers) and no more. Returns the socket or -1. */
+static int slow_client(int port, const char *from, const char *head)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &a.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        goto fail;
+    a.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        goto fail;
+    send(fd, head, strlen(head), MSG_NOSIGNAL); /* a refused one may already be reset */
+    return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* Whether the server ended this connection (end of stream or reset); closes it if so. */
+static bool ended(int *fd)
+{
+    char b[256];
+    ssize_t n = recv(*fd, b, sizeof b, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+        return false;
+    close(*fd);
+    *fd = -1;
+    return true;
+}
+
+/* Sends one more header byte on every open connection about once a second (so none is ever idle
+ * long enough for the inactivity timeout) until the server has closed all of them or timeout_ms
+ * passed. Returns how many are still open. */
+static int trickle_until_closed(int *fds, int n, int timeout_ms)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    int open = 0;
+    for (int i = 0; i < n; i++)
+        open += fds[i] >= 0;
+    while (open > 0 && mono_ms() < deadline) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            p[k++] = (struct pollfd){.fd = fds[i], .events = POLLIN}; /* fd -1 is ignored */
+        poll(p, (nfds_t)k, 1000);
+        for (int i = 0; i < n; i++) {
+            if (fds[i] < 0)
+                continue;
+            if (((p[i].revents & (POLLIN | POLLHUP | POLLERR)) && ended(&fds[i])) ||
+                (send(fds[i], "a", 1, MSG_NOSIGNAL) < 0 && ended(&fds[i])))
+                open--;
+        }
+    }
+    free(p);
+    return open;
+}
+
+/* Slow clients from one address (127.0.0.2) get at most http.max_connections_per_ip (default 64)
+ * connections, the rest are closed at once; a client from another address is answered meanwhile;
+ * the slow connections are closed by the receive deadline (the default 10 s) although they never
+ * fall idle; the metrics show all of it. max_connections is lowered to 100 so that the attack
+ * (150 connections) would fill the listener without the per-address limit. */
+static void test_slow_clients(void **state)
 {
     (void)state;
-    char dir[256], path[300], cmd[1024], out[1024] = "";
+    enum { N = 150, CAP = 64 };
+    th_herald_t h = {0};
+    assert_int_equal(start_herald(&h, "http.max_connections = 100\n"), 0);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = slow_client(h.api_port, "127.0.0.2", SLOW_HEAD);
+        assert_true(fds[i] >= 0);
+    }
+    struct metric_wait refused = {
+        &h, "herald_http_connections_rejected_total{listener=\"api\",reason=\"per_ip\"}", N - CAP};
+    assert_true(th_wait_until(metric_is, &refused, 10000));
+    assert_true(metric_of(&h, "herald_http_connections{listener=\"api\"}") == CAP);
+
+    th_resp_t r;
+    api(&h, "GET", "/v1/device-tokens", "patient-user", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    th_resp_cleanup(&r);
+
+    assert_int_equal(trickle_until_closed(fds, N, 20000), 0);
+    assert_true(metric_of(&h, "herald_http_request_timeouts_total{listener=\"api\"}") == CAP);
+    struct metric_wait none_open = {&h, "herald_http_connections{listener=\"api\"}", 0};
+    assert_true(th_wait_until(metric_is, &none_open, 5000));
+    assert_true(metric_of(&h, "herald_http_connections_rejected_total{listener=\"api\",reason="
+                              "\"capacity\"}") == 0);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
+/* On a kept-alive connection the next request gets http.connection_timeout_s +
+ * http.request_timeout_s after the previous answer: one whole request, then the next one trickled,
+ * is closed by the deadline. Shortened timeouts: the defaults would make this test wait 40 s. */
+static void test_slow_keepalive(void **state)
+{
+    (void)state;
+    th_herald_t h = {0};
+    assert_int_equal(
+        start_herald(&h, "http.request_timeout_s = 1\nhttp.connection_timeout_s = 2\n"), 0);
+    int fd = slow_client(h.api_port, "127.0.0.1",
+                         "GET /v1/device-tokens HTTP/1.1\r\nHost: herald\r\n\r\n" SLOW_HEAD);
+    assert_true(fd >= 0);
+    assert_int_equal(trickle_until_closed(&fd, 1, 15000), 0);
+    struct metric_wait answered = {
+        &h, "herald_http_requests_total{route=\"/v1/device-tokens\",method=\"GET\",status=\"401\"}",
+        1};
+    assert_true(th_wait_until(metric_is, &answered, 5000));
+    assert_true(metric_of(&h, "herald_http_request_timeouts_total{listener=\"api\"}") == 1);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
+/* Failed authentications are charged to the client's IP bucket: a flood of bad signatures from one
+ * address ends in 429. (Its own key prefix keeps the flood out of the other tests' buckets.) */
+static void test_auth_failure_flood(void **state)
+{
+    (void)state;
+    th_herald_t h = {0};
+    assert_int_equal(start_herald(&h, "redis.prefix = flood:\n"
+                                      "ratelimit.ip_rate = 1\nratelimit.ip_burst = 10\n"),
+                     0);
+    char payload[128], hdr[2048], url[256];
+    snprintf(payload, sizeof payload, "{\"sub\":\"mallory\",\"exp\":%lld}",
+             (long long)time(NULL) + 3600);
+    char *t = th_jwt_hs256("not-the-secret", payload);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", t);
+    free(t);
+    const char *hs[] = {hdr, NULL};
+    th_herald_url(&h, false, "/v1/device-tokens", url, sizeof url);
+    th_resp_t r;
+    int unauthorized = 0;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(th_http("GET", url, hs, NULL, 0, &r), 0);
+        if (r.status != 401)
+            break;
+        unauthorized++;
+        th_resp_cleanup(&r);
+    }
+    assert_true(unauthorized >= 1);
+    char ra[16];
+    assert_non_null(th_resp_header(&r, "Retry-After", ra, sizeof ra));
+    assert_true(atoi(ra) >= 1);
+    expect_problem(&r, 429, NULL, NULL);
+    assert_true(metric_of(&h, "herald_ratelimited_total{key=\"ip\"}") == 1);
+    assert_true(metric_of(&h, "herald_auth_failures_total{reason=\"bad_signature\"}") ==
+                unauthorized + 1);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
+/* Runs herald --check-config on a file holding text; returns its exit code, output in out. */
+static int check_config(const char *text, char *path, size_t pathlen, char *out, size_t outlen)
+{
+    char dir[256], cmd[1024];
     assert_int_equal(th_tmpdir(dir, sizeof dir), 0);
-    snprintf(path, sizeof path, "%s/bad.conf", dir);
+    snprintf(path, pathlen, "%s/bad.conf", dir);
     FILE *f = fopen(path, "w");
-    fputs("# fine\nhttp.listen = 127.0.0.1:1\ntokens.ttl_dayz = 3\n", f);
+    fputs(text, f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s/herald --config %s --check-config 2>&1", th_bin_dir(), path);
     FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof out - 1, p);
+    size_t n = fread(out, 1, outlen - 1, p);
     out[n] = '\0';
-    int st = pclose(p);
-    assert_int_equal(WEXITSTATUS(st), 1);
+    return WEXITSTATUS(pclose(p));
+}
+
+static void test_check_config(void **state)
+{
+    (void)state;
+    char path[300], out[1024];
+    assert_int_equal(check_config("# fine\nhttp.listen = 127.0.0.1:1\ntokens.ttl_dayz = 3\n", path,
+                                  sizeof path, out, sizeof out),
+                     1);
     char want[400];
     snprintf(want, sizeof want, "%s:3: unknown key \"tokens.ttl_dayz\"", path);
     assert_non_null(strstr(out, want));
+    /* One address may not take every slot (the per-address default is 64). */
+    assert_int_equal(check_config("auth.mode = trusted-header\nhttp.max_connections = 64\n", path,
+                                  sizeof path, out, sizeof out),
+                     1);
+    assert_non_null(strstr(out, "http.max_connections_per_ip (64) must be below"));
 }
 
 int main(void)
@@ -708,7 +921,8 @@ int main(void)
         cmocka_unit_test(test_request_ids),          cmocka_unit_test(test_admin),
         cmocka_unit_test(test_rate_limit),           cmocka_unit_test(test_check_config),
         cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_sighup_reload),
-        cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_slow_clients),         cmocka_unit_test(test_slow_keepalive),
+        cmocka_unit_test(test_auth_failure_flood),   cmocka_unit_test(test_redis_outage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
