@@ -3,6 +3,7 @@
  * overrides, the defaults and `--check-config` output are all driven by that one table, so a key
  * cannot be documented in one place and forgotten in another. */
 #include "config/config.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 
 #include <ctype.h>
@@ -226,7 +227,7 @@ static int parse_value(conf_t *c, const key_t_ *k, const char *v, char *msg, siz
         if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8) && strncmp(v, "redis://", 8) &&
             strncmp(v, "unix://", 7)) {
             snprintf(msg, msglen, "%s: expected an http(s)://, redis:// or unix:// URL, got \"%s\"",
-                     k->name, v);
+                     k->name, REDACT_URL(v));
             return -1;
         }
         goto store;
@@ -659,13 +660,45 @@ int conf_load(conf_t **out, const char *path, char *const *envp, char *err, size
     return 0;
 }
 
-static int secret_kafka(const char *k)
+/* librdkafka's own sensitive properties (sasl.password, sasl.oauthbearer.client.secret,
+ * sasl.oauthbearer.config, ssl.key.password, ssl.key.pem, ssl_key, ssl.keystore.password) and
+ * anything else whose name says it holds a secret. */
+static bool secret_kafka(const char *k)
 {
-    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "sasl.oauthbearer.config");
+    static const char *const words[] = {
+        "password", "secret", "key.pem", "ssl_key", "sasl.oauthbearer.config", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strstr(k, words[i]))
+            return true;
+    return false;
+}
+
+bool conf_key_secret(const char *key)
+{
+    const key_t_ *k = find_key(key);
+    if (k)
+        return k->type == T_SECRET;
+    return strncmp(key, "kafka.", 6) == 0 && secret_kafka(key + 6);
+}
+
+const char *conf_display_value(const char *key, const char *value, char *out, size_t outlen)
+{
+    if (conf_key_secret(key))
+        return *value ? "(set)" : "";
+    if (strncmp(key, "templates.", 10) != 0 && strstr(value, "://"))
+        return redact_url(value, out, outlen);
+    return value;
+}
+
+static void dump_str(buf_t *out, const char *key, const char *value)
+{
+    char tmp[CONF_MAX_VALUE + 1];
+    buf_printf(out, "%s = %s\n", key, conf_display_value(key, value, tmp, sizeof tmp));
 }
 
 void conf_dump(const conf_t *c, buf_t *out)
 {
+    char key[300];
     for (size_t i = 0; i < NKEYS; i++) {
         const key_t_ *k = &keys[i];
         const void *at = (const char *)c + k->off;
@@ -673,14 +706,13 @@ void conf_dump(const conf_t *c, buf_t *out)
             buf_printf(out, "%s = %ld\n", k->name, *(const long *)at);
         else if (k->type == T_BOOL)
             buf_printf(out, "%s = %s\n", k->name, *(const bool *)at ? "true" : "false");
-        else if (k->type == T_SECRET)
-            buf_printf(out, "%s = %s\n", k->name, **(char *const *)at ? "(set)" : "");
         else
-            buf_printf(out, "%s = %s\n", k->name, *(char *const *)at);
+            dump_str(out, k->name, *(char *const *)at);
     }
-    for (size_t i = 0; i < c->nkafka; i++)
-        buf_printf(out, "kafka.%s = %s\n", c->kafka[i].key,
-                   secret_kafka(c->kafka[i].key) ? "(set)" : c->kafka[i].value);
+    for (size_t i = 0; i < c->nkafka; i++) {
+        snprintf(key, sizeof key, "kafka.%s", c->kafka[i].key);
+        dump_str(out, key, c->kafka[i].value);
+    }
     for (size_t i = 0; i < c->ntemplates; i++)
         buf_printf(out, "%s = %s\n", c->templates[i].key, c->templates[i].value);
 }

@@ -114,8 +114,17 @@ int conf_load(conf_t **out, const char *path, char *const *envp, char *err, size
 
 /* The environment variable name for a key: HERALD_ + upper case, dots and dashes to '_'. */
 void conf_env_name(const char *key, char *out, size_t outlen);
-/* Writes the effective configuration as `key = value` lines, secrets replaced by "(set)". */
+/* Writes the effective configuration as `key = value` lines, each value as conf_display_value
+ * shows it. */
 void conf_dump(const conf_t *c, buf_t *out);
+/* Whether key (full name: "auth.jwt.hs256_secret", "kafka.sasl.password") holds a secret that no
+ * output may show: the secret keys of the table, and kafka.* properties whose names contain
+ * password, secret, key.pem, ssl_key or sasl.oauthbearer.config. */
+bool conf_key_secret(const char *key);
+/* A value as output may show it: "(set)" (or "" when empty) for a secret key, a URL with its
+ * userinfo hidden (core/redact.h) for values holding "://" outside templates.*, else value.
+ * Returns value, a static string or out. */
+const char *conf_display_value(const char *key, const char *value, char *out, size_t outlen);
 /* The value of a kafka.* property, or NULL. */
 const char *conf_kafka_get(const conf_t *c, const char *prop);
 /* The value of templates.<name>.<field>, or NULL. */

@@ -3,6 +3,7 @@
  * dependency with a short timeout and prints one verdict per dependency. Exit 3 when any of them
  * cannot be reached. */
 #include "core/clock.h"
+#include "core/redact.h"
 #include "ctl/probe.h"
 #include "ctl/util.h"
 #include "queue/consumer.h"
@@ -39,8 +40,8 @@ static void check_redis(const conf_t *conf, verdict_t *v)
     uint64_t t0 = clk_mono_us();
     if (ctl_env_open(&e, conf) != CTL_OK) {
         v->state = "FAIL";
-        snprintf(v->detail, sizeof v->detail, "%s: no connection within %ld ms", conf->redis_url,
-                 conf->redis_timeout_ms * 2);
+        snprintf(v->detail, sizeof v->detail, "%s: no connection within %ld ms",
+                 REDACT_URL(conf->redis_url), conf->redis_timeout_ms * 2);
         return;
     }
     ping_t p = {.e = &e, .error = "no answer"};
@@ -51,10 +52,11 @@ static void check_redis(const conf_t *conf, verdict_t *v)
     if (p.pong) {
         v->state = "ok";
         snprintf(v->detail, sizeof v->detail, "%s answered PING (%.1f ms incl. connect)",
-                 conf->redis_url, ms);
+                 REDACT_URL(conf->redis_url), ms);
     } else {
         v->state = "FAIL";
-        snprintf(v->detail, sizeof v->detail, "%s: PING failed: %s", conf->redis_url, p.error);
+        snprintf(v->detail, sizeof v->detail, "%s: PING failed: %s", REDACT_URL(conf->redis_url),
+                 p.error);
     }
     ctl_env_close(&e);
 }
@@ -92,7 +94,7 @@ static void check_expo(const conf_t *conf, long timeout_ms, verdict_t *v)
     v->name = "expo";
     int rc = ctl_probe_http(conf->expo_url, timeout_ms, &status, d, sizeof d);
     v->state = rc == 0 ? "ok" : "FAIL";
-    snprintf(v->detail, sizeof v->detail, "%s: %s%s", conf->expo_url, d,
+    snprintf(v->detail, sizeof v->detail, "%s: %s%s", REDACT_URL(conf->expo_url), d,
              rc == 0 ? " (reachable; credentials are checked on the first send)" : "");
 }
 

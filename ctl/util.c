@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "core/file.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -345,7 +346,8 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
     e->db = db_create(&e->loop, &o, err, sizeof err);
     free(pw);
     if (e->db == NULL) {
-        fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", conf->redis_url, err);
+        fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", REDACT_URL(conf->redis_url),
+                err);
         uv_loop_close(&e->loop);
         return CTL_UNAVAILABLE;
     }
@@ -354,7 +356,7 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
     e->trace =
         disp_trace_create(e->db, conf->redis_prefix, conf->trace_ttl_s, conf->trace_max_records);
     if (!wait_ready(e)) {
-        fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", conf->redis_url,
+        fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", REDACT_URL(conf->redis_url),
                 db_last_error(e->db)[0] ? db_last_error(e->db) : "no answer in time");
         ctl_env_close(e);
         return CTL_UNAVAILABLE;
@@ -404,7 +406,7 @@ int ctl_tok_failure(int tok_status)
 
 int ctl_unavailable(const ctl_env_t *e, int status)
 {
-    fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", e->conf->redis_url,
+    fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", REDACT_URL(e->conf->redis_url),
             db_strerror(status ? status : DB_EDOWN));
     return CTL_UNAVAILABLE;
 }

@@ -394,7 +394,7 @@ static void on_tickets(expo_client_t *c, req_t *r, const expo_reply_t *rep)
                        "MessageRateExceeded", t->error, now);
             break;
         case EXPO_TK_FAIL:
-            if (strcmp(t->error, "InvalidCredentials") == 0)
+            if (expo_credential_error(t->error))
                 log_credential(c, t->error, t->message, it->proj->name);
             finish(c, it, EXPO_FAILED, NULL, t->error, t->message);
             break;

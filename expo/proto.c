@@ -23,6 +23,11 @@ expo_tk_kind_t expo_classify_error(const char *e)
     return EXPO_TK_FAIL;
 }
 
+bool expo_credential_error(const char *e)
+{
+    return e && (strcmp(e, "InvalidCredentials") == 0 || strcmp(e, "MismatchSenderId") == 0);
+}
+
 static bool is_retry_status(long s)
 {
     return s == 408 || s == 429 || (s >= 500 && s <= 599);

@@ -63,6 +63,9 @@ void expo_reply_cleanup(expo_reply_t *r);
 
 /* Ticket/receipt details.error -> what to do. */
 expo_tk_kind_t expo_classify_error(const char *details_error);
+/* Whether a ticket or receipt details.error says our push credentials are wrong
+ * (InvalidCredentials, MismatchSenderId): a configuration problem to alert on, not the token's. */
+bool expo_credential_error(const char *details_error);
 /* Request-level errors[].code and HTTP status -> what to do. */
 expo_reply_kind_t expo_classify_request(long http_status, const char *code);
 

@@ -28,7 +28,7 @@ struct expo_receipts {
     bool polling;
     struct claim *cur; /* the getReceipts request in flight */
     metric_fam_t *m_rcpt;
-    metric_t *m_req_fail;
+    metric_t *m_req_fail, *m_cred;
 };
 
 typedef struct claim {
@@ -111,6 +111,9 @@ expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_rece
         r->m_req_fail = metric_get(metric_counter_new(
             reg, "herald_expo_receipt_request_failures_total",
             "getReceipts requests that failed (ids come back after the lease)", NULL));
+        /* the client's family: ticket and receipt credential errors feed one alert */
+        r->m_cred = metric_get(metric_counter_new(reg, "herald_expo_credential_errors_total",
+                                                  "Expo rejected our credentials", NULL));
     }
     return r;
 }
@@ -282,10 +285,24 @@ static const expo_receipt_t *find(const expo_receipt_t *rc, size_t n, const char
     return NULL;
 }
 
+/* Credential errors among one reply's receipts: counted each, logged once (a revoked key fails
+ * every receipt of the project). first is the first of the n. */
+static void credential_errors(expo_receipts_t *r, const expo_receipt_t *first, size_t n)
+{
+    if (n == 0)
+        return;
+    if (r->m_cred)
+        metric_add(r->m_cred, (double)n);
+    LOG(LOG_LVL_ERROR, "expo rejected the credentials", LKS("source", "receipt"),
+        LKS("code", first->error), LKS("message", first->message ? first->message : ""),
+        LKI("receipts", n));
+}
+
 static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size_t nrc)
 {
     const char **done = xcalloc(c->n + 1, sizeof *done), **later = xcalloc(c->n + 1, sizeof *later);
-    size_t nd = 0, nl = 0;
+    size_t nd = 0, nl = 0, ncred = 0;
+    const expo_receipt_t *cred = NULL;
     int64_t now = now_s(r);
     for (size_t i = 0; i < c->n; i++) {
         expo_ticket_info_t t;
@@ -295,6 +312,8 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
             expo_rcpt_status_t st = x->kind == EXPO_TK_OK        ? EXPO_RCPT_OK
                                     : x->kind == EXPO_TK_INVALID ? EXPO_RCPT_INVALID
                                                                  : EXPO_RCPT_ERROR;
+            if (st == EXPO_RCPT_ERROR && expo_credential_error(x->error) && ncred++ == 0)
+                cred = x;
             report(r, &t, st, x->error, x->message);
             done[nd++] = t.ticket_id;
         } else if (t.sent_at_s == 0 || now - t.sent_at_s >= r->o.give_up_s) {
@@ -304,6 +323,7 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
             later[nl++] = t.ticket_id;
         }
     }
+    credential_errors(r, cred, ncred);
     run_ids(r, r->s_forget, (const char *[]){r->ticket_stem}, 1, done, nd);
     char n0[24], b[24], cap[24];
     snprintf(n0, sizeof n0, "%lld", (long long)now);

@@ -1,9 +1,10 @@
 /* test_expo_sim.c - the Expo client against the project's simulator (herald-expo-sim) for every
- * fault it injects: 5xx HTML pages, injected 429s, connections dropped before and after the
- * service processed a request, malformed replies, latency, its per-project rate limit, the bearer
- * token, behaviour tokens and the project split. The simulator records each accepted message, so
- * every case asserts that nothing was lost and that a message arrived twice only when the client
- * reported it as ambiguous (those are counted and printed). */
+ * fault it injects: 5xx HTML pages, 500 INTERNAL_SERVER_ERROR, a 200 carrying errors, injected
+ * 429s, connections dropped before and after the service processed a request, 504 after it did,
+ * malformed replies, latency, its per-project rate limit, the bearer token and the invalid_token
+ * reply, every documented ticket error (behaviour tokens) and the project split. The simulator
+ * records each accepted message, so every case asserts that nothing was lost and that a message
+ * arrived twice only when the client reported it as ambiguous (those are counted and printed). */
 #include "core/xalloc.h"
 #include "expo/expo.h"
 #include "tests/support/harness.h"
@@ -37,6 +38,7 @@ typedef struct run {
 } run_t;
 
 static run_t *cur;
+static buf_t last_metrics; /* the registry of the last run_case, rendered */
 
 static void on_res(const expo_result_t *x, void *arg)
 {
@@ -118,6 +120,8 @@ static void run_case(run_t *rn, const char *const *extra, size_t n, const char *
     rn->r429 = metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
     rn->cred = metric_sum(reg, "herald_expo_credential_errors_total");
     rn->split = metric_sum(reg, "herald_expo_retries_total{reason=\"split\"}");
+    buf_reset(&last_metrics);
+    metric_render(reg, &last_metrics);
     expo_client_destroy(c);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -175,13 +179,19 @@ static void test_faults(void **state)
         const char *label;
         const char *args[5];
         bool ambiguous_expected;
+        const char *retried; /* the retry reason the fault must have caused, or NULL */
     } cases[] = {
-        {"5xx html", {"--fail-5xx", "0.3", NULL}, false},
-        {"429 storm", {"--fail-429", "0.5", NULL}, false},
-        {"drop before", {"--drop", "0.2", NULL}, true},
-        {"drop after", {"--drop-after", "0.2", NULL}, true},
-        {"malformed", {"--malformed", "0.2", NULL}, true},
-        {"latency", {"--latency-ms", "300", NULL}, false},
+        {"5xx html", {"--fail-5xx", "0.3", NULL}, false, NULL},
+        {"429 storm", {"--fail-429", "0.5", NULL}, false, NULL},
+        {"drop before", {"--drop", "0.2", NULL}, true, NULL},
+        {"drop after", {"--drop-after", "0.2", NULL}, true, NULL},
+        {"malformed", {"--malformed", "0.2", NULL}, true, NULL},
+        {"latency", {"--latency-ms", "300", NULL}, false, NULL},
+        /* INTERNAL_SERVER_ERROR retries, by status (500) and by code (in a 200) */
+        {"500 json", {"--fail-500", "0.3", NULL}, false, "5xx"},
+        {"200 with errors", {"--fail-200-errors", "0.3", NULL}, false, "protocol"},
+        /* the service took the messages before the gateway gave up: retried, flagged */
+        {"504 after accept", {"--fail-504", "0.2", NULL}, true, "5xx"},
     };
     run_t *rn = xcalloc(1, sizeof *rn);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -189,6 +199,15 @@ static void test_faults(void **state)
         size_t amb = check_all_ok(rn, N, cases[k].label);
         if (!cases[k].ambiguous_expected)
             assert_int_equal(amb, 0);
+        if (cases[k].retried) {
+            char m[96];
+            snprintf(m, sizeof m, "herald_expo_retries_total{reason=\"%s\"}", cases[k].retried);
+            const char *at = strstr(buf_cstr(&last_metrics), m);
+            assert_non_null(at);
+            assert_true(strtod(at + strlen(m), NULL) > 0);
+        }
+        if (strcmp(cases[k].label, "504 after accept") == 0)
+            assert_true(amb > 0);
     }
     free(rn);
 }
@@ -219,30 +238,72 @@ static void test_credentials(void **state)
     assert_true(rn->cred >= 1);
     run_case(rn, args, 50, plain_name, 0, "sekrit");
     check_all_ok(rn, 50, "with token");
+    assert_true(rn->cred == 0);
+    /* the other rejection shape: 401 {"error":"invalid_token",...}, also final and alerting */
+    const char *inv[] = {"--fail-invalid-token", "1", NULL};
+    run_case(rn, inv, 50, plain_name, 0, NULL);
+    for (size_t i = 0; i < 50; i++) {
+        assert_int_equal(rn->r[i].oc, EXPO_FAILED);
+        assert_string_equal(rn->r[i].err, "invalid_token");
+        assert_int_equal(rn->r[i].attempts, 1);
+        assert_int_equal(rn->seen[i], 0);
+    }
+    assert_true(rn->cred >= 1);
     free(rn);
 }
 
+/* Every documented ticket error and what the client must do with it (expo-push-api.md):
+ * deactivate (DeviceNotRegistered), retry that message alone (MessageRateExceeded), alert and
+ * keep the token (MismatchSenderId, InvalidCredentials), fail without retrying (the rest). */
+static const struct {
+    const char *name;
+    expo_outcome_t oc;
+    const char *err;
+    unsigned attempts; /* 0: the client's max_attempts (retried until exhausted) */
+} shapes[] = {
+    {"u0Unregistered", EXPO_INVALID_TOKEN, "DeviceNotRegistered", 1},
+    {"r0RateExceededOnce", EXPO_OK, "", 2}, /* MessageRateExceeded once, alone again */
+    {"r1RateExceeded", EXPO_FAILED, "RetriesExhausted", 0},
+    {"t0TooBig", EXPO_FAILED, "MessageTooBig", 1},
+    {"c0BadCreds", EXPO_FAILED, "InvalidCredentials", 1},
+    {"p0BadProviderToken", EXPO_FAILED, "InvalidCredentials", 1},
+    {"m0Mismatch", EXPO_FAILED, "MismatchSenderId", 1},
+    {"d0DeveloperError", EXPO_FAILED, "DeveloperError", 1},
+    {"e0ExpoError", EXPO_FAILED, "ExpoError", 1},
+    {"v0ProviderError", EXPO_FAILED, "ProviderError", 1},
+    {"ok0", EXPO_OK, "", 1},
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
 static const char *beh_name(size_t i)
 {
-    static const char *b[] = {"u0Unregistered", "r0RateExceededOnce", "t0TooBig",
-                              "c0BadCreds",     "m0Mismatch",         "ok0"};
-    return b[i];
+    return shapes[i].name;
 }
 
 static void test_behaviours(void **state)
 {
     (void)state;
     run_t *rn = xcalloc(1, sizeof *rn);
-    run_case(rn, NULL, 6, beh_name, 0, NULL);
-    assert_int_equal(rn->r[0].oc, EXPO_INVALID_TOKEN);
-    assert_string_equal(rn->r[0].err, "DeviceNotRegistered");
-    assert_int_equal(rn->r[1].oc, EXPO_OK);
-    assert_int_equal(rn->r[1].attempts, 2); /* MessageRateExceeded once, alone again */
-    assert_string_equal(rn->r[2].err, "MessageTooBig");
-    assert_string_equal(rn->r[3].err, "InvalidCredentials");
-    assert_true(rn->cred >= 1);
-    assert_string_equal(rn->r[4].err, "MismatchSenderId");
-    assert_int_equal(rn->r[5].oc, EXPO_OK);
+    run_case(rn, NULL, NSHAPES, beh_name, 0, NULL);
+    for (size_t i = 0; i < NSHAPES; i++) {
+        if (rn->r[i].oc != shapes[i].oc || strcmp(rn->r[i].err, shapes[i].err) != 0)
+            fail_msg("%s: outcome %d error \"%s\"", shapes[i].name, rn->r[i].oc, rn->r[i].err);
+        assert_int_equal(rn->r[i].calls, 1);
+        assert_int_equal(rn->r[i].attempts, shapes[i].attempts ? shapes[i].attempts : 30);
+        assert_int_equal(rn->seen[i], shapes[i].oc == EXPO_OK);
+    }
+    /* one credential error each for InvalidCredentials (both shapes) and MismatchSenderId */
+    assert_true(rn->cred == 3);
+    const char *counted[] = {"DeveloperError", "ExpoError", "ProviderError", "MessageTooBig"};
+    for (size_t i = 0; i < 4; i++) {
+        char m[128];
+        snprintf(m, sizeof m, "herald_expo_messages_total{outcome=\"failed\",error=\"%s\"} 1\n",
+                 counted[i]);
+        if (!strstr(buf_cstr(&last_metrics), m))
+            fail_msg("missing %s in:\n%s", m, buf_cstr(&last_metrics));
+    }
+    assert_non_null(strstr(buf_cstr(&last_metrics),
+                           "herald_expo_retries_total{reason=\"MessageRateExceeded\"} 30\n"));
     free(rn);
 }
 
@@ -280,5 +341,7 @@ int main(void)
         cmocka_unit_test(test_credentials),   cmocka_unit_test(test_behaviours),
         cmocka_unit_test(test_project_split),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    buf_cleanup(&last_metrics);
+    return rc;
 }

@@ -230,6 +230,20 @@ static void test_classify_table(void **state)
         assert_int_equal(expo_classify_request(tr[i].st, tr[i].code), tr[i].k);
 }
 
+/* The errors that feed herald_expo_credential_errors_total, from tickets and receipts alike. */
+static void test_credential_errors(void **state)
+{
+    (void)state;
+    assert_true(expo_credential_error("InvalidCredentials"));
+    assert_true(expo_credential_error("MismatchSenderId"));
+    static const char *const others[] = {
+        "DeviceNotRegistered", "MessageTooBig", "MessageRateExceeded", "DeveloperError",
+        "ExpoError",           "ProviderError", "UNAUTHORIZED",        "invalidcredentials"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        assert_false(expo_credential_error(others[i]));
+    assert_false(expo_credential_error(NULL));
+}
+
 static void test_gzip_roundtrip(void **state)
 {
     (void)state;
@@ -342,10 +356,11 @@ static void test_window_math(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reply_fixtures),   cmocka_unit_test(test_receipt_fixtures),
-        cmocka_unit_test(test_encode_fixtures),  cmocka_unit_test(test_encode_limits),
-        cmocka_unit_test(test_classify_table),   cmocka_unit_test(test_gzip_roundtrip),
-        cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_window_math),
+        cmocka_unit_test(test_reply_fixtures),    cmocka_unit_test(test_receipt_fixtures),
+        cmocka_unit_test(test_encode_fixtures),   cmocka_unit_test(test_encode_limits),
+        cmocka_unit_test(test_classify_table),    cmocka_unit_test(test_gzip_roundtrip),
+        cmocka_unit_test(test_backoff_schedule),  cmocka_unit_test(test_window_math),
+        cmocka_unit_test(test_credential_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,135 @@ static void test_receipts(void **state)
     sim_destroy(s);
 }
 
+/* Every documented details.error, as a ticket and (Late<Word>) as a receipt. */
+static const struct {
+    const char *word, *error, *msg_part;
+} shape_cases[] = {
+    {"Unregistered", "DeviceNotRegistered", "is not a registered push notification recipient"},
+    {"TooBig", "MessageTooBig", "Message too big"},
+    {"RateExceeded", "MessageRateExceeded", "Too many messages"},
+    {"BadCreds", "InvalidCredentials", "invalid or were revoked"},
+    {"BadProviderToken", "InvalidCredentials", "InvalidProviderToken"},
+    {"Mismatch", "MismatchSenderId", "sender id"},
+    {"DeveloperError", "DeveloperError", "malformed"},
+    {"ExpoError", "ExpoError", "internal Expo error"},
+    {"ProviderError", "ProviderError", "push provider"},
+};
+#define NSHAPES (sizeof shape_cases / sizeof shape_cases[0])
+
+static void check_error_obj(json_t *o, size_t k, const char *tok)
+{
+    json_t *det = json_object_get(o, "details");
+    assert_string_equal(json_string_value(json_object_get(o, "status")), "error");
+    assert_string_equal(json_string_value(json_object_get(det, "error")), shape_cases[k].error);
+    const char *msg = json_string_value(json_object_get(o, "message"));
+    if (!msg || !strstr(msg, shape_cases[k].msg_part))
+        fail_msg("%s: message \"%s\"", shape_cases[k].word, msg ? msg : "(none)");
+    json_t *ept = json_object_get(det, "expoPushToken");
+    if (strcmp(shape_cases[k].error, "DeviceNotRegistered") == 0)
+        assert_string_equal(json_string_value(ept), tok);
+    else
+        assert_null(ept);
+    json_t *apns = json_object_get(det, "apns");
+    if (strcmp(shape_cases[k].word, "BadProviderToken") == 0)
+        assert_string_equal(json_string_value(json_object_get(apns, "reason")),
+                            "InvalidProviderToken");
+    else
+        assert_null(apns);
+}
+
+static void test_error_shapes(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    buf_t b = BUF_INIT;
+    char tok[2][NSHAPES][80];
+    buf_puts(&b, "[{\"to\":[");
+    for (size_t k = 0; k < NSHAPES; k++) {
+        snprintf(tok[0][k], sizeof tok[0][k], "ExponentPushToken[%s]", shape_cases[k].word);
+        snprintf(tok[1][k], sizeof tok[1][k], "ExponentPushToken[Late%s]", shape_cases[k].word);
+        buf_printf(&b, "%s\"%s\",\"%s\"", k ? "," : "", tok[0][k], tok[1][k]);
+    }
+    buf_puts(&b, "]}]");
+    int st;
+    json_t *t = call(s, SEND, buf_cstr(&b), 0, &st);
+    assert_int_equal(st, 200);
+    buf_reset(&b);
+    buf_puts(&b, "{\"ids\":[");
+    for (size_t k = 0; k < NSHAPES; k++) {
+        check_error_obj(json_array_get(json_object_get(t, "data"), 2 * k), k, tok[0][k]);
+        assert_string_equal(ticket_status(t, 2 * k + 1), "ok");
+        buf_printf(&b, "%s\"%s\"", k ? "," : "", first_id(t, 2 * k + 1));
+    }
+    buf_puts(&b, "]}");
+    json_t *r = call(s, RCPT, buf_cstr(&b), 0, &st);
+    assert_int_equal(st, 200);
+    json_t *d = json_object_get(r, "data");
+    assert_int_equal(json_object_size(d), NSHAPES);
+    for (size_t k = 0; k < NSHAPES; k++)
+        check_error_obj(json_object_get(d, first_id(t, 2 * k + 1)), k, tok[1][k]);
+    json_decref(r);
+    json_decref(t);
+    buf_cleanup(&b);
+    sim_destroy(s);
+}
+
+/* The whole-request shapes: 500 INTERNAL_SERVER_ERROR, the invalid_token object, a 200 carrying
+ * errors (none processed), and a 504 after the service accepted the messages. */
+static void test_request_shapes(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    sim_req_t rq = {.method = "POST",
+                    .path = SEND,
+                    .content_type = "application/json",
+                    .body = "[{\"to\":\"ExponentPushToken[q]\"}]",
+                    .bodylen = strlen("[{\"to\":\"ExponentPushToken[q]\"}]"),
+                    .loopback = true};
+    sim_resp_t r = {0};
+    static const struct {
+        const char *control;
+        int status;
+        const char *body_part;
+    } cases[] = {
+        {"{\"fail-500\":1}", 500, "{\"errors\":[{\"code\":\"INTERNAL_SERVER_ERROR\""},
+        {"{\"fail-500\":0,\"fail-invalid-token\":1}", 401,
+         "{\"error\":\"invalid_token\",\"error_description\":"},
+        {"{\"fail-invalid-token\":0,\"fail_200_errors\":1}", 200,
+         "{\"errors\":[{\"code\":\"INTERNAL_SERVER_ERROR\""},
+        {"{\"fail-200-errors\":0,\"fail-504\":1}", 504, "504 Gateway Time-out"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_decref(call(s, "/control", cases[i].control, 0, &st));
+        assert_int_equal(st, 200);
+        sim_handle(s, &rq, &r);
+        assert_int_equal(r.status, cases[i].status);
+        if (!strstr(buf_cstr(&r.body), cases[i].body_part))
+            fail_msg("case %zu: %s", i, buf_cstr(&r.body));
+    }
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec); /* only the 504's message was processed */
+    assert_non_null(strstr(buf_cstr(&rec), "ExponentPushToken[q]"));
+    assert_null(strchr(strchr(buf_cstr(&rec), '\n') + 1, '\n'));
+    buf_cleanup(&rec);
+    rq.path = "/stats";
+    rq.method = "GET";
+    sim_handle(s, &rq, &r);
+    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "injected500")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "injectedInvalidToken")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "injected200Errors")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "injected504")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "messagesAccepted")), 1);
+    json_decref(j);
+    j = call(s, "/control", "{}", 0, &st);
+    assert_true(json_number_value(json_object_get(j, "fail-504")) == 1.0);
+    json_decref(j);
+    sim_resp_cleanup(&r);
+    sim_destroy(s);
+}
+
 static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
 {
     z_stream z = {0};
@@ -538,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_projects_and_auth),
         cmocka_unit_test(test_rate_windows),
         cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_error_shapes),
+        cmocka_unit_test(test_request_shapes),
         cmocka_unit_test(test_gzip_bounds),
         cmocka_unit_test(test_control_and_faults),
         cmocka_unit_test(test_scanner_cases),

@@ -1,4 +1,6 @@
-/* test_config.c - the config parser: defaults, file syntax, precise errors, env overrides. */
+/* test_config.c - the config parser: defaults, file syntax, precise errors, env overrides, and
+ * secrets (passwords in URLs, secret keys, secret kafka.* properties) kept out of dumps and
+ * errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -137,6 +139,108 @@ static void test_env(void **state)
     conf_destroy(c);
 }
 
+static void test_secret_keys(void **state)
+{
+    (void)state;
+    static const char *const secret[] = {"auth.jwt.hs256_secret",
+                                         "expo.access_token",
+                                         "kafka.sasl.password",
+                                         "kafka.ssl.key.password",
+                                         "kafka.ssl.key.pem",
+                                         "kafka.ssl_key",
+                                         "kafka.ssl.keystore.password",
+                                         "kafka.sasl.oauthbearer.config",
+                                         "kafka.sasl.oauthbearer.client.secret",
+                                         NULL};
+    static const char *const plain[] = {"redis.url",
+                                        "redis.password_file",
+                                        "auth.jwt.hs256_secret_file",
+                                        "expo.access_token_file",
+                                        "kafka.bootstrap.servers",
+                                        "kafka.sasl.username",
+                                        "kafka.ssl.certificate.pem",
+                                        "kafka.sasl.oauthbearer.token.endpoint.url",
+                                        "templates.FAILED.body",
+                                        "no.such.key",
+                                        NULL};
+    for (size_t i = 0; secret[i]; i++)
+        if (!conf_key_secret(secret[i]))
+            fail_msg("%s should be secret", secret[i]);
+    for (size_t i = 0; plain[i]; i++)
+        if (conf_key_secret(plain[i]))
+            fail_msg("%s should not be secret", plain[i]);
+}
+
+/* Every way a secret can enter the configuration, then the dump shows none of them. */
+static void test_dump_hides_secrets(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    const char *text = "redis.url = redis://alice:s3cretR@10.0.0.1:6380/2\n"
+                       "expo.url = https://u:s3cretU@exp.host\n"
+                       "expo.access_token = s3cretX\n"
+                       "kafka.bootstrap.servers = b1:9092\n"
+                       "kafka.sasl.username = herald\n"
+                       "kafka.ssl.key.pem = s3cretP\n"
+                       "kafka.ssl.keystore.password = s3cretK\n"
+                       "kafka.sasl.oauthbearer.config = principal=x secret=s3cretO\n"
+                       "kafka.sasl.oauthbearer.token.endpoint.url = https://idp:s3cretI@idp/t\n"
+                       "templates.FAILED.body = mail me@x.org or see https://a.b/@c\n";
+    assert_int_equal(load(c, text, err, sizeof err), 0);
+    char *env[] = {"HERALD_KAFKA_SASL_PASSWORD=s3cretS", "HERALD_KAFKA_SSL_KEY_PASSWORD=s3cretQ",
+                   "HERALD_AUTH_JWT_HS256_SECRET=s3cretJ", NULL};
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), 0);
+    buf_t d = BUF_INIT;
+    conf_dump(c, &d);
+    const char *out = buf_cstr(&d);
+    if (strstr(out, "s3cret"))
+        fail_msg("a secret in the dump:\n%s", out);
+    static const char *const want[] = {
+        "redis.url = redis://alice:***@10.0.0.1:6380/2\n",
+        "expo.url = https://u:***@exp.host\n",
+        "expo.access_token = (set)\n",
+        "auth.jwt.hs256_secret = (set)\n",
+        "kafka.bootstrap.servers = b1:9092\n",
+        "kafka.sasl.username = herald\n",
+        "kafka.ssl.key.pem = (set)\n",
+        "kafka.ssl.keystore.password = (set)\n",
+        "kafka.sasl.oauthbearer.config = (set)\n",
+        "kafka.sasl.password = (set)\n",
+        "kafka.ssl.key.password = (set)\n",
+        "kafka.sasl.oauthbearer.token.endpoint.url = https://idp:***@idp/t\n",
+        "templates.FAILED.body = mail me@x.org or see https://a.b/@c\n", /* not a URL setting */
+        "redis.password_file = \n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i]))
+            fail_msg("missing \"%s\" in:\n%s", want[i], out);
+    char tmp[64];
+    assert_string_equal(conf_display_value("kafka.sasl.password", "", tmp, sizeof tmp), "");
+    assert_string_equal(conf_display_value("redis.url", "redis://h", tmp, sizeof tmp), "redis://h");
+    buf_cleanup(&d);
+    conf_destroy(c);
+}
+
+/* A value that fails to parse is echoed in the error, with its password hidden. */
+static void test_errors_hide_secrets(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    assert_int_equal(load(c, "\nredis.url = rediss://:s3cret@h:6380/0\n", err, sizeof err), -1);
+    assert_string_equal(err, "t.conf:2: redis.url: expected an http(s)://, redis:// or unix:// "
+                             "URL, got \"rediss://:***@h:6380/0\"");
+    char *env[] = {"HERALD_REDIS_URL=redis:/:s3cret@h", NULL};
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), -1);
+    assert_null(strstr(err, "s3cret"));
+    assert_non_null(strstr(err, "env HERALD_REDIS_URL: redis.url: expected"));
+    char *env2[] = {"HERALD_EXPO_URL=ftp://bob:s3cret@exp.host", NULL};
+    assert_int_equal(conf_apply_env(c, env2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "got \"ftp://bob:***@exp.host\""));
+    conf_destroy(c);
+}
+
 static void test_validate(void **state)
 {
     (void)state;
@@ -211,10 +315,17 @@ static void test_shipped_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_file_syntax),
-        cmocka_unit_test(test_errors),       cmocka_unit_test(test_long_line_and_nul),
-        cmocka_unit_test(test_env),          cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_listen_parse), cmocka_unit_test(test_shipped_files),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_file_syntax),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_long_line_and_nul),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_shipped_files),
+        cmocka_unit_test(test_secret_keys),
+        cmocka_unit_test(test_dump_hides_secrets),
+        cmocka_unit_test(test_errors_hide_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

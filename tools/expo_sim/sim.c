@@ -17,14 +17,8 @@
 #define RECEIPTS_PATH "/--/api/v2/push/getReceipts"
 
 const char *const sim_errnames[SIM_ERRKINDS] = {
-    "DeviceNotRegistered",
-    "MessageTooBig",
-    "MessageRateExceeded",
-    "InvalidCredentials",
-    "MismatchSenderId",
-    NULL,
-    NULL,
-    NULL,
+    "DeviceNotRegistered", "MessageTooBig",  "MessageRateExceeded", "InvalidCredentials",
+    "MismatchSenderId",    "DeveloperError", "ExpoError",           "ProviderError",
 };
 
 void sim_opts_defaults(sim_opts_t *o)
@@ -88,6 +82,10 @@ static const optdef_t optdefs[] = {
     OPT("drop", K_PROB, drop, 0, false),
     OPT("drop-after", K_PROB, drop_after, 0, false),
     OPT("malformed", K_PROB, malformed, 0, false),
+    OPT("fail-500", K_PROB, fail_500, 0, false),
+    OPT("fail-invalid-token", K_PROB, fail_invalid_token, 0, false),
+    OPT("fail-200-errors", K_PROB, fail_200_errors, 0, false),
+    OPT("fail-504", K_PROB, fail_504, 0, false),
     OPT("latency-ms", K_UINT, latency_ms, 600000, false),
     OPT("rate-limit", K_UINT, rate_limit, 100000000, false),
     OPT("rate-window", K_WINDOW, rate_fixed, 0, false),
@@ -165,12 +163,14 @@ static void opts_json(const sim_opts_t *o, buf_t *b)
 {
     buf_printf(b,
                "{\"fail-5xx\":%g,\"fail-429\":%g,\"drop\":%g,\"drop-after\":%g,\"malformed\":%g,"
+               "\"fail-500\":%g,\"fail-invalid-token\":%g,\"fail-200-errors\":%g,\"fail-504\":%g,"
                "\"latency-ms\":%u,\"rate-limit\":%u,\"rate-window\":\"%s\","
                "\"receipt-delay-ms\":%u,\"retry-after\":%u,\"seed\":%" PRIu64
                ",\"access-token\":%s}",
-               o->fail_5xx, o->fail_429, o->drop, o->drop_after, o->malformed, o->latency_ms,
-               o->rate_limit, o->rate_fixed ? "fixed" : "sliding", o->receipt_delay_ms,
-               o->retry_after_s, o->seed, o->access_token[0] ? "true" : "false");
+               o->fail_5xx, o->fail_429, o->drop, o->drop_after, o->malformed, o->fail_500,
+               o->fail_invalid_token, o->fail_200_errors, o->fail_504, o->latency_ms, o->rate_limit,
+               o->rate_fixed ? "fixed" : "sliding", o->receipt_delay_ms, o->retry_after_s, o->seed,
+               o->access_token[0] ? "true" : "false");
 }
 
 /* ---- state ---- */
@@ -307,7 +307,9 @@ void sim_error_reply(sim_resp_t *out, int status, const char *code, const char *
 
 static void html_reply(sim_resp_t *out, int status)
 {
-    const char *title = status == 502 ? "502 Bad Gateway" : "503 Service Temporarily Unavailable";
+    const char *title = status == 502   ? "502 Bad Gateway"
+                        : status == 504 ? "504 Gateway Time-out"
+                                        : "503 Service Temporarily Unavailable";
     out->status = status;
     out->content_type = "text/html";
     buf_reset(&out->body);
@@ -440,6 +442,24 @@ static bool gateway_fault(sim_t *s, sim_resp_t *out)
         out->retry_after_s = s->o.retry_after_s;
         return true;
     }
+    if (s->o.fail_500 > 0 && sim_rand01(s) < s->o.fail_500) {
+        s->st.injected_500++;
+        sim_error_reply(out, 500, "INTERNAL_SERVER_ERROR", "An unknown error occurred.");
+        return true;
+    }
+    if (s->o.fail_invalid_token > 0 && sim_rand01(s) < s->o.fail_invalid_token) {
+        s->st.injected_invalid_token++;
+        out->status = 401;
+        buf_reset(&out->body);
+        buf_puts(&out->body, "{\"error\":\"invalid_token\",\"error_description\":\"The access "
+                             "token is invalid, expired or revoked.\"}");
+        return true;
+    }
+    if (s->o.fail_200_errors > 0 && sim_rand01(s) < s->o.fail_200_errors) {
+        s->st.injected_200_errors++;
+        sim_error_reply(out, 200, "INTERNAL_SERVER_ERROR", "An unknown error occurred.");
+        return true;
+    }
     if (s->o.fail_429 > 0 && sim_rand01(s) < s->o.fail_429) {
         s->st.injected_429++;
         sim_error_reply(out, 429, "TOO_MANY_REQUESTS",
@@ -458,6 +478,11 @@ static void late_fault(sim_t *s, sim_resp_t *out)
     if (s->o.drop_after > 0 && sim_rand01(s) < s->o.drop_after) {
         s->st.drops_after++;
         out->action = SIM_DROP;
+        return;
+    }
+    if (s->o.fail_504 > 0 && sim_rand01(s) < s->o.fail_504) {
+        s->st.injected_504++; /* the gateway gave up waiting; the service went on */
+        html_reply(out, 504);
         return;
     }
     if (s->o.malformed > 0 && sim_rand01(s) < s->o.malformed) {
@@ -511,17 +536,19 @@ static void stats_reply(sim_t *s, sim_resp_t *out)
         if (sim_errnames[i])
             buf_printf(b, "%s\"%s\":%" PRIu64, n++ ? "," : "", sim_errnames[i],
                        t->ticket_errors[i]);
-    buf_printf(b,
-               "},\"responses\":{\"2xx\":%" PRIu64 ",\"4xx\":%" PRIu64 ",\"5xx\":%" PRIu64
-               "},\"http429\":%" PRIu64 ",\"rateLimited\":%" PRIu64 ",\"injected429\":%" PRIu64
-               ",\"injected5xx\":%" PRIu64 ",\"drops\":%" PRIu64 ",\"dropsAfterAccept\":%" PRIu64
-               ",\"malformed\":%" PRIu64 ",\"receiptsServed\":%" PRIu64
-               ",\"receiptIdsAsked\":%" PRIu64 ",\"gzipRequests\":%" PRIu64
-               ",\"badRequests\":%" PRIu64 ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
-               t->status_2xx, t->status_4xx, t->status_5xx, t->http_429, t->rate_limited,
-               t->injected_429, t->injected_5xx, t->drops, t->drops_after, t->malformed,
-               t->receipts_served, t->receipt_ids_asked, t->gzip_requests, t->bad_requests,
-               t->tokens_untracked);
+    buf_printf(
+        b,
+        "},\"responses\":{\"2xx\":%" PRIu64 ",\"4xx\":%" PRIu64 ",\"5xx\":%" PRIu64
+        "},\"http429\":%" PRIu64 ",\"rateLimited\":%" PRIu64 ",\"injected429\":%" PRIu64
+        ",\"injected5xx\":%" PRIu64 ",\"injected500\":%" PRIu64 ",\"injectedInvalidToken\":%" PRIu64
+        ",\"injected200Errors\":%" PRIu64 ",\"injected504\":%" PRIu64 ",\"drops\":%" PRIu64
+        ",\"dropsAfterAccept\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"receiptsServed\":%" PRIu64
+        ",\"receiptIdsAsked\":%" PRIu64 ",\"gzipRequests\":%" PRIu64 ",\"badRequests\":%" PRIu64
+        ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
+        t->status_2xx, t->status_4xx, t->status_5xx, t->http_429, t->rate_limited, t->injected_429,
+        t->injected_5xx, t->injected_500, t->injected_invalid_token, t->injected_200_errors,
+        t->injected_504, t->drops, t->drops_after, t->malformed, t->receipts_served,
+        t->receipt_ids_asked, t->gzip_requests, t->bad_requests, t->tokens_untracked);
     int n = 0;
     for (size_t i = 0; i < s->tok_cap; i++) {
         const sim_tok_t *k = &s->toks[i];

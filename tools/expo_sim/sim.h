@@ -19,6 +19,7 @@
 typedef struct sim_opts {
     /* runtime-changeable (CLI and POST /control) */
     double fail_5xx, fail_429, drop, drop_after, malformed; /* probabilities 0..1 */
+    double fail_500, fail_invalid_token, fail_200_errors, fail_504;
     unsigned latency_ms;
     unsigned rate_limit; /* notifications per second per project; 0 = unlimited */
     bool rate_fixed;     /* fixed 1-s windows instead of a sliding second (10 ms slots) */

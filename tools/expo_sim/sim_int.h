@@ -9,28 +9,25 @@
 #include <jansson.h>
 #include <pthread.h>
 
-/* What a token's contents ask for; see the table in sim_push.c and README.md. */
+/* What a token's contents ask for; see the table in sim_push.c and README.md. An error
+ * behaviour also names the error shape (ERR_*, with the InvalidProviderToken variant). */
 enum sim_behaviour {
     BEH_OK = 0,
-    BEH_UNREGISTERED,
-    BEH_LATE_UNREGISTERED,
-    BEH_LATE_BADCREDS,
+    BEH_TICKET_ERROR,  /* an error ticket of the given shape */
+    BEH_RECEIPT_ERROR, /* an ok ticket, then an error receipt of the given shape */
     BEH_NO_RECEIPT,
-    BEH_RATE_EXCEEDED,
     BEH_RATE_EXCEEDED_ONCE,
-    BEH_TOO_BIG,
-    BEH_BADCREDS,
-    BEH_MISMATCH,
 };
 
 /* Receipt kinds kept in the ring. */
-enum { RCPT_OK = 1, RCPT_UNREGISTERED, RCPT_BADCREDS, RCPT_NEVER };
+enum { RCPT_OK = 1, RCPT_ERROR, RCPT_NEVER };
 
 typedef struct sim_receipt {
     uint64_t seq; /* 0 = empty slot */
     int64_t ready_ms;
     uint8_t kind;
-    char *token; /* owned; only for error receipts */
+    uint8_t shape; /* RCPT_ERROR: the error shape (SHAPE_*) */
+    char *token;   /* owned; only for DeviceNotRegistered receipts */
 } sim_receipt_t;
 
 typedef struct sim_tok {
@@ -50,6 +47,7 @@ typedef struct sim_stats {
     uint64_t ticket_errors[SIM_ERRKINDS];
     uint64_t status_2xx, status_4xx, status_5xx;
     uint64_t http_429, rate_limited, injected_429, injected_5xx, drops, drops_after, malformed;
+    uint64_t injected_500, injected_invalid_token, injected_200_errors, injected_504;
     uint64_t receipts_served, receipt_ids_asked, gzip_requests, bad_requests;
     uint64_t tokens_untracked; /* deliveries to tokens past token_capacity */
 } sim_stats_t;
@@ -119,7 +117,12 @@ enum {
     ERR_MESSAGE_RATE_EXCEEDED,
     ERR_INVALID_CREDENTIALS,
     ERR_MISMATCH_SENDER_ID,
+    ERR_DEVELOPER_ERROR,
+    ERR_EXPO_ERROR,
+    ERR_PROVIDER_ERROR,
 };
+/* Error shapes: one per details.error, plus InvalidCredentials carrying InvalidProviderToken. */
+enum { SHAPE_PROVIDER_TOKEN = SIM_ERRKINDS, SIM_SHAPES };
 
 /* sim_msgs.c: 0, or -1 after writing the 400 reply. Clean b with sim_batch_cleanup() either way. */
 int sim_batch_parse(sim_batch_t *b, const char *body, size_t len, sim_resp_t *out);

@@ -2,17 +2,19 @@
  * the 100-recipient limit, token format, payload size, one project per request, the per-project
  * rate limit, tickets in request order, the record of accepted messages) and push/getReceipts.
  *
- * Behaviour tokens: the text inside ExponentPushToken[...] picks the outcome. The first row that
- * matches wins (so the longer names come first):
- *   LateUnregistered  ok ticket, receipt DeviceNotRegistered
- *   LateBadCreds      ok ticket, receipt InvalidCredentials
+ * Behaviour tokens: the text inside ExponentPushToken[...] picks the outcome. The first row of
+ * `behaviours` that matches wins (so the longer names come first):
+ *   Late<Word>        ok ticket, then the receipt carries <Word>'s error (any word below but
+ *                     RateExceededOnce)
  *   NoReceipt         ok ticket, the receipt never becomes ready
  *   RateExceededOnce  MessageRateExceeded the first time this token is seen, ok afterwards
  *   RateExceeded      MessageRateExceeded ticket, every time
  *   Unregistered      DeviceNotRegistered ticket (details.expoPushToken set)
  *   TooBig            MessageTooBig ticket
+ *   BadProviderToken  InvalidCredentials ticket carrying InvalidProviderToken
  *   BadCreds          InvalidCredentials ticket
  *   Mismatch          MismatchSenderId ticket
+ *   DeveloperError, ExpoError, ProviderError   that error's ticket
  * Anything else that is a valid token gets an ok ticket and an ok receipt. */
 #include "tools/expo_sim/sim_int.h"
 #include "core/xalloc.h"
@@ -22,19 +24,61 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Error shapes: details.error and a message like Expo's. NULL messages are built per token
+ * (DeviceNotRegistered names it) or per payload (MessageTooBig tickets give the size). */
+static const struct {
+    int err;
+    const char *msg;
+} shapes[SIM_SHAPES] = {
+    [ERR_DEVICE_NOT_REGISTERED] = {ERR_DEVICE_NOT_REGISTERED, NULL},
+    [ERR_MESSAGE_TOO_BIG] = {ERR_MESSAGE_TOO_BIG,
+                             "Message too big: the push provider refused the payload."},
+    [ERR_MESSAGE_RATE_EXCEEDED] = {ERR_MESSAGE_RATE_EXCEEDED,
+                                   "Too many messages sent to this device; wait before sending "
+                                   "again."},
+    [ERR_INVALID_CREDENTIALS] = {ERR_INVALID_CREDENTIALS,
+                                 "The push credentials of this project are invalid or were "
+                                 "revoked."},
+    [ERR_MISMATCH_SENDER_ID] = {ERR_MISMATCH_SENDER_ID,
+                                "The FCM sender id does not match the one the token was "
+                                "registered with."},
+    [ERR_DEVELOPER_ERROR] = {ERR_DEVELOPER_ERROR,
+                             "The push provider refused the request as malformed."},
+    [ERR_EXPO_ERROR] = {ERR_EXPO_ERROR,
+                        "An internal Expo error occurred while delivering the notification."},
+    [ERR_PROVIDER_ERROR] = {ERR_PROVIDER_ERROR,
+                            "The push provider (APNs or FCM) failed to deliver the "
+                            "notification."},
+    [SHAPE_PROVIDER_TOKEN] = {ERR_INVALID_CREDENTIALS,
+                              "The Apple Push Notification service rejected the push "
+                              "credentials: InvalidProviderToken."},
+};
+
 static const struct {
     const char *word;
     enum sim_behaviour beh;
+    int shape;
 } behaviours[] = {
-    {"LateUnregistered", BEH_LATE_UNREGISTERED},
-    {"LateBadCreds", BEH_LATE_BADCREDS},
-    {"NoReceipt", BEH_NO_RECEIPT},
-    {"RateExceededOnce", BEH_RATE_EXCEEDED_ONCE},
-    {"RateExceeded", BEH_RATE_EXCEEDED},
-    {"Unregistered", BEH_UNREGISTERED},
-    {"TooBig", BEH_TOO_BIG},
-    {"BadCreds", BEH_BADCREDS},
-    {"Mismatch", BEH_MISMATCH},
+    {"LateUnregistered", BEH_RECEIPT_ERROR, ERR_DEVICE_NOT_REGISTERED},
+    {"LateTooBig", BEH_RECEIPT_ERROR, ERR_MESSAGE_TOO_BIG},
+    {"LateRateExceeded", BEH_RECEIPT_ERROR, ERR_MESSAGE_RATE_EXCEEDED},
+    {"LateBadProviderToken", BEH_RECEIPT_ERROR, SHAPE_PROVIDER_TOKEN},
+    {"LateBadCreds", BEH_RECEIPT_ERROR, ERR_INVALID_CREDENTIALS},
+    {"LateMismatch", BEH_RECEIPT_ERROR, ERR_MISMATCH_SENDER_ID},
+    {"LateDeveloperError", BEH_RECEIPT_ERROR, ERR_DEVELOPER_ERROR},
+    {"LateExpoError", BEH_RECEIPT_ERROR, ERR_EXPO_ERROR},
+    {"LateProviderError", BEH_RECEIPT_ERROR, ERR_PROVIDER_ERROR},
+    {"NoReceipt", BEH_NO_RECEIPT, 0},
+    {"RateExceededOnce", BEH_RATE_EXCEEDED_ONCE, ERR_MESSAGE_RATE_EXCEEDED},
+    {"RateExceeded", BEH_TICKET_ERROR, ERR_MESSAGE_RATE_EXCEEDED},
+    {"Unregistered", BEH_TICKET_ERROR, ERR_DEVICE_NOT_REGISTERED},
+    {"TooBig", BEH_TICKET_ERROR, ERR_MESSAGE_TOO_BIG},
+    {"BadProviderToken", BEH_TICKET_ERROR, SHAPE_PROVIDER_TOKEN},
+    {"BadCreds", BEH_TICKET_ERROR, ERR_INVALID_CREDENTIALS},
+    {"Mismatch", BEH_TICKET_ERROR, ERR_MISMATCH_SENDER_ID},
+    {"DeveloperError", BEH_TICKET_ERROR, ERR_DEVELOPER_ERROR},
+    {"ExpoError", BEH_TICKET_ERROR, ERR_EXPO_ERROR},
+    {"ProviderError", BEH_TICKET_ERROR, ERR_PROVIDER_ERROR},
 };
 
 /* ---- tokens ---- */
@@ -79,11 +123,16 @@ bool sim_token_valid(const char *t, size_t n)
     return uuid_shaped(t, n);
 }
 
-static enum sim_behaviour behaviour_of(const char *t, size_t n)
+/* The row of `behaviours` the token asks for; *shape gets its error shape. BEH_OK: none. */
+static enum sim_behaviour behaviour_of(const char *t, size_t n, int *shape)
 {
-    for (size_t i = 0; i < sizeof behaviours / sizeof behaviours[0]; i++)
-        if (memmem(t, n, behaviours[i].word, strlen(behaviours[i].word)))
+    for (size_t i = 0; i < sizeof behaviours / sizeof behaviours[0]; i++) {
+        if (memmem(t, n, behaviours[i].word, strlen(behaviours[i].word))) {
+            *shape = behaviours[i].shape;
             return behaviours[i].beh;
+        }
+    }
+    *shape = 0;
     return BEH_OK;
 }
 
@@ -261,27 +310,43 @@ static void fmt_id(char out[37], uint64_t hi, uint64_t lo)
     out[36] = '\0';
 }
 
-static void error_ticket(sim_t *s, buf_t *b, int err, const char *msg, const sim_rcpt_t *r)
+/* {"status":"error","message":msg,"details":{"error":...}}; DeviceNotRegistered also gives
+ * details.expoPushToken; the InvalidProviderToken variant adds details.apns (where Expo puts
+ * that reason is not documented: a client must classify by details.error alone). */
+static void put_error(buf_t *b, int shape, const char *msg, const char *tok, size_t toklen)
 {
-    s->st.tickets_error++;
-    s->st.ticket_errors[err]++;
+    int err = shapes[shape].err;
     buf_puts(b, "{\"status\":\"error\",\"message\":");
     buf_json_str(b, msg, strlen(msg));
     buf_printf(b, ",\"details\":{\"error\":\"%s\"", sim_errnames[err]);
     if (err == ERR_DEVICE_NOT_REGISTERED) {
         buf_puts(b, ",\"expoPushToken\":");
-        buf_json_str(b, r->tok, r->len);
+        buf_json_str(b, tok, toklen);
     }
+    if (shape == SHAPE_PROVIDER_TOKEN)
+        buf_puts(b, ",\"apns\":{\"reason\":\"InvalidProviderToken\",\"statusCode\":403}");
     buf_puts(b, "}}");
 }
 
+static void error_ticket(sim_t *s, buf_t *b, int shape, const char *msg, const sim_rcpt_t *r)
+{
+    s->st.tickets_error++;
+    s->st.ticket_errors[shapes[shape].err]++;
+    put_error(b, shape, msg ? msg : shapes[shape].msg, r->tok, r->len);
+}
+
 /* "<token>" <tail>, with the whole token as Expo echoes it; ticket JSON escapes it. */
+static void token_message(const char *tok, size_t len, const char *tail, buf_t *msg)
+{
+    buf_putc(msg, '"');
+    buf_append(msg, tok, len);
+    buf_printf(msg, "\" %s", tail);
+}
+
 static void token_error(sim_t *s, buf_t *b, const sim_rcpt_t *r, const char *tail)
 {
     buf_t msg = BUF_INIT;
-    buf_putc(&msg, '"');
-    buf_append(&msg, r->tok, r->len);
-    buf_printf(&msg, "\" %s", tail);
+    token_message(r->tok, r->len, tail, &msg);
     error_ticket(s, b, ERR_DEVICE_NOT_REGISTERED, buf_cstr(&msg), r);
     buf_cleanup(&msg);
 }
@@ -310,7 +375,7 @@ static void record(sim_t *s, const sim_rcpt_t *r, const char *id, const char *pr
     buf_puts(b, "}\n");
 }
 
-static void ok_ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, enum sim_behaviour beh,
+static void ok_ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, enum sim_behaviour beh, int shape,
                       const char *project, const sim_req_t *req)
 {
     uint64_t seq = s->next_seq++;
@@ -322,9 +387,12 @@ static void ok_ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, enum sim_behaviou
     e->seq = seq;
     e->ready_ms = req->mono_ms + s->o.receipt_delay_ms;
     e->kind = RCPT_OK;
-    if (beh == BEH_LATE_UNREGISTERED || beh == BEH_LATE_BADCREDS) {
-        e->kind = beh == BEH_LATE_UNREGISTERED ? RCPT_UNREGISTERED : RCPT_BADCREDS;
-        e->token = xstrndup(r->tok, r->len);
+    e->shape = 0;
+    if (beh == BEH_RECEIPT_ERROR) {
+        e->kind = RCPT_ERROR;
+        e->shape = (uint8_t)shape;
+        if (shapes[shape].err == ERR_DEVICE_NOT_REGISTERED)
+            e->token = xstrndup(r->tok, r->len);
     } else if (beh == BEH_NO_RECEIPT) {
         e->kind = RCPT_NEVER;
     }
@@ -348,8 +416,10 @@ static void ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, size_t payload, cons
         token_error(s, b, r, "is not a valid Expo push token");
         return;
     }
-    enum sim_behaviour beh = behaviour_of(r->tok, r->len);
-    if (beh == BEH_TOO_BIG || payload > SIM_MAX_PAYLOAD) {
+    int shape;
+    enum sim_behaviour beh = behaviour_of(r->tok, r->len, &shape);
+    bool too_big = beh == BEH_TICKET_ERROR && shape == ERR_MESSAGE_TOO_BIG;
+    if (too_big || payload > SIM_MAX_PAYLOAD) {
         snprintf(msg, sizeof msg, "Message too big: the payload is %zu bytes, the limit is %d.",
                  payload, SIM_MAX_PAYLOAD);
         error_ticket(s, b, ERR_MESSAGE_TOO_BIG, msg, r);
@@ -357,30 +427,18 @@ static void ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, size_t payload, cons
     }
     if (beh == BEH_RATE_EXCEEDED_ONCE) {
         sim_tok_t *k = sim_tok_get(s, r->tok, r->len);
+        beh = BEH_OK;
         if (k && !k->once_seen) {
             k->once_seen = true;
-            beh = BEH_RATE_EXCEEDED;
+            beh = BEH_TICKET_ERROR;
         }
     }
-    switch (beh) {
-    case BEH_UNREGISTERED:
+    if (beh == BEH_TICKET_ERROR && shapes[shape].err == ERR_DEVICE_NOT_REGISTERED)
         token_error(s, b, r, "is not a registered push notification recipient");
-        return;
-    case BEH_RATE_EXCEEDED:
-        error_ticket(s, b, ERR_MESSAGE_RATE_EXCEEDED,
-                     "Too many messages sent to this device; wait before sending again.", r);
-        return;
-    case BEH_BADCREDS:
-        error_ticket(s, b, ERR_INVALID_CREDENTIALS,
-                     "The push credentials of this project are invalid or were revoked.", r);
-        return;
-    case BEH_MISMATCH:
-        error_ticket(s, b, ERR_MISMATCH_SENDER_ID,
-                     "The FCM sender id does not match the one the token was registered with.", r);
-        return;
-    default:
-        ok_ticket(s, b, r, beh, project, req);
-    }
+    else if (beh == BEH_TICKET_ERROR)
+        error_ticket(s, b, shape, NULL, r);
+    else
+        ok_ticket(s, b, r, beh, shape, project, req);
 }
 
 /* ---- send ---- */
@@ -470,24 +528,15 @@ static void put_receipt(buf_t *b, const sim_receipt_t *e)
         buf_puts(b, "{\"status\":\"ok\"}");
         return;
     }
-    bool unreg = e->kind == RCPT_UNREGISTERED;
     const char *tok = e->token ? e->token : "";
-    buf_puts(b, "{\"status\":\"error\",\"message\":");
-    char msg[400];
-    if (unreg)
-        snprintf(msg, sizeof msg, "\"%s\" is not a registered push notification recipient", tok);
-    else
-        snprintf(msg, sizeof msg,
-                 "The push credentials of this project are invalid or were "
-                 "revoked.");
-    buf_json_str(b, msg, strlen(msg));
-    buf_printf(b, ",\"details\":{\"error\":\"%s\"",
-               unreg ? "DeviceNotRegistered" : "InvalidCredentials");
-    if (unreg) {
-        buf_puts(b, ",\"expoPushToken\":");
-        buf_json_str(b, tok, strlen(tok));
+    if (shapes[e->shape].err != ERR_DEVICE_NOT_REGISTERED) {
+        put_error(b, e->shape, shapes[e->shape].msg, tok, strlen(tok));
+        return;
     }
-    buf_puts(b, "}}");
+    buf_t msg = BUF_INIT;
+    token_message(tok, strlen(tok), "is not a registered push notification recipient", &msg);
+    put_error(b, e->shape, buf_cstr(&msg), tok, strlen(tok));
+    buf_cleanup(&msg);
 }
 
 void sim_push_receipts(sim_t *s, const sim_req_t *req, json_t *root, sim_resp_t *out)
