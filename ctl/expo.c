@@ -6,6 +6,7 @@
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "ctl/ctl.h"
+#include "daemon/options.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/receipts.h"
@@ -231,7 +232,7 @@ static int run_push(const conf_t *conf, const push_args_t *a)
 {
     expo_opts_t o;
     char err[256], *tok = NULL;
-    if (expo_opts_from_conf(&o, conf, &tok, err, sizeof err) != 0) {
+    if (daemon_expo_opts(conf, &o, &tok, err, sizeof err) != 0) {
         fprintf(stderr, "heraldctl push: %s\n", err);
         return CTL_USAGE;
     }
@@ -362,9 +363,7 @@ static int run_receipts(const conf_t *conf, bool json)
         return CTL_USAGE;
     }
     expo_receipts_opts_t ro;
-    expo_receipts_opts_init(&ro);
-    ro.url = conf->expo_url;
-    ro.prefix = conf->redis_prefix;
+    daemon_receipts_opts(conf, NULL, &ro);
     ro.on_receipt = no_receipt;
     expo_receipts_t *r = expo_receipts_create(&loop, db, &ro, NULL, err, sizeof err);
     pend_state_t p = {0};
