@@ -112,6 +112,7 @@ static const key_t_ keys[] = {
     I("dedup.done_ttl_s", dedup_done_ttl_s, "604800", 60, 31536000),
     I("trace.ttl_s", trace_ttl_s, "604800", 0, 31536000),
     I("trace.max_records", trace_max_records, "100", 1, 10000),
+    S("templates.notify", templates_notify, "COMPLETED,FAILED"),
     I("shutdown.timeout_s", shutdown_timeout_s, "10", 0, 3600),
     S("runtime.dir", runtime_dir, "run"),
 };
@@ -270,12 +271,11 @@ static int set_dynamic(conf_kv_t **arr, size_t *n, const char *key, const char *
     return 0;
 }
 
-/* templates.<NAME>.<field>: NAME is [A-Za-z0-9_]+, field one of template_fields. */
+/* templates.<NAME>.<field>: NAME is [A-Za-z0-9_]+, field one of template_fields
+ * (templates.notify is a key of the table). */
 static int valid_template_key(const char *key)
 {
     const char *name = key + strlen("templates.");
-    if (strcmp(name, "notify") == 0)
-        return 1;
     const char *dot = strrchr(name, '.');
     if (dot == NULL || dot == name)
         return 0;
@@ -524,8 +524,6 @@ static int env_dynamic_key(const char *name, size_t n, char *key, size_t keylen)
     if (n > 17 && strncmp(name, "HERALD_TEMPLATES_", 17) == 0) {
         const char *rest = name + 17;
         size_t rl = n - 17;
-        if (rl == 6 && strncmp(rest, "NOTIFY", 6) == 0)
-            return snprintf(key, keylen, "templates.notify") < 0 ? -1 : 0;
         for (size_t f = 0; template_fields[f]; f++) {
             char up[32];
             size_t fl = strlen(template_fields[f]);

@@ -82,6 +82,8 @@ typedef struct conf {
     long trace_ttl_s;
     long trace_max_records;
 
+    char *templates_notify; /* statuses that notify, comma-separated */
+
     long shutdown_timeout_s;
     char *runtime_dir;
 

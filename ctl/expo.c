@@ -7,6 +7,7 @@
 #include "core/xalloc.h"
 #include "ctl/ctl.h"
 #include "ctl/util.h"
+#include "daemon/options.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/receipts.h"
@@ -226,7 +227,7 @@ static int run_push(const conf_t *conf, const push_args_t *a)
 {
     expo_opts_t o;
     char err[256], *tok = NULL;
-    if (expo_opts_from_conf(&o, conf, &tok, err, sizeof err) != 0) {
+    if (daemon_expo_opts(conf, &o, &tok, err, sizeof err) != 0) {
         fprintf(stderr, "heraldctl push: %s\n", err);
         return CTL_USAGE;
     }
@@ -327,9 +328,7 @@ static int run_receipts(const conf_t *conf, bool json)
         return rc;
     char err[256];
     expo_receipts_opts_t ro;
-    expo_receipts_opts_init(&ro);
-    ro.url = conf->expo_url;
-    ro.prefix = conf->redis_prefix;
+    daemon_receipts_opts(conf, NULL, &ro);
     ro.on_receipt = no_receipt;
     expo_receipts_t *r = expo_receipts_create(&e.loop, e.db, &ro, NULL, err, sizeof err);
     pend_state_t p = {.e = &e};

@@ -6,6 +6,7 @@
 #include "core/xalloc.h"
 #include "ctl/ctl.h"
 #include "ctl/util.h"
+#include "daemon/options.h"
 #include "queue/consumer.h"
 #include "queue/event.h"
 
@@ -259,7 +260,9 @@ static int publish_send(const conf_t *conf, const char *topic, const buf_t *valu
     char err[512];
     uv_loop_t loop;
     uv_loop_init(&loop);
-    queue_producer_t *p = queue_producer_create(&loop, conf, NULL, err, sizeof err);
+    queue_kafka_opts_t ko;
+    daemon_kafka_opts(conf, &ko);
+    queue_producer_t *p = queue_producer_create(&loop, &ko, NULL, err, sizeof err);
     if (p == NULL) {
         fprintf(stderr, "heraldctl publish: kafka unavailable: %s\n", err);
         uv_loop_close(&loop);

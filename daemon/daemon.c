@@ -1,9 +1,11 @@
 /* daemon.c - wiring. Creation order follows dependencies (metrics, Redis, store, limiter, auth,
- * API, listeners); shutdown runs the other way: stop accepting, let requests in flight finish
- * within shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners.
- */
+ * API; then the dispatcher: templates, Expo, DLQ producer, claims, receipts, pipeline, consumer;
+ * then the listeners), so every module gets all it needs at create; options come from
+ * options.c. Shutdown runs the other way: stop accepting, let requests in flight finish within
+ * shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners. */
 #include "daemon/daemon.h"
 #include "core/file.h"
+#include "daemon/options.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -50,6 +52,8 @@ struct disp_daemon {
     /* dispatcher (only when Kafka is configured) */
     queue_embedded_t *embedded;
     queue_consumer_t *consumer;
+    queue_producer_t *dlq;
+    disp_claims_t *claims;
     expo_client_t *expo;
     char *expo_token;
     expo_shared_rate_t *shared_rate;
@@ -64,40 +68,6 @@ struct disp_daemon {
     bool stopping;
     int exit_code;
 };
-
-static tok_auth_t *make_auth(const conf_t *c, char *err, size_t errlen)
-{
-    tok_auth_opts_t o = {0};
-    char *secret = NULL, *jwks = NULL;
-    size_t slen = 0;
-    tok_auth_t *a = NULL;
-    if (*c->auth_jwt_hs256_secret_file) {
-        unsigned char *raw;
-        if (tok_auth_read_secret_file(c->auth_jwt_hs256_secret_file, &raw, &slen, err, errlen))
-            return NULL;
-        secret = (char *)raw;
-    } else if (*c->auth_jwt_hs256_secret) {
-        secret = xstrdup(c->auth_jwt_hs256_secret);
-        slen = strlen(secret);
-    }
-    if (*c->auth_jwt_jwks_file) {
-        if (file_read(c->auth_jwt_jwks_file, 1 << 20, &jwks, NULL, err, errlen) != 0)
-            goto done;
-    }
-    o.hs256_secret = (const unsigned char *)secret;
-    o.hs256_secret_len = slen;
-    o.jwks_json = jwks;
-    o.issuer = c->auth_jwt_issuer;
-    o.audience = c->auth_jwt_audience;
-    o.leeway_s = c->auth_jwt_leeway_s;
-    a = tok_auth_create(&o, err, errlen);
-done:
-    if (secret)
-        memset(secret, 0, slen);
-    free(secret);
-    free(jwks);
-    return a;
-}
 
 static bool redis_ready(void *arg, char *reason, size_t len)
 {
@@ -118,35 +88,16 @@ static void on_admin(http_req_t *req, void *arg)
     disp_admin_handle(arg, req);
 }
 
-static tok_rl_limits_t limits_of(const conf_t *c)
-{
-    tok_rl_limits_t l = {c->ratelimit_user_rate, c->ratelimit_user_burst, c->ratelimit_ip_rate,
-                         c->ratelimit_ip_burst};
-    return l;
-}
-
 static int make_listeners(disp_daemon_t *d, char *err, size_t errlen)
 {
-    const conf_t *c = d->conf;
-    disp_http_opts_t ho = {.name = "api",
-                           .listen = c->http_listen,
-                           .max_body = c->http_max_body_bytes,
-                           .max_connections = c->http_max_connections,
-                           .connection_timeout_s = c->http_connection_timeout_s,
-                           .reuse_port = 1,
-                           .max_connections_per_ip = c->http_max_connections_per_ip,
-                           .request_timeout_s = c->http_request_timeout_s,
-                           .metrics = d->metrics};
+    disp_http_opts_t ho, ao;
+    daemon_api_listener_opts(d->conf, &ho);
+    ho.metrics = d->metrics;
     d->http = disp_http_create(&d->loop, &ho, on_api, d->api, err, errlen);
     if (d->http == NULL)
         return -1;
-    disp_http_opts_t ao = {.name = "admin",
-                           .listen = c->admin_listen,
-                           .max_body = 1024,
-                           .max_connections = 64,
-                           .connection_timeout_s = 30,
-                           .request_timeout_s = c->http_request_timeout_s,
-                           .metrics = d->metrics};
+    daemon_admin_listener_opts(d->conf, &ao);
+    ao.metrics = d->metrics;
     d->admin_http = disp_http_create(&d->loop, &ao, on_admin, d->admin, err, errlen);
     return d->admin_http ? 0 : -1;
 }
@@ -159,31 +110,34 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     if (*c->redis_password_file &&
         file_read_secret(c->redis_password_file, 4096, &pw, &pwlen, err, errlen) != 0)
         return -1;
-    db_opts_t dbo = {c->redis_url, pw, c->redis_timeout_ms, d->metrics, "main"};
+    db_opts_t dbo;
+    daemon_db_opts(c, pw, &dbo);
+    dbo.metrics = d->metrics;
     d->db = db_create(&d->loop, &dbo, err, errlen);
     free(pw);
     if (d->db == NULL)
         return -1;
     d->store = tok_store_redis_create(d->db, c->redis_prefix, NULL, c->tokens_max_devices_per_user);
-    d->sweep = tok_sweep_create(&d->loop, d->db, c, d->metrics);
+    tok_sweep_opts_t so;
+    daemon_sweep_opts(c, &so);
+    d->sweep = tok_sweep_create(&d->loop, d->db, &so, d->metrics);
     d->rl = tok_rl_create(d->db, c->redis_prefix);
-    if (strcmp(c->auth_mode, "jwt") == 0 && (d->auth = make_auth(c, err, errlen)) == NULL)
+    if (strcmp(c->auth_mode, "jwt") == 0 && (d->auth = daemon_auth(c, err, errlen)) == NULL)
         return -1;
     if (strcmp(c->auth_mode, "trusted-header") == 0)
         LOG(LOG_LVL_WARN,
             "auth.mode = trusted-header: the user id is taken from a request header "
             "without verification; only run this behind a gateway that sets it",
             LKS("header", c->auth_trusted_header));
-    tok_api_opts_t ao = {d->store,
-                         d->auth,
-                         d->auth ? NULL : c->auth_trusted_header,
-                         d->rl,
-                         limits_of(c),
-                         c->tokens_ttl_days,
-                         c->http_trust_forwarded_for,
-                         true,
-                         d->metrics,
-                         NULL};
+    tok_api_opts_t ao = {.store = d->store,
+                         .auth = d->auth,
+                         .trusted_header = d->auth ? NULL : c->auth_trusted_header,
+                         .ratelimit = d->rl,
+                         .limits = daemon_rl_limits(c),
+                         .ttl_days = c->tokens_ttl_days,
+                         .trust_forwarded_for = c->http_trust_forwarded_for,
+                         .access_log = true,
+                         .metrics = d->metrics};
     d->api = tok_api_create(&ao);
     tok_api_set_limits(d->api, &ao.limits, c->ratelimit_enabled);
     d->admin = disp_admin_create(d->metrics);
@@ -195,8 +149,7 @@ static int make_expo(disp_daemon_t *d, char *err, size_t errlen)
 {
     const conf_t *c = d->conf;
     expo_opts_t eo;
-    expo_opts_init(&eo);
-    if (expo_opts_from_conf(&eo, c, &d->expo_token, err, errlen) != 0)
+    if (daemon_expo_opts(c, &eo, &d->expo_token, err, errlen) != 0)
         return -1;
     if (c->expo_shared_rate_limit && c->expo_rate_per_sec > 0) {
         d->shared_rate = expo_shared_rate_create(d->db, c->redis_prefix, c->expo_rate_per_sec);
@@ -208,34 +161,63 @@ static int make_expo(disp_daemon_t *d, char *err, size_t errlen)
     return 0;
 }
 
-static int make_receipts(disp_daemon_t *d, char *err, size_t errlen)
+/* The receipts poller and the pipeline need each other: the poller's callback reaches the
+ * pipeline through the daemon, which has it by the time the poller starts. */
+static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                       const char *message, void *arg)
 {
-    const conf_t *c = d->conf;
-    expo_receipts_opts_t ro;
-    expo_receipts_opts_init(&ro);
-    ro.url = c->expo_url;
-    ro.access_token = d->expo_token && *d->expo_token ? d->expo_token
-                      : *c->expo_access_token         ? c->expo_access_token
-                                                      : NULL;
-    ro.prefix = c->redis_prefix;
-    ro.poll_interval_s = c->expo_receipt_poll_interval_s;
-    ro.timeout_ms = c->expo_timeout_ms;
-    ro.on_receipt = disp_pipeline_on_receipt;
-    ro.arg = d->pipeline;
-    d->receipts = expo_receipts_create(&d->loop, d->db, &ro, d->metrics, err, errlen);
-    if (d->receipts == NULL)
-        return -1;
-    disp_pipeline_set_receipts(d->pipeline, d->receipts);
-    expo_receipts_start(d->receipts);
-    return 0;
+    disp_daemon_t *d = arg;
+    disp_pipeline_on_receipt(t, st, error, message, d->pipeline);
 }
 
-static const char *dlq_topic_of(const conf_t *c, char *buf, size_t len)
+static int make_receipts(disp_daemon_t *d, char *err, size_t errlen)
 {
-    if (*c->queue_dlq_topic)
-        return c->queue_dlq_topic;
-    snprintf(buf, len, "%.*s.dlq", (int)strcspn(c->queue_topics, ", "), c->queue_topics);
-    return buf;
+    expo_receipts_opts_t ro;
+    daemon_receipts_opts(d->conf, d->expo_token ? d->expo_token : d->conf->expo_access_token, &ro);
+    ro.on_receipt = on_receipt;
+    ro.arg = d;
+    d->receipts = expo_receipts_create(&d->loop, d->db, &ro, d->metrics, err, errlen);
+    return d->receipts ? 0 : -1;
+}
+
+static int make_queue_side(disp_daemon_t *d, char *err, size_t errlen)
+{
+    const conf_t *c = d->conf;
+    if (c->kafka_embedded) {
+        d->embedded = queue_embedded_start(c, 1, err, errlen);
+        if (d->embedded == NULL)
+            return -1;
+        LOG(LOG_LVL_WARN,
+            "kafka.embedded = true: running librdkafka's mock cluster (development "
+            "only)",
+            LKS("bootstrap", queue_embedded_bootstrap(d->embedded)));
+    }
+    queue_kafka_opts_t ko;
+    daemon_kafka_opts(c, &ko);
+    d->dlq = queue_producer_create(&d->loop, &ko, d->metrics, err, errlen);
+    return d->dlq ? 0 : -1;
+}
+
+static void make_pipeline(disp_daemon_t *d)
+{
+    const conf_t *c = d->conf;
+    disp_claims_redis_opts_t co;
+    daemon_claims_opts(c, &co);
+    d->claims = disp_claims_redis_create(d->db, &co);
+    d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
+    disp_pipeline_deps_t deps = {.loop = &d->loop,
+                                 .store = d->store,
+                                 .claims = d->claims,
+                                 .expo = d->expo,
+                                 .receipts = d->receipts,
+                                 .dlq = d->dlq,
+                                 .templates = d->templates,
+                                 .trace = d->trace,
+                                 .metrics = d->metrics};
+    char dlq[256];
+    disp_pipeline_opts_t po;
+    daemon_pipeline_opts(c, dlq, sizeof dlq, &po);
+    d->pipeline = disp_pipeline_create(&deps, &po);
 }
 
 /* The dispatcher runs when Kafka is configured (a broker list, or the embedded one). */
@@ -247,31 +229,20 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
                            "serving the registration API only");
         return 0;
     }
-    if ((d->templates = disp_templates_create(c, err, errlen)) == NULL ||
-        make_expo(d, err, errlen) != 0)
+    if ((d->templates = daemon_templates(c, err, errlen)) == NULL ||
+        make_expo(d, err, errlen) != 0 || make_queue_side(d, err, errlen) != 0 ||
+        make_receipts(d, err, errlen) != 0)
         return -1;
-    if (c->kafka_embedded) {
-        d->embedded = queue_embedded_start(c, 1, err, errlen);
-        if (d->embedded == NULL)
-            return -1;
-        LOG(LOG_LVL_WARN,
-            "kafka.embedded = true: running librdkafka's mock cluster (development "
-            "only)",
-            LKS("bootstrap", queue_embedded_bootstrap(d->embedded)));
-    }
-    d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
-    disp_pipeline_deps_t deps = {&d->loop, c,    d->db,        d->store, d->expo,
-                                 NULL,     NULL, d->templates, d->trace, d->metrics};
-    d->pipeline = disp_pipeline_create(&deps);
-    if (make_receipts(d, err, errlen) != 0)
-        return -1;
-    queue_handler_t h = {disp_pipeline_on_event, d->pipeline};
-    d->consumer = queue_consumer_create(&d->loop, c, d->metrics, &h, err, errlen);
+    make_pipeline(d);
+    queue_consumer_opts_t qo;
+    daemon_consumer_opts(c, &qo);
+    qo.handler = (queue_handler_t){.on_event = disp_pipeline_on_event, .arg = d->pipeline};
+    qo.dlq = d->dlq;
+    qo.metrics = d->metrics;
+    d->consumer = queue_consumer_create(&d->loop, &qo, err, errlen);
     if (d->consumer == NULL)
         return -1;
-    char dlq[256];
-    disp_pipeline_set_dlq(d->pipeline, queue_consumer_producer(d->consumer),
-                          dlq_topic_of(c, dlq, sizeof dlq));
+    expo_receipts_start(d->receipts);
     return 0;
 }
 
@@ -310,8 +281,12 @@ static void finish_shutdown(disp_daemon_t *d)
     d->db = NULL;
     expo_receipts_destroy(d->receipts);
     d->receipts = NULL;
+    queue_producer_destroy(d->dlq); /* before the consumer: its reports refer to tickets */
+    d->dlq = NULL;
     queue_consumer_destroy(d->consumer);
     d->consumer = NULL;
+    disp_pipeline_destroy(d->pipeline); /* every callback into it has run */
+    d->pipeline = NULL;
     disp_http_destroy(d->http);
     disp_http_destroy(d->admin_http);
     d->http = d->admin_http = NULL;
@@ -377,10 +352,10 @@ static void reload(disp_daemon_t *d)
     log_level_t lvl;
     if (log_level_parse(nc->log_level, &lvl) == 0)
         log_set_level(lvl);
-    tok_rl_limits_t l = limits_of(nc);
+    tok_rl_limits_t l = daemon_rl_limits(nc);
     tok_api_set_limits(d->api, &l, nc->ratelimit_enabled);
     if (d->pipeline) {
-        disp_templates_t *t = disp_templates_create(nc, err, sizeof err);
+        disp_templates_t *t = daemon_templates(nc, err, sizeof err);
         if (t == NULL) {
             LOG(LOG_LVL_ERROR, "templates not reloaded", LKS("error", err));
         } else {
@@ -442,13 +417,17 @@ fail:
     d->sweep = NULL;
     db_destroy(d->db);
     expo_receipts_destroy(d->receipts);
+    queue_producer_destroy(d->dlq);
     queue_consumer_destroy(d->consumer);
+    disp_pipeline_destroy(d->pipeline);
     disp_http_destroy(d->http);
     disp_http_destroy(d->admin_http);
     d->expo = NULL;
     d->db = NULL;
     d->receipts = NULL;
+    d->dlq = NULL;
     d->consumer = NULL;
+    d->pipeline = NULL;
     d->http = d->admin_http = NULL;
     uv_run(&d->loop, UV_RUN_DEFAULT);
     disp_daemon_destroy(d);
@@ -465,7 +444,8 @@ void disp_daemon_destroy(disp_daemon_t *d)
 {
     if (d == NULL)
         return;
-    disp_pipeline_destroy(d->pipeline);
+    disp_pipeline_destroy(d->pipeline); /* NULL unless the loop never ran to shutdown */
+    disp_claims_destroy(d->claims);
     disp_trace_destroy(d->trace);
     disp_templates_destroy(d->templates);
     expo_shared_rate_destroy(d->shared_rate);

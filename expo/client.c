@@ -6,12 +6,10 @@
  * while fewer than max_concurrent requests are in flight and the limiter has tokens. on_reply
  * maps tickets to items by position; whole-request failures go back through the delayed list
  * (backoff with full jitter) until max_attempts or max_retry_age_s. */
-#include "config/config.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
 #include "expo/client_int.h"
-#include "core/file.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/transport.h"
@@ -92,60 +90,6 @@ static uint64_t now_ms(const expo_client_t *c)
     return c->o.clock->mono_ms(c->o.clock->arg);
 }
 
-/* ---- options ---- */
-
-void expo_opts_init(expo_opts_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->url = "https://exp.host";
-    o->linger_ms = 5;
-    o->max_concurrent = 6;
-    o->rate_per_sec = 600;
-    o->max_attempts = 6;
-    o->max_retry_age_s = 600;
-    o->backoff_base_ms = 1000;
-    o->backoff_cap_ms = 60000;
-    o->timeout_ms = 30000;
-    o->http2 = true;
-    o->rate_window_ms = 1005;
-}
-
-static char *read_secret(const char *path, char *err, size_t errlen)
-{
-    char *tok, msg[400];
-    size_t n;
-    if (file_read_secret(path, 4096, &tok, &n, msg, sizeof msg) != 0) {
-        snprintf(err, errlen, "expo.access_token_file %s", msg);
-        return NULL;
-    }
-    return tok;
-}
-
-int expo_opts_from_conf(expo_opts_t *o, const struct conf *conf, char **token_out, char *err,
-                        size_t errlen)
-{
-    expo_opts_init(o);
-    *token_out = NULL;
-    o->url = conf->expo_url;
-    o->linger_ms = conf->expo_linger_ms;
-    o->max_concurrent = conf->expo_max_concurrent;
-    o->rate_per_sec = conf->expo_rate_per_sec;
-    o->max_attempts = conf->expo_max_attempts;
-    o->max_retry_age_s = conf->expo_max_retry_age_s;
-    o->backoff_base_ms = conf->expo_backoff_base_ms;
-    o->backoff_cap_ms = conf->expo_backoff_cap_ms;
-    o->timeout_ms = conf->expo_timeout_ms;
-    o->http2 = conf->expo_http2;
-    o->access_token = conf->expo_access_token;
-    if (conf->expo_access_token_file && *conf->expo_access_token_file) {
-        *token_out = read_secret(conf->expo_access_token_file, err, errlen);
-        if (!*token_out)
-            return -1;
-        o->access_token = *token_out;
-    }
-    return 0;
-}
-
 /* ---- metrics ---- */
 
 static void metrics_init(expo_client_t *c, metric_reg_t *reg)
@@ -208,7 +152,7 @@ static proj_t *get_proj(expo_client_t *c, const char *name)
             return p;
     proj_t *p = xcalloc(1, sizeof *p);
     p->name = xstrdup(name);
-    expo_window_init(&p->window, c->o.rate_per_sec, (uint64_t)c->o.rate_window_ms);
+    expo_window_init(&p->window, c->o.rate_per_sec, EXPO_RATE_WINDOW_MS);
     p->next = c->projs;
     c->projs = p;
     return p;
@@ -743,7 +687,8 @@ static bool opts_ok(const expo_opts_t *o, char *err, size_t errlen)
     if (!o->url || strncmp(o->url, "http", 4) != 0)
         snprintf(err, errlen, "expo.url must be an http:// or https:// URL");
     else if (o->max_concurrent < 1 || o->max_attempts < 1 || o->linger_ms < 0 ||
-             o->rate_per_sec < 0 || o->backoff_base_ms < 1 || o->timeout_ms < 1)
+             o->rate_per_sec < 0 || o->backoff_base_ms < 1 || o->backoff_cap_ms < 1 ||
+             o->max_retry_age_s < 1 || o->timeout_ms < 1)
         snprintf(err, errlen, "expo options out of range");
     else
         return true;

@@ -95,32 +95,30 @@ typedef struct expo_rate_hook {
 
 typedef struct expo_transport expo_transport_t;
 
+/* The Expo client's options. Every field is required (a zero is taken as given, and
+ * expo_client_create refuses values out of range); herald fills them from the configuration in
+ * one place (daemon/options.c), whose table holds the defaults. */
 typedef struct expo_opts {
-    const char *url;          /* base URL, "https://exp.host" */
+    const char *url;          /* base URL (expo.url) */
     const char *access_token; /* bearer token or NULL/"" */
-    long linger_ms;           /* wait this long for a batch to fill (default 5) */
-    long max_concurrent;      /* requests in flight (default 6) */
-    long rate_per_sec;        /* per project; 0 = unlimited (default 600) */
-    long rate_window_ms;      /* ... in any window this long (default 1005: 5 ms for jitter) */
-    long max_attempts;        /* requests per message before giving up (default 6) */
-    long max_retry_age_s;     /* give up retrying this long after expo_send (default 600) */
-    long backoff_base_ms;     /* default 1000 */
-    long backoff_cap_ms;      /* default 60000 */
-    long timeout_ms;          /* per request (default 30000) */
-    bool http2;               /* offer h2 over TLS (default true) */
+    long linger_ms;           /* wait this long for a batch to fill (expo.linger_ms) */
+    long max_concurrent;      /* requests in flight (expo.max_concurrent) */
+    long rate_per_sec;        /* per project in any EXPO_RATE_WINDOW_MS; 0 = unlimited */
+    long max_attempts;        /* requests per message before giving up (expo.max_attempts) */
+    long max_retry_age_s;     /* give up retrying this long after expo_send */
+    long backoff_base_ms;     /* expo.backoff_base_ms */
+    long backoff_cap_ms;      /* expo.backoff_cap_ms */
+    long timeout_ms;          /* per request (expo.timeout_ms) */
+    bool http2;               /* offer h2 over TLS (expo.http2) */
     const clk_t *clock;       /* borrowed; NULL: the system clock */
-    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local token bucket only */
+    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local limiter only */
     expo_transport_t *transport;       /* takes; NULL: the libcurl transport on the loop */
     uint64_t (*rnd)(void);             /* jitter source; NULL: rand_u64 */
 } expo_opts_t;
 
-struct conf;
-/* Defaults as documented above. */
-void expo_opts_init(expo_opts_t *o);
-/* Fills o from conf (strings borrowed from conf). Reads expo.access_token_file when set into
- * *token_out (new, free with free()); returns 0 or -1 with a sentence in err. */
-int expo_opts_from_conf(expo_opts_t *o, const struct conf *conf, char **token_out, char *err,
-                        size_t errlen);
+/* The send-rate limiter's window: rate_per_sec sends in any window this long (5 ms of slack for
+ * timer jitter, so a sliding-window server never sees rate + 1 in its second). */
+#define EXPO_RATE_WINDOW_MS 1005
 
 typedef struct expo_client expo_client_t;
 

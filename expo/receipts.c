@@ -38,19 +38,6 @@ typedef struct claim {
     buf_t body;
 } claim_t;
 
-void expo_receipts_opts_init(expo_receipts_opts_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->url = "https://exp.host";
-    o->prefix = "herald:";
-    o->poll_interval_s = 5;
-    o->lease_s = 60;
-    o->retry_base_s = 60;
-    o->retry_cap_s = 3600;
-    o->give_up_s = 86400;
-    o->timeout_ms = 30000;
-}
-
 static int64_t now_s(const expo_receipts_t *r)
 {
     return r->o.clock->wall_ms(r->o.clock->arg) / 1000;
@@ -63,6 +50,10 @@ expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_rece
 {
     if (!o->on_receipt || !o->url || !o->prefix) {
         snprintf(err, errlen, "receipts: on_receipt, url and prefix are required");
+        return NULL;
+    }
+    if (o->poll_interval_s < 1 || o->timeout_ms < 1) {
+        snprintf(err, errlen, "receipts: poll_interval_s and timeout_ms must be positive");
         return NULL;
     }
     if (strlen(o->prefix) > KEY_PREFIX_MAX) {
@@ -316,7 +307,7 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
                 cred = x;
             report(r, &t, st, x->error, x->message);
             done[nd++] = t.ticket_id;
-        } else if (t.sent_at_s == 0 || now - t.sent_at_s >= r->o.give_up_s) {
+        } else if (t.sent_at_s == 0 || now - t.sent_at_s >= EXPO_RCPT_GIVE_UP_S) {
             report(r, &t, EXPO_RCPT_MISSING, "receipt_missing", "no receipt within 24 h");
             done[nd++] = t.ticket_id;
         } else {
@@ -327,8 +318,8 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
     run_ids(r, r->s_forget, (const char *[]){r->ticket_stem}, 1, done, nd);
     char n0[24], b[24], cap[24];
     snprintf(n0, sizeof n0, "%lld", (long long)now);
-    snprintf(b, sizeof b, "%ld", r->o.retry_base_s);
-    snprintf(cap, sizeof cap, "%ld", r->o.retry_cap_s);
+    snprintf(b, sizeof b, "%d", EXPO_RCPT_RETRY_BASE_S);
+    snprintf(cap, sizeof cap, "%d", EXPO_RCPT_RETRY_CAP_S);
     run_ids(r, r->s_postpone, (const char *[]){r->ticket_stem, n0, b, cap}, 4, later, nl);
     free(done);
     free(later);
@@ -412,7 +403,7 @@ void expo_receipts_poll_now(expo_receipts_t *r)
     int64_t now = now_s(r);
     char a[3][24];
     snprintf(a[0], sizeof a[0], "%lld", (long long)now);
-    snprintf(a[1], sizeof a[1], "%lld", (long long)(now + r->o.lease_s));
+    snprintf(a[1], sizeof a[1], "%lld", (long long)(now + EXPO_RCPT_LEASE_S));
     snprintf(a[2], sizeof a[2], "%d", EXPO_MAX_RECEIPT_IDS);
     const char *argv[] = {r->zkey, a[0], a[1], a[2], r->ticket_stem};
     db_eval(r->db, r->s_claim, on_claimed, r, 1, 5, argv, NULL);

@@ -41,26 +41,32 @@ typedef enum {
 typedef void (*expo_receipt_fn)(const expo_ticket_info_t *t, expo_rcpt_status_t st,
                                 const char *error, const char *message, void *arg);
 
+/* Every field is required except clock and transport; herald fills them from the configuration
+ * in one place (daemon/options.c). */
 typedef struct expo_receipts_opts {
-    const char *url;          /* base URL (expo.url) */
-    const char *access_token; /* or NULL */
-    const char *prefix;       /* Redis key prefix ("herald:") */
-    long poll_interval_s;     /* expo.receipt_poll_interval_s */
-    long lease_s;             /* claim lease (default 60) */
-    long retry_base_s;        /* first re-check of an id not ready yet (default 60), doubling */
-    long retry_cap_s;         /* default 3600 */
-    long give_up_s;           /* after sentAt (default 86400) */
-    long timeout_ms;
+    const char *url;            /* base URL (expo.url) */
+    const char *access_token;   /* or NULL */
+    const char *prefix;         /* Redis key prefix (redis.prefix) */
+    long poll_interval_s;       /* expo.receipt_poll_interval_s, >= 1 */
+    long timeout_ms;            /* per getReceipts request (expo.timeout_ms), >= 1 */
     expo_receipt_fn on_receipt; /* required */
     void *arg;
     const clk_t *clock;          /* borrowed; NULL: system */
     expo_transport_t *transport; /* takes; NULL: libcurl */
 } expo_receipts_opts_t;
 
+/* How ids are re-checked: a claim holds an id for EXPO_RCPT_LEASE_S; an id whose receipt is not
+ * ready yet is checked again after EXPO_RCPT_RETRY_BASE_S, doubling up to EXPO_RCPT_RETRY_CAP_S;
+ * EXPO_RCPT_GIVE_UP_S after sending (Expo keeps receipts for a day) it is reported missing. */
+#define EXPO_RCPT_LEASE_S 60
+#define EXPO_RCPT_RETRY_BASE_S 60
+#define EXPO_RCPT_RETRY_CAP_S 3600
+#define EXPO_RCPT_GIVE_UP_S 86400
+
 typedef struct expo_receipts expo_receipts_t;
 
-void expo_receipts_opts_init(expo_receipts_opts_t *o);
-/* new: free with expo_receipts_destroy. db and metrics borrowed. */
+/* new: free with expo_receipts_destroy. db and metrics borrowed. NULL with a sentence in err
+ * when an option is missing or out of range. */
 expo_receipts_t *expo_receipts_create(uv_loop_t *loop, db_t *db, const expo_receipts_opts_t *o,
                                       metric_reg_t *metrics, char *err, size_t errlen);
 /* Stops polling and cancels a getReceipts request in flight. Redis commands already issued still

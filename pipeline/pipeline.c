@@ -7,7 +7,6 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
-#include "db/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,12 +60,10 @@ typedef struct ok_batch {
 
 struct disp_pipeline {
     disp_pipeline_deps_t d;
-    char *prefix;
+    long receipt_delay_s;
     char *dlq_topic;
-    db_script_t *claim;
-    db_script_t *done_many;
-    ok_batch_t *ok;   /* collecting; NULL when empty */
-    bool ok_deferred; /* a flush of `ok` is scheduled */
+    ok_batch_t *ok;    /* collecting; NULL when empty */
+    uv_idle_t ok_idle; /* flushes `ok` once the loop turn's callbacks have run */
     job_t *jobs;
     size_t njobs;
     bool aborted;
@@ -238,46 +235,28 @@ static void lookup(job_t *j)
 
 /* ---- claim ---------------------------------------------------------------------------------- */
 
-/* KEYS: one dedup mark per device. ARGV[1]: pending TTL seconds.
- * Returns per key: 1 claimed now, 0 already done, -1 pending (another attempt holds it). */
-static const char claim_lua[] = "local r = {}\n"
-                                "for i, k in ipairs(KEYS) do\n"
-                                "  local v = redis.call('GET', k)\n"
-                                "  if not v then\n"
-                                "    redis.call('SET', k, 'pending', 'EX', ARGV[1])\n"
-                                "    r[i] = 1\n"
-                                "  elseif v == 'done' then r[i] = 0\n"
-                                "  else r[i] = -1 end\n"
-                                "end\n"
-                                "return r\n";
-
-static void mark_key(const job_t *j, const pdev_t *dv, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%ssent:%s:%s", j->p->prefix, j->key, dv->rec.device_id);
-}
-
 static void send_dev(pdev_t *dv);
 
-static void on_claimed(int status, const db_reply_t *reply, void *arg)
+static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
 {
     job_t *j = arg;
     if (j->p->aborted)
         return;
-    if (status != DB_OK || db_reply_type(reply) != DB_REPLY_ARRAY) {
+    if (status != DISP_CLAIMS_OK) {
         retry_later(j, claim, "claim");
         return;
     }
     size_t k = 0;
     bool waiting = false;
-    for (size_t i = 0; i < j->ndevs; i++) {
+    for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
             continue;
-        long long v = db_reply_int(db_reply_elem(reply, k++));
-        if (v == 1) {
+        disp_claim_t v = res[k++];
+        if (v == DISP_CLAIM_CLAIMED) {
             dv->state = DEV_SENDING;
             send_dev(dv);
-        } else if (v == 0) {
+        } else if (v == DISP_CLAIM_DONE) {
             dv->state = DEV_DONE;
             TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
                   LKS("detail", "already delivered for this event"));
@@ -297,34 +276,26 @@ static void on_claimed(int status, const db_reply_t *reply, void *arg)
 
 static void claim(job_t *j)
 {
-    char ttl[24];
     size_t n = 0;
-    const char **argv = xcalloc(j->ndevs + 1, sizeof *argv);
-    char(*keys)[320] = xcalloc(j->ndevs + 1, sizeof *keys);
+    const char **devices = xcalloc(j->ndevs, sizeof *devices);
     for (size_t i = 0; i < j->ndevs; i++) {
-        if (j->devs[i].state != DEV_NEW && j->devs[i].state != DEV_WAITING)
-            continue;
-        mark_key(j, &j->devs[i], keys[n], sizeof keys[n]);
-        argv[n] = keys[n];
-        n++;
+        if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
+            devices[n++] = j->devs[i].rec.device_id;
     }
-    snprintf(ttl, sizeof ttl, "%ld", j->p->d.conf->dedup_pending_ttl_s);
-    argv[n] = ttl;
-    db_eval(j->p->d.db, j->p->claim, on_claimed, j, (int)n, (int)n + 1, argv, NULL);
-    free(argv);
-    free(keys);
+    disp_claims_claim(j->p->d.claims, j->key, devices, n, on_claimed, j);
+    free(devices);
 }
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
 
 static void mark_done(pdev_t *dv);
 
-static void on_marked(int status, const db_reply_t *reply, void *arg)
+static void on_marked(int status, void *arg)
 {
     pdev_t *dv = arg;
     if (dv->job->p->aborted)
         return;
-    if (status != DB_OK || db_reply_type(reply) == DB_REPLY_ERROR) {
+    if (status != DISP_CLAIMS_OK) {
         dev_retry(dv, mark_done, "mark-done");
         return;
     }
@@ -334,10 +305,8 @@ static void on_marked(int status, const db_reply_t *reply, void *arg)
 
 static void mark_done(pdev_t *dv)
 {
-    char key[320], ttl[24];
-    mark_key(dv->job, dv, key, sizeof key);
-    snprintf(ttl, sizeof ttl, "%ld", dv->job->p->d.conf->dedup_done_ttl_s);
-    db_cmd(dv->job->p->d.db, on_marked, dv, "SET", key, "done", "EX", ttl, NULL);
+    disp_claim_ref_t ref = {.event = dv->job->key, .device = dv->rec.device_id};
+    disp_claims_mark_done(dv->job->p->d.claims, &ref, 1, on_marked, dv);
 }
 
 static void dev_finished(pdev_t *dv)
@@ -370,24 +339,17 @@ static void schedule_receipt(pdev_t *dv)
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id,
                             dv->rec.token, j->ev->job_id,   now_s};
-    expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->d.conf->expo_receipt_delay_s,
-                           on_scheduled, dv);
+    expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
+                           dv);
 }
 
-/* KEYS: dedup marks. ARGV[1]: done TTL seconds. */
-static const char done_many_lua[] = "for _, k in ipairs(KEYS) do\n"
-                                    "  redis.call('SET', k, 'done', 'EX', ARGV[1])\n"
-                                    "end\n"
-                                    "return #KEYS\n";
-
-static void on_batch_marked(int status, const db_reply_t *reply, void *arg)
+static void on_batch_marked(int status, void *arg)
 {
     ok_batch_t *b = arg;
     if (!b->p->aborted) {
-        bool ok = status == DB_OK && db_reply_type(reply) != DB_REPLY_ERROR;
         for (size_t i = 0; i < b->n; i++) {
             pdev_t *dv = b->devs[i];
-            if (!ok) {
+            if (status != DISP_CLAIMS_OK) {
                 dev_retry(dv, mark_done, "mark-done");
                 continue;
             }
@@ -412,18 +374,12 @@ static void on_batch_scheduled(int status, void *arg)
         free(b);
         return;
     }
-    char ttl[24];
-    const char **argv = xcalloc(b->n + 1, sizeof *argv);
-    char(*keys)[320] = xcalloc(b->n, sizeof *keys);
-    for (size_t i = 0; i < b->n; i++) {
-        mark_key(b->devs[i]->job, b->devs[i], keys[i], sizeof keys[i]);
-        argv[i] = keys[i];
-    }
-    snprintf(ttl, sizeof ttl, "%ld", p->d.conf->dedup_done_ttl_s);
-    argv[b->n] = ttl;
-    db_eval(p->d.db, p->done_many, on_batch_marked, b, (int)b->n, (int)b->n + 1, argv, NULL);
-    free(argv);
-    free(keys);
+    disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
+    for (size_t i = 0; i < b->n; i++)
+        refs[i] =
+            (disp_claim_ref_t){.event = b->devs[i]->job->key, .device = b->devs[i]->rec.device_id};
+    disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
+    free(refs);
 }
 
 static void flush_ok(disp_pipeline_t *p)
@@ -443,15 +399,15 @@ static void flush_ok(disp_pipeline_t *p)
         t[i] = (expo_ticket_info_t){dv->ticket,    dv->rec.user_id,     dv->rec.device_id,
                                     dv->rec.token, dv->job->ev->job_id, now_s};
     }
-    expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->d.conf->expo_receipt_delay_s,
-                           on_batch_scheduled, b);
+    expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
+                           b);
     free(t);
 }
 
-static void on_ok_defer(void *arg)
+static void on_ok_idle(uv_idle_t *h)
 {
-    disp_pipeline_t *p = arg;
-    p->ok_deferred = false;
+    disp_pipeline_t *p = h->data;
+    uv_idle_stop(&p->ok_idle);
     flush_ok(p);
 }
 
@@ -467,10 +423,10 @@ static void ok_durable(pdev_t *dv)
     }
     p->ok->devs[p->ok->n++] = dv;
     if (p->ok->n == OK_BATCH_MAX) {
+        uv_idle_stop(&p->ok_idle);
         flush_ok(p);
-    } else if (!p->ok_deferred) {
-        p->ok_deferred = true;
-        db_defer(p->d.db, on_ok_defer, p);
+    } else if (!uv_is_active((uv_handle_t *)&p->ok_idle)) {
+        uv_idle_start(&p->ok_idle, on_ok_idle);
     }
 }
 
@@ -547,9 +503,8 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
     };
-    int rc = p->d.dlq ? queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len,
-                                      h, 5, on_dlq_delivered, dv)
-                      : QUEUE_ECLOSED;
+    int rc = queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len, h, 5,
+                           on_dlq_delivered, dv);
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
     buf_cleanup(&v);
@@ -673,13 +628,15 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
+disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
+                                      const disp_pipeline_opts_t *opts)
 {
     disp_pipeline_t *p = xcalloc(1, sizeof *p);
     p->d = *deps;
-    p->prefix = xstrdup(deps->conf->redis_prefix);
-    p->claim = db_script(deps->db, claim_lua);
-    p->done_many = db_script(deps->db, done_many_lua);
+    p->receipt_delay_s = opts->receipt_delay_s;
+    p->dlq_topic = xstrdup(opts->dlq_topic);
+    uv_idle_init(deps->loop, &p->ok_idle);
+    p->ok_idle.data = p;
     metric_reg_t *m = deps->metrics;
     p->m_devices =
         metric_counter_new(m, "herald_devices_total",
@@ -698,21 +655,9 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
     return p;
 }
 
-void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq, const char *dlq_topic)
-{
-    p->d.dlq = dlq;
-    free(p->dlq_topic);
-    p->dlq_topic = xstrdup(dlq_topic);
-}
-
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t)
 {
     p->d.templates = t;
-}
-
-void disp_pipeline_set_receipts(disp_pipeline_t *p, expo_receipts_t *r)
-{
-    p->d.receipts = r;
 }
 
 void disp_pipeline_abort(disp_pipeline_t *p)
@@ -725,6 +670,11 @@ size_t disp_pipeline_jobs(const disp_pipeline_t *p)
     return p->njobs;
 }
 
+static void on_idle_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void disp_pipeline_destroy(disp_pipeline_t *p)
 {
     if (p == NULL)
@@ -732,7 +682,7 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
     while (p->jobs)
         job_free(p->jobs); /* tickets abandoned: the consumer is gone, Kafka redelivers */
     free(p->ok);
-    free(p->prefix);
+    p->ok = NULL;
     free(p->dlq_topic);
-    free(p);
+    uv_close((uv_handle_t *)&p->ok_idle, on_idle_closed);
 }

@@ -99,35 +99,32 @@ static int parse_notify(disp_templates_t *t, const char *list, char *err, size_t
     return 0;
 }
 
-static int apply_conf(disp_templates_t *t, const conf_t *c, char *err, size_t errlen)
+static int apply_field(disp_templates_t *t, const disp_template_field_t *o, char *err,
+                       size_t errlen)
 {
-    for (size_t i = 0; i < c->ntemplates; i++) {
-        const char *key = c->templates[i].key + strlen("templates.");
-        if (strcmp(key, "notify") == 0)
-            continue;
-        const char *dot = strrchr(key, '.');
-        char name[40];
-        snprintf(name, sizeof name, "%.*s", (int)(dot - key), key);
-        int f = 0;
-        while (f < NFIELDS && strcmp(field_names[f], dot + 1) != 0)
-            f++;
-        const char *v = c->templates[i].value;
-        if (f == F_PRIORITY && *v && strcmp(v, "default") && strcmp(v, "normal") &&
-            strcmp(v, "high")) {
-            snprintf(err, errlen, "templates.%s: priority must be default, normal or high", key);
-            return -1;
-        }
-        if (f == F_TTL && *v && strspn(v, "0123456789") != strlen(v)) {
-            snprintf(err, errlen, "templates.%s: ttl must be a number of seconds", key);
-            return -1;
-        }
-        set_field(get_or_add(t, name), f, v);
+    int f = 0;
+    while (f < NFIELDS && strcmp(field_names[f], o->field) != 0)
+        f++;
+    const char *v = o->value;
+    if (f == NFIELDS || strlen(o->name) >= sizeof t->t[0].name) {
+        snprintf(err, errlen, "templates.%s.%s: unknown template field", o->name, o->field);
+        return -1;
     }
-    const char *notify = conf_template_get(c, "notify", NULL);
-    return parse_notify(t, notify ? notify : "COMPLETED,FAILED", err, errlen);
+    if (f == F_PRIORITY && *v && strcmp(v, "default") && strcmp(v, "normal") && strcmp(v, "high")) {
+        snprintf(err, errlen, "templates.%s.%s: priority must be default, normal or high", o->name,
+                 o->field);
+        return -1;
+    }
+    if (f == F_TTL && *v && strspn(v, "0123456789") != strlen(v)) {
+        snprintf(err, errlen, "templates.%s.%s: ttl must be a number of seconds", o->name,
+                 o->field);
+        return -1;
+    }
+    set_field(get_or_add(t, o->name), f, v);
+    return 0;
 }
 
-disp_templates_t *disp_templates_create(const conf_t *conf, char *err, size_t errlen)
+disp_templates_t *disp_templates_create(const disp_templates_opts_t *o, char *err, size_t errlen)
 {
     disp_templates_t *t = xcalloc(1, sizeof *t);
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
@@ -139,11 +136,16 @@ disp_templates_t *disp_templates_create(const conf_t *conf, char *err, size_t er
         set_field(x, F_SOUND, "default");
         set_field(x, F_PRIORITY, "high");
     }
-    if (apply_conf(t, conf, err, errlen) != 0) {
-        disp_templates_destroy(t);
-        return NULL;
+    for (size_t i = 0; i < o->nfields; i++) {
+        if (apply_field(t, &o->fields[i], err, errlen) != 0)
+            goto fail;
     }
+    if (parse_notify(t, o->notify ? o->notify : "", err, errlen) != 0)
+        goto fail;
     return t;
+fail:
+    disp_templates_destroy(t);
+    return NULL;
 }
 
 void disp_templates_destroy(disp_templates_t *t)

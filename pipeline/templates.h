@@ -9,7 +9,6 @@
 #ifndef HERALD_DISPATCHER_TEMPLATES_H
 #define HERALD_DISPATCHER_TEMPLATES_H
 
-#include "config/config.h"
 #include "core/buf.h"
 #include "expo/expo.h"
 #include "queue/event.h"
@@ -18,8 +17,22 @@
 
 typedef struct disp_templates disp_templates_t;
 
-/* new: NULL with a sentence in err (unknown status in templates.notify, bad priority, ...). */
-disp_templates_t *disp_templates_create(const conf_t *conf, char *err, size_t errlen);
+/* One override of a built-in text: templates.<name>.<field> = value. */
+typedef struct disp_template_field {
+    const char *name;  /* template name: "COMPLETED", "BATCH_COMPLETED", ... */
+    const char *field; /* one of the fields above */
+    const char *value; /* "" clears the field */
+} disp_template_field_t;
+
+typedef struct disp_templates_opts {
+    const char *notify; /* statuses that notify, comma-separated (templates.notify) */
+    const disp_template_field_t *fields; /* applied in order over the built-in texts */
+    size_t nfields;
+} disp_templates_opts_t;
+
+/* new: o and its strings are read during the call. NULL with a sentence in err (unknown status
+ * in notify, unknown field, bad priority or ttl, ...). */
+disp_templates_t *disp_templates_create(const disp_templates_opts_t *o, char *err, size_t errlen);
 void disp_templates_destroy(disp_templates_t *t);
 /* Whether events of this status (batch or not) produce a notification. */
 bool disp_templates_notifies(const disp_templates_t *t, const queue_event_t *ev);

@@ -46,10 +46,20 @@ typedef struct queue_delivery {
 /* dr and its strings are borrowed for the duration of the call. */
 typedef void (*queue_produce_cb)(const queue_delivery_t *dr, void *arg);
 
-/* new: a producer with conf->kafka passthrough (bootstrap servers resolved as for the consumer).
- * metrics may be NULL. Free with queue_producer_destroy. */
-queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, metric_reg_t *metrics,
-                                        char *err, size_t errlen);
+/* How to reach Kafka: the librdkafka properties (kafka.* passthrough) and, when
+ * bootstrap.servers is not among them, the embedded development broker whose address is in
+ * <runtime_dir>/kafka.bootstrap (see queue/embedded.h). Everything borrowed during the call. */
+typedef struct queue_kafka_opts {
+    const conf_kv_t *props; /* in order; later ones win */
+    size_t nprops;
+    bool embedded;           /* kafka.embedded */
+    const char *runtime_dir; /* runtime.dir */
+} queue_kafka_opts_t;
+
+/* new: a producer with kafka's properties. metrics may be NULL. Free with
+ * queue_producer_destroy. */
+queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_t *kafka,
+                                        metric_reg_t *metrics, char *err, size_t errlen);
 /* Copies key/value/headers (all borrowed) and queues the message. Returns 0 and cb fires exactly
  * once later on the loop; or a negative QUEUE_E* code (QUEUE_EFULL, QUEUE_ERR) and cb never
  * fires. key may be NULL. */
@@ -72,21 +82,33 @@ typedef struct queue_handler {
     void *arg;
 } queue_handler_t;
 
-/* Backpressure: at most conf->queue_max_in_flight events are with the handler; up to half as
- * many more wait decoded in the consumer. When both are full every assigned partition is paused
- * (polling goes on, so the group membership is kept); fetching resumes once the waiting ones
- * have all been handed out.
+typedef struct queue_consumer_opts {
+    queue_kafka_opts_t kafka;
+    const char *topics;    /* comma-separated (queue.topics) */
+    const char *dlq_topic; /* for undecodable values; NULL or "": "<source topic>.dlq" */
+    long max_in_flight;    /* events with the handler at once (queue.max_in_flight), >= 1 */
+    long max_event_bytes;  /* larger values go to the DLQ (queue.max_event_bytes) */
+    queue_handler_t handler;
+    /* borrowed: the producer for the DLQ, shared with the handler's own DLQ records; destroy it
+     * before the consumer (its delivery reports refer to the consumer's tickets). NULL: the
+     * consumer makes and owns one. */
+    queue_producer_t *dlq;
+    metric_reg_t *metrics; /* borrowed; may be NULL */
+} queue_consumer_opts_t;
+
+/* Backpressure: at most max_in_flight events are with the handler; up to half as many more wait
+ * decoded in the consumer. When both are full every assigned partition is paused (polling goes
+ * on, so the group membership is kept); fetching resumes once the waiting ones have all been
+ * handed out.
  *
- * new: creates the consumer and subscribes to conf->queue_topics (comma-separated). Kafka
- * configuration is conf->kafka (kafka.* passthrough) over herald's defaults: group.id=herald,
- * enable.auto.commit=true, auto.offset.reset=earliest, session.timeout.ms=10000,
- * heartbeat.interval.ms=3000, partition.assignment.strategy=cooperative-sticky (range works
- * too). enable.auto.offset.store is always false (refused if set true). With
- * conf->kafka_embedded and no bootstrap.servers, the address comes from
- * <runtime_dir>/kafka.bootstrap (see queue/embedded.h). conf and h are copied/borrowed only
- * during the call except conf's strings which are copied. metrics may be NULL. */
-queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const conf_t *conf, metric_reg_t *metrics,
-                                        const queue_handler_t *h, char *err, size_t errlen);
+ * new: creates the consumer and subscribes to o->topics. Kafka configuration is
+ * o->kafka.props over herald's defaults: group.id=herald, enable.auto.commit=true,
+ * auto.offset.reset=earliest, session.timeout.ms=10000, heartbeat.interval.ms=3000,
+ * partition.assignment.strategy=cooperative-sticky (range works too).
+ * enable.auto.offset.store is always false (refused if set true). o and its strings are read
+ * during the call (copied where kept). NULL with a sentence in err. */
+queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const queue_consumer_opts_t *o, char *err,
+                                        size_t errlen);
 
 /* Marks the ticket's event done. Offsets advance over contiguous done events. A ticket of a
  * partition that was revoked since is released without storing anything. */
@@ -108,7 +130,7 @@ int queue_consumer_stop(queue_consumer_t *c, int timeout_ms, queue_stop_cb cb, v
  * afterwards so the closed handles are released. */
 void queue_consumer_destroy(queue_consumer_t *c);
 
-/* The consumer's producer (used for the DLQ); borrowed, lives as long as the consumer. */
+/* The consumer's DLQ producer (its own or the one given); borrowed. */
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c);
 size_t queue_consumer_in_flight(const queue_consumer_t *c); /* handed out, not completed */
 size_t queue_consumer_assigned(const queue_consumer_t *c);  /* partitions assigned now */

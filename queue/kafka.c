@@ -103,19 +103,27 @@ static void trim_line(char *s)
         s[--n] = '\0';
 }
 
-int queue_bootstrap_resolve(const conf_t *conf, char *out, size_t outlen, char *err, size_t errlen)
+static const char *prop_get(const queue_kafka_opts_t *k, const char *name)
 {
-    const char *bs = conf_kafka_get(conf, "bootstrap.servers");
+    for (size_t i = 0; i < k->nprops; i++)
+        if (strcmp(k->props[i].key, name) == 0)
+            return k->props[i].value;
+    return NULL;
+}
+
+static int resolve(const queue_kafka_opts_t *k, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *bs = prop_get(k, "bootstrap.servers");
     if (bs) {
         snprintf(out, outlen, "%s", bs);
         return 0;
     }
-    if (!conf->kafka_embedded) {
+    if (!k->embedded) {
         snprintf(err, errlen, "kafka.bootstrap.servers is not set (or set kafka.embedded = true)");
         return -1;
     }
     char path[1024];
-    snprintf(path, sizeof path, "%s/kafka.bootstrap", conf->runtime_dir);
+    snprintf(path, sizeof path, "%s/kafka.bootstrap", k->runtime_dir ? k->runtime_dir : ".");
     FILE *f = fopen(path, "r");
     if (!f || !fgets(out, (int)outlen, f)) {
         snprintf(err, errlen, "%s: cannot read the embedded broker's address: %s", path,
@@ -131,6 +139,15 @@ int queue_bootstrap_resolve(const conf_t *conf, char *out, size_t outlen, char *
         return -1;
     }
     return 0;
+}
+
+int queue_bootstrap_resolve(const conf_t *conf, char *out, size_t outlen, char *err, size_t errlen)
+{
+    queue_kafka_opts_t k = {.props = conf->kafka,
+                            .nprops = conf->nkafka,
+                            .embedded = conf->kafka_embedded,
+                            .runtime_dir = conf->runtime_dir};
+    return resolve(&k, out, outlen, err, errlen);
 }
 
 /* librdkafka logs arrive through the handle's queue (log.queue), so this runs on the loop. */
@@ -159,11 +176,12 @@ static const struct {
     {"queued.max.messages.kbytes", "8192"},
 };
 
-static rd_kafka_conf_t *build_conf(const conf_t *conf, bool consumer, char *err, size_t errlen)
+static rd_kafka_conf_t *build_conf(const queue_kafka_opts_t *ko, bool consumer, char *err,
+                                   size_t errlen)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char bs[1024];
-    if (queue_bootstrap_resolve(conf, bs, sizeof bs, err, errlen) < 0 ||
+    if (resolve(ko, bs, sizeof bs, err, errlen) < 0 ||
         conf_put(kc, "bootstrap.servers", bs, err, errlen) < 0 ||
         conf_put(kc, "log.queue", "true", err, errlen) < 0)
         goto fail;
@@ -172,11 +190,11 @@ static rd_kafka_conf_t *build_conf(const conf_t *conf, bool consumer, char *err,
         if (conf_put(kc, consumer_defaults[i].k, consumer_defaults[i].v, err, errlen) < 0)
             goto fail;
     }
-    for (size_t i = 0; i < conf->nkafka; i++) {
-        const char *k = conf->kafka[i].key;
+    for (size_t i = 0; i < ko->nprops; i++) {
+        const char *k = ko->props[i].key;
         if (strcmp(k, "bootstrap.servers") == 0)
             continue;
-        if (strcmp(k, "enable.auto.offset.store") == 0 && strcmp(conf->kafka[i].value, "false")) {
+        if (strcmp(k, "enable.auto.offset.store") == 0 && strcmp(ko->props[i].value, "false")) {
             snprintf(err, errlen,
                      "kafka.enable.auto.offset.store must stay false: herald stores "
                      "offsets only when an event has a durable outcome");
@@ -187,7 +205,7 @@ static rd_kafka_conf_t *build_conf(const conf_t *conf, bool consumer, char *err,
                           strncmp(k, "session.", 8) == 0 || strncmp(k, "heartbeat.", 10) == 0 ||
                           strncmp(k, "fetch.", 6) == 0 || strncmp(k, "auto.", 5) == 0))
             continue; /* consumer-only properties: keep the producer's log quiet */
-        if (conf_put(kc, k, conf->kafka[i].value, err, errlen) < 0)
+        if (conf_put(kc, k, ko->props[i].value, err, errlen) < 0)
             goto fail;
     }
     if (consumer && conf_put(kc, "enable.auto.offset.store", "false", err, errlen) < 0)
@@ -272,10 +290,10 @@ static void producer_metrics(queue_producer_t *p, metric_reg_t *reg)
     p->m_fail = metric_get(f, "error");
 }
 
-queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, metric_reg_t *metrics,
-                                        char *err, size_t errlen)
+queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_t *kafka,
+                                        metric_reg_t *metrics, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *kc = build_conf(conf, false, err, errlen);
+    rd_kafka_conf_t *kc = build_conf(kafka, false, err, errlen);
     if (!kc)
         return NULL;
     queue_producer_t *p = xcalloc(1, sizeof *p);
@@ -435,6 +453,7 @@ struct queue_consumer {
     uv_timer_t stop_timer;
     int open_handles;
     queue_producer_t *prod;
+    bool own_prod; /* prod was made here (else borrowed from the caller) */
     queue_handler_t h;
     char *dlq_topic; /* NULL: "<source topic>.dlq" */
     size_t max_bytes;
@@ -1117,7 +1136,8 @@ static void handles_init(queue_consumer_t *c)
     uv_timer_start(&c->timer, on_timer, SAFETY_POLL_MS, SAFETY_POLL_MS);
 }
 
-static rd_kafka_t *new_consumer(queue_consumer_t *c, const conf_t *conf, char *err, size_t errlen)
+static rd_kafka_t *new_consumer(queue_consumer_t *c, const queue_kafka_opts_t *conf, char *err,
+                                size_t errlen)
 {
     rd_kafka_conf_t *kc = build_conf(conf, true, err, errlen);
     if (!kc)
@@ -1133,23 +1153,32 @@ static rd_kafka_t *new_consumer(queue_consumer_t *c, const conf_t *conf, char *e
     return rk;
 }
 
-queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const conf_t *conf, metric_reg_t *metrics,
-                                        const queue_handler_t *h, char *err, size_t errlen)
+queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const queue_consumer_opts_t *o, char *err,
+                                        size_t errlen)
 {
+    if (!o->topics || !*o->topics || o->max_in_flight < 1 || o->max_event_bytes < 1) {
+        snprintf(err, errlen,
+                 "kafka consumer: topics, max_in_flight and max_event_bytes are "
+                 "required");
+        return NULL;
+    }
     queue_consumer_t *c = xcalloc(1, sizeof *c);
     c->loop = loop;
-    c->h = *h;
-    c->max_bytes = (size_t)conf->queue_max_event_bytes;
-    c->max_in_flight = conf->queue_max_in_flight > 0 ? (size_t)conf->queue_max_in_flight : 1;
+    c->h = o->handler;
+    c->max_bytes = (size_t)o->max_event_bytes;
+    c->max_in_flight = (size_t)o->max_in_flight;
     c->hold_cap = c->max_in_flight / 2 ? c->max_in_flight / 2 : 1;
-    if (conf->queue_dlq_topic && conf->queue_dlq_topic[0])
-        c->dlq_topic = xstrdup(conf->queue_dlq_topic);
+    if (o->dlq_topic && o->dlq_topic[0])
+        c->dlq_topic = xstrdup(o->dlq_topic);
+    metric_reg_t *metrics = o->metrics;
     if (!metrics)
         metrics = c->own_reg = metric_reg_create();
     consumer_metrics(c, metrics);
-    if (!(c->prod = queue_producer_create(loop, conf, metrics, err, errlen)))
+    c->prod = o->dlq;
+    c->own_prod = o->dlq == NULL;
+    if (c->own_prod && !(c->prod = queue_producer_create(loop, &o->kafka, metrics, err, errlen)))
         goto fail;
-    if (!(c->rk = new_consumer(c, conf, err, errlen)))
+    if (!(c->rk = new_consumer(c, &o->kafka, err, errlen)))
         goto fail;
     rd_kafka_set_log_queue(c->rk, NULL);
     rd_kafka_poll_set_consumer(c->rk);
@@ -1160,12 +1189,11 @@ queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const conf_t *conf, met
     }
     c->open_handles = 6;
     handles_init(c);
-    if (subscribe(c, conf->queue_topics, err, errlen) < 0)
+    if (subscribe(c, o->topics, err, errlen) < 0)
         goto fail;
-    LOG(LOG_LVL_INFO, "kafka consumer started", LKS("topics", conf->queue_topics),
-        LKS("group",
-            conf_kafka_get(conf, "group.id") ? conf_kafka_get(conf, "group.id") : "herald"),
-        LKI("max_in_flight", c->max_in_flight));
+    const char *group = prop_get(&o->kafka, "group.id");
+    LOG(LOG_LVL_INFO, "kafka consumer started", LKS("topics", o->topics),
+        LKS("group", group ? group : "herald"), LKI("max_in_flight", c->max_in_flight));
     return c;
 fail:
     queue_consumer_destroy(c);
@@ -1327,7 +1355,8 @@ void queue_consumer_destroy(queue_consumer_t *c)
 {
     if (!c)
         return;
-    queue_producer_destroy(c->prod); /* DLQ reports fire now, before tickets go */
+    if (c->own_prod)
+        queue_producer_destroy(c->prod); /* DLQ reports fire now, before tickets go */
     c->prod = NULL;
     c->closed = true;
     if (c->rk)

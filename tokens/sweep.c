@@ -26,7 +26,7 @@ typedef enum { PH_IDLE, PH_LOCK, PH_SCAN, PH_EXPIRE } phase_t;
 struct tok_sweep {
     uv_loop_t *loop;
     db_t *db;
-    const conf_t *conf;
+    long retention_days;
     tok_lc_t *lc;
     db_script_t *s_lock;
     uv_timer_t timer;
@@ -146,7 +146,7 @@ static void next_step(tok_sweep_t *s)
     lock_call(s, ttl, NULL);
     s->inflight++;
     if (s->phase == PH_SCAN) {
-        int64_t ret = (int64_t)s->conf->tokens_inactive_retention_days * 86400;
+        int64_t ret = (int64_t)s->retention_days * 86400;
         tok_lc_scan_opts_t o = {.now_s = s->now,
                                 .inactive_cutoff = s->now - ret,
                                 .remove_expired = false,
@@ -225,20 +225,21 @@ static void init_metrics(tok_sweep_t *s, metric_reg_t *reg)
                                     "Unix time of the last completed sweep pass", NULL));
 }
 
-tok_sweep_t *tok_sweep_create(uv_loop_t *loop, struct db *db, const conf_t *conf, metric_reg_t *reg)
+tok_sweep_t *tok_sweep_create(uv_loop_t *loop, struct db *db, const tok_sweep_opts_t *o,
+                              metric_reg_t *reg)
 {
     tok_sweep_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->db = db;
-    s->conf = conf;
-    s->lc = tok_lc_create(db, conf->redis_prefix);
+    s->retention_days = o->inactive_retention_days;
+    s->lc = tok_lc_create(db, o->prefix);
     s->s_lock = db_script(db, lua_lock_refresh);
-    key_lock(s->lock_key, conf->redis_prefix, "sweep");
+    key_lock(s->lock_key, o->prefix, "sweep");
     init_metrics(s, reg);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->timer_open = true;
-    uint64_t every = (uint64_t)conf->tokens_sweep_interval_s * 1000;
+    uint64_t every = (uint64_t)o->interval_s * 1000;
     if (every) {
         uint64_t first = every < 60000 ? every : 60000;
         uv_timer_start(&s->timer, on_timer, 1 + rand_below(first), every);

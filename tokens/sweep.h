@@ -15,7 +15,6 @@
 #ifndef HERALD_TOKENS_SWEEP_H
 #define HERALD_TOKENS_SWEEP_H
 
-#include "config/config.h"
 #include "core/metrics.h"
 
 #include <stdbool.h>
@@ -24,10 +23,16 @@
 struct db;
 typedef struct tok_sweep tok_sweep_t;
 
-/* new: free with tok_sweep_destroy. loop, db, conf and reg are borrowed (reg may be NULL). With
- * tokens.sweep_interval_s = 0 no timer runs (tok_sweep_run_now still does a pass). The first
- * pass starts after a random delay of up to one minute (or the interval when shorter). */
-tok_sweep_t *tok_sweep_create(uv_loop_t *loop, struct db *db, const conf_t *conf,
+typedef struct tok_sweep_opts {
+    const char *prefix;           /* Redis key prefix (redis.prefix), copied */
+    long interval_s;              /* tokens.sweep_interval_s; 0: no timer */
+    long inactive_retention_days; /* tokens.inactive_retention_days */
+} tok_sweep_opts_t;
+
+/* new: free with tok_sweep_destroy. loop, db and reg are borrowed (reg may be NULL), o is read
+ * during the call. With interval_s = 0 no timer runs (tok_sweep_run_now still does a pass). The
+ * first pass starts after a random delay of up to one minute (or the interval when shorter). */
+tok_sweep_t *tok_sweep_create(uv_loop_t *loop, struct db *db, const tok_sweep_opts_t *o,
                               metric_reg_t *reg);
 /* Stops the timer, abandons a pass in progress (its lock is released) and frees once the last
  * callback has come back. Accepts NULL. The db must still exist. */

@@ -4,7 +4,6 @@
  * lock, counts add up); destroying a sweep mid-pass is clean and releases the lock. */
 #include "tests/ctl/ctl_seed.h"
 
-#include "config/config.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "db/db.h"
@@ -54,11 +53,10 @@ static void shape(long i, tok_record_t *r, int64_t now, void *arg)
     }
 }
 
-/* One instance: a loop, a db, a conf, a registry and the sweep. */
+/* One instance: a loop, a db, a registry and the sweep. */
 typedef struct inst {
     uv_loop_t loop;
     db_t *db;
-    conf_t *conf;
     metric_reg_t *reg;
     tok_sweep_t *sw;
     int passes;
@@ -73,8 +71,6 @@ static void inst_open(inst_t *in)
 {
     memset(in, 0, sizeof *in);
     uv_loop_init(&in->loop);
-    in->conf = conf_create();
-    in->conf->tokens_sweep_interval_s = 0; /* driven by run_now */
     char err[256];
     db_opts_t o = {.url = rs.url, .timeout_ms = 5000};
     in->db = db_create(&in->loop, &o, err, sizeof err);
@@ -84,7 +80,10 @@ static void inst_open(inst_t *in)
         uv_run(&in->loop, UV_RUN_NOWAIT);
     assert_true(db_ready(in->db));
     in->reg = metric_reg_create();
-    in->sw = tok_sweep_create(&in->loop, in->db, in->conf, in->reg);
+    tok_sweep_opts_t so = {.prefix = "herald:",
+                           .interval_s = 0, /* driven by run_now */
+                           .inactive_retention_days = 30};
+    in->sw = tok_sweep_create(&in->loop, in->db, &so, in->reg);
     tok_sweep_on_pass(in->sw, on_pass, in);
 }
 
@@ -96,7 +95,6 @@ static void inst_close(inst_t *in)
     uv_run(&in->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&in->loop), 0);
     metric_reg_destroy(in->reg);
-    conf_destroy(in->conf);
 }
 
 /* Runs both loops (one may be NULL) until each has finished `want` passes; bounded. */

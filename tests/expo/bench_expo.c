@@ -98,12 +98,18 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     metric_reg_t *reg = metric_reg_create();
-    expo_opts_t o;
-    expo_opts_init(&o);
-    o.url = url;
     bench_t b = {0};
     b.rate_mode = strcmp(mode, "rate") == 0;
-    o.rate_per_sec = b.rate_mode ? rate : 0;
+    expo_opts_t o = {.url = url,
+                     .linger_ms = 5,
+                     .max_concurrent = 6,
+                     .rate_per_sec = b.rate_mode ? rate : 0,
+                     .max_attempts = 6,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 1000,
+                     .backoff_cap_ms = 60000,
+                     .timeout_ms = 30000,
+                     .http2 = true};
     char err[256];
     b.c = expo_client_create(&loop, &o, reg, err, sizeof err);
     if (!b.c) {

@@ -116,16 +116,18 @@ static ctx_t *setup(int mode, long rate, long max_conc)
     uv_loop_init(&x->loop);
     x->mode = mode;
     x->fake = fake_create(&x->loop, script, x);
-    expo_opts_t o;
-    expo_opts_init(&o);
-    o.url = "http://127.0.0.1:1";
-    o.transport = &x->fake->base;
-    o.rate_per_sec = rate;
-    o.max_concurrent = max_conc;
-    o.backoff_base_ms = 1;
-    o.backoff_cap_ms = 4;
-    o.linger_ms = 2;
-    o.access_token = "secret";
+    expo_opts_t o = {.url = "http://127.0.0.1:1",
+                     .access_token = "secret",
+                     .linger_ms = 2,
+                     .max_concurrent = max_conc,
+                     .rate_per_sec = rate,
+                     .max_attempts = 6,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 1,
+                     .backoff_cap_ms = 4,
+                     .timeout_ms = 30000,
+                     .http2 = true,
+                     .transport = &x->fake->base};
     char err[128];
     x->c = expo_client_create(&x->loop, &o, NULL, err, sizeof err);
     assert_non_null(x->c);

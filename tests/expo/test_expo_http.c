@@ -206,16 +206,18 @@ static void run_client(run_t *r, int port, size_t n, long timeout_ms, long max_a
 {
     R = r;
     uv_loop_init(&r->loop);
-    expo_opts_t o;
-    expo_opts_init(&o);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    o.url = url;
-    o.rate_per_sec = 0;
-    o.backoff_base_ms = 5;
-    o.backoff_cap_ms = 50;
-    o.timeout_ms = timeout_ms;
-    o.max_attempts = max_attempts;
+    expo_opts_t o = {.url = url,
+                     .linger_ms = 5,
+                     .max_concurrent = 6,
+                     .rate_per_sec = 0,
+                     .max_attempts = max_attempts,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 5,
+                     .backoff_cap_ms = 50,
+                     .timeout_ms = timeout_ms,
+                     .http2 = true};
     char err[128];
     r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
     assert_non_null(r->c);

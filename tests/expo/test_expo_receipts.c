@@ -195,12 +195,12 @@ static void test_receipts_poll(void **state)
     (void)state;
     env_t *e = env_up();
     got_t g = {0};
-    expo_receipts_opts_t o;
-    expo_receipts_opts_init(&o);
-    o.url = e->url;
-    o.prefix = "t:";
-    o.on_receipt = on_receipt;
-    o.arg = &g;
+    expo_receipts_opts_t o = {.url = e->url,
+                              .prefix = "t:",
+                              .poll_interval_s = 5,
+                              .timeout_ms = 30000,
+                              .on_receipt = on_receipt,
+                              .arg = &g};
     char err[256];
     expo_receipts_t *r = expo_receipts_create(&e->loop, e->db, &o, NULL, err, sizeof err);
     assert_non_null(r);
@@ -271,11 +271,17 @@ static void test_shared_budget(void **state)
     metric_reg_t *reg = metric_reg_create();
     expo_client_t *c[2];
     for (int k = 0; k < 2; k++) {
-        expo_opts_t o;
-        expo_opts_init(&o);
-        o.url = e->url;
-        o.rate_per_sec = 100;
-        o.rate_hook = expo_shared_rate_hook(sr);
+        expo_opts_t o = {.url = e->url,
+                         .linger_ms = 5,
+                         .max_concurrent = 6,
+                         .rate_per_sec = 100,
+                         .max_attempts = 6,
+                         .max_retry_age_s = 600,
+                         .backoff_base_ms = 1000,
+                         .backoff_cap_ms = 60000,
+                         .timeout_ms = 30000,
+                         .http2 = true,
+                         .rate_hook = expo_shared_rate_hook(sr)};
         char err[128];
         c[k] = expo_client_create(&e->loop, &o, reg, err, sizeof err);
         assert_non_null(c[k]);

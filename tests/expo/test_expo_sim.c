@@ -92,15 +92,17 @@ static void run_case(run_t *rn, const char *const *extra, size_t n, const char *
     uv_loop_t loop;
     uv_loop_init(&loop);
     metric_reg_t *reg = metric_reg_create();
-    expo_opts_t o;
-    expo_opts_init(&o);
-    o.url = url;
-    o.rate_per_sec = rate;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 200;
-    o.max_attempts = 30;
-    o.timeout_ms = 2000;
-    o.access_token = token;
+    expo_opts_t o = {.url = url,
+                     .access_token = token,
+                     .linger_ms = 5,
+                     .max_concurrent = 6,
+                     .rate_per_sec = rate,
+                     .max_attempts = 30,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 10,
+                     .backoff_cap_ms = 200,
+                     .timeout_ms = 2000,
+                     .http2 = true};
     char err[128];
     expo_client_t *c = expo_client_create(&loop, &o, reg, err, sizeof err);
     assert_non_null(c);

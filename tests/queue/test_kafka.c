@@ -89,6 +89,23 @@ static conf_t *make_conf(const char *topic, const char *group, long max_in_fligh
     return c;
 }
 
+/* The consumer's options from a make_conf() configuration (the test keeps kafka.* there). */
+static queue_kafka_opts_t kafka_of(const conf_t *c)
+{
+    return (queue_kafka_opts_t){
+        .props = c->kafka, .nprops = c->nkafka, .embedded = true, .runtime_dir = rundir};
+}
+
+static queue_consumer_opts_t consumer_of(const conf_t *c, queue_handler_t h, metric_reg_t *reg)
+{
+    return (queue_consumer_opts_t){.kafka = kafka_of(c),
+                                   .topics = c->queue_topics,
+                                   .max_in_flight = c->queue_max_in_flight,
+                                   .max_event_bytes = 65536,
+                                   .handler = h,
+                                   .metrics = reg};
+}
+
 /* ---- producing test events ---- */
 
 typedef struct acks {
@@ -123,7 +140,8 @@ static void produce_events(uv_loop_t *loop, const conf_t *conf, const char *topi
                            int count, const char *fixed_key)
 {
     char err[256];
-    queue_producer_t *p = queue_producer_create(loop, conf, NULL, err, sizeof err);
+    queue_kafka_opts_t ko = kafka_of(conf);
+    queue_producer_t *p = queue_producer_create(loop, &ko, NULL, err, sizeof err);
     assert_non_null(p);
     acks_t a[2] = {{0, 0}, {(size_t)count, 0}};
     for (int i = first; i < first + count; i++) {
@@ -213,8 +231,8 @@ static int stop_and_destroy(uv_loop_t *loop, queue_consumer_t *c, int timeout_ms
 static queue_consumer_t *start(uv_loop_t *loop, const conf_t *conf, metric_reg_t *reg, rec_t *r)
 {
     char err[512];
-    queue_handler_t h = {on_event, r};
-    queue_consumer_t *c = queue_consumer_create(loop, conf, reg, &h, err, sizeof err);
+    queue_consumer_opts_t o = consumer_of(conf, (queue_handler_t){on_event, r}, reg);
+    queue_consumer_t *c = queue_consumer_create(loop, &o, err, sizeof err);
     if (!c)
         fail_msg("queue_consumer_create: %s", err);
     r->c = c;
@@ -392,7 +410,8 @@ static void test_poison_to_dlq(void **state)
     assert_int_equal(queue_embedded_topic(cluster, "t-poison.dlq", 2), 0);
     conf_t *conf = make_conf("t-poison", "g-poison", 1000);
     char err[256];
-    queue_producer_t *p = queue_producer_create(&loop, conf, NULL, err, sizeof err);
+    queue_kafka_opts_t ko = kafka_of(conf);
+    queue_producer_t *p = queue_producer_create(&loop, &ko, NULL, err, sizeof err);
     assert_non_null(p);
     acks_t a[2] = {{0, 0}, {4, 0}};
     char v0[256], v3[256];
@@ -556,8 +575,8 @@ static void test_embedded_file_and_conf(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     rec_t r = {0};
-    queue_handler_t h = {on_event, &r};
-    assert_null(queue_consumer_create(&loop, conf, NULL, &h, err, sizeof err));
+    queue_consumer_opts_t o = consumer_of(conf, (queue_handler_t){on_event, &r}, NULL);
+    assert_null(queue_consumer_create(&loop, &o, err, sizeof err));
     assert_non_null(strstr(err, "enable.auto.offset.store"));
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);

@@ -1,0 +1,82 @@
+/* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
+ * suppressed"): one mark per (event, device) with two states. A claim turns an absent mark into
+ * `pending` (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is
+ * durable. `done` means skip; `pending` may belong to an attempt that crashed, so it is claimed
+ * again later, never skipped.
+ *
+ * An interface (struct of function pointers, as tokens/store.h) so pipeline.c can be driven by a
+ * fake in unit tests; disp_claims_redis_create() gives the real one. Calls take (cb, arg): cb
+ * fires exactly once, never from inside the call, on the loop. */
+#ifndef HERALD_PIPELINE_CLAIMS_H
+#define HERALD_PIPELINE_CLAIMS_H
+
+#include <stddef.h>
+
+enum {
+    DISP_CLAIMS_OK = 0,
+    DISP_CLAIMS_EUNAVAIL = -1, /* the backend failed or did not answer: retry later */
+};
+
+typedef enum {
+    DISP_CLAIM_PENDING = -1, /* another attempt holds the mark: claim again later */
+    DISP_CLAIM_DONE = 0,     /* delivered before for this event: skip as a duplicate */
+    DISP_CLAIM_CLAIMED = 1,  /* claimed now: send */
+} disp_claim_t;
+
+typedef struct disp_claims disp_claims_t;
+
+/* One mark: the event's idempotency key and a device id (both borrowed during the call). */
+typedef struct disp_claim_ref {
+    const char *event;
+    const char *device;
+} disp_claim_ref_t;
+
+/* status DISP_CLAIMS_OK with one result per device, in the order asked (res borrowed for the
+ * callback), or DISP_CLAIMS_EUNAVAIL with res == NULL. */
+typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, void *arg);
+typedef void (*disp_claims_done_cb)(int status, void *arg);
+
+typedef struct disp_claims_ops {
+    void (*claim)(disp_claims_t *c, const char *event, const char *const *devices, size_t n,
+                  disp_claim_cb cb, void *arg);
+    void (*mark_done)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                      disp_claims_done_cb cb, void *arg);
+    void (*destroy)(disp_claims_t *c);
+} disp_claims_ops_t;
+
+struct disp_claims {
+    const disp_claims_ops_t *ops;
+};
+
+/* Claims the n devices of one event in one step (n >= 1). */
+static inline void disp_claims_claim(disp_claims_t *c, const char *event,
+                                     const char *const *devices, size_t n, disp_claim_cb cb,
+                                     void *arg)
+{
+    c->ops->claim(c, event, devices, n, cb, arg);
+}
+/* Marks n (event, device) pairs done in one step (n >= 1); they may belong to many events. */
+static inline void disp_claims_mark_done(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                                         disp_claims_done_cb cb, void *arg)
+{
+    c->ops->mark_done(c, refs, n, cb, arg);
+}
+/* Accepts NULL. Calls still in flight keep their callbacks (the backend answers them). */
+static inline void disp_claims_destroy(disp_claims_t *c)
+{
+    if (c)
+        c->ops->destroy(c);
+}
+
+typedef struct disp_claims_redis_opts {
+    const char *prefix; /* redis.prefix, copied */
+    long pending_ttl_s; /* dedup.pending_ttl_s */
+    long done_ttl_s;    /* dedup.done_ttl_s */
+} disp_claims_redis_opts_t;
+
+struct db;
+/* new: marks in Redis (db/keys.h key_sent), one script call per claim or mark_done. db borrowed
+ * (must outlive the claims; destroy db first so its callbacks fire with an error). */
+disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
+
+#endif

@@ -1,0 +1,125 @@
+/* claims_redis.c - the dedup claims in Redis: one STRING per (event, device) at
+ * <p>sent:<event>:<device> (db/keys.h), `pending` with dedup.pending_ttl_s or `done` with
+ * dedup.done_ttl_s. Each call is one script call however many devices it covers (lua/claim.lua,
+ * lua/mark_done.lua): the pipeline claims all of an event's devices at once and marks a loop
+ * turn's worth of outcomes done at once. */
+#include "pipeline/claims.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+#include "db/keys.h"
+#include "pipeline/lua_claims.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct claims_redis {
+    disp_claims_t base;
+    db_t *db;
+    char *prefix;
+    char pending_ttl[24], done_ttl[24];
+    db_script_t *s_claim, *s_done;
+} claims_redis_t;
+
+typedef struct call {
+    size_t n;
+    union {
+        disp_claim_cb claim;
+        disp_claims_done_cb done;
+    } cb;
+    void *arg;
+} call_t;
+
+static call_t *call_new(size_t n, void *arg)
+{
+    call_t *c = xmalloc(sizeof *c);
+    c->n = n;
+    c->arg = arg;
+    return c;
+}
+
+/* One script call: KEYS are the n marks, ARGV[1] the TTL. */
+static void eval_marks(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
+                       const char *event, const char *const *devices, size_t n, const char *ttl,
+                       db_cb cb, call_t *c)
+{
+    char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
+    const char **argv = xmalloc((n + 1) * sizeof *argv);
+    for (size_t i = 0; i < n; i++) {
+        if (refs)
+            key_sent(keys[i], r->prefix, refs[i].event, refs[i].device);
+        else
+            key_sent(keys[i], r->prefix, event, devices[i]);
+        argv[i] = keys[i];
+    }
+    argv[n] = ttl;
+    db_eval(r->db, s, cb, c, (int)n, (int)n + 1, argv, NULL);
+    free(argv);
+    free(keys);
+}
+
+static void on_claimed(int status, const db_reply_t *reply, void *arg)
+{
+    call_t *c = arg;
+    if (status != DB_OK || db_reply_type(reply) != DB_REPLY_ARRAY || db_reply_len(reply) != c->n) {
+        c->cb.claim(DISP_CLAIMS_EUNAVAIL, NULL, 0, c->arg);
+        free(c);
+        return;
+    }
+    disp_claim_t *res = xmalloc(c->n * sizeof *res);
+    for (size_t i = 0; i < c->n; i++) {
+        long long v = db_reply_int(db_reply_elem(reply, i));
+        res[i] = v == 1 ? DISP_CLAIM_CLAIMED : v == 0 ? DISP_CLAIM_DONE : DISP_CLAIM_PENDING;
+    }
+    c->cb.claim(DISP_CLAIMS_OK, res, c->n, c->arg);
+    free(res);
+    free(c);
+}
+
+static void claim(disp_claims_t *base, const char *event, const char *const *devices, size_t n,
+                  disp_claim_cb cb, void *arg)
+{
+    claims_redis_t *r = (claims_redis_t *)base;
+    call_t *c = call_new(n, arg);
+    c->cb.claim = cb;
+    eval_marks(r, r->s_claim, NULL, event, devices, n, r->pending_ttl, on_claimed, c);
+}
+
+static void on_marked(int status, const db_reply_t *reply, void *arg)
+{
+    call_t *c = arg;
+    bool ok = status == DB_OK && db_reply_type(reply) != DB_REPLY_ERROR;
+    c->cb.done(ok ? DISP_CLAIMS_OK : DISP_CLAIMS_EUNAVAIL, c->arg);
+    free(c);
+}
+
+static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                      disp_claims_done_cb cb, void *arg)
+{
+    claims_redis_t *r = (claims_redis_t *)base;
+    call_t *c = call_new(n, arg);
+    c->cb.done = cb;
+    eval_marks(r, r->s_done, refs, NULL, NULL, n, r->done_ttl, on_marked, c);
+}
+
+static void destroy(disp_claims_t *base)
+{
+    claims_redis_t *r = (claims_redis_t *)base;
+    free(r->prefix);
+    free(r);
+}
+
+static const disp_claims_ops_t ops = {.claim = claim, .mark_done = mark_done, .destroy = destroy};
+
+disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o)
+{
+    claims_redis_t *r = xcalloc(1, sizeof *r);
+    r->base.ops = &ops;
+    r->db = db;
+    r->prefix = xstrdup(o->prefix);
+    snprintf(r->pending_ttl, sizeof r->pending_ttl, "%ld", o->pending_ttl_s);
+    snprintf(r->done_ttl, sizeof r->done_ttl, "%ld", o->done_ttl_s);
+    r->s_claim = db_script(db, lua_claim);
+    r->s_done = db_script(db, lua_mark_done);
+    return &r->base;
+}

@@ -1,0 +1,15 @@
+-- claim.lua - claims the dedup marks of one event's devices before they are sent to.
+-- KEYS     one mark per device: <p>sent:<event>:<device>
+-- ARGV[1]  pending TTL in seconds (dedup.pending_ttl_s)
+-- Reply:   per key, in order: 1 claimed now (the mark is set to 'pending'), 0 already done
+--          (skip: delivered before), -1 pending (another attempt holds it: claim again later)
+local r = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, 'pending', 'EX', ARGV[1])
+    r[i] = 1
+  elseif v == 'done' then r[i] = 0
+  else r[i] = -1 end
+end
+return r
