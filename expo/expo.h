@@ -109,7 +109,7 @@ typedef struct expo_opts {
     long timeout_ms;          /* per request (default 30000) */
     bool http2;               /* offer h2 over TLS (default true) */
     const clk_t *clock;       /* borrowed; NULL: the system clock */
-    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local token bucket only */
+    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local sliding window only */
     expo_transport_t *transport;       /* takes; NULL: the libcurl transport on the loop */
     uint64_t (*rnd)(void);             /* jitter source; NULL: rand_u64 */
 } expo_opts_t;

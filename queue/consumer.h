@@ -1,8 +1,9 @@
 /* consumer.h - herald's Kafka side: a consumer-group member on the libuv loop that decodes job
  * events, hands them to a handler with an in-flight ticket, stores offsets only up to the
  * highest contiguous completed offset per partition, sends undecodable values to a DLQ, and
- * applies backpressure by pausing partitions. Also a producer with delivery reports on the loop
- * (DLQ, heraldctl publish, DLQ replay).
+ * applies backpressure (it stops taking messages while full, and pauses the partitions only once
+ * it stayed full for 2 s). Also a producer with delivery reports on the loop (DLQ, heraldctl
+ * publish, DLQ replay).
  *
  * Loop affinity: every function here and every callback runs on the loop thread. librdkafka's
  * own threads never call into herald: its queues wake the loop through a pipe
@@ -73,9 +74,11 @@ typedef struct queue_handler {
 } queue_handler_t;
 
 /* Backpressure: at most conf->queue_max_in_flight events are with the handler; up to half as
- * many more wait decoded in the consumer. When both are full every assigned partition is paused
- * (polling goes on, so the group membership is kept); fetching resumes once the waiting ones
- * have all been handed out.
+ * many more wait decoded in the consumer. When both are full the consumer stops taking messages
+ * from librdkafka's (bounded) prefetch queue and takes them again as events complete. Only when
+ * it stays full for 2 s (Redis or Expo down) is every assigned partition paused (polling goes
+ * on, so the group membership is kept); they resume once the waiting ones have all been handed
+ * out.
  *
  * new: creates the consumer and subscribes to conf->queue_topics (comma-separated). Kafka
  * configuration is conf->kafka (kafka.* passthrough) over herald's defaults: group.id=herald,
