@@ -7,6 +7,7 @@
  * The only file of the module that includes curl.h; CURLcode never leaves it. */
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/xalloc.h"
 #include "expo/transport.h"
 
@@ -19,7 +20,7 @@
 typedef struct ct ct_t;
 
 typedef struct xfer {
-    struct xfer *prev, *next;
+    list_node_t node; /* in t->xfers */
     ct_t *t;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -40,18 +41,18 @@ struct ct {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    xfer_t *xfers; /* in flight */
+    list_t xfers; /* in flight */
     bool http2;
     bool dead; /* destroy ran: stop touching the multi handle */
     size_t max_response;
-    struct sock *socks; /* polls open */
+    list_t socks; /* polls open */
 };
 
 typedef struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     ct_t *t;
-    struct sock *prev, *next;
+    list_node_t node; /* in t->socks */
 } sock_t;
 
 static int curl_refs;
@@ -81,14 +82,9 @@ static void on_sock_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void sock_close(ct_t *t, sock_t *s)
+static void sock_close(sock_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        t->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    list_remove(&s->node);
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
@@ -100,7 +96,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     sock_t *s = sockp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            sock_close(t, s);
+            sock_close(s);
             curl_multi_assign(t->multi, fd, NULL);
         }
         return 0;
@@ -114,10 +110,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             return -1;
         }
         s->poll.data = s;
-        s->next = t->socks;
-        if (t->socks)
-            t->socks->prev = s;
-        t->socks = s;
+        list_push_back(&t->socks, &s->node);
         curl_multi_assign(t->multi, fd, s);
     }
     int ev = 0;
@@ -233,16 +226,6 @@ static expo_terr_t map_err(CURLcode rc, bool too_big)
     }
 }
 
-static void xfer_unlink(ct_t *t, xfer_t *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        t->xfers = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-}
-
 static void xfer_free(ct_t *t, xfer_t *x)
 {
     curl_multi_remove_handle(t->multi, x->easy);
@@ -272,7 +255,7 @@ static void finish(ct_t *t, xfer_t *x, CURLcode rc)
     r.resent = x->resent;
     r.body = buf_cstr(&x->resp);
     r.len = x->resp.len;
-    xfer_unlink(t, x);
+    list_remove(&x->node);
     expo_http_cb cb = x->cb;
     void *arg = x->arg;
     /* the callback may post again or destroy the transport: free first, answer last */
@@ -348,10 +331,7 @@ static int ct_post(struct expo_transport *base, const char *url, const char *con
     x->arg = arg;
     x->start_us = clk_mono_us();
     set_easy(t, x, url, timeout_ms);
-    x->next = t->xfers;
-    if (t->xfers)
-        t->xfers->prev = x;
-    t->xfers = x;
+    list_push_back(&t->xfers, &x->node);
     curl_multi_add_handle(t->multi, x->easy);
     return 0;
 }
@@ -364,16 +344,16 @@ static void on_timer_closed(uv_handle_t *h)
 static void ct_destroy(struct expo_transport *base)
 {
     ct_t *t = (ct_t *)base;
-    while (t->xfers) {
-        xfer_t *x = t->xfers;
-        xfer_unlink(t, x);
+    while (!list_empty(&t->xfers)) {
+        xfer_t *x = list_first_entry(&t->xfers, xfer_t, node);
+        list_remove(&x->node);
         xfer_free(t, x);
     }
     t->dead = true;
     curl_multi_cleanup(t->multi);
     t->multi = NULL;
-    while (t->socks) /* polls of cached connections curl did not report removed */
-        sock_close(t, t->socks);
+    while (!list_empty(&t->socks)) /* polls of cached connections curl did not report removed */
+        sock_close(list_first_entry(&t->socks, sock_t, node));
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
     if (--curl_refs == 0)
@@ -391,6 +371,8 @@ struct expo_transport *expo_transport_curl_create(uv_loop_t *loop, const expo_cu
     ct_t *t = xcalloc(1, sizeof *t);
     t->base.post = ct_post;
     t->base.destroy = ct_destroy;
+    list_init(&t->xfers);
+    list_init(&t->socks);
     t->loop = loop;
     t->http2 = o->http2;
     t->max_response = o->max_response ? o->max_response : (4u << 20);

@@ -4,6 +4,7 @@
 #include "pipeline/pipeline.h"
 #include "core/backoff.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
@@ -34,7 +35,7 @@ typedef struct dev {
 
 struct job {
     disp_pipeline_t *p;
-    job_t *next, *prev;
+    list_node_t node; /* in p->jobs */
     const queue_event_t *ev;
     queue_ticket_t *ticket;
     char key[QUEUE_KEY_MAX];
@@ -67,7 +68,7 @@ struct disp_pipeline {
     db_script_t *done_many;
     ok_batch_t *ok;   /* collecting; NULL when empty */
     bool ok_deferred; /* a flush of `ok` is scheduled */
-    job_t *jobs;
+    list_t jobs;
     size_t njobs;
     bool aborted;
     metric_fam_t *m_devices, *m_notif, *m_deact, *m_e2e;
@@ -93,12 +94,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void job_free(job_t *j)
 {
     disp_pipeline_t *p = j->p;
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        p->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
+    list_remove(&j->node);
     p->njobs--;
     metric_set(p->m_jobs, (double)p->njobs);
     uv_close((uv_handle_t *)&j->timer, on_timer_closed);
@@ -171,10 +167,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     j->timer.data = j->dev_timer.data = j;
     j->open_handles = 2;
     j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
-    j->next = p->jobs;
-    if (p->jobs)
-        p->jobs->prev = j;
-    p->jobs = j;
+    list_push_back(&p->jobs, &j->node);
     p->njobs++;
     metric_set(p->m_jobs, (double)p->njobs);
     TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
@@ -688,6 +681,7 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
 {
     disp_pipeline_t *p = xcalloc(1, sizeof *p);
     p->d = *deps;
+    list_init(&p->jobs);
     p->prefix = xstrdup(deps->conf->redis_prefix);
     p->claim = db_script(deps->db, claim_lua);
     p->done_many = db_script(deps->db, done_many_lua);
@@ -740,8 +734,8 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
 {
     if (p == NULL)
         return;
-    while (p->jobs)
-        job_free(p->jobs); /* tickets abandoned: the consumer is gone, Kafka redelivers */
+    while (!list_empty(&p->jobs)) /* tickets abandoned: the consumer is gone, Kafka redelivers */
+        job_free(list_first_entry(&p->jobs, job_t, node));
     free(p->ok);
     free(p->prefix);
     free(p->dlq_topic);

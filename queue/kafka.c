@@ -14,6 +14,7 @@
  * so a poison message's offset is committed only once its DLQ record is acknowledged. */
 #include "queue/consumer.h"
 
+#include "core/list.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -401,10 +402,10 @@ struct queue_ticket {
     int64_t offset;
     int64_t kafka_ts;
     tstate_t state;
-    queue_ticket_t *next;          /* partition order */
-    queue_ticket_t *qnext;         /* hold queue or DLQ retry list */
-    queue_ticket_t *aprev, *anext; /* every live ticket, for destroy */
-    rd_kafka_message_t *msg;       /* DLQ: the original until its record is acknowledged */
+    queue_ticket_t *next;    /* partition order */
+    queue_ticket_t *qnext;   /* hold queue or DLQ retry list */
+    list_node_t live;        /* in c->all: every live ticket, for destroy */
+    rd_kafka_message_t *msg; /* DLQ: the original until its record is acknowledged */
     queue_dec_error_t why;
 };
 
@@ -448,7 +449,7 @@ struct queue_consumer {
     part_t *dirty;
     queue_ticket_t *hold_head, *hold_tail;
     queue_ticket_t *retry;
-    queue_ticket_t *all;
+    list_t all;
     unsigned ticks;
     bool closed;
     stop_t stop;
@@ -531,22 +532,14 @@ static queue_ticket_t *ticket_new(queue_consumer_t *c, part_t *p, const rd_kafka
     else
         p->head = t;
     p->tail = t;
-    t->anext = c->all;
-    if (c->all)
-        c->all->aprev = t;
-    c->all = t;
+    list_push_back(&c->all, &t->live);
     return t;
 }
 
 static void ticket_free(queue_ticket_t *t)
 {
     queue_consumer_t *c = t->c;
-    if (t->aprev)
-        t->aprev->anext = t->anext;
-    else
-        c->all = t->anext;
-    if (t->anext)
-        t->anext->aprev = t->aprev;
+    list_remove(&t->live);
     queue_event_cleanup(&t->ev);
     if (t->msg)
         rd_kafka_message_destroy(t->msg);
@@ -1137,6 +1130,7 @@ queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const conf_t *conf, met
                                         const queue_handler_t *h, char *err, size_t errlen)
 {
     queue_consumer_t *c = xcalloc(1, sizeof *c);
+    list_init(&c->all);
     c->loop = loop;
     c->h = *h;
     c->max_bytes = (size_t)conf->queue_max_event_bytes;
@@ -1311,8 +1305,8 @@ static void consumer_closed(uv_handle_t *h)
 
 static void free_tracking(queue_consumer_t *c)
 {
-    while (c->all)
-        ticket_free(c->all); /* also drops the partitions' references */
+    while (!list_empty(&c->all)) /* also drops the partitions' references */
+        ticket_free(list_first_entry(&c->all, queue_ticket_t, live));
     c->hold_head = c->hold_tail = NULL;
     c->retry = NULL;
     flush_stores(c);
