@@ -111,6 +111,12 @@ int queue_consumer_stop(queue_consumer_t *c, int timeout_ms, queue_stop_cb cb, v
  * afterwards so the closed handles are released. */
 void queue_consumer_destroy(queue_consumer_t *c);
 
+typedef void (*queue_fatal_cb)(const char *reason, void *arg);
+/* Subscribes to librdkafka's fatal errors (e.g. a static member, kafka.group.instance.id, fenced
+ * by another with the same id): the consumer cannot go on and should be stopped. cb fires at most
+ * once, from the loop; reason is borrowed for the call. */
+void queue_consumer_on_fatal(queue_consumer_t *c, queue_fatal_cb cb, void *arg);
+
 /* The consumer's producer (used for the DLQ); borrowed, lives as long as the consumer. */
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c);
 size_t queue_consumer_in_flight(const queue_consumer_t *c); /* handed out, not completed */

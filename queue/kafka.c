@@ -455,9 +455,13 @@ struct queue_consumer {
     stop_t stop;
     uint64_t deadline, phase_deadline;
     bool commit_done;
+    bool close_failed;
     int stop_status;
     queue_stop_cb stop_cb;
     void *stop_arg;
+    queue_fatal_cb fatal_cb;
+    void *fatal_arg;
+    bool fatal; /* librdkafka raised a fatal error (reported once) */
     metric_reg_t *own_reg;
     metric_t *m_consumed, *m_decoded[QUEUE_ST_COUNT], *m_dlq[QUEUE_DEC_REASON_COUNT];
     metric_t *m_dlq_retry, *m_inflight, *m_paused, *m_assigned, *m_rebalance[2];
@@ -898,8 +902,14 @@ static void consumer_error(queue_consumer_t *c, const rd_kafka_message_t *m)
     char fatal[256] = "";
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
-    LOG(LOG_LVL_WARN, "kafka consumer error", LKS("error", rd_kafka_err2str(m->err)),
+    LOG(fatal[0] ? LOG_LVL_ERROR : LOG_LVL_WARN, "kafka consumer error",
+        LKS("error", rd_kafka_err2str(m->err)),
         LKS("detail", fatal[0] ? fatal : rd_kafka_message_errstr(m)));
+    if (fatal[0] && !c->fatal) {
+        c->fatal = true;
+        if (c->fatal_cb)
+            c->fatal_cb(fatal, c->fatal_arg);
+    }
 }
 
 static void on_message(queue_consumer_t *c, rd_kafka_message_t *m)
@@ -1208,10 +1218,11 @@ static void start_close(queue_consumer_t *c, uint64_t now)
     c->stop = STOP_CLOSE;
     c->phase_deadline = now + CLOSE_BOUND_MS;
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, c->cq);
-    if (e) {
+    if (e) { /* e.g. after a fatal error: it will never close, do not wait for it */
         LOG(LOG_LVL_ERROR, "kafka close", LKS("error", rd_kafka_error_string(e)));
         rd_kafka_error_destroy(e);
         c->stop_status = QUEUE_ERR;
+        c->close_failed = true;
     }
 }
 
@@ -1250,6 +1261,8 @@ static void stop_step(queue_consumer_t *c)
     case STOP_CLOSE:
         if (rd_kafka_consumer_closed(c->rk)) {
             c->closed = true;
+        } else if (c->close_failed) {
+            /* flush the producer all the same */
         } else if (now >= c->phase_deadline) {
             LOG0(LOG_LVL_WARN, "kafka consumer close timed out");
             c->stop_status = QUEUE_ETIMEDOUT;
@@ -1347,6 +1360,12 @@ void queue_consumer_destroy(queue_consumer_t *c)
                          (uv_handle_t *)&c->dlq_timer,  (uv_handle_t *)&c->stop_timer};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         uv_close(hs[i], consumer_closed);
+}
+
+void queue_consumer_on_fatal(queue_consumer_t *c, queue_fatal_cb cb, void *arg)
+{
+    c->fatal_cb = cb;
+    c->fatal_arg = arg;
 }
 
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c)
