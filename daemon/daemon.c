@@ -224,14 +224,6 @@ static int make_receipts(disp_daemon_t *d, char *err, size_t errlen)
     return 0;
 }
 
-static const char *dlq_topic_of(const conf_t *c, char *buf, size_t len)
-{
-    if (*c->queue_dlq_topic)
-        return c->queue_dlq_topic;
-    snprintf(buf, len, "%.*s.dlq", (int)strcspn(c->queue_topics, ", "), c->queue_topics);
-    return buf;
-}
-
 /* The dispatcher runs when Kafka is configured (a broker list, or the embedded one). */
 static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
 {
@@ -264,9 +256,7 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
     if (d->consumer == NULL)
         return -1;
     queue_consumer_on_fatal(d->consumer, on_fatal, d);
-    char dlq[256];
-    disp_pipeline_set_dlq(d->pipeline, queue_consumer_producer(d->consumer),
-                          dlq_topic_of(c, dlq, sizeof dlq));
+    disp_pipeline_set_dlq(d->pipeline, queue_consumer_producer(d->consumer));
     return 0;
 }
 

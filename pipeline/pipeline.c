@@ -63,7 +63,6 @@ typedef struct ok_batch {
 struct disp_pipeline {
     disp_pipeline_deps_t d;
     char *prefix;
-    char *dlq_topic;
     db_script_t *claim;
     db_script_t *done_many;
     ok_batch_t *ok;   /* collecting; NULL when empty */
@@ -525,7 +524,7 @@ static void dlq_send(pdev_t *dv)
     job_t *j = dv->job;
     disp_pipeline_t *p = j->p;
     buf_t v = BUF_INIT;
-    char part[16], off[24], att[16];
+    char part[16], off[24], att[16], dlq[512];
     buf_puts(&v, "{\"kind\":\"notification\",\"jobId\":");
     buf_json_str(&v, j->ev->job_id, strlen(j->ev->job_id));
     buf_puts(&v, ",\"userId\":");
@@ -551,8 +550,9 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
     };
-    int rc = p->d.dlq ? queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len,
-                                      h, 5, on_dlq_delivered, dv)
+    queue_dlq_topic(p->d.conf->queue_dlq_topic, topic, dlq, sizeof dlq);
+    int rc = p->d.dlq ? queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h, 5,
+                                      on_dlq_delivered, dv)
                       : QUEUE_ECLOSED;
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
@@ -703,11 +703,9 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps)
     return p;
 }
 
-void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq, const char *dlq_topic)
+void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq)
 {
     p->d.dlq = dlq;
-    free(p->dlq_topic);
-    p->dlq_topic = xstrdup(dlq_topic);
 }
 
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t)
@@ -738,6 +736,5 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
         job_free(list_first_entry(&p->jobs, job_t, node));
     free(p->ok);
     free(p->prefix);
-    free(p->dlq_topic);
     free(p);
 }

@@ -46,7 +46,9 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
 void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                               const char *message, void *arg);
 
-void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq, const char *dlq_topic);
+/* The DLQ producer. A notification that failed for good goes to queue_dlq_topic() of its
+ * event's source topic, as an undecodable event does. */
+void disp_pipeline_set_dlq(disp_pipeline_t *p, queue_producer_t *dlq);
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t);
 void disp_pipeline_set_receipts(disp_pipeline_t *p, expo_receipts_t *r);
 /* From now on, outcomes that arrive are not acted on (shutdown in progress). */

@@ -124,6 +124,12 @@ size_t queue_consumer_assigned(const queue_consumer_t *c);  /* partitions assign
 size_t queue_consumer_held(const queue_consumer_t *c);      /* decoded, waiting for room */
 size_t queue_consumer_paused(const queue_consumer_t *c);    /* partitions paused for backpressure */
 
+/* The DLQ topic of a record from source_topic, for both kinds of dead letter (an undecodable
+ * event, a notification that failed for good): `configured` (queue.dlq_topic) when set and not
+ * empty, else "<source_topic>.dlq". Writes out (truncated to outlen) and returns it. */
+const char *queue_dlq_topic(const char *configured, const char *source_topic, char *out,
+                            size_t outlen);
+
 /* The bootstrap servers to use: kafka.bootstrap.servers, or with kafka.embedded the contents of
  * <runtime_dir>/kafka.bootstrap. Returns 0 or -1 with a sentence in err. */
 int queue_bootstrap_resolve(const conf_t *conf, char *out, size_t outlen, char *err, size_t errlen);

@@ -104,6 +104,16 @@ static void trim_line(char *s)
         s[--n] = '\0';
 }
 
+const char *queue_dlq_topic(const char *configured, const char *source_topic, char *out,
+                            size_t outlen)
+{
+    if (configured && configured[0])
+        snprintf(out, outlen, "%s", configured);
+    else
+        snprintf(out, outlen, "%s.dlq", source_topic);
+    return out;
+}
+
 int queue_bootstrap_resolve(const conf_t *conf, char *out, size_t outlen, char *err, size_t errlen)
 {
     const char *bs = conf_kafka_get(conf, "bootstrap.servers");
@@ -437,7 +447,7 @@ struct queue_consumer {
     int open_handles;
     queue_producer_t *prod;
     queue_handler_t h;
-    char *dlq_topic; /* NULL: "<source topic>.dlq" */
+    char *dlq_topic; /* queue.dlq_topic, NULL when unset (see queue_dlq_topic) */
     size_t max_bytes;
     size_t max_in_flight, hold_cap;
     size_t in_flight; /* T_OUT + T_DLQ */
@@ -861,10 +871,7 @@ static size_t dlq_headers(queue_ticket_t *t, queue_header_t **out, char *part, c
 static void dlq_send(queue_consumer_t *c, queue_ticket_t *t)
 {
     char topic[512], part[16], off[24];
-    if (c->dlq_topic)
-        snprintf(topic, sizeof topic, "%s", c->dlq_topic);
-    else
-        snprintf(topic, sizeof topic, "%s.dlq", t->part->topic);
+    queue_dlq_topic(c->dlq_topic, t->part->topic, topic, sizeof topic);
     queue_header_t *h;
     size_t n = dlq_headers(t, &h, part, off);
     rd_kafka_message_t *m = t->msg;

@@ -1,6 +1,7 @@
-/* test_daemon.c - the herald process as ops see it: the exit code after a fatal runtime error and
- * a start-up that cannot write its --ready-file. Real herald, redis-server, Expo simulator and a
- * librdkafka mock cluster owned by the test. */
+/* test_daemon.c - the herald process as ops see it: the exit code after a fatal runtime error, a
+ * start-up that cannot write its --ready-file, and where dead letters go when herald consumes
+ * more than one topic. Real herald, redis-server, Expo simulator and a librdkafka mock cluster
+ * owned by the test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,7 +70,7 @@ static int setup(void **state)
     (void)state;
     if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
         return -1;
-    bootstrap = th_kafka_start("fatal-t");
+    bootstrap = th_kafka_start("fatal-t,dl-a,dl-b");
     if (bootstrap == NULL)
         return -1;
     return th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url);
@@ -130,11 +131,66 @@ static void test_kafka_fatal_exits_nonzero(void **state)
     assert_true(th_wait_file_contains(h.log, "\"msg\":\"stopped\"", NULL, 0, 1000));
 }
 
+typedef struct dlq_seen {
+    int poison, notification, other;
+} dlq_seen_t;
+
+static void on_dlq(const th_kmsg_t *m, void *arg)
+{
+    dlq_seen_t *s = arg;
+    char value[4096];
+    snprintf(value, sizeof value, "%.*s", (int)m->len, m->value);
+    bool from_b = strstr(m->headers, "herald-source-topic=dl-b\n") != NULL;
+    if (from_b && strstr(m->headers, "herald-dlq-reason=not_json\n"))
+        s->poison++;
+    else if (from_b && strstr(m->headers, "herald-dlq-reason=MismatchSenderId\n") &&
+             strstr(value, "\"kind\":\"notification\""))
+        s->notification++;
+    else
+        s->other++;
+}
+
+/* With two topics, both kinds of dead letter from topic B go to B.dlq: the undecodable event
+ * and the notification Expo refused for good (MismatchSenderId). Nothing goes to A.dlq (the
+ * failed notification used to go to "<first topic>.dlq"). */
+static void test_dlq_follows_source_topic(void **state)
+{
+    (void)state;
+    th_herald_t h;
+    start_herald(&h, "kafka.group.id = herald-dlq\nqueue.topics = dl-a,dl-b\n");
+    char url[256];
+    th_herald_url(&h, false, "/v1/device-tokens", url, sizeof url);
+    const char *hdr[] = {"X-User-Id: dlq-user", "Content-Type: application/json", NULL};
+    const char *body = "{\"deviceId\":\"phone\",\"expoPushToken\":"
+                       "\"ExponentPushToken[dlqMismatch0000000000001]\",\"platform\":\"ios\"}";
+    th_resp_t r;
+    assert_int_equal(th_http("POST", url, hdr, body, strlen(body), &r), 0);
+    if (r.status != 201 && r.status != 200)
+        fail_msg("register: %ld %s", r.status, buf_cstr(&r.body));
+    th_resp_cleanup(&r);
+    assert_int_equal(th_kafka_send("dl-b", NULL, "not json", NULL), 0);
+    assert_int_equal(
+        th_kafka_send("dl-b", NULL,
+                      "{\"jobId\":\"dlq-job\",\"userId\":\"dlq-user\",\"status\":\"COMPLETED\"}",
+                      NULL),
+        0);
+    assert_int_equal(th_kafka_flush(), 0);
+    dlq_seen_t s = {0};
+    th_kafka_read("dl-b.dlq", 2, 30000, on_dlq, &s);
+    assert_int_equal(s.poison, 1);
+    assert_int_equal(s.notification, 1);
+    assert_int_equal(s.other, 0);
+    dlq_seen_t a = {0};
+    assert_int_equal(th_kafka_read("dl-a.dlq", 1, 1000, on_dlq, &a), 0);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ready_file_unwritable),
         cmocka_unit_test(test_kafka_fatal_exits_nonzero),
+        cmocka_unit_test(test_dlq_follows_source_topic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
