@@ -81,6 +81,7 @@ struct expo_client {
     size_t in_flight, pending;
     long batch_max; /* min(100, rate): a batch never exceeds one window's budget */
     int open_handles;
+    bool destroying;
     metric_reg_t *own_reg;
     metric_fam_t *m_req, *m_msg, *m_retry;
     metric_t *m_inflight, *m_wait, *m_lat, *m_raw, *m_sent, *m_cred;
@@ -456,9 +457,14 @@ static void req_free(req_t *r)
 
 static const char *terr_name(expo_terr_t e)
 {
-    static const char *n[] = {
-        "", "ConnectError", "Timeout", "ConnectionDropped", "ResponseTooLarge", "TransportError"};
-    return n[e];
+    static const char *n[] = {"",
+                              "ConnectError",
+                              "Timeout",
+                              "ConnectionDropped",
+                              "ResponseTooLarge",
+                              "TransportError",
+                              "Cancelled"};
+    return (size_t)e < sizeof n / sizeof n[0] ? n[e] : "TransportError";
 }
 
 static void on_reply_parsed(expo_client_t *c, req_t *r, const expo_http_resp_t *resp)
@@ -496,6 +502,11 @@ static void on_reply(const expo_http_resp_t *resp, void *arg)
     expo_client_t *c = r->c;
     c->in_flight--;
     metric_set(c->m_inflight, (double)c->in_flight);
+    if (c->destroying) { /* the transport's destroy cancels what is in flight */
+        fail_all(c, r, "Shutdown", "the Expo client was shut down");
+        req_free(r);
+        return;
+    }
     metric_observe(c->m_lat, resp->seconds);
     static const char *cls[] = {"transport", "1xx", "2xx", "3xx", "4xx", "5xx"};
     long k = resp->status / 100;
@@ -807,12 +818,8 @@ void expo_client_destroy(expo_client_t *c)
 {
     if (!c)
         return;
-    c->tr->destroy(c->tr); /* no transport callback runs after this */
-    while (!list_empty(&c->reqs)) {
-        req_t *r = list_first_entry(&c->reqs, req_t, node);
-        fail_all(c, r, "Shutdown", "the Expo client was shut down");
-        req_free(r);
-    }
+    c->destroying = true;
+    c->tr->destroy(c->tr); /* answers every request in flight (on_reply), then no more */
     on_done_timer(&c->done_timer);
     fail_list(c, c->delayed);
     c->delayed = NULL;

@@ -38,11 +38,14 @@ typedef struct queue_ticket queue_ticket_t;
 /* ---- producer ---- */
 
 typedef struct queue_delivery {
-    int status;        /* QUEUE_OK, QUEUE_EDELIVERY or QUEUE_ECLOSED (purged at destroy) */
+    /* QUEUE_OK; QUEUE_EDELIVERY (the broker did not acknowledge it); QUEUE_EFULL or QUEUE_ERR
+     * (librdkafka refused it at once: local queue full, too large, unknown topic...); or
+     * QUEUE_ECLOSED (the producer was destroyed first) */
+    int status;
     const char *error; /* librdkafka's text when status != 0, else NULL */
     const char *topic;
-    int32_t partition;
-    int64_t offset; /* -1 when unknown */
+    int32_t partition; /* -1 when unknown */
+    int64_t offset;    /* -1 when unknown */
 } queue_delivery_t;
 /* dr and its strings are borrowed for the duration of the call. */
 typedef void (*queue_produce_cb)(const queue_delivery_t *dr, void *arg);
@@ -52,15 +55,17 @@ typedef void (*queue_produce_cb)(const queue_delivery_t *dr, void *arg);
 queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, metric_reg_t *metrics,
                                         char *err, size_t errlen);
 /* Copies key/value/headers (all borrowed) and queues the message. Returns 0 and cb fires exactly
- * once later on the loop; or a negative QUEUE_E* code (QUEUE_EFULL, QUEUE_ERR) and cb never
- * fires. key may be NULL. */
+ * once, later, on the loop (never inside this call), whatever the outcome: a refusal by
+ * librdkafka is reported there too (QUEUE_EFULL, QUEUE_ERR). Only QUEUE_EINVAL (p, topic or cb
+ * NULL) returns at once, and then cb never fires. key may be NULL. */
 int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                   queue_produce_cb cb, void *arg);
 /* Messages not yet acknowledged. */
 size_t queue_producer_outq(const queue_producer_t *p);
-/* Blocks up to 5 s flushing, then fails what is left (callbacks fire with QUEUE_ECLOSED) and
- * frees. Accepts NULL. Handles are closed with uv_close: run the loop once more afterwards. */
+/* Blocks up to 5 s flushing, then fails what is left (callbacks fire with QUEUE_ECLOSED, from
+ * inside this call) and frees: every callback has fired once when it returns. Accepts NULL.
+ * Handles are closed with uv_close: run the loop once more afterwards. */
 void queue_producer_destroy(queue_producer_t *p);
 
 /* ---- consumer ---- */
@@ -103,12 +108,14 @@ typedef void (*queue_stop_cb)(int status, void *arg);
 /* Graceful stop: pauses fetching, waits for in-flight events up to timeout_ms, stores and
  * commits offsets, leaves the group (bounded, 5 s), flushes the DLQ producer (bounded, 5 s),
  * then cb(status) once, from the loop: 0, or QUEUE_ETIMEDOUT when events were still in flight
- * or a step ran out of time, or QUEUE_ERR when the commit failed. Returns 0, or QUEUE_ECLOSED
- * (cb will not fire) when already stopping. */
+ * or a step ran out of time, or QUEUE_ERR when the commit or the close failed. A destroy before
+ * then fires it from inside queue_consumer_destroy with QUEUE_ECLOSED. Returns 0, or
+ * QUEUE_ECLOSED (cb will not fire) when already stopping. */
 int queue_consumer_stop(queue_consumer_t *c, int timeout_ms, queue_stop_cb cb, void *arg);
-/* Frees everything; a consumer that was not stopped is destroyed without leaving the group.
- * Tickets still held by the handler become invalid. Accepts NULL. Run the loop once more
- * afterwards so the closed handles are released. */
+/* Frees everything; a consumer that was not stopped is destroyed without leaving the group. A
+ * stop still in progress ends: its cb fires now with QUEUE_ECLOSED. Tickets still held by the
+ * handler become invalid. Accepts NULL. Run the loop once more afterwards so the closed handles
+ * are released. */
 void queue_consumer_destroy(queue_consumer_t *c);
 
 typedef void (*queue_fatal_cb)(const char *reason, void *arg);

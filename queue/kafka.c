@@ -212,21 +212,41 @@ fail:
 
 /* ---- producer ---- */
 
+/* Every message queue_produce accepted is a pmsg_t on one of two lists until its callback fired:
+ * `queued` (librdkafka has it; dr_cb reports it) or `refused` (produceva said no; reported from
+ * refused_timer on the next loop turn). destroy reports whatever is left on either. */
 struct queue_producer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
     waker_t waker;
     uv_timer_t timer;
+    uv_timer_t refused_timer;
     int open_handles;
-    bool owned_by_consumer;
+    bool closing;
+    list_t queued, refused; /* of pmsg_t */
     metric_t *m_ok, *m_fail;
 };
 
 typedef struct pmsg {
+    list_node_t node;
     queue_produce_cb cb;
     void *arg;
+    int status;  /* refused: QUEUE_EFULL or QUEUE_ERR */
+    char *error; /* refused: librdkafka's text */
+    char *topic; /* refused: a copy, for the report */
 } pmsg_t;
+
+static void pmsg_report(queue_producer_t *p, pmsg_t *pm, const queue_delivery_t *dr)
+{
+    list_remove(&pm->node);
+    if (p->m_ok)
+        metric_inc(dr->status ? p->m_fail : p->m_ok);
+    pm->cb(dr, pm->arg);
+    free(pm->error);
+    free(pm->topic);
+    free(pm);
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -246,12 +266,27 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 : QUEUE_EDELIVERY;
         dr.error = rd_kafka_err2str(m->err);
     }
-    if (p->m_ok)
-        metric_inc(dr.status ? p->m_fail : p->m_ok);
-    if (pm) {
-        pm->cb(&dr, pm->arg);
-        free(pm);
+    if (pm)
+        pmsg_report(p, pm, &dr);
+}
+
+/* Messages produceva refused: their callbacks fire here, never inside queue_produce. At destroy,
+ * everything still unreported comes here too, as QUEUE_ECLOSED. From the head each time: a
+ * callback may produce again. */
+static void report_refused(queue_producer_t *p)
+{
+    pmsg_t *pm;
+    while ((pm = list_first_entry(&p->refused, pmsg_t, node)) != NULL) {
+        queue_delivery_t dr = {p->closing ? QUEUE_ECLOSED : pm->status,
+                               pm->error ? pm->error : "the producer was destroyed first",
+                               pm->topic ? pm->topic : "", RD_KAFKA_PARTITION_UA, -1};
+        pmsg_report(p, pm, &dr);
     }
+}
+
+static void on_refused_timer(uv_timer_t *t)
+{
+    report_refused(t->data);
 }
 
 static void producer_serve(queue_producer_t *p)
@@ -291,6 +326,8 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, met
         return NULL;
     queue_producer_t *p = xcalloc(1, sizeof *p);
     p->loop = loop;
+    list_init(&p->queued);
+    list_init(&p->refused);
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
     rd_kafka_conf_set_opaque(kc, p);
     char e[512];
@@ -310,7 +347,8 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const conf_t *conf, met
         return NULL;
     }
     uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
+    uv_timer_init(loop, &p->refused_timer);
+    p->timer.data = p->refused_timer.data = p;
     uv_timer_start(&p->timer, producer_tick, SAFETY_POLL_MS, SAFETY_POLL_MS);
     producer_metrics(p, metrics);
     return p;
@@ -345,14 +383,32 @@ static size_t fill_vus(rd_kafka_vu_t *vu, const char *topic, const void *key, si
     return n;
 }
 
+static void refuse(queue_producer_t *p, pmsg_t *pm, int status, const char *error,
+                   const char *topic)
+{
+    pm->status = status;
+    pm->error = xstrdup(error);
+    pm->topic = xstrdup(topic);
+    list_remove(&pm->node);
+    list_push_back(&p->refused, &pm->node);
+    if (!p->closing)
+        uv_timer_start(&p->refused_timer, on_refused_timer, 0, 0);
+}
+
 int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                   queue_produce_cb cb, void *arg)
 {
     if (!p || !topic || !cb)
         return QUEUE_EINVAL;
-    pmsg_t *pm = xmalloc(sizeof *pm);
-    *pm = (pmsg_t){cb, arg};
+    pmsg_t *pm = xcalloc(1, sizeof *pm);
+    pm->cb = cb;
+    pm->arg = arg;
+    list_push_back(&p->queued, &pm->node);
+    if (p->closing) {
+        refuse(p, pm, QUEUE_ECLOSED, "the producer is shutting down", topic);
+        return QUEUE_OK;
+    }
     rd_kafka_vu_t stack[24], *vu = nhdrs + 5 <= 24 ? stack : xcalloc(nhdrs + 5, sizeof *vu);
     size_t n = fill_vus(vu, topic, key, keylen, value, len, hdrs, nhdrs, pm);
     rd_kafka_error_t *e = rd_kafka_produceva(p->rk, vu, n);
@@ -360,12 +416,12 @@ int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_
         free(vu);
     if (!e)
         return QUEUE_OK;
-    free(pm);
-    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
     LOG(LOG_LVL_WARN, "kafka produce refused", LKS("topic", topic),
         LKS("error", rd_kafka_error_string(e)));
+    refuse(p, pm, rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR,
+           rd_kafka_error_string(e), topic);
     rd_kafka_error_destroy(e);
-    return code == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR;
+    return QUEUE_OK;
 }
 
 size_t queue_producer_outq(const queue_producer_t *p)
@@ -386,17 +442,23 @@ void queue_producer_destroy(queue_producer_t *p)
 {
     if (!p)
         return;
+    p->closing = true;
     rd_kafka_flush(p->rk, CLOSE_BOUND_MS);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(p->rk, 1000); /* serves the purged messages' reports: QUEUE_ECLOSED */
     rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
     rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
+    /* Refused and not reported yet, or never reported by librdkafka: QUEUE_ECLOSED, once. */
+    list_splice(&p->refused, &p->queued);
+    report_refused(p);
     close(p->waker.fds[1]);
     uv_poll_stop(&p->waker.poll);
-    p->open_handles = 2;
+    uv_timer_stop(&p->refused_timer);
+    p->open_handles = 3;
     uv_close((uv_handle_t *)&p->waker.poll, producer_closed);
     uv_close((uv_handle_t *)&p->timer, producer_closed);
+    uv_close((uv_handle_t *)&p->refused_timer, producer_closed);
 }
 
 /* ---- consumer state ---- */
@@ -416,6 +478,7 @@ struct queue_ticket {
     queue_ticket_t *qnext;   /* hold queue or DLQ retry list */
     list_node_t live;        /* in c->all: every live ticket, for destroy */
     rd_kafka_message_t *msg; /* DLQ: the original until its record is acknowledged */
+    bool drop_value;         /* DLQ: the producer refused the value, send the record bare */
     queue_dec_error_t why;
 };
 
@@ -807,6 +870,12 @@ static void dlq_done(const queue_delivery_t *dr, void *arg)
     queue_consumer_t *c = t->c;
     if (dr->status == QUEUE_ECLOSED)
         return; /* producer gone: shutdown frees the ticket, the offset stays uncommitted */
+    if (dr->status == QUEUE_ERR && !t->drop_value && t->msg->len > 0) {
+        /* Refused outright (too large for the producer): keep the record, drop the value. */
+        t->drop_value = true;
+        dlq_send(c, t);
+        return;
+    }
     if (dr->status != QUEUE_OK) {
         LOG(LOG_LVL_WARN, "DLQ delivery failed, will retry", LKS("topic", dr->topic),
             LKS("error", dr->error));
@@ -875,16 +944,12 @@ static void dlq_send(queue_consumer_t *c, queue_ticket_t *t)
     queue_header_t *h;
     size_t n = dlq_headers(t, &h, part, off);
     rd_kafka_message_t *m = t->msg;
-    int rc =
-        queue_produce(c->prod, topic, m->key, m->key_len, m->payload, m->len, h, n, dlq_done, t);
-    if (rc == QUEUE_ERR && m->len > 0) {
-        /* Refused outright (too large for the producer): keep the record, drop the value. */
+    if (t->drop_value)
         h[n++] = (queue_header_t){"herald-dlq-value-dropped", "true", 4};
-        rc = queue_produce(c->prod, topic, m->key, m->key_len, NULL, 0, h, n, dlq_done, t);
-    }
+    /* dlq_done answers every outcome, a refusal included */
+    queue_produce(c->prod, topic, m->key, m->key_len, t->drop_value ? NULL : m->payload,
+                  t->drop_value ? 0 : m->len, h, n, dlq_done, t);
     free(h);
-    if (rc < 0)
-        retry_later(c, t);
 }
 
 /* ---- consuming ---- */
@@ -1233,14 +1298,22 @@ static void start_close(queue_consumer_t *c, uint64_t now)
     }
 }
 
+/* The stop's callback, once: from finish_stop, or from destroy when that comes first. */
+static void report_stop(queue_consumer_t *c, int status)
+{
+    queue_stop_cb cb = c->stop_cb;
+    c->stop_cb = NULL;
+    if (cb)
+        cb(status, c->stop_arg);
+}
+
 static void finish_stop(queue_consumer_t *c)
 {
     c->stop = STOP_DONE;
     uv_timer_stop(&c->stop_timer);
     uv_timer_stop(&c->timer);
     LOG(LOG_LVL_INFO, "kafka consumer stopped", LKS("status", queue_strerror(c->stop_status)));
-    if (c->stop_cb)
-        c->stop_cb(c->stop_status, c->stop_arg);
+    report_stop(c, c->stop_status);
 }
 
 static void flush_step(queue_consumer_t *c, uint64_t now)
@@ -1341,6 +1414,12 @@ void queue_consumer_destroy(queue_consumer_t *c)
 {
     if (!c)
         return;
+    if (c->stop != STOP_NONE && c->stop != STOP_DONE) {
+        LOG(LOG_LVL_WARN, "kafka consumer destroyed before its stop finished",
+            LKI("in_flight", c->in_flight));
+        c->stop = STOP_DONE;
+        report_stop(c, QUEUE_ECLOSED);
+    }
     queue_producer_destroy(c->prod); /* DLQ reports fire now, before tickets go */
     c->prod = NULL;
     c->closed = true;
