@@ -1,6 +1,7 @@
 /* ctl.h - heraldctl subcommands. Each command is a function taking the loaded configuration and
  * its own arguments (argv[0] is the command name) and returning the process exit code:
- *   0 success, 1 the thing asked for does not exist, 2 usage error, 3 a dependency is unavailable.
+ *   0 success, 1 the thing asked for does not exist, 2 usage error, 3 a dependency is unavailable,
+ *   4 some input lines were refused, the rest done (CTL_PARTIAL, in ctl/util.h).
  * Commands print a readable table by default and JSON with --json; errors are one line on stderr.
  */
 #ifndef HERALD_DISPATCHER_CTL_H

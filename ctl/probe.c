@@ -1,6 +1,7 @@
 /* probe.c - adapter for heraldctl's reachability probes (probe.h): one libcurl HEAD
  * request and one librdkafka metadata request, each bounded by a short timeout. */
 #include "ctl/probe.h"
+#include "queue/consumer.h"
 
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
@@ -47,30 +48,28 @@ static bool topic_in(const rd_kafka_metadata_t *md, const char *name, size_t n)
     return false;
 }
 
-/* Names the first topic of queue.topics (and the DLQ topic) missing from md into missing. */
+/* Names the first topic of queue.topics, or the DLQ topic of one of them (queue_dlq_topic: the
+ * configured one, or each topic's own "<topic>.dlq"), missing from md into missing. */
 static bool topics_missing(const conf_t *conf, const rd_kafka_metadata_t *md, char *missing,
                            size_t len)
 {
-    const char *s = conf->queue_topics;
-    char dlq[256];
-    while (*s) {
-        size_t n = strcspn(s, ",");
-        while (n && s[0] == ' ')
-            s++, n--;
-        if (n && !topic_in(md, s, n)) {
-            snprintf(missing, len, "%.*s", (int)n, s);
-            return true;
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *s = conf->queue_topics; *s;) {
+            size_t n = strcspn(s, ",");
+            while (n && s[0] == ' ')
+                s++, n--;
+            char topic[250], name[256]; /* Kafka topic names are at most 249 bytes */
+            snprintf(topic, sizeof topic, "%.*s", (int)n, s);
+            if (pass == 1)
+                queue_dlq_topic(conf->queue_dlq_topic, topic, name, sizeof name);
+            else
+                snprintf(name, sizeof name, "%s", topic);
+            if (n && !topic_in(md, name, strlen(name))) {
+                snprintf(missing, len, "%s", name);
+                return true;
+            }
+            s += n + (s[n] == ',');
         }
-        s += n + (s[n] == ',');
-    }
-    if (conf->queue_dlq_topic && conf->queue_dlq_topic[0])
-        snprintf(dlq, sizeof dlq, "%s", conf->queue_dlq_topic);
-    else
-        snprintf(dlq, sizeof dlq, "%.*s.dlq", (int)strcspn(conf->queue_topics, ","),
-                 conf->queue_topics);
-    if (!topic_in(md, dlq, strlen(dlq))) {
-        snprintf(missing, len, "%s", dlq);
-        return true;
     }
     return false;
 }

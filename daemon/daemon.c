@@ -64,10 +64,13 @@ struct disp_daemon {
     bool queue_stopped;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
+    bool signals_started;
     uint64_t drain_deadline;
     bool stopping;
-    int exit_code;
+    int exit_code; /* 0, or 1 once a fatal runtime error stopped herald */
 };
+
+static void on_fatal(const char *reason, void *arg);
 
 static bool redis_ready(void *arg, char *reason, size_t len)
 {
@@ -214,9 +217,8 @@ static void make_pipeline(disp_daemon_t *d)
                                  .templates = d->templates,
                                  .trace = d->trace,
                                  .metrics = d->metrics};
-    char dlq[256];
     disp_pipeline_opts_t po;
-    daemon_pipeline_opts(c, dlq, sizeof dlq, &po);
+    daemon_pipeline_opts(c, &po);
     d->pipeline = disp_pipeline_create(&deps, &po);
 }
 
@@ -243,6 +245,7 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
     if (d->consumer == NULL)
         return -1;
     expo_receipts_start(d->receipts);
+    queue_consumer_on_fatal(d->consumer, on_fatal, d);
     return 0;
 }
 
@@ -251,19 +254,33 @@ static int write_ready_file(disp_daemon_t *d, char *err, size_t errlen)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", d->ready_file);
     FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    if (f == NULL)
+        goto fail;
     fprintf(f, "{\"pid\":%d,\"api_port\":%d,\"admin_port\":%d,\"kafka\":\"%s\"}\n", (int)getpid(),
             disp_http_port(d->http), disp_http_port(d->admin_http),
             d->embedded ? queue_embedded_bootstrap(d->embedded) : "");
-    fclose(f);
-    if (rename(tmp, d->ready_file) != 0) {
-        snprintf(err, errlen, "%s: %s", d->ready_file, strerror(errno));
-        return -1;
-    }
+    if (ferror(f) | fclose(f))
+        goto fail;
+    if (rename(tmp, d->ready_file) != 0)
+        goto fail;
     return 0;
+fail:
+    snprintf(err, errlen, "--ready-file %s: cannot write %s: %s", d->ready_file, tmp,
+             strerror(errno));
+    unlink(tmp);
+    return -1;
+}
+
+/* Without this the signal handles keep uv_run going forever. */
+static void close_signals(disp_daemon_t *d)
+{
+    if (!d->signals_started)
+        return;
+    d->signals_started = false;
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    uv_close((uv_handle_t *)&d->sig_hup, NULL);
+    uv_close((uv_handle_t *)&d->drain_timer, NULL);
 }
 
 /* Everything in flight had its chance: tear down in the order that lets every pending callback
@@ -290,10 +307,7 @@ static void finish_shutdown(disp_daemon_t *d)
     disp_http_destroy(d->http);
     disp_http_destroy(d->admin_http);
     d->http = d->admin_http = NULL;
-    uv_close((uv_handle_t *)&d->sig_term, NULL);
-    uv_close((uv_handle_t *)&d->sig_int, NULL);
-    uv_close((uv_handle_t *)&d->sig_hup, NULL);
-    uv_close((uv_handle_t *)&d->drain_timer, NULL);
+    close_signals(d);
     LOG0(LOG_LVL_INFO, "stopped");
 }
 
@@ -313,7 +327,10 @@ static void on_drain_tick(uv_timer_t *t)
 static void on_queue_stopped(int status, void *arg)
 {
     disp_daemon_t *d = arg;
-    if (status != 0)
+    if (status == QUEUE_ERR)
+        LOG0(LOG_LVL_WARN, "Kafka consumer stopped with errors (logged above); uncommitted events "
+                           "will be redelivered");
+    else if (status != 0)
         LOG(LOG_LVL_WARN,
             "Kafka consumer stopped with events still in flight; they will be "
             "redelivered",
@@ -339,6 +356,15 @@ static void begin_shutdown(disp_daemon_t *d, const char *why)
                        queue_consumer_stop(d->consumer, timeout_ms, on_queue_stopped, d) != 0;
     d->drain_deadline = uv_now(&d->loop) + (uint64_t)timeout_ms;
     uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
+}
+
+/* A runtime error herald cannot recover from: stop as for SIGTERM, then exit 1. */
+static void on_fatal(const char *reason, void *arg)
+{
+    disp_daemon_t *d = arg;
+    LOG(LOG_LVL_FATAL, "fatal error, shutting down", LKS("error", reason));
+    d->exit_code = 1;
+    begin_shutdown(d, "fatal error");
 }
 
 static void reload(disp_daemon_t *d)
@@ -389,6 +415,7 @@ static void start_signals(disp_daemon_t *d)
     }
     uv_timer_init(&d->loop, &d->drain_timer);
     d->drain_timer.data = d;
+    d->signals_started = true;
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -412,6 +439,7 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
         goto fail;
     return d;
 fail:
+    close_signals(d);
     expo_client_destroy(d->expo);
     tok_sweep_destroy(d->sweep);
     d->sweep = NULL;

@@ -25,7 +25,8 @@ static void usage(FILE *f)
            "  -V, --version          print the version\n"
            "  -h, --help             this text\n"
            "\n"
-           "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads log level and rate limits.\n");
+           "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads log level, rate limits and\n"
+           "templates.\n");
 }
 
 int main(int argc, char **argv)

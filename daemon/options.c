@@ -172,12 +172,8 @@ void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o)
                                     .done_ttl_s = c->dedup_done_ttl_s};
 }
 
-void daemon_pipeline_opts(const conf_t *c, char *buf, size_t buflen, disp_pipeline_opts_t *o)
+void daemon_pipeline_opts(const conf_t *c, disp_pipeline_opts_t *o)
 {
-    const char *dlq = c->queue_dlq_topic;
-    if (!*dlq) {
-        snprintf(buf, buflen, "%.*s.dlq", (int)strcspn(c->queue_topics, ", "), c->queue_topics);
-        dlq = buf;
-    }
-    *o = (disp_pipeline_opts_t){.receipt_delay_s = c->expo_receipt_delay_s, .dlq_topic = dlq};
+    *o = (disp_pipeline_opts_t){.receipt_delay_s = c->expo_receipt_delay_s,
+                                .dlq_topic = c->queue_dlq_topic};
 }

@@ -49,8 +49,8 @@ void daemon_consumer_opts(const conf_t *c, queue_consumer_opts_t *o);
 /* new: the notification templates from templates.*. NULL with a sentence in err. */
 disp_templates_t *daemon_templates(const conf_t *c, char *err, size_t errlen);
 void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o);
-/* The pipeline; its DLQ topic (queue.dlq_topic, or "<first of queue.topics>.dlq") may be
- * written into buf. */
-void daemon_pipeline_opts(const conf_t *c, char *buf, size_t buflen, disp_pipeline_opts_t *o);
+/* The pipeline: its DLQ topic is queue.dlq_topic as configured (empty: queue_dlq_topic() derives
+ * "<source topic>.dlq" per event). */
+void daemon_pipeline_opts(const conf_t *c, disp_pipeline_opts_t *o);
 
 #endif

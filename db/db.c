@@ -19,6 +19,7 @@
 #include "db/url.h"
 
 #include "core/backoff.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
@@ -43,7 +44,7 @@ typedef enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_READY } conn_state_t;
 
 typedef struct cmd cmd_t;
 struct cmd {
-    cmd_t *prev, *next; /* in db->fifo or db->deferred */
+    list_node_t node; /* in db->fifo or db->deferred */
     db_t *db;
     db_cb cb;
     void (*fn)(void *arg); /* db_defer: a plain function instead of cb */
@@ -57,10 +58,6 @@ struct cmd {
     const char **argv;
     size_t *argvlen;
 };
-
-typedef struct cmd_list {
-    cmd_t *head, *tail;
-} cmd_list_t;
 
 struct db_script {
     db_script_t *next;
@@ -81,7 +78,7 @@ struct db {
     unsigned attempt;
     uint64_t connect_deadline;
     unsigned handshake_left;
-    cmd_list_t fifo, deferred;
+    list_t fifo, deferred; /* of cmd_t */
     uv_timer_t deadline_timer, retry_timer;
     uv_idle_t idle;
     int open_handles;
@@ -96,30 +93,10 @@ struct db {
 static void conn_start(db_t *db);
 static void arm_deadline(db_t *db, bool force);
 
-/* ---- lists ---- */
-
-static void list_push(cmd_list_t *l, cmd_t *c)
+/* The oldest command of a list, or NULL. */
+static cmd_t *first_cmd(const list_t *l)
 {
-    c->next = NULL;
-    c->prev = l->tail;
-    if (l->tail)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-}
-
-static void list_remove(cmd_list_t *l, cmd_t *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
+    return list_first_entry(l, cmd_t, node);
 }
 
 static void mset(metric_t *m, double v)
@@ -136,14 +113,14 @@ static void minc(metric_t *m)
 
 static void fifo_push(db_t *db, cmd_t *c)
 {
-    list_push(&db->fifo, c);
+    list_push_back(&db->fifo, &c->node);
     if (!c->internal)
         mset(db->m_inflight, (double)++db->inflight);
 }
 
 static void fifo_remove(db_t *db, cmd_t *c)
 {
-    list_remove(&db->fifo, c);
+    list_remove(&c->node);
     if (!c->internal)
         mset(db->m_inflight, (double)--db->inflight);
 }
@@ -168,24 +145,25 @@ static void cmd_free(cmd_t *c)
 static void on_idle(uv_idle_t *h)
 {
     db_t *db = h->data;
-    cmd_list_t batch = db->deferred; /* what is added while we run waits for the next turn */
-    db->deferred.head = db->deferred.tail = NULL;
-    for (cmd_t *c; (c = batch.head) != NULL;) {
-        list_remove(&batch, c);
+    list_t batch; /* what is added while we run waits for the next turn */
+    list_init(&batch);
+    list_splice(&batch, &db->deferred);
+    for (cmd_t *c; (c = first_cmd(&batch)) != NULL;) {
+        list_remove(&c->node);
         if (c->fn)
             c->fn(c->arg);
         else
             c->cb(c->status, NULL, c->arg);
         cmd_free(c);
     }
-    if (db->deferred.head == NULL && !db->closing)
+    if (list_empty(&db->deferred) && !db->closing)
         uv_idle_stop(&db->idle);
 }
 
 static void defer(db_t *db, cmd_t *c, int status)
 {
     c->status = status;
-    list_push(&db->deferred, c);
+    list_push_back(&db->deferred, &c->node);
     if (!db->closing && !uv_is_active((uv_handle_t *)&db->idle))
         uv_idle_start(&db->idle, on_idle);
 }
@@ -247,7 +225,7 @@ static void conn_detach(db_t *db, const char *reason)
  * head each time: a callback may add commands (they go to `deferred`) or destroy db. */
 static void fail_fifo(db_t *db, int status)
 {
-    for (cmd_t *c; (c = db->fifo.head) != NULL;) {
+    for (cmd_t *c; (c = first_cmd(&db->fifo)) != NULL;) {
         fifo_remove(db, c);
         c->done = true;
         c->cb(status, NULL, c->arg);
@@ -308,7 +286,7 @@ static void on_deadline(uv_timer_t *t)
     if (db->state == ST_CONNECTING && now >= db->connect_deadline) {
         minc(db->m_timeout);
         conn_drop(db, DB_ETIMEOUT, "connect timeout");
-    } else if (db->fifo.head && now >= db->fifo.head->deadline) {
+    } else if (!list_empty(&db->fifo) && now >= first_cmd(&db->fifo)->deadline) {
         minc(db->m_timeout);
         conn_drop(db, DB_ETIMEOUT, "timeout");
     }
@@ -324,8 +302,9 @@ static void arm_deadline(db_t *db, bool force)
     uint64_t next = UINT64_MAX;
     if (db->state == ST_CONNECTING)
         next = db->connect_deadline;
-    if (db->fifo.head && db->fifo.head->deadline < next)
-        next = db->fifo.head->deadline;
+    const cmd_t *oldest = first_cmd(&db->fifo);
+    if (oldest && oldest->deadline < next)
+        next = oldest->deadline;
     if (next == UINT64_MAX) {
         uv_timer_stop(&db->deadline_timer);
         return;
@@ -539,6 +518,8 @@ db_t *db_create(uv_loop_t *loop, const db_opts_t *opts, char *err, size_t errlen
         snprintf(url.password, sizeof url.password, "%s", opts->password);
     }
     db_t *db = xcalloc(1, sizeof *db);
+    list_init(&db->fifo);
+    list_init(&db->deferred);
     db->loop = loop;
     db->url = url;
     db->timeout_ms = opts->timeout_ms > 0 ? (uint64_t)opts->timeout_ms : 1000;
@@ -580,12 +561,13 @@ void db_destroy(db_t *db)
     db->state = ST_DOWN;
     mset(db->m_up, 0);
     /* Callbacks may issue more commands; they land in `deferred` and fail here too. */
-    while (db->fifo.head || db->deferred.head) {
+    while (!list_empty(&db->fifo) || !list_empty(&db->deferred)) {
         fail_fifo(db, DB_ESHUTDOWN);
-        cmd_list_t batch = db->deferred;
-        db->deferred.head = db->deferred.tail = NULL;
-        for (cmd_t *c; (c = batch.head) != NULL;) {
-            list_remove(&batch, c);
+        list_t batch;
+        list_init(&batch);
+        list_splice(&batch, &db->deferred);
+        for (cmd_t *c; (c = first_cmd(&batch)) != NULL;) {
+            list_remove(&c->node);
             if (c->fn)
                 c->fn(c->arg);
             else

@@ -6,6 +6,7 @@
  * while fewer than max_concurrent requests are in flight and the limiter has tokens. on_reply
  * maps tickets to items by position; whole-request failures go back through the delayed list
  * (backoff with full jitter) until max_attempts or max_retry_age_s. */
+#include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
@@ -50,7 +51,7 @@ struct proj {
 };
 
 typedef struct req {
-    struct req *prev, *next;
+    list_node_t node; /* in c->reqs */
     expo_client_t *c;
     item_t **items;
     size_t n;
@@ -71,13 +72,14 @@ struct expo_client {
     proj_t *projs;
     item_t *delayed;
     item_t *done_head, *done_tail;
-    req_t *reqs;
+    list_t reqs; /* in flight */
     pmap_t *pmap;
     uv_timer_t pump_timer, retry_timer, done_timer;
     uint64_t pump_at, retry_at;
     size_t in_flight, pending;
     long batch_max; /* min(100, rate): a batch never exceeds one window's budget */
     int open_handles;
+    bool destroying;
     metric_reg_t *own_reg;
     metric_fam_t *m_req, *m_msg, *m_retry;
     metric_t *m_inflight, *m_wait, *m_lat, *m_raw, *m_sent, *m_cred;
@@ -388,14 +390,9 @@ static const char *retry_reason(long status, const expo_reply_t *rep)
     return status >= 500 ? "5xx" : "protocol";
 }
 
-static void req_free(expo_client_t *c, req_t *r)
+static void req_free(req_t *r)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    list_remove(&r->node);
     buf_cleanup(&r->body);
     buf_cleanup(&r->gz);
     free(r->items);
@@ -404,9 +401,14 @@ static void req_free(expo_client_t *c, req_t *r)
 
 static const char *terr_name(expo_terr_t e)
 {
-    static const char *n[] = {
-        "", "ConnectError", "Timeout", "ConnectionDropped", "ResponseTooLarge", "TransportError"};
-    return n[e];
+    static const char *n[] = {"",
+                              "ConnectError",
+                              "Timeout",
+                              "ConnectionDropped",
+                              "ResponseTooLarge",
+                              "TransportError",
+                              "Cancelled"};
+    return (size_t)e < sizeof n / sizeof n[0] ? n[e] : "TransportError";
 }
 
 static void on_reply_parsed(expo_client_t *c, req_t *r, const expo_http_resp_t *resp)
@@ -444,6 +446,11 @@ static void on_reply(const expo_http_resp_t *resp, void *arg)
     expo_client_t *c = r->c;
     c->in_flight--;
     metric_set(c->m_inflight, (double)c->in_flight);
+    if (c->destroying) { /* the transport's destroy cancels what is in flight */
+        fail_all(c, r, "Shutdown", "the Expo client was shut down");
+        req_free(r);
+        return;
+    }
     metric_observe(c->m_lat, resp->seconds);
     static const char *cls[] = {"transport", "1xx", "2xx", "3xx", "4xx", "5xx"};
     long k = resp->status / 100;
@@ -457,7 +464,7 @@ static void on_reply(const expo_http_resp_t *resp, void *arg)
             r->items[i]->ambiguous = true;
         on_reply_parsed(c, r, resp);
     }
-    req_free(c, r);
+    req_free(r);
     pump(c);
 }
 
@@ -502,10 +509,7 @@ static void send_batch(expo_client_t *c, proj_t *p, size_t n)
         hdr[nh++] = c->auth_header;
     metric_add(c->m_raw, (double)r->body.len);
     metric_add(c->m_sent, (double)len);
-    r->next = c->reqs;
-    if (c->reqs)
-        c->reqs->prev = r;
-    c->reqs = r;
+    list_push_back(&c->reqs, &r->node);
     c->in_flight++;
     metric_set(c->m_inflight, (double)c->in_flight);
     c->tr->post(c->tr, c->send_url, hdr, nh, body, len, c->o.timeout_ms, on_reply, r);
@@ -701,6 +705,7 @@ expo_client_t *expo_client_create(uv_loop_t *loop, const expo_opts_t *opts, metr
     if (!opts_ok(opts, err, errlen))
         return NULL;
     expo_client_t *c = xcalloc(1, sizeof *c);
+    list_init(&c->reqs);
     c->loop = loop;
     c->o = *opts;
     if (!c->o.clock)
@@ -758,12 +763,8 @@ void expo_client_destroy(expo_client_t *c)
 {
     if (!c)
         return;
-    c->tr->destroy(c->tr); /* no transport callback runs after this */
-    while (c->reqs) {
-        req_t *r = c->reqs;
-        fail_all(c, r, "Shutdown", "the Expo client was shut down");
-        req_free(c, r);
-    }
+    c->destroying = true;
+    c->tr->destroy(c->tr); /* answers every request in flight (on_reply), then no more */
     on_done_timer(&c->done_timer);
     fail_list(c, c->delayed);
     c->delayed = NULL;

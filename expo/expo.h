@@ -111,7 +111,7 @@ typedef struct expo_opts {
     long timeout_ms;          /* per request (expo.timeout_ms) */
     bool http2;               /* offer h2 over TLS (expo.http2) */
     const clk_t *clock;       /* borrowed; NULL: the system clock */
-    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local limiter only */
+    const expo_rate_hook_t *rate_hook; /* borrowed; NULL: local sliding window only */
     expo_transport_t *transport;       /* takes; NULL: the libcurl transport on the loop */
     uint64_t (*rnd)(void);             /* jitter source; NULL: rand_u64 */
 } expo_opts_t;

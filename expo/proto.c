@@ -1,5 +1,6 @@
 /* proto.c - Expo replies without I/O: send replies (tickets, request-level errors, the project
- * split), getReceipts replies, error classification, gzip, the token bucket and retry delays.
+ * split), getReceipts replies, error classification, gzip, the sliding-window send limiter and
+ * retry delays.
  *
  * Everything here reads outside input: sizes are checked before parsing, any shape that is not
  * exactly what Expo documents is classified (retry or fail) rather than trusted. */

@@ -1,5 +1,6 @@
 /* proto.h - the Expo wire protocol without I/O: reply parsing and classification, receipt parsing,
- * gzip, and the token bucket. Pure functions over bytes, exposed for unit tests and fuzzing. */
+ * gzip, and the sliding-window send limiter. Pure functions over bytes, exposed for unit tests and
+ * fuzzing. */
 #ifndef HERALD_EXPO_PROTO_H
 #define HERALD_EXPO_PROTO_H
 

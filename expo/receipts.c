@@ -120,9 +120,7 @@ void expo_receipts_destroy(expo_receipts_t *r)
 {
     if (!r)
         return;
-    r->tr->destroy(r->tr); /* cancels a request in flight without its callback */
-    if (r->cur)
-        claim_free(r->cur);
+    r->tr->destroy(r->tr); /* cancels a request in flight: on_receipts frees its claim */
     free(r->url);
     free(r->auth);
     uv_timer_stop(&r->timer);
@@ -332,6 +330,11 @@ static void on_receipts(const expo_http_resp_t *resp, void *arg)
     expo_receipt_t *rc = NULL;
     size_t nrc = 0;
     char err[64];
+    if (resp->terr == EXPO_TERR_CANCELLED) { /* destroy: the ids come back after the lease */
+        r->cur = NULL;
+        claim_free(c);
+        return;
+    }
     if (resp->status == 0 ||
         expo_receipts_parse(resp->status, resp->body, resp->len, &rc, &nrc, err, sizeof err) != 0) {
         if (r->m_req_fail)

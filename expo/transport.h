@@ -18,6 +18,7 @@ typedef enum {
     EXPO_TERR_DROPPED,  /* the connection broke or closed before a complete response */
     EXPO_TERR_TOOLARGE, /* the response body exceeded the transport's limit */
     EXPO_TERR_OTHER,
+    EXPO_TERR_CANCELLED, /* the transport was destroyed first */
 } expo_terr_t;
 
 typedef struct expo_http_resp {
@@ -36,12 +37,14 @@ typedef void (*expo_http_cb)(const expo_http_resp_t *resp, void *arg);
 
 struct expo_transport {
     /* POSTs body (borrowed until cb) to url with headers ("name: value", borrowed until the call
-     * returns). cb fires exactly once, never inside post. Returns 0. */
+     * returns). cb fires exactly once, never inside post: with the response, a transport error,
+     * or EXPO_TERR_CANCELLED from destroy. Returns 0. */
     int (*post)(struct expo_transport *t, const char *url, const char *const *headers,
                 size_t nheaders, const void *body, size_t len, long timeout_ms, expo_http_cb cb,
                 void *arg);
-    /* Cancels outstanding requests without calling their callbacks and frees the transport
-     * (possibly after the loop has run: handles close asynchronously). */
+    /* Cancels outstanding requests, firing each one's cb (status 0, EXPO_TERR_CANCELLED) from
+     * inside this call, then frees the transport (possibly after the loop has run: handles close
+     * asynchronously). Those callbacks must not post. No callback fires after it returns. */
     void (*destroy)(struct expo_transport *t);
 };
 

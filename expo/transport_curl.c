@@ -7,6 +7,7 @@
  * The only file of the module that includes curl.h; CURLcode never leaves it. */
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/xalloc.h"
 #include "expo/transport.h"
 
@@ -19,7 +20,7 @@
 typedef struct ct ct_t;
 
 typedef struct xfer {
-    struct xfer *prev, *next;
+    list_node_t node; /* in t->xfers */
     ct_t *t;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -31,6 +32,7 @@ typedef struct xfer {
     bool too_big;
     long retry_after;
     uint64_t start_us;
+    CURLMcode add_err; /* curl_multi_add_handle refused it: answered from t->refused_timer */
     expo_http_cb cb;
     void *arg;
 } xfer_t;
@@ -40,18 +42,20 @@ struct ct {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    xfer_t *xfers; /* in flight */
+    uv_timer_t refused_timer; /* answers transfers curl would not take, on the next loop turn */
+    int open_handles;
+    list_t xfers; /* in flight */
     bool http2;
     bool dead; /* destroy ran: stop touching the multi handle */
     size_t max_response;
-    struct sock *socks; /* polls open */
+    list_t socks; /* polls open */
 };
 
 typedef struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     ct_t *t;
-    struct sock *prev, *next;
+    list_node_t node; /* in t->socks */
 } sock_t;
 
 static int curl_refs;
@@ -81,14 +85,9 @@ static void on_sock_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void sock_close(ct_t *t, sock_t *s)
+static void sock_close(sock_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        t->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    list_remove(&s->node);
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
@@ -100,7 +99,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     sock_t *s = sockp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            sock_close(t, s);
+            sock_close(s);
             curl_multi_assign(t->multi, fd, NULL);
         }
         return 0;
@@ -114,10 +113,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             return -1;
         }
         s->poll.data = s;
-        s->next = t->socks;
-        if (t->socks)
-            t->socks->prev = s;
-        t->socks = s;
+        list_push_back(&t->socks, &s->node);
         curl_multi_assign(t->multi, fd, s);
     }
     int ev = 0;
@@ -233,16 +229,6 @@ static expo_terr_t map_err(CURLcode rc, bool too_big)
     }
 }
 
-static void xfer_unlink(ct_t *t, xfer_t *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        t->xfers = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-}
-
 static void xfer_free(ct_t *t, xfer_t *x)
 {
     curl_multi_remove_handle(t->multi, x->easy);
@@ -252,11 +238,29 @@ static void xfer_free(ct_t *t, xfer_t *x)
     free(x);
 }
 
+/* Unlinks and frees x, then fires its callback with r: each transfer is answered once, here. */
+static void answer(ct_t *t, xfer_t *x, expo_http_resp_t *r)
+{
+    r->retry_after_s = x->retry_after;
+    r->seconds = (double)(clk_mono_us() - x->start_us) / 1e6;
+    r->maybe_sent = r->maybe_sent || x->resent;
+    r->resent = x->resent;
+    r->len = x->resp.len;
+    list_remove(&x->node);
+    expo_http_cb cb = x->cb;
+    void *arg = x->arg;
+    /* the callback may post again or destroy the transport: free first, answer last */
+    buf_t body = x->resp;
+    x->resp = (buf_t)BUF_INIT;
+    xfer_free(t, x);
+    r->body = buf_cstr(&body);
+    cb(r, arg);
+    buf_cleanup(&body);
+}
+
 static void finish(ct_t *t, xfer_t *x, CURLcode rc)
 {
     expo_http_resp_t r = {0};
-    r.retry_after_s = x->retry_after;
-    r.seconds = (double)(clk_mono_us() - x->start_us) / 1e6;
     r.detail = "";
     if (rc == CURLE_OK) {
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
@@ -268,20 +272,35 @@ static void finish(ct_t *t, xfer_t *x, CURLcode rc)
         r.maybe_sent = r.terr != EXPO_TERR_CONNECT && (pre > 0 || x->off > 0);
         r.detail = curl_easy_strerror(rc);
     }
-    r.maybe_sent = r.maybe_sent || x->resent;
-    r.resent = x->resent;
-    r.body = buf_cstr(&x->resp);
-    r.len = x->resp.len;
-    xfer_unlink(t, x);
-    expo_http_cb cb = x->cb;
-    void *arg = x->arg;
-    /* the callback may post again or destroy the transport: free first, answer last */
-    buf_t body = x->resp;
-    x->resp = (buf_t)BUF_INIT;
-    xfer_free(t, x);
-    r.body = buf_cstr(&body);
-    cb(&r, arg);
-    buf_cleanup(&body);
+    answer(t, x, &r);
+}
+
+/* No response: curl refused the transfer, or destroy came first (maybe_sent once curl read any
+ * of the body). */
+static void fail_xfer(ct_t *t, xfer_t *x, expo_terr_t terr, const char *detail)
+{
+    expo_http_resp_t r = {0};
+    r.terr = terr;
+    r.maybe_sent = x->off > 0;
+    r.detail = detail;
+    answer(t, x, &r);
+}
+
+static xfer_t *first_refused(const ct_t *t)
+{
+    for (list_node_t *n = t->xfers.head.next; n != &t->xfers.head; n = n->next)
+        if (container_of(n, xfer_t, node)->add_err != CURLM_OK)
+            return container_of(n, xfer_t, node);
+    return NULL;
+}
+
+/* From the head each time: a callback may post, or destroy the transport. */
+static void on_refused_timer(uv_timer_t *h)
+{
+    ct_t *t = h->data;
+    xfer_t *x;
+    while (!t->dead && (x = first_refused(t)) != NULL)
+        fail_xfer(t, x, EXPO_TERR_OTHER, curl_multi_strerror(x->add_err));
 }
 
 static void check_done(ct_t *t)
@@ -348,34 +367,34 @@ static int ct_post(struct expo_transport *base, const char *url, const char *con
     x->arg = arg;
     x->start_us = clk_mono_us();
     set_easy(t, x, url, timeout_ms);
-    x->next = t->xfers;
-    if (t->xfers)
-        t->xfers->prev = x;
-    t->xfers = x;
-    curl_multi_add_handle(t->multi, x->easy);
+    list_push_back(&t->xfers, &x->node);
+    x->add_err = curl_multi_add_handle(t->multi, x->easy);
+    if (x->add_err != CURLM_OK) /* never answered from inside post */
+        uv_timer_start(&t->refused_timer, on_refused_timer, 0, 0);
     return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    ct_t *t = h->data;
+    if (--t->open_handles == 0)
+        free(t);
 }
 
 static void ct_destroy(struct expo_transport *base)
 {
     ct_t *t = (ct_t *)base;
-    while (t->xfers) {
-        xfer_t *x = t->xfers;
-        xfer_unlink(t, x);
-        xfer_free(t, x);
-    }
-    t->dead = true;
+    t->dead = true; /* from here on the loop's callbacks leave the multi handle alone */
+    while (!list_empty(&t->xfers))
+        fail_xfer(t, list_first_entry(&t->xfers, xfer_t, node), EXPO_TERR_CANCELLED,
+                  "cancelled: the transport was destroyed");
     curl_multi_cleanup(t->multi);
     t->multi = NULL;
-    while (t->socks) /* polls of cached connections curl did not report removed */
-        sock_close(t, t->socks);
+    while (!list_empty(&t->socks)) /* polls of cached connections curl did not report removed */
+        sock_close(list_first_entry(&t->socks, sock_t, node));
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&t->refused_timer, on_timer_closed);
     if (--curl_refs == 0)
         curl_global_cleanup();
 }
@@ -391,12 +410,16 @@ struct expo_transport *expo_transport_curl_create(uv_loop_t *loop, const expo_cu
     ct_t *t = xcalloc(1, sizeof *t);
     t->base.post = ct_post;
     t->base.destroy = ct_destroy;
+    list_init(&t->xfers);
+    list_init(&t->socks);
     t->loop = loop;
     t->http2 = o->http2;
     t->max_response = o->max_response ? o->max_response : (4u << 20);
     t->multi = curl_multi_init();
     uv_timer_init(loop, &t->timer);
-    t->timer.data = t;
+    uv_timer_init(loop, &t->refused_timer);
+    t->timer.data = t->refused_timer.data = t;
+    t->open_handles = 2;
     curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
     curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);

@@ -4,6 +4,7 @@
 #include "pipeline/pipeline.h"
 #include "core/backoff.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xalloc.h"
@@ -33,7 +34,7 @@ typedef struct dev {
 
 struct job {
     disp_pipeline_t *p;
-    job_t *next, *prev;
+    list_node_t node; /* in p->jobs */
     const queue_event_t *ev;
     queue_ticket_t *ticket;
     char key[QUEUE_KEY_MAX];
@@ -64,7 +65,7 @@ struct disp_pipeline {
     char *dlq_topic;
     ok_batch_t *ok;    /* collecting; NULL when empty */
     uv_idle_t ok_idle; /* flushes `ok` once the loop turn's callbacks have run */
-    job_t *jobs;
+    list_t jobs;
     size_t njobs;
     bool aborted;
     metric_fam_t *m_devices, *m_notif, *m_deact, *m_e2e;
@@ -90,12 +91,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void job_free(job_t *j)
 {
     disp_pipeline_t *p = j->p;
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        p->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
+    list_remove(&j->node);
     p->njobs--;
     metric_set(p->m_jobs, (double)p->njobs);
     uv_close((uv_handle_t *)&j->timer, on_timer_closed);
@@ -168,10 +164,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     j->timer.data = j->dev_timer.data = j;
     j->open_handles = 2;
     j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
-    j->next = p->jobs;
-    if (p->jobs)
-        p->jobs->prev = j;
-    p->jobs = j;
+    list_push_back(&p->jobs, &j->node);
     p->njobs++;
     metric_set(p->m_jobs, (double)p->njobs);
     TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
@@ -477,7 +470,7 @@ static void dlq_send(pdev_t *dv)
     job_t *j = dv->job;
     disp_pipeline_t *p = j->p;
     buf_t v = BUF_INIT;
-    char part[16], off[24], att[16];
+    char part[16], off[24], att[16], dlq[512];
     buf_puts(&v, "{\"kind\":\"notification\",\"jobId\":");
     buf_json_str(&v, j->ev->job_id, strlen(j->ev->job_id));
     buf_puts(&v, ",\"userId\":");
@@ -503,7 +496,8 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
     };
-    int rc = queue_produce(p->d.dlq, p->dlq_topic, j->key, strlen(j->key), v.data, v.len, h, 5,
+    queue_dlq_topic(p->dlq_topic, topic, dlq, sizeof dlq);
+    int rc = queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h, 5,
                            on_dlq_delivered, dv);
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
@@ -637,6 +631,7 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->dlq_topic = xstrdup(opts->dlq_topic);
     uv_idle_init(deps->loop, &p->ok_idle);
     p->ok_idle.data = p;
+    list_init(&p->jobs);
     metric_reg_t *m = deps->metrics;
     p->m_devices =
         metric_counter_new(m, "herald_devices_total",
@@ -679,8 +674,8 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
 {
     if (p == NULL)
         return;
-    while (p->jobs)
-        job_free(p->jobs); /* tickets abandoned: the consumer is gone, Kafka redelivers */
+    while (!list_empty(&p->jobs)) /* tickets abandoned: the consumer is gone, Kafka redelivers */
+        job_free(list_first_entry(&p->jobs, job_t, node));
     free(p->ok);
     p->ok = NULL;
     free(p->dlq_topic);

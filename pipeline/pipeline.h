@@ -36,7 +36,7 @@ typedef struct disp_pipeline_deps {
 
 typedef struct disp_pipeline_opts {
     long receipt_delay_s;  /* an accepted notification's receipt is checked this much later */
-    const char *dlq_topic; /* copied */
+    const char *dlq_topic; /* queue.dlq_topic, copied; "" or NULL: "<source topic>.dlq" */
 } disp_pipeline_opts_t;
 
 /* new: free with disp_pipeline_destroy. Every dependency is required. */

@@ -1,8 +1,9 @@
 /* consumer.h - herald's Kafka side: a consumer-group member on the libuv loop that decodes job
  * events, hands them to a handler with an in-flight ticket, stores offsets only up to the
  * highest contiguous completed offset per partition, sends undecodable values to a DLQ, and
- * applies backpressure by pausing partitions. Also a producer with delivery reports on the loop
- * (DLQ, heraldctl publish, DLQ replay).
+ * applies backpressure (it stops taking messages while full, and pauses the partitions only once
+ * it stayed full for 2 s). Also a producer with delivery reports on the loop (DLQ, heraldctl
+ * publish, DLQ replay).
  *
  * Loop affinity: every function here and every callback runs on the loop thread. librdkafka's
  * own threads never call into herald: its queues wake the loop through a pipe
@@ -37,11 +38,14 @@ typedef struct queue_ticket queue_ticket_t;
 /* ---- producer ---- */
 
 typedef struct queue_delivery {
-    int status;        /* QUEUE_OK, QUEUE_EDELIVERY or QUEUE_ECLOSED (purged at destroy) */
+    /* QUEUE_OK; QUEUE_EDELIVERY (the broker did not acknowledge it); QUEUE_EFULL or QUEUE_ERR
+     * (librdkafka refused it at once: local queue full, too large, unknown topic...); or
+     * QUEUE_ECLOSED (the producer was destroyed first) */
+    int status;
     const char *error; /* librdkafka's text when status != 0, else NULL */
     const char *topic;
-    int32_t partition;
-    int64_t offset; /* -1 when unknown */
+    int32_t partition; /* -1 when unknown */
+    int64_t offset;    /* -1 when unknown */
 } queue_delivery_t;
 /* dr and its strings are borrowed for the duration of the call. */
 typedef void (*queue_produce_cb)(const queue_delivery_t *dr, void *arg);
@@ -61,15 +65,17 @@ typedef struct queue_kafka_opts {
 queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_t *kafka,
                                         metric_reg_t *metrics, char *err, size_t errlen);
 /* Copies key/value/headers (all borrowed) and queues the message. Returns 0 and cb fires exactly
- * once later on the loop; or a negative QUEUE_E* code (QUEUE_EFULL, QUEUE_ERR) and cb never
- * fires. key may be NULL. */
+ * once, later, on the loop (never inside this call), whatever the outcome: a refusal by
+ * librdkafka is reported there too (QUEUE_EFULL, QUEUE_ERR). Only QUEUE_EINVAL (p, topic or cb
+ * NULL) returns at once, and then cb never fires. key may be NULL. */
 int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                   queue_produce_cb cb, void *arg);
 /* Messages not yet acknowledged. */
 size_t queue_producer_outq(const queue_producer_t *p);
-/* Blocks up to 5 s flushing, then fails what is left (callbacks fire with QUEUE_ECLOSED) and
- * frees. Accepts NULL. Handles are closed with uv_close: run the loop once more afterwards. */
+/* Blocks up to 5 s flushing, then fails what is left (callbacks fire with QUEUE_ECLOSED, from
+ * inside this call) and frees: every callback has fired once when it returns. Accepts NULL.
+ * Handles are closed with uv_close: run the loop once more afterwards. */
 void queue_producer_destroy(queue_producer_t *p);
 
 /* ---- consumer ---- */
@@ -97,9 +103,10 @@ typedef struct queue_consumer_opts {
 } queue_consumer_opts_t;
 
 /* Backpressure: at most max_in_flight events are with the handler; up to half as many more wait
- * decoded in the consumer. When both are full every assigned partition is paused (polling goes
- * on, so the group membership is kept); fetching resumes once the waiting ones have all been
- * handed out.
+ * decoded in the consumer. When both are full the consumer stops taking messages from
+ * librdkafka's (bounded) prefetch queue and takes them again as events complete. Only when it
+ * stays full for 2 s (Redis or Expo down) is every assigned partition paused (polling goes on, so
+ * the group membership is kept); they resume once the waiting ones have all been handed out.
  *
  * new: creates the consumer and subscribes to o->topics. Kafka configuration is
  * o->kafka.props over herald's defaults: group.id=herald, enable.auto.commit=true,
@@ -122,13 +129,21 @@ typedef void (*queue_stop_cb)(int status, void *arg);
 /* Graceful stop: pauses fetching, waits for in-flight events up to timeout_ms, stores and
  * commits offsets, leaves the group (bounded, 5 s), flushes the DLQ producer (bounded, 5 s),
  * then cb(status) once, from the loop: 0, or QUEUE_ETIMEDOUT when events were still in flight
- * or a step ran out of time, or QUEUE_ERR when the commit failed. Returns 0, or QUEUE_ECLOSED
- * (cb will not fire) when already stopping. */
+ * or a step ran out of time, or QUEUE_ERR when the commit or the close failed. A destroy before
+ * then fires it from inside queue_consumer_destroy with QUEUE_ECLOSED. Returns 0, or
+ * QUEUE_ECLOSED (cb will not fire) when already stopping. */
 int queue_consumer_stop(queue_consumer_t *c, int timeout_ms, queue_stop_cb cb, void *arg);
-/* Frees everything; a consumer that was not stopped is destroyed without leaving the group.
- * Tickets still held by the handler become invalid. Accepts NULL. Run the loop once more
- * afterwards so the closed handles are released. */
+/* Frees everything; a consumer that was not stopped is destroyed without leaving the group. A
+ * stop still in progress ends: its cb fires now with QUEUE_ECLOSED. Tickets still held by the
+ * handler become invalid. Accepts NULL. Run the loop once more afterwards so the closed handles
+ * are released. */
 void queue_consumer_destroy(queue_consumer_t *c);
+
+typedef void (*queue_fatal_cb)(const char *reason, void *arg);
+/* Subscribes to librdkafka's fatal errors (e.g. a static member, kafka.group.instance.id, fenced
+ * by another with the same id): the consumer cannot go on and should be stopped. cb fires at most
+ * once, from the loop; reason is borrowed for the call. */
+void queue_consumer_on_fatal(queue_consumer_t *c, queue_fatal_cb cb, void *arg);
 
 /* The consumer's DLQ producer (its own or the one given); borrowed. */
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c);
@@ -136,6 +151,12 @@ size_t queue_consumer_in_flight(const queue_consumer_t *c); /* handed out, not c
 size_t queue_consumer_assigned(const queue_consumer_t *c);  /* partitions assigned now */
 size_t queue_consumer_held(const queue_consumer_t *c);      /* decoded, waiting for room */
 size_t queue_consumer_paused(const queue_consumer_t *c);    /* partitions paused for backpressure */
+
+/* The DLQ topic of a record from source_topic, for both kinds of dead letter (an undecodable
+ * event, a notification that failed for good): `configured` (queue.dlq_topic) when set and not
+ * empty, else "<source_topic>.dlq". Writes out (truncated to outlen) and returns it. */
+const char *queue_dlq_topic(const char *configured, const char *source_topic, char *out,
+                            size_t outlen);
 
 /* The bootstrap servers to use: kafka.bootstrap.servers, or with kafka.embedded the contents of
  * <runtime_dir>/kafka.bootstrap. Returns 0 or -1 with a sentence in err. */

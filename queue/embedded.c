@@ -3,6 +3,7 @@
  * consumer, heraldctl) connect to it over loopback like to any broker, through the address
  * written to <runtime_dir>/kafka.bootstrap. */
 #include "queue/embedded.h"
+#include "queue/consumer.h"
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -92,10 +93,7 @@ static int create_topics(queue_embedded_t *e, const conf_t *conf, char *err, siz
     int rc = 0;
     for (char *t = strtok_r(copy, ", ", &save); t && rc == 0; t = strtok_r(NULL, ", ", &save)) {
         char dlq[512];
-        if (conf->queue_dlq_topic && conf->queue_dlq_topic[0])
-            snprintf(dlq, sizeof dlq, "%s", conf->queue_dlq_topic);
-        else
-            snprintf(dlq, sizeof dlq, "%s.dlq", t);
+        queue_dlq_topic(conf->queue_dlq_topic, t, dlq, sizeof dlq);
         if (queue_embedded_topic(e, t, QUEUE_EMBEDDED_PARTITIONS) < 0 ||
             queue_embedded_topic(e, dlq, QUEUE_EMBEDDED_PARTITIONS) < 0) {
             snprintf(err, errlen, "embedded kafka: cannot create topic %s or %s", t, dlq);

@@ -14,6 +14,7 @@
  * so a poison message's offset is committed only once its DLQ record is acknowledged. */
 #include "queue/consumer.h"
 
+#include "core/list.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -219,21 +220,41 @@ fail:
 
 /* ---- producer ---- */
 
+/* Every message queue_produce accepted is a pmsg_t on one of two lists until its callback fired:
+ * `queued` (librdkafka has it; dr_cb reports it) or `refused` (produceva said no; reported from
+ * refused_timer on the next loop turn). destroy reports whatever is left on either. */
 struct queue_producer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
     waker_t waker;
     uv_timer_t timer;
+    uv_timer_t refused_timer;
     int open_handles;
-    bool owned_by_consumer;
+    bool closing;
+    list_t queued, refused; /* of pmsg_t */
     metric_t *m_ok, *m_fail;
 };
 
 typedef struct pmsg {
+    list_node_t node;
     queue_produce_cb cb;
     void *arg;
+    int status;  /* refused: QUEUE_EFULL or QUEUE_ERR */
+    char *error; /* refused: librdkafka's text */
+    char *topic; /* refused: a copy, for the report */
 } pmsg_t;
+
+static void pmsg_report(queue_producer_t *p, pmsg_t *pm, const queue_delivery_t *dr)
+{
+    list_remove(&pm->node);
+    if (p->m_ok)
+        metric_inc(dr->status ? p->m_fail : p->m_ok);
+    pm->cb(dr, pm->arg);
+    free(pm->error);
+    free(pm->topic);
+    free(pm);
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -253,12 +274,27 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 : QUEUE_EDELIVERY;
         dr.error = rd_kafka_err2str(m->err);
     }
-    if (p->m_ok)
-        metric_inc(dr.status ? p->m_fail : p->m_ok);
-    if (pm) {
-        pm->cb(&dr, pm->arg);
-        free(pm);
+    if (pm)
+        pmsg_report(p, pm, &dr);
+}
+
+/* Messages produceva refused: their callbacks fire here, never inside queue_produce. At destroy,
+ * everything still unreported comes here too, as QUEUE_ECLOSED. From the head each time: a
+ * callback may produce again. */
+static void report_refused(queue_producer_t *p)
+{
+    pmsg_t *pm;
+    while ((pm = list_first_entry(&p->refused, pmsg_t, node)) != NULL) {
+        queue_delivery_t dr = {p->closing ? QUEUE_ECLOSED : pm->status,
+                               pm->error ? pm->error : "the producer was destroyed first",
+                               pm->topic ? pm->topic : "", RD_KAFKA_PARTITION_UA, -1};
+        pmsg_report(p, pm, &dr);
     }
+}
+
+static void on_refused_timer(uv_timer_t *t)
+{
+    report_refused(t->data);
 }
 
 static void producer_serve(queue_producer_t *p)
@@ -298,6 +334,8 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_
         return NULL;
     queue_producer_t *p = xcalloc(1, sizeof *p);
     p->loop = loop;
+    list_init(&p->queued);
+    list_init(&p->refused);
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
     rd_kafka_conf_set_opaque(kc, p);
     char e[512];
@@ -317,7 +355,8 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_
         return NULL;
     }
     uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
+    uv_timer_init(loop, &p->refused_timer);
+    p->timer.data = p->refused_timer.data = p;
     uv_timer_start(&p->timer, producer_tick, SAFETY_POLL_MS, SAFETY_POLL_MS);
     producer_metrics(p, metrics);
     return p;
@@ -352,14 +391,32 @@ static size_t fill_vus(rd_kafka_vu_t *vu, const char *topic, const void *key, si
     return n;
 }
 
+static void refuse(queue_producer_t *p, pmsg_t *pm, int status, const char *error,
+                   const char *topic)
+{
+    pm->status = status;
+    pm->error = xstrdup(error);
+    pm->topic = xstrdup(topic);
+    list_remove(&pm->node);
+    list_push_back(&p->refused, &pm->node);
+    if (!p->closing)
+        uv_timer_start(&p->refused_timer, on_refused_timer, 0, 0);
+}
+
 int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                   queue_produce_cb cb, void *arg)
 {
     if (!p || !topic || !cb)
         return QUEUE_EINVAL;
-    pmsg_t *pm = xmalloc(sizeof *pm);
-    *pm = (pmsg_t){cb, arg};
+    pmsg_t *pm = xcalloc(1, sizeof *pm);
+    pm->cb = cb;
+    pm->arg = arg;
+    list_push_back(&p->queued, &pm->node);
+    if (p->closing) {
+        refuse(p, pm, QUEUE_ECLOSED, "the producer is shutting down", topic);
+        return QUEUE_OK;
+    }
     rd_kafka_vu_t stack[24], *vu = nhdrs + 5 <= 24 ? stack : xcalloc(nhdrs + 5, sizeof *vu);
     size_t n = fill_vus(vu, topic, key, keylen, value, len, hdrs, nhdrs, pm);
     rd_kafka_error_t *e = rd_kafka_produceva(p->rk, vu, n);
@@ -367,12 +424,12 @@ int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_
         free(vu);
     if (!e)
         return QUEUE_OK;
-    free(pm);
-    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
     LOG(LOG_LVL_WARN, "kafka produce refused", LKS("topic", topic),
         LKS("error", rd_kafka_error_string(e)));
+    refuse(p, pm, rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR,
+           rd_kafka_error_string(e), topic);
     rd_kafka_error_destroy(e);
-    return code == RD_KAFKA_RESP_ERR__QUEUE_FULL ? QUEUE_EFULL : QUEUE_ERR;
+    return QUEUE_OK;
 }
 
 size_t queue_producer_outq(const queue_producer_t *p)
@@ -393,17 +450,23 @@ void queue_producer_destroy(queue_producer_t *p)
 {
     if (!p)
         return;
+    p->closing = true;
     rd_kafka_flush(p->rk, CLOSE_BOUND_MS);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(p->rk, 1000); /* serves the purged messages' reports: QUEUE_ECLOSED */
     rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
     rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
+    /* Refused and not reported yet, or never reported by librdkafka: QUEUE_ECLOSED, once. */
+    list_splice(&p->refused, &p->queued);
+    report_refused(p);
     close(p->waker.fds[1]);
     uv_poll_stop(&p->waker.poll);
-    p->open_handles = 2;
+    uv_timer_stop(&p->refused_timer);
+    p->open_handles = 3;
     uv_close((uv_handle_t *)&p->waker.poll, producer_closed);
     uv_close((uv_handle_t *)&p->timer, producer_closed);
+    uv_close((uv_handle_t *)&p->refused_timer, producer_closed);
 }
 
 /* ---- consumer state ---- */
@@ -419,10 +482,11 @@ struct queue_ticket {
     int64_t offset;
     int64_t kafka_ts;
     tstate_t state;
-    queue_ticket_t *next;          /* partition order */
-    queue_ticket_t *qnext;         /* hold queue or DLQ retry list */
-    queue_ticket_t *aprev, *anext; /* every live ticket, for destroy */
-    rd_kafka_message_t *msg;       /* DLQ: the original until its record is acknowledged */
+    queue_ticket_t *next;    /* partition order */
+    queue_ticket_t *qnext;   /* hold queue or DLQ retry list */
+    list_node_t live;        /* in c->all: every live ticket, for destroy */
+    rd_kafka_message_t *msg; /* DLQ: the original until its record is acknowledged */
+    bool drop_value;         /* DLQ: the producer refused the value, send the record bare */
     queue_dec_error_t why;
 };
 
@@ -455,7 +519,7 @@ struct queue_consumer {
     queue_producer_t *prod;
     bool own_prod; /* prod was made here (else borrowed from the caller) */
     queue_handler_t h;
-    char *dlq_topic; /* NULL: "<source topic>.dlq" */
+    char *dlq_topic; /* queue.dlq_topic, NULL when unset (see queue_dlq_topic) */
     size_t max_bytes;
     size_t max_in_flight, hold_cap;
     size_t in_flight; /* T_OUT + T_DLQ */
@@ -467,15 +531,19 @@ struct queue_consumer {
     part_t *dirty;
     queue_ticket_t *hold_head, *hold_tail;
     queue_ticket_t *retry;
-    queue_ticket_t *all;
+    list_t all;
     unsigned ticks;
     bool closed;
     stop_t stop;
     uint64_t deadline, phase_deadline;
     bool commit_done;
+    bool close_failed;
     int stop_status;
     queue_stop_cb stop_cb;
     void *stop_arg;
+    queue_fatal_cb fatal_cb;
+    void *fatal_arg;
+    bool fatal; /* librdkafka raised a fatal error (reported once) */
     metric_reg_t *own_reg;
     metric_t *m_consumed, *m_decoded[QUEUE_ST_COUNT], *m_dlq[QUEUE_DEC_REASON_COUNT];
     metric_t *m_dlq_retry, *m_inflight, *m_paused, *m_assigned, *m_rebalance[2];
@@ -550,22 +618,14 @@ static queue_ticket_t *ticket_new(queue_consumer_t *c, part_t *p, const rd_kafka
     else
         p->head = t;
     p->tail = t;
-    t->anext = c->all;
-    if (c->all)
-        c->all->aprev = t;
-    c->all = t;
+    list_push_back(&c->all, &t->live);
     return t;
 }
 
 static void ticket_free(queue_ticket_t *t)
 {
     queue_consumer_t *c = t->c;
-    if (t->aprev)
-        t->aprev->anext = t->anext;
-    else
-        c->all = t->anext;
-    if (t->anext)
-        t->anext->aprev = t->aprev;
+    list_remove(&t->live);
     queue_event_cleanup(&t->ev);
     if (t->msg)
         rd_kafka_message_destroy(t->msg);
@@ -819,6 +879,12 @@ static void dlq_done(const queue_delivery_t *dr, void *arg)
     queue_consumer_t *c = t->c;
     if (dr->status == QUEUE_ECLOSED)
         return; /* producer gone: shutdown frees the ticket, the offset stays uncommitted */
+    if (dr->status == QUEUE_ERR && !t->drop_value && t->msg->len > 0) {
+        /* Refused outright (too large for the producer): keep the record, drop the value. */
+        t->drop_value = true;
+        dlq_send(c, t);
+        return;
+    }
     if (dr->status != QUEUE_OK) {
         LOG(LOG_LVL_WARN, "DLQ delivery failed, will retry", LKS("topic", dr->topic),
             LKS("error", dr->error));
@@ -883,23 +949,16 @@ static size_t dlq_headers(queue_ticket_t *t, queue_header_t **out, char *part, c
 static void dlq_send(queue_consumer_t *c, queue_ticket_t *t)
 {
     char topic[512], part[16], off[24];
-    if (c->dlq_topic)
-        snprintf(topic, sizeof topic, "%s", c->dlq_topic);
-    else
-        snprintf(topic, sizeof topic, "%s.dlq", t->part->topic);
+    queue_dlq_topic(c->dlq_topic, t->part->topic, topic, sizeof topic);
     queue_header_t *h;
     size_t n = dlq_headers(t, &h, part, off);
     rd_kafka_message_t *m = t->msg;
-    int rc =
-        queue_produce(c->prod, topic, m->key, m->key_len, m->payload, m->len, h, n, dlq_done, t);
-    if (rc == QUEUE_ERR && m->len > 0) {
-        /* Refused outright (too large for the producer): keep the record, drop the value. */
+    if (t->drop_value)
         h[n++] = (queue_header_t){"herald-dlq-value-dropped", "true", 4};
-        rc = queue_produce(c->prod, topic, m->key, m->key_len, NULL, 0, h, n, dlq_done, t);
-    }
+    /* dlq_done answers every outcome, a refusal included */
+    queue_produce(c->prod, topic, m->key, m->key_len, t->drop_value ? NULL : m->payload,
+                  t->drop_value ? 0 : m->len, h, n, dlq_done, t);
     free(h);
-    if (rc < 0)
-        retry_later(c, t);
 }
 
 /* ---- consuming ---- */
@@ -924,8 +983,14 @@ static void consumer_error(queue_consumer_t *c, const rd_kafka_message_t *m)
     char fatal[256] = "";
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
-    LOG(LOG_LVL_WARN, "kafka consumer error", LKS("error", rd_kafka_err2str(m->err)),
+    LOG(fatal[0] ? LOG_LVL_ERROR : LOG_LVL_WARN, "kafka consumer error",
+        LKS("error", rd_kafka_err2str(m->err)),
         LKS("detail", fatal[0] ? fatal : rd_kafka_message_errstr(m)));
+    if (fatal[0] && !c->fatal) {
+        c->fatal = true;
+        if (c->fatal_cb)
+            c->fatal_cb(fatal, c->fatal_arg);
+    }
 }
 
 static void on_message(queue_consumer_t *c, rd_kafka_message_t *m)
@@ -1163,6 +1228,7 @@ queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const queue_consumer_op
         return NULL;
     }
     queue_consumer_t *c = xcalloc(1, sizeof *c);
+    list_init(&c->all);
     c->loop = loop;
     c->h = o->handler;
     c->max_bytes = (size_t)o->max_event_bytes;
@@ -1242,11 +1308,21 @@ static void start_close(queue_consumer_t *c, uint64_t now)
     c->stop = STOP_CLOSE;
     c->phase_deadline = now + CLOSE_BOUND_MS;
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, c->cq);
-    if (e) {
+    if (e) { /* e.g. after a fatal error: it will never close, do not wait for it */
         LOG(LOG_LVL_ERROR, "kafka close", LKS("error", rd_kafka_error_string(e)));
         rd_kafka_error_destroy(e);
         c->stop_status = QUEUE_ERR;
+        c->close_failed = true;
     }
+}
+
+/* The stop's callback, once: from finish_stop, or from destroy when that comes first. */
+static void report_stop(queue_consumer_t *c, int status)
+{
+    queue_stop_cb cb = c->stop_cb;
+    c->stop_cb = NULL;
+    if (cb)
+        cb(status, c->stop_arg);
 }
 
 static void finish_stop(queue_consumer_t *c)
@@ -1255,8 +1331,7 @@ static void finish_stop(queue_consumer_t *c)
     uv_timer_stop(&c->stop_timer);
     uv_timer_stop(&c->timer);
     LOG(LOG_LVL_INFO, "kafka consumer stopped", LKS("status", queue_strerror(c->stop_status)));
-    if (c->stop_cb)
-        c->stop_cb(c->stop_status, c->stop_arg);
+    report_stop(c, c->stop_status);
 }
 
 static void flush_step(queue_consumer_t *c, uint64_t now)
@@ -1284,6 +1359,8 @@ static void stop_step(queue_consumer_t *c)
     case STOP_CLOSE:
         if (rd_kafka_consumer_closed(c->rk)) {
             c->closed = true;
+        } else if (c->close_failed) {
+            /* flush the producer all the same */
         } else if (now >= c->phase_deadline) {
             LOG0(LOG_LVL_WARN, "kafka consumer close timed out");
             c->stop_status = QUEUE_ETIMEDOUT;
@@ -1339,8 +1416,8 @@ static void consumer_closed(uv_handle_t *h)
 
 static void free_tracking(queue_consumer_t *c)
 {
-    while (c->all)
-        ticket_free(c->all); /* also drops the partitions' references */
+    while (!list_empty(&c->all)) /* also drops the partitions' references */
+        ticket_free(list_first_entry(&c->all, queue_ticket_t, live));
     c->hold_head = c->hold_tail = NULL;
     c->retry = NULL;
     flush_stores(c);
@@ -1355,6 +1432,12 @@ void queue_consumer_destroy(queue_consumer_t *c)
 {
     if (!c)
         return;
+    if (c->stop != STOP_NONE && c->stop != STOP_DONE) {
+        LOG(LOG_LVL_WARN, "kafka consumer destroyed before its stop finished",
+            LKI("in_flight", c->in_flight));
+        c->stop = STOP_DONE;
+        report_stop(c, QUEUE_ECLOSED);
+    }
     if (c->own_prod)
         queue_producer_destroy(c->prod); /* DLQ reports fire now, before tickets go */
     c->prod = NULL;
@@ -1382,6 +1465,12 @@ void queue_consumer_destroy(queue_consumer_t *c)
                          (uv_handle_t *)&c->dlq_timer,  (uv_handle_t *)&c->stop_timer};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         uv_close(hs[i], consumer_closed);
+}
+
+void queue_consumer_on_fatal(queue_consumer_t *c, queue_fatal_cb cb, void *arg)
+{
+    c->fatal_cb = cb;
+    c->fatal_arg = arg;
 }
 
 queue_producer_t *queue_consumer_producer(queue_consumer_t *c)

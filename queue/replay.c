@@ -92,8 +92,9 @@ static int add_dlq_topics(replay_t *r, long timeout_ms, char *err, size_t errlen
         return add_topic(r, r->conf->queue_dlq_topic, timeout_ms, err, errlen);
     for (const char *s = r->conf->queue_topics; *s;) {
         size_t n = strcspn(s, ",");
-        char topic[300];
-        snprintf(topic, sizeof topic, "%.*s.dlq", (int)n, s);
+        char src[256], topic[300];
+        snprintf(src, sizeof src, "%.*s", (int)n, s);
+        queue_dlq_topic(NULL, src, topic, sizeof topic);
         if (n && add_topic(r, topic, timeout_ms, err, errlen) != 0)
             return -1;
         s += n + (s[n] == ',');

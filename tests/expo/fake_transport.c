@@ -24,6 +24,8 @@ static size_t count_msgs(const char *b)
 static void on_timer(uv_timer_t *t)
 {
     fake_t *f = t->data;
+    if (f->hold)
+        return;
     fake_pending_t *p = f->pending, *rev = NULL;
     f->pending = NULL;
     while (p) { /* oldest first */
@@ -90,12 +92,21 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* As the real transport: every request still pending is answered now, cancelled. */
 static void fake_destroy(struct expo_transport *t)
 {
     fake_t *f = (fake_t *)t;
     while (f->pending) {
         fake_pending_t *p = f->pending;
         f->pending = p->next;
+        expo_http_resp_t r = {0};
+        r.terr = EXPO_TERR_CANCELLED;
+        r.retry_after_s = -1;
+        r.detail = "cancelled";
+        r.body = "";
+        f->in_flight--;
+        f->cancelled++;
+        p->cb(&r, p->arg);
         free(p);
     }
     uv_close((uv_handle_t *)&f->timer, on_closed);

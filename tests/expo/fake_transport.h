@@ -29,6 +29,8 @@ struct fake {
     size_t nreqs;
     struct fake_pending *pending;
     size_t max_in_flight, in_flight;
+    size_t cancelled; /* requests answered EXPO_TERR_CANCELLED by destroy */
+    bool hold;        /* leave requests unanswered (in flight) until destroy */
 };
 
 /* new: the client takes it (destroy through the client). */

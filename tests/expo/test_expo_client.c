@@ -356,6 +356,36 @@ static void test_shutdown(void **state)
     teardown(x);
 }
 
+static bool fake_has_request(ctx_t *x)
+{
+    return x->fake->in_flight > 0;
+}
+
+/* Destroyed with a request in flight: the transport cancels it (once), and so each message's
+ * callback fires once, "Shutdown". */
+static void test_shutdown_in_flight(void **state)
+{
+    (void)state;
+    ctx_t *x = setup(M_OK, 0, 6);
+    x->fake->hold = true;
+    send_n(x, 5, "f");
+    for (int i = 0; i < 1000 && !fake_has_request(x); i++)
+        uv_run(&x->loop, UV_RUN_ONCE);
+    assert_int_equal(x->fake->in_flight, 1);
+    assert_int_equal(x->done, 0);
+    expo_client_destroy(x->c);
+    assert_int_equal(x->fake->cancelled, 1);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(x->got[i].calls, 1);
+        assert_string_equal(x->got[i].error, "Shutdown");
+    }
+    x->c = NULL;
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(x->got[i].calls, 1);
+    teardown(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_local_failure_and_concurrency),
         cmocka_unit_test(test_rate_limited_batches),
         cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_shutdown_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,10 +6,15 @@
 #include "core/xalloc.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
+#include "expo/transport.h"
 #include "tests/support/harness.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -313,6 +319,136 @@ static void test_connection_refused(void **state)
     free(r);
 }
 
+typedef struct http_count {
+    int calls;
+    long status;
+    expo_terr_t terr;
+} http_count_t;
+
+static void on_http(const expo_http_resp_t *resp, void *arg)
+{
+    http_count_t *h = arg;
+    h->calls++;
+    h->status = resp->status;
+    h->terr = resp->terr;
+}
+
+/* A listening socket that accepts and never answers; returns its port. */
+static int silent_listener(int *fd)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof a;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*fd >= 0);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(*fd, 16), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&a, &len), 0);
+    fcntl(*fd, F_SETFL, O_NONBLOCK);
+    return ntohs(a.sin_port);
+}
+
+/* The transport's destroy answers every request in flight, once, with EXPO_TERR_CANCELLED (it
+ * used to drop them without their callbacks); nothing fires inside post or after destroy. */
+static void test_transport_destroy_cancels(void **state)
+{
+    (void)state;
+    int lfd, conns[3], nconn = 0;
+    int port = silent_listener(&lfd);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    expo_curl_opts_t co = {4, false, 1 << 20};
+    char err[128], url[64];
+    expo_transport_t *t = expo_transport_curl_create(&loop, &co, err, sizeof err);
+    assert_non_null(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/--/api/v2/push/send", port);
+    const char *hdr[] = {"content-type: application/json"};
+    http_count_t h[3] = {{0, 0, EXPO_TERR_NONE}};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(t->post(t, url, hdr, 1, "[]", 2, 60000, on_http, &h[i]), 0);
+    /* Run until curl has connected all three (bounded), holding the connections open. */
+    for (int waited = 0; nconn < 3 && waited < 10000; waited += 5) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        struct pollfd p = {lfd, POLLIN, 0};
+        if (poll(&p, 1, 5) == 1) {
+            int c = accept(lfd, NULL, NULL);
+            if (c >= 0)
+                conns[nconn++] = c;
+        }
+    }
+    assert_int_equal(nconn, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(h[i].calls, 0);
+    t->destroy(t);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(h[i].calls, 1);
+        assert_int_equal(h[i].status, 0);
+        assert_int_equal(h[i].terr, EXPO_TERR_CANCELLED);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(h[i].calls, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < nconn; i++)
+        close(conns[i]);
+    close(lfd);
+}
+
+/* The client destroyed with a request in flight on the real transport: each message's callback
+ * fires once, "Shutdown". */
+static void test_client_destroy_in_flight(void **state)
+{
+    (void)state;
+    int lfd;
+    int port = silent_listener(&lfd);
+    run_t *r = xcalloc(1, sizeof *r);
+    R = r;
+    uv_loop_init(&r->loop);
+    char url[64], err[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    expo_opts_t o = {.url = url,
+                     .linger_ms = 5,
+                     .max_concurrent = 6,
+                     .rate_per_sec = 0,
+                     .max_attempts = 6,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 500,
+                     .backoff_cap_ms = 30000,
+                     .timeout_ms = 60000};
+    r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
+    assert_non_null(r->c);
+    for (size_t i = 0; i < 3; i++) {
+        char tok[48];
+        snprintf(tok, sizeof tok, "ExponentPushToken[n%zu]", i);
+        expo_msg_t m;
+        expo_msg_init(&m);
+        m.to = tok;
+        m.title = "t";
+        expo_send(r->c, &m, on_res, (void *)(uintptr_t)i);
+    }
+    int conn = -1;
+    for (int waited = 0; conn < 0 && waited < 10000; waited += 5) {
+        uv_run(&r->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {lfd, POLLIN, 0};
+        if (poll(&p, 1, 5) == 1)
+            conn = accept(lfd, NULL, NULL);
+    }
+    assert_true(conn >= 0);
+    assert_int_equal(r->done, 0);
+    expo_client_destroy(r->c);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(r->calls[i], 1);
+        assert_int_equal(r->oc[i], EXPO_FAILED);
+        assert_string_equal(r->err[i], "Shutdown");
+    }
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+    close(conn);
+    close(lfd);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_timeout_is_ambiguous),
         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_transport_destroy_cancels),
+        cmocka_unit_test(test_client_destroy_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

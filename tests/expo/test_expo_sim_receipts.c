@@ -138,17 +138,22 @@ static void test_receipt_shapes(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     assert_true(db_ready(db));
 
-    expo_opts_t o;
-    expo_opts_init(&o);
-    o.url = url;
-    o.linger_ms = 1;
+    expo_opts_t o = {.url = url,
+                     .linger_ms = 1,
+                     .max_concurrent = 6,
+                     .rate_per_sec = 600,
+                     .max_attempts = 6,
+                     .max_retry_age_s = 600,
+                     .backoff_base_ms = 500,
+                     .backoff_cap_ms = 30000,
+                     .timeout_ms = 10000};
     expo_client_t *c = expo_client_create(&loop, &o, reg, err, sizeof err);
     assert_non_null(c);
-    expo_receipts_opts_t ro;
-    expo_receipts_opts_init(&ro);
-    ro.url = url;
-    ro.prefix = "t:";
-    ro.on_receipt = on_receipt;
+    expo_receipts_opts_t ro = {.url = url,
+                               .prefix = "t:",
+                               .poll_interval_s = 60,
+                               .timeout_ms = 10000,
+                               .on_receipt = on_receipt};
     expo_receipts_t *r = expo_receipts_create(&loop, db, &ro, reg, err, sizeof err);
     assert_non_null(r);
 

@@ -560,6 +560,146 @@ static void test_restart_after_clean_stop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- callbacks fire exactly once ---- */
+
+typedef struct dr_count {
+    int calls;
+    int status;
+} dr_count_t;
+
+static void on_dr_count(const queue_delivery_t *dr, void *arg)
+{
+    dr_count_t *d = arg;
+    d->calls++;
+    d->status = dr->status;
+}
+
+typedef struct all_reported {
+    dr_count_t *d;
+    size_t n;
+} all_reported_t;
+
+static bool reported(void *arg)
+{
+    all_reported_t *a = arg;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->d[i].calls == 0)
+            return false;
+    return true;
+}
+
+/* queue_produce reports every outcome through its callback, once and never from inside the call:
+ * a value over message.max.bytes (QUEUE_ERR) and a full local queue (QUEUE_EFULL) included; a
+ * destroy reports what is still unacknowledged or unreported, from inside the destroy. */
+static void test_produce_callbacks_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-refuse", 1), 0);
+    conf_t *conf = make_conf("t-refuse", "g-refuse", 10);
+    char err[256];
+    assert_int_equal(
+        conf_set(conf, "kafka.queue.buffering.max.messages", "1", "test", err, sizeof err), 0);
+    queue_kafka_opts_t ko = kafka_of(conf);
+    queue_producer_t *p = queue_producer_create(&loop, &ko, NULL, err, sizeof err);
+    assert_non_null(p);
+    size_t big_len = 2u << 20;
+    char *big = calloc(1, big_len);
+    dr_count_t d[8] = {{0, 0}};
+    const char *v = "{}";
+    assert_int_equal(
+        queue_produce(p, "t-refuse", NULL, 0, big, big_len, NULL, 0, on_dr_count, &d[0]), 0);
+    for (int i = 1; i < 4; i++) /* room for one: the next two are refused */
+        assert_int_equal(queue_produce(p, "t-refuse", NULL, 0, v, 2, NULL, 0, on_dr_count, &d[i]),
+                         0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(d[i].calls, 0); /* never from inside queue_produce */
+    all_reported_t a = {d, 4};
+    assert_true(run_until(&loop, reported, &a, 10000));
+    assert_int_equal(d[0].status, QUEUE_ERR);
+    assert_int_equal(d[1].status, QUEUE_OK);
+    assert_int_equal(d[2].status, QUEUE_EFULL);
+    assert_int_equal(d[3].status, QUEUE_EFULL);
+    /* Destroyed at once: one message queued, one refused and not reported yet. */
+    assert_int_equal(queue_produce(p, "t-refuse", NULL, 0, v, 2, NULL, 0, on_dr_count, &d[4]), 0);
+    assert_int_equal(queue_produce(p, "t-refuse", NULL, 0, v, 2, NULL, 0, on_dr_count, &d[5]), 0);
+    assert_int_equal(d[4].calls + d[5].calls, 0);
+    queue_producer_destroy(p);
+    assert_int_equal(d[4].calls, 1);
+    assert_int_equal(d[5].calls, 1);
+    assert_int_equal(d[5].status, QUEUE_ECLOSED);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(d[i].calls, 1);
+    assert_int_equal(queue_produce(NULL, "t", NULL, 0, v, 2, NULL, 0, on_dr_count, &d[6]),
+                     QUEUE_EINVAL);
+    assert_int_equal(d[6].calls, 0);
+    free(big);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+typedef struct stop_count {
+    int calls;
+    int status;
+} stop_count_t;
+
+static void on_stop_count(int status, void *arg)
+{
+    stop_count_t *s = arg;
+    s->calls++;
+    s->status = status;
+}
+
+static bool stop_reported(void *arg)
+{
+    return ((stop_count_t *)arg)->calls > 0;
+}
+
+/* The stop callback fires once: after a normal stop (and not again at destroy), and from the
+ * destroy with QUEUE_ECLOSED when the consumer is destroyed while its stop still waits for
+ * events in flight (it used to fire zero times). */
+static void test_stop_callback_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(queue_embedded_topic(cluster, "t-stop1", 1), 0);
+    conf_t *conf = make_conf("t-stop1", "g-stop1", 100);
+    produce_events(&loop, conf, "t-stop1", 0, 3, NULL);
+    rec_t *r = calloc(1, sizeof *r);
+    r->hold = true;
+    queue_consumer_t *c = start(&loop, conf, NULL, r);
+    want_t w = {r, 3};
+    assert_true(run_until(&loop, seen_n, &w, 20000));
+    stop_count_t s = {0, 0};
+    assert_int_equal(queue_consumer_stop(c, 60000, on_stop_count, &s), 0);
+    run_until(&loop, time_passes, NULL, 300); /* draining: three events still held */
+    assert_int_equal(s.calls, 0);
+    queue_consumer_destroy(c);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.status, QUEUE_ECLOSED);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(s.calls, 1);
+
+    rec_t *r2 = calloc(1, sizeof *r2);
+    c = start(&loop, conf, NULL, r2);
+    want_t w2 = {r2, 3};
+    assert_true(run_until(&loop, seen_n, &w2, 20000));
+    stop_count_t s2 = {0, 0};
+    assert_int_equal(queue_consumer_stop(c, 5000, on_stop_count, &s2), 0);
+    assert_true(run_until(&loop, stop_reported, &s2, 20000));
+    assert_int_equal(s2.status, 0);
+    queue_consumer_destroy(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(s2.calls, 1);
+    free(r);
+    free(r2);
+    conf_destroy(conf);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The bootstrap file exists while the cluster runs; a bad enable.auto.offset.store is refused. */
 static void test_embedded_file_and_conf(void **state)
 {
@@ -617,6 +757,8 @@ int main(void)
         cmocka_unit_test(test_poison_to_dlq),
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_restart_after_clean_stop),
+        cmocka_unit_test(test_produce_callbacks_once),
+        cmocka_unit_test(test_stop_callback_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -92,6 +92,15 @@ int th_kafka_flush(void)
     return rd_kafka_flush(producer, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+int th_kafka_inject_errors(int apikey, int count, int err)
+{
+    if (mc == NULL || count < 0)
+        return -1;
+    for (int i = 0; i < count; i++)
+        rd_kafka_mock_push_request_errors(mc, (int16_t)apikey, 1, (rd_kafka_resp_err_t)err);
+    return 0;
+}
+
 static void collect_headers(rd_kafka_message_t *m, th_kmsg_t *out)
 {
     rd_kafka_headers_t *h = NULL;

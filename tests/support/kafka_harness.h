@@ -18,6 +18,10 @@ int th_kafka_send(const char *topic, const char *key, const char *value,
 /* Waits until every queued message is acknowledged (bounded: 10 s). 0 or -1. */
 int th_kafka_flush(void);
 
+/* Makes the broker answer the next `count` requests of Kafka API `apikey` (e.g. 12, Heartbeat)
+ * with error code `err` (e.g. 82, FENCED_INSTANCE_ID), whichever client sends them. 0 or -1. */
+int th_kafka_inject_errors(int apikey, int count, int err);
+
 typedef struct th_kmsg {
     const char *value;
     size_t len;
