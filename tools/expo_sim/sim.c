@@ -71,6 +71,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 }
 
 typedef enum { K_PROB, K_UINT, K_U64, K_SIZE, K_STR, K_WINDOW } kind_t;
+static const char *const window_names[] = {"sliding", "fixed", "strict"}; /* sim_rate_window_t */
 typedef struct optdef {
     const char *name;
     kind_t kind;
@@ -88,9 +89,10 @@ static const optdef_t optdefs[] = {
     OPT("drop", K_PROB, drop, 0, false),
     OPT("drop-after", K_PROB, drop_after, 0, false),
     OPT("malformed", K_PROB, malformed, 0, false),
+    OPT("malformed-ticket", K_PROB, malformed_ticket, 0, false),
     OPT("latency-ms", K_UINT, latency_ms, 600000, false),
     OPT("rate-limit", K_UINT, rate_limit, 100000000, false),
-    OPT("rate-window", K_WINDOW, rate_fixed, 0, false),
+    OPT("rate-window", K_WINDOW, rate_window, 0, false),
     OPT("receipt-delay-ms", K_UINT, receipt_delay_ms, 86400000, false),
     OPT("retry-after", K_UINT, retry_after_s, 3600, false),
     OPT("seed", K_U64, seed, UINT64_MAX, false),
@@ -125,10 +127,12 @@ static int set_one(sim_opts_t *o, const optdef_t *d, const char *v)
     case K_STR:
         return set_str(p, d->cap, v);
     case K_WINDOW:
-        if (strcmp(v, "fixed") != 0 && strcmp(v, "sliding") != 0)
-            return -1;
-        *(bool *)(void *)p = strcmp(v, "fixed") == 0;
-        return 0;
+        for (int w = 0; w < 3; w++)
+            if (strcmp(v, window_names[w]) == 0) {
+                *(sim_rate_window_t *)(void *)p = (sim_rate_window_t)w;
+                return 0;
+            }
+        return -1;
     }
     return -1;
 }
@@ -165,11 +169,11 @@ static void opts_json(const sim_opts_t *o, buf_t *b)
 {
     buf_printf(b,
                "{\"fail-5xx\":%g,\"fail-429\":%g,\"drop\":%g,\"drop-after\":%g,\"malformed\":%g,"
-               "\"latency-ms\":%u,\"rate-limit\":%u,\"rate-window\":\"%s\","
+               "\"malformed-ticket\":%g,\"latency-ms\":%u,\"rate-limit\":%u,\"rate-window\":\"%s\","
                "\"receipt-delay-ms\":%u,\"retry-after\":%u,\"seed\":%" PRIu64
                ",\"access-token\":%s}",
-               o->fail_5xx, o->fail_429, o->drop, o->drop_after, o->malformed, o->latency_ms,
-               o->rate_limit, o->rate_fixed ? "fixed" : "sliding", o->receipt_delay_ms,
+               o->fail_5xx, o->fail_429, o->drop, o->drop_after, o->malformed, o->malformed_ticket,
+               o->latency_ms, o->rate_limit, window_names[o->rate_window], o->receipt_delay_ms,
                o->retry_after_s, o->seed, o->access_token[0] ? "true" : "false");
 }
 
@@ -515,13 +519,14 @@ static void stats_reply(sim_t *s, sim_resp_t *out)
                "},\"responses\":{\"2xx\":%" PRIu64 ",\"4xx\":%" PRIu64 ",\"5xx\":%" PRIu64
                "},\"http429\":%" PRIu64 ",\"rateLimited\":%" PRIu64 ",\"injected429\":%" PRIu64
                ",\"injected5xx\":%" PRIu64 ",\"drops\":%" PRIu64 ",\"dropsAfterAccept\":%" PRIu64
-               ",\"malformed\":%" PRIu64 ",\"receiptsServed\":%" PRIu64
-               ",\"receiptIdsAsked\":%" PRIu64 ",\"gzipRequests\":%" PRIu64
-               ",\"badRequests\":%" PRIu64 ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
+               ",\"malformed\":%" PRIu64 ",\"malformedTickets\":%" PRIu64
+               ",\"receiptsServed\":%" PRIu64 ",\"receiptIdsAsked\":%" PRIu64
+               ",\"gzipRequests\":%" PRIu64 ",\"badRequests\":%" PRIu64
+               ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
                t->status_2xx, t->status_4xx, t->status_5xx, t->http_429, t->rate_limited,
                t->injected_429, t->injected_5xx, t->drops, t->drops_after, t->malformed,
-               t->receipts_served, t->receipt_ids_asked, t->gzip_requests, t->bad_requests,
-               t->tokens_untracked);
+               t->malformed_tickets, t->receipts_served, t->receipt_ids_asked, t->gzip_requests,
+               t->bad_requests, t->tokens_untracked);
     int n = 0;
     for (size_t i = 0; i < s->tok_cap; i++) {
         const sim_tok_t *k = &s->toks[i];
