@@ -4,8 +4,9 @@
  * Flow: expo_send encodes the message into an item on its project's queue. pump() forms requests
  * (<= 100 items, one project) when a queue holds a full batch or its oldest item has lingered,
  * while fewer than max_concurrent requests are in flight and the limiter has tokens. on_reply
- * maps tickets to items by position; whole-request failures go back through the delayed list
- * (backoff with full jitter) until max_attempts or max_retry_age_s. */
+ * maps tickets to items by position (a malformed ticket puts only its own item in doubt);
+ * whole-request failures go back through the delayed list (backoff with full jitter) until
+ * max_attempts or max_retry_age_s. */
 #include "config/config.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -374,9 +375,26 @@ static void log_credential(expo_client_t *c, const char *code, const char *messa
         LKS("message", message ? message : ""), LKS("project", project));
 }
 
+/* A malformed ticket: the server may have taken that message, so it goes again alone (with its
+ * collapseId, so a device shows a duplicate once), marked ambiguous, under the retry policy. */
+static void retry_doubt(expo_client_t *c, item_t *it, const expo_ticket_t *t, uint64_t now)
+{
+    it->ambiguous = true;
+    retry_item(c, it,
+               expo_retry_delay_ms(it->attempts, (uint64_t)c->o.backoff_base_ms,
+                                   (uint64_t)c->o.backoff_cap_ms, -1, c->o.rnd()),
+               "protocol", t->error, now);
+}
+
 static void on_tickets(expo_client_t *c, req_t *r, const expo_reply_t *rep)
 {
     uint64_t now = now_ms(c);
+    size_t doubt = 0;
+    for (size_t i = 0; i < r->n; i++)
+        doubt += rep->tickets[i].kind == EXPO_TK_DOUBT;
+    if (doubt)
+        LOG(LOG_LVL_WARN, "expo reply has malformed tickets, resending those messages",
+            LKI("malformed", doubt), LKI("messages", r->n));
     for (size_t i = 0; i < r->n; i++) {
         item_t *it = r->items[i];
         const expo_ticket_t *t = &rep->tickets[i];
@@ -397,6 +415,9 @@ static void on_tickets(expo_client_t *c, req_t *r, const expo_reply_t *rep)
             if (strcmp(t->error, "InvalidCredentials") == 0)
                 log_credential(c, t->error, t->message, it->proj->name);
             finish(c, it, EXPO_FAILED, NULL, t->error, t->message);
+            break;
+        case EXPO_TK_DOUBT:
+            retry_doubt(c, it, t, now);
             break;
         }
     }
