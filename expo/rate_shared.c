@@ -1,9 +1,13 @@
 /* rate_shared.c - the cross-instance Expo send budget in Redis.
  *
- * Window key `<prefix>expo:rate:<project>:<unix second of the Redis server>`: the script reads the
- * server clock (so instances with skewed clocks agree), grants min(want, rate - used), adds the
- * grant, and tells the caller how long until the next window. Keys expire after 2 s. The window
- * key is derived inside the script, so this works on a single Redis (not across cluster slots). */
+ * Key `<prefix>expo:rate:<project>`: a list of the grants of the last window, each stamped with
+ * the Redis server's clock (so instances with skewed clocks agree). The script drops the grants
+ * that left the window, grants min(want, rate - still in the window), logs the grant, and tells
+ * the caller when the rest would fit. Because the window slides, instances together never put
+ * more than `rate` sends into any window; fixed per-second counters let them send up to twice
+ * the rate within a few milliseconds across a second boundary. Grants are paced across instances
+ * as the local limiter paces requests. A grant counts from when it is made, so the client sends
+ * it at once and forfeits what it cannot send. */
 #include "core/xalloc.h"
 #include "db/keys.h"
 #include "expo/lua_scripts.h"
@@ -20,6 +24,10 @@ struct expo_shared_rate {
     char *prefix;
     long rate;
 };
+
+/* The window the rate applies to, as the local limiter's (expo_opts_t.rate_window_ms): the 5 ms
+ * above a second absorb the spread between a grant and its request's arrival at Expo. */
+#define WINDOW_MS "1005"
 
 typedef struct ask {
     expo_grant_cb done;
@@ -48,8 +56,8 @@ static void acquire(void *arg, const char *project, long want, expo_grant_cb don
     key_expo_rate(key, s->prefix, *project ? project : "default");
     snprintf(w, sizeof w, "%ld", want);
     snprintf(r, sizeof r, "%ld", s->rate);
-    const char *argv[] = {key, w, r};
-    db_eval(s->db, s->script, on_reply, a, 1, 3, argv, NULL);
+    const char *argv[] = {key, w, r, WINDOW_MS};
+    db_eval(s->db, s->script, on_reply, a, 1, 4, argv, NULL);
 }
 
 expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long rate_per_sec)

@@ -1,6 +1,7 @@
 /* rate_shared.h - the send budget shared by all herald instances (expo.shared_rate_limit): a
- * per-project, per-second counter in Redis that hands out chunks of sends, so N instances together
- * stay under expo.rate_per_sec. Plugs into the client as its expo_rate_hook_t. */
+ * per-project sliding-window log of grants in Redis, so that N instances together never send more
+ * than expo.rate_per_sec in any window of 1005 ms (as the local limiter). Plugs into the client as
+ * its expo_rate_hook_t. */
 #ifndef HERALD_EXPO_RATE_SHARED_H
 #define HERALD_EXPO_RATE_SHARED_H
 
