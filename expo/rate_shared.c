@@ -22,12 +22,8 @@ struct expo_shared_rate {
     db_t *db;
     db_script_t *script;
     char *prefix;
-    long rate;
+    long rate, window_ms;
 };
-
-/* The window the rate applies to, as the local limiter's (expo_opts_t.rate_window_ms): the 5 ms
- * above a second absorb the spread between a grant and its request's arrival at Expo. */
-#define WINDOW_MS "1005"
 
 typedef struct ask {
     expo_grant_cb done;
@@ -52,11 +48,12 @@ static void acquire(void *arg, const char *project, long want, expo_grant_cb don
     ask_t *a = xmalloc(sizeof *a);
     a->done = done;
     a->ctx = ctx;
-    char key[KEY_MAX], w[24], r[24];
+    char key[KEY_MAX], w[24], r[24], win[24];
     key_expo_rate(key, s->prefix, *project ? project : "default");
     snprintf(w, sizeof w, "%ld", want);
     snprintf(r, sizeof r, "%ld", s->rate);
-    const char *argv[] = {key, w, r, WINDOW_MS};
+    snprintf(win, sizeof win, "%ld", s->window_ms);
+    const char *argv[] = {key, w, r, win};
     db_eval(s->db, s->script, on_reply, a, 1, 4, argv, NULL);
 }
 
@@ -66,6 +63,7 @@ expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long r
     s->db = db;
     s->prefix = xstrdup(prefix ? prefix : "herald:");
     s->rate = rate_per_sec;
+    s->window_ms = 1005;
     s->script = db_script(db, lua_rate_grant);
     s->hook.acquire = acquire;
     s->hook.arg = s;
@@ -78,6 +76,11 @@ void expo_shared_rate_destroy(expo_shared_rate_t *s)
         return;
     free(s->prefix);
     free(s);
+}
+
+void expo_shared_rate_set_window(expo_shared_rate_t *s, long window_ms)
+{
+    s->window_ms = window_ms > 1000 ? window_ms : 1000;
 }
 
 const expo_rate_hook_t *expo_shared_rate_hook(expo_shared_rate_t *s)

@@ -1,8 +1,8 @@
 /* test_expo_shared_rate.c - the send budget shared through Redis (expo/rate_shared.c) against a
  * real redis-server and the simulator in its strict rate mode (no real second may hold more than
- * the limit): the grant script's partial grants and waits, then two clients, each with its own
- * Redis connection like two herald instances, push three seconds' worth at the full rate and
- * draw no 429. The achieved rate is printed, not asserted (the machine may be loaded). */
+ * the limit): the grant script's pacing, partial grants and waits, then two clients, each with
+ * its own Redis connection like two herald instances, push three seconds' worth at the full rate
+ * and draw no 429. The achieved rate is printed, not asserted (the machine may be loaded). */
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "expo/expo.h"
@@ -24,6 +24,11 @@
 
 #define RATE 600
 #define PER_CLIENT 900 /* two clients: three seconds' worth */
+/* The production window is 1005 ms: 5 ms for the spread between a grant and its request's arrival
+ * (bench/expo_shared_rate.sh measures it, >= 99% of the rate). A loaded test machine delays
+ * single requests by more, so the test gives the spread 50 ms; per-second counters fail it
+ * whatever the margin (1200 of 1800 messages answered 429). */
+#define WINDOW_MS 1050
 
 typedef struct env {
     th_redis_t redis;
@@ -52,6 +57,7 @@ static env_t *env_up(void)
     for (int k = 0; k < 2; k++) {
         e->db[k] = connect_db(e);
         e->sr[k] = expo_shared_rate_create(e->db[k], "t:", RATE);
+        expo_shared_rate_set_window(e->sr[k], WINDOW_MS);
     }
     return e;
 }
@@ -113,10 +119,10 @@ static void test_grants(void **state)
     sleep_ms(g.retry_ms + 5);
     g = ask(e, 1, "@o/a", 300); /* 200 left in the window */
     assert_int_equal(g.granted, 200);
-    assert_true(g.retry_ms >= 1 && g.retry_ms <= 1005); /* when the 400 leave */
+    assert_true(g.retry_ms >= 1 && g.retry_ms <= WINDOW_MS); /* when the 400 leave */
     g = ask(e, 0, "@o/a", 1);
     assert_int_equal(g.granted, 0);
-    assert_true(g.retry_ms >= 1 && g.retry_ms <= 1005);
+    assert_true(g.retry_ms >= 1 && g.retry_ms <= WINDOW_MS);
     g = ask(e, 1, "@o/b", 600); /* projects are separate */
     assert_int_equal(g.granted, 600);
     char *v = th_redis_cmd(&e->redis, "LLEN t:expo:rate:@o/a");
