@@ -4,8 +4,9 @@
  * Flow: expo_send encodes the message into an item on its project's queue. pump() forms requests
  * (<= 100 items, one project) when a queue holds a full batch or its oldest item has lingered,
  * while fewer than max_concurrent requests are in flight and the limiter has tokens. on_reply
- * maps tickets to items by position; whole-request failures go back through the delayed list
- * (backoff with full jitter) until max_attempts or max_retry_age_s. */
+ * maps tickets to items by position (a malformed ticket puts only its own item in doubt);
+ * whole-request failures go back through the delayed list (backoff with full jitter) until
+ * max_attempts or max_retry_age_s. */
 #include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -45,8 +46,8 @@ struct proj {
     expo_window_t window;
     uint64_t pace_at;    /* next send no earlier than this: batches spread over the second */
     uint64_t wait_since; /* limiter blocked since (0: not blocked) */
-    long pool;           /* shared budget granted for the current window */
-    uint64_t pool_until, ask_after, shared_down_until;
+    long pool;           /* shared budget just granted: spent in the pump after the grant */
+    uint64_t ask_after, shared_down_until;
     struct grant_ctx *asking; /* the acquire in progress, or NULL */
 };
 
@@ -320,9 +321,26 @@ static void log_credential(expo_client_t *c, const char *code, const char *messa
         LKS("message", message ? message : ""), LKS("project", project));
 }
 
+/* A malformed ticket: the server may have taken that message, so it goes again alone (with its
+ * collapseId, so a device shows a duplicate once), marked ambiguous, under the retry policy. */
+static void retry_doubt(expo_client_t *c, item_t *it, const expo_ticket_t *t, uint64_t now)
+{
+    it->ambiguous = true;
+    retry_item(c, it,
+               expo_retry_delay_ms(it->attempts, (uint64_t)c->o.backoff_base_ms,
+                                   (uint64_t)c->o.backoff_cap_ms, -1, c->o.rnd()),
+               "protocol", t->error, now);
+}
+
 static void on_tickets(expo_client_t *c, req_t *r, const expo_reply_t *rep)
 {
     uint64_t now = now_ms(c);
+    size_t doubt = 0;
+    for (size_t i = 0; i < r->n; i++)
+        doubt += rep->tickets[i].kind == EXPO_TK_DOUBT;
+    if (doubt)
+        LOG(LOG_LVL_WARN, "expo reply has malformed tickets, resending those messages",
+            LKI("malformed", doubt), LKI("messages", r->n));
     for (size_t i = 0; i < r->n; i++) {
         item_t *it = r->items[i];
         const expo_ticket_t *t = &rep->tickets[i];
@@ -343,6 +361,9 @@ static void on_tickets(expo_client_t *c, req_t *r, const expo_reply_t *rep)
             if (expo_credential_error(t->error))
                 log_credential(c, t->error, t->message, it->proj->name);
             finish(c, it, EXPO_FAILED, NULL, t->error, t->message);
+            break;
+        case EXPO_TK_DOUBT:
+            retry_doubt(c, it, t, now);
             break;
         }
     }
@@ -515,7 +536,7 @@ static void send_batch(expo_client_t *c, proj_t *p, size_t n)
     c->tr->post(c->tr, c->send_url, hdr, nh, body, len, c->o.timeout_ms, on_reply, r);
 }
 
-static void on_grant(long granted, long next_window_ms, void *ctx)
+static void on_grant(long granted, long retry_ms, void *ctx)
 {
     grant_ctx_t *g = ctx;
     expo_client_t *c = g->c;
@@ -529,26 +550,25 @@ static void on_grant(long granted, long next_window_ms, void *ctx)
         LOG(LOG_LVL_WARN, "shared expo rate limit unavailable, using the local limiter for 5 s",
             LKS("project", p->name));
         p->shared_down_until = now + 5000;
-    } else {
-        if (p->pool_until <= now)
-            p->pool = 0;
-        p->pool += granted;
-        p->pool_until = now + (uint64_t)(next_window_ms > 0 ? next_window_ms : 1);
-        if (granted == 0)
-            p->ask_after = p->pool_until;
+        pump(c);
+        return;
     }
+    if (retry_ms > 0 || granted == 0)
+        p->ask_after = now + (uint64_t)(retry_ms > 0 ? retry_ms : 1);
+    /* the budget counted the grant as sent just now: a send later than this pump could meet
+     * another instance's grant of the next window at the server */
+    p->pool = granted;
     pump(c);
+    p->pool = 0;
 }
 
-/* The shared budget: spend what this window granted, else ask Redis for a chunk ahead of need.
- * Returns how many of `want` may go now (0: *wait_ms tells when to look again; UINT64_MAX when
- * a grant callback will pump). */
+/* The shared budget: spend a grant at once, else ask Redis for the batch that is ready. Returns
+ * how many of `want` may go now (0: *wait_ms tells when to look again; UINT64_MAX when a grant
+ * callback will pump). */
 static size_t shared_allow(expo_client_t *c, proj_t *p, size_t want, uint64_t now,
                            uint64_t *wait_ms)
 {
-    if (p->pool_until <= now)
-        p->pool = 0;
-    if ((size_t)p->pool >= want || (p->pool > 0 && p->ask_after > now)) {
+    if (p->pool > 0) {
         size_t n = (size_t)p->pool < want ? (size_t)p->pool : want;
         p->pool -= (long)n;
         return n;
@@ -563,8 +583,7 @@ static size_t shared_allow(expo_client_t *c, proj_t *p, size_t want, uint64_t no
         g->c = c;
         g->p = p;
         p->asking = g;
-        long ask = (long)(want > EXPO_MAX_BATCH ? want : EXPO_MAX_BATCH) - p->pool;
-        c->o.rate_hook->acquire(c->o.rate_hook->arg, p->name, ask, on_grant, g);
+        c->o.rate_hook->acquire(c->o.rate_hook->arg, p->name, (long)want, on_grant, g);
     }
     return 0;
 }

@@ -83,11 +83,13 @@ typedef struct expo_result {
 
 typedef void (*expo_result_cb)(const expo_result_t *res, void *arg);
 
-/* Shared (cross-instance) send budget. acquire() asks for up to `want` sends for `project` in the
- * current one-second window and calls done exactly once, never inside acquire, with the number
- * granted (0..want) and the milliseconds until the next window; granted < 0 means the budget is
- * unavailable (Redis down): the client then falls back to its local limiter. */
-typedef void (*expo_grant_cb)(long granted, long next_window_ms, void *ctx);
+/* Shared (cross-instance) send budget. acquire() asks for `want` sends for `project` now and calls
+ * done exactly once, never inside acquire, with the number granted (0..want) and, when fewer than
+ * want were granted, the milliseconds until the rest would fit (else 0). The budget counts a grant
+ * as sent when it is made: the client sends it at once and forfeits what it cannot send.
+ * granted < 0 means the budget is unavailable (Redis down): the client then falls back to its
+ * local limiter. */
+typedef void (*expo_grant_cb)(long granted, long retry_ms, void *ctx);
 typedef struct expo_rate_hook {
     void (*acquire)(void *arg, const char *project, long want, expo_grant_cb done, void *ctx);
     void *arg;

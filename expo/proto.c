@@ -96,14 +96,16 @@ static void parse_tickets(json_t *data, size_t nexpected, expo_reply_t *r)
                                      : "reply has no ticket array");
         return;
     }
+    /* one bad ticket puts only its own message in doubt: the array's length still ties every
+     * other ticket to its message */
     r->tickets = xcalloc(nexpected ? nexpected : 1, sizeof *r->tickets);
     r->ntickets = nexpected;
     for (size_t i = 0; i < nexpected; i++) {
-        if (parse_ticket(json_array_get(data, i), &r->tickets[i]) != 0) {
-            r->kind = EXPO_REPLY_RETRY;
-            r->ambiguous = true;
-            set_code(r, "ProtocolError", "malformed ticket");
-            return;
+        expo_ticket_t *t = &r->tickets[i];
+        if (parse_ticket(json_array_get(data, i), t) != 0) {
+            t->kind = EXPO_TK_DOUBT;
+            t->error = xstrdup("ProtocolError");
+            t->message = xstrdup("malformed ticket");
         }
     }
     r->kind = EXPO_REPLY_TICKETS;

@@ -28,12 +28,14 @@ typedef enum {
     EXPO_TK_INVALID, /* DeviceNotRegistered */
     EXPO_TK_RETRY,   /* MessageRateExceeded: that message alone, with backoff */
     EXPO_TK_FAIL,    /* any other error */
+    EXPO_TK_DOUBT,   /* a malformed ticket in a usable reply: the server may have accepted that
+                        message; resend it alone, marked ambiguous (never from receipts) */
 } expo_tk_kind_t;
 
 typedef struct expo_ticket {
     expo_tk_kind_t kind;
     char *id;      /* ok tickets */
-    char *error;   /* details.error, or "UnknownError" */
+    char *error;   /* details.error, or "UnknownError"; "ProtocolError" for EXPO_TK_DOUBT */
     char *message; /* may be NULL */
 } expo_ticket_t;
 
@@ -49,15 +51,18 @@ typedef struct expo_reply {
     char *message;          /* request-level message or NULL */
     bool credential;        /* UNAUTHORIZED or an invalid_token reply */
     bool ambiguous;         /* the server may have accepted the messages (504, unreadable 2xx) */
-    expo_ticket_t *tickets; /* EXPO_REPLY_TICKETS: exactly nexpected of them */
+    expo_ticket_t *tickets; /* EXPO_REPLY_TICKETS: exactly nexpected of them, in order */
     size_t ntickets;
     expo_split_t *split; /* EXPO_REPLY_SPLIT */
     size_t nsplit;
 } expo_reply_t;
 
 /* Parses a send reply for a request of nexpected messages. Never fails: unusable input gives
- * EXPO_REPLY_RETRY (2xx/5xx/429) or EXPO_REPLY_FAIL (other 4xx) with a code. out is new: free
- * its contents with expo_reply_cleanup. */
+ * EXPO_REPLY_RETRY (2xx/5xx/429) or EXPO_REPLY_FAIL (other 4xx) with a code. A 2xx reply whose
+ * ticket array has the expected length is EXPO_REPLY_TICKETS even when some tickets are
+ * malformed: those are EXPO_TK_DOUBT, the others keep their outcome. A length mismatch is a
+ * whole-request protocol error (no ticket can be matched to its message safely). out is new:
+ * free its contents with expo_reply_cleanup. */
 void expo_reply_parse(long http_status, const char *body, size_t len, size_t nexpected,
                       expo_reply_t *out);
 void expo_reply_cleanup(expo_reply_t *r);

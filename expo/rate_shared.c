@@ -1,9 +1,13 @@
 /* rate_shared.c - the cross-instance Expo send budget in Redis.
  *
- * Window key `<prefix>expo:rate:<project>:<unix second of the Redis server>`: the script reads the
- * server clock (so instances with skewed clocks agree), grants min(want, rate - used), adds the
- * grant, and tells the caller how long until the next window. Keys expire after 2 s. The window
- * key is derived inside the script, so this works on a single Redis (not across cluster slots). */
+ * Key `<prefix>expo:rate:<project>`: a list of the grants of the last window, each stamped with
+ * the Redis server's clock (so instances with skewed clocks agree). The script drops the grants
+ * that left the window, grants min(want, rate - still in the window), logs the grant, and tells
+ * the caller when the rest would fit. Because the window slides, instances together never put
+ * more than `rate` sends into any window; fixed per-second counters let them send up to twice
+ * the rate within a few milliseconds across a second boundary. Grants are paced across instances
+ * as the local limiter paces requests. A grant counts from when it is made, so the client sends
+ * it at once and forfeits what it cannot send. */
 #include "core/xalloc.h"
 #include "db/keys.h"
 #include "expo/lua_scripts.h"
@@ -18,7 +22,7 @@ struct expo_shared_rate {
     db_t *db;
     db_script_t *script;
     char *prefix;
-    long rate;
+    long rate, window_ms;
 };
 
 typedef struct ask {
@@ -44,12 +48,13 @@ static void acquire(void *arg, const char *project, long want, expo_grant_cb don
     ask_t *a = xmalloc(sizeof *a);
     a->done = done;
     a->ctx = ctx;
-    char key[KEY_MAX], w[24], r[24];
+    char key[KEY_MAX], w[24], r[24], win[24];
     key_expo_rate(key, s->prefix, *project ? project : "default");
     snprintf(w, sizeof w, "%ld", want);
     snprintf(r, sizeof r, "%ld", s->rate);
-    const char *argv[] = {key, w, r};
-    db_eval(s->db, s->script, on_reply, a, 1, 3, argv, NULL);
+    snprintf(win, sizeof win, "%ld", s->window_ms);
+    const char *argv[] = {key, w, r, win};
+    db_eval(s->db, s->script, on_reply, a, 1, 4, argv, NULL);
 }
 
 expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long rate_per_sec)
@@ -58,6 +63,7 @@ expo_shared_rate_t *expo_shared_rate_create(db_t *db, const char *prefix, long r
     s->db = db;
     s->prefix = xstrdup(prefix ? prefix : "herald:");
     s->rate = rate_per_sec;
+    s->window_ms = 1005;
     s->script = db_script(db, lua_rate_grant);
     s->hook.acquire = acquire;
     s->hook.arg = s;
@@ -70,6 +76,11 @@ void expo_shared_rate_destroy(expo_shared_rate_t *s)
         return;
     free(s->prefix);
     free(s);
+}
+
+void expo_shared_rate_set_window(expo_shared_rate_t *s, long window_ms)
+{
+    s->window_ms = window_ms > 1000 ? window_ms : 1000;
 }
 
 const expo_rate_hook_t *expo_shared_rate_hook(expo_shared_rate_t *s)

@@ -3,13 +3,18 @@
  *   bench-expo --url http://127.0.0.1:PORT --mode max  [--n 200000]
  *       maximum notifications/s, CPU seconds per 100,000 notifications, peak RSS
  *   bench-expo --url http://127.0.0.1:PORT --mode rate [--rate 600] [--seconds 30]
- *       achieved rate over the last `seconds` (after a 5 s warm-up) and 429s received
+ *              [--redis URL]
+ *       achieved rate over the last `seconds` (after a 5 s warm-up) and 429s received; with
+ *       --redis the limit is the budget shared through Redis (expo.shared_rate_limit), so
+ *       several bench-expo processes together stay under it (bench/expo_shared_rate.sh)
  *
  * The feeder keeps a bounded number of messages pending (like the pipeline's backpressure). */
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "db/db.h"
 #include "expo/expo.h"
+#include "expo/rate_shared.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +80,7 @@ static double metric_sum(metric_reg_t *reg, const char *prefix)
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *mode = "max";
+    const char *url = NULL, *mode = "max", *redis = NULL;
     long n = 200000, rate = 600, seconds = 30;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--url") == 0)
@@ -88,10 +93,12 @@ int main(int argc, char **argv)
             rate = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--redis") == 0)
+            redis = argv[i + 1];
     }
     if (!url) {
         fprintf(stderr, "usage: bench-expo --url URL [--mode max|rate] [--n N] [--rate R] "
-                        "[--seconds S]\n");
+                        "[--seconds S] [--redis URL]\n");
         return 2;
     }
     log_set_level(LOG_LVL_ERROR);
@@ -111,6 +118,21 @@ int main(int argc, char **argv)
                      .timeout_ms = 30000,
                      .http2 = true};
     char err[256];
+    db_t *db = NULL;
+    expo_shared_rate_t *sr = NULL;
+    if (redis && b.rate_mode) {
+        db_opts_t dbo = {redis, NULL, 2000, NULL, "bench"};
+        db = db_create(&loop, &dbo, err, sizeof err);
+        uint64_t until = clk_mono_ms() + 5000;
+        while (db && !db_ready(db) && clk_mono_ms() < until)
+            uv_run(&loop, UV_RUN_ONCE);
+        if (!db || !db_ready(db)) {
+            fprintf(stderr, "bench-expo: redis %s: %s\n", redis, db ? db_last_error(db) : err);
+            return 2;
+        }
+        sr = expo_shared_rate_create(db, "bench:", rate);
+        o.rate_hook = expo_shared_rate_hook(sr);
+    }
     b.c = expo_client_create(&loop, &o, reg, err, sizeof err);
     if (!b.c) {
         fprintf(stderr, "bench-expo: %s\n", err);
@@ -138,9 +160,10 @@ int main(int argc, char **argv)
     double raw = metric_sum(reg, "herald_expo_bytes_total{stage=\"raw\"}");
     double sentb = metric_sum(reg, "herald_expo_bytes_total{stage=\"sent\"}");
     if (b.rate_mode)
-        printf("mode=rate limit=%ld/s window=%lds ok_in_window=%ld achieved=%.1f/s (%.2f%%) "
+        printf("mode=rate%s limit=%ld/s window=%lds ok_in_window=%ld achieved=%.1f/s (%.2f%%) "
                "requests=%.0f http_4xx=%.0f messages_retried_for_429=%.0f failed=%ld\n",
-               rate, seconds, b.window_ok, (double)b.window_ok / (double)seconds,
+               sr ? " shared" : "", rate, seconds, b.window_ok,
+               (double)b.window_ok / (double)seconds,
                100.0 * (double)b.window_ok / (double)seconds / (double)rate, reqs, req4xx, r429,
                b.failed);
     else
@@ -150,6 +173,8 @@ int main(int argc, char **argv)
                cpu * 100000.0 / (double)(b.ok ? b.ok : 1), (double)ru1.ru_maxrss / 1024.0, reqs,
                raw, sentb);
     expo_client_destroy(b.c);
+    expo_shared_rate_destroy(sr);
+    db_destroy(db);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     metric_reg_destroy(reg);

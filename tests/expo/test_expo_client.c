@@ -1,6 +1,6 @@
 /* test_expo_client.c - the Expo client's logic through a fake transport on a real libuv loop:
- * chunking, linger, ticket-to-message mapping, per-message and whole-request retries, the
- * project split, gzip bodies, concurrency, local failures and shutdown. */
+ * chunking, linger, ticket-to-message mapping, per-message and whole-request retries, malformed
+ * tickets, the project split, gzip bodies, concurrency, local failures and shutdown. */
 #include "core/xalloc.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
@@ -39,7 +39,7 @@ typedef struct ctx {
     int mode;
 } ctx_t;
 
-enum { M_OK, M_MIXED, M_503, M_SPLIT, M_RATE_ONCE };
+enum { M_OK, M_MIXED, M_503, M_SPLIT, M_RATE_ONCE, M_BAD_ONCE, M_BAD_ALWAYS };
 
 /* tickets "t:<to>" for every message, or an error ticket chosen by the token's text */
 static void reply_tickets(const fake_req_t *req, buf_t *out, int mode, size_t idx)
@@ -60,6 +60,8 @@ static void reply_tickets(const fake_req_t *req, buf_t *out, int mode, size_t id
         else if (mode == M_MIXED && strstr(to, "TooBig"))
             buf_puts(out, "{\"status\":\"error\",\"message\":\"big\","
                           "\"details\":{\"error\":\"MessageTooBig\"}}");
+        else if (((mode == M_BAD_ONCE && idx == 0) || mode == M_BAD_ALWAYS) && strstr(to, "Bad"))
+            buf_puts(out, "{\"status\":\"ok\"}"); /* no id: malformed */
         else if (mode == M_RATE_ONCE && strstr(to, "Rate") && idx == 0)
             buf_puts(out, "{\"status\":\"error\",\"message\":\"slow\","
                           "\"details\":{\"error\":\"MessageRateExceeded\"}}");
@@ -244,6 +246,66 @@ static void test_rate_exceeded_alone(void **state)
     teardown(x);
 }
 
+static void send_bad3(ctx_t *x)
+{
+    static const char *toks[] = {"ExponentPushToken[g0]", "ExponentPushToken[g1]",
+                                 "ExponentPushToken[Bad2]"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(x->tokens[i], 48, "%s", toks[i]);
+        expo_msg_t m;
+        expo_msg_init(&m);
+        m.to = x->tokens[i];
+        m.collapse_id = i == 2 ? "event-2" : NULL;
+        expo_send(x->c, &m, on_res, (void *)(uintptr_t)i);
+    }
+}
+
+static void test_malformed_ticket_alone(void **state)
+{
+    (void)state;
+    /* one of three tickets has no id: the two good ones keep their outcome, only the third
+     * message goes again (with its collapseId), marked ambiguous */
+    ctx_t *x = setup(M_BAD_ONCE, 0, 6);
+    send_bad3(x);
+    run_until(x, 3);
+    assert_int_equal(x->fake->nreqs, 2);
+    assert_int_equal(x->fake->reqs[0].nmsgs, 3);
+    assert_int_equal(x->fake->reqs[1].nmsgs, 1);
+    assert_non_null(strstr(x->fake->reqs[1].body, "\"ExponentPushToken[Bad2]\""));
+    assert_non_null(strstr(x->fake->reqs[1].body, "\"collapseId\":\"event-2\""));
+    for (size_t i = 0; i < 2; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "t:%s", x->tokens[i]);
+        assert_int_equal(x->got[i].calls, 1);
+        assert_int_equal(x->got[i].oc, EXPO_OK);
+        assert_string_equal(x->got[i].ticket, want);
+        assert_int_equal(x->got[i].attempts, 1);
+        assert_false(x->got[i].ambiguous);
+    }
+    assert_int_equal(x->got[2].calls, 1);
+    assert_int_equal(x->got[2].oc, EXPO_OK);
+    assert_string_equal(x->got[2].ticket, "t:ExponentPushToken[Bad2]");
+    assert_int_equal(x->got[2].attempts, 2);
+    assert_true(x->got[2].ambiguous);
+    teardown(x);
+
+    /* a ticket malformed every time: bounded by max_attempts (6), the others untouched */
+    x = setup(M_BAD_ALWAYS, 0, 6);
+    send_bad3(x);
+    run_until(x, 3);
+    assert_int_equal(x->fake->nreqs, 6);
+    for (size_t r = 1; r < 6; r++)
+        assert_int_equal(x->fake->reqs[r].nmsgs, 1);
+    assert_int_equal(x->got[0].attempts, 1);
+    assert_int_equal(x->got[1].oc, EXPO_OK);
+    assert_int_equal(x->got[2].calls, 1);
+    assert_int_equal(x->got[2].oc, EXPO_FAILED);
+    assert_string_equal(x->got[2].error, "RetriesExhausted");
+    assert_int_equal(x->got[2].attempts, 6);
+    assert_true(x->got[2].ambiguous);
+    teardown(x);
+}
+
 static void test_retries_exhausted(void **state)
 {
     (void)state;
@@ -393,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_small_batch_plain),
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_rate_exceeded_alone),
+        cmocka_unit_test(test_malformed_ticket_alone),
         cmocka_unit_test(test_retries_exhausted),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_local_failure_and_concurrency),

@@ -1,7 +1,7 @@
 /* test_expo_sim.c - the Expo client against the project's simulator (herald-expo-sim) for every
  * fault it injects: 5xx HTML pages, 500 INTERNAL_SERVER_ERROR, a 200 carrying errors, injected
  * 429s, connections dropped before and after the service processed a request, 504 after it did,
- * malformed replies, latency, its per-project rate limit, the bearer token and the invalid_token
+ * malformed replies and tickets, latency, its per-project rate limit, the bearer token and the invalid_token
  * reply, every documented ticket error (behaviour tokens) and the project split. The simulator
  * records each accepted message, so every case asserts that nothing was lost and that a message
  * arrived twice only when the client reported it as ambiguous (those are counted and printed). */
@@ -214,6 +214,28 @@ static void test_faults(void **state)
     free(rn);
 }
 
+/* A malformed ticket in a good reply: only that message is resent (marked ambiguous); every
+ * other message of the request keeps its ticket after one attempt. */
+static void test_malformed_tickets(void **state)
+{
+    (void)state;
+    run_t *rn = xcalloc(1, sizeof *rn);
+    const char *args[] = {"--malformed-ticket", "0.2", NULL};
+    run_case(rn, args, N, plain_name, 0, NULL);
+    size_t amb = check_all_ok(rn, N, "malformed tickets");
+    for (size_t i = 0; i < N; i++) {
+        if (rn->r[i].amb) {
+            assert_true(rn->r[i].attempts >= 2);
+            assert_int_equal(rn->seen[i], rn->r[i].attempts); /* each attempt was accepted */
+        } else {
+            assert_int_equal(rn->r[i].attempts, 1);
+            assert_int_equal(rn->seen[i], 1);
+        }
+    }
+    assert_true(amb > 0 && amb < N / 2); /* about a fifth of the tickets, not whole requests */
+    free(rn);
+}
+
 static void test_rate_limit(void **state)
 {
     (void)state;
@@ -339,9 +361,9 @@ static void test_project_split(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_faults),        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_credentials),   cmocka_unit_test(test_behaviours),
-        cmocka_unit_test(test_project_split),
+        cmocka_unit_test(test_faults),     cmocka_unit_test(test_malformed_tickets),
+        cmocka_unit_test(test_rate_limit), cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_behaviours), cmocka_unit_test(test_project_split),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     buf_cleanup(&last_metrics);

@@ -27,7 +27,7 @@ static const char *kind_name(expo_reply_kind_t k)
 
 static const char *tk_name(expo_tk_kind_t k)
 {
-    static const char *n[] = {"ok", "invalid", "retry", "fail"};
+    static const char *n[] = {"ok", "invalid", "retry", "fail", "doubt"};
     return n[k];
 }
 

@@ -323,7 +323,7 @@ static void test_rate_windows(void **state)
     assert_int_equal(st, 200);
     /* fixed windows reset on the second boundary */
     sim_opts_t f = o;
-    f.rate_fixed = true;
+    f.rate_window = SIM_RATE_FIXED;
     sim_t *s2 = mk(&f);
     json_decref(call(s2, SEND, b, 20900, &st));
     assert_int_equal(st, 200);
@@ -331,6 +331,92 @@ static void test_rate_windows(void **state)
     assert_int_equal(st, 200);
     free(b);
     sim_destroy(s2);
+    sim_destroy(s);
+}
+
+/* strict: a millisecond log; 100 admitted at ms 10000 still count at 11000, not at 11001 */
+static void test_rate_strict(void **state)
+{
+    (void)state;
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.rate_limit = 150;
+    assert_int_equal(sim_opts_set(&o, "rate-window", "strict", true, NULL, 0), 0);
+    sim_t *s = mk(&o);
+    char *b100 = many(100, "ExponentPushToken[r"), *b50 = many(50, "ExponentPushToken[q");
+    int st;
+    json_decref(call(s, SEND, b100, 10000, &st));
+    assert_int_equal(st, 200);
+    json_decref(call(s, SEND, b50, 10400, &st)); /* 150: full */
+    assert_int_equal(st, 200);
+    json_decref(call(s, SEND, b50, 10999, &st)); /* the sliding mode's slots forgot the 100 */
+    assert_int_equal(st, 429);
+    json_decref(call(s, SEND, b50, 11000, &st));
+    assert_int_equal(st, 429);
+    json_decref(call(s, SEND, b100, 11001, &st)); /* the 100 left; the 50 of 10400 remain */
+    assert_int_equal(st, 200);
+    json_decref(call(s, SEND, b50, 11001, &st));
+    assert_int_equal(st, 429);
+    json_decref(call(s, SEND, b50, 11401, &st));
+    assert_int_equal(st, 200);
+    json_t *j = call(s, "/control", "{\"rate-window\":\"strict\"}", 11500, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "rate-window")), "strict");
+    json_decref(j);
+    /* one a millisecond: 150, then nothing until the first leaves 1001 ms later */
+    int ok = 0;
+    for (int64_t t = 20000; t < 23000; t++) {
+        json_decref(call(s, SEND, "{\"to\":\"ExponentPushToken[m]\"}", t, &st));
+        ok += st == 200;
+        assert_int_equal(st, (t - 20000) % 1001 < 150 ? 200 : 429);
+    }
+    assert_int_equal(ok, 450);
+    /* a limit that admits every millisecond: 1001 live entries, the log must not overflow */
+    sim_opts_t big = o;
+    big.rate_limit = 1001;
+    sim_t *s2 = mk(&big);
+    for (int64_t t = 30000; t < 33000; t++) {
+        json_decref(call(s2, SEND, "{\"to\":\"ExponentPushToken[m]\"}", t, &st));
+        assert_int_equal(st, 200);
+    }
+    json_decref(call(s2, SEND, "{\"to\":\"ExponentPushToken[m]\"}", 32999, &st));
+    assert_int_equal(st, 429);
+    sim_destroy(s2);
+    free(b100);
+    free(b50);
+    sim_destroy(s);
+}
+
+static void test_malformed_ticket(void **state)
+{
+    (void)state;
+    sim_opts_t o;
+    sim_opts_defaults(&o);
+    o.record = true;
+    o.malformed_ticket = 1.0;
+    sim_t *s = mk(&o);
+    int st;
+    json_t *j = call(
+        s, SEND, "[{\"to\":\"ExponentPushToken[a]\"},{\"to\":\"ExponentPushToken[Unregistered]\"}]",
+        0, &st);
+    assert_int_equal(st, 200);
+    json_t *t0 = json_array_get(json_object_get(j, "data"), 0);
+    assert_string_equal(json_string_value(json_object_get(t0, "status")), "ok");
+    assert_null(json_object_get(t0, "id"));                       /* accepted, but without its id */
+    assert_string_equal(ticket_err(j, 1), "DeviceNotRegistered"); /* errors stay whole */
+    json_decref(j);
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec);
+    assert_non_null(strstr(buf_cstr(&rec), "ExponentPushToken[a]"));
+    buf_cleanup(&rec);
+    sim_req_t rq = {.method = "GET", .path = "/stats", .loopback = true};
+    sim_resp_t r = {0};
+    sim_handle(s, &rq, &r);
+    j = json_loads(buf_cstr(&r.body), 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "malformedTickets")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "messagesAccepted")), 1);
+    json_decref(j);
+    sim_resp_cleanup(&r);
     sim_destroy(s);
 }
 
@@ -666,6 +752,8 @@ int main(void)
         cmocka_unit_test(test_payload_limit),
         cmocka_unit_test(test_projects_and_auth),
         cmocka_unit_test(test_rate_windows),
+        cmocka_unit_test(test_rate_strict),
+        cmocka_unit_test(test_malformed_ticket),
         cmocka_unit_test(test_receipts),
         cmocka_unit_test(test_error_shapes),
         cmocka_unit_test(test_request_shapes),

@@ -65,6 +65,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 }
 
 typedef enum { K_PROB, K_UINT, K_U64, K_SIZE, K_STR, K_WINDOW } kind_t;
+static const char *const window_names[] = {"sliding", "fixed", "strict"}; /* sim_rate_window_t */
 typedef struct optdef {
     const char *name;
     kind_t kind;
@@ -86,9 +87,10 @@ static const optdef_t optdefs[] = {
     OPT("fail-invalid-token", K_PROB, fail_invalid_token, 0, false),
     OPT("fail-200-errors", K_PROB, fail_200_errors, 0, false),
     OPT("fail-504", K_PROB, fail_504, 0, false),
+    OPT("malformed-ticket", K_PROB, malformed_ticket, 0, false),
     OPT("latency-ms", K_UINT, latency_ms, 600000, false),
     OPT("rate-limit", K_UINT, rate_limit, 100000000, false),
-    OPT("rate-window", K_WINDOW, rate_fixed, 0, false),
+    OPT("rate-window", K_WINDOW, rate_window, 0, false),
     OPT("receipt-delay-ms", K_UINT, receipt_delay_ms, 86400000, false),
     OPT("retry-after", K_UINT, retry_after_s, 3600, false),
     OPT("seed", K_U64, seed, UINT64_MAX, false),
@@ -123,10 +125,12 @@ static int set_one(sim_opts_t *o, const optdef_t *d, const char *v)
     case K_STR:
         return set_str(p, d->cap, v);
     case K_WINDOW:
-        if (strcmp(v, "fixed") != 0 && strcmp(v, "sliding") != 0)
-            return -1;
-        *(bool *)(void *)p = strcmp(v, "fixed") == 0;
-        return 0;
+        for (int w = 0; w < 3; w++)
+            if (strcmp(v, window_names[w]) == 0) {
+                *(sim_rate_window_t *)(void *)p = (sim_rate_window_t)w;
+                return 0;
+            }
+        return -1;
     }
     return -1;
 }
@@ -164,13 +168,13 @@ static void opts_json(const sim_opts_t *o, buf_t *b)
     buf_printf(b,
                "{\"fail-5xx\":%g,\"fail-429\":%g,\"drop\":%g,\"drop-after\":%g,\"malformed\":%g,"
                "\"fail-500\":%g,\"fail-invalid-token\":%g,\"fail-200-errors\":%g,\"fail-504\":%g,"
-               "\"latency-ms\":%u,\"rate-limit\":%u,\"rate-window\":\"%s\","
+               "\"malformed-ticket\":%g,\"latency-ms\":%u,\"rate-limit\":%u,\"rate-window\":\"%s\","
                "\"receipt-delay-ms\":%u,\"retry-after\":%u,\"seed\":%" PRIu64
                ",\"access-token\":%s}",
                o->fail_5xx, o->fail_429, o->drop, o->drop_after, o->malformed, o->fail_500,
-               o->fail_invalid_token, o->fail_200_errors, o->fail_504, o->latency_ms, o->rate_limit,
-               o->rate_fixed ? "fixed" : "sliding", o->receipt_delay_ms, o->retry_after_s, o->seed,
-               o->access_token[0] ? "true" : "false");
+               o->fail_invalid_token, o->fail_200_errors, o->fail_504, o->malformed_ticket,
+               o->latency_ms, o->rate_limit, window_names[o->rate_window], o->receipt_delay_ms,
+               o->retry_after_s, o->seed, o->access_token[0] ? "true" : "false");
 }
 
 /* ---- state ---- */
@@ -542,13 +546,14 @@ static void stats_reply(sim_t *s, sim_resp_t *out)
         "},\"http429\":%" PRIu64 ",\"rateLimited\":%" PRIu64 ",\"injected429\":%" PRIu64
         ",\"injected5xx\":%" PRIu64 ",\"injected500\":%" PRIu64 ",\"injectedInvalidToken\":%" PRIu64
         ",\"injected200Errors\":%" PRIu64 ",\"injected504\":%" PRIu64 ",\"drops\":%" PRIu64
-        ",\"dropsAfterAccept\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"receiptsServed\":%" PRIu64
-        ",\"receiptIdsAsked\":%" PRIu64 ",\"gzipRequests\":%" PRIu64 ",\"badRequests\":%" PRIu64
-        ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
+        ",\"dropsAfterAccept\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"malformedTickets\":%" PRIu64
+        ",\"receiptsServed\":%" PRIu64 ",\"receiptIdsAsked\":%" PRIu64 ",\"gzipRequests\":%" PRIu64
+        ",\"badRequests\":%" PRIu64 ",\"tokensUntracked\":%" PRIu64 ",\"tokens\":{",
         t->status_2xx, t->status_4xx, t->status_5xx, t->http_429, t->rate_limited, t->injected_429,
         t->injected_5xx, t->injected_500, t->injected_invalid_token, t->injected_200_errors,
-        t->injected_504, t->drops, t->drops_after, t->malformed, t->receipts_served,
-        t->receipt_ids_asked, t->gzip_requests, t->bad_requests, t->tokens_untracked);
+        t->injected_504, t->drops, t->drops_after, t->malformed, t->malformed_tickets,
+        t->receipts_served, t->receipt_ids_asked, t->gzip_requests, t->bad_requests,
+        t->tokens_untracked);
     int n = 0;
     for (size_t i = 0; i < s->tok_cap; i++) {
         const sim_tok_t *k = &s->toks[i];

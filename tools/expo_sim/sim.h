@@ -16,13 +16,22 @@
 #define SIM_MAX_PAYLOAD 4096
 #define SIM_DEFAULT_MAX_BODY (10u * 1024 * 1024)
 
+typedef enum {
+    SIM_RATE_SLIDING = 0, /* any 1-s span, in 10-ms slots (forgets after 990-1000 ms) */
+    SIM_RATE_FIXED,       /* calendar seconds of the monotonic clock */
+    SIM_RATE_STRICT,      /* a millisecond log: a notification counts for 1000 ms inclusive, so no
+                             real second holds more than the limit (stricter than a bucket of
+                             `limit` refilled at limit/s) */
+} sim_rate_window_t;
+
 typedef struct sim_opts {
     /* runtime-changeable (CLI and POST /control) */
     double fail_5xx, fail_429, drop, drop_after, malformed; /* probabilities 0..1 */
     double fail_500, fail_invalid_token, fail_200_errors, fail_504;
+    double malformed_ticket; /* per ok ticket: answer it without its id (message accepted) */
     unsigned latency_ms;
-    unsigned rate_limit; /* notifications per second per project; 0 = unlimited */
-    bool rate_fixed;     /* fixed 1-s windows instead of a sliding second (10 ms slots) */
+    unsigned rate_limit;           /* notifications per second per project; 0 = unlimited */
+    sim_rate_window_t rate_window; /* how "per second" is counted */
     unsigned receipt_delay_ms;
     unsigned retry_after_s; /* Retry-After on 429/503 replies; 0 = none */
     uint64_t seed;

@@ -48,17 +48,25 @@ typedef struct sim_stats {
     uint64_t status_2xx, status_4xx, status_5xx;
     uint64_t http_429, rate_limited, injected_429, injected_5xx, drops, drops_after, malformed;
     uint64_t injected_500, injected_invalid_token, injected_200_errors, injected_504;
+    uint64_t malformed_tickets;
     uint64_t receipts_served, receipt_ids_asked, gzip_requests, bad_requests;
     uint64_t tokens_untracked; /* deliveries to tokens past token_capacity */
 } sim_stats_t;
 
 #define RATE_SLOTS 100 /* 10-ms slots of the sliding second */
+#define RATE_LOG 1024  /* > 1001 milliseconds of the strict window */
 typedef struct sim_rate {
     char *project; /* owned */
     int64_t slot_start[RATE_SLOTS];
     uint32_t slot_count[RATE_SLOTS];
     int64_t fixed_start;
     uint64_t fixed_count;
+    /* strict: (ms, count) per millisecond that admitted something, oldest first; at most 1001
+     * milliseconds are live at once */
+    int64_t log_ms[RATE_LOG];
+    uint32_t log_n[RATE_LOG];
+    size_t log_head, log_len;
+    uint64_t log_sum;
 } sim_rate_t;
 
 /* A push/send body read by sim_msgs.c: spans point into the request body. */

@@ -299,8 +299,9 @@ static void usage(void)
 {
     fputs("usage: herald-expo-sim [--listen 127.0.0.1:PORT] [--port-file F] [--record F]\n"
           "  [--projects F] [--default-project @owner/slug] [--access-token T]\n"
-          "  [--receipt-delay-ms N] [--rate-limit N] [--rate-window sliding|fixed]\n"
+          "  [--receipt-delay-ms N] [--rate-limit N] [--rate-window sliding|fixed|strict]\n"
           "  [--fail-5xx P] [--fail-429 P] [--drop P] [--drop-after P] [--malformed P]\n"
+          "  [--malformed-ticket P]\n"
           "  [--latency-ms N] [--retry-after S] [--seed N] [--max-body BYTES]\n"
           "  [--receipt-capacity N] [--token-capacity N]\n",
           stderr);

@@ -243,13 +243,38 @@ static sim_rate_t *rate_of(sim_t *s, const char *project)
     return r;
 }
 
+/* Both instants are read in whole milliseconds, so an admission at ms e still counts at ms now
+ * while now - e <= 1000: the real gap may then be just under a second. */
+static bool strict_admit(sim_rate_t *r, uint64_t limit, size_t n, int64_t now_ms)
+{
+    while (r->log_len > 0 && now_ms - r->log_ms[r->log_head] > 1000) {
+        r->log_sum -= r->log_n[r->log_head];
+        r->log_head = (r->log_head + 1) % RATE_LOG;
+        r->log_len--;
+    }
+    if (r->log_sum + n > limit)
+        return false;
+    size_t tail = (r->log_head + r->log_len + RATE_LOG - 1) % RATE_LOG;
+    if (r->log_len > 0 && r->log_ms[tail] >= now_ms) { /* same ms (or a caller's clock went back) */
+        r->log_n[tail] += (uint32_t)n;
+    } else {
+        tail = (r->log_head + r->log_len++) % RATE_LOG;
+        r->log_ms[tail] = now_ms;
+        r->log_n[tail] = (uint32_t)n;
+    }
+    r->log_sum += n;
+    return true;
+}
+
 /* Admits n notifications for the project now, or returns false (nothing counted). */
 static bool rate_admit(sim_t *s, const char *project, size_t n, int64_t now_ms)
 {
     if (s->o.rate_limit == 0)
         return true;
     sim_rate_t *r = rate_of(s, project);
-    if (s->o.rate_fixed) {
+    if (s->o.rate_window == SIM_RATE_STRICT)
+        return strict_admit(r, s->o.rate_limit, n, now_ms);
+    if (s->o.rate_window == SIM_RATE_FIXED) {
         int64_t w = now_ms / 1000;
         if (r->fixed_start != w) {
             r->fixed_start = w;
@@ -403,7 +428,12 @@ static void ok_ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, enum sim_behaviou
         k->delivered++;
     else
         s->st.tokens_untracked++;
-    buf_printf(b, "{\"status\":\"ok\",\"id\":\"%s\"}", id);
+    if (s->o.malformed_ticket > 0 && sim_rand01(s) < s->o.malformed_ticket) {
+        s->st.malformed_tickets++; /* accepted, but the client cannot know it */
+        buf_puts(b, "{\"status\":\"ok\"}");
+    } else {
+        buf_printf(b, "{\"status\":\"ok\",\"id\":\"%s\"}", id);
+    }
     if (s->o.record)
         record(s, r, id, project, req->wall_ms);
 }
