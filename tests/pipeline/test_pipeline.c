@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "db/keys.h"
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
 
@@ -20,6 +21,7 @@
 
 #define SECRET "pipeline-test-secret-0123456789abcdef"
 #define TOPIC "job-events"
+#define PREFIX "herald:" /* redis.prefix by default */
 
 static th_redis_t redis;
 static th_herald_t herald;
@@ -478,6 +480,75 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     assert_int_equal(delivered(tok), 2);
 }
 
+/* How many times herald logged a configuration reload. */
+static int reloads(void)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(herald.log, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "configuration reloaded") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+struct want_reloads {
+    int n;
+};
+
+static bool has_reloaded(void *arg)
+{
+    return reloads() >= ((struct want_reloads *)arg)->n;
+}
+
+/* Rewrites herald's config file as base plus extra lines, sends SIGHUP and waits (bounded) for
+ * the reload to be logged. */
+static void reload_with(const char *base, const char *extra)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "%s%s", base, extra);
+    write_file(herald.conf, text);
+    struct want_reloads w = {reloads() + 1};
+    assert_int_equal(kill(herald.proc.pid, SIGHUP), 0);
+    if (!th_wait_until(has_reloaded, &w, 10000))
+        fail_msg("herald did not log a reload; see %s", herald.log);
+}
+
+/* A SIGHUP destroys the templates at once. An event rendered before it, whose second device waits
+ * on another attempt's `pending` dedup mark, sends to that device after the reload: its rendered
+ * texts borrowed the freed template strings (ASan: heap-use-after-free; otherwise the new or a
+ * garbage channelId). One event, one rendering: both devices get the texts of before. */
+static void test_sighup_use_after_free_pending_claim(void **state)
+{
+    (void)state;
+    const char *ta = "ExponentPushToken[pipeHupA00000000000001]";
+    const char *tb = "ExponentPushToken[pipeHupB00000000000001]";
+    char base[8192], mark[KEY_MAX], rec[8192];
+    FILE *f = fopen(herald.conf, "r");
+    assert_non_null(f);
+    base[fread(base, 1, sizeof base - 1, f)] = '\0';
+    fclose(f);
+    register_device("u9", "a", ta);
+    register_device("u9", "b", tb);
+    reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
+    /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
+    key_sent(mark, PREFIX, "job-9:COMPLETED", "b");
+    free(th_redis_cmd(&redis, "SET %s pending", mark));
+    publish("{\"jobId\":\"job-9\",\"userId\":\"u9\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
+    reload_with(base, "templates.COMPLETED.channel_id = after-reload\n");
+    free(th_redis_cmd(&redis, "DEL %s", mark));
+    wait_delivered(tb, 1);
+    wait_trace("job-9", "\"event\":\"completed\"");
+    last_record(ta, rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"channelId\":\"before-reload\""));
+    last_record(tb, rec, sizeof rec);
+    if (strstr(rec, "\"channelId\":\"before-reload\"") == NULL)
+        fail_msg("device b got other texts than device a: %s", rec);
+    reload_with(base, "");
+}
+
 /* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
@@ -533,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_poison_goes_to_dlq),
         cmocka_unit_test(test_expo_storm),
         cmocka_unit_test(test_heraldctl_publish_and_trace),
+        cmocka_unit_test(test_sighup_use_after_free_pending_claim),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
