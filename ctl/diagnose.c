@@ -200,7 +200,7 @@ static int print_traces(ctl_env_t *e, const char *user, long jobs, bool json, bu
 {
     recent_jobs_t ids = {.e = e};
     ctl_env_begin(e);
-    disp_trace_recent(e->trace, DISP_TRACE_BY_USER, user, jobs, on_recent, &ids);
+    disp_trace_recent(e->trace, user, NULL, jobs, on_recent, &ids);
     ctl_env_wait(e, 0);
     job_trace_t *jts = xcalloc(ids.n ? ids.n : 1, sizeof *jts);
     for (size_t i = 0; !e->failure && i < ids.n; i++) {

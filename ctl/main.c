@@ -21,7 +21,7 @@ static const ctl_cmd_t commands[] = {
     {"check-config", "validate the configuration and reach Redis, Kafka and Expo",
      ctl_check_config},
     {"dlq", "re-publish dead-lettered events to their source topic (dlq replay)", ctl_dlq},
-    {"trace", "what happened to a job's notifications (--job, --user or --device)", ctl_trace},
+    {"trace", "what happened to a job's notifications (--job, or --user [--device])", ctl_trace},
     {"publish", "produce a job event to Kafka to test a deployment end to end", ctl_publish},
     {"push", "send one test notification to a token and print the ticket (and receipt)", ctl_push},
     {"receipts", "pending push receipt checks (count, oldest due)", ctl_receipts},

@@ -537,12 +537,13 @@ static void on_traces_purged(int status, void *arg)
     ctl_env_done(arg, status);
 }
 
-/* A privacy request also removes the user's delivery traces: the user's job index and every
- * trace it lists (user NULL: none), and the job indexes of the deleted devices. */
-static int purge_traces(ctl_env_t *e, const char *user, const char *const *devices, size_t n)
+/* A privacy request also removes the user's delivery traces: the job indexes of the deleted
+ * devices, and for a whole user the user's job index and every trace it lists. */
+static int purge_traces(ctl_env_t *e, const char *user, bool whole_user, const char *const *devices,
+                        size_t n)
 {
     ctl_env_begin(e);
-    disp_trace_purge(e->trace, user, devices, n, on_traces_purged, e);
+    disp_trace_purge(e->trace, user, whole_user, devices, n, on_traces_purged, e);
     ctl_env_wait(e, 0);
     return e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
 }
@@ -612,7 +613,7 @@ static int cmd_delete(ctl_env_t *e, int argc, char **argv)
     if (!dry) {
         rc = do_purge(e, user, device);
         if (rc == CTL_OK)
-            rc = purge_traces(e, device ? NULL : user, devices, rs.n);
+            rc = purge_traces(e, user, device == NULL, devices, rs.n);
     }
     free(devices);
     fprintf(stderr, "%s %zu record(s) of user %s\n", dry ? "would delete" : "deleted", rs.n, user);

@@ -16,11 +16,12 @@
 #include <string.h>
 
 static const char trace_usage[] =
-    "usage: heraldctl trace (--job ID | --user ID | --device ID) [--limit N] [--json]\n"
+    "usage: heraldctl trace (--job ID | --user ID [--device ID]) [--limit N] [--json]\n"
     "  --job ID     every record of one job (or batch) id\n"
     "  --user ID    the user's most recent jobs (newest first)\n"
-    "  --device ID  the device's most recent jobs, only that device's records\n"
-    "  --limit N    at most N jobs for --user/--device (default 10)\n";
+    "  --device ID  with --user (device ids are per user): that device's most recent jobs, only\n"
+    "               its records\n"
+    "  --limit N    at most N jobs for --user (default 10)\n";
 
 /* Details of one record: every member but the ones shown in their own column. */
 static void details(json_t *rec, buf_t *out)
@@ -102,14 +103,14 @@ static void on_ids(int status, const char *const *ids, size_t n, void *arg)
     ctl_env_done(j->e, status);
 }
 
-/* The records of the most recent jobs of a user or a device (only that device's records). */
+/* The records of the most recent jobs of a user, or of one of the user's devices (only that
+ * device's records). */
 static size_t add_recent(ctl_env_t *e, const char *user, const char *device, long limit,
                          ctl_table_t *t, buf_t *json)
 {
     job_ids_t j = {.e = e};
     ctl_env_begin(e);
-    disp_trace_recent(e->trace, user ? DISP_TRACE_BY_USER : DISP_TRACE_BY_DEVICE,
-                      user ? user : device, limit, on_ids, &j);
+    disp_trace_recent(e->trace, user, device, limit, on_ids, &j);
     ctl_env_wait(e, 0);
     size_t found = 0;
     for (size_t i = 0; i < j.n; i++) {
@@ -166,9 +167,13 @@ int ctl_trace(const conf_t *conf, int argc, char **argv)
     int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, trace_usage);
     if (rc != 0)
         return rc > 0 ? CTL_OK : CTL_USAGE;
-    if ((job != NULL) + (user != NULL) + (device != NULL) != 1 || limit < 1 || limit > 1000) {
-        fprintf(stderr, "heraldctl trace: give exactly one of --job, --user, --device\n%s",
+    if (device != NULL && user == NULL) {
+        fprintf(stderr, "heraldctl trace: --device needs --user (device ids are per user)\n%s",
                 trace_usage);
+        return CTL_USAGE;
+    }
+    if ((job != NULL) + (user != NULL) != 1 || limit < 1 || limit > 1000) {
+        fprintf(stderr, "heraldctl trace: give either --job or --user\n%s", trace_usage);
         return CTL_USAGE;
     }
     ctl_env_t e;

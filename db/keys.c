@@ -11,9 +11,9 @@ static const char *const stems[] = {
     [KEY_EXPIRY] = "expiry",
     [KEY_LOCK] = "lock:",
     [KEY_SENT] = "sent:",
-    [KEY_TRACE] = "trace:",
-    [KEY_TRACE_USER] = "trace:user:",
-    [KEY_TRACE_DEVICE] = "trace:device:",
+    [KEY_TRACE] = "trace:j:", /* three stems, none a prefix of another: the families cannot meet */
+    [KEY_TRACE_USER] = "trace:u:",
+    [KEY_TRACE_DEVICE] = "trace:d:",
     [KEY_RECEIPTS] = "receipts",
     [KEY_TICKET] = "ticket:",
     [KEY_RL_USER] = "rl:u:",
@@ -21,9 +21,11 @@ static const char *const stems[] = {
     [KEY_EXPO_RATE] = "expo:rate:",
 };
 
-/* The longest stem is 13 bytes ("trace:device:"); with the hash-tag braces every family fits in
- * KEY_PREFIX_MAX + 16 + its id, and the dedup mark (two ids) is the longest. */
-_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 13 + KEY_DEVICE_MAX + 1, "trace:device keys fit");
+/* The longest stem is 10 bytes ("expo:rate:"); with the hash-tag braces every one-id family fits
+ * in KEY_PREFIX_MAX + 16 + its id, and the two-id families (dedup mark, device trace index) are
+ * checked on their own. */
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 8 + 3 + 2 + KEY_USER_MAX + 2 + KEY_DEVICE_MAX + 1,
+               "trace device indexes fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1,
@@ -98,12 +100,24 @@ size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job)
 
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)
 {
-    return one(out, prefix, KEY_TRACE_USER, user, KEY_USER_MAX);
+    size_t len = key_head(out, prefix, KEY_TRACE_USER);
+    put(out, &len, user, KEY_USER_MAX);
+    put(out, &len, key_tail(KEY_TRACE_USER), 1);
+    return len;
 }
 
-size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *device)
+/* "<n>:{<user>}:<device>": n = strlen(user) says where the user ends whatever the ids hold, and
+ * the user is the hash tag, as in the user's other keys. */
+size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user, const char *device)
 {
-    return one(out, prefix, KEY_TRACE_DEVICE, device, KEY_DEVICE_MAX);
+    char n[24];
+    size_t len = key_stem(out, prefix, KEY_TRACE_DEVICE);
+    snprintf(n, sizeof n, "%zu:{", strlen(user));
+    put(out, &len, n, sizeof n);
+    put(out, &len, user, KEY_USER_MAX);
+    put(out, &len, "}:", 2);
+    put(out, &len, device, KEY_DEVICE_MAX);
+    return len;
 }
 
 size_t key_receipts(char out[KEY_MAX], const char *prefix)
@@ -131,15 +145,21 @@ size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
     return one(out, prefix, KEY_EXPO_RATE, project, KEY_NAME_MAX);
 }
 
+/* The families whose one id is a hash tag. */
+static int tagged(key_family_t family)
+{
+    return family == KEY_DEV || family == KEY_TRACE_USER;
+}
+
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family)
 {
     size_t len = key_stem(out, prefix, family);
-    if (family == KEY_DEV)
+    if (tagged(family))
         put(out, &len, "{", 1);
     return len;
 }
 
 const char *key_tail(key_family_t family)
 {
-    return family == KEY_DEV ? "}" : "";
+    return tagged(family) ? "}" : "";
 }

@@ -33,9 +33,9 @@ typedef enum {
     KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
     KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
     KEY_SENT,         /* <p>sent:<event>:<device>   STRING pending|done (dedup mark) */
-    KEY_TRACE,        /* <p>trace:<job>             LIST trace records */
-    KEY_TRACE_USER,   /* <p>trace:user:<user>       ZSET job ids by time */
-    KEY_TRACE_DEVICE, /* <p>trace:device:<device>   ZSET job ids by time */
+    KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records */
+    KEY_TRACE_USER,   /* <p>trace:u:{<user>}        ZSET job ids by time */
+    KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
     KEY_RECEIPTS,     /* <p>receipts                ZSET ticket ids by due time */
     KEY_TICKET,       /* <p>ticket:<id>             HASH receipt-check record */
     KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
@@ -54,7 +54,10 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
 size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device);
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job);
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
-size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *device);
+/* A device's index is its user's: device ids are only unique per user. The user's length comes
+ * first so that ids holding ':' '{' '}' cannot make two (user, device) pairs share a key. */
+size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
+                        const char *device);
 size_t key_receipts(char out[KEY_MAX], const char *prefix);
 size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id);
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
@@ -64,7 +67,8 @@ size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
 /* A family's key around its one id, for scripts that build keys of ids they only learn inside
  * Redis (the dev hash of a user read from an owner key) or take an id back out of a key:
  * key = head .. id .. tail. The head is key_stem() plus the opening hash-tag brace of families
- * that have one ("<p>dev:{"); the tail is "}" for KEY_DEV and "" for the others (static). */
+ * that have one ("<p>dev:{"); the tail is "}" for KEY_DEV and KEY_TRACE_USER and "" for the
+ * others (static). KEY_TRACE_DEVICE has two ids: only key_trace_device() builds its keys. */
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family);
 const char *key_tail(key_family_t family);
 

@@ -41,8 +41,7 @@ struct job {
     pdev_t *devs;
     size_t ndevs;
     size_t left;
-    disp_rendered_t r;
-    bool rendered;
+    disp_rendered_t r;    /* rendered on arrival */
     uv_timer_t timer;     /* retries of lookup/claim */
     uv_timer_t dev_timer; /* retries of per-device steps */
     int open_handles;
@@ -172,7 +171,9 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
           LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
-    if (!disp_templates_notifies(p->d.templates, ev)) {
+    /* Rendered now, from the templates that decide whether it notifies: a reload before the
+     * sends changes neither (the rendering owns its texts). */
+    if (disp_templates_render(p->d.templates, ev, &j->r) != 0) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
         job_complete(j);
@@ -564,10 +565,6 @@ static void on_result(const expo_result_t *res, void *arg)
 static void send_dev(pdev_t *dv)
 {
     job_t *j = dv->job;
-    if (!j->rendered) {
-        disp_templates_render(j->p->d.templates, j->ev, &j->r);
-        j->rendered = true;
-    }
     expo_msg_t m;
     disp_rendered_msg(&j->r, dv->rec.token, j->key, &m);
     expo_send(j->p->d.expo, &m, on_result, dv);

@@ -54,7 +54,8 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
 void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                               const char *message, void *arg);
 
-/* Configuration reload: the new templates (borrowed) apply to events from now on. */
+/* Configuration reload: the new templates (borrowed) apply to events from now on; events already
+ * received keep the texts they were rendered with, so the old templates may be destroyed now. */
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t);
 /* From now on, outcomes that arrive are not acted on (shutdown in progress). */
 void disp_pipeline_abort(disp_pipeline_t *p);

@@ -258,6 +258,19 @@ void disp_rendered_cleanup(disp_rendered_t *r)
     buf_cleanup(&r->body);
     buf_cleanup(&r->subtitle);
     buf_cleanup(&r->data);
+    free(r->sound);
+    free(r->priority);
+    free(r->channel_id);
+    free(r->category_id);
+    r->sound = r->priority = r->channel_id = r->category_id = NULL;
+}
+
+/* *dst becomes a copy of the template's field (NULL when unset). */
+static void copy_field(char **dst, const disp_templates_t *t, const queue_event_t *ev, int f)
+{
+    const char *v = field_for(t, ev, f);
+    free(*dst);
+    *dst = v ? xstrdup(v) : NULL;
 }
 
 int disp_templates_render(const disp_templates_t *t, const queue_event_t *ev, disp_rendered_t *out)
@@ -268,10 +281,10 @@ int disp_templates_render(const disp_templates_t *t, const queue_event_t *ev, di
     render_text(&out->body, field_for(t, ev, F_BODY), ev);
     render_text(&out->subtitle, field_for(t, ev, F_SUBTITLE), ev);
     render_data(&out->data, t, ev);
-    out->sound = field_for(t, ev, F_SOUND);
-    out->priority = field_for(t, ev, F_PRIORITY);
-    out->channel_id = field_for(t, ev, F_CHANNEL);
-    out->category_id = field_for(t, ev, F_CATEGORY);
+    copy_field(&out->sound, t, ev, F_SOUND);
+    copy_field(&out->priority, t, ev, F_PRIORITY);
+    copy_field(&out->channel_id, t, ev, F_CHANNEL);
+    copy_field(&out->category_id, t, ev, F_CATEGORY);
     const char *ttl = field_for(t, ev, F_TTL);
     out->ttl = ttl ? atol(ttl) : EXPO_UNSET;
     return 0;

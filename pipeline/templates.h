@@ -37,16 +37,18 @@ void disp_templates_destroy(disp_templates_t *t);
 /* Whether events of this status (batch or not) produce a notification. */
 bool disp_templates_notifies(const disp_templates_t *t, const queue_event_t *ev);
 
-/* The texts for one event, rendered once and shared by all of the user's devices. */
+/* The texts for one event, rendered once and shared by all of the user's devices. It owns every
+ * string: a reload destroys the templates while events rendered from them are still being sent. */
 typedef struct disp_rendered {
     buf_t title, body, subtitle, data; /* data: the JSON object for expo_msg_t.data */
-    const char *sound, *priority, *channel_id, *category_id; /* borrowed from the templates */
+    char *sound, *priority, *channel_id, *category_id; /* NULL: not set */
     long ttl;
 } disp_rendered_t;
 
 void disp_rendered_init(disp_rendered_t *r);
 void disp_rendered_cleanup(disp_rendered_t *r);
-/* Renders ev; returns 0, or -1 when the status does not notify. */
+/* Renders ev into out (copies: nothing of t is kept); returns 0, or -1 when the status does not
+ * notify. */
 int disp_templates_render(const disp_templates_t *t, const queue_event_t *ev, disp_rendered_t *out);
 /* Fills m (strings borrowed from r) for one device; collapse_id borrowed too. */
 void disp_rendered_msg(const disp_rendered_t *r, const char *token, const char *collapse_id,

@@ -132,7 +132,7 @@ static void enqueue(disp_trace_t *t, const char *job_id, const char *user_id, co
     put_str(b, &o[1], k);
     k[0] = '\0';
     if (device_id)
-        key_trace_device(k, t->prefix, device_id);
+        key_trace_device(k, t->prefix, user_id, device_id);
     put_str(b, &o[2], k);
     put_str(b, &o[3], rec);
     put_str(b, &o[4], job_id);
@@ -267,20 +267,21 @@ void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb c
     db_cmd(t->db, on_job, q, "LRANGE", k, "0", "-1", NULL);
 }
 
-void disp_trace_recent(disp_trace_t *t, disp_trace_by_t by, const char *id, long limit,
+void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_id, long limit,
                        disp_trace_ids_cb cb, void *arg)
 {
     read_req_t *q = req_new(arg);
     q->cb.ids = cb;
-    if (!id_fits(id, by == DISP_TRACE_BY_USER ? KEY_USER_MAX : KEY_DEVICE_MAX) || limit < 1) {
+    if (!id_fits(user_id, KEY_USER_MAX) || (device_id && !id_fits(device_id, KEY_DEVICE_MAX)) ||
+        limit < 1) {
         db_defer(t->db, on_no_ids, q);
         return;
     }
     char k[KEY_MAX], stop[24];
-    if (by == DISP_TRACE_BY_USER)
-        key_trace_user(k, t->prefix, id);
+    if (device_id)
+        key_trace_device(k, t->prefix, user_id, device_id);
     else
-        key_trace_device(k, t->prefix, id);
+        key_trace_user(k, t->prefix, user_id);
     snprintf(stop, sizeof stop, "%ld", limit - 1);
     db_cmd(t->db, on_ids, q, "ZREVRANGE", k, "0", stop, NULL);
 }
@@ -295,8 +296,8 @@ static void on_purged(int status, const db_reply_t *r, void *arg)
     free(q);
 }
 
-void disp_trace_purge(disp_trace_t *t, const char *user_id, const char *const *device_ids,
-                      size_t ndev, disp_trace_done_cb cb, void *arg)
+void disp_trace_purge(disp_trace_t *t, const char *user_id, bool whole_user,
+                      const char *const *device_ids, size_t ndev, disp_trace_done_cb cb, void *arg)
 {
     read_req_t *q = req_new(arg);
     q->cb.done = cb;
@@ -305,15 +306,16 @@ void disp_trace_purge(disp_trace_t *t, const char *user_id, const char *const *d
     size_t *offs = xcalloc(ndev + 3, sizeof *offs);
     int nk = 0;
     char k[KEY_MAX];
-    bool user = id_fits(user_id, KEY_USER_MAX);
+    bool fits = id_fits(user_id, KEY_USER_MAX); /* else never recorded */
+    bool user = fits && whole_user;
     if (user) {
         key_trace_user(k, t->prefix, user_id);
         put_str_at(&arena, &offs[nk++], k);
     }
-    for (size_t i = 0; i < ndev; i++) {
+    for (size_t i = 0; fits && i < ndev; i++) {
         if (!id_fits(device_ids[i], KEY_DEVICE_MAX))
             continue; /* never recorded */
-        key_trace_device(k, t->prefix, device_ids[i]);
+        key_trace_device(k, t->prefix, user_id, device_ids[i]);
         put_str_at(&arena, &offs[nk++], k);
     }
     key_stem(k, t->prefix, KEY_TRACE);

@@ -1,9 +1,10 @@
 /* trace.h - the delivery trace: what happened to each job's notifications, kept in Redis so
  * `heraldctl trace` answers without grepping logs (DESIGN.md "Delivery trace").
  *
- * Layout (prefix p): p trace:<jobId> LIST of JSON records (at most trace.max_records, TTL
- * trace.ttl_s); p trace:user:<userId> and p trace:device:<deviceId> ZSETs of recent jobIds scored
- * by unix ms (the last 100 each). Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
+ * Layout (prefix p, keys from db/keys.h): p trace:j:<jobId> LIST of JSON records (at most
+ * trace.max_records, TTL trace.ttl_s); the user's index p trace:u:{<userId>} and, per device of the
+ * user, p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of recent jobIds scored by unix ms (the last 100
+ * each). Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
  * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call,
  * pipelined with everything else; the same facts go to the log as JSON lines at once. */
 #ifndef HERALD_DISPATCHER_TRACE_H
@@ -11,6 +12,7 @@
 
 #include "core/log.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct disp_trace disp_trace_t;
@@ -35,17 +37,16 @@ typedef void (*disp_trace_records_cb)(int status, const char *const *recs, const
 typedef void (*disp_trace_ids_cb)(int status, const char *const *ids, size_t n, void *arg);
 typedef void (*disp_trace_done_cb)(int status, void *arg);
 
-typedef enum { DISP_TRACE_BY_USER, DISP_TRACE_BY_DEVICE } disp_trace_by_t;
-
 /* Every record of one job (or batch) id, oldest first (each a JSON object as written). */
 void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb cb, void *arg);
-/* The ids of the most recent jobs (newest first, at most limit) of a user or a device. */
-void disp_trace_recent(disp_trace_t *t, disp_trace_by_t by, const char *id, long limit,
+/* The ids of the most recent jobs (newest first, at most limit) of a user, or of one of the
+ * user's devices when device_id is not NULL (device ids are only unique per user). */
+void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_id, long limit,
                        disp_trace_ids_cb cb, void *arg);
-/* Privacy delete, in one script: when user_id is not NULL the user's job index and every trace
- * list it names, and the job indexes of the ndev devices. cb may be NULL. */
-void disp_trace_purge(disp_trace_t *t, const char *user_id, const char *const *device_ids,
-                      size_t ndev, disp_trace_done_cb cb, void *arg);
+/* Privacy delete, in one script: the job indexes of the user's ndev devices, and when whole_user
+ * the user's job index and every trace list it names. cb may be NULL. */
+void disp_trace_purge(disp_trace_t *t, const char *user_id, bool whole_user,
+                      const char *const *device_ids, size_t ndev, disp_trace_done_cb cb, void *arg);
 
 #define TRACE(t, job, user, device, event, ...)                                                    \
     do {                                                                                           \

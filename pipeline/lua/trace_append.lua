@@ -1,7 +1,8 @@
 -- trace_append.lua - appends the delivery-trace records of one loop turn (disp_trace_add) and
 -- keeps the per-user and per-device indexes of recent jobs. Each list and index is trimmed and
 -- given its TTL once per call.
--- KEYS     per record: <p>trace:<job>, <p>trace:user:<user>, <p>trace:device:<device> or ''
+-- KEYS     per record: <p>trace:j:<job>, <p>trace:u:{<user>}, <p>trace:d:<n>:{<user>}:<device>
+--          or '' (db/keys.h spells them)
 -- ARGV[1]  TTL seconds (trace.ttl_s)
 -- ARGV[2]  records kept per job (trace.max_records)
 -- ARGV[3]  job ids kept per index

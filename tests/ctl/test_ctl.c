@@ -395,10 +395,11 @@ static void test_delete(void **state)
 {
     (void)state;
     assert_int_equal(seed_records(&rs, 8, 4, now_s(), NULL, NULL), 0);
-    free(th_redis_cmd(&rs, "ZADD herald:trace:user:u0 1 job-a 2 job-b"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:job-a {\"event\":\"received\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:job-b {\"event\":\"received\"}"));
-    free(th_redis_cmd(&rs, "ZADD herald:trace:device:d3 1 job-a"));
+    free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1 job-a 2 job-b"));
+    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-a {\"event\":\"received\"}"));
+    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-b {\"event\":\"received\"}"));
+    free(th_redis_cmd(&rs, "ZADD herald:trace:d:2:{u0}:d3 1 job-a"));
+    free(th_redis_cmd(&rs, "ZADD herald:trace:d:2:{u1}:d3 1 job-c")); /* u1's own d3 */
 
     assert_int_equal(ctl("tokens delete --user u0 --device d1 --dry-run"), 0);
     assert_true(has(&out, "would delete u0/d1"));
@@ -414,9 +415,17 @@ static void test_delete(void **state)
     assert_true(has(&out, "\"deviceId\":\"d3\""));
     assert_int_equal(redis_int(&rs, "EXISTS herald:dev:{u0}"), 0);
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 4);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:trace:user:u0 herald:trace:job-a "
-                                    "herald:trace:job-b herald:trace:device:d3"),
+    assert_int_equal(redis_int(&rs, "EXISTS herald:trace:u:{u0} herald:trace:j:job-a "
+                                    "herald:trace:j:job-b herald:trace:d:2:{u0}:d3"),
                      0);
+    assert_int_equal(redis_int(&rs, "EXISTS herald:trace:d:2:{u1}:d3"), 1);
+    /* A device's trace is read as its user's. */
+    free(
+        th_redis_cmd(&rs, "RPUSH herald:trace:j:job-c {\"event\":\"ticket\",\"deviceId\":\"d3\"}"));
+    assert_int_equal(ctl("trace --user u1 --device d3"), 0);
+    assert_true(has(&out, "job-c"));
+    assert_int_equal(ctl("trace --device d3"), 2);
+    assert_true(has(&err, "--device needs --user"));
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u1}"), 4);
     assert_int_equal(ctl("tokens delete --user u0"), 1);
     assert_int_equal(check_indexes(&rs), 0);
@@ -590,13 +599,13 @@ static void test_diagnose(void **state)
     assert_true(has(&out, "token is now registered to other/dx"));
     assert_true(has(&out, "no delivery trace for user u0"));
 
-    free(th_redis_cmd(&rs, "ZADD herald:trace:user:u0 1000 job-1 2000 job-2"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:job-1 "
+    free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1000 job-1 2000 job-2"));
+    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-1 "
                            "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"received\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:job-2 "
+    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-2 "
                            "{\"ts\":\"2026-01-02T00:00:00.000Z\",\"event\":\"ticket\","
                            "\"userId\":\"u0\",\"deviceId\":\"d3\",\"error\":\"MessageTooBig\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:job-2 "
+    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-2 "
                            "{\"ts\":\"2026-01-02T00:00:01.000Z\",\"event\":\"deactivated\","
                            "\"userId\":\"u0\",\"deviceId\":\"d1\",\"detail\":"
                            "\"DeviceNotRegistered\"}"));

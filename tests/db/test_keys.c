@@ -29,9 +29,8 @@ static const struct one_id {
     {key_dev, KEY_DEV, "dev:{", "}", KEY_USER_MAX},
     {key_owner, KEY_OWNER, "owner:", "", KEY_TOKEN_MAX},
     {key_lock, KEY_LOCK, "lock:", "", KEY_NAME_MAX},
-    {key_trace, KEY_TRACE, "trace:", "", KEY_JOB_MAX},
-    {key_trace_user, KEY_TRACE_USER, "trace:user:", "", KEY_USER_MAX},
-    {key_trace_device, KEY_TRACE_DEVICE, "trace:device:", "", KEY_DEVICE_MAX},
+    {key_trace, KEY_TRACE, "trace:j:", "", KEY_JOB_MAX},
+    {key_trace_user, KEY_TRACE_USER, "trace:u:{", "}", KEY_USER_MAX},
     {key_ticket, KEY_TICKET, "ticket:", "", KEY_TICKET_MAX},
     {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
     {key_rl_ip, KEY_RL_IP, "rl:ip:", "", KEY_IP_MAX},
@@ -55,9 +54,10 @@ static void test_spelling(void **state)
     expect_key(key_expiry(k, p), k, "herald:expiry");
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
     expect_key(key_sent(k, p, "job1:COMPLETED", "d1"), k, "herald:sent:job1:COMPLETED:d1");
-    expect_key(key_trace(k, p, "job1"), k, "herald:trace:job1");
-    expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:user:u1");
-    expect_key(key_trace_device(k, p, "d1"), k, "herald:trace:device:d1");
+    expect_key(key_trace(k, p, "job1"), k, "herald:trace:j:job1");
+    expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:u:{u1}");
+    expect_key(key_trace_device(k, p, "u1", "d1"), k, "herald:trace:d:2:{u1}:d1");
+    expect_key(key_trace_device(k, p, "", "d1"), k, "herald:trace:d:0:{}:d1");
     expect_key(key_receipts(k, p), k, "herald:receipts");
     expect_key(key_ticket(k, p, "t-1"), k, "herald:ticket:t-1");
     expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:u1");
@@ -75,6 +75,7 @@ static void test_stems_heads_tails(void **state)
     expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
     expect_key(key_stem(k, "p:", KEY_SENT), k, "p:sent:");
     expect_key(key_stem(k, "p:", KEY_RECEIPTS), k, "p:receipts");
+    expect_key(key_stem(k, "p:", KEY_TRACE_DEVICE), k, "p:trace:d:");
     for (size_t i = 0; i < N_ONE_IDS; i++) {
         const struct one_id *f = &one_ids[i];
         key_stem(k, "p:", f->family);
@@ -116,8 +117,61 @@ static void test_longest_inputs_fit(void **state)
     snprintf(want, sizeof want, "%ssent:%s:%s", prefix, id, dev);
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
+    memset(id, 'u', KEY_USER_MAX);
+    id[KEY_USER_MAX] = '\0';
+    len = key_trace_device(k, prefix, id, dev);
+    snprintf(want, sizeof want, "%strace:d:%d:{%s}:%s", prefix, KEY_USER_MAX, id, dev);
+    expect_key(len, k, want);
+    assert_true(len < KEY_MAX);
     expect_key(key_expiry(k, prefix), k, strcat(strcpy(want, prefix), "expiry"));
     expect_key(key_receipts(k, prefix), k, strcat(strcpy(want, prefix), "receipts"));
+}
+
+/* The hash tag Redis Cluster would hash: between the first '{' and the next '}', if not empty. */
+static void hash_tag(const char *key, char *out, size_t outlen)
+{
+    const char *open = strchr(key, '{');
+    const char *close = open ? strchr(open + 1, '}') : NULL;
+    if (close == NULL || close == open + 1)
+        snprintf(out, outlen, "%s", key);
+    else
+        snprintf(out, outlen, "%.*s", (int)(close - open - 1), open + 1);
+}
+
+/* The three trace families used to share "trace:": the job id "user:alice" was alice's index
+ * and a device id was every user's. Now each has its own stem, and the device index is the
+ * user's: no two (user, device) pairs share a key whatever ':' '{' '}' the ids hold. */
+static void test_trace_families_distinct(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"a",    "c",      "y",      "alice", "user:alice", "a}:b",
+                                      "b}:c", "a}:6:x", "x}:1:y", "1:{a",  "{a}",        "}",
+                                      "{",    ":",      "",       "1:{a}", "a}:c"};
+    enum { N = sizeof ids / sizeof ids[0] };
+    static char keys[2 * N + N * N][KEY_MAX];
+    size_t n = 0;
+    char dev[KEY_MAX], want[KEY_MAX], tag[KEY_MAX];
+    for (size_t i = 0; i < N; i++) {
+        /* The user's keys hash alike (unless the tag is empty: "" or an id opening with '}'). */
+        bool tagged = ids[i][0] != '\0' && ids[i][0] != '}';
+        key_dev(dev, "p:", ids[i]);
+        hash_tag(dev, want, sizeof want);
+        key_trace(keys[n++], "p:", ids[i]);
+        key_trace_user(keys[n++], "p:", ids[i]);
+        hash_tag(keys[n - 1], tag, sizeof tag);
+        if (tagged)
+            assert_string_equal(tag, want);
+        for (size_t j = 0; j < N; j++) {
+            key_trace_device(keys[n++], "p:", ids[i], ids[j]);
+            hash_tag(keys[n - 1], tag, sizeof tag);
+            if (tagged)
+                assert_string_equal(tag, want);
+        }
+    }
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = a + 1; b < n; b++)
+            if (strcmp(keys[a], keys[b]) == 0)
+                fail_msg("two trace keys are one: %s", keys[a]);
 }
 
 /* Runs build in a child; true when the child died of SIGABRT. */
@@ -130,8 +184,13 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0)
             dup2(null, STDERR_FILENO);
-        char k[KEY_MAX];
-        f->build(k, prefix, id);
+        char k[KEY_MAX], user[2 * KEY_MAX];
+        if (f) {
+            f->build(k, prefix, id);
+        } else { /* the device index: id is "<user>\n<device>" */
+            snprintf(user, sizeof user, "%.*s", (int)strcspn(id, "\n"), id);
+            key_trace_device(k, prefix, user, strchr(id, '\n') + 1);
+        }
         _exit(0);
     }
     int st = 0;
@@ -155,6 +214,16 @@ static void test_overlong_aborts(void **state)
         id[f->max + 1] = '\0';
         assert_true(aborts(f, prefix, id));
     }
+    /* The device index (f == NULL): "<user>\n<device>", each at and one over its limit. */
+    char ud[2 * KEY_MAX];
+    for (int over = 0; over < 4; over++) {
+        size_t ul = KEY_USER_MAX + (over & 1), dl = KEY_DEVICE_MAX + (over >> 1);
+        memset(ud, 'u', ul);
+        ud[ul] = '\n';
+        memset(ud + ul + 1, 'd', dl);
+        ud[ul + 1 + dl] = '\0';
+        assert_true(aborts(NULL, prefix, ud) == (over != 0));
+    }
     prefix[KEY_PREFIX_MAX] = 'p';
     prefix[KEY_PREFIX_MAX + 1] = '\0';
     assert_true(aborts(&one_ids[0], prefix, "u1"));
@@ -165,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spelling),
         cmocka_unit_test(test_stems_heads_tails),
+        cmocka_unit_test(test_trace_families_distinct),
         cmocka_unit_test(test_longest_inputs_fit),
         cmocka_unit_test(test_overlong_aborts),
     };

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "db/keys.h"
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
 
@@ -20,6 +21,7 @@
 
 #define SECRET "pipeline-test-secret-0123456789abcdef"
 #define TOPIC "job-events"
+#define PREFIX "herald:" /* redis.prefix by default */
 
 static th_redis_t redis;
 static th_herald_t herald;
@@ -169,7 +171,9 @@ static void wait_delivered(const char *token, long long n)
 /* The job's trace as one string of JSON lines. Caller frees. */
 static char *trace_of(const char *job)
 {
-    return th_redis_cmd(&redis, "LRANGE herald:trace:%s 0 -1", job);
+    char k[KEY_MAX];
+    key_trace(k, PREFIX, job);
+    return th_redis_cmd(&redis, "LRANGE %s 0 -1", k);
 }
 
 struct want_trace {
@@ -263,7 +267,9 @@ static void test_completed_two_devices(void **state)
     assert_non_null(strstr(rec, "\"type\":\"job_status_update\""));
     assert_non_null(strstr(rec, "\"jobId\":\"job-1\""));
     /* The user index of the trace knows the job. */
-    char *idx = th_redis_cmd(&redis, "ZRANGE herald:trace:user:u1 0 -1");
+    char k[KEY_MAX];
+    key_trace_user(k, PREFIX, "u1");
+    char *idx = th_redis_cmd(&redis, "ZRANGE %s 0 -1", k);
     assert_non_null(strstr(idx, "job-1"));
     free(idx);
     /* A ticket was scheduled for its receipt check and checked (delay 0). */
@@ -478,6 +484,75 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     assert_int_equal(delivered(tok), 2);
 }
 
+/* How many times herald logged a configuration reload. */
+static int reloads(void)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(herald.log, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "configuration reloaded") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+struct want_reloads {
+    int n;
+};
+
+static bool has_reloaded(void *arg)
+{
+    return reloads() >= ((struct want_reloads *)arg)->n;
+}
+
+/* Rewrites herald's config file as base plus extra lines, sends SIGHUP and waits (bounded) for
+ * the reload to be logged. */
+static void reload_with(const char *base, const char *extra)
+{
+    char text[8192];
+    snprintf(text, sizeof text, "%s%s", base, extra);
+    write_file(herald.conf, text);
+    struct want_reloads w = {reloads() + 1};
+    assert_int_equal(kill(herald.proc.pid, SIGHUP), 0);
+    if (!th_wait_until(has_reloaded, &w, 10000))
+        fail_msg("herald did not log a reload; see %s", herald.log);
+}
+
+/* A SIGHUP destroys the templates at once. An event rendered before it, whose second device waits
+ * on another attempt's `pending` dedup mark, sends to that device after the reload: its rendered
+ * texts borrowed the freed template strings (ASan: heap-use-after-free; otherwise the new or a
+ * garbage channelId). One event, one rendering: both devices get the texts of before. */
+static void test_sighup_use_after_free_pending_claim(void **state)
+{
+    (void)state;
+    const char *ta = "ExponentPushToken[pipeHupA00000000000001]";
+    const char *tb = "ExponentPushToken[pipeHupB00000000000001]";
+    char base[8192], mark[KEY_MAX], rec[8192];
+    FILE *f = fopen(herald.conf, "r");
+    assert_non_null(f);
+    base[fread(base, 1, sizeof base - 1, f)] = '\0';
+    fclose(f);
+    register_device("u9", "a", ta);
+    register_device("u9", "b", tb);
+    reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
+    /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
+    key_sent(mark, PREFIX, "job-9:COMPLETED", "b");
+    free(th_redis_cmd(&redis, "SET %s pending", mark));
+    publish("{\"jobId\":\"job-9\",\"userId\":\"u9\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
+    reload_with(base, "templates.COMPLETED.channel_id = after-reload\n");
+    free(th_redis_cmd(&redis, "DEL %s", mark));
+    wait_delivered(tb, 1);
+    wait_trace("job-9", "\"event\":\"completed\"");
+    last_record(ta, rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"channelId\":\"before-reload\""));
+    last_record(tb, rec, sizeof rec);
+    if (strstr(rec, "\"channelId\":\"before-reload\"") == NULL)
+        fail_msg("device b got other texts than device a: %s", rec);
+    reload_with(base, "");
+}
+
 /* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
@@ -488,6 +563,85 @@ static int heraldctl(const char *args, char *out, size_t outlen)
     out[n] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs heraldctl until its output holds needle (the trace is written a loop turn after the
+ * facts); fails with the last output otherwise. */
+struct want_ctl {
+    const char *args, *needle;
+    char out[65536];
+};
+
+static bool ctl_has(void *arg)
+{
+    struct want_ctl *w = arg;
+    return heraldctl(w->args, w->out, sizeof w->out) == 0 && strstr(w->out, w->needle);
+}
+
+static void wait_ctl(const char *args, const char *needle)
+{
+    static struct want_ctl w;
+    w.args = args;
+    w.needle = needle;
+    if (!th_wait_until(ctl_has, &w, 30000))
+        fail_msg("heraldctl %s: no %s in:\n%s", args, needle, w.out);
+}
+
+/* trace:<jobId> (LIST) and trace:user:<U> (ZSET) shared one namespace: the job id "user:alice"
+ * made alice's job index a LIST, after which every trace write for her failed with WRONGTYPE and
+ * `trace --user alice` errored. */
+static void test_trace_job_id_collides_with_user_index(void **state)
+{
+    (void)state;
+    static char out[65536];
+    const char *tok = "ExponentPushToken[pipeTraceAlice000000001]";
+    register_device("alice", "phone", tok);
+    publish("{\"jobId\":\"user:alice\",\"userId\":\"alice\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 1);
+    wait_trace("user:alice", "\"event\":\"completed\"");
+    publish("{\"jobId\":\"alice-2\",\"userId\":\"alice\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 2);
+    wait_trace("alice-2", "\"event\":\"completed\"");
+    assert_int_equal(heraldctl("trace --user alice --json", out, sizeof out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_true(json_is_array(j));
+    bool first = false, second = false;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        const char *job = json_string_value(json_object_get(json_array_get(j, i), "jobId"));
+        first |= job && strcmp(job, "user:alice") == 0;
+        second |= job && strcmp(job, "alice-2") == 0;
+    }
+    json_decref(j);
+    assert_true(first && second);
+    assert_int_equal(heraldctl("trace --job user:alice", out, sizeof out), 0);
+    assert_non_null(strstr(out, "completed"));
+}
+
+/* trace:device:<D> was not scoped to a user: `trace --device` mixed users who share a device id,
+ * and purging one user's device deleted the other's index. */
+static void test_trace_device_index_shared_by_users(void **state)
+{
+    (void)state;
+    static char out[65536];
+    const char *tc = "ExponentPushToken[pipeTraceCarol000000001]";
+    const char *td = "ExponentPushToken[pipeTraceDave0000000001]";
+    register_device("carol", "tablet", tc);
+    register_device("dave", "tablet", td);
+    publish("{\"jobId\":\"carol-1\",\"userId\":\"carol\",\"status\":\"COMPLETED\"}", NULL);
+    publish("{\"jobId\":\"dave-1\",\"userId\":\"dave\",\"status\":\"COMPLETED\"}", NULL);
+    /* The receipt is each job's last record: nothing writes to the indexes after it. */
+    wait_trace("carol-1", "\"event\":\"receipt\"");
+    wait_trace("dave-1", "\"event\":\"receipt\"");
+    wait_ctl("trace --user carol --device tablet", "carol-1");
+    wait_ctl("trace --user dave --device tablet", "dave-1");
+    assert_int_equal(heraldctl("trace --user carol --device tablet", out, sizeof out), 0);
+    assert_null(strstr(out, "dave-1"));
+    assert_int_equal(heraldctl("trace --device tablet", out, sizeof out), 2);
+    assert_non_null(strstr(out, "--user"));
+    assert_int_equal(heraldctl("tokens delete --user carol --device tablet", out, sizeof out), 0);
+    assert_int_equal(heraldctl("trace --user carol --device tablet", out, sizeof out), 1);
+    assert_int_equal(heraldctl("trace --user dave --device tablet", out, sizeof out), 0);
+    assert_non_null(strstr(out, "dave-1"));
 }
 
 static void test_heraldctl_publish_and_trace(void **state)
@@ -513,7 +667,8 @@ static void test_heraldctl_publish_and_trace(void **state)
     assert_true(json_is_array(j));
     assert_true(json_array_size(j) >= 4);
     json_decref(j);
-    assert_int_equal(heraldctl("trace --device phone", out, sizeof out), 0);
+    assert_int_equal(heraldctl("trace --user u8 --device phone", out, sizeof out), 0);
+    assert_non_null(strstr(out, "job-8"));
     assert_int_equal(heraldctl("trace --job no-such-job", out, sizeof out), 1);
     assert_int_equal(heraldctl("trace --job a --user b", out, sizeof out), 2);
     assert_int_equal(heraldctl("publish --user u8 --job j --status DONE", out, sizeof out), 2);
@@ -533,6 +688,9 @@ int main(void)
         cmocka_unit_test(test_poison_goes_to_dlq),
         cmocka_unit_test(test_expo_storm),
         cmocka_unit_test(test_heraldctl_publish_and_trace),
+        cmocka_unit_test(test_sighup_use_after_free_pending_claim),
+        cmocka_unit_test(test_trace_job_id_collides_with_user_index),
+        cmocka_unit_test(test_trace_device_index_shared_by_users),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
