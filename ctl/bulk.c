@@ -1,9 +1,11 @@
 /* bulk.c - `heraldctl tokens count|sweep|cleanup|export|import`: jobs over every token, in
  * bounded chunks (SCAN cursors, expiry-index ranges, batches of import lines), so they run in
  * constant memory on millions of tokens. Removal and import use tokens/lifecycle.h, the same
- * scripts as the in-daemon sweep; export and the counts read through tokens/store.h. */
+ * scripts as the in-daemon sweep (import by registration's rules); export and the counts read
+ * through tokens/store.h. Import lines are parsed by ctl/lines.h. */
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "ctl/lines.h"
 #include "ctl/tokens.h"
 #include "tokens/lifecycle.h"
 
@@ -422,109 +424,157 @@ typedef struct import_run {
     ctl_env_t *e;
     tok_lc_t *lc;
     bool dry, json;
-    long lines, ok, rejected;
+    long max_devices;
+    long lines, ok, rejected, refused;
     tok_lc_import_result_t sum;
     int status;
 } import_run_t;
 
-static void on_imported(int status, const tok_lc_import_result_t *res, void *arg)
-{
-    import_run_t *im = arg;
-    if (status == 0) {
-        im->sum.created += res->created;
-        im->sum.updated += res->updated;
-        im->sum.unchanged += res->unchanged;
-    } else {
-        im->status = status;
-    }
-    ctl_env_done(im->e, status ? DB_EDOWN : 0);
-}
+/* One batch of valid lines, kept until its script answers to name the refused ones. */
+typedef struct import_batch {
+    import_run_t *im;
+    size_t n;
+    long lineno[IMPORT_BATCH];
+    tok_record_t recs[IMPORT_BATCH];
+} import_batch_t;
 
-/* Everything tok_record_parse checks (fields, timestamps), plus what a restore needs: an
- * expiresAt. Returns NULL or the reason. */
-static const char *import_check(const char *line, size_t len, tok_record_t *r, char *err,
-                                size_t errlen)
+/* A line that is not imported: kind "rejected" (invalid) or "refused" (the device limit). */
+static void report_line(const import_run_t *im, long lineno, const char *kind, const char *why)
 {
-    if (tok_record_parse(line, len, r, err, errlen) != 0)
-        return err;
-    if (r->expires_at <= 0)
-        return "expiresAt missing or not positive";
-    if (r->expires_at > 253402300799) /* 9999-12-31 */
-        return "expiresAt out of range";
-    return NULL;
-}
-
-static void reject(import_run_t *im, long lineno, const char *why)
-{
-    im->rejected++;
     if (im->json) {
         buf_t b = BUF_INIT;
         ctl_json_open(&b, NULL, '{');
         ctl_json_int(&b, "line", lineno);
-        ctl_json_str(&b, "rejected", why);
+        ctl_json_str(&b, kind, why);
         ctl_json_close(&b, '}');
         ctl_json_print(&b, stderr);
         buf_cleanup(&b);
     } else {
-        fprintf(stderr, "line %ld: rejected: %s\n", lineno, why);
+        fprintf(stderr, "line %ld: %s: %s\n", lineno, kind, why);
     }
 }
 
-static void import_flush(import_run_t *im, tok_record_t *batch, size_t n)
+static void on_imported(int status, const tok_lc_import_result_t *res, void *arg)
 {
-    if (n == 0 || im->dry)
-        return;
+    import_batch_t *bt = arg;
+    import_run_t *im = bt->im;
+    if (status == 0) {
+        im->sum.created += res->created;
+        im->sum.updated += res->updated;
+        im->sum.unchanged += res->unchanged;
+        im->sum.reassigned += res->reassigned;
+        im->sum.evicted += res->evicted;
+        for (size_t k = 0; k < res->nrefused; k++) {
+            char why[TOK_USER_MAX + 128];
+            snprintf(why, sizeof why,
+                     "user %s is at tokens.max_devices_per_user (%ld) with no inactive or "
+                     "expired device to evict",
+                     bt->recs[res->refused[k]].user_id, im->max_devices);
+            report_line(im, bt->lineno[res->refused[k]], "refused", why);
+        }
+        im->refused += (long)res->nrefused;
+    } else {
+        im->status = status;
+    }
+    free(bt);
+    ctl_env_done(im->e, status ? DB_EDOWN : 0);
+}
+
+/* Sends the batch (which it takes) and returns a fresh one. */
+static import_batch_t *import_flush(import_run_t *im, import_batch_t *bt)
+{
+    if (bt->n == 0 || im->dry) {
+        bt->n = 0;
+        return bt;
+    }
     ctl_env_begin(im->e);
-    tok_lc_import(im->lc, now_s(), batch, n, on_imported, im);
+    tok_lc_import(im->lc, clk_wall_ms(), im->max_devices, bt->recs, bt->n, on_imported, bt);
     ctl_env_wait(im->e, IMPORT_INFLIGHT); /* bounded pipelining */
+    import_batch_t *next = xmalloc(sizeof *next);
+    next->im = im;
+    next->n = 0;
+    return next;
 }
 
 static int import_stream(import_run_t *im, FILE *f)
 {
-    tok_record_t *batch = xmalloc(IMPORT_BATCH * sizeof *batch);
+    import_batch_t *bt = xmalloc(sizeof *bt);
+    bt->im = im;
+    bt->n = 0;
     char *line = xmalloc(4097);
     char err[128];
-    size_t len, n = 0;
+    size_t len;
     int r;
     ctl_progress_t p;
     ctl_progress_start(&p, "import", 0);
     while (im->status == 0 && (r = ctl_read_line(f, line, 4096, &len)) != 0) {
         im->lines++;
-        if (r > 0 && len == 0)
+        const char *why = "line longer than 4096 bytes";
+        int pr = r < 0 ? -1 : ctl_import_line(line, len, &bt->recs[bt->n], err, sizeof err, &why);
+        if (pr > 0)
             continue;
-        const char *why = r < 0 ? "line longer than 4096 bytes"
-                                : import_check(line, len, &batch[n], err, sizeof err);
-        if (why) {
-            reject(im, im->lines, why);
+        if (pr < 0) {
+            im->rejected++;
+            report_line(im, im->lines, "rejected", why);
             continue;
         }
         im->ok++;
-        if (++n == IMPORT_BATCH) {
-            import_flush(im, batch, n);
-            ctl_progress_add(&p, n);
-            n = 0;
+        bt->lineno[bt->n] = im->lines;
+        if (++bt->n == IMPORT_BATCH) {
+            ctl_progress_add(&p, bt->n);
+            bt = import_flush(im, bt);
         }
     }
-    import_flush(im, batch, n);
+    bt = import_flush(im, bt);
+    free(bt);
     ctl_env_wait(im->e, 0);
     ctl_progress_end(&p);
     free(line);
-    free(batch);
     return im->status ? ctl_unavailable(im->e, im->e->failure) : CTL_OK;
+}
+
+static void import_summary(const import_run_t *im)
+{
+    const tok_lc_import_result_t *s = &im->sum;
+    if (im->json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "lines", im->lines);
+        ctl_json_int(&b, "valid", im->ok);
+        ctl_json_int(&b, "rejected", im->rejected);
+        ctl_json_int(&b, "created", s->created);
+        ctl_json_int(&b, "updated", s->updated);
+        ctl_json_int(&b, "unchanged", s->unchanged);
+        ctl_json_int(&b, "reassigned", s->reassigned);
+        ctl_json_int(&b, "evicted", s->evicted);
+        ctl_json_int(&b, "refused", im->refused);
+        ctl_json_bool(&b, "dryRun", im->dry);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else {
+        printf("%s %ld record(s) of %ld line(s): %ld created, %ld updated, %ld unchanged, %ld "
+               "reassigned, %ld evicted; %ld rejected, %ld refused\n",
+               im->dry ? "validated" : "imported", im->ok - im->refused, im->lines, s->created,
+               s->updated, s->unchanged, s->reassigned, s->evicted, im->rejected, im->refused);
+    }
 }
 
 static const char IMPORT_USAGE[] =
     "usage: heraldctl tokens import [-i FILE] [--dry-run] [--json]\n"
-    "Restores JSON lines as written by `tokens export` (stdin by default). Every line is\n"
-    "validated (field formats, ISO-8601 times, expiresAt); registeredAt, updatedAt and expiresAt\n"
-    "are kept; owner and expiry indexes are written in the same script. Importing the same\n"
-    "file twice leaves the same state. Refused lines are listed on stderr with their numbers;\n"
-    "the exit code is then 4 (the valid lines are imported).\n";
+    "Restores JSON lines as written by `tokens export` (stdin by default) under the rules of\n"
+    "registration: a token imported for another user or device deactivates its previous binding\n"
+    "(reason reassigned), and tokens.max_devices_per_user holds (inactive or expired devices are\n"
+    "evicted first, oldest first; past that the line is refused). Every line is validated (field\n"
+    "formats, ISO-8601 times, expiresAt); registeredAt, updatedAt, isActive and expiresAt are\n"
+    "kept. A record already stored as given is left alone: importing the same file twice\n"
+    "changes nothing. Rejected and refused lines are listed on stderr with their numbers; the\n"
+    "exit code is then 4 (the other lines are imported). --dry-run only validates.\n";
 
 int ctl_tokens_import(ctl_env_t *e, int argc, char **argv)
 {
     const char *path = NULL;
-    import_run_t im = {.e = e};
+    import_run_t im = {.e = e, .max_devices = e->conf->tokens_max_devices_per_user};
     ctl_opt_t opts[] = {{"--input", "-i", CTL_OPT_STR, &path, false},
                         {"--dry-run", "-n", CTL_OPT_FLAG, &im.dry, false},
                         {"--json", NULL, CTL_OPT_FLAG, &im.json, false},
@@ -542,23 +592,6 @@ int ctl_tokens_import(ctl_env_t *e, int argc, char **argv)
     tok_lc_destroy(im.lc);
     if (f != stdin)
         fclose(f);
-    if (im.json) {
-        buf_t b = BUF_INIT;
-        ctl_json_open(&b, NULL, '{');
-        ctl_json_int(&b, "lines", im.lines);
-        ctl_json_int(&b, "valid", im.ok);
-        ctl_json_int(&b, "rejected", im.rejected);
-        ctl_json_int(&b, "created", im.sum.created);
-        ctl_json_int(&b, "updated", im.sum.updated);
-        ctl_json_int(&b, "unchanged", im.sum.unchanged);
-        ctl_json_bool(&b, "dryRun", im.dry);
-        ctl_json_close(&b, '}');
-        ctl_json_print(&b, stdout);
-        buf_cleanup(&b);
-    } else
-        printf("%s %ld record(s) of %ld line(s): %ld created, %ld updated, %ld unchanged; %ld "
-               "rejected\n",
-               im.dry ? "validated" : "imported", im.ok, im.lines, im.sum.created, im.sum.updated,
-               im.sum.unchanged, im.rejected);
-    return rc != CTL_OK ? rc : im.rejected ? CTL_PARTIAL : CTL_OK;
+    import_summary(&im);
+    return rc != CTL_OK ? rc : im.rejected || im.refused ? CTL_PARTIAL : CTL_OK;
 }

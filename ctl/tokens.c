@@ -6,9 +6,9 @@
 
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "ctl/lines.h"
 #include "tokens/store.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -400,43 +400,6 @@ static int deact_batch(deact_run_t *d, deact_line_t *ls, size_t n)
     return d->e->failure ? ctl_unavailable(d->e, d->e->failure) : CTL_OK;
 }
 
-/* "userId deviceId" or {"userId":..,"deviceId":..}. Returns 0, 1 to skip, -1 invalid. */
-static int parse_deact_line(char *line, size_t len, deact_line_t *l, const char **why)
-{
-    while (len && (*line == ' ' || *line == '\t'))
-        line++, len--;
-    if (len == 0 || line[0] == '#')
-        return 1;
-    const char *u = NULL, *dv = NULL;
-    json_t *o = NULL;
-    if (line[0] == '{') {
-        o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-        u = json_string_value(json_object_get(o, "userId"));
-        dv = json_string_value(json_object_get(o, "deviceId"));
-    } else {
-        char *save = NULL;
-        u = strtok_r(line, " \t", &save);
-        dv = strtok_r(NULL, " \t", &save);
-        if (strtok_r(NULL, " \t", &save))
-            dv = NULL;
-    }
-    int rc = -1;
-    *why = "expected `userId deviceId` or a JSON object with userId and deviceId";
-    if (u && dv) {
-        if (tok_valid_user(u, strlen(u)) != 0)
-            *why = "invalid userId";
-        else if (tok_valid_device(dv, strlen(dv)) != 0)
-            *why = "invalid deviceId";
-        else {
-            snprintf(l->user, sizeof l->user, "%s", u);
-            snprintf(l->device, sizeof l->device, "%s", dv);
-            rc = 0;
-        }
-    }
-    json_decref(o);
-    return rc;
-}
-
 #define DEACT_BATCH 500
 
 static int deact_file(deact_run_t *d, const char *path)
@@ -457,7 +420,7 @@ static int deact_file(deact_run_t *d, const char *path)
         lineno++;
         const char *why = "line longer than 4096 bytes";
         memset(&ls[n], 0, sizeof ls[n]);
-        int pr = r < 0 ? -1 : parse_deact_line(line, len, &ls[n], &why);
+        int pr = r < 0 ? -1 : ctl_deact_line(line, len, ls[n].user, ls[n].device, &why);
         if (pr < 0) {
             fprintf(stderr, "line %ld: rejected: %s\n", lineno, why);
             d->invalid++;

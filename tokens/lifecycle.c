@@ -1,9 +1,10 @@
 /* lifecycle.c - the Lua scripts (tokens/lua/) that remove expired and long-inactive tokens, count
- * token states and import records, keeping the device hash, the owner index and the expiry index in
- * step (lifecycle.h). heraldctl and the in-daemon sweep both call these; nothing else deletes
- * tokens in bulk. */
+ * token states and import records (by registration's rules, tokens/lua/bind.lua), keeping the
+ * device hash, the owner index and the expiry index in step (lifecycle.h). heraldctl and the
+ * in-daemon sweep both call these; nothing else deletes tokens in bulk. */
 #include "tokens/lifecycle.h"
 
+#include "core/clock.h"
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "db/keys.h"
@@ -31,6 +32,7 @@ typedef struct lc_op {
     tok_lc_cb cb;
     tok_lc_import_cb icb;
     void *arg;
+    size_t n; /* import: records sent */
 } lc_op_t;
 
 void tok_lc_glob_escape(const char *s, char *out, size_t outlen)
@@ -78,6 +80,7 @@ static lc_op_t *op_new(tok_lc_cb cb, tok_lc_import_cb icb, void *arg)
     op->cb = cb;
     op->icb = icb;
     op->arg = arg;
+    op->n = 0;
     return op;
 }
 
@@ -202,21 +205,33 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
 static void on_import(int status, const db_reply_t *r, void *arg)
 {
     lc_op_t *op = arg;
-    const db_reply_t *a = reply_array(status, r, 3);
-    if (a == NULL) {
+    const db_reply_t *a = reply_array(status, r, 6);
+    const db_reply_t *ref = a ? db_reply_elem(a, 5) : NULL;
+    if (a == NULL || db_reply_type(ref) != DB_REPLY_ARRAY) {
         op->icb(TOK_EUNAVAIL, NULL, op->arg);
-    } else {
-        tok_lc_import_result_t res = {elem_int(a, 0), elem_int(a, 1), elem_int(a, 2)};
-        op->icb(0, &res, op->arg);
+        free(op);
+        return;
     }
+    tok_lc_import_result_t res = {
+        elem_int(a, 0), elem_int(a, 1), elem_int(a, 2), elem_int(a, 3), elem_int(a, 4), NULL, 0};
+    size_t n = db_reply_len(ref);
+    size_t *refused = xcalloc(n ? n : 1, sizeof *refused);
+    for (size_t k = 0; k < n; k++) {
+        long one = elem_int(ref, k); /* 1-based */
+        if (one >= 1 && (size_t)one <= op->n)
+            refused[res.nrefused++] = (size_t)one - 1;
+    }
+    res.refused = refused;
+    op->icb(0, &res, op->arg);
+    free(refused);
     free(op);
 }
 
-/* The expiry key and the script's four leading ARGV, before the records. */
-#define IMPORT_HEAD 5
+/* The expiry key and the script's six leading ARGV, before the records. */
+#define IMPORT_HEAD 7
 
-void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t n,
-                   tok_lc_import_cb cb, void *arg)
+void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
+                   size_t n, tok_lc_import_cb cb, void *arg)
 {
     size_t argc = IMPORT_HEAD + 6 * n;
     const char **argv = xmalloc(argc * sizeof *argv);
@@ -224,8 +239,10 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t
     /* One buffer per record for its JSON and expiresAt, offsets fixed up after growing. */
     buf_t js = BUF_INIT;
     size_t *off = xmalloc((2 * n + 1) * sizeof *off);
-    char now[24];
-    snprintf(now, sizeof now, "%" PRId64, now_s);
+    char now[24], iso[TOK_TIME_MAX], max[24];
+    snprintf(now, sizeof now, "%" PRId64, now_ms / 1000);
+    clk_iso8601_ms(now_ms, iso, sizeof iso);
+    snprintf(max, sizeof max, "%ld", max_devices > 0 ? max_devices : 1);
     for (size_t i = 0; i < n; i++) {
         off[2 * i] = js.len;
         buf_printf(&js, "%" PRId64, recs[i].expires_at);
@@ -233,7 +250,7 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t
         tok_record_json(&recs[i], &js);
     }
     off[2 * n] = js.len;
-    const char *head[IMPORT_HEAD] = {lc->expiry, now, lc->owner_stem, lc->dev_head,
+    const char *head[IMPORT_HEAD] = {lc->expiry,       now, iso, max, lc->owner_stem, lc->dev_head,
                                      key_tail(KEY_DEV)};
     for (size_t k = 0; k < IMPORT_HEAD; k++)
         argv[k] = head[k], lens[k] = strlen(head[k]);
@@ -247,8 +264,10 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t
         argv[k + 4] = js.data + off[2 * i + 1], lens[k + 4] = off[2 * i + 2] - off[2 * i + 1];
         argv[k + 5] = r->active ? "1" : "0", lens[k + 5] = 1;
     }
+    lc_op_t *op = op_new(NULL, cb, arg);
+    op->n = n;
     /* db copies the arguments before returning. */
-    db_eval(lc->db, lc->s_import, on_import, op_new(NULL, cb, arg), 1, (int)argc, argv, lens);
+    db_eval(lc->db, lc->s_import, on_import, op, 1, (int)argc, argv, lens);
     buf_cleanup(&js);
     free(off);
     free(lens);

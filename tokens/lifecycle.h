@@ -1,7 +1,7 @@
 /* lifecycle.h - bulk token maintenance on Redis, in bounded chunks: removing expired tokens (from
  * the expiry index), scanning every device hash (counting states, removing inactive tokens past a
- * retention cutoff), and importing records. One implementation shared by `heraldctl tokens
- * sweep|cleanup|count|import` and the in-daemon sweep (tokens/sweep.h).
+ * retention cutoff), and importing records (by registration's rules). One implementation shared by
+ * `heraldctl tokens sweep|cleanup|count|import` and the in-daemon sweep (tokens/sweep.h).
  *
  * Every chunk is one Lua script, so a record, its owner key and its expiry entry change together
  * and two sweepers working at once never remove the same record twice: the counts they report
@@ -66,17 +66,27 @@ typedef struct tok_lc_scan_opts {
 void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
                        void *arg);
 
-/* Writes validated records (as parsed by tok_record_parse) with their owner key and expiry entry,
- * in one script. Idempotent: the same records twice leave the same state. registeredAt,
- * updatedAt and expiresAt are kept as given. The owner key points at an active record; an
- * inactive one takes it only when nobody holds it. Expired records (expiresAt <= now) get no
- * owner key and are left for the sweep. */
+/* Writes validated records (as parsed by tok_record_parse) in one script, under the rules of
+ * registration (tokens/lua/bind.lua, shared with the token store's register): a new device past
+ * max_devices evicts the user's oldest inactive or expired records first, or is refused; an
+ * active, unexpired record takes its token from the record that held it (deactivated with reason
+ * "reassigned"); an inactive one gets the owner key only when no other record holds the token;
+ * an expired one gets none and is left for the sweep. Each record is stored as given
+ * (registeredAt, updatedAt, isActive, expiresAt, deactivated fields). A record already stored
+ * exactly as given is left alone, so the same records twice change nothing the second time.
+ * now_ms: the wall clock (what has expired; the time of a reassignment). */
 typedef struct tok_lc_import_result {
     long created, updated, unchanged;
+    long reassigned;       /* records that held an imported token, now deactivated */
+    long evicted;          /* inactive or expired records removed to make room */
+    const size_t *refused; /* indexes into recs refused by the device limit, ascending */
+    size_t nrefused;
 } tok_lc_import_result_t;
+/* res and res->refused are borrowed for the duration of the callback. */
 typedef void (*tok_lc_import_cb)(int status, const tok_lc_import_result_t *res, void *arg);
-void tok_lc_import(tok_lc_t *lc, int64_t now_s, const tok_record_t *recs, size_t n,
-                   tok_lc_import_cb cb, void *arg);
+/* recs borrowed for the call only (copied before it returns). */
+void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
+                   size_t n, tok_lc_import_cb cb, void *arg);
 
 /* Escapes glob characters of s (for SCAN MATCH) into out. */
 void tok_lc_glob_escape(const char *s, char *out, size_t outlen);
