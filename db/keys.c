@@ -22,11 +22,14 @@ static const char *const stems[] = {
 };
 
 /* The longest stem is 13 bytes ("trace:device:"); with the hash-tag braces every family fits in
- * KEY_PREFIX_MAX + 16 + its id, and the dedup mark (two ids) is the longest. */
+ * KEY_PREFIX_MAX + 16 + its id, and the dedup mark (three ids) is the longest. */
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 13 + KEY_DEVICE_MAX + 1, "trace:device keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
-_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1,
+/* sent:<n>:{<user>}:<m>:<event>:<device> with n and m of at most 3 digits */
+_Static_assert(KEY_USER_MAX < 1000 && KEY_EVENT_MAX < 1000, "lengths in dedup marks are 3 digits");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + 3 + 2 + KEY_USER_MAX + 2 + 3 + 1 + KEY_EVENT_MAX +
+                              1 + KEY_DEVICE_MAX + 1,
                "dedup marks fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 10 + KEY_NAME_MAX + 1, "expo rate keys fit");
 _Static_assert(KEY_EVENT_MAX >= KEY_JOB_MAX + 1 + 14, "an event key is a job id and a status");
@@ -83,9 +86,19 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
     return one(out, prefix, KEY_LOCK, name, KEY_NAME_MAX);
 }
 
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device)
+/* The lengths come before the ids they measure, so the key reads back one way only: a ':' or a
+ * '}' inside an id can never be taken for a separator. */
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
+                const char *device)
 {
-    size_t len = one(out, prefix, KEY_SENT, event, KEY_EVENT_MAX);
+    char n[32];
+    size_t len = key_stem(out, prefix, KEY_SENT);
+    snprintf(n, sizeof n, "%zu:{", strlen(user));
+    put(out, &len, n, sizeof n);
+    put(out, &len, user, KEY_USER_MAX);
+    snprintf(n, sizeof n, "}:%zu:", strlen(event));
+    put(out, &len, n, sizeof n);
+    put(out, &len, event, KEY_EVENT_MAX);
     put(out, &len, ":", 1);
     put(out, &len, device, KEY_DEVICE_MAX);
     return len;

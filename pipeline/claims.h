@@ -1,6 +1,6 @@
 /* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
- * suppressed"): one mark per (event, device) with two states. A claim turns an absent mark into
- * `pending` (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is
+ * suppressed"): one mark per (user, event, device) with two states. A claim turns an absent mark
+ * into `pending` (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is
  * durable. `done` means skip; `pending` may belong to an attempt that crashed, so it is claimed
  * again later, never skipped.
  *
@@ -25,8 +25,9 @@ typedef enum {
 
 typedef struct disp_claims disp_claims_t;
 
-/* One mark: the event's idempotency key and a device id (both borrowed during the call). */
+/* One mark: the user, the event's idempotency key and a device id (borrowed during the call). */
 typedef struct disp_claim_ref {
+    const char *user;
     const char *event;
     const char *device;
 } disp_claim_ref_t;
@@ -37,8 +38,8 @@ typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, voi
 typedef void (*disp_claims_done_cb)(int status, void *arg);
 
 typedef struct disp_claims_ops {
-    void (*claim)(disp_claims_t *c, const char *event, const char *const *devices, size_t n,
-                  disp_claim_cb cb, void *arg);
+    void (*claim)(disp_claims_t *c, const char *user, const char *event, const char *const *devices,
+                  size_t n, disp_claim_cb cb, void *arg);
     void (*mark_done)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                       disp_claims_done_cb cb, void *arg);
     void (*destroy)(disp_claims_t *c);
@@ -48,12 +49,12 @@ struct disp_claims {
     const disp_claims_ops_t *ops;
 };
 
-/* Claims the n devices of one event in one step (n >= 1). */
-static inline void disp_claims_claim(disp_claims_t *c, const char *event,
+/* Claims the n devices of one user's event in one step (n >= 1). */
+static inline void disp_claims_claim(disp_claims_t *c, const char *user, const char *event,
                                      const char *const *devices, size_t n, disp_claim_cb cb,
                                      void *arg)
 {
-    c->ops->claim(c, event, devices, n, cb, arg);
+    c->ops->claim(c, user, event, devices, n, cb, arg);
 }
 /* Marks n (event, device) pairs done in one step (n >= 1); they may belong to many events. */
 static inline void disp_claims_mark_done(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,

@@ -1,8 +1,8 @@
-/* claims_redis.c - the dedup claims in Redis: one STRING per (event, device) at
- * <p>sent:<event>:<device> (db/keys.h), `pending` with dedup.pending_ttl_s or `done` with
- * dedup.done_ttl_s. Each call is one script call however many devices it covers (lua/claim.lua,
- * lua/mark_done.lua): the pipeline claims all of an event's devices at once and marks a loop
- * turn's worth of outcomes done at once. */
+/* claims_redis.c - the dedup claims in Redis: one STRING per (user, event, device) at
+ * <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent), `pending` with
+ * dedup.pending_ttl_s or `done` with dedup.done_ttl_s. Each call is one script call however many
+ * devices it covers (lua/claim.lua, lua/mark_done.lua): the pipeline claims all of an event's
+ * devices at once and marks a loop turn's worth of outcomes done at once. */
 #include "pipeline/claims.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -40,16 +40,16 @@ static call_t *call_new(size_t n, void *arg)
 
 /* One script call: KEYS are the n marks, ARGV[1] the TTL. */
 static void eval_marks(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                       const char *event, const char *const *devices, size_t n, const char *ttl,
-                       db_cb cb, call_t *c)
+                       const char *user, const char *event, const char *const *devices, size_t n,
+                       const char *ttl, db_cb cb, call_t *c)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
     const char **argv = xmalloc((n + 1) * sizeof *argv);
     for (size_t i = 0; i < n; i++) {
         if (refs)
-            key_sent(keys[i], r->prefix, refs[i].event, refs[i].device);
+            key_sent(keys[i], r->prefix, refs[i].user, refs[i].event, refs[i].device);
         else
-            key_sent(keys[i], r->prefix, event, devices[i]);
+            key_sent(keys[i], r->prefix, user, event, devices[i]);
         argv[i] = keys[i];
     }
     argv[n] = ttl;
@@ -76,13 +76,13 @@ static void on_claimed(int status, const db_reply_t *reply, void *arg)
     free(c);
 }
 
-static void claim(disp_claims_t *base, const char *event, const char *const *devices, size_t n,
-                  disp_claim_cb cb, void *arg)
+static void claim(disp_claims_t *base, const char *user, const char *event,
+                  const char *const *devices, size_t n, disp_claim_cb cb, void *arg)
 {
     claims_redis_t *r = (claims_redis_t *)base;
     call_t *c = call_new(n, arg);
     c->cb.claim = cb;
-    eval_marks(r, r->s_claim, NULL, event, devices, n, r->pending_ttl, on_claimed, c);
+    eval_marks(r, r->s_claim, NULL, user, event, devices, n, r->pending_ttl, on_claimed, c);
 }
 
 static void on_marked(int status, const db_reply_t *reply, void *arg)
@@ -99,7 +99,7 @@ static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t 
     claims_redis_t *r = (claims_redis_t *)base;
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_marks(r, r->s_done, refs, NULL, NULL, n, r->done_ttl, on_marked, c);
+    eval_marks(r, r->s_done, refs, NULL, NULL, NULL, n, r->done_ttl, on_marked, c);
 }
 
 static void destroy(disp_claims_t *base)

@@ -275,7 +275,7 @@ static void claim(job_t *j)
         if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
             devices[n++] = j->devs[i].rec.device_id;
     }
-    disp_claims_claim(j->p->d.claims, j->key, devices, n, on_claimed, j);
+    disp_claims_claim(j->p->d.claims, j->ev->user_id, j->key, devices, n, on_claimed, j);
     free(devices);
 }
 
@@ -298,7 +298,8 @@ static void on_marked(int status, void *arg)
 
 static void mark_done(pdev_t *dv)
 {
-    disp_claim_ref_t ref = {.event = dv->job->key, .device = dv->rec.device_id};
+    disp_claim_ref_t ref = {
+        .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
     disp_claims_mark_done(dv->job->p->d.claims, &ref, 1, on_marked, dv);
 }
 
@@ -369,8 +370,9 @@ static void on_batch_scheduled(int status, void *arg)
     }
     disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
     for (size_t i = 0; i < b->n; i++)
-        refs[i] =
-            (disp_claim_ref_t){.event = b->devs[i]->job->key, .device = b->devs[i]->rec.device_id};
+        refs[i] = (disp_claim_ref_t){.user = b->devs[i]->job->ev->user_id,
+                                     .event = b->devs[i]->job->key,
+                                     .device = b->devs[i]->rec.device_id};
     disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
     free(refs);
 }

@@ -1,5 +1,5 @@
 -- claim.lua - claims the dedup marks of one event's devices before they are sent to.
--- KEYS     one mark per device: <p>sent:<event>:<device>
+-- KEYS     one mark per device: <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent)
 -- ARGV[1]  pending TTL in seconds (dedup.pending_ttl_s)
 -- Reply:   per key, in order: 1 claimed now (the mark is set to 'pending'), 0 already done
 --          (skip: delivered before), -1 pending (another attempt holds it: claim again later)

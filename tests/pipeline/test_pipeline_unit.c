@@ -109,11 +109,13 @@ static void claim_answer(void *arg)
     free(c);
 }
 
-/* As lua/claim.lua: an absent mark becomes pending (claimed), done and pending are reported. */
-static void fake_claim(disp_claims_t *base, const char *event, const char *const *devices, size_t n,
-                       disp_claim_cb cb, void *arg)
+/* As lua/claim.lua: an absent mark becomes pending (claimed), done and pending are reported.
+ * Every event here is user u1's, so marks are kept by (event, device). */
+static void fake_claim(disp_claims_t *base, const char *user, const char *event,
+                       const char *const *devices, size_t n, disp_claim_cb cb, void *arg)
 {
     (void)base;
+    assert_string_equal(user, "u1");
     assert_true(n >= 1 && n <= 8);
     claim_call_t *c = xcalloc(1, sizeof *c);
     for (size_t i = 0; i < n; i++) {
@@ -148,8 +150,10 @@ static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, si
                            disp_claims_done_cb cb, void *arg)
 {
     (void)base;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].user, "u1");
         mark_of(refs[i].event, refs[i].device)->state = MARK_DONE;
+    }
     fc.mark_calls++;
     if (n > fc.max_mark_n)
         fc.max_mark_n = n;
