@@ -2,7 +2,8 @@
  * suppressed"): one mark per (user, event, device) with two states. A claim turns an absent mark
  * into `pending` (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is
  * durable. `done` means skip; `pending` may belong to an attempt that crashed, so it is claimed
- * again later, never skipped.
+ * again later, never skipped. A live sender renews its pending marks well within their TTL
+ * (disp_claims_renew), so only a crashed sender's claim lapses.
  *
  * An interface (struct of function pointers, as tokens/store.h) so pipeline.c can be driven by a
  * fake in unit tests; disp_claims_redis_create() gives the real one. Calls take (cb, arg): cb
@@ -42,11 +43,14 @@ typedef struct disp_claims_ops {
                   size_t n, disp_claim_cb cb, void *arg);
     void (*mark_done)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                       disp_claims_done_cb cb, void *arg);
+    void (*renew)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n, disp_claims_done_cb cb,
+                  void *arg);
     void (*destroy)(disp_claims_t *c);
 } disp_claims_ops_t;
 
 struct disp_claims {
     const disp_claims_ops_t *ops;
+    long pending_ttl_s; /* a claim lapses this long after it was made or last renewed */
 };
 
 /* Claims the n devices of one user's event in one step (n >= 1). */
@@ -62,6 +66,14 @@ static inline void disp_claims_mark_done(disp_claims_t *c, const disp_claim_ref_
 {
     c->ops->mark_done(c, refs, n, cb, arg);
 }
+/* Gives n marks (n >= 1; of many events) another pending_ttl_s if they are still pending;
+ * marks that are done or gone are left alone. For the sends in flight: a live sender's claim
+ * must never lapse. */
+static inline void disp_claims_renew(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                                     disp_claims_done_cb cb, void *arg)
+{
+    c->ops->renew(c, refs, n, cb, arg);
+}
 /* Accepts NULL. Calls still in flight keep their callbacks (the backend answers them). */
 static inline void disp_claims_destroy(disp_claims_t *c)
 {
@@ -76,8 +88,8 @@ typedef struct disp_claims_redis_opts {
 } disp_claims_redis_opts_t;
 
 struct db;
-/* new: marks in Redis (db/keys.h key_sent), one script call per claim or mark_done. db borrowed
- * (must outlive the claims; destroy db first so its callbacks fire with an error). */
+/* new: marks in Redis (db/keys.h key_sent), one script call per claim, mark_done or renew. db
+ * borrowed (must outlive the claims; destroy db first so its callbacks fire with an error). */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

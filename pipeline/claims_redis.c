@@ -18,7 +18,7 @@ typedef struct claims_redis {
     db_t *db;
     char *prefix;
     char pending_ttl[24], done_ttl[24];
-    db_script_t *s_claim, *s_done;
+    db_script_t *s_claim, *s_done, *s_renew;
 } claims_redis_t;
 
 typedef struct call {
@@ -102,6 +102,15 @@ static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t 
     eval_marks(r, r->s_done, refs, NULL, NULL, NULL, n, r->done_ttl, on_marked, c);
 }
 
+static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                  disp_claims_done_cb cb, void *arg)
+{
+    claims_redis_t *r = (claims_redis_t *)base;
+    call_t *c = call_new(n, arg);
+    c->cb.done = cb;
+    eval_marks(r, r->s_renew, refs, NULL, NULL, NULL, n, r->pending_ttl, on_marked, c);
+}
+
 static void destroy(disp_claims_t *base)
 {
     claims_redis_t *r = (claims_redis_t *)base;
@@ -109,17 +118,20 @@ static void destroy(disp_claims_t *base)
     free(r);
 }
 
-static const disp_claims_ops_t ops = {.claim = claim, .mark_done = mark_done, .destroy = destroy};
+static const disp_claims_ops_t ops = {
+    .claim = claim, .mark_done = mark_done, .renew = renew, .destroy = destroy};
 
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o)
 {
     claims_redis_t *r = xcalloc(1, sizeof *r);
     r->base.ops = &ops;
+    r->base.pending_ttl_s = o->pending_ttl_s;
     r->db = db;
     r->prefix = xstrdup(o->prefix);
     snprintf(r->pending_ttl, sizeof r->pending_ttl, "%ld", o->pending_ttl_s);
     snprintf(r->done_ttl, sizeof r->done_ttl, "%ld", o->done_ttl_s);
     r->s_claim = db_script(db, lua_claim);
     r->s_done = db_script(db, lua_mark_done);
+    r->s_renew = db_script(db, lua_renew);
     return &r->base;
 }

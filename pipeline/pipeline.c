@@ -65,6 +65,9 @@ struct disp_pipeline {
     char *dlq_topic;
     ok_batch_t *ok;    /* collecting; NULL when empty */
     uv_idle_t ok_idle; /* flushes `ok` once the loop turn's callbacks have run */
+    uv_timer_t renew;  /* renews the claims of sends in flight, while there are jobs */
+    bool renewing;     /* a renewal call is in flight */
+    int open_handles;
     list_t jobs;
     size_t njobs;
     bool aborted;
@@ -92,7 +95,8 @@ static void job_free(job_t *j)
 {
     disp_pipeline_t *p = j->p;
     list_remove(&j->node);
-    p->njobs--;
+    if (--p->njobs == 0)
+        uv_timer_stop(&p->renew);
     metric_set(p->m_jobs, (double)p->njobs);
     uv_close((uv_handle_t *)&j->timer, on_timer_closed);
     uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
@@ -148,6 +152,56 @@ static void dev_retry(pdev_t *dv, void (*fn)(pdev_t *), const char *why)
         uv_timer_start(&j->dev_timer, on_dev_timer, ms + 1, 0);
 }
 
+/* ---- claims of sends in flight ----------------------------------------------------------------
+ */
+
+static void on_renewed(int status, void *arg)
+{
+    disp_pipeline_t *p = arg;
+    p->renewing = false;
+    if (status != DISP_CLAIMS_OK && !p->aborted)
+        LOG(LOG_LVL_WARN, "dedup claims of sends in flight not renewed; retrying at the next tick",
+            LKI("pendingTtlS", p->d.claims->pending_ttl_s));
+}
+
+/* A send may outlive dedup.pending_ttl_s (the Expo client retries for up to
+ * expo.max_retry_age_s): every pending_ttl_s / 3 the marks of all devices being sent to get
+ * their TTL again, in one call, so a live sender's claim never lapses and no other attempt
+ * claims it. A crashed sender renews nothing: its claims lapse after pending_ttl_s. */
+static void on_renew_timer(uv_timer_t *t)
+{
+    disp_pipeline_t *p = t->data;
+    if (p->aborted || p->renewing)
+        return;
+    size_t n = 0, cap = 0;
+    disp_claim_ref_t *refs = NULL;
+    for (list_node_t *it = p->jobs.head.next; it != &p->jobs.head; it = it->next) {
+        job_t *j = container_of(it, job_t, node);
+        for (size_t i = 0; i < j->ndevs; i++) {
+            if (j->devs[i].state != DEV_SENDING)
+                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                refs = xrealloc(refs, cap * sizeof *refs);
+            }
+            refs[n++] = (disp_claim_ref_t){
+                .user = j->ev->user_id, .event = j->key, .device = j->devs[i].rec.device_id};
+        }
+    }
+    if (n > 0) {
+        p->renewing = true;
+        disp_claims_renew(p->d.claims, refs, n, on_renewed, p);
+    }
+    free(refs);
+}
+
+static void renew_start(disp_pipeline_t *p)
+{
+    uint64_t every = (uint64_t)p->d.claims->pending_ttl_s * 1000 / 3;
+    if (every > 0 && !uv_is_active((uv_handle_t *)&p->renew))
+        uv_timer_start(&p->renew, on_renew_timer, every, every);
+}
+
 /* ---- entry ---------------------------------------------------------------------------------- */
 
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg)
@@ -165,7 +219,8 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     j->open_handles = 2;
     j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
     list_push_back(&p->jobs, &j->node);
-    p->njobs++;
+    if (p->njobs++ == 0)
+        renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
     TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
@@ -633,6 +688,9 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->dlq_topic = xstrdup(opts->dlq_topic);
     uv_idle_init(deps->loop, &p->ok_idle);
     p->ok_idle.data = p;
+    uv_timer_init(deps->loop, &p->renew);
+    p->renew.data = p;
+    p->open_handles = 2;
     list_init(&p->jobs);
     metric_reg_t *m = deps->metrics;
     p->m_devices =
@@ -667,9 +725,11 @@ size_t disp_pipeline_jobs(const disp_pipeline_t *p)
     return p->njobs;
 }
 
-static void on_idle_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    disp_pipeline_t *p = h->data;
+    if (--p->open_handles == 0)
+        free(p);
 }
 
 void disp_pipeline_destroy(disp_pipeline_t *p)
@@ -681,5 +741,6 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
     free(p->ok);
     p->ok = NULL;
     free(p->dlq_topic);
-    uv_close((uv_handle_t *)&p->ok_idle, on_idle_closed);
+    uv_close((uv_handle_t *)&p->ok_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&p->renew, on_handle_closed);
 }

@@ -77,8 +77,10 @@ static struct {
     disp_claims_t base;
     mark_t marks[32];
     size_t nmarks;
-    int claim_calls, claim_answers, mark_calls;
+    int claim_calls, claim_answers, mark_calls, renew_calls;
     size_t last_claim_n, max_mark_n;
+    char renewed[8][TOK_DEVICE_MAX + 1]; /* the devices of the last renewal */
+    size_t nrenewed;
 } fc;
 
 static mark_t *mark_of(const char *event, const char *device)
@@ -163,13 +165,34 @@ static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, si
     later(done_answer, c);
 }
 
+/* As lua/renew.lua: only marks still pending are renewed (the fake keeps no TTLs). */
+static void fake_renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                       disp_claims_done_cb cb, void *arg)
+{
+    (void)base;
+    assert_true(n >= 1 && n <= 8);
+    fc.renew_calls++;
+    fc.nrenewed = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].user, "u1");
+        if (mark_of(refs[i].event, refs[i].device)->state == MARK_PENDING)
+            snprintf(fc.renewed[fc.nrenewed++], sizeof fc.renewed[0], "%s", refs[i].device);
+    }
+    done_call_t *c = xcalloc(1, sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    later(done_answer, c);
+}
+
 static void fake_claims_destroy(disp_claims_t *base)
 {
     (void)base;
 }
 
-static const disp_claims_ops_t claims_ops = {
-    .claim = fake_claim, .mark_done = fake_mark_done, .destroy = fake_claims_destroy};
+static const disp_claims_ops_t claims_ops = {.claim = fake_claim,
+                                             .mark_done = fake_mark_done,
+                                             .renew = fake_renew,
+                                             .destroy = fake_claims_destroy};
 
 /* ---- fake token store ----------------------------------------------------------------------- */
 
@@ -481,6 +504,7 @@ static int setup(void **state)
     memset(&fs, 0, sizeof fs);
     memset(&seen, 0, sizeof seen);
     fc.base.ops = &claims_ops;
+    fc.base.pending_ttl_s = 120; /* dedup.pending_ttl_s as shipped */
     fs.base.ops = &store_ops;
     env_t *e = xcalloc(1, sizeof *e);
     uv_loop_init(&loop);
@@ -649,6 +673,33 @@ static void test_pending_claim_retried(void **state)
     assert_false(traced("duplicate d1 "));
 }
 
+static bool renewed_twice(env_t *e)
+{
+    (void)e;
+    return fc.renew_calls >= 2;
+}
+
+/* Issue 10 item 3: a send that outlives dedup.pending_ttl_s must keep its claim. While Expo
+ * does not answer, the pending marks of the devices being sent to are renewed every
+ * pending_ttl_s / 3, in one call; a device skipped as a duplicate is not among them.
+ * pending_ttl_s is 1 s here (the daemon allows 5 s at the
+ * least) so that the renewals come within the test's time. */
+static void test_claims_of_sends_in_flight_are_renewed(void **state)
+{
+    env_t *e = *state;
+    fc.base.pending_ttl_s = 1;
+    e->fake->hold = true; /* Expo never answers: the send stays in flight */
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    mark_of("job-1:COMPLETED", "d2")->state = MARK_DONE;
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    assert_true(run_until(renewed_twice, e));
+    assert_int_equal(fc.nrenewed, 1);
+    assert_string_equal(fc.renewed[0], "d1");
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_PENDING);
+    assert_int_equal(e->ticket.completed, 0);
+}
+
 /* Inactive and expired devices are skipped with their reason and never claimed. */
 static void test_inactive_and_expired_skipped(void **state)
 {
@@ -729,6 +780,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_device_is_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_claim_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_of_sends_in_flight_are_renewed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_inactive_and_expired_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_deliverable_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_not_registered_deactivates, setup, teardown),
