@@ -226,7 +226,8 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
-          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
+          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
+          LKS("replayDevice", ev->replay_device));
     if (!disp_templates_notifies(p->d.templates, ev)) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
@@ -249,8 +250,13 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         return;
     }
     int64_t now_s = clk_wall_ms() / 1000;
+    const char *only = j->ev->replay_device;
+    bool seen = false;
     j->devs = xcalloc(n ? n : 1, sizeof *j->devs);
     for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(recs[i].device_id, only) != 0)
+            continue; /* a replay sends only to the device that failed */
+        seen = true;
         const char *why = tok_deliverability(&recs[i], now_s);
         if (why) {
             metric_inc(metric_get(p->m_devices, why));
@@ -265,6 +271,10 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         j->devs[j->ndevs].rec = recs[i];
         j->ndevs++;
     }
+    if (only && !seen)
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, only, "skipped",
+              LKS("reason", "not_found"),
+              LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
     TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "devices", LKI("found", n),
           LKI("deliverable", j->ndevs));
@@ -304,10 +314,13 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
         if (v == DISP_CLAIM_CLAIMED) {
             dv->state = DEV_SENDING;
             send_dev(dv);
-        } else if (v == DISP_CLAIM_DONE) {
+        } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
             TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
-                  LKS("detail", "already delivered for this event"));
+                  LKS("detail", v == DISP_CLAIM_DONE
+                                    ? "already delivered for this event"
+                                    : "failed for good before (in the DLQ): only heraldctl dlq "
+                                      "replay sends it again"));
             metric_inc(metric_get(j->p->m_notif, "duplicate"));
             dev_finished(dv);
             if (j->left == 0)
@@ -330,25 +343,38 @@ static void claim(job_t *j)
         if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
             devices[n++] = j->devs[i].rec.device_id;
     }
-    disp_claims_claim(j->p->d.claims, j->ev->user_id, j->key, devices, n, on_claimed, j);
+    disp_claims_claim(j->p->d.claims, j->ev->user_id, j->key, devices, n,
+                      j->ev->replay_device ? DISP_CLAIM_REPLAY : DISP_CLAIM_ORDINARY, on_claimed,
+                      j);
     free(devices);
 }
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
 
 static void mark_done(pdev_t *dv);
+static void mark_failed(pdev_t *dv);
 
-static void on_marked(int status, void *arg)
+/* The device's final mark landed (or not: write it again later). */
+static void marked(pdev_t *dv, int status, void (*again)(pdev_t *), const char *step)
 {
-    pdev_t *dv = arg;
     if (dv->job->p->aborted)
         return;
     if (status != DISP_CLAIMS_OK) {
-        dev_retry(dv, mark_done, "mark-done");
+        dev_retry(dv, again, step);
         return;
     }
     dv->state = DEV_DONE;
     dev_finished(dv);
+}
+
+static void on_marked(int status, void *arg)
+{
+    marked(arg, status, mark_done, "mark-done");
+}
+
+static void on_marked_failed(int status, void *arg)
+{
+    marked(arg, status, mark_failed, "mark-failed");
 }
 
 static void mark_done(pdev_t *dv)
@@ -356,6 +382,13 @@ static void mark_done(pdev_t *dv)
     disp_claim_ref_t ref = {
         .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
     disp_claims_mark_done(dv->job->p->d.claims, &ref, 1, on_marked, dv);
+}
+
+static void mark_failed(pdev_t *dv)
+{
+    disp_claim_ref_t ref = {
+        .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
+    disp_claims_mark_failed(dv->job->p->d.claims, &ref, 1, on_marked_failed, dv);
 }
 
 static void dev_finished(pdev_t *dv)
@@ -509,6 +542,8 @@ static void on_deactivated(int status, void *arg)
 
 static void dlq_send(pdev_t *dv);
 
+/* The mark becomes `failed`, not `done`: a replay of the record claims it again (once), an
+ * ordinary redelivery of the event skips it. */
 static void on_dlq_delivered(const queue_delivery_t *dr, void *arg)
 {
     pdev_t *dv = arg;
@@ -518,10 +553,12 @@ static void on_dlq_delivered(const queue_delivery_t *dr, void *arg)
         dev_retry(dv, dlq_send, "dlq");
         return;
     }
-    mark_done(dv);
+    mark_failed(dv);
 }
 
-/* The failed notification as a DLQ record: enough to replay or investigate it. */
+/* The failed notification as a DLQ record: enough to investigate it, and to replay it to this
+ * device alone (heraldctl dlq replay re-publishes `event`, the whole original event, with the
+ * herald-replay-device header taken from herald-dlq-device). */
 static void dlq_send(pdev_t *dv)
 {
     job_t *j = dv->job;
@@ -540,7 +577,9 @@ static void dlq_send(pdev_t *dv)
     buf_json_str(&v, j->key, strlen(j->key));
     buf_puts(&v, ",\"error\":");
     buf_json_str(&v, dv->error, strlen(dv->error));
-    buf_printf(&v, ",\"attempts\":%u}", dv->attempts);
+    buf_printf(&v, ",\"attempts\":%u,\"event\":", dv->attempts);
+    queue_event_encode(j->ev, &v);
+    buf_putc(&v, '}');
     snprintf(part, sizeof part, "%d", (int)queue_ticket_partition(j->ticket));
     snprintf(off, sizeof off, "%lld", (long long)queue_ticket_offset(j->ticket));
     snprintf(att, sizeof att, "%u", dv->attempts);
@@ -552,10 +591,11 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-partition", part, strlen(part)},
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
+        {"herald-dlq-device", dv->rec.device_id, strlen(dv->rec.device_id)},
     };
     queue_dlq_topic(p->dlq_topic, topic, dlq, sizeof dlq);
-    int rc = queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h, 5,
-                           on_dlq_delivered, dv);
+    int rc = queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h,
+                           sizeof h / sizeof h[0], on_dlq_delivered, dv);
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
     buf_cleanup(&v);

@@ -3,7 +3,7 @@
 -- client retries; a crashed sender renews nothing and its claim lapses after the TTL.
 -- KEYS     the marks: <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent)
 -- ARGV[1]  pending TTL in seconds (dedup.pending_ttl_s)
--- Reply:   the number of marks renewed (done or gone ones are left alone)
+-- Reply:   the number of marks renewed (done, failed or gone ones are left alone)
 local n = 0
 for _, k in ipairs(KEYS) do
   if redis.call('GET', k) == 'pending' then

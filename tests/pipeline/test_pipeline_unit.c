@@ -65,7 +65,7 @@ static void later(void (*fn)(void *), void *arg)
 
 /* ---- fake claims ---------------------------------------------------------------------------- */
 
-enum { MARK_NONE, MARK_PENDING, MARK_DONE };
+enum { MARK_NONE, MARK_PENDING, MARK_DONE, MARK_FAILED };
 
 typedef struct mark {
     char event[QUEUE_KEY_MAX];
@@ -111,10 +111,12 @@ static void claim_answer(void *arg)
     free(c);
 }
 
-/* As lua/claim.lua: an absent mark becomes pending (claimed), done and pending are reported.
- * Every event here is user u1's, so marks are kept by (event, device). */
+/* As lua/claim.lua: an absent mark (or, for a replay, a failed one) becomes pending (claimed);
+ * done, failed and pending are reported. Every event here is user u1's, so marks are kept by
+ * (event, device). */
 static void fake_claim(disp_claims_t *base, const char *user, const char *event,
-                       const char *const *devices, size_t n, disp_claim_cb cb, void *arg)
+                       const char *const *devices, size_t n, disp_claim_mode_t mode,
+                       disp_claim_cb cb, void *arg)
 {
     (void)base;
     assert_string_equal(user, "u1");
@@ -122,10 +124,13 @@ static void fake_claim(disp_claims_t *base, const char *user, const char *event,
     claim_call_t *c = xcalloc(1, sizeof *c);
     for (size_t i = 0; i < n; i++) {
         mark_t *m = mark_of(event, devices[i]);
-        c->res[i] = m->state == MARK_DONE      ? DISP_CLAIM_DONE
-                    : m->state == MARK_PENDING ? DISP_CLAIM_PENDING
-                                               : DISP_CLAIM_CLAIMED;
-        if (m->state == MARK_NONE)
+        bool claimable =
+            m->state == MARK_NONE || (m->state == MARK_FAILED && mode == DISP_CLAIM_REPLAY);
+        c->res[i] = claimable                 ? DISP_CLAIM_CLAIMED
+                    : m->state == MARK_DONE   ? DISP_CLAIM_DONE
+                    : m->state == MARK_FAILED ? DISP_CLAIM_FAILED
+                                              : DISP_CLAIM_PENDING;
+        if (claimable)
             m->state = MARK_PENDING;
     }
     c->n = n;
@@ -148,13 +153,12 @@ static void done_answer(void *arg)
     free(c);
 }
 
-static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
-                           disp_claims_done_cb cb, void *arg)
+static void mark_as(const disp_claim_ref_t *refs, size_t n, int state, disp_claims_done_cb cb,
+                    void *arg)
 {
-    (void)base;
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(refs[i].user, "u1");
-        mark_of(refs[i].event, refs[i].device)->state = MARK_DONE;
+        mark_of(refs[i].event, refs[i].device)->state = state;
     }
     fc.mark_calls++;
     if (n > fc.max_mark_n)
@@ -163,6 +167,20 @@ static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, si
     c->cb = cb;
     c->arg = arg;
     later(done_answer, c);
+}
+
+static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                           disp_claims_done_cb cb, void *arg)
+{
+    (void)base;
+    mark_as(refs, n, MARK_DONE, cb, arg);
+}
+
+static void fake_mark_failed(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                             disp_claims_done_cb cb, void *arg)
+{
+    (void)base;
+    mark_as(refs, n, MARK_FAILED, cb, arg);
 }
 
 /* As lua/renew.lua: only marks still pending are renewed (the fake keeps no TTLs). */
@@ -191,6 +209,7 @@ static void fake_claims_destroy(disp_claims_t *base)
 
 static const disp_claims_ops_t claims_ops = {.claim = fake_claim,
                                              .mark_done = fake_mark_done,
+                                             .mark_failed = fake_mark_failed,
                                              .renew = fake_renew,
                                              .destroy = fake_claims_destroy};
 
@@ -349,8 +368,9 @@ int64_t queue_ticket_kafka_ts(const queue_ticket_t *t)
 
 static struct {
     int dlq_records;
-    char dlq_topic[64], dlq_reason[64], dlq_device[64];
-    int receipts; /* tickets scheduled for the receipt check */
+    char dlq_topic[64], dlq_reason[64], dlq_device[64], dlq_device_header[64];
+    char dlq_event[1024]; /* the record's "event", compact */
+    int receipts;         /* tickets scheduled for the receipt check */
     char trace[64][96];
     size_t ntrace;
 } seen;
@@ -379,10 +399,17 @@ int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_
     assert_string_equal(hdrs[0].name, "herald-dlq-reason");
     snprintf(seen.dlq_reason, sizeof seen.dlq_reason, "%.*s", (int)hdrs[0].len,
              (const char *)hdrs[0].value);
+    for (size_t i = 0; i < nhdrs; i++)
+        if (!strcmp(hdrs[i].name, "herald-dlq-device"))
+            snprintf(seen.dlq_device_header, sizeof seen.dlq_device_header, "%.*s",
+                     (int)hdrs[i].len, (const char *)hdrs[i].value);
     json_t *v = json_loadb(value, len, 0, NULL);
     assert_non_null(v);
     snprintf(seen.dlq_device, sizeof seen.dlq_device, "%s",
              json_string_value(json_object_get(v, "deviceId")));
+    char *ev = json_dumps(json_object_get(v, "event"), JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(seen.dlq_event, sizeof seen.dlq_event, "%s", ev ? ev : "");
+    free(ev);
     json_decref(v);
     produce_call_t *c = xcalloc(1, sizeof *c);
     c->cb = cb;
@@ -747,18 +774,60 @@ static void test_device_not_registered_deactivates(void **state)
     assert_true(metric(e->reg, "herald_tokens_deactivated_total{source=\"ticket\"}") == 1);
 }
 
-/* A permanent failure becomes a DLQ record (acknowledged), then the mark is done. */
+/* A permanent failure becomes a DLQ record (acknowledged) that carries the whole original event
+ * and the device, then the mark is failed (not done: a replay of the record may claim it). */
 static void test_permanent_failure_to_dlq(void **state)
 {
     env_t *e = *state;
+    e->ev.batch_job_id = "b-1";
+    e->ev.completed_count = 3;
+    e->ev.total_count = 4;
+    e->ev.error = "two failed";
     add_device("d1", "ExponentPushToken[TooBig]", true, later_s(3600));
     deliver(e);
     assert_int_equal(seen.dlq_records, 1);
     assert_string_equal(seen.dlq_topic, "job-events.dlq");
     assert_string_equal(seen.dlq_reason, "MessageTooBig");
     assert_string_equal(seen.dlq_device, "d1");
+    assert_string_equal(seen.dlq_device_header, "d1");
+    assert_string_equal(
+        seen.dlq_event,
+        "{\"batchJobId\":\"b-1\",\"completedCount\":3,\"data\":{\"error\":"
+        "\"two failed\"},\"jobId\":\"job-1\",\"status\":\"COMPLETED\",\"totalCount\":4,"
+        "\"userId\":\"u1\"}");
     assert_int_equal(seen.receipts, 0);
-    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_FAILED);
+}
+
+/* Issue 10 item 2: heraldctl dlq replay did nothing for failed notifications (their marks were
+ * done). An ordinary redelivery still skips a failed device; the replay of its DLQ record
+ * (herald-replay-device) sends to that device alone, once: a second replay finds it done. */
+static void test_replay_sends_to_the_failed_device_once(void **state)
+{
+    env_t *e = *state;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    mark_of("job-1:COMPLETED", "d1")->state = MARK_DONE;
+    mark_of("job-1:COMPLETED", "d2")->state = MARK_FAILED;
+    deliver(e); /* ordinary redelivery */
+    assert_int_equal(sent_msgs(e->fake), 0);
+    assert_true(traced("duplicate d2 "));
+    e->ev.replay_device = "d2";
+    e->ticket.completed = 0;
+    deliver(e);
+    assert_int_equal(sent_msgs(e->fake), 1);
+    assert_non_null(strstr(e->fake->reqs[0].body, "ExponentPushToken[bbb]"));
+    assert_null(strstr(e->fake->reqs[0].body, "ExponentPushToken[aaa]"));
+    assert_int_equal(fc.last_claim_n, 1);
+    assert_int_equal(mark_of("job-1:COMPLETED", "d2")->state, MARK_DONE);
+    e->ticket.completed = 0;
+    deliver(e); /* the same replay again */
+    assert_int_equal(sent_msgs(e->fake), 1);
+    e->ev.replay_device = "gone";
+    e->ticket.completed = 0;
+    deliver(e); /* a device no longer registered: nothing to send */
+    assert_int_equal(sent_msgs(e->fake), 1);
+    assert_true(traced("skipped gone not_found"));
 }
 
 /* A status that does not notify completes at once: no lookup, no claim. */
@@ -786,6 +855,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_deliverable_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_not_registered_deactivates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_failure_to_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_sends_to_the_failed_device_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_status_without_notification, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
