@@ -22,13 +22,16 @@ static const char *const stems[] = {
 };
 
 /* The longest stem is 10 bytes ("expo:rate:"); with the hash-tag braces every one-id family fits
- * in KEY_PREFIX_MAX + 16 + its id, and the two-id families (dedup mark, device trace index) are
+ * in KEY_PREFIX_MAX + 16 + its id, and the multi-id families (dedup mark, device trace index) are
  * checked on their own. */
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 8 + 3 + 2 + KEY_USER_MAX + 2 + KEY_DEVICE_MAX + 1,
                "trace device indexes fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
-_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1,
+/* sent:<n>:{<user>}:<m>:<event>:<device> with n and m of at most 3 digits */
+_Static_assert(KEY_USER_MAX < 1000 && KEY_EVENT_MAX < 1000, "lengths in dedup marks are 3 digits");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + 3 + 2 + KEY_USER_MAX + 2 + 3 + 1 + KEY_EVENT_MAX +
+                              1 + KEY_DEVICE_MAX + 1,
                "dedup marks fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 10 + KEY_NAME_MAX + 1, "expo rate keys fit");
 _Static_assert(KEY_EVENT_MAX >= KEY_JOB_MAX + 1 + 14, "an event key is a job id and a status");
@@ -85,9 +88,19 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
     return one(out, prefix, KEY_LOCK, name, KEY_NAME_MAX);
 }
 
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device)
+/* The lengths come before the ids they measure, so the key reads back one way only: a ':' or a
+ * '}' inside an id can never be taken for a separator. */
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
+                const char *device)
 {
-    size_t len = one(out, prefix, KEY_SENT, event, KEY_EVENT_MAX);
+    char n[32];
+    size_t len = key_stem(out, prefix, KEY_SENT);
+    snprintf(n, sizeof n, "%zu:{", strlen(user));
+    put(out, &len, n, sizeof n);
+    put(out, &len, user, KEY_USER_MAX);
+    snprintf(n, sizeof n, "}:%zu:", strlen(event));
+    put(out, &len, n, sizeof n);
+    put(out, &len, event, KEY_EVENT_MAX);
     put(out, &len, ":", 1);
     put(out, &len, device, KEY_DEVICE_MAX);
     return len;

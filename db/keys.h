@@ -23,8 +23,9 @@
 #define KEY_IP_MAX 64      /* client address as text */
 #define KEY_NAME_MAX 256   /* names: Expo project ("@owner/slug"), lock name */
 
-/* The longest key: prefix + "sent:" + event + ":" + device, with room to spare. */
-#define KEY_MAX (KEY_PREFIX_MAX + 16 + KEY_EVENT_MAX + 1 + KEY_DEVICE_MAX + 1)
+/* The longest key: the dedup mark, prefix + "sent:" + three ids and two lengths (key_sent), with
+ * room to spare. */
+#define KEY_MAX (KEY_PREFIX_MAX + 24 + KEY_USER_MAX + KEY_EVENT_MAX + KEY_DEVICE_MAX + 1)
 
 /* The families, for key_stem(). */
 typedef enum {
@@ -32,7 +33,7 @@ typedef enum {
     KEY_OWNER,        /* <p>owner:<token>           STRING user \x1f device */
     KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
     KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
-    KEY_SENT,         /* <p>sent:<event>:<device>   STRING pending|done (dedup mark) */
+    KEY_SENT,         /* <p>sent:<n>:{<user>}:<m>:<event>:<device>  STRING dedup mark */
     KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records */
     KEY_TRACE_USER,   /* <p>trace:u:{<user>}        ZSET job ids by time */
     KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
@@ -51,7 +52,11 @@ size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token);
 size_t key_expiry(char out[KEY_MAX], const char *prefix);
 size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *event, const char *device);
+/* The dedup mark of (user, event, device): "<p>sent:<n>:{<user>}:<m>:<event>:<device>" with n and m
+ * the byte lengths of user and event in decimal, so that no two triples share a key whatever
+ * ':', '{' or '}' the ids hold; the user is the hash tag. */
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
+                const char *device);
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job);
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
 /* A device's index is its user's: device ids are only unique per user. The user's length comes

@@ -1,8 +1,11 @@
 /* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
- * suppressed"): one mark per (event, device) with two states. A claim turns an absent mark into
- * `pending` (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is
- * durable. `done` means skip; `pending` may belong to an attempt that crashed, so it is claimed
- * again later, never skipped.
+ * suppressed"): one mark per (user, event, device). A claim turns an absent mark into `pending`
+ * (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is durable, or
+ * `failed` (long TTL) once its DLQ record is. `done` means skip; `pending` may belong to an
+ * attempt that crashed, so it is claimed again later, never skipped. A live sender renews its
+ * pending marks well within their TTL (disp_claims_renew), so only a crashed sender's claim
+ * lapses. `failed` is skipped by an ordinary (re)delivery and claimed only by a replay of the
+ * notification's DLQ record (heraldctl dlq replay), so the replay sends it once.
  *
  * An interface (struct of function pointers, as tokens/store.h) so pipeline.c can be driven by a
  * fake in unit tests; disp_claims_redis_create() gives the real one. Calls take (cb, arg): cb
@@ -21,12 +24,19 @@ typedef enum {
     DISP_CLAIM_PENDING = -1, /* another attempt holds the mark: claim again later */
     DISP_CLAIM_DONE = 0,     /* delivered before for this event: skip as a duplicate */
     DISP_CLAIM_CLAIMED = 1,  /* claimed now: send */
+    DISP_CLAIM_FAILED = 2,   /* failed for good before (dead-lettered): skip, only a replay sends */
 } disp_claim_t;
+
+typedef enum {
+    DISP_CLAIM_ORDINARY = 0, /* an event as consumed: absent marks are claimed */
+    DISP_CLAIM_REPLAY,       /* a DLQ replay: absent and `failed` marks are claimed */
+} disp_claim_mode_t;
 
 typedef struct disp_claims disp_claims_t;
 
-/* One mark: the event's idempotency key and a device id (both borrowed during the call). */
+/* One mark: the user, the event's idempotency key and a device id (borrowed during the call). */
 typedef struct disp_claim_ref {
+    const char *user;
     const char *event;
     const char *device;
 } disp_claim_ref_t;
@@ -37,29 +47,48 @@ typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, voi
 typedef void (*disp_claims_done_cb)(int status, void *arg);
 
 typedef struct disp_claims_ops {
-    void (*claim)(disp_claims_t *c, const char *event, const char *const *devices, size_t n,
-                  disp_claim_cb cb, void *arg);
+    void (*claim)(disp_claims_t *c, const char *user, const char *event, const char *const *devices,
+                  size_t n, disp_claim_mode_t mode, disp_claim_cb cb, void *arg);
     void (*mark_done)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                       disp_claims_done_cb cb, void *arg);
+    void (*mark_failed)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                        disp_claims_done_cb cb, void *arg);
+    void (*renew)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n, disp_claims_done_cb cb,
+                  void *arg);
     void (*destroy)(disp_claims_t *c);
 } disp_claims_ops_t;
 
 struct disp_claims {
     const disp_claims_ops_t *ops;
+    long pending_ttl_s; /* a claim lapses this long after it was made or last renewed */
 };
 
-/* Claims the n devices of one event in one step (n >= 1). */
-static inline void disp_claims_claim(disp_claims_t *c, const char *event,
-                                     const char *const *devices, size_t n, disp_claim_cb cb,
-                                     void *arg)
+/* Claims the n devices of one user's event in one step (n >= 1). */
+static inline void disp_claims_claim(disp_claims_t *c, const char *user, const char *event,
+                                     const char *const *devices, size_t n, disp_claim_mode_t mode,
+                                     disp_claim_cb cb, void *arg)
 {
-    c->ops->claim(c, event, devices, n, cb, arg);
+    c->ops->claim(c, user, event, devices, n, mode, cb, arg);
 }
 /* Marks n (event, device) pairs done in one step (n >= 1); they may belong to many events. */
 static inline void disp_claims_mark_done(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                                          disp_claims_done_cb cb, void *arg)
 {
     c->ops->mark_done(c, refs, n, cb, arg);
+}
+/* Marks n pairs failed for good (their DLQ records acknowledged), in one step (n >= 1). */
+static inline void disp_claims_mark_failed(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                                           disp_claims_done_cb cb, void *arg)
+{
+    c->ops->mark_failed(c, refs, n, cb, arg);
+}
+/* Gives n marks (n >= 1; of many events) another pending_ttl_s if they are still pending;
+ * marks that are done or gone are left alone. For the sends in flight: a live sender's claim
+ * must never lapse. */
+static inline void disp_claims_renew(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
+                                     disp_claims_done_cb cb, void *arg)
+{
+    c->ops->renew(c, refs, n, cb, arg);
 }
 /* Accepts NULL. Calls still in flight keep their callbacks (the backend answers them). */
 static inline void disp_claims_destroy(disp_claims_t *c)
@@ -71,12 +100,12 @@ static inline void disp_claims_destroy(disp_claims_t *c)
 typedef struct disp_claims_redis_opts {
     const char *prefix; /* redis.prefix, copied */
     long pending_ttl_s; /* dedup.pending_ttl_s */
-    long done_ttl_s;    /* dedup.done_ttl_s */
+    long done_ttl_s;    /* dedup.done_ttl_s, for `done` and `failed` marks */
 } disp_claims_redis_opts_t;
 
 struct db;
-/* new: marks in Redis (db/keys.h key_sent), one script call per claim or mark_done. db borrowed
- * (must outlive the claims; destroy db first so its callbacks fire with an error). */
+/* new: marks in Redis (db/keys.h key_sent), one script call per claim, mark_done or renew. db
+ * borrowed (must outlive the claims; destroy db first so its callbacks fire with an error). */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

@@ -1,8 +1,8 @@
-/* claims_redis.c - the dedup claims in Redis: one STRING per (event, device) at
- * <p>sent:<event>:<device> (db/keys.h), `pending` with dedup.pending_ttl_s or `done` with
- * dedup.done_ttl_s. Each call is one script call however many devices it covers (lua/claim.lua,
- * lua/mark_done.lua): the pipeline claims all of an event's devices at once and marks a loop
- * turn's worth of outcomes done at once. */
+/* claims_redis.c - the dedup claims in Redis: one STRING per (user, event, device) at
+ * <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent), `pending` with
+ * dedup.pending_ttl_s or `done` / `failed` with dedup.done_ttl_s. Each call is one script call
+ * however many devices it covers (lua/claim.lua, lua/mark_done.lua): the pipeline claims all of an
+ * event's devices at once and marks a loop turn's worth of outcomes done at once. */
 #include "pipeline/claims.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -18,7 +18,7 @@ typedef struct claims_redis {
     db_t *db;
     char *prefix;
     char pending_ttl[24], done_ttl[24];
-    db_script_t *s_claim, *s_done;
+    db_script_t *s_claim, *s_done, *s_renew;
 } claims_redis_t;
 
 typedef struct call {
@@ -38,22 +38,23 @@ static call_t *call_new(size_t n, void *arg)
     return c;
 }
 
-/* One script call: KEYS are the n marks, ARGV[1] the TTL. */
+/* One script call: KEYS are the n marks, ARGV[1] the TTL, ARGV[2] arg2 when not NULL. */
 static void eval_marks(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                       const char *event, const char *const *devices, size_t n, const char *ttl,
-                       db_cb cb, call_t *c)
+                       const char *user, const char *event, const char *const *devices, size_t n,
+                       const char *ttl, const char *arg2, db_cb cb, call_t *c)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
-    const char **argv = xmalloc((n + 1) * sizeof *argv);
+    const char **argv = xmalloc((n + 2) * sizeof *argv);
     for (size_t i = 0; i < n; i++) {
         if (refs)
-            key_sent(keys[i], r->prefix, refs[i].event, refs[i].device);
+            key_sent(keys[i], r->prefix, refs[i].user, refs[i].event, refs[i].device);
         else
-            key_sent(keys[i], r->prefix, event, devices[i]);
+            key_sent(keys[i], r->prefix, user, event, devices[i]);
         argv[i] = keys[i];
     }
     argv[n] = ttl;
-    db_eval(r->db, s, cb, c, (int)n, (int)n + 1, argv, NULL);
+    argv[n + 1] = arg2;
+    db_eval(r->db, s, cb, c, (int)n, (int)n + (arg2 ? 2 : 1), argv, NULL);
     free(argv);
     free(keys);
 }
@@ -69,20 +70,25 @@ static void on_claimed(int status, const db_reply_t *reply, void *arg)
     disp_claim_t *res = xmalloc(c->n * sizeof *res);
     for (size_t i = 0; i < c->n; i++) {
         long long v = db_reply_int(db_reply_elem(reply, i));
-        res[i] = v == 1 ? DISP_CLAIM_CLAIMED : v == 0 ? DISP_CLAIM_DONE : DISP_CLAIM_PENDING;
+        res[i] = v == 1   ? DISP_CLAIM_CLAIMED
+                 : v == 0 ? DISP_CLAIM_DONE
+                 : v == 2 ? DISP_CLAIM_FAILED
+                          : DISP_CLAIM_PENDING;
     }
     c->cb.claim(DISP_CLAIMS_OK, res, c->n, c->arg);
     free(res);
     free(c);
 }
 
-static void claim(disp_claims_t *base, const char *event, const char *const *devices, size_t n,
-                  disp_claim_cb cb, void *arg)
+static void claim(disp_claims_t *base, const char *user, const char *event,
+                  const char *const *devices, size_t n, disp_claim_mode_t mode, disp_claim_cb cb,
+                  void *arg)
 {
     claims_redis_t *r = (claims_redis_t *)base;
     call_t *c = call_new(n, arg);
     c->cb.claim = cb;
-    eval_marks(r, r->s_claim, NULL, event, devices, n, r->pending_ttl, on_claimed, c);
+    eval_marks(r, r->s_claim, NULL, user, event, devices, n, r->pending_ttl,
+               mode == DISP_CLAIM_REPLAY ? "replay" : "ordinary", on_claimed, c);
 }
 
 static void on_marked(int status, const db_reply_t *reply, void *arg)
@@ -93,13 +99,33 @@ static void on_marked(int status, const db_reply_t *reply, void *arg)
     free(c);
 }
 
+static void mark(claims_redis_t *r, const disp_claim_ref_t *refs, size_t n, const char *state,
+                 disp_claims_done_cb cb, void *arg)
+{
+    call_t *c = call_new(n, arg);
+    c->cb.done = cb;
+    eval_marks(r, r->s_done, refs, NULL, NULL, NULL, n, r->done_ttl, state, on_marked, c);
+}
+
 static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
                       disp_claims_done_cb cb, void *arg)
+{
+    mark((claims_redis_t *)base, refs, n, "done", cb, arg);
+}
+
+static void mark_failed(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                        disp_claims_done_cb cb, void *arg)
+{
+    mark((claims_redis_t *)base, refs, n, "failed", cb, arg);
+}
+
+static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                  disp_claims_done_cb cb, void *arg)
 {
     claims_redis_t *r = (claims_redis_t *)base;
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_marks(r, r->s_done, refs, NULL, NULL, n, r->done_ttl, on_marked, c);
+    eval_marks(r, r->s_renew, refs, NULL, NULL, NULL, n, r->pending_ttl, NULL, on_marked, c);
 }
 
 static void destroy(disp_claims_t *base)
@@ -109,17 +135,23 @@ static void destroy(disp_claims_t *base)
     free(r);
 }
 
-static const disp_claims_ops_t ops = {.claim = claim, .mark_done = mark_done, .destroy = destroy};
+static const disp_claims_ops_t ops = {.claim = claim,
+                                      .mark_done = mark_done,
+                                      .mark_failed = mark_failed,
+                                      .renew = renew,
+                                      .destroy = destroy};
 
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o)
 {
     claims_redis_t *r = xcalloc(1, sizeof *r);
     r->base.ops = &ops;
+    r->base.pending_ttl_s = o->pending_ttl_s;
     r->db = db;
     r->prefix = xstrdup(o->prefix);
     snprintf(r->pending_ttl, sizeof r->pending_ttl, "%ld", o->pending_ttl_s);
     snprintf(r->done_ttl, sizeof r->done_ttl, "%ld", o->done_ttl_s);
     r->s_claim = db_script(db, lua_claim);
     r->s_done = db_script(db, lua_mark_done);
+    r->s_renew = db_script(db, lua_renew);
     return &r->base;
 }

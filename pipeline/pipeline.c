@@ -64,6 +64,9 @@ struct disp_pipeline {
     char *dlq_topic;
     ok_batch_t *ok;    /* collecting; NULL when empty */
     uv_idle_t ok_idle; /* flushes `ok` once the loop turn's callbacks have run */
+    uv_timer_t renew;  /* renews the claims of sends in flight, while there are jobs */
+    bool renewing;     /* a renewal call is in flight */
+    int open_handles;
     list_t jobs;
     size_t njobs;
     bool aborted;
@@ -91,7 +94,8 @@ static void job_free(job_t *j)
 {
     disp_pipeline_t *p = j->p;
     list_remove(&j->node);
-    p->njobs--;
+    if (--p->njobs == 0)
+        uv_timer_stop(&p->renew);
     metric_set(p->m_jobs, (double)p->njobs);
     uv_close((uv_handle_t *)&j->timer, on_timer_closed);
     uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
@@ -147,6 +151,56 @@ static void dev_retry(pdev_t *dv, void (*fn)(pdev_t *), const char *why)
         uv_timer_start(&j->dev_timer, on_dev_timer, ms + 1, 0);
 }
 
+/* ---- claims of sends in flight ----------------------------------------------------------------
+ */
+
+static void on_renewed(int status, void *arg)
+{
+    disp_pipeline_t *p = arg;
+    p->renewing = false;
+    if (status != DISP_CLAIMS_OK && !p->aborted)
+        LOG(LOG_LVL_WARN, "dedup claims of sends in flight not renewed; retrying at the next tick",
+            LKI("pendingTtlS", p->d.claims->pending_ttl_s));
+}
+
+/* A send may outlive dedup.pending_ttl_s (the Expo client retries for up to
+ * expo.max_retry_age_s): every pending_ttl_s / 3 the marks of all devices being sent to get
+ * their TTL again, in one call, so a live sender's claim never lapses and no other attempt
+ * claims it. A crashed sender renews nothing: its claims lapse after pending_ttl_s. */
+static void on_renew_timer(uv_timer_t *t)
+{
+    disp_pipeline_t *p = t->data;
+    if (p->aborted || p->renewing)
+        return;
+    size_t n = 0, cap = 0;
+    disp_claim_ref_t *refs = NULL;
+    for (list_node_t *it = p->jobs.head.next; it != &p->jobs.head; it = it->next) {
+        job_t *j = container_of(it, job_t, node);
+        for (size_t i = 0; i < j->ndevs; i++) {
+            if (j->devs[i].state != DEV_SENDING)
+                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                refs = xrealloc(refs, cap * sizeof *refs);
+            }
+            refs[n++] = (disp_claim_ref_t){
+                .user = j->ev->user_id, .event = j->key, .device = j->devs[i].rec.device_id};
+        }
+    }
+    if (n > 0) {
+        p->renewing = true;
+        disp_claims_renew(p->d.claims, refs, n, on_renewed, p);
+    }
+    free(refs);
+}
+
+static void renew_start(disp_pipeline_t *p)
+{
+    uint64_t every = (uint64_t)p->d.claims->pending_ttl_s * 1000 / 3;
+    if (every > 0 && !uv_is_active((uv_handle_t *)&p->renew))
+        uv_timer_start(&p->renew, on_renew_timer, every, every);
+}
+
 /* ---- entry ---------------------------------------------------------------------------------- */
 
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg)
@@ -164,13 +218,15 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     j->open_handles = 2;
     j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
     list_push_back(&p->jobs, &j->node);
-    p->njobs++;
+    if (p->njobs++ == 0)
+        renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
     TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
-          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
+          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
+          LKS("replayDevice", ev->replay_device));
     /* Rendered now, from the templates that decide whether it notifies: a reload before the
      * sends changes neither (the rendering owns its texts). */
     if (disp_templates_render(p->d.templates, ev, &j->r) != 0) {
@@ -195,8 +251,13 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         return;
     }
     int64_t now_s = clk_wall_ms() / 1000;
+    const char *only = j->ev->replay_device;
+    bool seen = false;
     j->devs = xcalloc(n ? n : 1, sizeof *j->devs);
     for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(recs[i].device_id, only) != 0)
+            continue; /* a replay sends only to the device that failed */
+        seen = true;
         const char *why = tok_deliverability(&recs[i], now_s);
         if (why) {
             metric_inc(metric_get(p->m_devices, why));
@@ -211,6 +272,10 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         j->devs[j->ndevs].rec = recs[i];
         j->ndevs++;
     }
+    if (only && !seen)
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, only, "skipped",
+              LKS("reason", "not_found"),
+              LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
     TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "devices", LKI("found", n),
           LKI("deliverable", j->ndevs));
@@ -250,10 +315,13 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
         if (v == DISP_CLAIM_CLAIMED) {
             dv->state = DEV_SENDING;
             send_dev(dv);
-        } else if (v == DISP_CLAIM_DONE) {
+        } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
             TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
-                  LKS("detail", "already delivered for this event"));
+                  LKS("detail", v == DISP_CLAIM_DONE
+                                    ? "already delivered for this event"
+                                    : "failed for good before (in the DLQ): only heraldctl dlq "
+                                      "replay sends it again"));
             metric_inc(metric_get(j->p->m_notif, "duplicate"));
             dev_finished(dv);
             if (j->left == 0)
@@ -276,31 +344,52 @@ static void claim(job_t *j)
         if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
             devices[n++] = j->devs[i].rec.device_id;
     }
-    disp_claims_claim(j->p->d.claims, j->key, devices, n, on_claimed, j);
+    disp_claims_claim(j->p->d.claims, j->ev->user_id, j->key, devices, n,
+                      j->ev->replay_device ? DISP_CLAIM_REPLAY : DISP_CLAIM_ORDINARY, on_claimed,
+                      j);
     free(devices);
 }
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
 
 static void mark_done(pdev_t *dv);
+static void mark_failed(pdev_t *dv);
 
-static void on_marked(int status, void *arg)
+/* The device's final mark landed (or not: write it again later). */
+static void marked(pdev_t *dv, int status, void (*again)(pdev_t *), const char *step)
 {
-    pdev_t *dv = arg;
     if (dv->job->p->aborted)
         return;
     if (status != DISP_CLAIMS_OK) {
-        dev_retry(dv, mark_done, "mark-done");
+        dev_retry(dv, again, step);
         return;
     }
     dv->state = DEV_DONE;
     dev_finished(dv);
 }
 
+static void on_marked(int status, void *arg)
+{
+    marked(arg, status, mark_done, "mark-done");
+}
+
+static void on_marked_failed(int status, void *arg)
+{
+    marked(arg, status, mark_failed, "mark-failed");
+}
+
 static void mark_done(pdev_t *dv)
 {
-    disp_claim_ref_t ref = {.event = dv->job->key, .device = dv->rec.device_id};
+    disp_claim_ref_t ref = {
+        .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
     disp_claims_mark_done(dv->job->p->d.claims, &ref, 1, on_marked, dv);
+}
+
+static void mark_failed(pdev_t *dv)
+{
+    disp_claim_ref_t ref = {
+        .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
+    disp_claims_mark_failed(dv->job->p->d.claims, &ref, 1, on_marked_failed, dv);
 }
 
 static void dev_finished(pdev_t *dv)
@@ -370,8 +459,9 @@ static void on_batch_scheduled(int status, void *arg)
     }
     disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
     for (size_t i = 0; i < b->n; i++)
-        refs[i] =
-            (disp_claim_ref_t){.event = b->devs[i]->job->key, .device = b->devs[i]->rec.device_id};
+        refs[i] = (disp_claim_ref_t){.user = b->devs[i]->job->ev->user_id,
+                                     .event = b->devs[i]->job->key,
+                                     .device = b->devs[i]->rec.device_id};
     disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
     free(refs);
 }
@@ -453,6 +543,8 @@ static void on_deactivated(int status, void *arg)
 
 static void dlq_send(pdev_t *dv);
 
+/* The mark becomes `failed`, not `done`: a replay of the record claims it again (once), an
+ * ordinary redelivery of the event skips it. */
 static void on_dlq_delivered(const queue_delivery_t *dr, void *arg)
 {
     pdev_t *dv = arg;
@@ -462,10 +554,12 @@ static void on_dlq_delivered(const queue_delivery_t *dr, void *arg)
         dev_retry(dv, dlq_send, "dlq");
         return;
     }
-    mark_done(dv);
+    mark_failed(dv);
 }
 
-/* The failed notification as a DLQ record: enough to replay or investigate it. */
+/* The failed notification as a DLQ record: enough to investigate it, and to replay it to this
+ * device alone (heraldctl dlq replay re-publishes `event`, the whole original event, with the
+ * herald-replay-device header taken from herald-dlq-device). */
 static void dlq_send(pdev_t *dv)
 {
     job_t *j = dv->job;
@@ -484,7 +578,9 @@ static void dlq_send(pdev_t *dv)
     buf_json_str(&v, j->key, strlen(j->key));
     buf_puts(&v, ",\"error\":");
     buf_json_str(&v, dv->error, strlen(dv->error));
-    buf_printf(&v, ",\"attempts\":%u}", dv->attempts);
+    buf_printf(&v, ",\"attempts\":%u,\"event\":", dv->attempts);
+    queue_event_encode(j->ev, &v);
+    buf_putc(&v, '}');
     snprintf(part, sizeof part, "%d", (int)queue_ticket_partition(j->ticket));
     snprintf(off, sizeof off, "%lld", (long long)queue_ticket_offset(j->ticket));
     snprintf(att, sizeof att, "%u", dv->attempts);
@@ -496,10 +592,11 @@ static void dlq_send(pdev_t *dv)
         {"herald-source-partition", part, strlen(part)},
         {"herald-source-offset", off, strlen(off)},
         {"herald-attempts", att, strlen(att)},
+        {"herald-dlq-device", dv->rec.device_id, strlen(dv->rec.device_id)},
     };
     queue_dlq_topic(p->dlq_topic, topic, dlq, sizeof dlq);
-    int rc = queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h, 5,
-                           on_dlq_delivered, dv);
+    int rc = queue_produce(p->d.dlq, dlq, j->key, strlen(j->key), v.data, v.len, h,
+                           sizeof h / sizeof h[0], on_dlq_delivered, dv);
     if (rc != QUEUE_OK)
         dev_retry(dv, dlq_send, "dlq");
     buf_cleanup(&v);
@@ -628,6 +725,9 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->dlq_topic = xstrdup(opts->dlq_topic);
     uv_idle_init(deps->loop, &p->ok_idle);
     p->ok_idle.data = p;
+    uv_timer_init(deps->loop, &p->renew);
+    p->renew.data = p;
+    p->open_handles = 2;
     list_init(&p->jobs);
     metric_reg_t *m = deps->metrics;
     p->m_devices =
@@ -662,9 +762,11 @@ size_t disp_pipeline_jobs(const disp_pipeline_t *p)
     return p->njobs;
 }
 
-static void on_idle_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    disp_pipeline_t *p = h->data;
+    if (--p->open_handles == 0)
+        free(p);
 }
 
 void disp_pipeline_destroy(disp_pipeline_t *p)
@@ -676,5 +778,6 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
     free(p->ok);
     p->ok = NULL;
     free(p->dlq_topic);
-    uv_close((uv_handle_t *)&p->ok_idle, on_idle_closed);
+    uv_close((uv_handle_t *)&p->ok_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&p->renew, on_handle_closed);
 }

@@ -31,6 +31,7 @@ enum {
     F_SQSID,
     F_CORR,
     F_TRACE,
+    F_REPLAY,
     F_COUNT
 };
 #define ABSENT ((size_t)-1)
@@ -450,6 +451,21 @@ static void take_meta(dec_t *d, json_t *body, const char *name, int slot)
         put(d, slot, s.s, s.n);
 }
 
+/* heraldctl dlq replay's header; only a Kafka header (never the body or attributes) names it. */
+static int take_replay_device(dec_t *d)
+{
+    for (size_t i = 0; i < d->nhdrs; i++) {
+        const queue_header_t *h = &d->hdrs[i];
+        if (h->name == NULL || strcasecmp(h->name, QUEUE_REPLAY_DEVICE_HEADER) != 0)
+            continue;
+        if (h->value == NULL || !printable_id(h->value, h->len, KEY_DEVICE_MAX))
+            return bad_field(d, QUEUE_REPLAY_DEVICE_HEADER, "must be 1-128 printable ASCII");
+        put(d, F_REPLAY, h->value, h->len);
+        return 0;
+    }
+    return 0;
+}
+
 static int take_fields(dec_t *d, json_t *body, queue_event_t *ev)
 {
     if (take_ids(d, body, ev) < 0)
@@ -457,7 +473,7 @@ static int take_fields(dec_t *d, json_t *body, queue_event_t *ev)
     if (take_text(d, body, "message", "message", F_MSG, ev) < 0 ||
         take_timestamp(d, body, ev) < 0 || take_data(d, body, ev) < 0 ||
         take_count(d, body, "completedCount", &ev->completed_count) < 0 ||
-        take_count(d, body, "totalCount", &ev->total_count) < 0)
+        take_count(d, body, "totalCount", &ev->total_count) < 0 || take_replay_device(d) < 0)
         return -1;
     take_meta(d, body, "correlationId", F_CORR);
     take_meta(d, body, "traceparent", F_TRACE);
@@ -486,6 +502,7 @@ static void finish(dec_t *d, queue_event_t *ev)
     ev->sqs_message_id = at(d, F_SQSID);
     ev->correlation_id = at(d, F_CORR) ? at(d, F_CORR) : ev->sns_message_id;
     ev->traceparent = at(d, F_TRACE);
+    ev->replay_device = at(d, F_REPLAY);
 }
 
 int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
@@ -536,4 +553,68 @@ int queue_event_key(const queue_event_t *ev, char *out, size_t outlen)
     int n =
         snprintf(out, outlen, "%s:%s", ev->job_id ? ev->job_id : "", queue_status_name(ev->status));
     return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
+static void member_str(buf_t *out, const char *name, const char *v, bool *first)
+{
+    if (v == NULL)
+        return;
+    buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
+    buf_json_str(out, v, strlen(v));
+    *first = false;
+}
+
+static void member_raw(buf_t *out, const char *name, const char *json, bool *first)
+{
+    buf_printf(out, "%s\"%s\":%s", *first ? "" : ",", name, json);
+    *first = false;
+}
+
+static void member_count(buf_t *out, const char *name, long v, bool *first)
+{
+    char num[24];
+    if (v < 0)
+        return;
+    snprintf(num, sizeof num, "%ld", v);
+    member_raw(out, name, num, first);
+}
+
+/* A timestamp that came as a number (its text all digits) goes back as one. */
+static bool all_digits(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+void queue_event_encode(const queue_event_t *ev, buf_t *out)
+{
+    bool first = true;
+    buf_putc(out, '{');
+    if (ev->kind == QUEUE_EV_JOB)
+        member_str(out, "jobId", ev->job_id, &first);
+    member_str(out, "batchJobId", ev->batch_job_id, &first);
+    member_str(out, "userId", ev->user_id, &first);
+    member_str(out, "status", queue_status_name(ev->status), &first);
+    member_str(out, "message", ev->message, &first);
+    if (all_digits(ev->timestamp))
+        member_raw(out, "timestamp", ev->timestamp, &first);
+    else
+        member_str(out, "timestamp", ev->timestamp, &first);
+    member_count(out, "completedCount", ev->completed_count, &first);
+    member_count(out, "totalCount", ev->total_count, &first);
+    member_str(out, "correlationId", ev->correlation_id, &first);
+    member_str(out, "traceparent", ev->traceparent, &first);
+    if (ev->previous_status || ev->error || ev->final_s3_key) {
+        bool dfirst = true;
+        buf_puts(out, ",\"data\":{");
+        member_str(out, "previousStatus", ev->previous_status, &dfirst);
+        member_str(out, "error", ev->error, &dfirst);
+        member_str(out, "finalS3Key", ev->final_s3_key, &dfirst);
+        buf_putc(out, '}');
+    }
+    buf_putc(out, '}');
 }

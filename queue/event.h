@@ -62,8 +62,11 @@ typedef struct queue_event {
     const char *sqs_message_id;
     const char *correlation_id; /* body correlationId, else header correlationId, else SNS id */
     const char *traceparent;    /* body or header traceparent */
-    bool truncated;             /* message or error was cut to QUEUE_TEXT_MAX bytes */
-    buf_t mem_;                 /* private */
+    /* Kafka header herald-replay-device (QUEUE_REPLAY_DEVICE_HEADER): this event is heraldctl dlq
+     * replay's re-send of a notification that failed for good, for this one device only */
+    const char *replay_device;
+    bool truncated; /* message or error was cut to QUEUE_TEXT_MAX bytes */
+    buf_t mem_;     /* private */
 } queue_event_t;
 
 typedef enum {
@@ -93,6 +96,13 @@ typedef struct queue_dec_error {
 int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                        size_t max_bytes, queue_event_t *out, queue_dec_error_t *why);
 void queue_event_cleanup(queue_event_t *ev); /* frees the strings; the struct is caller's */
+
+#define QUEUE_REPLAY_DEVICE_HEADER "herald-replay-device"
+
+/* Appends ev as a plain (unwrapped) JSON job event that queue_event_decode reads back as the same
+ * event: ids, status, message, timestamp, data.previousStatus/error/finalS3Key, counts,
+ * correlationId and traceparent (the envelope and the replay device are not part of it). */
+void queue_event_encode(const queue_event_t *ev, buf_t *out);
 
 /* Writes "<jobId or batchJobId>:<STATUS>" into out (>= QUEUE_KEY_MAX bytes advised). Returns the
  * length, or -1 when it does not fit. */

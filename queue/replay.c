@@ -6,7 +6,9 @@
 
 #include "queue/consumer.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,40 +132,85 @@ static rd_kafka_headers_t *replay_headers(rd_kafka_headers_t *hs, const rd_kafka
     return out;
 }
 
-static void handle(replay_t *r, rd_kafka_message_t *m, bool dry, queue_replay_cb cb, void *arg,
-                   queue_replay_report_t *rep)
+/* A failed notification goes back as its original event, for its device alone. */
+static rd_kafka_headers_t *notification_headers(const rd_kafka_message_t *m, const char *device)
 {
-    rd_kafka_headers_t *hs = NULL;
-    rd_kafka_message_headers(m, &hs);
-    char dest[300], reason[100];
-    const char *d = header_str(hs, "herald-source-topic", dest, sizeof dest);
-    const char *why = header_str(hs, "herald-dlq-reason", reason, sizeof reason);
-    rep->read++;
-    rd_kafka_topic_partition_t *p =
-        rd_kafka_topic_partition_list_find(r->parts, rd_kafka_topic_name(m->rkt), m->partition);
-    if (p)
-        p->offset = m->offset + 1;
-    if (cb)
-        cb(rd_kafka_topic_name(m->rkt), m->partition, m->offset, d, why, arg);
-    if (d == NULL) {
-        rep->no_source++;
-        return;
-    }
-    rep->replayed++;
-    if (dry)
-        return;
-    rd_kafka_headers_t *out = replay_headers(hs, m);
-    rd_kafka_resp_err_t e =
-        rd_kafka_producev(r->prod, RD_KAFKA_V_TOPIC(d), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-                          RD_KAFKA_V_HEADERS(out), RD_KAFKA_V_END);
+    rd_kafka_headers_t *out = rd_kafka_headers_new(2);
+    char from[400];
+    snprintf(from, sizeof from, "%s/%d/%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
+             (long long)m->offset);
+    rd_kafka_header_add(out, QUEUE_REPLAY_DEVICE_HEADER, -1, device, -1);
+    rd_kafka_header_add(out, "herald-replayed-from", -1, from, -1);
+    return out;
+}
+
+/* The original event a failed notification's record carries (its "event" member) as compact
+ * JSON (free()), or NULL when there is none. */
+static char *original_event(const rd_kafka_message_t *m)
+{
+    json_t *v = json_loadb(m->payload, m->len, 0, NULL);
+    json_t *ev = json_object_get(v, "event");
+    char *s = json_is_object(ev) ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(v);
+    return s;
+}
+
+static void produce(replay_t *r, const rd_kafka_message_t *m, const char *dest, const void *value,
+                    size_t len, rd_kafka_headers_t *hdrs)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        r->prod, RD_KAFKA_V_TOPIC(dest), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (e) {
-        rd_kafka_headers_destroy(out);
+        rd_kafka_headers_destroy(hdrs);
         r->failed++;
     } else {
         r->pending++;
     }
     rd_kafka_poll(r->prod, 0);
+}
+
+static void handle(replay_t *r, rd_kafka_message_t *m, bool dry, queue_replay_cb cb, void *arg,
+                   queue_replay_report_t *rep)
+{
+    rd_kafka_headers_t *hs = NULL;
+    rd_kafka_message_headers(m, &hs);
+    char dest[300], reason[100], device[200];
+    queue_replay_rec_t rec = {
+        .dlq = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .dest = header_str(hs, "herald-source-topic", dest, sizeof dest),
+        .reason = header_str(hs, "herald-dlq-reason", reason, sizeof reason),
+        .device = header_str(hs, "herald-dlq-device", device, sizeof device),
+    };
+    rep->read++;
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(r->parts, rd_kafka_topic_name(m->rkt), m->partition);
+    if (p)
+        p->offset = m->offset + 1;
+    char *event = NULL;
+    if (rec.dest == NULL) {
+        rec.skipped = "no herald-source-topic header, so the topic to replay it to is unknown "
+                      "(not written by herald); republish it by hand";
+        rep->no_source++;
+    } else if (rec.device && (event = original_event(m)) == NULL) {
+        rec.skipped =
+            "a failed notification without its original event (written by an older "
+            "herald); republish the event by hand with the header " QUEUE_REPLAY_DEVICE_HEADER;
+        rep->no_event++;
+    }
+    if (cb)
+        cb(&rec, arg);
+    if (rec.skipped == NULL) {
+        rep->replayed++;
+        if (!dry && event)
+            produce(r, m, rec.dest, event, strlen(event), notification_headers(m, rec.device));
+        else if (!dry)
+            produce(r, m, rec.dest, m->payload, m->len, replay_headers(hs, m));
+    }
+    free(event);
 }
 
 /* Reads until every partition reached its end, the limit, or nothing came for timeout_ms. */

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,18 @@ static void test_check_config(void **state)
 
 /* ---- dlq replay ---- */
 
+/* A failed notification's DLQ record as herald writes it, the same as an older herald wrote it
+ * (without the original event), and the event a replay must publish. */
+#define DLQ_EVENT                                                                                  \
+    "{\"batchJobId\":\"b-7\",\"userId\":\"u7\",\"status\":\"COMPLETED\",\"completedCount\":4,"     \
+    "\"totalCount\":4,\"data\":{\"error\":\"one was too dark\"}}"
+#define DLQ_RECORD_OLD                                                                             \
+    "{\"kind\":\"notification\",\"jobId\":\"b-7\",\"userId\":\"u7\",\"deviceId\":\"d7\","          \
+    "\"expoPushToken\":\"ExponentPushToken[x]\",\"status\":\"COMPLETED\","                         \
+    "\"idempotencyKey\":\"b-7:COMPLETED\",\"error\":\"UNAUTHORIZED\",\"attempts\":1"
+#define DLQ_RECORD DLQ_RECORD_OLD ",\"event\":" DLQ_EVENT "}"
+#define DLQ_RECORD_OLD_WHOLE DLQ_RECORD_OLD "}"
+
 static rd_kafka_t *kclient(rd_kafka_type_t type, const char *bootstrap)
 {
     char e[256];
@@ -217,8 +230,9 @@ static rd_kafka_t *kclient(rd_kafka_type_t type, const char *bootstrap)
     return rk;
 }
 
-/* Reads every partition of topic from the beginning; counts records with the replay header. */
-static int count_replayed(const char *bootstrap, const char *topic)
+/* Reads every partition of topic from the beginning; counts records with the replay header.
+ * A replayed failed notification must be its original event for its one device. */
+static int count_replayed(const char *bootstrap, const char *topic, int *notifications)
 {
     rd_kafka_t *c = kclient(RD_KAFKA_CONSUMER, bootstrap);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
@@ -226,6 +240,7 @@ static int count_replayed(const char *bootstrap, const char *topic)
         rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(c, l);
     int eof = 0, n = 0;
+    *notifications = 0;
     while (eof < QUEUE_EMBEDDED_PARTITIONS) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 10000);
         assert_non_null(m);
@@ -240,6 +255,13 @@ static int count_replayed(const char *bootstrap, const char *topic)
                 n++;
             assert_true(hs == NULL ||
                         rd_kafka_header_get_last(hs, "herald-dlq-reason", &v, &len) != 0);
+            if (hs && rd_kafka_header_get_last(hs, "herald-replay-device", &v, &len) == 0) {
+                assert_int_equal(len, 2);
+                assert_memory_equal(v, "d7", 2);
+                assert_int_equal(m->len, strlen(DLQ_EVENT));
+                assert_memory_equal(m->payload, DLQ_EVENT, m->len);
+                (*notifications)++;
+            }
         }
         rd_kafka_message_destroy(m);
     }
@@ -249,6 +271,9 @@ static int count_replayed(const char *bootstrap, const char *topic)
     return n;
 }
 
+/* Issue 10 item 2: heraldctl dlq replay skipped records without a source topic silently (exit
+ * 0), and replayed a failed notification's record as a plain job event. Now it sends the
+ * original event for the failed device alone, and explains every record it does not replay. */
 static void test_dlq_replay(void **state)
 {
     (void)state;
@@ -262,31 +287,47 @@ static void test_dlq_replay(void **state)
     assert_non_null(emb);
     const char *bs = queue_embedded_bootstrap(emb);
     rd_kafka_t *p = kclient(RD_KAFKA_PRODUCER, bs);
-    for (int i = 0; i < 3; i++) {
+    /* Two undecodable events, one record without a source topic, then two failed notifications:
+     * one carrying its original event, one without (as an older herald wrote them). */
+    for (int i = 0; i < 5; i++) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-        rd_kafka_header_add(h, "herald-dlq-reason", -1, "invalid_json", -1);
-        if (i < 2)
+        const char *value = "{\"jobId\":1}";
+        rd_kafka_header_add(h, "herald-dlq-reason", -1, i < 3 ? "invalid_json" : "UNAUTHORIZED",
+                            -1);
+        if (i != 2)
             rd_kafka_header_add(h, "herald-source-topic", -1, "job-events", -1);
-        rd_kafka_header_add(h, "traceparent", -1, "00-abc-def-01", -1);
-        assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("job-events.dlq"),
-                                           RD_KAFKA_V_PARTITION(i % 2),
-                                           RD_KAFKA_V_VALUE("{\"jobId\":1}", 11),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
-                         0);
+        if (i < 3) {
+            rd_kafka_header_add(h, "traceparent", -1, "00-abc-def-01", -1);
+        } else {
+            rd_kafka_header_add(h, "herald-dlq-device", -1, "d7", -1);
+            value = i == 3 ? DLQ_RECORD : DLQ_RECORD_OLD_WHOLE;
+        }
+        assert_int_equal(
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC("job-events.dlq"), RD_KAFKA_V_PARTITION(i % 2),
+                              RD_KAFKA_V_VALUE((void *)(uintptr_t)value, strlen(value)),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_END),
+            0);
     }
     assert_int_equal(rd_kafka_flush(p, 10000), 0);
     rd_kafka_destroy(p);
 
+    int notif = 0;
     buf_reset(&out);
-    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --dry-run"), 0);
-    assert_true(has(&out, "would replay 2 of 3 DLQ record(s); 1 without a source topic"));
-    assert_int_equal(count_replayed(bs, "job-events"), 0);
+    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --dry-run"), 4); /* partial */
+    assert_true(has(&out, "would replay 3 of 5 DLQ record(s); 1 without a source topic; 1 "
+                          "without the original event"));
+    assert_true(has(&out, "skipped: no herald-source-topic header"));
+    assert_int_equal(count_replayed(bs, "job-events", &notif), 0);
     buf_reset(&out);
-    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay"), 0);
-    assert_true(has(&out, "replayed 2 of 3 DLQ record(s)"));
+    assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay"), 4);
+    assert_true(has(&out, "replayed 3 of 5 DLQ record(s)"));
     assert_true(has(&out, "(invalid_json) -> job-events"));
-    assert_int_equal(count_replayed(bs, "job-events"), 2);
+    assert_true(has(&out, "(UNAUTHORIZED) -> job-events, device d7 only"));
+    assert_true(has(&out, "(UNAUTHORIZED) skipped: a failed notification without its original "
+                          "event"));
+    assert_int_equal(count_replayed(bs, "job-events", &notif), 3);
+    assert_int_equal(notif, 1);
     /* Committed: a second replay finds nothing new. */
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --json"), 0);

@@ -53,7 +53,8 @@ static void test_spelling(void **state)
     expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, "herald:owner:ExponentPushToken[x]");
     expect_key(key_expiry(k, p), k, "herald:expiry");
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
-    expect_key(key_sent(k, p, "job1:COMPLETED", "d1"), k, "herald:sent:job1:COMPLETED:d1");
+    expect_key(key_sent(k, p, "u1", "job1:COMPLETED", "d1"), k,
+               "herald:sent:2:{u1}:14:job1:COMPLETED:d1");
     expect_key(key_trace(k, p, "job1"), k, "herald:trace:j:job1");
     expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:u:{u1}");
     expect_key(key_trace_device(k, p, "u1", "d1"), k, "herald:trace:d:2:{u1}:d1");
@@ -113,8 +114,12 @@ static void test_longest_inputs_fit(void **state)
     id[KEY_EVENT_MAX] = '\0';
     memset(dev, 'd', KEY_DEVICE_MAX);
     dev[KEY_DEVICE_MAX] = '\0';
-    size_t len = key_sent(k, prefix, id, dev);
-    snprintf(want, sizeof want, "%ssent:%s:%s", prefix, id, dev);
+    char user[KEY_USER_MAX + 1];
+    memset(user, 'u', KEY_USER_MAX);
+    user[KEY_USER_MAX] = '\0';
+    size_t len = key_sent(k, prefix, user, id, dev);
+    snprintf(want, sizeof want, "%ssent:%d:{%s}:%d:%s:%s", prefix, KEY_USER_MAX, user,
+             KEY_EVENT_MAX, id, dev);
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
     memset(id, 'u', KEY_USER_MAX);
@@ -174,6 +179,42 @@ static void test_trace_families_distinct(void **state)
                 fail_msg("two trace keys are one: %s", keys[a]);
 }
 
+/* Issue 10 item 4: with sent:<event>:<device>, job "X:COMPLETED" FAILED for device "d" and job
+ * "X" COMPLETED for device "FAILED:d" shared one mark, and so did two users' devices of one id.
+ * Every pair of these (user, event, device) triples, built to collide under some spelling that
+ * joins ids with ':' or wraps them in braces, gets its own key. */
+static void test_dedup_marks_are_unambiguous(void **state)
+{
+    (void)state;
+    static const char *const t[][3] = {
+        {"u", "X:COMPLETED:FAILED", "d"},
+        {"u", "X:COMPLETED", "FAILED:d"},
+        {"u", "X", "COMPLETED:FAILED:d"},
+        {"v", "X:COMPLETED", "FAILED:d"},
+        {"u:X", "COMPLETED", "FAILED:d"},
+        {"u", "e", "x}:10:1:f:g"},
+        {"u}:1:1:e:x", "f", "g"},
+        {"u}:1:{u", "e", "d"},
+        {"u", "1:{u}:1:e", "d"},
+        {"1:{u", "e", "d"},
+        {"u}", "e", "d"},
+    };
+    size_t n = sizeof t / sizeof t[0];
+    char a[KEY_MAX], b[KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            key_sent(a, "herald:", t[i][0], t[i][1], t[i][2]);
+            key_sent(b, "herald:", t[j][0], t[j][1], t[j][2]);
+            if (strcmp(a, b) == 0)
+                fail_msg("(%s, %s, %s) and (%s, %s, %s) share %s", t[i][0], t[i][1], t[i][2],
+                         t[j][0], t[j][1], t[j][2], a);
+        }
+    }
+    /* The user is the hash tag: an event's marks stay together in a cluster. */
+    key_sent(a, "herald:", "u1", "job:COMPLETED", "d1");
+    assert_non_null(strstr(a, "{u1}"));
+}
+
 /* Runs build in a child; true when the child died of SIGABRT. */
 static bool aborts(const struct one_id *f, const char *prefix, const char *id)
 {
@@ -191,6 +232,24 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
             snprintf(user, sizeof user, "%.*s", (int)strcspn(id, "\n"), id);
             key_trace_device(k, prefix, user, strchr(id, '\n') + 1);
         }
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static bool sent_aborts(const char *user, const char *event, const char *device)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        char k[KEY_MAX];
+        key_sent(k, "herald:", user, event, device);
         _exit(0);
     }
     int st = 0;
@@ -227,6 +286,19 @@ static void test_overlong_aborts(void **state)
     prefix[KEY_PREFIX_MAX] = 'p';
     prefix[KEY_PREFIX_MAX + 1] = '\0';
     assert_true(aborts(&one_ids[0], prefix, "u1"));
+    /* The dedup mark's three ids, each one byte over. */
+    char user[KEY_USER_MAX + 2], event[KEY_EVENT_MAX + 2], dev[KEY_DEVICE_MAX + 2];
+    memset(user, 'u', sizeof user - 1);
+    user[sizeof user - 1] = '\0';
+    memset(event, 'e', sizeof event - 1);
+    event[sizeof event - 1] = '\0';
+    memset(dev, 'd', sizeof dev - 1);
+    dev[sizeof dev - 1] = '\0';
+    assert_true(sent_aborts(user, "e", "d"));
+    assert_true(sent_aborts("u", event, "d"));
+    assert_true(sent_aborts("u", "e", dev));
+    user[KEY_USER_MAX] = event[KEY_EVENT_MAX] = dev[KEY_DEVICE_MAX] = '\0';
+    assert_false(sent_aborts(user, event, dev));
 }
 
 int main(void)
@@ -237,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_trace_families_distinct),
         cmocka_unit_test(test_longest_inputs_fit),
         cmocka_unit_test(test_overlong_aborts),
+        cmocka_unit_test(test_dedup_marks_are_unambiguous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

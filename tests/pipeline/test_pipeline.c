@@ -29,6 +29,7 @@ static th_proc_t sim;
 static char sim_url[96];
 static char dir[256];
 static const char *bootstrap;
+static const char *expo_conf = ""; /* extra expo.* lines (the access token, once configured) */
 
 static char *jwt_for(const char *sub)
 {
@@ -66,8 +67,9 @@ static int start_herald_proc(void)
              "expo.max_attempts = 30\n"
              "dedup.pending_ttl_s = 5\n"
              "shutdown.timeout_s = 10\n"
-             "runtime.dir = %s/run\n",
-             redis.url, dir, bootstrap, sim_url, dir);
+             "runtime.dir = %s/run\n"
+             "%s",
+             redis.url, dir, bootstrap, sim_url, dir, expo_conf);
     snprintf(herald.dir, sizeof herald.dir, "%s", dir);
     if (th_herald_start(&herald, conf, NULL) != 0)
         return -1;
@@ -195,6 +197,39 @@ static void wait_trace(const char *job, const char *needle)
     if (!th_wait_until(trace_has, &w, 30000)) {
         char *t = trace_of(job);
         fail_msg("trace of %s lacks %s:\n%s", job, needle, t ? t : "(none)");
+    }
+}
+
+static size_t count_of(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = s ? strstr(s, needle) : NULL; p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+struct want_count {
+    const char *job, *needle;
+    size_t n;
+};
+
+static bool trace_has_n(void *arg)
+{
+    struct want_count *w = arg;
+    char *t = trace_of(w->job);
+    bool ok = count_of(t, w->needle) >= w->n;
+    free(t);
+    return ok;
+}
+
+/* Waits until the job's trace holds needle at least n times (e.g. n events completed). */
+static void wait_trace_count(const char *job, const char *needle, size_t n)
+{
+    struct want_count w = {job, needle, n};
+    if (!th_wait_until(trace_has_n, &w, 30000)) {
+        char *t = trace_of(job);
+        fail_msg("trace of %s holds %s %zu times, want %zu:\n%s", job, needle, count_of(t, needle),
+                 n, t ? t : "(none)");
     }
 }
 
@@ -537,7 +572,7 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     register_device("u9", "b", tb);
     reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
     /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
-    key_sent(mark, PREFIX, "job-9:COMPLETED", "b");
+    key_sent(mark, PREFIX, "u9", "job-9:COMPLETED", "b");
     free(th_redis_cmd(&redis, "SET %s pending", mark));
     publish("{\"jobId\":\"job-9\",\"userId\":\"u9\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
@@ -677,6 +712,145 @@ static void test_heraldctl_publish_and_trace(void **state)
     assert_non_null(strstr(rec, "\"body\":\"Out of credits\""));
 }
 
+/* The simulator's last record line holding both needles, or "". */
+static void record_of(const char *token, const char *needle, char *out, size_t outlen)
+{
+    char path[300], line[8192];
+    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    out[0] = '\0';
+    th_wait_file_contains(path, needle, NULL, 0, 10000); /* flushed every 50 ms */
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, token) && strstr(line, needle))
+            snprintf(out, outlen, "%s", line);
+    if (f)
+        fclose(f);
+}
+
+/* Issue 10 item 4: a dedup mark sent:<jobId>:<STATUS>:<deviceId> was ambiguous, ':' being legal
+ * in job and device ids: job "X:COMPLETED" FAILED for device "d" and job "X" COMPLETED for
+ * device "FAILED:d" shared one mark, so the second was skipped as a duplicate (and its offset
+ * committed). Nor did the mark name the user: two users' devices of one id shared marks. */
+static void test_ambiguous_dedup_marks_lose_notifications(void **state)
+{
+    (void)state;
+    const char *td = "ExponentPushToken[pipeColonD000000000000001]";
+    const char *tf = "ExponentPushToken[pipeColonFailedD00000001]";
+    register_device("u11", "d", td);
+    register_device("u11", "FAILED:d", tf);
+    publish("{\"jobId\":\"X:COMPLETED\",\"userId\":\"u11\",\"status\":\"FAILED\"}", NULL);
+    wait_delivered(td, 1);
+    wait_delivered(tf, 1);
+    wait_trace("X:COMPLETED", "\"event\":\"completed\"");
+    publish("{\"jobId\":\"X\",\"userId\":\"u11\",\"status\":\"COMPLETED\"}", NULL);
+    wait_trace("X", "\"event\":\"completed\"");
+    assert_int_equal(delivered(td), 2);
+    assert_int_equal(delivered(tf), 2);
+
+    const char *ta = "ExponentPushToken[pipeSameDeviceUserA00001]";
+    const char *tb = "ExponentPushToken[pipeSameDeviceUserB00001]";
+    register_device("u12", "phone", ta);
+    register_device("u13", "phone", tb);
+    publish("{\"jobId\":\"job-11\",\"userId\":\"u12\",\"status\":\"COMPLETED\"}", NULL);
+    publish("{\"jobId\":\"job-11\",\"userId\":\"u13\",\"status\":\"COMPLETED\"}", NULL);
+    wait_trace_count("job-11", "\"event\":\"completed\"", 2);
+    assert_int_equal(delivered(ta), 1);
+    assert_int_equal(delivered(tb), 1);
+}
+
+/* Issue 10 item 3: a slow send outlived its claim. The claim was never renewed, so an event
+ * redelivered while the first attempt still waited for Expo claimed the expired mark and sent
+ * again: a duplicate without any crash. dedup.pending_ttl_s is 5 s in this file (the least
+ * allowed) so that a reply delayed 8 s outlives it; with the shipped 120 s the reply would have
+ * to wait over two minutes (the Expo client retries for up to expo.max_retry_age_s = 600 s). */
+static void test_slow_send_outlives_its_claim(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeSlowSend000000000001]";
+    const char *ev = "{\"jobId\":\"job-10\",\"userId\":\"u10\",\"status\":\"COMPLETED\"}";
+    register_device("u10", "phone", tok);
+    sim_control("{\"latency-ms\":8000}");
+    publish(ev, NULL);
+    wait_delivered(tok, 1); /* accepted at once; the reply comes 8 s later */
+    sim_control("{\"latency-ms\":0}");
+    publish(ev, NULL); /* the same event again while the first attempt waits for its reply */
+    wait_trace_count("job-10", "\"event\":\"completed\"", 2);
+    assert_int_equal(delivered(tok), 1);
+    char *t = trace_of("job-10");
+    assert_int_equal(count_of(t, "\"event\":\"ticket\""), 1);
+    assert_int_equal(count_of(t, "\"event\":\"duplicate\""), 1);
+    free(t);
+}
+
+static void restart_herald(void)
+{
+    char old[400];
+    assert_int_equal(th_herald_stop(&herald, SIGTERM), 0);
+    snprintf(old, sizeof old, "%s.%ld", herald.log, (long)time(NULL)); /* kept for diagnosis */
+    rename(herald.log, old);
+    assert_int_equal(start_herald_proc(), 0);
+}
+
+/* Issue 10 item 2: heraldctl dlq replay did nothing for failed notifications. Once the DLQ
+ * record of a permanently failed notification was acknowledged its device's mark became `done`,
+ * so the replayed event was skipped as a duplicate; a batch record came back as a plain job
+ * event without data.error. Here Expo refuses herald (the simulator requires an access token
+ * herald lacks: UNAUTHORIZED, a permanent failure) until the token is configured and herald
+ * restarted; the replay then delivers to exactly the devices that failed, once. */
+static void test_dlq_replay_skips_failed_notifications_as_duplicates(void **state)
+{
+    (void)state;
+    static char out[65536];
+    char rec[8192];
+    const char *t1 = "ExponentPushToken[pipeReplay0000000000001]";
+    const char *t2 = "ExponentPushToken[pipeReplay0000000000002]";
+    const char *t3 = "ExponentPushToken[pipeReplay0000000000003]";
+    const char *job = "{\"jobId\":\"job-9\",\"userId\":\"u9\",\"status\":\"FAILED\","
+                      "\"message\":\"failed\",\"timestamp\":\"2026-11-24T10:00:00.000Z\","
+                      "\"data\":{\"error\":\"The image was too dark\"}}";
+    const char *batch = "{\"batchJobId\":\"batch-9\",\"userId\":\"u9\",\"status\":\"COMPLETED\","
+                        "\"completedCount\":4,\"totalCount\":4}";
+    register_device("u9", "d1", t1);
+    register_device("u9", "d2", t2);
+    sim_control("{\"access-token\":\"sim-access-token\"}");
+    publish(job, NULL);
+    publish(batch, NULL);
+    wait_trace("job-9", "\"event\":\"completed\"");
+    wait_trace("batch-9", "\"event\":\"completed\"");
+    char *t = trace_of("job-9");
+    assert_int_equal(count_of(t, "\"event\":\"failed\""), 2);
+    assert_non_null(strstr(t, "UNAUTHORIZED"));
+    free(t);
+
+    expo_conf = "expo.access_token = sim-access-token\n";
+    restart_herald();
+    /* An ordinary redelivery does not send a notification that failed for good. */
+    publish(job, NULL);
+    wait_trace_count("job-9", "\"event\":\"completed\"", 2);
+    assert_int_equal(delivered(t1), 0);
+    assert_int_equal(delivered(t2), 0);
+
+    register_device("u9", "d3", t3); /* came after the failure: nothing to replay for it */
+    assert_int_equal(heraldctl("dlq replay", out, sizeof out), 0);
+    assert_non_null(strstr(out, "replayed "));
+    wait_trace_count("job-9", "\"event\":\"completed\"", 4); /* once per failed device */
+    wait_trace_count("batch-9", "\"event\":\"completed\"", 3);
+    assert_int_equal(delivered(t1), 2);
+    assert_int_equal(delivered(t2), 2);
+    assert_int_equal(delivered(t3), 0);
+    record_of(t1, "\"collapseId\":\"job-9:FAILED\"", rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"body\":\"The image was too dark\""));
+    record_of(t2, "\"collapseId\":\"batch-9:COMPLETED\"", rec, sizeof rec);
+    assert_non_null(strstr(rec, "\"title\":\"Photo Editor - Batch Complete!\""));
+    assert_non_null(strstr(rec, "\"body\":\"All 4 photos are ready for download\""));
+
+    /* The same replay again finds the mark done. */
+    const char *h[] = {"herald-replay-device", "d1", NULL};
+    publish(job, h);
+    wait_trace_count("job-9", "\"event\":\"completed\"", 5);
+    assert_int_equal(delivered(t1), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -692,6 +866,9 @@ int main(void)
         cmocka_unit_test(test_trace_job_id_collides_with_user_index),
         cmocka_unit_test(test_trace_device_index_shared_by_users),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
+        cmocka_unit_test(test_ambiguous_dedup_marks_lose_notifications),
+        cmocka_unit_test(test_slow_send_outlives_its_claim),
+        cmocka_unit_test(test_dlq_replay_skips_failed_notifications_as_duplicates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

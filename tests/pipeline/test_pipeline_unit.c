@@ -65,7 +65,7 @@ static void later(void (*fn)(void *), void *arg)
 
 /* ---- fake claims ---------------------------------------------------------------------------- */
 
-enum { MARK_NONE, MARK_PENDING, MARK_DONE };
+enum { MARK_NONE, MARK_PENDING, MARK_DONE, MARK_FAILED };
 
 typedef struct mark {
     char event[QUEUE_KEY_MAX];
@@ -77,8 +77,10 @@ static struct {
     disp_claims_t base;
     mark_t marks[32];
     size_t nmarks;
-    int claim_calls, claim_answers, mark_calls;
+    int claim_calls, claim_answers, mark_calls, renew_calls;
     size_t last_claim_n, max_mark_n;
+    char renewed[8][TOK_DEVICE_MAX + 1]; /* the devices of the last renewal */
+    size_t nrenewed;
 } fc;
 
 static mark_t *mark_of(const char *event, const char *device)
@@ -109,19 +111,26 @@ static void claim_answer(void *arg)
     free(c);
 }
 
-/* As lua/claim.lua: an absent mark becomes pending (claimed), done and pending are reported. */
-static void fake_claim(disp_claims_t *base, const char *event, const char *const *devices, size_t n,
+/* As lua/claim.lua: an absent mark (or, for a replay, a failed one) becomes pending (claimed);
+ * done, failed and pending are reported. Every event here is user u1's, so marks are kept by
+ * (event, device). */
+static void fake_claim(disp_claims_t *base, const char *user, const char *event,
+                       const char *const *devices, size_t n, disp_claim_mode_t mode,
                        disp_claim_cb cb, void *arg)
 {
     (void)base;
+    assert_string_equal(user, "u1");
     assert_true(n >= 1 && n <= 8);
     claim_call_t *c = xcalloc(1, sizeof *c);
     for (size_t i = 0; i < n; i++) {
         mark_t *m = mark_of(event, devices[i]);
-        c->res[i] = m->state == MARK_DONE      ? DISP_CLAIM_DONE
-                    : m->state == MARK_PENDING ? DISP_CLAIM_PENDING
-                                               : DISP_CLAIM_CLAIMED;
-        if (m->state == MARK_NONE)
+        bool claimable =
+            m->state == MARK_NONE || (m->state == MARK_FAILED && mode == DISP_CLAIM_REPLAY);
+        c->res[i] = claimable                 ? DISP_CLAIM_CLAIMED
+                    : m->state == MARK_DONE   ? DISP_CLAIM_DONE
+                    : m->state == MARK_FAILED ? DISP_CLAIM_FAILED
+                                              : DISP_CLAIM_PENDING;
+        if (claimable)
             m->state = MARK_PENDING;
     }
     c->n = n;
@@ -144,15 +153,49 @@ static void done_answer(void *arg)
     free(c);
 }
 
+static void mark_as(const disp_claim_ref_t *refs, size_t n, int state, disp_claims_done_cb cb,
+                    void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].user, "u1");
+        mark_of(refs[i].event, refs[i].device)->state = state;
+    }
+    fc.mark_calls++;
+    if (n > fc.max_mark_n)
+        fc.max_mark_n = n;
+    done_call_t *c = xcalloc(1, sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    later(done_answer, c);
+}
+
 static void fake_mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
                            disp_claims_done_cb cb, void *arg)
 {
     (void)base;
-    for (size_t i = 0; i < n; i++)
-        mark_of(refs[i].event, refs[i].device)->state = MARK_DONE;
-    fc.mark_calls++;
-    if (n > fc.max_mark_n)
-        fc.max_mark_n = n;
+    mark_as(refs, n, MARK_DONE, cb, arg);
+}
+
+static void fake_mark_failed(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                             disp_claims_done_cb cb, void *arg)
+{
+    (void)base;
+    mark_as(refs, n, MARK_FAILED, cb, arg);
+}
+
+/* As lua/renew.lua: only marks still pending are renewed (the fake keeps no TTLs). */
+static void fake_renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
+                       disp_claims_done_cb cb, void *arg)
+{
+    (void)base;
+    assert_true(n >= 1 && n <= 8);
+    fc.renew_calls++;
+    fc.nrenewed = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(refs[i].user, "u1");
+        if (mark_of(refs[i].event, refs[i].device)->state == MARK_PENDING)
+            snprintf(fc.renewed[fc.nrenewed++], sizeof fc.renewed[0], "%s", refs[i].device);
+    }
     done_call_t *c = xcalloc(1, sizeof *c);
     c->cb = cb;
     c->arg = arg;
@@ -164,8 +207,11 @@ static void fake_claims_destroy(disp_claims_t *base)
     (void)base;
 }
 
-static const disp_claims_ops_t claims_ops = {
-    .claim = fake_claim, .mark_done = fake_mark_done, .destroy = fake_claims_destroy};
+static const disp_claims_ops_t claims_ops = {.claim = fake_claim,
+                                             .mark_done = fake_mark_done,
+                                             .mark_failed = fake_mark_failed,
+                                             .renew = fake_renew,
+                                             .destroy = fake_claims_destroy};
 
 /* ---- fake token store ----------------------------------------------------------------------- */
 
@@ -322,8 +368,9 @@ int64_t queue_ticket_kafka_ts(const queue_ticket_t *t)
 
 static struct {
     int dlq_records;
-    char dlq_topic[64], dlq_reason[64], dlq_device[64];
-    int receipts; /* tickets scheduled for the receipt check */
+    char dlq_topic[64], dlq_reason[64], dlq_device[64], dlq_device_header[64];
+    char dlq_event[1024]; /* the record's "event", compact */
+    int receipts;         /* tickets scheduled for the receipt check */
     char trace[64][96];
     size_t ntrace;
 } seen;
@@ -352,10 +399,17 @@ int queue_produce(queue_producer_t *p, const char *topic, const void *key, size_
     assert_string_equal(hdrs[0].name, "herald-dlq-reason");
     snprintf(seen.dlq_reason, sizeof seen.dlq_reason, "%.*s", (int)hdrs[0].len,
              (const char *)hdrs[0].value);
+    for (size_t i = 0; i < nhdrs; i++)
+        if (!strcmp(hdrs[i].name, "herald-dlq-device"))
+            snprintf(seen.dlq_device_header, sizeof seen.dlq_device_header, "%.*s",
+                     (int)hdrs[i].len, (const char *)hdrs[i].value);
     json_t *v = json_loadb(value, len, 0, NULL);
     assert_non_null(v);
     snprintf(seen.dlq_device, sizeof seen.dlq_device, "%s",
              json_string_value(json_object_get(v, "deviceId")));
+    char *ev = json_dumps(json_object_get(v, "event"), JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(seen.dlq_event, sizeof seen.dlq_event, "%s", ev ? ev : "");
+    free(ev);
     json_decref(v);
     produce_call_t *c = xcalloc(1, sizeof *c);
     c->cb = cb;
@@ -477,6 +531,7 @@ static int setup(void **state)
     memset(&fs, 0, sizeof fs);
     memset(&seen, 0, sizeof seen);
     fc.base.ops = &claims_ops;
+    fc.base.pending_ttl_s = 120; /* dedup.pending_ttl_s as shipped */
     fs.base.ops = &store_ops;
     env_t *e = xcalloc(1, sizeof *e);
     uv_loop_init(&loop);
@@ -645,6 +700,33 @@ static void test_pending_claim_retried(void **state)
     assert_false(traced("duplicate d1 "));
 }
 
+static bool renewed_twice(env_t *e)
+{
+    (void)e;
+    return fc.renew_calls >= 2;
+}
+
+/* Issue 10 item 3: a send that outlives dedup.pending_ttl_s must keep its claim. While Expo
+ * does not answer, the pending marks of the devices being sent to are renewed every
+ * pending_ttl_s / 3, in one call; a device skipped as a duplicate is not among them.
+ * pending_ttl_s is 1 s here (the daemon allows 5 s at the
+ * least) so that the renewals come within the test's time. */
+static void test_claims_of_sends_in_flight_are_renewed(void **state)
+{
+    env_t *e = *state;
+    fc.base.pending_ttl_s = 1;
+    e->fake->hold = true; /* Expo never answers: the send stays in flight */
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    mark_of("job-1:COMPLETED", "d2")->state = MARK_DONE;
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    assert_true(run_until(renewed_twice, e));
+    assert_int_equal(fc.nrenewed, 1);
+    assert_string_equal(fc.renewed[0], "d1");
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_PENDING);
+    assert_int_equal(e->ticket.completed, 0);
+}
+
 /* Inactive and expired devices are skipped with their reason and never claimed. */
 static void test_inactive_and_expired_skipped(void **state)
 {
@@ -692,18 +774,60 @@ static void test_device_not_registered_deactivates(void **state)
     assert_true(metric(e->reg, "herald_tokens_deactivated_total{source=\"ticket\"}") == 1);
 }
 
-/* A permanent failure becomes a DLQ record (acknowledged), then the mark is done. */
+/* A permanent failure becomes a DLQ record (acknowledged) that carries the whole original event
+ * and the device, then the mark is failed (not done: a replay of the record may claim it). */
 static void test_permanent_failure_to_dlq(void **state)
 {
     env_t *e = *state;
+    e->ev.batch_job_id = "b-1";
+    e->ev.completed_count = 3;
+    e->ev.total_count = 4;
+    e->ev.error = "two failed";
     add_device("d1", "ExponentPushToken[TooBig]", true, later_s(3600));
     deliver(e);
     assert_int_equal(seen.dlq_records, 1);
     assert_string_equal(seen.dlq_topic, "job-events.dlq");
     assert_string_equal(seen.dlq_reason, "MessageTooBig");
     assert_string_equal(seen.dlq_device, "d1");
+    assert_string_equal(seen.dlq_device_header, "d1");
+    assert_string_equal(
+        seen.dlq_event,
+        "{\"batchJobId\":\"b-1\",\"completedCount\":3,\"data\":{\"error\":"
+        "\"two failed\"},\"jobId\":\"job-1\",\"status\":\"COMPLETED\",\"totalCount\":4,"
+        "\"userId\":\"u1\"}");
     assert_int_equal(seen.receipts, 0);
-    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_FAILED);
+}
+
+/* Issue 10 item 2: heraldctl dlq replay did nothing for failed notifications (their marks were
+ * done). An ordinary redelivery still skips a failed device; the replay of its DLQ record
+ * (herald-replay-device) sends to that device alone, once: a second replay finds it done. */
+static void test_replay_sends_to_the_failed_device_once(void **state)
+{
+    env_t *e = *state;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    mark_of("job-1:COMPLETED", "d1")->state = MARK_DONE;
+    mark_of("job-1:COMPLETED", "d2")->state = MARK_FAILED;
+    deliver(e); /* ordinary redelivery */
+    assert_int_equal(sent_msgs(e->fake), 0);
+    assert_true(traced("duplicate d2 "));
+    e->ev.replay_device = "d2";
+    e->ticket.completed = 0;
+    deliver(e);
+    assert_int_equal(sent_msgs(e->fake), 1);
+    assert_non_null(strstr(e->fake->reqs[0].body, "ExponentPushToken[bbb]"));
+    assert_null(strstr(e->fake->reqs[0].body, "ExponentPushToken[aaa]"));
+    assert_int_equal(fc.last_claim_n, 1);
+    assert_int_equal(mark_of("job-1:COMPLETED", "d2")->state, MARK_DONE);
+    e->ticket.completed = 0;
+    deliver(e); /* the same replay again */
+    assert_int_equal(sent_msgs(e->fake), 1);
+    e->ev.replay_device = "gone";
+    e->ticket.completed = 0;
+    deliver(e); /* a device no longer registered: nothing to send */
+    assert_int_equal(sent_msgs(e->fake), 1);
+    assert_true(traced("skipped gone not_found"));
 }
 
 /* A status that does not notify completes at once: no lookup, no claim. */
@@ -725,10 +849,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_device_is_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_claim_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_of_sends_in_flight_are_renewed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_inactive_and_expired_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_deliverable_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_not_registered_deactivates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_failure_to_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_sends_to_the_failed_device_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_status_without_notification, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

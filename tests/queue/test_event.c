@@ -223,6 +223,83 @@ static void test_key_and_names(void **state)
     assert_string_equal(queue_dec_reason_name(QUEUE_DEC_BAD_FIELD), "bad_field");
 }
 
+static void expect_same_str(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+/* Issue 10 item 2: a DLQ record carries the original event (queue_event_encode) so that a replay
+ * sends the same notification; a batch event once came back as a plain job event without
+ * data.error. Decoding the encoding gives every field back, for jobs, batches and envelopes. */
+static void test_encode_round_trip(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "{\"batchJobId\":\"b-1\",\"userId\":\"u\",\"status\":\"COMPLETED\",\"completedCount\":3,"
+        "\"totalCount\":4,\"message\":\"m \\\"q\\\" \xc3\xa9\",\"timestamp\":1700000000123,"
+        "\"data\":{\"error\":\"The image was too dark\",\"previousStatus\":\"EDITING\","
+        "\"finalS3Key\":\"k/1\"},\"correlationId\":\"c-1\",\"traceparent\":\"00-a-b-01\"}",
+        "{\"jobId\":\"X:COMPLETED\",\"batchJobId\":\"b-2\",\"userId\":\"u\",\"status\":\"FAILED\","
+        "\"timestamp\":\"2026-11-24T10:00:00.000Z\",\"data\":{\"error\":null}}",
+        "{\"MessageId\":\"m1\",\"Body\":\"{\\\"Type\\\":\\\"Notification\\\",\\\"MessageId\\\":"
+        "\\\"sns-1\\\",\\\"Message\\\":\\\"{\\\\\\\"jobId\\\\\\\":\\\\\\\"j\\\\\\\","
+        "\\\\\\\"userId\\\\\\\":\\\\\\\"u\\\\\\\",\\\\\\\"status\\\\\\\":"
+        "\\\\\\\"COMPLETED\\\\\\\"}\\\"}\"}",
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        queue_event_t a, b;
+        queue_dec_error_t why;
+        assert_int_equal(queue_event_decode(values[i], strlen(values[i]), NULL, 0, 65536, &a, &why),
+                         0);
+        buf_t enc = BUF_INIT;
+        queue_event_encode(&a, &enc);
+        if (queue_event_decode(enc.data, enc.len, NULL, 0, 65536, &b, &why) != 0)
+            fail_msg("%s: %s", buf_cstr(&enc), why.detail);
+        assert_int_equal(b.kind, a.kind);
+        assert_int_equal(b.status, a.status);
+        assert_int_equal(b.completed_count, a.completed_count);
+        assert_int_equal(b.total_count, a.total_count);
+        assert_int_equal(b.timestamp_ms, a.timestamp_ms);
+        expect_same_str(b.job_id, a.job_id);
+        expect_same_str(b.batch_job_id, a.batch_job_id);
+        expect_same_str(b.user_id, a.user_id);
+        expect_same_str(b.message, a.message);
+        expect_same_str(b.timestamp, a.timestamp);
+        expect_same_str(b.error, a.error);
+        expect_same_str(b.previous_status, a.previous_status);
+        expect_same_str(b.final_s3_key, a.final_s3_key);
+        expect_same_str(b.correlation_id, a.correlation_id);
+        expect_same_str(b.traceparent, a.traceparent);
+        assert_string_equal(b.envelope, "raw");
+        buf_cleanup(&enc);
+        queue_event_cleanup(&a);
+        queue_event_cleanup(&b);
+    }
+}
+
+/* heraldctl dlq replay's header names the one device to send to; a bad value is refused. */
+static void test_replay_device_header(void **state)
+{
+    (void)state;
+    const char *v = "{\"jobId\":\"j\",\"userId\":\"u\",\"status\":\"FAILED\"}";
+    queue_header_t h[] = {{"herald-replay-device", "FAILED:d", 8}};
+    queue_event_t ev;
+    queue_dec_error_t why;
+    assert_int_equal(queue_event_decode(v, strlen(v), h, 1, 1024, &ev, &why), 0);
+    assert_string_equal(ev.replay_device, "FAILED:d");
+    queue_event_cleanup(&ev);
+    assert_int_equal(queue_event_decode(v, strlen(v), NULL, 0, 1024, &ev, &why), 0);
+    assert_null(ev.replay_device);
+    queue_event_cleanup(&ev);
+    h[0] = (queue_header_t){"herald-replay-device", "bad\x01", 4};
+    assert_int_equal(queue_event_decode(v, strlen(v), h, 1, 1024, &ev, &why), -1);
+    assert_int_equal(why.reason, QUEUE_DEC_BAD_FIELD);
+    assert_string_equal(why.field, "herald-replay-device");
+}
+
 /* Text is cut on a UTF-8 boundary: 1023 ASCII bytes then a 2-byte character leaves 1023. */
 static void test_utf8_cut(void **state)
 {
@@ -247,6 +324,8 @@ int main(void)
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_key_and_names),
         cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_replay_device_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
