@@ -568,18 +568,18 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     assert_non_null(f);
     base[fread(base, 1, sizeof base - 1, f)] = '\0';
     fclose(f);
-    register_device("u9", "a", ta);
-    register_device("u9", "b", tb);
+    register_device("u-hup", "a", ta);
+    register_device("u-hup", "b", tb);
     reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
     /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
-    key_sent(mark, PREFIX, "u9", "job-9:COMPLETED", "b");
+    key_sent(mark, PREFIX, "u-hup", "job-hup:COMPLETED", "b");
     free(th_redis_cmd(&redis, "SET %s pending", mark));
-    publish("{\"jobId\":\"job-9\",\"userId\":\"u9\",\"status\":\"COMPLETED\"}", NULL);
+    publish("{\"jobId\":\"job-hup\",\"userId\":\"u-hup\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
     reload_with(base, "templates.COMPLETED.channel_id = after-reload\n");
     free(th_redis_cmd(&redis, "DEL %s", mark));
     wait_delivered(tb, 1);
-    wait_trace("job-9", "\"event\":\"completed\"");
+    wait_trace("job-hup", "\"event\":\"completed\"");
     last_record(ta, rec, sizeof rec);
     assert_non_null(strstr(rec, "\"channelId\":\"before-reload\""));
     last_record(tb, rec, sizeof rec);
