@@ -73,9 +73,10 @@ static const char *iso(int64_t delta, char buf[TOK_TIME_MAX])
     return buf;
 }
 
-/* A seed item as DynamoDB JSON; exp is the expiresAt attribute ({"N":"..."}) or NULL. */
+/* A seed item as DynamoDB JSON (new); exp is the expiresAt attribute ({"N":"..."}, taken) or
+ * NULL. */
 static char *item(const char *user, const char *dev, const char *tok, bool active, const char *upd,
-                  const char *exp)
+                  char *exp)
 {
     buf_t b = BUF_INIT;
     buf_printf(&b,
@@ -86,6 +87,7 @@ static char *item(const char *user, const char *dev, const char *tok, bool activ
                user, dev, tok, upd, active ? "true" : "false");
     if (exp)
         buf_printf(&b, ",\"expiresAt\":%s", exp);
+    free(exp);
     buf_puts(&b, "}}");
     return buf_steal(&b);
 }
