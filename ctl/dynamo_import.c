@@ -456,6 +456,19 @@ static void check_count(ddb_run_t *run, ddb_file_t *f)
     broken(run, f, 0, why);
 }
 
+/* The items of every file against manifest-summary.json's itemCount (when the files alone
+ * agree with manifest-files.json, a file missing from that manifest shows here). */
+static void check_total(ddb_run_t *run, const char *dir)
+{
+    if (run->manifest_total < 0 || run->items == run->manifest_total || run->broken)
+        return;
+    char name[32] = "manifest-summary.json", why[160];
+    ddb_file_t f = {.name = name};
+    snprintf(why, sizeof why, "%ld item(s) read in %s, itemCount says %ld", run->items, dir,
+             run->manifest_total);
+    broken(run, &f, 0, why);
+}
+
 static int read_file(ddb_run_t *run, size_t fi, char *line)
 {
     ddb_file_t *f = &run->files[fi];
@@ -574,7 +587,8 @@ static void summary_text(const ddb_run_t *run)
                "milliseconds\n",
                run->derived, run->ttl_days, run->in_ms);
     if (run->broken)
-        printf("%ld file(s) not read whole (listed on stderr)\n", run->broken);
+        printf("%ld file(s) not read whole or not as the manifests say (listed on stderr)\n",
+               run->broken);
 }
 
 /* ---- the command ---- */
@@ -622,6 +636,8 @@ int ctl_import_dynamo(ctl_env_t *e, const char *path, bool dry, bool json)
     if (rc == CTL_OK)
         rc = flush(&run);
     ctl_progress_end(&run.prog);
+    if (rc == CTL_OK)
+        check_total(&run, path);
     free(line);
     if (rc == CTL_OK) {
         if (json)

@@ -459,6 +459,14 @@ static void test_bad_input(void **state)
     (void)state;
     char edir[400], p[512];
     build_export(edir);
+    /* The data files hold fewer items than the export says. */
+    snprintf(p, sizeof p, "%s/manifest-summary.json", edir);
+    write_text(p, "{\"itemCount\":17,\"outputFormat\":\"DYNAMODB_JSON\"}");
+    assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
+    assert_true(has(&err, "manifest-summary.json: error: 16 item(s) read in"));
+    assert_true(has(&err, "itemCount says 17"));
+    write_manifests(edir, 7, 9);
+    flush(NULL);
     /* A data file cut short: what was read is imported, the file is reported. */
     snprintf(p, sizeof p, "%s/data/bbb.json.gz", edir);
     struct stat st;
@@ -467,7 +475,7 @@ static void test_bad_input(void **state)
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
     assert_true(has(&err, "data/bbb.json.gz:"));
     assert_true(has(&err, "error: read error"));
-    assert_true(has(&out, "1 file(s) not read whole"));
+    assert_true(has(&out, "1 file(s) not read whole or not as the manifests say"));
     assert_true(stored("u1", "d1").active);
 
     /* fewer items than the manifest says */
