@@ -2,9 +2,11 @@
  * bounded chunks (SCAN cursors, expiry-index ranges, batches of import lines), so they run in
  * constant memory on millions of tokens. Removal and import use tokens/lifecycle.h, the same
  * scripts as the in-daemon sweep (import by registration's rules); export and the counts read
- * through tokens/store.h. Import lines are parsed by ctl/lines.h. */
+ * through tokens/store.h. Import lines are parsed by ctl/lines.h; a DynamoDB export is read by
+ * ctl/dynamo_import.c. */
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "ctl/dynamo.h"
 #include "ctl/lines.h"
 #include "ctl/tokens.h"
 #include "tokens/lifecycle.h"
@@ -561,7 +563,8 @@ static void import_summary(const import_run_t *im)
 }
 
 static const char IMPORT_USAGE[] =
-    "usage: heraldctl tokens import [-i FILE] [--dry-run] [--json]\n"
+    "usage: heraldctl tokens import [-i FILE | FILE] [--dry-run] [--json]\n"
+    "       heraldctl tokens import --format dynamodb-json PATH [--dry-run] [--json]\n"
     "Restores JSON lines as written by `tokens export` (stdin by default) under the rules of\n"
     "registration: a token imported for another user or device deactivates its previous binding\n"
     "(reason reassigned), and tokens.max_devices_per_user holds (inactive or expired devices are\n"
@@ -569,19 +572,36 @@ static const char IMPORT_USAGE[] =
     "formats, ISO-8601 times, expiresAt); registeredAt, updatedAt, isActive and expiresAt are\n"
     "kept. A record already stored as given is left alone: importing the same file twice\n"
     "changes nothing. Rejected and refused lines are listed on stderr with their numbers; the\n"
-    "exit code is then 4 (the other lines are imported). --dry-run only validates.\n";
+    "exit code is then 4 (the other lines are imported). --dry-run only validates.\n"
+    "--format dynamodb-json reads the seed's DynamoDB table as `aws dynamodb\n"
+    "export-table-to-point-in-time --export-format DYNAMODB_JSON` wrote it: PATH is the export\n"
+    "folder (manifest-files.json, data/*.json.gz) or one .json/.json.gz data file. Expired items\n"
+    "are dropped; an item without expiresAt expires updatedAt + tokens.ttl_days; where items\n"
+    "or herald's records disagree, the latest updatedAt wins (older items are skipped, or\n"
+    "imported inactive when only their token was taken). Lines are reported as FILE:LINE.\n";
 
 int ctl_tokens_import(ctl_env_t *e, int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *format = "jsonl", *pos[1];
+    int npos = 0;
     import_run_t im = {.e = e, .max_devices = e->conf->tokens_max_devices_per_user};
     ctl_opt_t opts[] = {{"--input", "-i", CTL_OPT_STR, &path, false},
+                        {"--format", NULL, CTL_OPT_STR, &format, false},
                         {"--dry-run", "-n", CTL_OPT_FLAG, &im.dry, false},
                         {"--json", NULL, CTL_OPT_FLAG, &im.json, false},
                         {NULL, NULL, 0, NULL, false}};
-    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, IMPORT_USAGE);
+    int rc = ctl_parse(argc, argv, 1, opts, pos, 1, &npos, IMPORT_USAGE);
     if (rc)
         return rc > 0 ? CTL_OK : CTL_USAGE;
+    bool dynamo = strcmp(format, "dynamodb-json") == 0;
+    if ((npos && path) || (!dynamo && strcmp(format, "jsonl") != 0) || (dynamo && !npos && !path)) {
+        fputs(IMPORT_USAGE, stderr);
+        return CTL_USAGE;
+    }
+    if (npos)
+        path = pos[0];
+    if (dynamo)
+        return ctl_import_dynamo(e, path, im.dry, im.json);
     FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "r") : stdin;
     if (f == NULL) {
         fprintf(stderr, "heraldctl: cannot open %s\n", path);
