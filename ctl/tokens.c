@@ -603,7 +603,8 @@ static const sub_t subs[] = {
     {"sweep", ctl_tokens_sweep, "remove expired tokens"},
     {"cleanup", ctl_tokens_cleanup, "--inactive-older-than 30d: remove old inactive tokens"},
     {"export", ctl_tokens_export, "[--inactive] [--older-than 30d] [-o FILE]: JSON lines"},
-    {"import", ctl_tokens_import, "[-i FILE]: restore JSON lines (validated, idempotent)"},
+    {"import", ctl_tokens_import,
+     "[-i FILE] | --format dynamodb-json PATH: restore JSON lines or migrate a DynamoDB export"},
 };
 
 static void tokens_usage(FILE *f)
