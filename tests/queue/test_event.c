@@ -89,6 +89,7 @@ static const char *actual(const char *key, int rc, const queue_event_t *ev,
         {"sqs_message_id", offsetof(queue_event_t, sqs_message_id)},
         {"correlation_id", offsetof(queue_event_t, correlation_id)},
         {"traceparent", offsetof(queue_event_t, traceparent)},
+        {"locale", offsetof(queue_event_t, locale)},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (strcmp(key, strs[i].k) == 0)
