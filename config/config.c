@@ -584,7 +584,12 @@ static int env_template_key(const char *rest, size_t rl, const char *field, char
                             size_t keylen)
 {
     static const char *const st[] = {"QUEUED", "PROCESSING", "EDITING", "COMPLETED", "FAILED"};
-    for (int batch = 1; batch >= 0; batch--) {
+    bool exact = false; /* "BATCH_COMPLETED" is a name, not the locale "BATCH" */
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+        exact = exact || (rl == strlen(st[i]) && strncmp(rest, st[i], rl) == 0) ||
+                (rl == 6 + strlen(st[i]) && strncmp(rest, "BATCH_", 6) == 0 &&
+                 strncmp(rest + 6, st[i], rl - 6) == 0);
+    for (int batch = 1; batch >= 0 && !exact; batch--) {
         for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
             char name[32];
             size_t nl = (size_t)snprintf(name, sizeof name, "%s%s", batch ? "BATCH_" : "", st[i]);

@@ -818,9 +818,10 @@ static int check_status(disp_templates_t *t, const char *const *locales, size_t 
     if (rc == 0 && over.len)
         buf_printf(
             &t->warnings,
-            "templates: %s in locale %s: up to %zu bytes with the longest placeholder values "
+            "templates: %s in locale%s %s: up to %zu bytes with the longest placeholder values "
             "(%s), over Expo's %d-byte limit; such notifications fail with MessageTooBig\n",
-            what, buf_cstr(&over), worst, used.len ? buf_cstr(&used) : "ids", EXPO_MAX_PAYLOAD);
+            what, strchr(buf_cstr(&over), ',') ? "s" : "", buf_cstr(&over), worst,
+            used.len ? buf_cstr(&used) : "ids", EXPO_MAX_PAYLOAD);
     buf_cleanup(&over);
     buf_cleanup(&used);
     return rc;
