@@ -174,7 +174,8 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
-          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id));
+          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
+          LKS("locale", ev->locale));
     /* The templates that decide whether it notifies also render it, per locale once its devices
      * are known: a reload before the sends changes neither. */
     if (!disp_templates_notifies(p->d.templates, ev)) {

@@ -599,6 +599,7 @@ static void test_localized_and_rich(void **state)
     wait_delivered(tablet, 1);
     wait_delivered(other, 1);
     wait_trace("job-10", "\"event\":\"completed\"");
+    wait_trace("job-10", "\"locale\":\"pt-BR\""); /* the event's, in its received record */
     const struct {
         const char *const *token;
         const char *title, *body;
