@@ -186,7 +186,7 @@ static void test_encode_limits(void **state)
     buf_reset(&b);
     assert_int_equal(expo_msg_encode(&m, &b), EXPO_ETOOBIG);
     assert_int_equal(expo_msg_size(&m), EXPO_MAX_PAYLOAD + 1); /* measured all the same */
-    m.body = "\xc3\x28"; /* invalid UTF-8 */
+    m.body = "\xc3\x28";                                       /* invalid UTF-8 */
     assert_int_equal(expo_msg_encode(&m, &b), EXPO_EINVAL);
     m.body = "ok";
     m.rich_image = "https://x/\xc3\x28"; /* every string is checked, the new ones too */
