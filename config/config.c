@@ -3,6 +3,7 @@
  * overrides, the defaults and `--check-config` output are all driven by that one table, so a key
  * cannot be documented in one place and forgotten in another. */
 #include "config/config.h"
+#include "core/langtag.h"
 #include "core/redact.h"
 #include "core/xalloc.h"
 
@@ -16,6 +17,7 @@
 #define CONF_MAX_LINE 4096
 #define CONF_MAX_VALUE 4000
 #define CONF_MAX_DYNAMIC 512
+#define CONF_MAX_INCLUDE_DEPTH 4
 
 typedef enum { T_STR, T_INT, T_BOOL, T_ENUM, T_LISTEN, T_URL, T_SECRET } ktype_t;
 
@@ -113,14 +115,33 @@ static const key_t_ keys[] = {
     I("trace.ttl_s", trace_ttl_s, "604800", 0, 31536000),
     I("trace.max_records", trace_max_records, "100", 1, 10000),
     S("templates.notify", templates_notify, "COMPLETED,FAILED"),
+    S("templates.default_locale", templates_default_locale, "en"),
     I("shutdown.timeout_s", shutdown_timeout_s, "10", 0, 3600),
     S("runtime.dir", runtime_dir, "run"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const template_fields[] = {"title",       "body",     "sound", "priority",
-                                              "channel_id",  "action",   "type",  "ttl",
-                                              "category_id", "subtitle", NULL};
+static const char *const template_fields[] = {"title",
+                                              "body",
+                                              "sound",
+                                              "priority",
+                                              "channel_id",
+                                              "action",
+                                              "type",
+                                              "ttl",
+                                              "category_id",
+                                              "subtitle",
+                                              "image",
+                                              "icon",
+                                              "tag",
+                                              "interruption_level",
+                                              "badge",
+                                              "mutable_content",
+                                              "content_available",
+                                              NULL};
+#define TEMPLATE_FIELDS_TEXT                                                                       \
+    "title|body|subtitle|sound|priority|channel_id|category_id|ttl|action|type|image|icon|tag|"    \
+    "interruption_level|badge|mutable_content|content_available"
 
 static char **str_at(conf_t *c, const key_t_ *k)
 {
@@ -271,21 +292,34 @@ static int set_dynamic(conf_kv_t **arr, size_t *n, const char *key, const char *
     return 0;
 }
 
-/* templates.<NAME>.<field>: NAME is [A-Za-z0-9_]+, field one of template_fields
- * (templates.notify is a key of the table). */
-static int valid_template_key(const char *key)
+/* templates.<NAME>.<field> or templates.<locale>.<NAME>.<field>: NAME is [A-Za-z0-9_]+, locale a
+ * BCP 47 tag, field one of template_fields (templates.notify and templates.default_locale are keys
+ * of the table). Returns NULL, or what is wrong in msg. */
+static const char *template_key_problem(const char *key, char *msg, size_t msglen)
 {
     const char *name = key + strlen("templates.");
     const char *dot = strrchr(name, '.');
-    if (dot == NULL || dot == name)
-        return 0;
-    for (const char *p = name; p < dot; p++)
-        if (!isalnum((unsigned char)*p) && *p != '_')
-            return 0;
-    for (size_t i = 0; template_fields[i]; i++)
+    const char *first = strchr(name, '.');
+    if (first && first != dot) {
+        if (lang_tag_parse(name, (size_t)(first - name), NULL) != 0) {
+            snprintf(msg, msglen,
+                     "%s: \"%.*s\" is not a BCP 47 language tag (such as fr, pt-BR or zh-Hant)",
+                     key, (int)(first - name), name);
+            return msg;
+        }
+        name = first + 1;
+    }
+    bool ok = dot != NULL && dot != name;
+    for (const char *p = name; ok && p < dot; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_';
+    for (size_t i = 0; ok && template_fields[i]; i++)
         if (strcmp(dot + 1, template_fields[i]) == 0)
-            return 1;
-    return 0;
+            return NULL;
+    snprintf(msg, msglen,
+             "%s: expected templates.<STATUS>.<field> or templates.<locale>.<STATUS>.<field> "
+             "(field: " TEMPLATE_FIELDS_TEXT "), templates.notify or templates.default_locale",
+             key);
+    return msg;
 }
 
 static int set_msg(conf_t *c, const char *key, const char *value, char *msg, size_t msglen)
@@ -308,13 +342,8 @@ static int set_msg(conf_t *c, const char *key, const char *value, char *msg, siz
         return -1;
     }
     if (strncmp(key, "templates.", 10) == 0) {
-        if (!valid_template_key(key)) {
-            snprintf(msg, msglen,
-                     "%s: expected templates.<STATUS>.<title|body|sound|priority|channel_id|"
-                     "action|type|ttl|category_id|subtitle> or templates.notify",
-                     key);
+        if (template_key_problem(key, msg, msglen))
             return -1;
-        }
         if (set_dynamic(&c->templates, &c->ntemplates, key, value) == 0)
             return 0;
         snprintf(msg, msglen, "%s: too many templates.* keys", key);
@@ -388,7 +417,32 @@ static int unquote(char *v, char *msg, size_t msglen)
     return 0;
 }
 
-static int parse_line(conf_t *c, char *line, char *msg, size_t msglen)
+static int load_file(conf_t *c, const char *path, int depth, char *err, size_t errlen);
+
+/* `include = path`: the lines of another file, as if they stood here. A relative path is taken
+ * from the including file's folder, so config/dev.conf can say `include = templates.example.conf`.
+ */
+static int include(conf_t *c, const char *from, int depth, const char *path, char *msg,
+                   size_t msglen)
+{
+    char full[4096 + 64];
+    const char *slash = strrchr(from, '/');
+    if (depth >= CONF_MAX_INCLUDE_DEPTH) {
+        snprintf(msg, msglen, "include: more than %d nested includes", CONF_MAX_INCLUDE_DEPTH);
+        return -1;
+    }
+    if (*path == '\0') {
+        snprintf(msg, msglen, "include: expected a file name");
+        return -1;
+    }
+    if (path[0] == '/' || slash == NULL)
+        snprintf(full, sizeof full, "%s", path);
+    else
+        snprintf(full, sizeof full, "%.*s/%s", (int)(slash - from), from, path);
+    return load_file(c, full, depth + 1, msg, msglen);
+}
+
+static int parse_line(conf_t *c, const char *name, int depth, char *line, char *msg, size_t msglen)
 {
     for (char *p = line; *p; p++) {
         if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\r') {
@@ -420,11 +474,13 @@ static int parse_line(conf_t *c, char *line, char *msg, size_t msglen)
     }
     if (unquote(val, msg, msglen) != 0)
         return -1;
+    if (strcmp(key, "include") == 0)
+        return include(c, name, depth, val, msg, msglen);
     return set_msg(c, key, val, msg, msglen);
 }
 
-int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, char *err,
-                     size_t errlen)
+static int load_string(conf_t *c, const char *name, int depth, const char *text, size_t len,
+                       char *err, size_t errlen)
 {
     char line[CONF_MAX_LINE + 1];
     char msg[512];
@@ -449,7 +505,7 @@ int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, 
         memcpy(line, text + pos, n);
         line[n] = '\0';
         pos += n + (nl ? 1 : 0);
-        if (parse_line(c, line, msg, sizeof msg) != 0) {
+        if (parse_line(c, name, depth, line, msg, sizeof msg) != 0) {
             snprintf(err, errlen, "%s:%d: %s", name, lineno, msg);
             return -1;
         }
@@ -457,7 +513,13 @@ int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, 
     return 0;
 }
 
-int conf_load_file(conf_t *c, const char *path, char *err, size_t errlen)
+int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, char *err,
+                     size_t errlen)
+{
+    return load_string(c, name, 0, text, len, err, errlen);
+}
+
+static int load_file(conf_t *c, const char *path, int depth, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -473,9 +535,15 @@ int conf_load_file(conf_t *c, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: read error", path);
         rc = -1;
     } else {
-        rc = conf_load_string(c, path, text, n, err, errlen);
+        rc = load_string(c, path, depth, text, n, err, errlen);
     }
     free(text);
+    return rc;
+}
+
+int conf_load_file(conf_t *c, const char *path, char *err, size_t errlen)
+{
+    int rc = load_file(c, path, 0, err, errlen);
     if (rc == 0) {
         free(c->path);
         c->path = xstrdup(path);
@@ -508,8 +576,43 @@ static int env_allowed_name(const char *name, size_t n)
     return 0;
 }
 
+/* The key for the part of a HERALD_TEMPLATES_ name before its field: "FAILED" ->
+ * templates.FAILED.<field>; "PT_BR_BATCH_COMPLETED" -> templates.pt-BR.BATCH_COMPLETED.<field>
+ * when it ends with a status or BATCH_<status> (the longest), the rest being the locale with '_'
+ * for '-'. */
+static int env_template_key(const char *rest, size_t rl, const char *field, char *key,
+                            size_t keylen)
+{
+    static const char *const st[] = {"QUEUED", "PROCESSING", "EDITING", "COMPLETED", "FAILED"};
+    bool exact = false; /* "BATCH_COMPLETED" is a name, not the locale "BATCH" */
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+        exact = exact || (rl == strlen(st[i]) && strncmp(rest, st[i], rl) == 0) ||
+                (rl == 6 + strlen(st[i]) && strncmp(rest, "BATCH_", 6) == 0 &&
+                 strncmp(rest + 6, st[i], rl - 6) == 0);
+    for (int batch = 1; batch >= 0 && !exact; batch--) {
+        for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+            char name[32];
+            size_t nl = (size_t)snprintf(name, sizeof name, "%s%s", batch ? "BATCH_" : "", st[i]);
+            if (rl < nl + 3 || rest[rl - nl - 1] != '_' || strncmp(rest + rl - nl, name, nl) != 0)
+                continue;
+            char loc[64];
+            size_t ll = rl - nl - 1;
+            if (ll >= sizeof loc)
+                return -1;
+            for (size_t k = 0; k < ll; k++)
+                loc[k] = rest[k] == '_' ? '-' : rest[k];
+            loc[ll] = '\0';
+            int w = snprintf(key, keylen, "templates.%s.%s.%s", loc, name, field);
+            return (w < 0 || (size_t)w >= keylen) ? -1 : 0;
+        }
+    }
+    int w = snprintf(key, keylen, "templates.%.*s.%s", (int)rl, rest, field);
+    return (w < 0 || (size_t)w >= keylen) ? -1 : 0;
+}
+
 /* HERALD_KAFKA_SESSION_TIMEOUT_MS -> kafka.session.timeout.ms (librdkafka names use dots only);
- * HERALD_TEMPLATES_FAILED_CHANNEL_ID -> templates.FAILED.channel_id. */
+ * HERALD_TEMPLATES_FAILED_CHANNEL_ID -> templates.FAILED.channel_id;
+ * HERALD_TEMPLATES_PT_BR_FAILED_TITLE -> templates.pt-BR.FAILED.title. */
 static int env_dynamic_key(const char *name, size_t n, char *key, size_t keylen)
 {
     if (n > 13 && strncmp(name, "HERALD_KAFKA_", 13) == 0) {
@@ -529,11 +632,8 @@ static int env_dynamic_key(const char *name, size_t n, char *key, size_t keylen)
             size_t fl = strlen(template_fields[f]);
             for (size_t i = 0; i <= fl; i++)
                 up[i] = (char)toupper((unsigned char)template_fields[f][i]);
-            if (rl > fl + 1 && rest[rl - fl - 1] == '_' && strncmp(rest + rl - fl, up, fl) == 0) {
-                int w = snprintf(key, keylen, "templates.%.*s.%s", (int)(rl - fl - 1), rest,
-                                 template_fields[f]);
-                return (w < 0 || (size_t)w >= keylen) ? -1 : 0;
-            }
+            if (rl > fl + 1 && rest[rl - fl - 1] == '_' && strncmp(rest + rl - fl, up, fl) == 0)
+                return env_template_key(rest, rl - fl - 1, template_fields[f], key, keylen);
         }
     }
     return -1;
@@ -637,6 +737,13 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
                  "%s: http.max_connections_per_ip (%ld) must be below http.max_connections (%ld), "
                  "or 0 for no per-address limit",
                  where, c->http_max_connections_per_ip, c->http_max_connections);
+        return -1;
+    }
+    if (lang_tag_parse(c->templates_default_locale, strlen(c->templates_default_locale), NULL) !=
+        0) {
+        snprintf(err, errlen,
+                 "%s: templates.default_locale: \"%s\" is not a BCP 47 language tag (such as en)",
+                 where, c->templates_default_locale);
         return -1;
     }
     if (!*c->redis_prefix || strlen(c->redis_prefix) > 64) {

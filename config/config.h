@@ -82,14 +82,15 @@ typedef struct conf {
     long trace_ttl_s;
     long trace_max_records;
 
-    char *templates_notify; /* statuses that notify, comma-separated */
+    char *templates_notify;         /* statuses that notify, comma-separated */
+    char *templates_default_locale; /* the locale of the default texts (BCP 47) */
 
     long shutdown_timeout_s;
     char *runtime_dir;
 
     conf_kv_t *kafka; /* librdkafka properties, in file order */
     size_t nkafka;
-    conf_kv_t *templates; /* templates.<NAME>.<field> overrides, in file order */
+    conf_kv_t *templates; /* templates.[<locale>.]<NAME>.<field> overrides, in file order */
     size_t ntemplates;
 
     char *path; /* the file loaded, or NULL */

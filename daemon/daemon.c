@@ -222,6 +222,20 @@ static void make_pipeline(disp_daemon_t *d)
     d->pipeline = disp_pipeline_create(&deps, &po);
 }
 
+/* One warning line per template that the longest placeholder values could push over Expo's
+ * payload limit (disp_templates_warnings). */
+static void log_template_warnings(const disp_templates_t *t)
+{
+    const char *w = disp_templates_warnings(t);
+    while (*w) {
+        size_t n = strcspn(w, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)n, w);
+        LOG(LOG_LVL_WARN, "template may exceed Expo's payload limit", LKS("detail", line));
+        w += n + (w[n] == '\n');
+    }
+}
+
 /* The dispatcher runs when Kafka is configured (a broker list, or the embedded one). */
 static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
 {
@@ -235,6 +249,7 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
         make_expo(d, err, errlen) != 0 || make_queue_side(d, err, errlen) != 0 ||
         make_receipts(d, err, errlen) != 0)
         return -1;
+    log_template_warnings(d->templates);
     make_pipeline(d);
     queue_consumer_opts_t qo;
     daemon_consumer_opts(c, &qo);
@@ -385,6 +400,7 @@ static void reload(disp_daemon_t *d)
         if (t == NULL) {
             LOG(LOG_LVL_ERROR, "templates not reloaded", LKS("error", err));
         } else {
+            log_template_warnings(t);
             disp_pipeline_set_templates(d->pipeline, t);
             disp_templates_destroy(d->templates);
             d->templates = t;

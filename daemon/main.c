@@ -3,6 +3,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "daemon/options.h"
+#include "pipeline/templates.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -77,6 +79,19 @@ int main(int argc, char **argv)
     if (log_level_parse(conf->log_level, &lvl) == 0)
         log_set_level(lvl);
     if (check) {
+        /* The templates' values and payload budget are checked where they are built. */
+        disp_templates_t *t = daemon_templates(conf, err, sizeof err);
+        if (t == NULL) {
+            fprintf(stderr, "herald: %s\n", err);
+            conf_destroy(conf);
+            return 1;
+        }
+        for (const char *w = disp_templates_warnings(t); *w;) {
+            size_t n = strcspn(w, "\n");
+            fprintf(stderr, "herald: warning: %.*s\n", (int)n, w);
+            w += n + (w[n] == '\n');
+        }
+        disp_templates_destroy(t);
         buf_t b = BUF_INIT;
         conf_dump(conf, &b);
         fputs(buf_cstr(&b), stdout);

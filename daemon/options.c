@@ -140,25 +140,33 @@ void daemon_consumer_opts(const conf_t *c, queue_consumer_opts_t *o)
     daemon_kafka_opts(c, &o->kafka);
 }
 
-/* templates.<NAME>.<field> keys, split (the configuration checked their shape). */
+/* templates.[<locale>.]<NAME>.<field> keys, split (the configuration checked their shape). */
 disp_templates_t *daemon_templates(const conf_t *c, char *err, size_t errlen)
 {
     disp_template_field_t *f = xcalloc(c->ntemplates + 1, sizeof *f);
-    char **names = xcalloc(c->ntemplates + 1, sizeof *names);
+    char **names = xcalloc(2 * c->ntemplates + 1, sizeof *names);
     size_t n = 0;
     for (size_t i = 0; i < c->ntemplates; i++) {
         const char *key = c->templates[i].key + strlen("templates.");
         const char *dot = strrchr(key, '.');
+        const char *first = strchr(key, '.');
         if (dot == NULL)
             continue;
-        names[n] = xstrndup(key, (size_t)(dot - key));
-        f[n] = (disp_template_field_t){
-            .name = names[n], .field = dot + 1, .value = c->templates[i].value};
+        const char *name = first != dot ? first + 1 : key;
+        names[2 * n] = xstrndup(name, (size_t)(dot - name));
+        names[2 * n + 1] = name != key ? xstrndup(key, (size_t)(first - key)) : NULL;
+        f[n] = (disp_template_field_t){.locale = names[2 * n + 1],
+                                       .name = names[2 * n],
+                                       .field = dot + 1,
+                                       .value = c->templates[i].value};
         n++;
     }
-    disp_templates_opts_t o = {.notify = c->templates_notify, .fields = f, .nfields = n};
+    disp_templates_opts_t o = {.notify = c->templates_notify,
+                               .default_locale = c->templates_default_locale,
+                               .fields = f,
+                               .nfields = n};
     disp_templates_t *t = disp_templates_create(&o, err, errlen);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < 2 * n; i++)
         free(names[i]);
     free(names);
     free(f);

@@ -50,8 +50,12 @@ typedef struct expo_msg {
     const char *priority; /* "default" | "normal" | "high" or NULL */
     const char *channel_id;
     const char *category_id;
-    bool mutable_content;
-    const char *interruption_level;
+    bool mutable_content;           /* iOS: run the app's notification service extension */
+    bool content_available;         /* iOS: _contentAvailable, wake the app in the background */
+    const char *interruption_level; /* iOS: "active" | "critical" | "passive" | "time-sensitive" */
+    const char *rich_image; /* richContent.image: an image URL shown with the notification */
+    const char *icon;       /* Android: a drawable resource name */
+    const char *tag;        /* Android: a notification with the same tag replaces it */
     const char *collapse_id;
     const char *project; /* Expo project ("@owner/slug") if known; never sent, groups requests */
 } expo_msg_t;
@@ -60,6 +64,9 @@ void expo_msg_init(expo_msg_t *m);
 /* Appends the compact JSON object for m to out. Returns 0, EXPO_EINVAL (out unchanged) or
  * EXPO_ETOOBIG (the message is longer than EXPO_MAX_PAYLOAD; out unchanged). */
 int expo_msg_encode(const expo_msg_t *m, buf_t *out);
+/* The length in bytes of m's compact JSON object, as expo_msg_encode would write it (whether or
+ * not it is valid or within EXPO_MAX_PAYLOAD): for checking a message's budget ahead of time. */
+size_t expo_msg_size(const expo_msg_t *m);
 
 typedef enum {
     EXPO_OK = 0,        /* Expo accepted it: ticket_id is set */

@@ -91,8 +91,9 @@ static bool utf8_ok(const char *s)
 static bool strings_ok(const expo_msg_t *m)
 {
     const char *f[] = {
-        m->to,       m->title,      m->body,        m->subtitle,           m->data,       m->sound,
-        m->priority, m->channel_id, m->category_id, m->interruption_level, m->collapse_id};
+        m->to,          m->title,      m->body,       m->subtitle,    m->data,
+        m->sound,       m->priority,   m->channel_id, m->category_id, m->interruption_level,
+        m->collapse_id, m->rich_image, m->icon,       m->tag};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!utf8_ok(f[i]))
             return false;
@@ -176,8 +177,17 @@ static void encode_fields(const expo_msg_t *m, buf_t *b)
     PUT_STR(b, ",\"priority\":", m->priority);
     PUT_STR(b, ",\"channelId\":", m->channel_id);
     PUT_STR(b, ",\"categoryId\":", m->category_id);
+    if (m->rich_image) {
+        KEY(b, ",\"richContent\":{\"image\":");
+        put_json_str(b, m->rich_image);
+        buf_putc(b, '}');
+    }
+    PUT_STR(b, ",\"icon\":", m->icon);
+    PUT_STR(b, ",\"tag\":", m->tag);
     if (m->mutable_content)
         KEY(b, ",\"mutableContent\":true");
+    if (m->content_available)
+        KEY(b, ",\"_contentAvailable\":true");
     PUT_STR(b, ",\"interruptionLevel\":", m->interruption_level);
     PUT_STR(b, ",\"collapseId\":", m->collapse_id);
     buf_putc(b, '}');
@@ -198,4 +208,13 @@ int expo_msg_encode(const expo_msg_t *m, buf_t *out)
         return EXPO_ETOOBIG;
     }
     return 0;
+}
+
+size_t expo_msg_size(const expo_msg_t *m)
+{
+    buf_t b = BUF_INIT;
+    encode_fields(m, &b);
+    size_t n = b.len;
+    buf_cleanup(&b);
+    return n;
 }

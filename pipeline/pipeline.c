@@ -41,7 +41,9 @@ struct job {
     pdev_t *devs;
     size_t ndevs;
     size_t left;
-    disp_rendered_t r;    /* rendered on arrival */
+    disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
+    disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
+    size_t nrs;
     uv_timer_t timer;     /* retries of lookup/claim */
     uv_timer_t dev_timer; /* retries of per-device steps */
     int open_handles;
@@ -85,7 +87,10 @@ static void on_timer_closed(uv_handle_t *h)
     job_t *j = h->data;
     if (--j->open_handles > 0)
         return;
-    disp_rendered_cleanup(&j->r);
+    for (size_t i = 0; i < j->nrs; i++)
+        disp_rendered_cleanup(&j->rs[i]);
+    free(j->rs);
+    disp_templates_destroy(j->tmpl);
     free(j->devs);
     free(j);
 }
@@ -211,7 +216,6 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     j->ev = ev;
     j->ticket = ticket;
     queue_event_key(ev, j->key, sizeof j->key);
-    disp_rendered_init(&j->r);
     uv_timer_init(p->d.loop, &j->timer);
     uv_timer_init(p->d.loop, &j->dev_timer);
     j->timer.data = j->dev_timer.data = j;
@@ -226,15 +230,16 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
           LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
-          LKS("replayDevice", ev->replay_device));
-    /* Rendered now, from the templates that decide whether it notifies: a reload before the
-     * sends changes neither (the rendering owns its texts). */
-    if (disp_templates_render(p->d.templates, ev, &j->r) != 0) {
+          LKS("replayDevice", ev->replay_device), LKS("locale", ev->locale));
+    /* The templates that decide whether it notifies also render it, per locale once its devices
+     * are known: a reload before the sends changes neither. */
+    if (!disp_templates_notifies(p->d.templates, ev)) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
         job_complete(j);
         return;
     }
+    j->tmpl = disp_templates_ref(p->d.templates);
     lookup(j);
 }
 
@@ -659,11 +664,26 @@ static void on_result(const expo_result_t *res, void *arg)
     }
 }
 
+/* The event's texts for a device's locale: rendered once per locale the devices resolve to (a
+ * phone in French and a tablet in English, two renderings; ten phones in French, one). */
+static const disp_rendered_t *rendering(job_t *j, const char *device_locale)
+{
+    const char *loc = disp_templates_resolve(j->tmpl, device_locale, j->ev->locale);
+    for (size_t i = 0; i < j->nrs; i++)
+        if (strcmp(j->rs[i].locale, loc) == 0)
+            return &j->rs[i];
+    j->rs = xrealloc(j->rs, (j->nrs + 1) * sizeof *j->rs);
+    disp_rendered_t *r = &j->rs[j->nrs++];
+    disp_rendered_init(r);
+    disp_templates_render(j->tmpl, j->ev, loc, r);
+    return r;
+}
+
 static void send_dev(pdev_t *dv)
 {
     job_t *j = dv->job;
     expo_msg_t m;
-    disp_rendered_msg(&j->r, dv->rec.token, j->key, &m);
+    disp_rendered_msg(rendering(j, dv->rec.locale), dv->rec.token, j->key, &m);
     expo_send(j->p->d.expo, &m, on_result, dv);
 }
 

@@ -4,6 +4,7 @@
 #include "queue/event.h"
 
 #include "core/clock.h"
+#include "core/langtag.h"
 #include "db/keys.h"
 
 #include <jansson.h>
@@ -32,6 +33,7 @@ enum {
     F_CORR,
     F_TRACE,
     F_REPLAY,
+    F_LOCALE,
     F_COUNT
 };
 #define ABSENT ((size_t)-1)
@@ -466,6 +468,20 @@ static int take_replay_device(dec_t *d)
     return 0;
 }
 
+/* The event's locale (body, then attributes, then headers), in canonical case. Like correlation
+ * metadata it never rejects an event: a missing or malformed locale only means the device's locale
+ * or the default texts decide. */
+static void take_locale(dec_t *d, json_t *body)
+{
+    src_t s;
+    char tag[LANG_TAG_MAX + 1];
+    json_t *v = json_object_get(body, "locale");
+    if (v && !json_is_null(v) && !json_is_string(v))
+        return;
+    if (lookup(d, body, "locale", &s) == 1 && lang_tag_parse(s.s, s.n, tag) == 0)
+        put(d, F_LOCALE, tag, strlen(tag));
+}
+
 static int take_fields(dec_t *d, json_t *body, queue_event_t *ev)
 {
     if (take_ids(d, body, ev) < 0)
@@ -477,6 +493,7 @@ static int take_fields(dec_t *d, json_t *body, queue_event_t *ev)
         return -1;
     take_meta(d, body, "correlationId", F_CORR);
     take_meta(d, body, "traceparent", F_TRACE);
+    take_locale(d, body);
     return 0;
 }
 
@@ -503,6 +520,7 @@ static void finish(dec_t *d, queue_event_t *ev)
     ev->correlation_id = at(d, F_CORR) ? at(d, F_CORR) : ev->sns_message_id;
     ev->traceparent = at(d, F_TRACE);
     ev->replay_device = at(d, F_REPLAY);
+    ev->locale = at(d, F_LOCALE);
 }
 
 int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
@@ -608,6 +626,7 @@ void queue_event_encode(const queue_event_t *ev, buf_t *out)
     member_count(out, "totalCount", ev->total_count, &first);
     member_str(out, "correlationId", ev->correlation_id, &first);
     member_str(out, "traceparent", ev->traceparent, &first);
+    member_str(out, "locale", ev->locale, &first);
     if (ev->previous_status || ev->error || ev->final_s3_key) {
         bool dfirst = true;
         buf_puts(out, ",\"data\":{");

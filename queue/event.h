@@ -5,8 +5,9 @@
  * Message, an SNS `MessageStructure: json` object with a string `default`. Up to
  * QUEUE_MAX_ENVELOPES envelopes are unwrapped, checked at every level in that order. userId,
  * jobId/batchJobId and status fall back to SNS/SQS message attributes (innermost first), then
- * to Kafka headers; the body wins. Everything read is bounded; a value that cannot be decoded
- * yields a reason code (and the field for bad_field) meant for the DLQ headers and metrics. */
+ * to Kafka headers; the body wins (locale too). Everything read is bounded; a value that cannot be
+ * decoded yields a reason code (and the field for bad_field) meant for the DLQ headers and metrics.
+ */
 #ifndef HERALD_QUEUE_EVENT_H
 #define HERALD_QUEUE_EVENT_H
 
@@ -65,8 +66,10 @@ typedef struct queue_event {
     /* Kafka header herald-replay-device (QUEUE_REPLAY_DEVICE_HEADER): this event is heraldctl dlq
      * replay's re-send of a notification that failed for good, for this one device only */
     const char *replay_device;
-    bool truncated; /* message or error was cut to QUEUE_TEXT_MAX bytes */
-    buf_t mem_;     /* private */
+    const char *locale; /* BCP 47 tag in canonical case (core/langtag.h), from the body, an
+                           attribute or a header; NULL when absent or malformed */
+    bool truncated;     /* message or error was cut to QUEUE_TEXT_MAX bytes */
+    buf_t mem_;         /* private */
 } queue_event_t;
 
 typedef enum {

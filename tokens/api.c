@@ -45,6 +45,7 @@ typedef struct call {
     char device[TOK_DEVICE_MAX + 1];
     char token[TOK_TOKEN_MAX + 1];
     tok_platform_t platform;
+    char locale[LANG_TAG_MAX + 1];
     bool purge;
 } call_t;
 
@@ -273,6 +274,28 @@ static const char *take_field(json_t *o, const char *name, char *out, size_t max
     return name;
 }
 
+/* The optional locale: absent or null for none, else a BCP 47 tag, kept in canonical case. */
+static const char *take_locale(json_t *o, char *out, char *d, size_t dlen)
+{
+    json_t *v = json_object_get(o, "locale");
+    out[0] = '\0';
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        snprintf(d, dlen, "locale must be a string");
+        return "locale";
+    }
+    if (tok_valid_locale(json_string_value(v), json_string_length(v), out) != 0) {
+        snprintf(d, dlen,
+                 "locale must be a BCP 47 language tag of at most %d characters, such as \"fr\" "
+                 "or \"pt-BR\"",
+                 LANG_TAG_MAX);
+        out[0] = '\0';
+        return "locale";
+    }
+    return NULL;
+}
+
 static const char *check_fields(json_t *o, tok_reg_body_t *out, char *d, size_t dlen)
 {
     static const char *const protected_fields[] = {"userId",    "isActive",  "registeredAt",
@@ -302,7 +325,7 @@ static const char *check_fields(json_t *o, tok_reg_body_t *out, char *d, size_t 
         snprintf(d, dlen, "platform must be \"ios\" or \"android\"");
         return names[2];
     }
-    return NULL;
+    return take_locale(o, out->locale, d, dlen);
 }
 
 int tok_api_parse_body(const char *body, size_t len, tok_reg_body_t *out, const char **field,
@@ -345,6 +368,7 @@ static bool parse_post(call_t *c)
     memcpy(c->device, b.device, sizeof c->device);
     memcpy(c->token, b.token, sizeof c->token);
     c->platform = b.platform;
+    memcpy(c->locale, b.locale, sizeof c->locale);
     return true;
 }
 
@@ -438,7 +462,7 @@ static void execute(call_t *c)
     if (c->op == OP_POST) {
         if (!parse_post(c))
             return;
-        tok_reg_req_t r = {c->user, c->device, c->token, c->platform, api->o.ttl_days};
+        tok_reg_req_t r = {c->user, c->device, c->token, c->platform, api->o.ttl_days, c->locale};
         api->pending++;
         tok_store_register(api->o.store, &r, on_registered, c);
     } else if (c->op == OP_DELETE) {

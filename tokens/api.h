@@ -35,11 +35,13 @@ typedef struct tok_reg_body {
     char device[TOK_DEVICE_MAX + 1];
     char token[TOK_TOKEN_MAX + 1];
     tok_platform_t platform;
+    char locale[LANG_TAG_MAX + 1]; /* canonical case; "" when the body has none */
 } tok_reg_body_t;
 
-/* Parses and validates a POST body (JSON object with deviceId, expoPushToken, platform; never
- * userId, isActive, registeredAt, updatedAt, expiresAt). Returns 0, or -1 with *field naming the
- * offending field (NULL when the body as a whole is wrong) and a sentence in detail. Pure. */
+/* Parses and validates a POST body (JSON object with deviceId, expoPushToken, platform, optional
+ * locale (a BCP 47 tag or null); never userId, isActive, registeredAt, updatedAt, expiresAt).
+ * Returns 0, or -1 with *field naming the offending field (NULL when the body as a whole is wrong)
+ * and a sentence in detail. Pure. */
 int tok_api_parse_body(const char *body, size_t len, tok_reg_body_t *out, const char **field,
                        char *detail, size_t detaillen);
 

@@ -80,6 +80,11 @@ int tok_platform_parse(const char *s, tok_platform_t *out)
     return 0;
 }
 
+int tok_valid_locale(const char *s, size_t n, char *out)
+{
+    return lang_tag_parse(s, n, out);
+}
+
 const char *tok_platform_name(tok_platform_t p)
 {
     return p == TOK_PLATFORM_ANDROID ? "android" : "ios";
@@ -105,6 +110,10 @@ void tok_record_json(const tok_record_t *r, buf_t *out)
     }
     if (r->deactivated_at)
         buf_printf(out, ",\"deactivatedAt\":%lld", (long long)r->deactivated_at);
+    if (r->locale[0]) {
+        buf_puts(out, ",\"locale\":");
+        buf_json_str(out, r->locale, strlen(r->locale));
+    }
     buf_putc(out, '}');
 }
 
@@ -141,6 +150,8 @@ static int check_fields(const tok_record_t *r, const char *platform, char *err, 
         bad = "registeredAt";
     else if (!valid_time(r->updated_at))
         bad = "updatedAt";
+    else if (r->locale[0] && tok_valid_locale(r->locale, strlen(r->locale), NULL) != 0)
+        bad = "locale";
     if (bad) {
         if (strcmp(bad, "registeredAt") == 0 || strcmp(bad, "updatedAt") == 0)
             snprintf(err, errlen, "%s is not an ISO-8601 UTC time", bad);
@@ -178,8 +189,9 @@ int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err,
         get_str(o, "updatedAt", out->updated_at, sizeof out->updated_at, 1) ||
         get_str(o, "deactivatedReason", out->deactivated_reason, sizeof out->deactivated_reason,
                 0) ||
-        !json_is_boolean(active) || (exp && !json_is_integer(exp)) ||
-        (dat && !json_is_integer(dat)) || tok_platform_parse(platform, &out->platform) != 0) {
+        get_str(o, "locale", out->locale, sizeof out->locale, 0) || !json_is_boolean(active) ||
+        (exp && !json_is_integer(exp)) || (dat && !json_is_integer(dat)) ||
+        tok_platform_parse(platform, &out->platform) != 0) {
         snprintf(err, errlen, "record has a missing or malformed field");
         goto done;
     }
@@ -187,6 +199,8 @@ int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err,
     out->expires_at = exp ? (int64_t)json_integer_value(exp) : 0;
     out->deactivated_at = dat ? (int64_t)json_integer_value(dat) : 0;
     rc = check_fields(out, platform, err, errlen);
+    if (rc == 0 && out->locale[0]) /* canonical case, as the API stores it */
+        tok_valid_locale(out->locale, strlen(out->locale), out->locale);
 done:
     json_decref(o);
     return rc;

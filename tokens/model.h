@@ -6,6 +6,7 @@
 #define HERALD_TOKENS_MODEL_H
 
 #include "core/buf.h"
+#include "core/langtag.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,8 @@ typedef struct tok_record {
      * admin. */
     char deactivated_reason[TOK_REASON_MAX];
     int64_t deactivated_at; /* unix seconds */
+    /* The device's locale as registered: a BCP 47 tag in canonical case, "" when none. */
+    char locale[LANG_TAG_MAX + 1];
 } tok_record_t;
 
 /* Field validation: 0 when valid, else -1. */
@@ -42,11 +45,14 @@ int tok_valid_device(const char *s, size_t n); /* 1-128 bytes, printable ASCII *
  * 8-4-4-4-12 hex form. */
 int tok_valid_token(const char *s, size_t n);
 int tok_platform_parse(const char *s, tok_platform_t *out);
+/* A BCP 47 language tag (core/langtag.h); out (LANG_TAG_MAX + 1 bytes, or NULL) receives its
+ * canonical case. */
+int tok_valid_locale(const char *s, size_t n, char *out);
 const char *tok_platform_name(tok_platform_t p);
 
 /* Appends the record as compact JSON with the API's field names (userId, deviceId,
  * expoPushToken, platform, registeredAt, updatedAt, isActive, expiresAt, and
- * deactivatedReason/deactivatedAt when set). */
+ * deactivatedReason/deactivatedAt/locale when set). */
 void tok_record_json(const tok_record_t *r, buf_t *out);
 /* Parses a stored record. Returns 0, or -1 with a short reason in err. Rejects oversized and
  * malformed fields exactly as the validators above do. */

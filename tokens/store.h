@@ -33,6 +33,8 @@ typedef struct tok_reg_req {
     const char *token;
     tok_platform_t platform;
     long ttl_days;
+    const char *locale; /* canonical BCP 47 tag, or NULL / "" for none (the record loses its
+                           locale: a registration states the device's settings as they are now) */
 } tok_reg_req_t;
 
 typedef struct tok_reg_result {

@@ -185,7 +185,9 @@ static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb 
     op->cb.reg = cb;
     if (!valid_str(req->user_id, tok_valid_user) || strchr(req->user_id, TOK_SEP) ||
         !valid_str(req->device_id, tok_valid_device) || !valid_str(req->token, tok_valid_token) ||
-        req->ttl_days < 1 || req->ttl_days > 36500) {
+        req->ttl_days < 1 || req->ttl_days > 36500 ||
+        (req->locale && *req->locale &&
+         tok_valid_locale(req->locale, strlen(req->locale), NULL) != 0)) {
         defer_fail(s, op, TOK_EINVAL);
         return;
     }
@@ -209,8 +211,9 @@ static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb 
                           max,
                           s->owner_stem,
                           s->dev_head,
-                          key_tail(KEY_DEV)};
-    db_eval(s->db, s->s_register, on_register, op, 3, 14, argv, NULL);
+                          key_tail(KEY_DEV),
+                          req->locale ? req->locale : ""};
+    db_eval(s->db, s->s_register, on_register, op, 3, 15, argv, NULL);
 }
 
 /* ---- deactivate and purge ---- */

@@ -416,6 +416,70 @@ static void test_validation(void **state)
     free(v);
 }
 
+/* A registration's optional locale: stored and listed in canonical case, replaced by the next
+ * registration (removed when it has none), and refused with field=locale when malformed. */
+static void test_locale(void **state)
+{
+    (void)state;
+    th_resp_t r;
+    const char *J = "application/json";
+    api(&herald, "POST", "/v1/device-tokens", "loc-user", J,
+        "{\"deviceId\":\"phone\",\"expoPushToken\":\"ExponentPushToken[locPhone]\","
+        "\"platform\":\"ios\",\"locale\":\"fr\"}",
+        &r);
+    assert_int_equal(r.status, 201);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(j, "deviceToken.locale"), "fr");
+    json_decref(j);
+    th_resp_cleanup(&r);
+    api(&herald, "POST", "/v1/device-tokens", "loc-user", J,
+        "{\"deviceId\":\"tablet\",\"expoPushToken\":\"ExponentPushToken[locTablet]\","
+        "\"platform\":\"android\",\"locale\":\"pt-br\"}",
+        &r);
+    assert_int_equal(r.status, 201);
+    th_resp_cleanup(&r);
+    char *v = th_redis_cmd(&redis, "HGET herald:dev:{loc-user} tablet");
+    assert_non_null(strstr(v, "\"locale\":\"pt-BR\""));
+    free(v);
+    api(&herald, "GET", "/v1/device-tokens", "loc-user", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    json_t *list = json_object_get(j, "deviceTokens");
+    assert_int_equal(json_array_size(list), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *d = json_array_get(list, i);
+        const char *dev = json_string_value(json_object_get(d, "deviceId"));
+        assert_string_equal(json_string_value(json_object_get(d, "locale")),
+                            strcmp(dev, "phone") == 0 ? "fr" : "pt-BR");
+    }
+    json_decref(j);
+    th_resp_cleanup(&r);
+    /* Registering again without a locale (or with null) removes it. */
+    api(&herald, "POST", "/v1/device-tokens", "loc-user", J,
+        "{\"deviceId\":\"tablet\",\"expoPushToken\":\"ExponentPushToken[locTablet]\","
+        "\"platform\":\"android\",\"locale\":null}",
+        &r);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_null(json_object_get(json_object_get(j, "deviceToken"), "locale"));
+    json_decref(j);
+    th_resp_cleanup(&r);
+    static const char *const bad[] = {"\"\"", "\"pt_BR\"", "\"english\u00e9\"", "7",
+                                      "\"en-US-u-co-phonebk-ka-shifted-kb-true\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"deviceId\":\"phone\",\"expoPushToken\":\"ExponentPushToken[locPhone]\","
+                 "\"platform\":\"ios\",\"locale\":%s}",
+                 bad[i]);
+        api(&herald, "POST", "/v1/device-tokens", "loc-user", J, body, &r);
+        expect_problem(&r, 400, "Invalid request format", "locale");
+    }
+    v = th_redis_cmd(&redis, "HGET herald:dev:{loc-user} phone");
+    assert_non_null(strstr(v, "\"locale\":\"fr\"")); /* unchanged by the refused ones */
+    free(v);
+}
+
 static void test_routes_and_methods(void **state)
 {
     (void)state;
@@ -1014,14 +1078,23 @@ static void test_check_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_update_list), cmocka_unit_test(test_deactivate_and_purge),
-        cmocka_unit_test(test_reassignment),         cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_routes_and_methods),   cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_request_ids),          cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_rate_limit),           cmocka_unit_test(test_check_config),
-        cmocka_unit_test(test_sweep_in_daemon),      cmocka_unit_test(test_sighup_reload),
-        cmocka_unit_test(test_slow_clients),         cmocka_unit_test(test_slow_keepalive),
-        cmocka_unit_test(test_auth_failure_flood),   cmocka_unit_test(test_documented_answers),
+        cmocka_unit_test(test_register_update_list),
+        cmocka_unit_test(test_deactivate_and_purge),
+        cmocka_unit_test(test_reassignment),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_locale),
+        cmocka_unit_test(test_routes_and_methods),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_sweep_in_daemon),
+        cmocka_unit_test(test_sighup_reload),
+        cmocka_unit_test(test_slow_clients),
+        cmocka_unit_test(test_slow_keepalive),
+        cmocka_unit_test(test_auth_failure_flood),
+        cmocka_unit_test(test_documented_answers),
         cmocka_unit_test(test_redis_outage),
     };
     const char *rec = getenv("HERALD_TEST_API_RECORD");

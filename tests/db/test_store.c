@@ -123,7 +123,7 @@ static void wait_out(fx_t *f, out_t *o)
 static out_t reg(fx_t *f, const char *user, const char *dev, const char *tok)
 {
     out_t o = {0};
-    tok_reg_req_t req = {user, dev, tok, TOK_PLATFORM_IOS, 90};
+    tok_reg_req_t req = {user, dev, tok, TOK_PLATFORM_IOS, 90, NULL};
     tok_store_register(f->st, &req, on_reg, &o);
     wait_out(f, &o);
     return o;

@@ -124,6 +124,10 @@ static void fill_msg(const fx_t *f, expo_msg_t *m)
     m->mutable_content = fx_int(f, "mutable_content", 0) != 0;
     m->interruption_level = fx_get(f, "interruption_level", NULL);
     m->collapse_id = fx_get(f, "collapse_id", NULL);
+    m->content_available = fx_int(f, "content_available", 0) != 0;
+    m->rich_image = fx_get(f, "rich_image", NULL);
+    m->icon = fx_get(f, "icon", NULL);
+    m->tag = fx_get(f, "tag", NULL);
 }
 
 static void test_encode_fixtures(void **state)
@@ -146,6 +150,7 @@ static void test_encode_fixtures(void **state)
         } else {
             assert_int_equal(rc, 0);
             assert_string_equal(buf_cstr(&b), want);
+            assert_int_equal(expo_msg_size(&m), b.len);
             json_t *j = json_loadb(b.data, b.len, 0, NULL); /* valid JSON */
             assert_non_null(j);
             json_decref(j);
@@ -180,8 +185,13 @@ static void test_encode_limits(void **state)
     big[EXPO_MAX_PAYLOAD - overhead + 1] = '\0';
     buf_reset(&b);
     assert_int_equal(expo_msg_encode(&m, &b), EXPO_ETOOBIG);
-    m.body = "\xc3\x28"; /* invalid UTF-8 */
+    assert_int_equal(expo_msg_size(&m), EXPO_MAX_PAYLOAD + 1); /* measured all the same */
+    m.body = "\xc3\x28";                                       /* invalid UTF-8 */
     assert_int_equal(expo_msg_encode(&m, &b), EXPO_EINVAL);
+    m.body = "ok";
+    m.rich_image = "https://x/\xc3\x28"; /* every string is checked, the new ones too */
+    assert_int_equal(expo_msg_encode(&m, &b), EXPO_EINVAL);
+    m.rich_image = NULL;
     m.body = "\xed\xa0\x80"; /* a surrogate */
     assert_int_equal(expo_msg_encode(&m, &b), EXPO_EINVAL);
     m.body = "ok \xf0\x9f\x93\xb7";

@@ -743,22 +743,78 @@ static void test_scanner_cases(void **state)
     sim_destroy(s);
 }
 
+/* The rich fields Expo documents are type-checked like the others and recorded as sent:
+ * richContent (an object whose image is a string), icon and tag (strings), interruptionLevel (one
+ * of four), badge (a number >= 0), mutableContent and _contentAvailable (booleans). */
+static void test_rich_fields(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    json_t *j = call(s, SEND,
+                     "[{\"to\":\"ExponentPushToken[rich]\",\"title\":\"t\","
+                     "\"richContent\":{ \"image\" : \"https://x.test/a%20b.jpg\" },"
+                     "\"icon\":\"ic_ready\",\"tag\":\"j1\",\"badge\":2,"
+                     "\"interruptionLevel\":\"time-sensitive\",\"mutableContent\":true,"
+                     "\"_contentAvailable\":false,\"sound\":\"default\",\"ttl\":60,"
+                     "\"categoryId\":\"c\"}]",
+                     0, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(ticket_status(j, 0), "ok");
+    json_decref(j);
+    buf_t rec = BUF_INIT;
+    sim_record_take(s, &rec);
+    assert_non_null(strstr(buf_cstr(&rec),
+                           "\"title\":\"t\",\"sound\":\"default\",\"badge\":2,\"ttl\":60,"
+                           "\"categoryId\":\"c\",\"richContent\":{\"image\":"
+                           "\"https://x.test/a%20b.jpg\"},\"icon\":\"ic_ready\",\"tag\":\"j1\","
+                           "\"interruptionLevel\":\"time-sensitive\",\"mutableContent\":true,"
+                           "\"_contentAvailable\":false}\n"));
+    buf_cleanup(&rec);
+    static const char *const bad[][2] = {
+        {"\"richContent\":\"https://x.test/a.jpg\"", "richContent"},
+        {"\"richContent\":{\"image\":7}", "richContent"},
+        {"\"richContent\":{\"alt\":\"a\",\"image\":null}", "richContent"},
+        {"\"icon\":1", "icon"},
+        {"\"tag\":[\"a\"]", "tag"},
+        {"\"interruptionLevel\":\"urgent\"", "interruptionLevel"},
+        {"\"badge\":-2", "badge"},
+        {"\"badge\":\"1\"", "badge"},
+        {"\"mutableContent\":1", "mutableContent"},
+        {"\"_contentAvailable\":\"true\"", "_contentAvailable"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256], want[64];
+        snprintf(body, sizeof body, "[{\"to\":\"ExponentPushToken[rich]\",%s}]", bad[i][0]);
+        j = call(s, SEND, body, 0, &st);
+        assert_int_equal(st, 400);
+        assert_string_equal(err_code(j), "VALIDATION_ERROR");
+        snprintf(want, sizeof want, "\"[0].%s\"", bad[i][1]);
+        const char *msg = json_string_value(
+            json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message"));
+        if (msg == NULL || strstr(msg, want) == NULL)
+            fail_msg("%s: message %s lacks %s", bad[i][0], msg ? msg : "(none)", want);
+        json_decref(j);
+    }
+    /* Members of richContent Expo does not document pass, as other unknown fields do. */
+    j = call(s, SEND,
+             "[{\"to\":\"ExponentPushToken[rich]\",\"richContent\":{\"video\":1},\"x\":[]}]", 0,
+             &st);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    sim_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send_ok_in_order),
-        cmocka_unit_test(test_limits_and_shapes),
-        cmocka_unit_test(test_tokens_and_behaviours),
-        cmocka_unit_test(test_payload_limit),
-        cmocka_unit_test(test_projects_and_auth),
-        cmocka_unit_test(test_rate_windows),
-        cmocka_unit_test(test_rate_strict),
-        cmocka_unit_test(test_malformed_ticket),
-        cmocka_unit_test(test_receipts),
-        cmocka_unit_test(test_error_shapes),
-        cmocka_unit_test(test_request_shapes),
-        cmocka_unit_test(test_gzip_bounds),
-        cmocka_unit_test(test_control_and_faults),
+        cmocka_unit_test(test_send_ok_in_order),      cmocka_unit_test(test_limits_and_shapes),
+        cmocka_unit_test(test_tokens_and_behaviours), cmocka_unit_test(test_payload_limit),
+        cmocka_unit_test(test_rich_fields),           cmocka_unit_test(test_projects_and_auth),
+        cmocka_unit_test(test_rate_windows),          cmocka_unit_test(test_rate_strict),
+        cmocka_unit_test(test_malformed_ticket),      cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_error_shapes),          cmocka_unit_test(test_request_shapes),
+        cmocka_unit_test(test_gzip_bounds),           cmocka_unit_test(test_control_and_faults),
         cmocka_unit_test(test_scanner_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,22 +107,31 @@ static int teardown(void **state)
     return code == 0 ? 0 : -1;
 }
 
-static void register_device(const char *user, const char *device, const char *token)
+/* Registers a device, with a locale unless it is NULL. */
+static void register_device_locale(const char *user, const char *device, const char *token,
+                                   const char *locale)
 {
-    char url[256], auth[2048], body[512];
+    char url[256], auth[2048], body[512], loc[64] = "";
     char *jwt = jwt_for(user);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
     free(jwt);
     const char *h[] = {auth, "Content-Type: application/json", NULL};
+    if (locale)
+        snprintf(loc, sizeof loc, ",\"locale\":\"%s\"", locale);
     snprintf(body, sizeof body,
-             "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"android\"}", device,
-             token);
+             "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"android\"%s}", device,
+             token, loc);
     th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
     th_resp_t r;
     assert_int_equal(th_http("POST", url, h, body, strlen(body), &r), 0);
     if (r.status != 201 && r.status != 200)
         fail_msg("register: %ld %s", r.status, buf_cstr(&r.body));
     th_resp_cleanup(&r);
+}
+
+static void register_device(const char *user, const char *device, const char *token)
+{
+    register_device_locale(user, device, token, NULL);
 }
 
 static void publish(const char *value, const char *const *headers)
@@ -588,6 +597,77 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     reload_with(base, "");
 }
 
+/* Localized and rich notifications end to end, with the shipped example texts
+ * (config/templates.example.conf) and rich fields: a user whose phone is in French and tablet in
+ * English gets each in its language; a device without a locale gets the event's (pt-BR, through
+ * pt); every device gets the rich fields, the image URL with the event's S3 key percent-encoded,
+ * and the simulator accepts them (it validates them as Expo does). */
+static void test_localized_and_rich(void **state)
+{
+    (void)state;
+    const char *phone = "ExponentPushToken[pipeLocPhoneFr00000001]";
+    const char *tablet = "ExponentPushToken[pipeLocTabletEn0000001]";
+    const char *other = "ExponentPushToken[pipeLocNoLocale000001]";
+    char base[8192], extra[2048], rec[8192];
+    FILE *f = fopen(herald.conf, "r");
+    assert_non_null(f);
+    base[fread(base, 1, sizeof base - 1, f)] = '\0';
+    fclose(f);
+    snprintf(extra, sizeof extra,
+             "include = %s/config/templates.example.conf\n"
+             "templates.COMPLETED.image = https://photos.example.test/{finalS3Key}\n"
+             "templates.COMPLETED.mutable_content = true\n"
+             "templates.COMPLETED.content_available = true\n"
+             "templates.COMPLETED.badge = 1\n"
+             "templates.COMPLETED.tag = {jobId}\n"
+             "templates.COMPLETED.icon = ic_photo_ready\n"
+             "templates.COMPLETED.interruption_level = time-sensitive\n",
+             getenv("HERALD_TEST_SOURCE_DIR"));
+    reload_with(base, extra);
+    register_device_locale("u10", "phone", phone, "fr");
+    register_device_locale("u10", "tablet", tablet, "en-US");
+    register_device_locale("u10", "other", other, NULL);
+    publish("{\"jobId\":\"job-10\",\"userId\":\"u10\",\"status\":\"COMPLETED\",\"locale\":"
+            "\"pt-BR\",\"data\":{\"finalS3Key\":\"final/u10/\u00e9t\u00e9 1.jpg\"}}",
+            NULL);
+    wait_delivered(phone, 1);
+    wait_delivered(tablet, 1);
+    wait_delivered(other, 1);
+    wait_trace("job-10", "\"event\":\"completed\"");
+    wait_trace("job-10", "\"locale\":\"pt-BR\""); /* the event's, in its received record */
+    const struct {
+        const char *const *token;
+        const char *title, *body;
+    } want[] = {
+        {&phone, "Photo Editor - Prête !", "Votre photo retouchée est prête à être téléchargée"},
+        {&tablet, "Photo Editor - Ready!", "Your enhanced photo is ready to download"},
+        {&other, "Photo Editor - Pronta!", "Sua foto aprimorada está pronta para download"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char t[256], b[256];
+        last_record(*want[i].token, rec, sizeof rec);
+        snprintf(t, sizeof t, "\"title\":\"%s\"", want[i].title);
+        snprintf(b, sizeof b, "\"body\":\"%s\"", want[i].body);
+        if (!strstr(rec, t) || !strstr(rec, b))
+            fail_msg("device %zu: want %s and %s in %s", i, t, b, rec);
+        static const char *const rich[] = {
+            "\"richContent\":{\"image\":\"https://photos.example.test/final/u10/"
+            "%C3%A9t%C3%A9%201.jpg\"}",
+            "\"badge\":1",
+            "\"tag\":\"job-10\"",
+            "\"icon\":\"ic_photo_ready\"",
+            "\"interruptionLevel\":\"time-sensitive\"",
+            "\"mutableContent\":true",
+            "\"_contentAvailable\":true",
+            "\"collapseId\":\"job-10:COMPLETED\"",
+            "\"action\":\"download\""};
+        for (size_t k = 0; k < sizeof rich / sizeof rich[0]; k++)
+            if (!strstr(rec, rich[k]))
+                fail_msg("device %zu: no %s in %s", i, rich[k], rec);
+    }
+    reload_with(base, "");
+}
+
 /* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
@@ -863,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_expo_storm),
         cmocka_unit_test(test_heraldctl_publish_and_trace),
         cmocka_unit_test(test_sighup_use_after_free_pending_claim),
+        cmocka_unit_test(test_localized_and_rich),
         cmocka_unit_test(test_trace_job_id_collides_with_user_index),
         cmocka_unit_test(test_trace_device_index_shared_by_users),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),

@@ -89,6 +89,7 @@ static const char *actual(const char *key, int rc, const queue_event_t *ev,
         {"sqs_message_id", offsetof(queue_event_t, sqs_message_id)},
         {"correlation_id", offsetof(queue_event_t, correlation_id)},
         {"traceparent", offsetof(queue_event_t, traceparent)},
+        {"locale", offsetof(queue_event_t, locale)},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (strcmp(key, strs[i].k) == 0)
@@ -241,7 +242,8 @@ static void test_encode_round_trip(void **state)
         "{\"batchJobId\":\"b-1\",\"userId\":\"u\",\"status\":\"COMPLETED\",\"completedCount\":3,"
         "\"totalCount\":4,\"message\":\"m \\\"q\\\" \xc3\xa9\",\"timestamp\":1700000000123,"
         "\"data\":{\"error\":\"The image was too dark\",\"previousStatus\":\"EDITING\","
-        "\"finalS3Key\":\"k/1\"},\"correlationId\":\"c-1\",\"traceparent\":\"00-a-b-01\"}",
+        "\"finalS3Key\":\"k/1\"},\"correlationId\":\"c-1\",\"traceparent\":\"00-a-b-01\","
+        "\"locale\":\"pt-br\"}",
         "{\"jobId\":\"X:COMPLETED\",\"batchJobId\":\"b-2\",\"userId\":\"u\",\"status\":\"FAILED\","
         "\"timestamp\":\"2026-11-24T10:00:00.000Z\",\"data\":{\"error\":null}}",
         "{\"MessageId\":\"m1\",\"Body\":\"{\\\"Type\\\":\\\"Notification\\\",\\\"MessageId\\\":"
@@ -265,6 +267,7 @@ static void test_encode_round_trip(void **state)
         assert_int_equal(b.timestamp_ms, a.timestamp_ms);
         expect_same_str(b.job_id, a.job_id);
         expect_same_str(b.batch_job_id, a.batch_job_id);
+        expect_same_str(b.locale, a.locale);
         expect_same_str(b.user_id, a.user_id);
         expect_same_str(b.message, a.message);
         expect_same_str(b.timestamp, a.timestamp);

@@ -1,6 +1,6 @@
-/* test_config.c - the config parser: defaults, file syntax, precise errors, env overrides, and
- * secrets (passwords in URLs, secret keys, secret kafka.* properties) kept out of dumps and
- * errors. */
+/* test_config.c - the config parser: defaults, file syntax, precise errors, env overrides,
+ * localized template keys, includes, and secrets (passwords in URLs, secret keys, secret kafka.*
+ * properties) kept out of dumps and errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int load(conf_t *c, const char *text, char *err, size_t errlen)
 {
@@ -137,6 +139,148 @@ static void test_env(void **state)
     assert_string_equal(
         err, "env HERALD_TOKENS_TTL_DAYS: tokens.ttl_days: expected an integer, got \"x\"");
     conf_destroy(c);
+}
+
+/* templates.[<locale>.]<STATUS>.<field>: locales are BCP 47 tags, the rich fields are known, and
+ * HERALD_TEMPLATES_<LOCALE>_<STATUS>_<FIELD> names them from the environment. */
+static void test_template_keys(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = conf_create();
+    const char *text = "templates.fr.COMPLETED.title = Prête !\n"
+                       "templates.pt-BR.BATCH_COMPLETED.body = Todas as {count} fotos\n"
+                       "templates.zh-Hant-TW.FAILED.subtitle = x\n"
+                       "templates.COMPLETED.image = https://cdn.example.com/{finalS3Key}\n"
+                       "templates.COMPLETED.mutable_content = true\n"
+                       "templates.FAILED.interruption_level = time-sensitive\n"
+                       "templates.default_locale = en-GB\n"
+                       "auth.mode = trusted-header\n";
+    assert_int_equal(load(c, text, err, sizeof err), 0);
+    assert_string_equal(conf_template_get(c, "fr.COMPLETED", "title"), "Prête !");
+    assert_string_equal(conf_template_get(c, "pt-BR.BATCH_COMPLETED", "body"),
+                        "Todas as {count} fotos");
+    assert_string_equal(conf_template_get(c, "COMPLETED", "mutable_content"), "true");
+    assert_string_equal(c->templates_default_locale, "en-GB");
+    assert_int_equal(conf_validate(c, err, sizeof err), 0);
+    conf_destroy(c);
+
+    static const struct bad cases[] = {
+        {"templates.pt_BR.COMPLETED.title = x\n",
+         "t.conf:1: templates.pt_BR.COMPLETED.title: \"pt_BR\" is not a BCP 47 language tag"},
+        {"templates.fr.COMPLETED.colour = x\n",
+         "t.conf:1: templates.fr.COMPLETED.colour: expected"},
+        {"templates.fr.x.y.title = x\n", "t.conf:1: templates.fr.x.y.title: expected"},
+        {"templates.fr..title = x\n", "t.conf:1: templates.fr..title: expected"},
+        {"templates.COMPLETED.threadId = x\n", "t.conf:1: templates.COMPLETED.threadId: expected"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c = conf_create();
+        assert_int_equal(load(c, cases[i].text, err, sizeof err), -1);
+        if (strncmp(err, cases[i].err, strlen(cases[i].err)) != 0)
+            fail_msg("case %zu: got \"%s\", want prefix \"%s\"", i, err, cases[i].err);
+        conf_destroy(c);
+    }
+    c = conf_create();
+    assert_int_equal(
+        load(c, "templates.default_locale = en_US\nauth.mode = trusted-header\n", err, sizeof err),
+        0);
+    assert_int_equal(conf_validate(c, err, sizeof err), -1);
+    assert_string_equal(
+        err,
+        "config: templates.default_locale: \"en_US\" is not a BCP 47 language tag (such as en)");
+    conf_destroy(c);
+
+    c = conf_create();
+    char *env[] = {"HERALD_TEMPLATES_PT_BR_COMPLETED_TITLE=Pronta!",
+                   "HERALD_TEMPLATES_FR_BATCH_COMPLETED_BODY=Lot",
+                   "HERALD_TEMPLATES_BATCH_COMPLETED_BODY=Batch",
+                   "HERALD_TEMPLATES_COMPLETED_MUTABLE_CONTENT=true",
+                   "HERALD_TEMPLATES_ZH_HANT_FAILED_CONTENT_AVAILABLE=false",
+                   "HERALD_TEMPLATES_DEFAULT_LOCALE=fr",
+                   NULL};
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), 0);
+    assert_string_equal(conf_template_get(c, "PT-BR.COMPLETED", "title"), "Pronta!");
+    assert_string_equal(conf_template_get(c, "FR.BATCH_COMPLETED", "body"), "Lot");
+    assert_string_equal(conf_template_get(c, "BATCH_COMPLETED", "body"), "Batch");
+    assert_string_equal(conf_template_get(c, "COMPLETED", "mutable_content"), "true");
+    assert_string_equal(conf_template_get(c, "ZH-HANT.FAILED", "content_available"), "false");
+    assert_string_equal(c->templates_default_locale, "fr");
+    conf_destroy(c);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* `include = path`: relative to the including file's folder, nested at most 4 deep, errors name
+ * both places. */
+static void test_include(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/herald-conf-XXXXXX", path[256], sub[256], err[1024] = "";
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/sub/texts.conf", dir);
+    write_text(path, "templates.fr.COMPLETED.title = Prête !\ntokens.ttl_days = 5\n");
+    snprintf(path, sizeof path, "%s/main.conf", dir);
+    write_text(path, "tokens.ttl_days = 7\ninclude = sub/texts.conf\nhttp.listen = 0.0.0.0:1\n");
+    conf_t *c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
+    assert_string_equal(conf_template_get(c, "fr.COMPLETED", "title"), "Prête !");
+    assert_int_equal(c->tokens_ttl_days, 5); /* the lines count where the include stands */
+    assert_string_equal(c->http_listen, "0.0.0.0:1");
+    assert_string_equal(c->path, path); /* the top file, for reloads */
+    conf_destroy(c);
+
+    snprintf(path, sizeof path, "%s/sub/texts.conf", dir);
+    write_text(path, "# texts\ntemplates.fr.COMPLETED.colour = x\n");
+    snprintf(path, sizeof path, "%s/main.conf", dir);
+    c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), -1);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s/main.conf:2: %s/sub/texts.conf:2: templates.fr.COMPLETED.colour", dir, dir);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("got \"%s\", want prefix \"%s\"", err, want);
+    conf_destroy(c);
+
+    write_text(path, "include = missing.conf\n");
+    c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/main.conf:1: %s/missing.conf: No such file", dir, dir);
+    assert_int_equal(strncmp(err, want, strlen(want)), 0);
+    conf_destroy(c);
+
+    write_text(path, "include = main.conf\n"); /* itself */
+    c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "include: more than 4 nested includes"));
+    conf_destroy(c);
+
+    write_text(path, "include =\n");
+    c = conf_create();
+    assert_int_equal(conf_load_file(c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "main.conf:1: include: expected a file name"));
+    conf_destroy(c);
+
+    /* Not a key: the environment cannot include. */
+    char *env[] = {"HERALD_INCLUDE=/etc/passwd", NULL};
+    c = conf_create();
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), -1);
+    conf_destroy(c);
+
+    snprintf(path, sizeof path, "%s/main.conf", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/sub/texts.conf", dir);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 static void test_secret_keys(void **state)
@@ -309,6 +453,9 @@ static void test_shipped_files(void **state)
     snprintf(path, sizeof path, "%s/config/dev.conf", src);
     assert_int_equal(conf_load_file(c, path, err, sizeof err), 0);
     assert_int_equal(conf_validate(c, err, sizeof err), 0);
+    /* dev.conf includes the example texts (config/templates.example.conf) */
+    assert_string_equal(conf_template_get(c, "fr.COMPLETED", "title"), "Photo Editor - Prête !");
+    assert_string_equal(conf_template_get(c, "pt.COMPLETED", "title"), "Photo Editor - Pronta!");
     conf_destroy(c);
 }
 
@@ -320,6 +467,8 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_long_line_and_nul),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_template_keys),
+        cmocka_unit_test(test_include),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_shipped_files),

@@ -1,4 +1,5 @@
-/* test_core.c - buffers, JSON escaping, logging redaction, metrics rendering, backoff, clock. */
+/* test_core.c - buffers, JSON escaping, logging redaction, metrics rendering, backoff, clock,
+ * language tags. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/file.h"
+#include "core/langtag.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -138,12 +140,75 @@ static void test_file_reads(void **state)
     assert_non_null(strstr(err, "No such file"));
 }
 
+/* Valid tags with their canonical case, then tags that are not well-formed BCP 47. */
+static void test_lang_tags(void **state)
+{
+    (void)state;
+    static const char *const good[][2] = {
+        {"fr", "fr"},
+        {"pt-BR", "pt-BR"},
+        {"PT-br", "pt-BR"},
+        {"zh-hant-tw", "zh-Hant-TW"},
+        {"es-419", "es-419"},
+        {"sr-Latn-RS", "sr-Latn-RS"},
+        {"zh-yue-HK", "zh-yue-HK"},
+        {"de-CH-1996", "de-CH-1996"},
+        {"sl-rozaj-biske", "sl-rozaj-biske"},
+        {"de-DE-u-co-phonebk", "de-DE-u-co-phonebk"},
+        {"en-US-x-Twain", "en-US-x-twain"},
+        {"en-a-bbb-x-a-ccc", "en-a-bbb-x-a-ccc"},
+        {"haw", "haw"},
+    };
+    static const char *const bad[] = {"",
+                                      "e",
+                                      "pt_BR",
+                                      "pt-",
+                                      "-pt",
+                                      "pt--BR",
+                                      "123",
+                                      "x-private",
+                                      "en-US-",
+                                      "toolonglang",
+                                      "en-a",
+                                      "en-a-b",
+                                      "en-a-bb-a-cc",
+                                      "en-x",
+                                      "fr-FRA-x",
+                                      "en-US-abcdefghi",
+                                      "fr é",
+                                      "en-US-u-co-phonebk-ka-shifted-kb-true" /* 36 bytes */,
+                                      "en-Latn-Latn",
+                                      "de-DE-DE"};
+    char out[LANG_TAG_MAX + 1];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        memset(out, 0, sizeof out);
+        if (lang_tag_parse(good[i][0], strlen(good[i][0]), out) != 0)
+            fail_msg("%s should be valid", good[i][0]);
+        assert_string_equal(out, good[i][1]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (lang_tag_parse(bad[i], strlen(bad[i]), NULL) == 0)
+            fail_msg("\"%s\" should be refused", bad[i]);
+    assert_int_equal(lang_tag_parse("fr-CA", 2, out), 0); /* a prefix of the buffer */
+    assert_string_equal(out, "fr");
+    char t[LANG_TAG_MAX + 1] = "zh-Hant-TW";
+    assert_int_equal(lang_tag_parent(t), 0);
+    assert_string_equal(t, "zh-Hant");
+    assert_int_equal(lang_tag_parent(t), 0);
+    assert_string_equal(t, "zh");
+    assert_int_equal(lang_tag_parent(t), -1);
+    snprintf(t, sizeof t, "de-DE-x-ab");
+    assert_int_equal(lang_tag_parent(t), 0);
+    assert_string_equal(t, "de-DE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_json),       cmocka_unit_test(test_log_redacts_tokens),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock),          cmocka_unit_test(test_file_reads),
+        cmocka_unit_test(test_lang_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

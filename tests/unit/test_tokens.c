@@ -145,6 +145,85 @@ static void test_record_roundtrip(void **state)
     assert_int_equal(tok_record_parse("{\"userId\":1}", 12, &back, err, sizeof err), -1);
 }
 
+/* The optional locale: a BCP 47 tag, stored in canonical case; anything else is 400 field=locale.
+ * A record carries it through JSON and back, and a stored record with a bad one is refused. */
+static void test_locale(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *locale, *want; /* want NULL: refused */
+    } cases[] = {
+        {"\"fr\"", "fr"},
+        {"\"pt-br\"", "pt-BR"},
+        {"\"zh-hant-TW\"", "zh-Hant-TW"},
+        {"null", ""},
+        {"\"\"", NULL},
+        {"\"pt_BR\"", NULL},
+        {"\"fr-\"", NULL},
+        {"42", NULL},
+        {"[\"fr\"]", NULL},
+        {"\"en-US-u-co-phonebk-ka-shifted-kb-true\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[256], detail[160] = "";
+        snprintf(body, sizeof body, "{\"deviceId\":\"d\"," T ",\"platform\":\"ios\",\"locale\":%s}",
+                 cases[i].locale);
+        tok_reg_body_t b;
+        const char *field;
+        int rc = tok_api_parse_body(body, strlen(body), &b, &field, detail, sizeof detail);
+        if (cases[i].want) {
+            if (rc != 0)
+                fail_msg("locale %s should be accepted: %s", cases[i].locale, detail);
+            assert_string_equal(b.locale, cases[i].want);
+        } else {
+            if (rc == 0 || field == NULL || strcmp(field, "locale") != 0)
+                fail_msg("locale %s should be refused with field=locale", cases[i].locale);
+            assert_non_null(strstr(detail, "locale"));
+        }
+    }
+    tok_reg_body_t b;
+    const char *field;
+    char detail[160];
+    const char *none = "{\"deviceId\":\"d\"," T ",\"platform\":\"ios\"}";
+    assert_int_equal(tok_api_parse_body(none, strlen(none), &b, &field, detail, sizeof detail), 0);
+    assert_string_equal(b.locale, "");
+
+    tok_record_t r = {0}, back;
+    snprintf(r.user_id, sizeof r.user_id, "u");
+    snprintf(r.device_id, sizeof r.device_id, "d");
+    snprintf(r.token, sizeof r.token, "ExpoPushToken[abc]");
+    snprintf(r.registered_at, sizeof r.registered_at, "2026-01-01T00:00:00.000Z");
+    snprintf(r.updated_at, sizeof r.updated_at, "2026-01-02T00:00:00.000Z");
+    r.active = true;
+    r.expires_at = 1800000000;
+    snprintf(r.locale, sizeof r.locale, "pt-BR");
+    buf_t j = BUF_INIT;
+    tok_record_json(&r, &j);
+    assert_non_null(strstr(buf_cstr(&j), ",\"locale\":\"pt-BR\"}"));
+    char err[64];
+    assert_int_equal(tok_record_parse(j.data, j.len, &back, err, sizeof err), 0);
+    assert_string_equal(back.locale, "pt-BR");
+    buf_reset(&j);
+    r.locale[0] = '\0';
+    tok_record_json(&r, &j);
+    assert_null(strstr(buf_cstr(&j), "locale"));
+    /* Stored (or imported) records: a lower-case tag is canonicalised, a malformed one refused. */
+    const char *base = "{\"userId\":\"u\",\"deviceId\":\"d\",\"expoPushToken\":"
+                       "\"ExpoPushToken[abc]\",\"platform\":\"ios\",\"registeredAt\":"
+                       "\"2026-01-01T00:00:00.000Z\",\"updatedAt\":\"2026-01-01T00:00:00.000Z\","
+                       "\"isActive\":true,\"expiresAt\":1800000000,\"locale\":";
+    char rec[512];
+    snprintf(rec, sizeof rec, "%s\"fr-ca\"}", base);
+    assert_int_equal(tok_record_parse(rec, strlen(rec), &back, err, sizeof err), 0);
+    assert_string_equal(back.locale, "fr-CA");
+    snprintf(rec, sizeof rec, "%s\"fr_CA\"}", base);
+    assert_int_equal(tok_record_parse(rec, strlen(rec), &back, err, sizeof err), -1);
+    assert_string_equal(err, "invalid locale");
+    snprintf(rec, sizeof rec, "%s7}", base);
+    assert_int_equal(tok_record_parse(rec, strlen(rec), &back, err, sizeof err), -1);
+    buf_cleanup(&j);
+}
+
 /* The one deliverability rule: every reason that applies, the first one named for the pipeline. */
 static void test_deliverability(void **state)
 {
@@ -324,9 +403,10 @@ static void test_api_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_formats), cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_body_parser),   cmocka_unit_test(test_record_roundtrip),
-        cmocka_unit_test(test_api_answers),   cmocka_unit_test(test_deliverability),
+        cmocka_unit_test(test_token_formats),  cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_body_parser),    cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_locale),         cmocka_unit_test(test_api_answers),
+        cmocka_unit_test(test_deliverability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

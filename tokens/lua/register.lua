@@ -4,7 +4,7 @@
 -- KEYS[3]  <p>expiry         the expiry index
 -- ARGV     user, device, token, platform, now (unix s), now (ISO-8601 ms), ttl (s),
 --          max devices, then the key parts from db/keys.c: owner stem "<p>owner:",
---          dev hash head "<p>dev:{" and tail "}"
+--          dev hash head "<p>dev:{" and tail "}", then the locale ("" for none)
 -- Reply:   {0, created (0/1), record JSON, previous user, previous device}, or {-2} when the
 --          user is at the device limit
 -- - a new device past the limit first evicts the oldest inactive/expired/corrupt records of the
@@ -12,7 +12,8 @@
 -- - a token bound to another (user, device) that still holds it: that record is deactivated with
 --   reason "reassigned" (kept if already inactive) and reported as the previous user and device;
 -- - the device's previous token loses its owner key when that key still points at this device;
--- - registeredAt survives, isActive = true, deactivated fields cleared, expiresAt = now + ttl;
+-- - registeredAt survives, isActive = true, deactivated fields cleared, expiresAt = now + ttl,
+--   locale as given (none: removed);
 -- - owner key and hash expire with the newest expiresAt.
 -- The rules shared with import.lua are in bind.lua.
 -- @include tokens/lua/bind.lua
@@ -33,6 +34,7 @@ rec.userId, rec.deviceId, rec.expoPushToken, rec.platform = user, dev, tok, ARGV
 rec.updatedAt, rec.isActive = ctx.iso, true
 rec.expiresAt = ctx.now + tonumber(ARGV[7])
 rec.deactivatedReason, rec.deactivatedAt = nil, nil
+rec.locale = ARGV[12] ~= '' and ARGV[12] or nil
 local js = cjson.encode(rec)
 bind_write(ctx, KEYS[1], KEYS[2], member, dev, js, rec.expiresAt, true)
 return {0, created, js, pu, pd}

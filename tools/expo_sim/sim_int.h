@@ -75,8 +75,28 @@ typedef struct sim_span {
     size_t n;
 } sim_span_t;
 
-/* Fields copied to the record, in this order (raw JSON values). */
-enum { F_TITLE, F_BODY, F_SUBTITLE, F_COLLAPSE, F_PRIORITY, F_CHANNEL, F_DATA, F_NREC };
+/* Fields copied to the record, in this order (raw JSON values; objects compacted). */
+enum {
+    F_TITLE,
+    F_BODY,
+    F_SUBTITLE,
+    F_COLLAPSE,
+    F_PRIORITY,
+    F_CHANNEL,
+    F_DATA,
+    F_SOUND,
+    F_BADGE,
+    F_TTL,
+    F_CATEGORY,
+    F_RICH,
+    F_ICON,
+    F_TAG,
+    F_LEVEL,
+    F_MUTABLE,
+    F_AVAILABLE,
+    F_NREC
+};
+extern const char *const sim_rec_names[F_NREC]; /* their member names (sim_msgs.c) */
 
 typedef struct sim_msg {
     sim_span_t rec[F_NREC];

@@ -9,8 +9,23 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const rec_names[F_NREC] = {"title",    "body",      "subtitle", "collapseId",
-                                              "priority", "channelId", "data"};
+const char *const sim_rec_names[F_NREC] = {"title",
+                                           "body",
+                                           "subtitle",
+                                           "collapseId",
+                                           "priority",
+                                           "channelId",
+                                           "data",
+                                           "sound",
+                                           "badge",
+                                           "ttl",
+                                           "categoryId",
+                                           "richContent",
+                                           "icon",
+                                           "tag",
+                                           "interruptionLevel",
+                                           "mutableContent",
+                                           "_contentAvailable"};
 
 typedef struct parse {
     sj_t j;
@@ -71,18 +86,50 @@ static bool nonneg_number(const char *v, size_t vn)
     return true;
 }
 
+/* richContent: an object whose image, when present, is a string (the image's URL); Expo documents
+ * no other member, so others pass. v is a validated object. */
+static const char *rich_problem(const char *v, size_t vn)
+{
+    sj_t j;
+    bool esc;
+    buf_t key = BUF_INIT;
+    const char *problem = NULL;
+    sj_init(&j, v + 1, vn - 1);
+    sj_ws(&j);
+    while (!problem && j.p < j.end && *j.p == '"') {
+        const char *k = j.p + 1;
+        sj_string(&j, &esc);
+        buf_reset(&key);
+        sj_decode(k, (size_t)(j.p - k) - 1, &key);
+        sj_ws(&j);
+        j.p++; /* ':' */
+        sj_ws(&j);
+        if (key.len == 5 && memcmp(key.data, "image", 5) == 0 && *j.p != '"')
+            problem = "must be an object whose image is a string (an image URL)";
+        sj_value(&j);
+        sj_ws(&j);
+        if (j.p < j.end && *j.p == ',')
+            j.p++;
+        sj_ws(&j);
+    }
+    buf_cleanup(&key);
+    return problem;
+}
+
 /* Type rules of the fields Expo documents; others pass. Returns what is wrong, or NULL. */
 static const char *field_problem(const char *k, size_t kn, const char *v, size_t vn)
 {
-    static const char *const strs[] = {"title",      "body",       "subtitle", "channelId",
-                                       "categoryId", "collapseId", "tag",      NULL};
+    static const char *const strs[] = {"title",      "body", "subtitle", "channelId", "categoryId",
+                                       "collapseId", "tag",  "icon",     NULL};
     static const char *const prio[] = {"default", "normal", "high", NULL};
     static const char *const lvl[] = {"active", "critical", "passive", "time-sensitive", NULL};
     for (size_t i = 0; strs[i]; i++)
         if (key_is(k, kn, strs[i]))
             return v[0] == '"' ? NULL : "must be a string";
-    if (key_is(k, kn, "data") || key_is(k, kn, "richContent"))
+    if (key_is(k, kn, "data"))
         return v[0] == '{' ? NULL : "must be an object";
+    if (key_is(k, kn, "richContent"))
+        return v[0] == '{' ? rich_problem(v, vn) : "must be an object";
     if (key_is(k, kn, "sound"))
         return v[0] == '"' || v[0] == '{' || v[0] == 'n' ? NULL : "must be a string or null";
     if (key_is(k, kn, "badge") || key_is(k, kn, "ttl") || key_is(k, kn, "expiration"))
@@ -179,7 +226,7 @@ static void member(parse_t *ps, sim_msg_t *m, size_t idx, size_t *count)
     if (problem)
         field_err(ps, idx, k, kn, problem);
     for (int f = 0; f < F_NREC; f++)
-        if (key_is(k, kn, rec_names[f]))
+        if (key_is(k, kn, sim_rec_names[f]))
             m->rec[f] = (sim_span_t){v, vn};
 }
 

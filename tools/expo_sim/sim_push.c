@@ -380,8 +380,6 @@ static void token_error(sim_t *s, buf_t *b, const sim_rcpt_t *r, const char *tai
  * literals already), data with the whitespace removed; no re-encoding on the hot path. */
 static void record(sim_t *s, const sim_rcpt_t *r, const char *id, const char *project, int64_t ts)
 {
-    static const char *const names[F_NREC] = {"title",    "body",      "subtitle", "collapseId",
-                                              "priority", "channelId", "data"};
     buf_t *b = &s->scratch;
     buf_printf(b, "{\"ts\":%" PRId64 ",\"id\":\"%s\",\"project\":", ts, id);
     buf_json_str(b, project, strlen(project));
@@ -391,8 +389,8 @@ static void record(sim_t *s, const sim_rcpt_t *r, const char *id, const char *pr
         const sim_span_t *v = &r->msg->rec[f];
         if (v->p == NULL)
             continue;
-        buf_printf(b, ",\"%s\":", names[f]);
-        if (f == F_DATA)
+        buf_printf(b, ",\"%s\":", sim_rec_names[f]);
+        if (f == F_DATA || f == F_RICH)
             sj_compact(v->p, v->n, b);
         else
             buf_append(b, v->p, v->n);
