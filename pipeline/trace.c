@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INDEX_KEEP 100
 #define BATCH_MAX 128 /* records per script call */
 
 /* Records wait here until the next loop turn (db_defer) or until BATCH_MAX of them are queued,
@@ -82,7 +81,7 @@ static void flush(disp_trace_t *t)
     char ttl[24], max[24], keep[24];
     snprintf(ttl, sizeof ttl, "%ld", t->ttl_s);
     snprintf(max, sizeof max, "%ld", t->max_records);
-    snprintf(keep, sizeof keep, "%d", INDEX_KEEP);
+    snprintf(keep, sizeof keep, "%d", DISP_TRACE_INDEX_MAX);
     size_t nk = 3 * b->n, argc = nk + 3 + 3 * b->n;
     const char **argv = xcalloc(argc, sizeof *argv);
     argv[nk] = ttl;

@@ -3,8 +3,10 @@
  *
  * Layout (prefix p, keys from db/keys.h): p trace:j:<jobId> LIST of JSON records (at most
  * trace.max_records, TTL trace.ttl_s); the user's index p trace:u:{<userId>} and, per device of the
- * user, p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of recent jobIds scored by unix ms (the last 100
- * each). Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
+ * user, p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of jobIds scored by unix ms of their last
+ * record, every job of the last ttl_s seconds up to DISP_TRACE_INDEX_MAX (the newest), so that a
+ * privacy delete (pipeline/privacy.h) finds every trace it has to remove. Each record:
+ * {"ts","event","jobId","userId","deviceId"?, ...}.
  * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call,
  * pipelined with everything else; the same facts go to the log as JSON lines at once. */
 #ifndef HERALD_DISPATCHER_TRACE_H
@@ -14,6 +16,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#define DISP_TRACE_INDEX_MAX 1000 /* job ids per user or device index */
 
 typedef struct disp_trace disp_trace_t;
 struct db;
