@@ -1,12 +1,13 @@
 /* tokens.c - `heraldctl tokens`: the subcommand table, the queries (list, get, find) and the
  * per-record changes (deactivate, delete). Bulk jobs over every token are in bulk.c. Reads and
- * changes go through the token store (tokens/store.h) and a privacy delete's traces through
- * pipeline/trace.h, so heraldctl and herald share one implementation of every key and script. */
+ * changes go through the token store (tokens/store.h) and a privacy delete through
+ * pipeline/privacy.h, so heraldctl and herald share one implementation of every key and script. */
 #include "ctl/tokens.h"
 
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "ctl/lines.h"
+#include "pipeline/privacy.h"
 #include "tokens/store.h"
 
 #include <stdlib.h>
@@ -488,44 +489,79 @@ static int cmd_deactivate(ctl_env_t *e, int argc, char **argv)
 
 /* ---- delete ---- */
 
-static void on_purged(int status, void *arg)
+#define PURGE_JOBS 200    /* trace-index jobs walked per script call */
+#define SWEEP_COUNT 1000L /* SCAN COUNT per sweep step */
+
+typedef struct purge_run {
+    ctl_env_t *e;
+    disp_privacy_counts_t sum;
+    bool more;       /* the purge's index still names jobs */
+    char cursor[64]; /* the sweep's */
+} purge_run_t;
+
+static void add_counts(disp_privacy_counts_t *s, const disp_privacy_counts_t *c)
 {
-    deact_line_t *l = arg;
-    l->status = status;
-    ctl_env_done(l->e, status == TOK_EUNAVAIL ? DB_EDOWN : 0);
+    s->records += c->records;
+    s->traces += c->traces;
+    s->marks += c->marks;
+    s->tickets += c->tickets;
+    s->keys += c->keys;
 }
 
-static void on_traces_purged(int status, void *arg)
+static void on_purge_step(int status, const disp_privacy_counts_t *c, void *arg)
 {
-    ctl_env_done(arg, status);
+    purge_run_t *r = arg;
+    if (status == 0) {
+        add_counts(&r->sum, c);
+        r->more = c->jobs_left > 0;
+    }
+    ctl_env_done(r->e, status);
 }
 
-/* A privacy request also removes the user's delivery traces: the job indexes of the deleted
- * devices, and for a whole user the user's job index and every trace it lists. */
-static int purge_traces(ctl_env_t *e, const char *user, bool whole_user, const char *const *devices,
-                        size_t n)
+static void on_sweep_step(int status, const disp_privacy_counts_t *c, const char *cursor, void *arg)
 {
-    ctl_env_begin(e);
-    disp_trace_purge(e->trace, user, whole_user, devices, n, on_traces_purged, e);
-    ctl_env_wait(e, 0);
+    purge_run_t *r = arg;
+    if (status == 0)
+        add_counts(&r->sum, c);
+    snprintf(r->cursor, sizeof r->cursor, "%s", cursor);
+    ctl_env_done(r->e, status);
+}
+
+/* A privacy request: the records and what the trace indexes lead to (their traces, dedup marks
+ * and receipt checks), a bounded script call at a time; then a sweep of the whole keyspace for
+ * what no index names any more (pipeline/privacy.h). */
+static int privacy_delete(ctl_env_t *e, const char *user, const char *device, purge_run_t *r)
+{
+    disp_privacy_t *p = disp_privacy_create(e->db, e->conf->redis_prefix);
+    ctl_progress_t pg;
+    r->e = e;
+    do {
+        r->more = false;
+        ctl_env_begin(e);
+        disp_privacy_purge(p, user, device, PURGE_JOBS, on_purge_step, r);
+        ctl_env_wait(e, 0);
+    } while (e->failure == 0 && r->more);
+    snprintf(r->cursor, sizeof r->cursor, "0");
+    ctl_progress_start(&pg, "sweeping keys", 0);
+    while (e->failure == 0) {
+        ctl_env_begin(e);
+        disp_privacy_sweep(p, user, device, r->cursor, SWEEP_COUNT, on_sweep_step, r);
+        ctl_env_wait(e, 0);
+        ctl_progress_add(&pg, SWEEP_COUNT);
+        if (strcmp(r->cursor, "0") == 0)
+            break;
+    }
+    ctl_progress_end(&pg);
+    disp_privacy_destroy(p);
     return e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
 }
 
 static const char DELETE_USAGE[] =
     "usage: heraldctl tokens delete --user U [--device D] [--dry-run] [--json]\n"
-    "Hard delete (privacy request): the records, their owner and expiry index entries, and the\n"
-    "user's delivery traces. Prints what it removes.\n";
-
-static int do_purge(ctl_env_t *e, const char *user, const char *device)
-{
-    deact_line_t l = {.e = e};
-    ctl_env_begin(e);
-    tok_store_purge(e->store, user, device, on_purged, &l);
-    ctl_env_wait(e, 0);
-    if (l.status == TOK_EUNAVAIL)
-        return ctl_unavailable(e, e->failure);
-    return l.status == TOK_ENOTFOUND ? CTL_NOTFOUND : CTL_OK;
-}
+    "Hard delete (privacy request): the records with their owner and expiry index entries, and\n"
+    "everything herald keeps that names the user (the device): delivery traces, dedup marks,\n"
+    "receipt checks. Reads the whole keyspace once. Prints the records it removes; exit 1 when\n"
+    "there was nothing to remove.\n";
 
 static void print_delete(const char *user, const ctl_rec_t *r, bool dry, bool json)
 {
@@ -562,24 +598,30 @@ static int cmd_delete(ctl_env_t *e, int argc, char **argv)
     ctl_recs_t rs = {0};
     if ((rc = ctl_read(e, user, device, &rs)) != CTL_OK)
         goto done;
-    if (rs.n == 0) {
+    for (size_t i = 0; i < rs.n; i++)
+        print_delete(user, &rs.v[i], dry, json);
+    if (dry) {
+        rc = rs.n ? CTL_OK : CTL_NOTFOUND;
+        fprintf(stderr, "would delete %zu record(s) of user %s and what else names %s\n", rs.n,
+                user, device ? "the device" : "the user");
+        goto done;
+    }
+    /* Also without records: what an earlier delete left (traces, marks) still goes. */
+    purge_run_t r = {0};
+    if ((rc = privacy_delete(e, user, device, &r)) != CTL_OK)
+        goto done;
+    disp_privacy_counts_t *c = &r.sum;
+    if (c->records + c->traces + c->marks + c->tickets + c->keys == 0) {
         fprintf(stderr, "heraldctl: nothing to delete for user %s%s%s\n", user,
                 device ? " device " : "", device ? device : "");
         rc = CTL_NOTFOUND;
         goto done;
     }
-    const char **devices = xcalloc(rs.n, sizeof *devices);
-    for (size_t i = 0; i < rs.n; i++) {
-        print_delete(user, &rs.v[i], dry, json);
-        devices[i] = rs.v[i].device_id;
-    }
-    if (!dry) {
-        rc = do_purge(e, user, device);
-        if (rc == CTL_OK)
-            rc = purge_traces(e, user, device == NULL, devices, rs.n);
-    }
-    free(devices);
-    fprintf(stderr, "%s %zu record(s) of user %s\n", dry ? "would delete" : "deleted", rs.n, user);
+    fprintf(stderr,
+            "deleted %ld record(s) of user %s%s%s; removed %ld trace record(s), %ld dedup "
+            "mark(s), %ld receipt check(s), %ld other key(s)\n",
+            c->records, user, device ? " device " : "", device ? device : "", c->traces, c->marks,
+            c->tickets, c->keys);
 done:
     ctl_recs_cleanup(&rs);
     return rc;

@@ -14,6 +14,7 @@
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/templates.h"
+#include "pipeline/privacy.h"
 #include "pipeline/trace.h"
 #include "expo/expo.h"
 #include "expo/rate_shared.h"
@@ -60,6 +61,7 @@ struct disp_daemon {
     expo_receipts_t *receipts;
     disp_templates_t *templates;
     disp_trace_t *trace;
+    disp_privacy_t *privacy;
     disp_pipeline_t *pipeline;
     bool queue_stopped;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -132,6 +134,7 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
             "auth.mode = trusted-header: the user id is taken from a request header "
             "without verification; only run this behind a gateway that sets it",
             LKS("header", c->auth_trusted_header));
+    d->privacy = disp_privacy_create(d->db, c->redis_prefix);
     tok_api_opts_t ao = {.store = d->store,
                          .auth = d->auth,
                          .trusted_header = d->auth ? NULL : c->auth_trusted_header,
@@ -140,7 +143,9 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
                          .ttl_days = c->tokens_ttl_days,
                          .trust_forwarded_for = c->http_trust_forwarded_for,
                          .access_log = true,
-                         .metrics = d->metrics};
+                         .metrics = d->metrics,
+                         .purge = disp_privacy_api_purge,
+                         .purge_arg = d->privacy};
     d->api = tok_api_create(&ao);
     tok_api_set_limits(d->api, &ao.limits, c->ratelimit_enabled);
     d->admin = disp_admin_create(d->metrics);
@@ -491,6 +496,7 @@ void disp_daemon_destroy(disp_daemon_t *d)
     disp_pipeline_destroy(d->pipeline); /* NULL unless the loop never ran to shutdown */
     disp_claims_destroy(d->claims);
     disp_trace_destroy(d->trace);
+    disp_privacy_destroy(d->privacy);
     disp_templates_destroy(d->templates);
     expo_shared_rate_destroy(d->shared_rate);
     queue_embedded_destroy(d->embedded);

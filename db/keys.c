@@ -94,11 +94,8 @@ size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const c
                 const char *device)
 {
     char n[32];
-    size_t len = key_stem(out, prefix, KEY_SENT);
-    snprintf(n, sizeof n, "%zu:{", strlen(user));
-    put(out, &len, n, sizeof n);
-    put(out, &len, user, KEY_USER_MAX);
-    snprintf(n, sizeof n, "}:%zu:", strlen(event));
+    size_t len = key_user_head(out, prefix, KEY_SENT, user);
+    snprintf(n, sizeof n, "%zu:", strlen(event));
     put(out, &len, n, sizeof n);
     put(out, &len, event, KEY_EVENT_MAX);
     put(out, &len, ":", 1);
@@ -123,12 +120,7 @@ size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)
  * the user is the hash tag, as in the user's other keys. */
 size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user, const char *device)
 {
-    char n[24];
-    size_t len = key_stem(out, prefix, KEY_TRACE_DEVICE);
-    snprintf(n, sizeof n, "%zu:{", strlen(user));
-    put(out, &len, n, sizeof n);
-    put(out, &len, user, KEY_USER_MAX);
-    put(out, &len, "}:", 2);
+    size_t len = key_user_head(out, prefix, KEY_TRACE_DEVICE, user);
     put(out, &len, device, KEY_DEVICE_MAX);
     return len;
 }
@@ -175,4 +167,21 @@ size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family)
 const char *key_tail(key_family_t family)
 {
     return tagged(family) ? "}" : "";
+}
+
+/* "<n>:{<user>}:" after the stem: n = strlen(user) says where the user ends whatever the ids
+ * hold, and the user is the hash tag, as in the user's other keys. */
+size_t key_user_head(char out[KEY_MAX], const char *prefix, key_family_t family, const char *user)
+{
+    char n[24];
+    if (family != KEY_SENT && family != KEY_TRACE_DEVICE) {
+        fprintf(stderr, "keys: key_user_head of a family without a user part\n");
+        abort();
+    }
+    size_t len = key_stem(out, prefix, family);
+    snprintf(n, sizeof n, "%zu:{", strlen(user));
+    put(out, &len, n, sizeof n);
+    put(out, &len, user, KEY_USER_MAX);
+    put(out, &len, "}:", 2);
+    return len;
 }

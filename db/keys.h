@@ -7,7 +7,10 @@
  * limit is a programming error (the callers validate input first) and aborts in every build.
  *
  * Scripts that build keys themselves (SCAN patterns, per-id keys inside a loop) get the family's
- * stem from key_stem() as an argument, so the spelling still lives only in this file. */
+ * stem from key_stem() as an argument, so the spelling still lives only in this file. The one
+ * exception is the tail of the two-id families after key_user_head(): a script that learns event
+ * and device ids inside Redis (pipeline/lua/privacy_purge.lua) appends "<m>:<event>:<device>" or
+ * "<device>" itself, as key_sent() and key_trace_device() do. */
 #ifndef HERALD_DB_KEYS_H
 #define HERALD_DB_KEYS_H
 
@@ -76,5 +79,11 @@ size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
  * others (static). KEY_TRACE_DEVICE has two ids: only key_trace_device() builds its keys. */
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family);
 const char *key_tail(key_family_t family);
+
+/* The part of a KEY_SENT or KEY_TRACE_DEVICE key up to and including the user's hash tag and the
+ * ':' after it: "<p>sent:<n>:{<user>}:" and "<p>trace:d:<n>:{<user>}:". Every key of the user in
+ * that family starts with it (and no other user's does), so it is what a privacy delete matches
+ * on; the rest is "<m>:<event>:<device>" (m = strlen(event)) and "<device>". */
+size_t key_user_head(char out[KEY_MAX], const char *prefix, key_family_t family, const char *user);
 
 #endif

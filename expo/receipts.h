@@ -5,7 +5,9 @@
  * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt [checks], expiring
  * 26 h after scheduling. Several instances may poll: a claim script takes due ids and moves them
  * to now + lease in the same step, so each id is checked by one poller at a time and a crashed
- * poller's claims come back when the lease ends.
+ * poller's claims come back when the lease ends. A privacy delete removes a user's (device's)
+ * checks, hash and entry, with expo/lua/ticket_drop.lua (pulled into pipeline/lua/privacy_*.lua);
+ * a check in flight whose hash has gone by then is forgotten, not put off.
  *
  * The module does not touch tokens: the owner reacts to EXPO_RCPT_INVALID (deactivate). Loop
  * thread only; callbacks fire exactly once, never inside the starting call. */

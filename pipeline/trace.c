@@ -1,7 +1,7 @@
 /* trace.c - delivery trace records: the records of one loop turn go to Redis in one Lua call that
  * appends them, trims the lists and keeps the per-user and per-device indexes of recent jobs
- * (lua/trace_append.lua). heraldctl reads them back, and deletes them for a privacy request,
- * through the functions at the end: nothing else knows the trace keys. */
+ * (lua/trace_append.lua). heraldctl reads them back through the functions at the end; a privacy
+ * delete (pipeline/privacy.c) removes them. */
 #include "pipeline/trace.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -10,11 +10,11 @@
 #include "db/keys.h"
 #include "pipeline/lua_trace.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define INDEX_KEEP 100
 #define BATCH_MAX 128 /* records per script call */
 
 /* Records wait here until the next loop turn (db_defer) or until BATCH_MAX of them are queued,
@@ -29,7 +29,7 @@ typedef struct batch {
 
 struct disp_trace {
     db_t *db;
-    db_script_t *script, *s_purge;
+    db_script_t *script;
     char *prefix;
     long ttl_s;
     long max_records;
@@ -41,7 +41,6 @@ disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long m
     disp_trace_t *t = xcalloc(1, sizeof *t);
     t->db = db;
     t->script = db_script(db, lua_trace_append);
-    t->s_purge = db_script(db, lua_trace_purge);
     t->prefix = xstrdup(prefix);
     t->ttl_s = ttl_s;
     t->max_records = max_records;
@@ -82,7 +81,7 @@ static void flush(disp_trace_t *t)
     char ttl[24], max[24], keep[24];
     snprintf(ttl, sizeof ttl, "%ld", t->ttl_s);
     snprintf(max, sizeof max, "%ld", t->max_records);
-    snprintf(keep, sizeof keep, "%d", INDEX_KEEP);
+    snprintf(keep, sizeof keep, "%d", DISP_TRACE_INDEX_MAX);
     size_t nk = 3 * b->n, argc = nk + 3 + 3 * b->n;
     const char **argv = xcalloc(argc, sizeof *argv);
     argv[nk] = ttl;
@@ -174,7 +173,6 @@ typedef struct read_req {
     union {
         disp_trace_records_cb records;
         disp_trace_ids_cb ids;
-        disp_trace_done_cb done;
     } cb;
     void *arg;
 } read_req_t;
@@ -284,48 +282,4 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
         key_trace_user(k, t->prefix, user_id);
     snprintf(stop, sizeof stop, "%ld", limit - 1);
     db_cmd(t->db, on_ids, q, "ZREVRANGE", k, "0", stop, NULL);
-}
-
-static void on_purged(int status, const db_reply_t *r, void *arg)
-{
-    read_req_t *q = arg;
-    if (status == DB_OK && db_reply_type(r) == DB_REPLY_ERROR)
-        status = DB_EPROTO;
-    if (q->cb.done)
-        q->cb.done(status, q->arg);
-    free(q);
-}
-
-void disp_trace_purge(disp_trace_t *t, const char *user_id, bool whole_user,
-                      const char *const *device_ids, size_t ndev, disp_trace_done_cb cb, void *arg)
-{
-    read_req_t *q = req_new(arg);
-    q->cb.done = cb;
-    /* keys: the user index, the device indexes; then the trace stem and the user flag */
-    buf_t arena = BUF_INIT;
-    size_t *offs = xcalloc(ndev + 3, sizeof *offs);
-    int nk = 0;
-    char k[KEY_MAX];
-    bool fits = id_fits(user_id, KEY_USER_MAX); /* else never recorded */
-    bool user = fits && whole_user;
-    if (user) {
-        key_trace_user(k, t->prefix, user_id);
-        put_str_at(&arena, &offs[nk++], k);
-    }
-    for (size_t i = 0; fits && i < ndev; i++) {
-        if (!id_fits(device_ids[i], KEY_DEVICE_MAX))
-            continue; /* never recorded */
-        key_trace_device(k, t->prefix, user_id, device_ids[i]);
-        put_str_at(&arena, &offs[nk++], k);
-    }
-    key_stem(k, t->prefix, KEY_TRACE);
-    put_str_at(&arena, &offs[nk], k);
-    put_str_at(&arena, &offs[nk + 1], user ? "1" : "0");
-    const char **argv = xcalloc((size_t)nk + 2, sizeof *argv);
-    for (int i = 0; i < nk + 2; i++)
-        argv[i] = arena.data + offs[i];
-    db_eval(t->db, t->s_purge, on_purged, q, nk, nk + 2, argv, NULL);
-    free(argv);
-    free(offs);
-    buf_cleanup(&arena);
 }

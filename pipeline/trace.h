@@ -3,8 +3,10 @@
  *
  * Layout (prefix p, keys from db/keys.h): p trace:j:<jobId> LIST of JSON records (at most
  * trace.max_records, TTL trace.ttl_s); the user's index p trace:u:{<userId>} and, per device of the
- * user, p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of recent jobIds scored by unix ms (the last 100
- * each). Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
+ * user, p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of jobIds scored by unix ms of their last
+ * record, every job of the last ttl_s seconds up to DISP_TRACE_INDEX_MAX (the newest), so that a
+ * privacy delete (pipeline/privacy.h) finds every trace it has to remove. Each record:
+ * {"ts","event","jobId","userId","deviceId"?, ...}.
  * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call,
  * pipelined with everything else; the same facts go to the log as JSON lines at once. */
 #ifndef HERALD_DISPATCHER_TRACE_H
@@ -12,8 +14,9 @@
 
 #include "core/log.h"
 
-#include <stdbool.h>
 #include <stddef.h>
+
+#define DISP_TRACE_INDEX_MAX 1000 /* job ids per user or device index */
 
 typedef struct disp_trace disp_trace_t;
 struct db;
@@ -35,7 +38,6 @@ void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, co
 typedef void (*disp_trace_records_cb)(int status, const char *const *recs, const size_t *lens,
                                       size_t n, void *arg);
 typedef void (*disp_trace_ids_cb)(int status, const char *const *ids, size_t n, void *arg);
-typedef void (*disp_trace_done_cb)(int status, void *arg);
 
 /* Every record of one job (or batch) id, oldest first (each a JSON object as written). */
 void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb cb, void *arg);
@@ -43,11 +45,6 @@ void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb c
  * user's devices when device_id is not NULL (device ids are only unique per user). */
 void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_id, long limit,
                        disp_trace_ids_cb cb, void *arg);
-/* Privacy delete, in one script: the job indexes of the user's ndev devices, and when whole_user
- * the user's job index and every trace list it names. cb may be NULL. */
-void disp_trace_purge(disp_trace_t *t, const char *user_id, bool whole_user,
-                      const char *const *device_ids, size_t ndev, disp_trace_done_cb cb, void *arg);
-
 #define TRACE(t, job, user, device, event, ...)                                                    \
     do {                                                                                           \
         const log_kv_t trace_kv_[] = {__VA_ARGS__};                                                \

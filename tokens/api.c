@@ -469,7 +469,9 @@ static void execute(call_t *c)
         if (!parse_delete(c))
             return;
         api->pending++;
-        if (c->purge)
+        if (c->purge && api->o.purge)
+            api->o.purge(api->o.purge_arg, c->user, c->device, on_deleted, c);
+        else if (c->purge)
             tok_store_purge(api->o.store, c->user, c->device, on_deleted, c);
         else
             tok_store_deactivate(api->o.store, c->user, c->device, "user", NULL, on_deleted, c);

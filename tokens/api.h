@@ -17,6 +17,12 @@
 
 typedef struct tok_api tok_api_t;
 
+/* A privacy delete of one device: its record and whatever else names it (herald's also removes the
+ * device's traces, dedup marks and receipt checks: pipeline/privacy.h). cb as tok_store_purge's:
+ * TOK_OK, TOK_ENOTFOUND when there was no record, TOK_EUNAVAIL. */
+typedef void (*tok_api_purge_fn)(void *purge_arg, const char *user_id, const char *device_id,
+                                 tok_done_cb cb, void *arg);
+
 typedef struct tok_api_opts {
     tok_store_t *store;         /* borrowed */
     tok_auth_t *auth;           /* borrowed; NULL with trusted_header set */
@@ -28,6 +34,8 @@ typedef struct tok_api_opts {
     bool access_log;          /* one info line per request */
     metric_reg_t *metrics;    /* borrowed */
     const clk_t *clock;       /* borrowed; NULL = system */
+    tok_api_purge_fn purge;   /* DELETE ?purge=true; NULL: tok_store_purge (the record alone) */
+    void *purge_arg;          /* borrowed */
 } tok_api_opts_t;
 
 /* A validated registration body. */

@@ -215,6 +215,33 @@ static void test_dedup_marks_are_unambiguous(void **state)
     assert_non_null(strstr(a, "{u1}"));
 }
 
+/* A privacy delete finds a user's dedup marks and device indexes by key_user_head(): it starts
+ * every key of that user in the family, and no key of another user, whatever the ids hold. */
+static void test_user_heads(void **state)
+{
+    (void)state;
+    static const char *const users[] = {"u", "u}", "u}:1:{u", "1:{u", "uu", "u:", ""};
+    static const char *const ids[] = {"d", "x}:2:{u}", ":", "1:{u}:e"};
+    size_t nu = sizeof users / sizeof users[0], ni = sizeof ids / sizeof ids[0];
+    char head[KEY_MAX], k[KEY_MAX];
+    expect_key(key_user_head(head, "herald:", KEY_SENT, "u1"), head, "herald:sent:2:{u1}:");
+    expect_key(key_user_head(head, "p:", KEY_TRACE_DEVICE, "u1"), head, "p:trace:d:2:{u1}:");
+    for (size_t i = 0; i < nu; i++) {
+        for (size_t j = 0; j < nu; j++) {
+            for (size_t a = 0; a < ni; a++) {
+                for (size_t b = 0; b < ni; b++) {
+                    key_user_head(head, "herald:", KEY_SENT, users[i]);
+                    key_sent(k, "herald:", users[j], ids[a], ids[b]);
+                    assert_int_equal(strncmp(k, head, strlen(head)) == 0, i == j);
+                    key_user_head(head, "herald:", KEY_TRACE_DEVICE, users[i]);
+                    key_trace_device(k, "herald:", users[j], ids[a]);
+                    assert_int_equal(strncmp(k, head, strlen(head)) == 0, i == j);
+                }
+            }
+        }
+    }
+}
+
 /* Runs build in a child; true when the child died of SIGABRT. */
 static bool aborts(const struct one_id *f, const char *prefix, const char *id)
 {
@@ -310,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_longest_inputs_fit),
         cmocka_unit_test(test_overlong_aborts),
         cmocka_unit_test(test_dedup_marks_are_unambiguous),
+        cmocka_unit_test(test_user_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

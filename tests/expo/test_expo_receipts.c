@@ -31,6 +31,7 @@ typedef struct up {
 
 static int seen[1000];
 static int receipt_requests;
+static th_redis_t *purging; /* r-purged's ticket is deleted while its check is in flight */
 
 static void receipts_body(json_t *ids, buf_t *out)
 {
@@ -42,6 +43,8 @@ static void receipts_body(json_t *ids, buf_t *out)
         const char *id = json_string_value(v);
         if (strcmp(id, "r-ok") == 0 || strncmp(id, "id-", 3) == 0)
             buf_printf(out, "%s\"%s\":{\"status\":\"ok\"}", k++ ? "," : "", id);
+        else if (strcmp(id, "r-purged") == 0 && purging)
+            free(th_redis_cmd(purging, "DEL t:ticket:r-purged")); /* a privacy delete: no answer */
         else if (strcmp(id, "r-dnr") == 0)
             buf_printf(out,
                        "%s\"r-dnr\":{\"status\":\"error\",\"message\":\"gone\",\"details\":"
@@ -210,8 +213,10 @@ static void test_receipts_poll(void **state)
         {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60},
         {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60},
         {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600},
+        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60},
     };
-    expo_receipts_schedule(r, t, 4, now - 1, on_sched, NULL);
+    purging = &e->redis;
+    expo_receipts_schedule(r, t, 5, now - 1, on_sched, NULL);
     while (sched_status == 99)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(sched_status, DB_OK);
@@ -241,6 +246,15 @@ static void test_receipts_poll(void **state)
     v = th_redis_cmd(&e->redis, "HGET t:ticket:r-late checks");
     assert_string_equal(v, "1");
     free(v);
+    /* A ticket deleted while its check was in flight is not brought back (without a TTL) by
+     * counting the check. */
+    v = th_redis_cmd(&e->redis, "EXISTS t:ticket:r-purged");
+    assert_string_equal(v, "0");
+    free(v);
+    v = th_redis_cmd(&e->redis, "ZSCORE t:receipts r-purged");
+    assert_string_equal(v, "(nil)");
+    free(v);
+    purging = NULL;
     /* nothing is due now: a second poll claims nothing and reports nothing */
     int before = receipt_requests;
     expo_receipts_poll_now(r);

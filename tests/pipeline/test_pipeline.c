@@ -624,17 +624,17 @@ static void test_localized_and_rich(void **state)
              "templates.COMPLETED.interruption_level = time-sensitive\n",
              getenv("HERALD_TEST_SOURCE_DIR"));
     reload_with(base, extra);
-    register_device_locale("u10", "phone", phone, "fr");
-    register_device_locale("u10", "tablet", tablet, "en-US");
-    register_device_locale("u10", "other", other, NULL);
-    publish("{\"jobId\":\"job-10\",\"userId\":\"u10\",\"status\":\"COMPLETED\",\"locale\":"
+    register_device_locale("u-loc", "phone", phone, "fr");
+    register_device_locale("u-loc", "tablet", tablet, "en-US");
+    register_device_locale("u-loc", "other", other, NULL);
+    publish("{\"jobId\":\"job-loc\",\"userId\":\"u-loc\",\"status\":\"COMPLETED\",\"locale\":"
             "\"pt-BR\",\"data\":{\"finalS3Key\":\"final/u10/\u00e9t\u00e9 1.jpg\"}}",
             NULL);
     wait_delivered(phone, 1);
     wait_delivered(tablet, 1);
     wait_delivered(other, 1);
-    wait_trace("job-10", "\"event\":\"completed\"");
-    wait_trace("job-10", "\"locale\":\"pt-BR\""); /* the event's, in its received record */
+    wait_trace("job-loc", "\"event\":\"completed\"");
+    wait_trace("job-loc", "\"locale\":\"pt-BR\""); /* the event's, in its received record */
     const struct {
         const char *const *token;
         const char *title, *body;
@@ -654,12 +654,12 @@ static void test_localized_and_rich(void **state)
             "\"richContent\":{\"image\":\"https://photos.example.test/final/u10/"
             "%C3%A9t%C3%A9%201.jpg\"}",
             "\"badge\":1",
-            "\"tag\":\"job-10\"",
+            "\"tag\":\"job-loc\"",
             "\"icon\":\"ic_photo_ready\"",
             "\"interruptionLevel\":\"time-sensitive\"",
             "\"mutableContent\":true",
             "\"_contentAvailable\":true",
-            "\"collapseId\":\"job-10:COMPLETED\"",
+            "\"collapseId\":\"job-loc:COMPLETED\"",
             "\"action\":\"download\""};
         for (size_t k = 0; k < sizeof rich / sizeof rich[0]; k++)
             if (!strstr(rec, rich[k]))

@@ -1,0 +1,165 @@
+/* privacy.c - privacy deletes (privacy.h): the token records and what the trace, the dedup marks
+ * and the receipt checks hold of them, in one script per call (lua/privacy_purge.lua), and the
+ * keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The scripts share their helpers with
+ * the modules that own the keys: tokens/lua/devices_drop.lua, expo/lua/ticket_drop.lua. */
+#include "pipeline/privacy.h"
+#include "core/xalloc.h"
+#include "db/db.h"
+#include "db/keys.h"
+#include "pipeline/lua_privacy.h"
+#include "pipeline/trace.h"
+#include "queue/event.h"
+#include "tokens/lifecycle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct disp_privacy {
+    db_t *db;
+    db_script_t *s_purge, *s_sweep;
+    char prefix[KEY_PREFIX_MAX + 1];
+    char expiry[KEY_MAX], receipts[KEY_MAX];
+    char owner_stem[KEY_MAX], list_stem[KEY_MAX], ticket_stem[KEY_MAX];
+    char match[2 * KEY_MAX + 2]; /* every key under the prefix: the escaped prefix and "*" */
+};
+
+disp_privacy_t *disp_privacy_create(db_t *db, const char *prefix)
+{
+    disp_privacy_t *p = xcalloc(1, sizeof *p);
+    p->db = db;
+    p->s_purge = db_script(db, lua_privacy_purge);
+    p->s_sweep = db_script(db, lua_privacy_sweep);
+    snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
+    key_expiry(p->expiry, prefix);
+    key_receipts(p->receipts, prefix);
+    key_stem(p->owner_stem, prefix, KEY_OWNER);
+    key_stem(p->list_stem, prefix, KEY_TRACE);
+    key_stem(p->ticket_stem, prefix, KEY_TICKET);
+    tok_lc_glob_escape(prefix, p->match, sizeof p->match - 1);
+    strcat(p->match, "*");
+    return p;
+}
+
+void disp_privacy_destroy(disp_privacy_t *p)
+{
+    free(p); /* calls in flight carry what their replies need */
+}
+
+typedef struct call {
+    disp_privacy_cb cb;
+    disp_privacy_sweep_cb sweep_cb;
+    tok_done_cb tok_cb;
+    void *arg;
+} call_t;
+
+/* The integers of an array reply from index first on into c, in field order (the scripts answer
+ * them so). */
+static int counts_of(int status, const db_reply_t *r, size_t first, disp_privacy_counts_t *c)
+{
+    long *f[] = {&c->records, &c->traces, &c->marks, &c->tickets, &c->keys, &c->jobs_left};
+    if (status != DB_OK)
+        return status;
+    if (db_reply_type(r) != DB_REPLY_ARRAY || db_reply_len(r) <= first)
+        return DB_EPROTO;
+    memset(c, 0, sizeof *c);
+    for (size_t i = first; i < db_reply_len(r) && i - first < 6; i++) {
+        const db_reply_t *e = db_reply_elem(r, i);
+        if (db_reply_type(e) != DB_REPLY_INTEGER)
+            return DB_EPROTO;
+        *f[i - first] = (long)db_reply_int(e);
+    }
+    return 0;
+}
+
+static void on_purged(int status, const db_reply_t *r, void *arg)
+{
+    call_t *q = arg;
+    disp_privacy_counts_t c;
+    int rc = counts_of(status, r, 0, &c);
+    if (q->cb)
+        q->cb(rc, rc == 0 ? &c : NULL, q->arg);
+    else
+        q->tok_cb(rc != 0 ? TOK_EUNAVAIL : c.records > 0 ? TOK_OK : TOK_ENOTFOUND, q->arg);
+    free(q);
+}
+
+static void purge(disp_privacy_t *p, const char *user, const char *device, long max_jobs, call_t *q)
+{
+    char dkey[KEY_MAX], idx[KEY_MAX], uidx[KEY_MAX], mark_head[KEY_MAX], dix_head[KEY_MAX];
+    char max[24];
+    key_dev(dkey, p->prefix, user);
+    key_trace_user(uidx, p->prefix, user);
+    if (device)
+        key_trace_device(idx, p->prefix, user, device);
+    else
+        key_trace_user(idx, p->prefix, user);
+    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
+    snprintf(max, sizeof max, "%ld", max_jobs > 0 ? max_jobs : 1);
+    /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
+    const char *argv[13 + QUEUE_ST_COUNT] = {dkey,
+                                             p->expiry,
+                                             idx,
+                                             uidx,
+                                             p->receipts, /* KEYS */
+                                             user,
+                                             device ? device : "",
+                                             p->owner_stem,
+                                             p->list_stem,
+                                             mark_head,
+                                             dix_head,
+                                             p->ticket_stem,
+                                             max};
+    for (int i = 0; i < QUEUE_ST_COUNT; i++)
+        argv[13 + i] = queue_status_name((queue_status_t)i);
+    db_eval(p->db, p->s_purge, on_purged, q, 5, 13 + QUEUE_ST_COUNT, argv, NULL);
+}
+
+void disp_privacy_purge(disp_privacy_t *p, const char *user, const char *device, long max_jobs,
+                        disp_privacy_cb cb, void *arg)
+{
+    call_t *q = xcalloc(1, sizeof *q);
+    q->cb = cb;
+    q->arg = arg;
+    purge(p, user, device, max_jobs, q);
+}
+
+void disp_privacy_api_purge(void *privacy, const char *user, const char *device, tok_done_cb cb,
+                            void *arg)
+{
+    call_t *q = xcalloc(1, sizeof *q);
+    q->tok_cb = cb;
+    q->arg = arg;
+    purge(privacy, user, device, DISP_TRACE_INDEX_MAX, q);
+}
+
+/* privacy_sweep.lua answers the cursor, then the counts from records on. */
+static void on_swept(int status, const db_reply_t *r, void *arg)
+{
+    call_t *q = arg;
+    disp_privacy_counts_t c;
+    int rc = counts_of(status, r, 1, &c);
+    const char *cursor = rc == 0 ? db_reply_str(db_reply_elem(r, 0), &(size_t){0}) : NULL;
+    if (rc == 0 && cursor == NULL)
+        rc = DB_EPROTO;
+    q->sweep_cb(rc, rc == 0 ? &c : NULL, rc == 0 ? cursor : "0", q->arg);
+    free(q);
+}
+
+void disp_privacy_sweep(disp_privacy_t *p, const char *user, const char *device, const char *cursor,
+                        long count, disp_privacy_sweep_cb cb, void *arg)
+{
+    call_t *q = xcalloc(1, sizeof *q);
+    q->sweep_cb = cb;
+    q->arg = arg;
+    char mark_head[KEY_MAX], dix_head[KEY_MAX], uidx[KEY_MAX], n[24];
+    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
+    key_trace_user(uidx, p->prefix, user);
+    snprintf(n, sizeof n, "%ld", count > 0 ? count : 1);
+    const char *argv[] = {p->receipts,          cursor,    n,        p->match,     user,
+                          device ? device : "", mark_head, dix_head, p->list_stem, p->ticket_stem,
+                          p->owner_stem,        uidx};
+    db_eval(p->db, p->s_sweep, on_swept, q, 1, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
+}
