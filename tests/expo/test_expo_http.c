@@ -7,6 +7,7 @@
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/transport.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <arpa/inet.h>
@@ -214,26 +215,17 @@ static void run_client(run_t *r, int port, size_t n, long timeout_ms, long max_a
     uv_loop_init(&r->loop);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = 0,
-                     .max_attempts = max_attempts,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 5,
-                     .backoff_cap_ms = 50,
-                     .timeout_ms = timeout_ms,
-                     .http2 = true};
+    expo_opts_t o = tx_client_opts(url, 0);
+    o.max_attempts = max_attempts;
+    o.backoff_base_ms = 5;
+    o.backoff_cap_ms = 50;
+    o.timeout_ms = timeout_ms;
     char err[128];
     r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
     assert_non_null(r->c);
     for (size_t i = 0; i < n; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%zu]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
-        m.title = "Photo Editor - Ready!";
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%zu", i);
         m.body = "Your enhanced photo is ready to download";
         m.collapse_id = tok;
         expo_send(r->c, &m, on_res, (void *)(uintptr_t)i);
@@ -407,15 +399,11 @@ static void test_client_destroy_in_flight(void **state)
     uv_loop_init(&r->loop);
     char url[64], err[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = 0,
-                     .max_attempts = 6,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 500,
-                     .backoff_cap_ms = 30000,
-                     .timeout_ms = 60000};
+    expo_opts_t o = tx_client_opts(url, 0);
+    o.backoff_base_ms = 500;
+    o.backoff_cap_ms = 30000;
+    o.timeout_ms = 60000;
+    o.http2 = false;
     r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
     assert_non_null(r->c);
     for (size_t i = 0; i < 3; i++) {

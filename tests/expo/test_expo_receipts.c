@@ -10,6 +10,7 @@
 #include "expo/proto.h"
 #include "expo/rate_shared.h"
 #include "expo/receipts.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <jansson.h>
@@ -271,17 +272,8 @@ static void test_shared_budget(void **state)
     metric_reg_t *reg = metric_reg_create();
     expo_client_t *c[2];
     for (int k = 0; k < 2; k++) {
-        expo_opts_t o = {.url = e->url,
-                         .linger_ms = 5,
-                         .max_concurrent = 6,
-                         .rate_per_sec = 100,
-                         .max_attempts = 6,
-                         .max_retry_age_s = 600,
-                         .backoff_base_ms = 1000,
-                         .backoff_cap_ms = 60000,
-                         .timeout_ms = 30000,
-                         .http2 = true,
-                         .rate_hook = expo_shared_rate_hook(sr)};
+        expo_opts_t o = tx_client_opts(e->url, 100);
+        o.rate_hook = expo_shared_rate_hook(sr);
         char err[128];
         c[k] = expo_client_create(&e->loop, &o, reg, err, sizeof err);
         assert_non_null(c[k]);

@@ -558,3 +558,20 @@ int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *
         return -1;
     return th_wait_until(sim_listening, &w, 10000) ? 0 : -1;
 }
+
+double th_metric_sum(metric_reg_t *reg, const char *prefix)
+{
+    buf_t out = BUF_INIT;
+    metric_render(reg, &out);
+    size_t plen = strlen(prefix);
+    double sum = 0;
+    for (const char *line = buf_cstr(&out); *line;) {
+        const char *eol = line + strcspn(line, "\n");
+        const char *sp = memrchr(line, ' ', (size_t)(eol - line));
+        if (strncmp(line, prefix, plen) == 0 && sp != NULL)
+            sum += strtod(sp + 1, NULL);
+        line = *eol ? eol + 1 : eol;
+    }
+    buf_cleanup(&out);
+    return sum;
+}

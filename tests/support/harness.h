@@ -5,6 +5,7 @@
 #define HERALD_TESTS_HARNESS_H
 
 #include "core/buf.h"
+#include "core/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,6 +88,10 @@ char *th_jwt_custom(const char *header_json, const char *payload_json, const cha
  * <dir>/sim.jsonl and log <dir>/sim.log, plus extra arguments (NULL-terminated, may be NULL), and
  * waits (bounded) until it listens. url receives "http://127.0.0.1:PORT". Returns 0 or -1. */
 int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *url, size_t urllen);
+
+/* The sum of the values on the registry's sample lines that start with prefix (a metric name, or
+ * a name and the start of its labels: "herald_expo_requests_total{class=\"4xx\"}"); 0 if none. */
+double th_metric_sum(metric_reg_t *reg, const char *prefix);
 
 typedef struct th_herald {
     th_proc_t proc;
