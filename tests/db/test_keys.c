@@ -215,8 +215,8 @@ static void test_dedup_marks_are_unambiguous(void **state)
     assert_non_null(strstr(a, "{u1}"));
 }
 
-/* Runs build in a child; true when the child died of SIGABRT. */
-static bool aborts(const struct one_id *f, const char *prefix, const char *id)
+/* Runs build(arg) in a child with stderr silenced; true when the child died of SIGABRT. */
+static bool child_aborts(void (*build)(const void *arg), const void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -225,13 +225,7 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0)
             dup2(null, STDERR_FILENO);
-        char k[KEY_MAX], user[2 * KEY_MAX];
-        if (f) {
-            f->build(k, prefix, id);
-        } else { /* the device index: id is "<user>\n<device>" */
-            snprintf(user, sizeof user, "%.*s", (int)strcspn(id, "\n"), id);
-            key_trace_device(k, prefix, user, strchr(id, '\n') + 1);
-        }
+        build(arg);
         _exit(0);
     }
     int st = 0;
@@ -239,22 +233,38 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
     return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
 }
 
+struct one_call {
+    const struct one_id *f;
+    const char *prefix, *id;
+};
+
+static void build_one(const void *arg)
+{
+    const struct one_call *c = arg;
+    char k[KEY_MAX], user[2 * KEY_MAX];
+    if (c->f) {
+        c->f->build(k, c->prefix, c->id);
+    } else { /* the device index: id is "<user>\n<device>" */
+        snprintf(user, sizeof user, "%.*s", (int)strcspn(c->id, "\n"), c->id);
+        key_trace_device(k, c->prefix, user, strchr(c->id, '\n') + 1);
+    }
+}
+
+static bool aborts(const struct one_id *f, const char *prefix, const char *id)
+{
+    return child_aborts(build_one, &(struct one_call){f, prefix, id});
+}
+
+static void build_sent(const void *arg)
+{
+    const char *const *ids = arg;
+    char k[KEY_MAX];
+    key_sent(k, "herald:", ids[0], ids[1], ids[2]);
+}
+
 static bool sent_aborts(const char *user, const char *event, const char *device)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDERR_FILENO);
-        char k[KEY_MAX];
-        key_sent(k, "herald:", user, event, device);
-        _exit(0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+    return child_aborts(build_sent, (const char *[]){user, event, device});
 }
 
 /* One byte over any limit is a caller's bug: it aborts, it is never silently cut. */
