@@ -141,22 +141,21 @@ static void test_scripts_noscript_fallback(void **state)
     (void)state;
     tlive_t L = {0};
     assert_true(tlive_start_ready(&L, 2000, NULL));
-    tloop_t *t = &L.t;
-    db_t *db = L.db;
-    db_script_t *s = db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'");
-    assert_ptr_equal(db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'"), s);
+    db_script_t *s = db_script(L.db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'");
+    assert_ptr_equal(db_script(L.db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'"),
+                     s);
 
     /* Never loaded: the first EVALSHA gets NOSCRIPT and is resent as EVAL. */
-    tres_t x = eval(t, db, s, "sk", "one");
+    tres_t x = eval(&L.t, L.db, s, "sk", "one");
     assert_int_equal(x.type, DB_REPLY_STRING);
     assert_string_equal(x.str, "one!");
-    x = eval(t, db, s, "sk", "two");
+    x = eval(&L.t, L.db, s, "sk", "two");
     assert_string_equal(x.str, "two!");
 
     char *flushed = th_redis_cmd(&L.redis, "SCRIPT FLUSH");
     assert_string_equal(flushed, "OK");
     free(flushed);
-    x = eval(t, db, s, "sk", "three");
+    x = eval(&L.t, L.db, s, "sk", "three");
     assert_int_equal(x.status, DB_OK);
     assert_string_equal(x.str, "three!");
     char *v = th_redis_cmd(&L.redis, "GET sk");
@@ -164,8 +163,8 @@ static void test_scripts_noscript_fallback(void **state)
     free(v);
 
     /* A script error reaches the caller as an error reply. */
-    db_script_t *bad = db_script(db, "return redis.error_reply('BAD thing')");
-    x = eval(t, db, bad, "k", "v");
+    db_script_t *bad = db_script(L.db, "return redis.error_reply('BAD thing')");
+    x = eval(&L.t, L.db, bad, "k", "v");
     assert_int_equal(x.type, DB_REPLY_ERROR);
     assert_non_null(strstr(x.str, "BAD thing"));
 

@@ -730,10 +730,8 @@ static void test_scanner_cases(void **state)
     }
     buf_t deep = BUF_INIT;
     buf_puts(&deep, "[{\"to\":\"ExpoPushToken[a]\",\"data\":");
-    for (int i = 0; i < 2100; i++)
-        buf_puts(&deep, "[");
-    for (int i = 0; i < 2100; i++)
-        buf_puts(&deep, "]");
+    buf_fill(&deep, '[', 2100);
+    buf_fill(&deep, ']', 2100);
     buf_puts(&deep, "}]");
     json_decref(call(s, SEND, buf_cstr(&deep), 0, &st));
     assert_int_equal(st, 400);
