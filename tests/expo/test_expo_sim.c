@@ -322,12 +322,8 @@ static const char *proj_name(size_t i)
 static void test_project_split(void **state)
 {
     (void)state;
-    char dir[256], pf[300];
-    assert_int_equal(th_tmpdir(dir, sizeof dir), 0);
-    snprintf(pf, sizeof pf, "%s/projects", dir);
-    FILE *f = fopen(pf, "w");
-    fputs("[pb @owner/b\n[pa @owner/a\n", f);
-    fclose(f);
+    char pf[300];
+    assert_int_equal(th_tmpfile("projects", "[pb @owner/b\n[pa @owner/a\n", pf, sizeof pf), 0);
     const char *args[] = {"--projects", pf, NULL};
     run_t *rn = xcalloc(1, sizeof *rn);
     run_case(rn, args, 300, proj_name, 0, NULL);

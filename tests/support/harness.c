@@ -66,6 +66,19 @@ int th_tmpdir(char *out, size_t outlen)
     return mkdtemp(out) ? 0 : -1;
 }
 
+int th_tmpfile(const char *name, const char *text, char *out, size_t outlen)
+{
+    char dir[256];
+    if (th_tmpdir(dir, sizeof dir) != 0)
+        return -1;
+    snprintf(out, outlen, "%s/%s", dir, name);
+    FILE *f = fopen(out, "w");
+    if (f == NULL)
+        return -1;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 const char *th_bin_dir(void)
 {
     const char *d = getenv("HERALD_TEST_BIN_DIR");

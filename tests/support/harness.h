@@ -15,6 +15,8 @@
 int th_free_port(void);
 /* A fresh directory under $TMPDIR (or /tmp); returns a static-lifetime copy in out. */
 int th_tmpdir(char *out, size_t outlen);
+/* Writes text to <a fresh th_tmpdir>/<name>; out receives the file's path. Returns 0 or -1. */
+int th_tmpfile(const char *name, const char *text, char *out, size_t outlen);
 /* Directory of the built binaries (env HERALD_TEST_BIN_DIR, set by CMake), e.g. ".../build/bin". */
 const char *th_bin_dir(void);
 /* Path of a fixture file under tests/fixtures (env HERALD_TEST_FIXTURES). */
