@@ -88,17 +88,28 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
     return one(out, prefix, KEY_LOCK, name, KEY_NAME_MAX);
 }
 
-/* The lengths come before the ids they measure, so the key reads back one way only: a ':' or a
- * '}' inside an id can never be taken for a separator. */
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
-                const char *device)
+/* "<stem><n>:{<user>}" with n = strlen(user), the start of the keys that hold more ids after the
+ * user (the hash tag, as in the user's other keys). The lengths come before the ids they
+ * measure, so such a key reads back one way only: a ':' or a '}' inside an id can never be taken
+ * for a separator. */
+static size_t user_tagged(char out[KEY_MAX], const char *prefix, key_family_t f, const char *user)
 {
-    char n[32];
-    size_t len = key_stem(out, prefix, KEY_SENT);
+    char n[24];
+    size_t len = key_stem(out, prefix, f);
     snprintf(n, sizeof n, "%zu:{", strlen(user));
     put(out, &len, n, sizeof n);
     put(out, &len, user, KEY_USER_MAX);
-    snprintf(n, sizeof n, "}:%zu:", strlen(event));
+    put(out, &len, "}", 1);
+    return len;
+}
+
+/* "<n>:{<user>}:<m>:<event>:<device>" (see user_tagged). */
+size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
+                const char *device)
+{
+    char n[24];
+    size_t len = user_tagged(out, prefix, KEY_SENT, user);
+    snprintf(n, sizeof n, ":%zu:", strlen(event));
     put(out, &len, n, sizeof n);
     put(out, &len, event, KEY_EVENT_MAX);
     put(out, &len, ":", 1);
@@ -119,16 +130,11 @@ size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)
     return len;
 }
 
-/* "<n>:{<user>}:<device>": n = strlen(user) says where the user ends whatever the ids hold, and
- * the user is the hash tag, as in the user's other keys. */
+/* "<n>:{<user>}:<device>" (see user_tagged). */
 size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user, const char *device)
 {
-    char n[24];
-    size_t len = key_stem(out, prefix, KEY_TRACE_DEVICE);
-    snprintf(n, sizeof n, "%zu:{", strlen(user));
-    put(out, &len, n, sizeof n);
-    put(out, &len, user, KEY_USER_MAX);
-    put(out, &len, "}:", 2);
+    size_t len = user_tagged(out, prefix, KEY_TRACE_DEVICE, user);
+    put(out, &len, ":", 1);
     put(out, &len, device, KEY_DEVICE_MAX);
     return len;
 }

@@ -68,24 +68,31 @@ static op_t *op_new(op_kind_t kind, void *arg)
     return op;
 }
 
-/* Delivers status with no result and frees op. */
-static void op_fail(op_t *op, int status)
+/* Delivers status and the result of op's kind (a tok_reg_result_t, a tok_owner_t, or the n
+ * records of a list; NULL when status is not TOK_OK) and frees op. */
+static void op_answer(op_t *op, int status, const void *result, size_t n)
 {
     switch (op->kind) {
     case OP_REG:
-        op->cb.reg(status, NULL, op->arg);
+        op->cb.reg(status, result, op->arg);
         break;
     case OP_DONE:
         op->cb.done(status, op->arg);
         break;
     case OP_LIST:
-        op->cb.list(status, NULL, 0, op->arg);
+        op->cb.list(status, result, n, op->arg);
         break;
     case OP_OWNER:
-        op->cb.owner(status, NULL, op->arg);
+        op->cb.owner(status, result, op->arg);
         break;
     }
     free(op);
+}
+
+/* Delivers status with no result and frees op. */
+static void op_fail(op_t *op, int status)
+{
+    op_answer(op, status, NULL, 0);
 }
 
 static void on_deferred_fail(void *arg)
@@ -170,12 +177,7 @@ static void on_register(int status, const db_reply_t *r, void *arg)
     int rc = check_reply(status, r, "register");
     if (rc == 0)
         rc = parse_register(r, &res);
-    if (rc != 0) {
-        op_fail(op, rc);
-        return;
-    }
-    op->cb.reg(TOK_OK, &res, op->arg);
-    free(op);
+    op_answer(op, rc, rc == TOK_OK ? &res : NULL, 0);
 }
 
 static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb cb, void *arg)
@@ -223,8 +225,7 @@ static void on_done(int status, const db_reply_t *r, void *arg)
         long long v = db_reply_type(r) == DB_REPLY_INTEGER ? db_reply_int(r) : TOK_ECORRUPT;
         rc = v >= 0 ? TOK_OK : (int)v;
     }
-    op->cb.done(rc, op->arg);
-    free(op);
+    op_answer(op, rc, NULL, 0);
 }
 
 static void st_deactivate(tok_store_t *base, const char *user_id, const char *device_id,
@@ -303,9 +304,8 @@ static void on_list(int status, const db_reply_t *r, void *arg)
     if (n < pairs)
         LOG(LOG_LVL_WARN, "token records skipped", LKS("userId", op->user),
             LKI("skipped", pairs - n), LKI("returned", n));
-    op->cb.list(TOK_OK, recs, n, op->arg);
+    op_answer(op, TOK_OK, recs, n);
     free(recs);
-    free(op);
 }
 
 static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void *arg)
@@ -343,12 +343,7 @@ static void on_owner(int status, const db_reply_t *r, void *arg)
             memcpy(o.device_id, sep + 1, dl);
         }
     }
-    if (rc != 0) {
-        op_fail(op, rc);
-        return;
-    }
-    op->cb.owner(TOK_OK, &o, op->arg);
-    free(op);
+    op_answer(op, rc, rc == TOK_OK ? &o : NULL, 0);
 }
 
 static void st_find_owner(tok_store_t *base, const char *token, tok_owner_cb cb, void *arg)
