@@ -46,27 +46,22 @@ typedef struct rstore {
 
 typedef enum { OP_REG, OP_DONE, OP_LIST, OP_OWNER } op_kind_t;
 
+/* The callback of an op, by its kind. */
+typedef union op_cb {
+    tok_reg_cb reg;
+    tok_done_cb done;
+    tok_list_cb list;
+    tok_owner_cb owner;
+} op_cb_t;
+
 /* One call in flight: its callback and what the reply handler needs. */
 typedef struct op {
     op_kind_t kind;
-    union {
-        tok_reg_cb reg;
-        tok_done_cb done;
-        tok_list_cb list;
-        tok_owner_cb owner;
-    } cb;
+    op_cb_t cb;
     void *arg;
     int status; /* for deferred failures */
     char user[TOK_USER_MAX + 1];
 } op_t;
-
-static op_t *op_new(op_kind_t kind, void *arg)
-{
-    op_t *op = xcalloc(1, sizeof *op);
-    op->kind = kind;
-    op->arg = arg;
-    return op;
-}
 
 /* Delivers status and the result of op's kind (a tok_reg_result_t, a tok_owner_t, or the n
  * records of a list; NULL when status is not TOK_OK) and frees op. */
@@ -105,6 +100,21 @@ static void defer_fail(rstore_t *s, op_t *op, int status)
 {
     op->status = status;
     db_defer(s->db, on_deferred_fail, op);
+}
+
+/* A new call of this kind when its arguments are valid; otherwise the callback gets TOK_EINVAL
+ * (deferred, never inside the call) and NULL is returned. */
+static op_t *op_start(rstore_t *s, op_kind_t kind, op_cb_t cb, void *arg, bool valid)
+{
+    op_t *op = xcalloc(1, sizeof *op);
+    op->kind = kind;
+    op->cb = cb;
+    op->arg = arg;
+    if (!valid) {
+        defer_fail(s, op, TOK_EINVAL);
+        return NULL;
+    }
+    return op;
 }
 
 /* Maps a transport failure or an error reply to TOK_EUNAVAIL (logged: a script error is a bug
@@ -183,14 +193,13 @@ static void on_register(int status, const db_reply_t *r, void *arg)
 static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_REG, arg);
-    op->cb.reg = cb;
-    if (!valid_str(req->user_id, tok_valid_user) || strchr(req->user_id, TOK_SEP) ||
-        !valid_str(req->device_id, tok_valid_device) || !valid_str(req->token, tok_valid_token) ||
-        req->ttl_days < 1 || req->ttl_days > 36500) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(req->user_id, tok_valid_user) && !strchr(req->user_id, TOK_SEP) &&
+                 valid_str(req->device_id, tok_valid_device) &&
+                 valid_str(req->token, tok_valid_token) && req->ttl_days >= 1 &&
+                 req->ttl_days <= 36500;
+    op_t *op = op_start(s, OP_REG, (op_cb_t){.reg = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], okey[KEY_MAX], ekey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], ttl[24], max[24];
     key_dev(dkey, s->prefix, req->user_id);
     key_owner(okey, s->prefix, req->token);
@@ -232,13 +241,11 @@ static void st_deactivate(tok_store_t *base, const char *user_id, const char *de
                           const char *reason, const char *only_if_token, tok_done_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_DONE, arg);
-    op->cb.done = cb;
-    if (!valid_str(user_id, tok_valid_user) || !valid_str(device_id, tok_valid_device) ||
-        reason == NULL || !*reason || strlen(reason) >= TOK_REASON_MAX) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(user_id, tok_valid_user) && valid_str(device_id, tok_valid_device) &&
+                 reason != NULL && *reason && strlen(reason) < TOK_REASON_MAX;
+    op_t *op = op_start(s, OP_DONE, (op_cb_t){.done = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX];
     key_dev(dkey, s->prefix, user_id);
     now_args(s, secs, sizeof secs, iso, sizeof iso);
@@ -250,13 +257,11 @@ static void st_purge(tok_store_t *base, const char *user_id, const char *device_
                      void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_DONE, arg);
-    op->cb.done = cb;
-    if (!valid_str(user_id, tok_valid_user) ||
-        (device_id && !valid_str(device_id, tok_valid_device))) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(user_id, tok_valid_user) &&
+                 (device_id == NULL || valid_str(device_id, tok_valid_device));
+    op_t *op = op_start(s, OP_DONE, (op_cb_t){.done = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], ekey[KEY_MAX];
     key_dev(dkey, s->prefix, user_id);
     key_expiry(ekey, s->prefix);
@@ -311,12 +316,9 @@ static void on_list(int status, const db_reply_t *r, void *arg)
 static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_LIST, arg);
-    op->cb.list = cb;
-    if (!valid_str(user_id, tok_valid_user)) {
-        defer_fail(s, op, TOK_EINVAL);
+    op_t *op = op_start(s, OP_LIST, (op_cb_t){.list = cb}, arg, valid_str(user_id, tok_valid_user));
+    if (op == NULL)
         return;
-    }
     snprintf(op->user, sizeof op->user, "%s", user_id);
     char dkey[KEY_MAX];
     key_dev(dkey, s->prefix, user_id);
@@ -349,12 +351,10 @@ static void on_owner(int status, const db_reply_t *r, void *arg)
 static void st_find_owner(tok_store_t *base, const char *token, tok_owner_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_OWNER, arg);
-    op->cb.owner = cb;
-    if (!valid_str(token, tok_valid_token)) {
-        defer_fail(s, op, TOK_EINVAL);
+    op_t *op =
+        op_start(s, OP_OWNER, (op_cb_t){.owner = cb}, arg, valid_str(token, tok_valid_token));
+    if (op == NULL)
         return;
-    }
     char okey[KEY_MAX];
     key_owner(okey, s->prefix, token);
     db_cmd(s->db, on_owner, op, "GET", okey, NULL);
