@@ -721,22 +721,25 @@ static void test_mint_cli(void **state)
     unlink(path);
 }
 
+/* A test run with full() as its state */
+#define WITH_VERIFIER(test) cmocka_unit_test_setup_teardown(test, with_full, destroy_full)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_accepts_each_algorithm, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_alg_none_and_unknown, with_full, destroy_full),
+        WITH_VERIFIER(test_accepts_each_algorithm),
+        WITH_VERIFIER(test_alg_none_and_unknown),
         cmocka_unit_test(test_hs256_with_public_key_is_refused),
-        cmocka_unit_test_setup_teardown(test_alg_must_match_key, with_full, destroy_full),
+        WITH_VERIFIER(test_alg_must_match_key),
         cmocka_unit_test(test_single_key_without_kid),
-        cmocka_unit_test_setup_teardown(test_bad_signatures, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_structure, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_base64url_is_strict, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_bad_json, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_times, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_issuer_and_audience, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_subject, with_full, destroy_full),
-        cmocka_unit_test_setup_teardown(test_size_bound, with_full, destroy_full),
+        WITH_VERIFIER(test_bad_signatures),
+        WITH_VERIFIER(test_structure),
+        WITH_VERIFIER(test_base64url_is_strict),
+        WITH_VERIFIER(test_bad_json),
+        WITH_VERIFIER(test_times),
+        WITH_VERIFIER(test_issuer_and_audience),
+        WITH_VERIFIER(test_subject),
+        WITH_VERIFIER(test_size_bound),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_create_key_errors),
         cmocka_unit_test(test_reason_names),

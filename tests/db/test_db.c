@@ -121,9 +121,7 @@ static void test_pipelining(void **state)
     assert_int_equal(p.got, 0);
     assert_true(tloop_until(&L.t, &p.done, 30000));
     assert_true(p.in_order);
-    char *v = th_redis_cmd(&L.redis, "GET counter");
-    assert_string_equal(v, "20000");
-    free(v);
+    assert_true(th_redis_expect(&L.redis, "20000", "GET counter"));
     assert_int_equal(tlive_stop(&L), 0);
 }
 
@@ -152,15 +150,11 @@ static void test_scripts_noscript_fallback(void **state)
     x = eval(&L.t, L.db, s, "sk", "two");
     assert_string_equal(x.str, "two!");
 
-    char *flushed = th_redis_cmd(&L.redis, "SCRIPT FLUSH");
-    assert_string_equal(flushed, "OK");
-    free(flushed);
+    assert_true(th_redis_expect(&L.redis, "OK", "SCRIPT FLUSH"));
     x = eval(&L.t, L.db, s, "sk", "three");
     assert_int_equal(x.status, DB_OK);
     assert_string_equal(x.str, "three!");
-    char *v = th_redis_cmd(&L.redis, "GET sk");
-    assert_string_equal(v, "three");
-    free(v);
+    assert_true(th_redis_expect(&L.redis, "three", "GET sk"));
 
     /* A script error reaches the caller as an error reply. */
     db_script_t *bad = db_script(L.db, "return redis.error_reply('BAD thing')");

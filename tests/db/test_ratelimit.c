@@ -173,13 +173,16 @@ static void test_redis_down(void **state)
     assert_true(o.r.allowed);
 }
 
+/* A test run with its fixture as its state */
+#define WITH_FX(test) cmocka_unit_test_setup_teardown(test, fx_setup, fx_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_burst_then_refused, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_user_and_ip_independent, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_charges_nothing, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_redis_down, fx_setup, fx_teardown),
+        WITH_FX(test_burst_then_refused),
+        WITH_FX(test_user_and_ip_independent),
+        WITH_FX(test_refusal_charges_nothing),
+        WITH_FX(test_redis_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,17 +154,10 @@ static out_t owner(fx_t *f, const char *tok)
     return o;
 }
 
-/* A redis-cli style query (hiredis format: keys are %s arguments or literal), compared with the
- * expected text. */
-static void check_redis(char *got, const char *want, const char *what)
-{
-    assert_non_null(got);
-    if (strcmp(got, want) != 0)
-        fail_msg("%s: got \"%s\", want \"%s\"", what, got, want);
-    free(got);
-}
+/* A redis-cli style query (hiredis format: keys are %s arguments or literal) and its expected
+ * reply. */
 #define expect_redis(f, want, ...)                                                                 \
-    check_redis(th_redis_cmd(&(f)->live.redis, __VA_ARGS__), (want), #__VA_ARGS__)
+    assert_true(th_redis_expect(&(f)->live.redis, (want), __VA_ARGS__))
 
 static char *redis_get(fx_t *f, const char *fmt, const char *a, const char *b)
 {
@@ -424,18 +417,21 @@ static void test_invalid_and_unavailable(void **state)
     assert_string_equal(tok_strerror(TOK_EUNAVAIL), "token store unavailable");
 }
 
+/* A test run with its fixture as its state */
+#define WITH_FX(test) cmocka_unit_test_setup_teardown(test, fx_setup, fx_teardown)
+
 int main(void)
 {
     static long two = 2;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_create_and_update, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_reassignment, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_device_token_change, fx_setup, fx_teardown),
+        WITH_FX(test_register_create_and_update),
+        WITH_FX(test_reassignment),
+        WITH_FX(test_device_token_change),
         cmocka_unit_test_prestate_setup_teardown(test_max_devices, fx_setup, fx_teardown, &two),
-        cmocka_unit_test_setup_teardown(test_deactivate, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_purge, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_list_find_owner_and_corrupt, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_and_unavailable, fx_setup, fx_teardown),
+        WITH_FX(test_deactivate),
+        WITH_FX(test_purge),
+        WITH_FX(test_list_find_owner_and_corrupt),
+        WITH_FX(test_invalid_and_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

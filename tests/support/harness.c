@@ -316,7 +316,7 @@ static void reply_text(buf_t *b, const redisReply *rep)
     }
 }
 
-char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
+static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
 {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
@@ -335,10 +335,7 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
             return NULL;
         }
     }
-    va_list ap;
-    va_start(ap, fmt);
     redisReply *rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
     char *out = NULL;
     if (rep) {
         buf_t b = BUF_INIT;
@@ -348,6 +345,28 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
     }
     redisFree(c);
     return out;
+}
+
+char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = redis_vcmd(r, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *got = redis_vcmd(r, fmt, ap);
+    va_end(ap);
+    bool ok = got != NULL && strcmp(got, want) == 0;
+    if (!ok)
+        fprintf(stderr, "redis %s: got \"%s\", want \"%s\"\n", fmt, got ? got : "(error)", want);
+    free(got);
+    return ok;
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
