@@ -30,6 +30,8 @@
 
 #include <cmocka.h>
 
+#include "tests/expo/mhd_body.h"
+
 #define NMAX 2000
 
 enum { F_NONE, F_MIX, F_SLOW_FIRST };
@@ -43,10 +45,6 @@ typedef struct srv {
     int seen[NMAX]; /* times the server accepted message i */
     int gzip_reqs, bad_headers;
 } srv_t;
-
-typedef struct upload {
-    buf_t body;
-} upload_t;
 
 static int token_index(const char *to)
 {
@@ -87,9 +85,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, upload_t *u)
+static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, const buf_t *body)
 {
-    const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-encoding");
     const char *ct = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-type");
     const char *ac = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "accept");
     buf_t plain = BUF_INIT;
@@ -97,12 +94,8 @@ static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, upload_t *u)
     int k = s->nreq++;
     if (!ct || strcmp(ct, "application/json") != 0 || !ac || strcmp(ac, "application/json") != 0)
         s->bad_headers++;
-    if (ce && strcmp(ce, "gzip") == 0) {
+    if (mhd_body_plain(con, body, &plain))
         s->gzip_reqs++;
-        expo_gunzip(u->body.data, u->body.len, 1 << 22, &plain);
-    } else {
-        buf_append(&plain, buf_cstr(&u->body), u->body.len);
-    }
     json_t *arr = json_loadb(buf_cstr(&plain), plain.len, 0, NULL);
     buf_t out = BUF_INIT;
     unsigned st = 200;
@@ -140,19 +133,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
 {
     (void)version;
     srv_t *s = cls;
-    if (!*con_cls) {
-        *con_cls = xcalloc(1, sizeof(upload_t));
+    buf_t *body;
+    if (!mhd_body_gather(con_cls, data, size, &body))
         return MHD_YES;
-    }
-    upload_t *u = *con_cls;
-    if (*size) {
-        buf_append(&u->body, data, *size);
-        *size = 0;
-        return MHD_YES;
-    }
     if (strcmp(method, "POST") != 0 || strcmp(url, "/--/api/v2/push/send") != 0)
         return reply(con, 404, "not found", "text/plain");
-    return serve(s, con, u);
+    return serve(s, con, body);
 }
 
 static void done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
@@ -161,12 +147,7 @@ static void done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
     (void)cls;
     (void)con;
     (void)toe;
-    upload_t *u = *con_cls;
-    if (u) {
-        buf_cleanup(&u->body);
-        free(u);
-    }
-    *con_cls = NULL;
+    mhd_body_free(con_cls);
 }
 
 static void srv_start(srv_t *s, int fault)

@@ -26,9 +26,7 @@
 
 #include <cmocka.h>
 
-typedef struct up {
-    buf_t b;
-} up_t;
+#include "tests/expo/mhd_body.h"
 
 static int seen[1000];
 static int receipt_requests;
@@ -73,22 +71,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
                                size_t *size, void **cc)
 {
     (void)cls, (void)method, (void)version;
-    if (!*cc) {
-        *cc = xcalloc(1, sizeof(up_t));
+    buf_t *body;
+    if (!mhd_body_gather(cc, data, size, &body))
         return MHD_YES;
-    }
-    up_t *u = *cc;
-    if (*size) {
-        buf_append(&u->b, data, *size);
-        *size = 0;
-        return MHD_YES;
-    }
-    const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-encoding");
     buf_t plain = BUF_INIT;
-    if (ce && strcmp(ce, "gzip") == 0)
-        expo_gunzip(u->b.data, u->b.len, 1 << 22, &plain);
-    else
-        buf_append(&plain, buf_cstr(&u->b), u->b.len);
+    mhd_body_plain(con, body, &plain);
     json_t *j = json_loadb(buf_cstr(&plain), plain.len, 0, NULL);
     buf_cleanup(&plain);
     buf_t out = BUF_INIT;
@@ -104,9 +91,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     enum MHD_Result rc = MHD_queue_response(con, 200, r);
     MHD_destroy_response(r);
     buf_cleanup(&out);
-    buf_cleanup(&u->b);
-    free(u);
-    *cc = NULL;
+    mhd_body_free(cc);
     return rc;
 }
 
