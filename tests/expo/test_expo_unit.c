@@ -100,24 +100,29 @@ static void test_receipt_fixtures(void **state)
     assert_true(fx_each("expo/receipts", check_receipts) >= 6);
 }
 
+/* Each fixture key is the name of the field it fills. */
 static void fill_msg(const fx_t *f, expo_msg_t *m)
 {
+#define STR(field) m->field = fx_get(f, #field, NULL)
+#define NUM(field) m->field = fx_int(f, #field, EXPO_UNSET)
     expo_msg_init(m);
-    m->to = fx_get(f, "to", NULL);
-    m->title = fx_get(f, "title", NULL);
-    m->body = fx_get(f, "body", NULL);
-    m->subtitle = fx_get(f, "subtitle", NULL);
-    m->data = fx_get(f, "data", NULL);
-    m->sound = fx_get(f, "sound", NULL);
-    m->badge = fx_int(f, "badge", EXPO_UNSET);
-    m->ttl = fx_int(f, "ttl", EXPO_UNSET);
-    m->expiration = fx_int(f, "expiration", EXPO_UNSET);
-    m->priority = fx_get(f, "priority", NULL);
-    m->channel_id = fx_get(f, "channel_id", NULL);
-    m->category_id = fx_get(f, "category_id", NULL);
+    STR(to);
+    STR(title);
+    STR(body);
+    STR(subtitle);
+    STR(data);
+    STR(sound);
+    NUM(badge);
+    NUM(ttl);
+    NUM(expiration);
+    STR(priority);
+    STR(channel_id);
+    STR(category_id);
     m->mutable_content = fx_int(f, "mutable_content", 0) != 0;
-    m->interruption_level = fx_get(f, "interruption_level", NULL);
-    m->collapse_id = fx_get(f, "collapse_id", NULL);
+    STR(interruption_level);
+    STR(collapse_id);
+#undef STR
+#undef NUM
 }
 
 static void check_encode(const fx_t *f)

@@ -72,28 +72,24 @@ static const char *actual(const char *key, int rc, const queue_event_t *ev,
         return NULL; /* a directive */
     if (rc != 0)
         return "(decode failed)";
-    static const struct {
-        const char *k;
-        size_t off;
-    } strs[] = {
-        {"job_id", offsetof(queue_event_t, job_id)},
-        {"batch_job_id", offsetof(queue_event_t, batch_job_id)},
-        {"user_id", offsetof(queue_event_t, user_id)},
-        {"previous_status", offsetof(queue_event_t, previous_status)},
-        {"message", offsetof(queue_event_t, message)},
-        {"timestamp", offsetof(queue_event_t, timestamp)},
-        {"error", offsetof(queue_event_t, error)},
-        {"final_s3_key", offsetof(queue_event_t, final_s3_key)},
-        {"envelope", offsetof(queue_event_t, envelope)},
-        {"sns_message_id", offsetof(queue_event_t, sns_message_id)},
-        {"sqs_message_id", offsetof(queue_event_t, sqs_message_id)},
-        {"correlation_id", offsetof(queue_event_t, correlation_id)},
-        {"traceparent", offsetof(queue_event_t, traceparent)},
-    };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (strcmp(key, strs[i].k) == 0)
-            return str_or_null(*(const char *const *)((const char *)ev + strs[i].off));
-    }
+#define STR_MEMBER(f)                                                                              \
+    if (strcmp(key, #f) == 0)                                                                      \
+    return str_or_null(ev->f)
+    /* the string members, each under its own name */
+    STR_MEMBER(job_id);
+    STR_MEMBER(batch_job_id);
+    STR_MEMBER(user_id);
+    STR_MEMBER(previous_status);
+    STR_MEMBER(message);
+    STR_MEMBER(timestamp);
+    STR_MEMBER(error);
+    STR_MEMBER(final_s3_key);
+    STR_MEMBER(envelope);
+    STR_MEMBER(sns_message_id);
+    STR_MEMBER(sqs_message_id);
+    STR_MEMBER(correlation_id);
+    STR_MEMBER(traceparent);
+#undef STR_MEMBER
     if (strcmp(key, "kind") == 0)
         return ev->kind == QUEUE_EV_JOB ? "job" : "batch";
     if (strcmp(key, "status") == 0)
