@@ -389,10 +389,7 @@ static void test_client_destroy_in_flight(void **state)
     assert_non_null(r->c);
     for (size_t i = 0; i < 3; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%zu]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%zu", i);
         m.title = "t";
         expo_send(r->c, &m, on_res, (void *)(uintptr_t)i);
     }

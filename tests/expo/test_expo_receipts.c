@@ -265,10 +265,7 @@ static void test_shared_budget(void **state)
     }
     for (int i = 0; i < 300; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%d]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%d", i);
         expo_send(c[i % 2], &m, on_sent, NULL);
     }
     while (delivered < 300)
