@@ -77,36 +77,32 @@ void buf_printf(buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void buf_fill(buf_t *b, char c, size_t n)
+{
+    buf_reserve(b, n);
+    memset(b->data + b->len, c, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
 void buf_json_str(buf_t *b, const char *s, size_t n)
 {
+    /* the characters with a two-character escape, and the letter that follows the backslash */
+    static const char special[] = "\"\\\n\r\t", letter[] = "\"\\nrt";
     static const char hex[] = "0123456789abcdef";
     buf_reserve(b, n + 2);
     buf_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':
-            buf_append(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(b, "\\t", 2);
-            break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                buf_append(b, u, 6);
-            } else {
-                buf_putc(b, (char)c);
-            }
+        const char *at = c ? strchr(special, c) : NULL;
+        if (at != NULL) {
+            char e[2] = {'\\', letter[at - special]};
+            buf_append(b, e, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, u, 6);
+        } else {
+            buf_putc(b, (char)c);
         }
     }
     buf_putc(b, '"');

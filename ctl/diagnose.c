@@ -180,34 +180,16 @@ static long job_failures(const job_trace_t *jt, bool json, buf_t *jb, ctl_table_
     return n;
 }
 
-typedef struct recent_jobs {
-    ctl_env_t *e;
-    char **ids;
-    size_t n;
-} recent_jobs_t;
-
-static void on_recent(int status, const char *const *ids, size_t n, void *arg)
-{
-    recent_jobs_t *r = arg;
-    r->n = status == 0 ? n : 0;
-    r->ids = xcalloc(n ? n : 1, sizeof *r->ids);
-    for (size_t i = 0; i < r->n; i++)
-        r->ids[i] = xstrdup(ids[i]);
-    ctl_env_done(r->e, status);
-}
-
 static int print_traces(ctl_env_t *e, const char *user, long jobs, bool json, buf_t *jb)
 {
-    recent_jobs_t ids = {.e = e};
-    ctl_env_begin(e);
-    disp_trace_recent(e->trace, user, NULL, jobs, on_recent, &ids);
-    ctl_env_wait(e, 0);
-    job_trace_t *jts = xcalloc(ids.n ? ids.n : 1, sizeof *jts);
-    for (size_t i = 0; !e->failure && i < ids.n; i++) {
+    char **ids;
+    size_t njobs = ctl_recent_jobs(e, user, NULL, jobs, &ids);
+    job_trace_t *jts = xcalloc(njobs ? njobs : 1, sizeof *jts);
+    for (size_t i = 0; !e->failure && i < njobs; i++) {
         jts[i].e = e;
-        jts[i].job = ids.ids[i];
+        jts[i].job = ids[i];
         ctl_env_begin(e);
-        disp_trace_job(e->trace, ids.ids[i], on_job_trace, &jts[i]);
+        disp_trace_job(e->trace, ids[i], on_job_trace, &jts[i]);
     }
     ctl_env_wait(e, 0);
     int rc = e->failure ? ctl_unavailable(e, e->failure) : CTL_OK;
@@ -216,31 +198,31 @@ static int print_traces(ctl_env_t *e, const char *user, long jobs, bool json, bu
     ctl_table_init(&t, 5, hdr);
     long nf = 0;
     if (rc == CTL_OK && json) {
-        ctl_json_bool(jb, "tracePresent", ids.n > 0);
+        ctl_json_bool(jb, "tracePresent", njobs > 0);
         ctl_json_open(jb, "recentFailures", '[');
-    } else if (rc == CTL_OK && ids.n == 0) {
+    } else if (rc == CTL_OK && njobs == 0) {
         printf("\nno delivery trace for user %s: no event for this user within trace.ttl_s, or "
                "the pipeline has not recorded any\n",
                user);
     }
-    for (size_t i = 0; rc == CTL_OK && i < ids.n; i++)
+    for (size_t i = 0; rc == CTL_OK && i < njobs; i++)
         nf += job_failures(&jts[i], json, jb, &t);
     if (rc == CTL_OK && json)
         ctl_json_close(jb, ']');
-    else if (rc == CTL_OK && ids.n)
-        printf("\nrecent failures in the last %zu job(s) of this user: %ld\n", ids.n, nf);
+    else if (rc == CTL_OK && njobs)
+        printf("\nrecent failures in the last %zu job(s) of this user: %ld\n", njobs, nf);
     if (rc == CTL_OK && !json && nf)
         ctl_table_print(&t, stdout);
     ctl_table_cleanup(&t);
-    for (size_t i = 0; i < ids.n; i++) {
+    for (size_t i = 0; i < njobs; i++) {
         for (size_t k = 0; k < jts[i].n; k++)
             free(jts[i].recs[k]);
         free(jts[i].recs);
         free(jts[i].lens);
-        free(ids.ids[i]);
+        free(ids[i]);
     }
     free(jts);
-    free(ids.ids);
+    free(ids);
     return rc;
 }
 

@@ -171,6 +171,39 @@ static bool valid_arg(const char *what, const char *v, int (*check)(const char *
     return false;
 }
 
+/* What list, get and find take: some of --user, --device, --token (each required and checked
+ * when taken), and --json. */
+enum { TAKES_USER = 1, TAKES_DEVICE = 2, TAKES_TOKEN = 4 };
+
+typedef struct lookup_args {
+    const char *user, *device, *token;
+    bool json;
+} lookup_args_t;
+
+/* Returns -1 when the command goes on with *a, else its exit code (help, usage errors). */
+static int parse_lookup(int argc, char **argv, int takes, const char *usage, lookup_args_t *a)
+{
+    *a = (lookup_args_t){0};
+    ctl_opt_t opts[5];
+    size_t n = 0;
+    if (takes & TAKES_USER)
+        opts[n++] = (ctl_opt_t){"--user", "-u", CTL_OPT_STR, &a->user, false};
+    if (takes & TAKES_DEVICE)
+        opts[n++] = (ctl_opt_t){"--device", "-d", CTL_OPT_STR, &a->device, false};
+    if (takes & TAKES_TOKEN)
+        opts[n++] = (ctl_opt_t){"--token", "-t", CTL_OPT_STR, &a->token, false};
+    opts[n++] = (ctl_opt_t){"--json", NULL, CTL_OPT_FLAG, &a->json, false};
+    opts[n] = (ctl_opt_t){NULL, NULL, 0, NULL, false};
+    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, usage);
+    if (rc)
+        return rc > 0 ? CTL_OK : CTL_USAGE;
+    if (((takes & TAKES_USER) && !valid_arg("--user", a->user, tok_valid_user)) ||
+        ((takes & TAKES_DEVICE) && !valid_arg("--device", a->device, tok_valid_device)) ||
+        ((takes & TAKES_TOKEN) && !valid_arg("--token", a->token, tok_valid_token)))
+        return CTL_USAGE;
+    return -1;
+}
+
 static void print_recs(const ctl_recs_t *rs, bool json, const char *user)
 {
     int64_t now = now_s();
@@ -200,16 +233,11 @@ static const char LIST_USAGE[] = "usage: heraldctl tokens list --user U [--json]
 
 static int cmd_list(ctl_env_t *e, int argc, char **argv)
 {
-    const char *user = NULL;
-    bool json = false;
-    ctl_opt_t opts[] = {{"--user", "-u", CTL_OPT_STR, &user, false},
-                        {"--json", NULL, CTL_OPT_FLAG, &json, false},
-                        {NULL, NULL, 0, NULL, false}};
-    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, LIST_USAGE);
-    if (rc)
-        return rc > 0 ? CTL_OK : CTL_USAGE;
-    if (!valid_arg("--user", user, tok_valid_user))
-        return CTL_USAGE;
+    lookup_args_t a;
+    int rc = parse_lookup(argc, argv, TAKES_USER, LIST_USAGE, &a);
+    if (rc >= 0)
+        return rc;
+    const char *user = a.user;
     ctl_recs_t rs = {0};
     if ((rc = ctl_read(e, user, NULL, &rs)) != CTL_OK) {
         ctl_recs_cleanup(&rs);
@@ -219,7 +247,7 @@ static int cmd_list(ctl_env_t *e, int argc, char **argv)
     if (n == 0)
         fprintf(stderr, "heraldctl: user %s has no devices\n", user);
     else
-        print_recs(&rs, json, user);
+        print_recs(&rs, a.json, user);
     ctl_recs_cleanup(&rs);
     return n ? CTL_OK : CTL_NOTFOUND;
 }
@@ -271,19 +299,9 @@ static const char GET_USAGE[] = "usage: heraldctl tokens get --user U --device D
 
 static int cmd_get(ctl_env_t *e, int argc, char **argv)
 {
-    const char *user = NULL, *device = NULL;
-    bool json = false;
-    ctl_opt_t opts[] = {{"--user", "-u", CTL_OPT_STR, &user, false},
-                        {"--device", "-d", CTL_OPT_STR, &device, false},
-                        {"--json", NULL, CTL_OPT_FLAG, &json, false},
-                        {NULL, NULL, 0, NULL, false}};
-    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, GET_USAGE);
-    if (rc)
-        return rc > 0 ? CTL_OK : CTL_USAGE;
-    if (!valid_arg("--user", user, tok_valid_user) ||
-        !valid_arg("--device", device, tok_valid_device))
-        return CTL_USAGE;
-    return show_record(e, user, device, json);
+    lookup_args_t a;
+    int rc = parse_lookup(argc, argv, TAKES_USER | TAKES_DEVICE, GET_USAGE, &a);
+    return rc >= 0 ? rc : show_record(e, a.user, a.device, a.json);
 }
 
 static const char FIND_USAGE[] = "usage: heraldctl tokens find --token T [--json]\n"
@@ -291,18 +309,12 @@ static const char FIND_USAGE[] = "usage: heraldctl tokens find --token T [--json
 
 static int cmd_find(ctl_env_t *e, int argc, char **argv)
 {
-    const char *token = NULL;
-    bool json = false;
-    ctl_opt_t opts[] = {{"--token", "-t", CTL_OPT_STR, &token, false},
-                        {"--json", NULL, CTL_OPT_FLAG, &json, false},
-                        {NULL, NULL, 0, NULL, false}};
-    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, FIND_USAGE);
-    if (rc)
-        return rc > 0 ? CTL_OK : CTL_USAGE;
-    if (!valid_arg("--token", token, tok_valid_token))
-        return CTL_USAGE;
+    lookup_args_t a;
+    int rc = parse_lookup(argc, argv, TAKES_TOKEN, FIND_USAGE, &a);
+    if (rc >= 0)
+        return rc;
     ctl_owner_t o;
-    ctl_find_owner_async(e, token, &o);
+    ctl_find_owner_async(e, a.token, &o);
     ctl_env_wait(e, 0);
     if (e->failure)
         return ctl_unavailable(e, e->failure);
@@ -312,7 +324,7 @@ static int cmd_find(ctl_env_t *e, int argc, char **argv)
                                          : "nobody holds this token");
         return CTL_NOTFOUND;
     }
-    rc = show_record(e, o.who.user_id, o.who.device_id, json);
+    rc = show_record(e, o.who.user_id, o.who.device_id, a.json);
     if (rc == CTL_NOTFOUND)
         fprintf(stderr,
                 "heraldctl: the owner index names %s/%s but that record is gone "

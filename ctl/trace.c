@@ -87,38 +87,19 @@ static size_t add_job(ctl_env_t *e, const char *job, const char *device, ctl_tab
     return o.found;
 }
 
-typedef struct job_ids {
-    ctl_env_t *e;
-    char **ids;
-    size_t n;
-} job_ids_t;
-
-static void on_ids(int status, const char *const *ids, size_t n, void *arg)
-{
-    job_ids_t *j = arg;
-    j->n = status == 0 ? n : 0;
-    j->ids = xcalloc(n ? n : 1, sizeof *j->ids);
-    for (size_t i = 0; i < j->n; i++)
-        j->ids[i] = xstrdup(ids[i]);
-    ctl_env_done(j->e, status);
-}
-
 /* The records of the most recent jobs of a user, or of one of the user's devices (only that
  * device's records). */
 static size_t add_recent(ctl_env_t *e, const char *user, const char *device, long limit,
                          ctl_table_t *t, buf_t *json)
 {
-    job_ids_t j = {.e = e};
-    ctl_env_begin(e);
-    disp_trace_recent(e->trace, user, device, limit, on_ids, &j);
-    ctl_env_wait(e, 0);
-    size_t found = 0;
-    for (size_t i = 0; i < j.n; i++) {
+    char **ids;
+    size_t n = ctl_recent_jobs(e, user, device, limit, &ids), found = 0;
+    for (size_t i = 0; i < n; i++) {
         if (!e->failure)
-            found += add_job(e, j.ids[i], device, t, json);
-        free(j.ids[i]);
+            found += add_job(e, ids[i], device, t, json);
+        free(ids[i]);
     }
-    free(j.ids);
+    free(ids);
     return found;
 }
 

@@ -411,6 +411,32 @@ int ctl_unavailable(const ctl_env_t *e, int status)
     return CTL_UNAVAILABLE;
 }
 
+typedef struct recent_jobs {
+    ctl_env_t *e;
+    char **ids;
+    size_t n;
+} recent_jobs_t;
+
+static void on_recent(int status, const char *const *ids, size_t n, void *arg)
+{
+    recent_jobs_t *r = arg;
+    r->n = status == 0 ? n : 0;
+    r->ids = xcalloc(n ? n : 1, sizeof *r->ids);
+    for (size_t i = 0; i < r->n; i++)
+        r->ids[i] = xstrdup(ids[i]);
+    ctl_env_done(r->e, status);
+}
+
+size_t ctl_recent_jobs(ctl_env_t *e, const char *user, const char *device, long limit, char ***ids)
+{
+    recent_jobs_t r = {.e = e};
+    ctl_env_begin(e);
+    disp_trace_recent(e->trace, user, device, limit, on_recent, &r);
+    ctl_env_wait(e, 0);
+    *ids = r.ids;
+    return r.n;
+}
+
 int ctl_read_line(FILE *f, char *line, size_t max, size_t *len)
 {
     size_t n = 0;

@@ -127,6 +127,12 @@ int ctl_tok_failure(int tok_status);
  */
 int ctl_unavailable(const ctl_env_t *e, int status);
 
+/* The ids of the most recent jobs of a user, or of one of the user's devices (device may be
+ * NULL), at most limit, from the delivery trace; waits for the answer. *ids is new: free each id
+ * and the array (an array even when empty). A transport failure leaves e->failure set and no
+ * ids. Returns the count. */
+size_t ctl_recent_jobs(ctl_env_t *e, const char *user, const char *device, long limit, char ***ids);
+
 /* Reads one line of at most max bytes (newline stripped) into line. Returns 1 on a line, 0 at
  * EOF, -1 when the line was longer than max (the rest of it is skipped). */
 int ctl_read_line(FILE *f, char *line, size_t max, size_t *len);

@@ -142,10 +142,11 @@ static void cmd_free(cmd_t *c)
 
 /* ---- deferred completions ---- */
 
-static void on_idle(uv_idle_t *h)
+/* Runs the completions deferred so far, each with its own status, or with `status` when it is
+ * not DB_OK (shutdown). What they add meanwhile waits for the next call. */
+static void run_deferred(db_t *db, int status)
 {
-    db_t *db = h->data;
-    list_t batch; /* what is added while we run waits for the next turn */
+    list_t batch;
     list_init(&batch);
     list_splice(&batch, &db->deferred);
     for (cmd_t *c; (c = first_cmd(&batch)) != NULL;) {
@@ -153,9 +154,15 @@ static void on_idle(uv_idle_t *h)
         if (c->fn)
             c->fn(c->arg);
         else
-            c->cb(c->status, NULL, c->arg);
+            c->cb(status != DB_OK ? status : c->status, NULL, c->arg);
         cmd_free(c);
     }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    db_t *db = h->data;
+    run_deferred(db, DB_OK);
     if (list_empty(&db->deferred) && !db->closing)
         uv_idle_stop(&db->idle);
 }
@@ -563,17 +570,7 @@ void db_destroy(db_t *db)
     /* Callbacks may issue more commands; they land in `deferred` and fail here too. */
     while (!list_empty(&db->fifo) || !list_empty(&db->deferred)) {
         fail_fifo(db, DB_ESHUTDOWN);
-        list_t batch;
-        list_init(&batch);
-        list_splice(&batch, &db->deferred);
-        for (cmd_t *c; (c = first_cmd(&batch)) != NULL;) {
-            list_remove(&c->node);
-            if (c->fn)
-                c->fn(c->arg);
-            else
-                c->cb(DB_ESHUTDOWN, NULL, c->arg);
-            cmd_free(c);
-        }
+        run_deferred(db, DB_ESHUTDOWN);
     }
     if (ac)
         redisAsyncFree(ac); /* late NULL replies only free the (done) commands */

@@ -60,10 +60,28 @@ const char *queue_strerror(int code)
 
 typedef struct waker {
     int fds[2];
-    uv_poll_t poll;
+    uv_poll_t poll;             /* data: the owner, as for its other handles */
+    void (*serve)(void *owner); /* what the owner does when librdkafka wakes the loop */
 } waker_t;
 
-static int waker_init(waker_t *w, uv_loop_t *loop, rd_kafka_queue_t *q, uv_poll_cb cb, void *data)
+static void waker_clear(waker_t *w)
+{
+    char tmp[256];
+    while (read(w->fds[0], tmp, sizeof tmp) > 0)
+        ;
+}
+
+static void waker_readable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    waker_t *w = container_of(h, waker_t, poll);
+    waker_clear(w);
+    w->serve(h->data);
+}
+
+static int waker_init(waker_t *w, uv_loop_t *loop, rd_kafka_queue_t *q, void (*serve)(void *),
+                      void *owner)
 {
     if (pipe2(w->fds, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
@@ -72,17 +90,11 @@ static int waker_init(waker_t *w, uv_loop_t *loop, rd_kafka_queue_t *q, uv_poll_
         close(w->fds[1]);
         return -1;
     }
-    w->poll.data = data;
+    w->poll.data = owner;
+    w->serve = serve;
     rd_kafka_queue_io_event_enable(q, w->fds[1], "1", 1);
-    uv_poll_start(&w->poll, UV_READABLE, cb);
+    uv_poll_start(&w->poll, UV_READABLE, waker_readable);
     return 0;
-}
-
-static void waker_clear(waker_t *w)
-{
-    char tmp[256];
-    while (read(w->fds[0], tmp, sizeof tmp) > 0)
-        ;
 }
 
 /* ---- configuration ---- */
@@ -297,18 +309,10 @@ static void on_refused_timer(uv_timer_t *t)
     report_refused(t->data);
 }
 
-static void producer_serve(queue_producer_t *p)
+static void producer_serve(void *arg)
 {
+    queue_producer_t *p = arg;
     rd_kafka_poll(p->rk, 0);
-}
-
-static void producer_wake(uv_poll_t *h, int status, int events)
-{
-    (void)status;
-    (void)events;
-    queue_producer_t *p = h->data;
-    waker_clear(&p->waker);
-    producer_serve(p);
 }
 
 static void producer_tick(uv_timer_t *t)
@@ -347,7 +351,7 @@ queue_producer_t *queue_producer_create(uv_loop_t *loop, const queue_kafka_opts_
     }
     rd_kafka_set_log_queue(p->rk, NULL);
     p->mainq = rd_kafka_queue_get_main(p->rk);
-    if (waker_init(&p->waker, loop, p->mainq, producer_wake, p) < 0) {
+    if (waker_init(&p->waker, loop, p->mainq, producer_serve, p) < 0) {
         snprintf(err, errlen, "kafka producer: pipe: %s", strerror(errno));
         rd_kafka_queue_destroy(p->mainq);
         rd_kafka_destroy(p->rk);
@@ -1059,12 +1063,8 @@ static void kick(queue_consumer_t *c)
         uv_idle_start(&c->pump, on_pump);
 }
 
-static void consumer_wake(uv_poll_t *h, int status, int events)
+static void consumer_serve(void *c)
 {
-    (void)status;
-    (void)events;
-    queue_consumer_t *c = h->data;
-    waker_clear(&c->waker);
     drain(c);
 }
 
@@ -1249,7 +1249,7 @@ queue_consumer_t *queue_consumer_create(uv_loop_t *loop, const queue_consumer_op
     rd_kafka_set_log_queue(c->rk, NULL);
     rd_kafka_poll_set_consumer(c->rk);
     c->cq = rd_kafka_queue_get_consumer(c->rk);
-    if (waker_init(&c->waker, loop, c->cq, consumer_wake, c) < 0) {
+    if (waker_init(&c->waker, loop, c->cq, consumer_serve, c) < 0) {
         snprintf(err, errlen, "kafka consumer: pipe: %s", strerror(errno));
         goto fail;
     }

@@ -112,24 +112,47 @@ static const char **collect_items(const db_reply_t *r, size_t i, tok_lc_result_t
     return items;
 }
 
-static void on_expire(int status, const db_reply_t *r, void *arg)
+/* Answers a chunk operation with res and the items of element items_at of a, or TOK_EUNAVAIL
+ * when a is NULL (no usable reply); frees op. */
+static void chunk_done(lc_op_t *op, const db_reply_t *a, size_t items_at, tok_lc_result_t *res)
 {
-    lc_op_t *op = arg;
-    const db_reply_t *a = reply_array(status, r, 5);
     if (a == NULL) {
         op->cb(TOK_EUNAVAIL, NULL, op->arg);
-        free(op);
-        return;
+    } else {
+        const char **items = collect_items(a, items_at, res);
+        op->cb(0, res, op->arg);
+        free(items);
     }
-    tok_lc_result_t res = {0};
-    res.examined = elem_int(a, 0);
-    res.removed_expired = elem_int(a, 1);
-    res.removed_stale = elem_int(a, 2);
-    res.rescored = elem_int(a, 3);
-    const char **items = collect_items(a, 4, &res);
-    op->cb(0, &res, op->arg);
-    free(items);
     free(op);
+}
+
+/* Runs a chunk script: its key (the expiry index), then args[0..n), then the key spelling the
+ * scripts build dev hash and owner keys from. */
+static void eval_chunk(tok_lc_t *lc, db_script_t *s, db_cb on_reply, tok_lc_cb cb, void *arg,
+                       const char *const *args, size_t n)
+{
+    const char *argv[16];
+    size_t argc = 0;
+    argv[argc++] = lc->expiry;
+    for (size_t i = 0; i < n && argc < 13; i++)
+        argv[argc++] = args[i];
+    argv[argc++] = lc->owner_stem;
+    argv[argc++] = lc->dev_head;
+    argv[argc++] = key_tail(KEY_DEV);
+    db_eval(lc->db, s, on_reply, op_new(cb, NULL, arg), 1, (int)argc, argv, NULL);
+}
+
+static void on_expire(int status, const db_reply_t *r, void *arg)
+{
+    const db_reply_t *a = reply_array(status, r, 5);
+    tok_lc_result_t res = {0};
+    if (a != NULL) {
+        res.examined = elem_int(a, 0);
+        res.removed_expired = elem_int(a, 1);
+        res.removed_stale = elem_int(a, 2);
+        res.rescored = elem_int(a, 3);
+    }
+    chunk_done(arg, a, 4, &res);
 }
 
 void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, bool dry_run,
@@ -139,44 +162,31 @@ void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, b
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(off, sizeof off, "%ld", dry_run ? offset : 0);
     snprintf(lim, sizeof lim, "%ld", limit > 0 ? limit : 1);
-    const char *argv[] = {lc->expiry,
-                          now,
-                          off,
-                          lim,
-                          dry_run ? "1" : "0",
-                          want_items ? "1" : "0",
-                          lc->owner_stem,
-                          lc->dev_head,
-                          key_tail(KEY_DEV)};
-    db_eval(lc->db, lc->s_expire, on_expire, op_new(cb, NULL, arg), 1, 9, argv, NULL);
+    const char *args[] = {now, off, lim, dry_run ? "1" : "0", want_items ? "1" : "0"};
+    eval_chunk(lc, lc->s_expire, on_expire, cb, arg, args, sizeof args / sizeof args[0]);
 }
 
 /* tok_lc_expire_chunk's `done`: fewer entries than asked for came back. The caller knows limit,
  * so the chunk result carries examined; res.done is set by the wrapper below. */
 static void on_scan(int status, const db_reply_t *r, void *arg)
 {
-    lc_op_t *op = arg;
     const db_reply_t *a = reply_array(status, r, 8);
-    if (a == NULL || db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING) {
-        op->cb(TOK_EUNAVAIL, NULL, op->arg);
-        free(op);
-        return;
-    }
+    if (a != NULL && db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING)
+        a = NULL;
     tok_lc_result_t res = {0};
-    res.cursor = db_reply_str(db_reply_elem(a, 0), NULL);
-    res.done = strcmp(res.cursor, "0") == 0;
-    res.active = elem_int(a, 1);
-    res.inactive = elem_int(a, 2);
-    res.expired = elem_int(a, 3);
-    res.corrupt = elem_int(a, 4);
-    res.removed_expired = elem_int(a, 5);
-    res.removed_inactive = elem_int(a, 6);
-    res.examined = res.active + res.inactive + res.expired + res.corrupt + res.removed_expired +
-                   res.removed_inactive;
-    const char **items = collect_items(a, 7, &res);
-    op->cb(0, &res, op->arg);
-    free(items);
-    free(op);
+    if (a != NULL) {
+        res.cursor = db_reply_str(db_reply_elem(a, 0), NULL);
+        res.done = strcmp(res.cursor, "0") == 0;
+        res.active = elem_int(a, 1);
+        res.inactive = elem_int(a, 2);
+        res.expired = elem_int(a, 3);
+        res.corrupt = elem_int(a, 4);
+        res.removed_expired = elem_int(a, 5);
+        res.removed_inactive = elem_int(a, 6);
+        res.examined = res.active + res.inactive + res.expired + res.corrupt + res.removed_expired +
+                       res.removed_inactive;
+    }
+    chunk_done(arg, a, 7, &res);
 }
 
 void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
@@ -187,19 +197,15 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
     snprintf(cut, sizeof cut, "%" PRId64,
              o->inactive_cutoff < 0 ? (int64_t)-1 : o->inactive_cutoff);
     snprintf(cnt, sizeof cnt, "%ld", o->count > 0 ? o->count : 200);
-    const char *argv[] = {lc->expiry,
-                          lc->match,
+    const char *args[] = {lc->match,
                           cursor,
                           cnt,
                           now,
                           cut,
                           o->remove_expired ? "1" : "0",
                           o->dry_run ? "1" : "0",
-                          o->want_items ? "1" : "0",
-                          lc->owner_stem,
-                          lc->dev_head,
-                          key_tail(KEY_DEV)};
-    db_eval(lc->db, lc->s_scan, on_scan, op_new(cb, NULL, arg), 1, 12, argv, NULL);
+                          o->want_items ? "1" : "0"};
+    eval_chunk(lc, lc->s_scan, on_scan, cb, arg, args, sizeof args / sizeof args[0]);
 }
 
 static void on_import(int status, const db_reply_t *r, void *arg)

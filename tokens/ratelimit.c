@@ -188,6 +188,16 @@ static const char *bounded(const char *s, size_t max, char *buf)
     return buf;
 }
 
+/* Adds the bucket whose key was just built into the next key slot: its rate and burst as the
+ * script's arguments, and what a refusal by it is reported as. */
+static void add_bucket(rl_op_t *op, char nums[][24], long rate, long burst, const char *which)
+{
+    snprintf(nums[2 * op->nkeys], 24, "%ld", rate);
+    snprintf(nums[2 * op->nkeys + 1], 24, "%ld", burst);
+    op->burst[op->nkeys] = burst;
+    op->which[op->nkeys++] = which;
+}
+
 void tok_rl_check(tok_rl_t *rl, const char *user_id, const char *ip, const tok_rl_limits_t *lim,
                   tok_rl_cb cb, void *arg)
 {
@@ -198,17 +208,11 @@ void tok_rl_check(tok_rl_t *rl, const char *user_id, const char *ip, const tok_r
     const char *argv[6];
     if (user_id && *user_id && lim->user_rate > 0 && lim->user_burst > 0) {
         key_rl_user(keys[op->nkeys], rl->prefix, bounded(user_id, KEY_USER_MAX, cut_user));
-        snprintf(nums[2 * op->nkeys], 24, "%ld", lim->user_rate);
-        snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->user_burst);
-        op->burst[op->nkeys] = lim->user_burst;
-        op->which[op->nkeys++] = "user";
+        add_bucket(op, nums, lim->user_rate, lim->user_burst, "user");
     }
     if (ip && *ip && lim->ip_rate > 0 && lim->ip_burst > 0) {
         key_rl_ip(keys[op->nkeys], rl->prefix, bounded(ip, KEY_IP_MAX, cut_ip));
-        snprintf(nums[2 * op->nkeys], 24, "%ld", lim->ip_rate);
-        snprintf(nums[2 * op->nkeys + 1], 24, "%ld", lim->ip_burst);
-        op->burst[op->nkeys] = lim->ip_burst;
-        op->which[op->nkeys++] = "ip";
+        add_bucket(op, nums, lim->ip_rate, lim->ip_burst, "ip");
     }
     if (op->nkeys == 0) {
         db_defer(rl->db, on_nothing_to_check, op);

@@ -249,9 +249,7 @@ static void test_register_update_list(void **state)
     char *v = th_redis_cmd(&redis, "HGET herald:dev:{user-1} phone-1");
     assert_non_null(strstr(v, "\"expoPushToken\":\"" TOKEN_A "\""));
     free(v);
-    v = th_redis_cmd(&redis, "GET herald:owner:%s", TOKEN_A);
-    assert_string_equal(v, "user-1\x1fphone-1");
-    free(v);
+    assert_true(th_redis_expect(&redis, "user-1\x1fphone-1", "GET herald:owner:%s", TOKEN_A));
     v = th_redis_cmd(&redis, "ZSCORE herald:expiry user-1\x1fphone-1");
     assert_true(atoll(v) >= now + 90 * 86400 - 60);
     free(v);
@@ -310,15 +308,9 @@ static void test_deactivate_and_purge(void **state)
         &r);
     assert_int_equal(r.status, 200);
     th_resp_cleanup(&r);
-    char *v = th_redis_cmd(&redis, "HEXISTS herald:dev:{user-3} tablet");
-    assert_string_equal(v, "0");
-    free(v);
-    v = th_redis_cmd(&redis, "EXISTS herald:owner:%s", TOKEN_B);
-    assert_string_equal(v, "0");
-    free(v);
-    v = th_redis_cmd(&redis, "ZSCORE herald:expiry user-3\x1ftablet");
-    assert_string_equal(v, "(nil)");
-    free(v);
+    assert_true(th_redis_expect(&redis, "0", "HEXISTS herald:dev:{user-3} tablet"));
+    assert_true(th_redis_expect(&redis, "0", "EXISTS herald:owner:%s", TOKEN_B));
+    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE herald:expiry user-3\x1ftablet"));
     api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet&purge=true", "user-3", NULL, NULL,
         &r);
     expect_problem(&r, 404, NULL, NULL);
@@ -338,9 +330,7 @@ static void test_reassignment(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "deactivatedReason")), "reassigned");
     json_decref(j);
     th_resp_cleanup(&r);
-    char *v = th_redis_cmd(&redis, "GET herald:owner:%s", tok);
-    assert_string_equal(v, "bob\x1fnew-phone");
-    free(v);
+    assert_true(th_redis_expect(&redis, "bob\x1fnew-phone", "GET herald:owner:%s", tok));
 }
 
 static void test_validation(void **state)
@@ -411,9 +401,7 @@ static void test_validation(void **state)
     api(&herald, "POST", "/v1/device-tokens", "u", J, big, &r);
     expect_problem(&r, 413, NULL, NULL);
     free(big);
-    char *v = th_redis_cmd(&redis, "EXISTS herald:dev:{u}");
-    assert_string_equal(v, "0");
-    free(v);
+    assert_true(th_redis_expect(&redis, "0", "EXISTS herald:dev:{u}"));
 }
 
 /* A registration's optional locale: stored and listed in canonical case, replaced by the next
@@ -782,12 +770,8 @@ static void test_sweep_in_daemon(void **state)
     assert_int_equal(start_herald(&h, "tokens.sweep_interval_s = 1\n"), 0);
     struct gone g = {"HEXISTS herald:dev:{sweep-user} old"};
     assert_true(th_wait_until(key_gone, &g, 20000));
-    v = th_redis_cmd(&redis, "EXISTS herald:owner:%s", tok);
-    assert_string_equal(v, "0");
-    free(v);
-    v = th_redis_cmd(&redis, "ZSCORE herald:expiry sweep-user\x1fold");
-    assert_string_equal(v, "(nil)");
-    free(v);
+    assert_true(th_redis_expect(&redis, "0", "EXISTS herald:owner:%s", tok));
+    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE herald:expiry sweep-user\x1fold"));
     char url[256];
     th_resp_t r;
     th_herald_url(&h, true, "/metrics", url, sizeof url);

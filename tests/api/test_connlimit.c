@@ -15,23 +15,21 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-static struct sockaddr_storage v4(const char *ip)
+/* A peer address as accept() gives it: IPv6 when ip holds a ':' (IPv4-mapped ones too), else
+ * IPv4. */
+static struct sockaddr_storage addr(const char *ip)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    in->sin_family = AF_INET;
-    assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
-    return ss;
-}
-
-static struct sockaddr_storage v6(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    in6->sin6_family = AF_INET6;
-    assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+    }
     return ss;
 }
 
@@ -41,7 +39,7 @@ static void test_per_address_cap(void **state)
 {
     (void)state;
     disp_connlimit_t *l = disp_connlimit_create(100, 2);
-    struct sockaddr_storage a = v4("192.0.2.1"), b = v4("192.0.2.2");
+    struct sockaddr_storage a = addr("192.0.2.1"), b = addr("192.0.2.2");
     for (int i = 0; i < 2; i++) {
         assert_int_equal(disp_connlimit_check(l, SA(a)), DISP_CONN_OK);
         disp_connlimit_add(l, SA(a));
@@ -61,12 +59,12 @@ static void test_total_cap(void **state)
 {
     (void)state;
     disp_connlimit_t *l = disp_connlimit_create(3, 0); /* 0: no per-address limit */
-    struct sockaddr_storage a = v4("198.51.100.7");
+    struct sockaddr_storage a = addr("198.51.100.7");
     for (int i = 0; i < 3; i++) {
         assert_int_equal(disp_connlimit_check(l, SA(a)), DISP_CONN_OK);
         disp_connlimit_add(l, SA(a));
     }
-    struct sockaddr_storage other = v4("198.51.100.8");
+    struct sockaddr_storage other = addr("198.51.100.8");
     assert_int_equal(disp_connlimit_check(l, SA(other)), DISP_CONN_CAPACITY);
     /* Addresses of other families count in the total only. */
     disp_connlimit_remove(l, SA(a));
@@ -84,15 +82,15 @@ static void test_ipv6_by_prefix(void **state)
 {
     (void)state;
     disp_connlimit_t *l = disp_connlimit_create(100, 2);
-    struct sockaddr_storage a = v6("2001:db8:1:2::1"), b = v6("2001:db8:1:2:ffff::9"),
-                            c = v6("2001:db8:1:3::1");
+    struct sockaddr_storage a = addr("2001:db8:1:2::1"), b = addr("2001:db8:1:2:ffff::9"),
+                            c = addr("2001:db8:1:3::1");
     disp_connlimit_add(l, SA(a));
     disp_connlimit_add(l, SA(b)); /* same /64 */
     assert_int_equal(disp_connlimit_check(l, SA(a)), DISP_CONN_PER_IP);
     assert_int_equal(disp_connlimit_check(l, SA(c)), DISP_CONN_OK);
     /* An IPv4-mapped address is its IPv4 address, not a /64 shared with every IPv4 client. */
-    struct sockaddr_storage m1 = v6("::ffff:192.0.2.1"), m2 = v6("::ffff:192.0.2.2"),
-                            p1 = v4("192.0.2.1");
+    struct sockaddr_storage m1 = addr("::ffff:192.0.2.1"), m2 = addr("::ffff:192.0.2.2"),
+                            p1 = addr("192.0.2.1");
     disp_connlimit_add(l, SA(m1));
     disp_connlimit_add(l, SA(p1));
     assert_int_equal(disp_connlimit_check(l, SA(m1)), DISP_CONN_PER_IP);
@@ -109,20 +107,20 @@ static void test_many_addresses(void **state)
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 2000; i++) {
             snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
-            struct sockaddr_storage a = v4(ip);
+            struct sockaddr_storage a = addr(ip);
             disp_connlimit_add(l, SA(a));
         }
     }
     assert_int_equal(disp_connlimit_open(l), 4000);
     for (int i = 0; i < 2000; i += 2) {
         snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
-        struct sockaddr_storage a = v4(ip);
+        struct sockaddr_storage a = addr(ip);
         disp_connlimit_remove(l, SA(a));
         disp_connlimit_remove(l, SA(a));
     }
     for (int i = 0; i < 2000; i++) {
         snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
-        struct sockaddr_storage a = v4(ip);
+        struct sockaddr_storage a = addr(ip);
         assert_int_equal(disp_connlimit_open_from(l, SA(a)), i % 2 ? 2 : 0);
     }
     assert_int_equal(disp_connlimit_open(l), 2000);

@@ -9,8 +9,7 @@
 
 #include "core/metrics.h"
 #include "db/db.h"
-#include "tests/db/tloop.h"
-#include "tests/support/harness.h"
+#include "tests/db/live.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,14 +32,20 @@ static db_t *open_db(tloop_t *t, const char *url, const char *password, long tim
     return db;
 }
 
+/* Waits for a command issued just now: its callback never ran inside the call, and runs once. */
+static void wait_once(tloop_t *t, const tres_t *x)
+{
+    assert_false(x->done);
+    assert_true(tloop_until(t, &x->done, WAIT_MS));
+    assert_int_equal(x->calls, 1);
+}
+
 /* Runs one command to completion. */
 static tres_t run(tloop_t *t, db_t *db, int argc, const char *const *argv)
 {
     tres_t r = {0};
     db_command(db, tres_cb, &r, argc, argv, NULL);
-    assert_false(r.done); /* never inside the call */
-    assert_true(tloop_until(t, &r.done, WAIT_MS));
-    assert_int_equal(r.calls, 1);
+    wait_once(t, &r);
     return r;
 }
 
@@ -51,30 +56,29 @@ static tres_t run(tloop_t *t, db_t *db, int argc, const char *const *argv)
 static void test_basics(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 2000, NULL);
+    tlive_t L = {0};
+    assert_true(tlive_start(&L, 2000, NULL));
+    tloop_t *t = &L.t;
+    db_t *db = L.db;
     assert_false(db_ready(db));
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_true(tloop_until_ready(t, db, true, WAIT_MS));
     assert_string_equal(db_last_error(db), "");
 
-    tres_t x = RUN(&t, db, "SET", "k", "hello");
+    tres_t x = RUN(t, db, "SET", "k", "hello");
     assert_int_equal(x.status, DB_OK);
     assert_int_equal(x.type, DB_REPLY_STATUS);
     assert_string_equal(x.str, "OK");
-    x = RUN(&t, db, "GET", "k");
+    x = RUN(t, db, "GET", "k");
     assert_int_equal(x.type, DB_REPLY_STRING);
     assert_string_equal(x.str, "hello");
-    x = RUN(&t, db, "GET", "missing");
+    x = RUN(t, db, "GET", "missing");
     assert_int_equal(x.type, DB_REPLY_NIL);
-    x = RUN(&t, db, "INCR", "k");
+    x = RUN(t, db, "INCR", "k");
     assert_int_equal(x.status, DB_OK);
     assert_int_equal(x.type, DB_REPLY_ERROR);
-    x = RUN(&t, db, "RPUSH", "l", "a", "b", "c");
+    x = RUN(t, db, "RPUSH", "l", "a", "b", "c");
     assert_int_equal(x.i, 3);
-    x = RUN(&t, db, "LRANGE", "l", "0", "-1");
+    x = RUN(t, db, "LRANGE", "l", "0", "-1");
     assert_int_equal(x.type, DB_REPLY_ARRAY);
     assert_int_equal(x.n, 3);
 
@@ -83,13 +87,11 @@ static void test_basics(void **state)
     const size_t lens[] = {3, 3, 3};
     tres_t y = {0};
     db_command(db, tres_cb, &y, 3, argv, lens);
-    assert_true(tloop_until(&t, &y.done, WAIT_MS));
-    x = RUN(&t, db, "STRLEN", "bin");
+    assert_true(tloop_until(t, &y.done, WAIT_MS));
+    x = RUN(t, db, "STRLEN", "bin");
     assert_int_equal(x.i, 3);
 
-    db_destroy(db);
-    assert_int_equal(tloop_close(&t), 0);
-    th_redis_stop(&r);
+    assert_int_equal(tlive_stop(&L), 0);
 }
 
 typedef struct pipe_state {
@@ -111,24 +113,16 @@ static void on_incr(int status, const db_reply_t *rep, void *arg)
 static void test_pipelining(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 5000, NULL);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 5000, NULL));
     pipe_state_t p = {.in_order = true, .total = 20000};
     for (int i = 0; i < p.total; i++)
-        db_cmd(db, on_incr, &p, "INCR", "counter", NULL);
+        db_cmd(L.db, on_incr, &p, "INCR", "counter", NULL);
     assert_int_equal(p.got, 0);
-    assert_true(tloop_until(&t, &p.done, 30000));
+    assert_true(tloop_until(&L.t, &p.done, 30000));
     assert_true(p.in_order);
-    char *v = th_redis_cmd(&r, "GET counter");
-    assert_string_equal(v, "20000");
-    free(v);
-    db_destroy(db);
-    assert_int_equal(tloop_close(&t), 0);
-    th_redis_stop(&r);
+    assert_true(th_redis_expect(&L.redis, "20000", "GET counter"));
+    assert_int_equal(tlive_stop(&L), 0);
 }
 
 static tres_t eval(tloop_t *t, db_t *db, db_script_t *s, const char *key, const char *arg)
@@ -136,50 +130,39 @@ static tres_t eval(tloop_t *t, db_t *db, db_script_t *s, const char *key, const 
     tres_t x = {0};
     const char *argv[] = {key, arg};
     db_eval(db, s, tres_cb, &x, 1, 2, argv, NULL);
-    assert_false(x.done);
-    assert_true(tloop_until(t, &x.done, WAIT_MS));
-    assert_int_equal(x.calls, 1);
+    wait_once(t, &x);
     return x;
 }
 
 static void test_scripts_noscript_fallback(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 2000, NULL);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
-    db_script_t *s = db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'");
-    assert_ptr_equal(db_script(db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'"), s);
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 2000, NULL));
+    db_script_t *s = db_script(L.db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'");
+    assert_ptr_equal(db_script(L.db, "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] .. '!'"),
+                     s);
 
     /* Never loaded: the first EVALSHA gets NOSCRIPT and is resent as EVAL. */
-    tres_t x = eval(&t, db, s, "sk", "one");
+    tres_t x = eval(&L.t, L.db, s, "sk", "one");
     assert_int_equal(x.type, DB_REPLY_STRING);
     assert_string_equal(x.str, "one!");
-    x = eval(&t, db, s, "sk", "two");
+    x = eval(&L.t, L.db, s, "sk", "two");
     assert_string_equal(x.str, "two!");
 
-    char *flushed = th_redis_cmd(&r, "SCRIPT FLUSH");
-    assert_string_equal(flushed, "OK");
-    free(flushed);
-    x = eval(&t, db, s, "sk", "three");
+    assert_true(th_redis_expect(&L.redis, "OK", "SCRIPT FLUSH"));
+    x = eval(&L.t, L.db, s, "sk", "three");
     assert_int_equal(x.status, DB_OK);
     assert_string_equal(x.str, "three!");
-    char *v = th_redis_cmd(&r, "GET sk");
-    assert_string_equal(v, "three");
-    free(v);
+    assert_true(th_redis_expect(&L.redis, "three", "GET sk"));
 
     /* A script error reaches the caller as an error reply. */
-    db_script_t *bad = db_script(db, "return redis.error_reply('BAD thing')");
-    x = eval(&t, db, bad, "k", "v");
+    db_script_t *bad = db_script(L.db, "return redis.error_reply('BAD thing')");
+    x = eval(&L.t, L.db, bad, "k", "v");
     assert_int_equal(x.type, DB_REPLY_ERROR);
     assert_non_null(strstr(x.str, "BAD thing"));
 
-    db_destroy(db);
-    assert_int_equal(tloop_close(&t), 0);
-    th_redis_stop(&r);
+    assert_int_equal(tlive_stop(&L), 0);
 }
 
 /* redis-server with a password and a unix socket (the harness' starter has neither). */
@@ -197,6 +180,15 @@ static void start_secure_redis(th_redis_t *r, char *sock, size_t socklen)
                     "s3cr@t:x",     "--unixsocket", sock,    NULL};
     assert_int_equal(th_spawn(&r->proc, "redis-auth", argv, NULL, logp), 0);
     assert_true(th_wait_port(r->port, WAIT_MS));
+}
+
+/* Runs the loop until the client's last error holds needle (bounded); returns whether it does. */
+static bool until_error(tloop_t *t, db_t *db, const char *needle)
+{
+    uint64_t deadline = clk_mono_ms() + WAIT_MS;
+    while (strstr(db_last_error(db), needle) == NULL && clk_mono_ms() < deadline)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    return strstr(db_last_error(db), needle) != NULL;
 }
 
 static bool has_db(tloop_t *t, db_t *db, const char *want)
@@ -235,9 +227,7 @@ static void test_auth_and_select(void **state)
     /* A wrong password never becomes ready and says why; commands fail with DB_EDOWN. */
     snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", r.port);
     db = open_db(&t, url, NULL, 2000, NULL);
-    uint64_t deadline = clk_mono_ms() + WAIT_MS;
-    while (strstr(db_last_error(db), "handshake refused") == NULL && clk_mono_ms() < deadline)
-        uv_run(&t.loop, UV_RUN_ONCE);
+    assert_true(until_error(&t, db, "handshake refused"));
     assert_non_null(strstr(db_last_error(db), "WRONGPASS"));
     assert_false(db_ready(db));
     x = RUN(&t, db, "PING");
@@ -271,77 +261,65 @@ static double metric_of(metric_reg_t *reg, const char *name, const char *kind)
 static void test_stuck_server_times_out_and_recovers(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
     metric_reg_t *reg = metric_reg_create();
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 300, reg);
+    tlive_t L = {0};
+    assert_true(tlive_start(&L, 300, reg));
     states_t st = {0};
-    db_on_state(db, on_state, &st);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    db_on_state(L.db, on_state, &st);
+    assert_true(tloop_until_ready(&L.t, L.db, true, WAIT_MS));
     assert_int_equal(st.ups, 1);
 
-    assert_int_equal(kill(r.proc.pid, SIGSTOP), 0);
+    assert_int_equal(kill(L.redis.proc.pid, SIGSTOP), 0);
     tres_t a = {0}, b = {0};
-    db_cmd(db, tres_cb, &a, "SET", "x", "1", NULL);
-    db_cmd(db, tres_cb, &b, "GET", "x", NULL);
-    assert_true(tloop_until(&t, &b.done, WAIT_MS));
+    db_cmd(L.db, tres_cb, &a, "SET", "x", "1", NULL);
+    db_cmd(L.db, tres_cb, &b, "GET", "x", NULL);
+    assert_true(tloop_until(&L.t, &b.done, WAIT_MS));
     assert_true(a.done);
     assert_int_equal(a.status, DB_ETIMEOUT);
     assert_int_equal(b.status, DB_ETIMEOUT);
-    assert_false(db_ready(db));
+    assert_false(db_ready(L.db));
     assert_int_equal(st.downs, 1);
     assert_true(metric_of(reg, "herald_redis_errors_total", "timeout") >= 1);
 
     /* While it is stuck, reconnects connect (the kernel accepts) but never answer: not ready. */
-    tres_t c = RUN(&t, db, "PING");
+    tres_t c = RUN(&L.t, L.db, "PING");
     assert_int_equal(c.status, DB_EDOWN);
-    assert_false(db_ready(db));
+    assert_false(db_ready(L.db));
 
-    assert_int_equal(kill(r.proc.pid, SIGCONT), 0);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    assert_int_equal(kill(L.redis.proc.pid, SIGCONT), 0);
+    assert_true(tloop_until_ready(&L.t, L.db, true, WAIT_MS));
     assert_int_equal(st.ups, 2);
-    c = RUN(&t, db, "GET", "x");
+    c = RUN(&L.t, L.db, "GET", "x");
     assert_int_equal(c.status, DB_OK);
     assert_true(metric_of(reg, "herald_redis_reconnects_total", NULL) >= 1);
     assert_int_equal(a.calls + b.calls, 2); /* the late NULL replies ran no callback */
 
-    db_destroy(db);
-    assert_int_equal(tloop_close(&t), 0);
+    assert_int_equal(tlive_stop(&L), 0);
     metric_reg_destroy(reg);
-    th_redis_stop(&r);
 }
 
 static void test_killed_and_restarted(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
-    int port = r.port;
     metric_reg_t *reg = metric_reg_create();
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 1000, reg);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 1000, reg));
 
-    th_stop(&r.proc, SIGKILL, 5000);
-    assert_true(tloop_until_ready(&t, db, false, WAIT_MS));
+    th_stop(&L.redis.proc, SIGKILL, 5000);
+    assert_true(tloop_until_ready(&L.t, L.db, false, WAIT_MS));
     assert_true(metric_of(reg, "herald_redis_errors_total", "disconnect") >= 1);
-    tres_t x = RUN(&t, db, "PING");
+    tres_t x = RUN(&L.t, L.db, "PING");
     assert_int_equal(x.status, DB_EDOWN);
-    assert_true(strlen(db_last_error(db)) > 0);
+    assert_true(strlen(db_last_error(L.db)) > 0);
 
-    assert_int_equal(th_redis_start(&r, port), 0);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
-    x = RUN(&t, db, "PING");
+    assert_int_equal(th_redis_start(&L.redis, L.redis.port), 0);
+    assert_true(tloop_until_ready(&L.t, L.db, true, WAIT_MS));
+    x = RUN(&L.t, L.db, "PING");
     assert_int_equal(x.status, DB_OK);
     assert_string_equal(x.str, "PONG");
 
-    db_destroy(db);
-    assert_int_equal(tloop_close(&t), 0);
+    assert_int_equal(tlive_stop(&L), 0);
     metric_reg_destroy(reg);
-    th_redis_stop(&r);
 }
 
 static void test_down_at_start_fails_deferred(void **state)
@@ -354,10 +332,8 @@ static void test_down_at_start_fails_deferred(void **state)
     db_t *db = open_db(&t, url, NULL, 500, NULL);
     tres_t x = {0};
     db_cmd(db, tres_cb, &x, "PING", NULL);
-    assert_false(x.done);
-    assert_true(tloop_until(&t, &x.done, WAIT_MS));
+    wait_once(&t, &x);
     assert_int_equal(x.status, DB_EDOWN);
-    assert_int_equal(x.calls, 1);
     db_destroy(db);
     assert_int_equal(tloop_close(&t), 0);
 }
@@ -365,27 +341,23 @@ static void test_down_at_start_fails_deferred(void **state)
 static void test_destroy_fails_pending_once(void **state)
 {
     (void)state;
-    th_redis_t r = {0};
-    assert_int_equal(th_redis_start(&r, 0), 0);
-    tloop_t t;
-    tloop_init(&t);
-    db_t *db = open_db(&t, r.url, NULL, 5000, NULL);
-    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
-    assert_int_equal(kill(r.proc.pid, SIGSTOP), 0);
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 5000, NULL));
+    assert_int_equal(kill(L.redis.proc.pid, SIGSTOP), 0);
     tres_t x[5] = {0};
     for (int i = 0; i < 5; i++)
-        db_cmd(db, tres_cb, &x[i], "PING", NULL);
-    uv_run(&t.loop, UV_RUN_NOWAIT); /* let hiredis write them */
-    db_destroy(db);
+        db_cmd(L.db, tres_cb, &x[i], "PING", NULL);
+    uv_run(&L.t.loop, UV_RUN_NOWAIT); /* let hiredis write them */
+    db_destroy(L.db);
+    L.db = NULL;
     for (int i = 0; i < 5; i++) {
         assert_int_equal(x[i].calls, 1);
         assert_int_equal(x[i].status, DB_ESHUTDOWN);
     }
-    assert_int_equal(tloop_close(&t), 0);
+    kill(L.redis.proc.pid, SIGCONT);
+    assert_int_equal(tlive_stop(&L), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(x[i].calls, 1);
-    kill(r.proc.pid, SIGCONT);
-    th_redis_stop(&r);
 }
 
 /* A server whose accept queue is full drops SYNs: the connect never completes. */
@@ -407,10 +379,7 @@ static void test_connect_timeout(void **state)
     tloop_t t;
     tloop_init(&t);
     db_t *db = open_db(&t, url, NULL, 200, NULL);
-    uint64_t deadline = clk_mono_ms() + WAIT_MS;
-    while (strstr(db_last_error(db), "timeout") == NULL && clk_mono_ms() < deadline)
-        uv_run(&t.loop, UV_RUN_ONCE);
-    assert_non_null(strstr(db_last_error(db), "timeout"));
+    assert_true(until_error(&t, db, "timeout"));
     assert_false(db_ready(db));
     db_destroy(db);
     assert_int_equal(tloop_close(&t), 0);

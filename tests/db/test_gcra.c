@@ -9,113 +9,100 @@
 #include "core/clock.h"
 #include "tokens/ratelimit.h"
 
-static int64_t now_of(clk_fake_t *f)
+/* A bucket (its theoretical arrival time) on a fake clock, and the last answer. */
+typedef struct bucket {
+    clk_fake_t clk;
+    int64_t tat;
+    tok_rl_result_t r;
+} bucket_t;
+
+static void bucket_init(bucket_t *b)
 {
-    return f->clk.wall_ms(f->clk.arg);
+    clk_fake_init(&b->clk, 1700000000000);
+    b->tat = 0;
+}
+
+/* Advances the clock by ms, then asks for one request at rate/burst; returns whether it passed. */
+static bool ask(bucket_t *b, int64_t ms, long rate, long burst)
+{
+    clk_fake_advance(&b->clk, ms);
+    tok_gcra(&b->tat, b->clk.clk.wall_ms(b->clk.clk.arg), rate, burst, &b->r);
+    return b->r.allowed;
 }
 
 static void test_burst_then_refused(void **state)
 {
     (void)state;
-    clk_fake_t f;
-    clk_fake_init(&f, 1700000000000);
-    int64_t tat = 0;
-    tok_rl_result_t r;
+    bucket_t b;
+    bucket_init(&b);
     for (long i = 0; i < 5; i++) {
-        tok_gcra(&tat, now_of(&f), 10, 5, &r);
-        assert_true(r.allowed);
-        assert_null(r.which);
-        assert_int_equal(r.limit, 5);
-        assert_int_equal(r.remaining, 4 - i);
-        assert_int_equal(r.retry_after_s, 0);
+        assert_true(ask(&b, 0, 10, 5));
+        assert_null(b.r.which);
+        assert_int_equal(b.r.limit, 5);
+        assert_int_equal(b.r.remaining, 4 - i);
+        assert_int_equal(b.r.retry_after_s, 0);
     }
-    int64_t before = tat;
-    tok_gcra(&tat, now_of(&f), 10, 5, &r);
-    assert_false(r.allowed);
-    assert_string_equal(r.which, "user");
-    assert_int_equal(r.remaining, 0);
-    assert_int_equal(r.retry_after_s, 1);
-    assert_int_equal(r.reset_s, 1); /* 500 ms until the bucket is full again */
-    assert_int_equal(tat, before);  /* a refusal charges nothing */
+    int64_t before = b.tat;
+    assert_false(ask(&b, 0, 10, 5));
+    assert_string_equal(b.r.which, "user");
+    assert_int_equal(b.r.remaining, 0);
+    assert_int_equal(b.r.retry_after_s, 1);
+    assert_int_equal(b.r.reset_s, 1); /* 500 ms until the bucket is full again */
+    assert_int_equal(b.tat, before);  /* a refusal charges nothing */
 }
 
 static void test_refill_rate(void **state)
 {
     (void)state;
-    clk_fake_t f;
-    clk_fake_init(&f, 1700000000000);
-    int64_t tat = 0;
-    tok_rl_result_t r;
+    bucket_t b;
+    bucket_init(&b);
     for (int i = 0; i < 5; i++)
-        tok_gcra(&tat, now_of(&f), 10, 5, &r);
+        ask(&b, 0, 10, 5);
     /* 10/s: one request every 100 ms comes back. */
-    clk_fake_advance(&f, 99);
-    tok_gcra(&tat, now_of(&f), 10, 5, &r);
-    assert_false(r.allowed);
-    clk_fake_advance(&f, 1);
-    tok_gcra(&tat, now_of(&f), 10, 5, &r);
-    assert_true(r.allowed);
-    assert_int_equal(r.remaining, 0);
-    tok_gcra(&tat, now_of(&f), 10, 5, &r);
-    assert_false(r.allowed);
+    assert_false(ask(&b, 99, 10, 5));
+    assert_true(ask(&b, 1, 10, 5));
+    assert_int_equal(b.r.remaining, 0);
+    assert_false(ask(&b, 0, 10, 5));
     /* After a full refill (500 ms) the whole burst is available again, not more. */
-    clk_fake_advance(&f, 10000);
+    clk_fake_advance(&b.clk, 10000);
     int allowed = 0;
-    for (int i = 0; i < 20; i++) {
-        tok_gcra(&tat, now_of(&f), 10, 5, &r);
-        allowed += r.allowed;
-    }
+    for (int i = 0; i < 20; i++)
+        allowed += ask(&b, 0, 10, 5);
     assert_int_equal(allowed, 5);
 }
 
 static void test_sustained_rate(void **state)
 {
     (void)state;
-    clk_fake_t f;
-    clk_fake_init(&f, 1700000000000);
-    int64_t tat = 0;
-    tok_rl_result_t r;
+    bucket_t b;
+    bucket_init(&b);
     int allowed = 0;
     /* 50/s with burst 100 over 10 s of a request every 5 ms (200/s offered). */
-    for (int i = 0; i < 2000; i++) {
-        tok_gcra(&tat, now_of(&f), 50, 100, &r);
-        allowed += r.allowed;
-        clk_fake_advance(&f, 5);
-    }
+    for (int i = 0; i < 2000; i++)
+        allowed += ask(&b, i ? 5 : 0, 50, 100);
     assert_int_equal(allowed, 100 + 10 * 50 - 1); /* burst + rate * time (last slot not yet due) */
 }
 
 static void test_retry_after_and_slow_rates(void **state)
 {
     (void)state;
-    clk_fake_t f;
-    clk_fake_init(&f, 1700000000000);
-    int64_t tat = 0;
-    tok_rl_result_t r;
-    tok_gcra(&tat, now_of(&f), 1, 2, &r);
-    tok_gcra(&tat, now_of(&f), 1, 2, &r);
-    assert_int_equal(r.remaining, 0);
-    assert_int_equal(r.reset_s, 2);
-    tok_gcra(&tat, now_of(&f), 1, 2, &r);
-    assert_false(r.allowed);
-    assert_int_equal(r.retry_after_s, 1);
-    clk_fake_advance(&f, 999);
-    tok_gcra(&tat, now_of(&f), 1, 2, &r);
-    assert_false(r.allowed);
-    assert_int_equal(r.retry_after_s, 1); /* 1 ms rounds up, never 0 */
-    clk_fake_advance(&f, 1);
-    tok_gcra(&tat, now_of(&f), 1, 2, &r);
-    assert_true(r.allowed);
+    bucket_t b;
+    bucket_init(&b);
+    ask(&b, 0, 1, 2);
+    ask(&b, 0, 1, 2);
+    assert_int_equal(b.r.remaining, 0);
+    assert_int_equal(b.r.reset_s, 2);
+    assert_false(ask(&b, 0, 1, 2));
+    assert_int_equal(b.r.retry_after_s, 1);
+    assert_false(ask(&b, 999, 1, 2));
+    assert_int_equal(b.r.retry_after_s, 1); /* 1 ms rounds up, never 0 */
+    assert_true(ask(&b, 1, 1, 2));
     /* Rate 3/s does not divide 1000 ms: the interval rounds up to 334 ms. */
-    tat = 0;
+    b.tat = 0;
     for (int i = 0; i < 3; i++)
-        tok_gcra(&tat, now_of(&f), 3, 3, &r);
-    clk_fake_advance(&f, 333);
-    tok_gcra(&tat, now_of(&f), 3, 3, &r);
-    assert_false(r.allowed);
-    clk_fake_advance(&f, 1);
-    tok_gcra(&tat, now_of(&f), 3, 3, &r);
-    assert_true(r.allowed);
+        ask(&b, 0, 3, 3);
+    assert_false(ask(&b, 333, 3, 3));
+    assert_true(ask(&b, 1, 3, 3));
 }
 
 static void test_no_limit(void **state)

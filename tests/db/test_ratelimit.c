@@ -8,8 +8,7 @@
 #include <cmocka.h>
 
 #include "db/db.h"
-#include "tests/db/tloop.h"
-#include "tests/support/harness.h"
+#include "tests/db/live.h"
 #include "tokens/ratelimit.h"
 
 #include <signal.h>
@@ -39,34 +38,28 @@ static void on_rl(int status, const tok_rl_result_t *res, void *arg)
 }
 
 typedef struct fx {
-    th_redis_t redis;
-    tloop_t t;
-    db_t *db;
+    tlive_t live;
     tok_rl_t *rl;
 } fx_t;
 
-static fx_t *fx_open(void)
+/* Each test's fixture (cmocka setup and teardown): a limiter on a fresh redis-server. */
+static int fx_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    assert_int_equal(th_redis_start(&f->redis, 0), 0);
-    tloop_init(&f->t);
-    char err[256];
-    db_opts_t o = {.url = f->redis.url, .timeout_ms = 2000};
-    f->db = db_create(&f->t.loop, &o, err, sizeof err);
-    assert_non_null(f->db);
-    assert_true(tloop_until_ready(&f->t, f->db, true, WAIT_MS));
-    f->rl = tok_rl_create(f->db, "ht:");
+    assert_true(tlive_start_ready(&f->live, 2000, NULL));
+    f->rl = tok_rl_create(f->live.db, "ht:");
     assert_non_null(f->rl);
-    return f;
+    *state = f;
+    return 0;
 }
 
-static void fx_close(fx_t *f)
+static int fx_teardown(void **state)
 {
+    fx_t *f = *state;
     tok_rl_destroy(f->rl);
-    db_destroy(f->db);
-    assert_int_equal(tloop_close(&f->t), 0);
-    th_redis_stop(&f->redis);
+    int rc = tlive_stop(&f->live);
     free(f);
+    return rc;
 }
 
 /* Issues n checks in one loop iteration (one pipeline) and waits for all of them. */
@@ -78,7 +71,7 @@ static void check_n(fx_t *f, const char *user, const char *ip, const tok_rl_limi
         tok_rl_check(f->rl, user, ip, lim, on_rl, &out[i]);
         assert_false(out[i].done);
     }
-    assert_true(tloop_until(&f->t, &out[n - 1].done, WAIT_MS));
+    assert_true(tloop_until(&f->live.t, &out[n - 1].done, WAIT_MS));
     for (int i = 0; i < n; i++) {
         assert_int_equal(out[i].calls, 1);
         assert_int_equal(out[i].status, 0);
@@ -87,8 +80,7 @@ static void check_n(fx_t *f, const char *user, const char *ip, const tok_rl_limi
 
 static void test_burst_then_refused(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open();
+    fx_t *f = *state;
     tok_rl_limits_t lim = {.user_rate = 1, .user_burst = 5, .ip_rate = 100, .ip_burst = 1000};
     rl_out_t o[6];
     check_n(f, "u1", "10.0.0.1", &lim, o, 6);
@@ -103,17 +95,15 @@ static void test_burst_then_refused(void **state)
     assert_int_equal(o[5].r.remaining, 0);
     assert_int_equal(o[5].r.retry_after_s, 1);
     /* The key expires once the bucket would be full again (about 5 s at 1/s). */
-    char *pttl = th_redis_cmd(&f->redis, "PTTL ht:rl:u:u1");
+    char *pttl = th_redis_cmd(&f->live.redis, "PTTL ht:rl:u:u1");
     long ms = atol(pttl);
     free(pttl);
     assert_true(ms > 0 && ms <= 5000);
-    fx_close(f);
 }
 
 static void test_user_and_ip_independent(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open();
+    fx_t *f = *state;
     tok_rl_limits_t lim = {.user_rate = 1, .user_burst = 3, .ip_rate = 1, .ip_burst = 5};
     rl_out_t o[6];
     check_n(f, "u1", "10.0.0.1", &lim, o, 4);
@@ -136,23 +126,21 @@ static void test_user_and_ip_independent(void **state)
     assert_false(o[5].r.allowed);
     assert_string_equal(o[5].which, "ip");
     assert_int_equal(o[5].r.limit, 5);
-    fx_close(f);
 }
 
 static void test_refusal_charges_nothing(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open();
+    fx_t *f = *state;
     tok_rl_limits_t lim = {.user_rate = 1, .user_burst = 5, .ip_rate = 1, .ip_burst = 2};
     rl_out_t o[5];
     check_n(f, "u1", "10.0.0.1", &lim, o, 5);
     assert_true(o[0].r.allowed && o[1].r.allowed);
-    char *before = th_redis_cmd(&f->redis, "GET ht:rl:u:u1");
+    char *before = th_redis_cmd(&f->live.redis, "GET ht:rl:u:u1");
     for (int i = 2; i < 5; i++) {
         assert_false(o[i].r.allowed);
         assert_string_equal(o[i].which, "ip");
     }
-    char *after = th_redis_cmd(&f->redis, "GET ht:rl:u:u1");
+    char *after = th_redis_cmd(&f->live.redis, "GET ht:rl:u:u1");
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -163,38 +151,38 @@ static void test_refusal_charges_nothing(void **state)
     assert_int_equal(o[2].r.remaining, 0);
     assert_false(o[3].r.allowed);
     assert_string_equal(o[3].which, "user");
-    fx_close(f);
 }
 
 static void test_redis_down(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open();
+    fx_t *f = *state;
     tok_rl_limits_t lim = {.user_rate = 50, .user_burst = 100, .ip_rate = 50, .ip_burst = 100};
-    th_stop(&f->redis.proc, SIGKILL, 5000);
-    assert_true(tloop_until_ready(&f->t, f->db, false, WAIT_MS));
+    th_stop(&f->live.redis.proc, SIGKILL, 5000);
+    assert_true(tloop_until_ready(&f->live.t, f->live.db, false, WAIT_MS));
     rl_out_t o = {0};
     tok_rl_check(f->rl, "u1", "10.0.0.1", &lim, on_rl, &o);
-    assert_true(tloop_until(&f->t, &o.done, WAIT_MS));
+    assert_true(tloop_until(&f->live.t, &o.done, WAIT_MS));
     assert_true(o.status < 0);
     /* No key to check at all: allowed, still never inside the call. */
     tok_rl_limits_t none = {0};
     memset(&o, 0, sizeof o);
     tok_rl_check(f->rl, "u1", "10.0.0.1", &none, on_rl, &o);
     assert_false(o.done);
-    assert_true(tloop_until(&f->t, &o.done, WAIT_MS));
+    assert_true(tloop_until(&f->live.t, &o.done, WAIT_MS));
     assert_int_equal(o.status, 0);
     assert_true(o.r.allowed);
-    fx_close(f);
 }
+
+/* A test run with its fixture as its state */
+#define WITH_FX(test) cmocka_unit_test_setup_teardown(test, fx_setup, fx_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_burst_then_refused),
-        cmocka_unit_test(test_user_and_ip_independent),
-        cmocka_unit_test(test_refusal_charges_nothing),
-        cmocka_unit_test(test_redis_down),
+        WITH_FX(test_burst_then_refused),
+        WITH_FX(test_user_and_ip_independent),
+        WITH_FX(test_refusal_charges_nothing),
+        WITH_FX(test_redis_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,7 @@
 
 #include "core/clock.h"
 #include "db/db.h"
-#include "tests/db/tloop.h"
-#include "tests/support/harness.h"
+#include "tests/db/live.h"
 #include "tokens/store.h"
 
 #include <signal.h>
@@ -25,37 +24,33 @@
 #define TOK_C "ExpoPushToken[cccccccccccc]"
 
 typedef struct fx {
-    th_redis_t r;
-    tloop_t t;
-    db_t *db;
+    tlive_t live;
     clk_fake_t clk;
     tok_store_t *st;
 } fx_t;
 
-static fx_t *fx_open(long max_devices)
+/* Each test's fixture (cmocka setup and teardown): a store on a fresh redis-server, with a device
+ * limit of 20 or the one given as the test's prestate (a long). */
+static int fx_setup(void **state)
 {
+    const long *max_devices = *state;
     fx_t *f = calloc(1, sizeof *f);
-    assert_int_equal(th_redis_start(&f->r, 0), 0);
-    tloop_init(&f->t);
-    char err[256];
-    db_opts_t o = {.url = f->r.url, .timeout_ms = 2000};
-    f->db = db_create(&f->t.loop, &o, err, sizeof err);
-    assert_non_null(f->db);
-    assert_true(tloop_until_ready(&f->t, f->db, true, WAIT_MS));
+    assert_true(tlive_start_ready(&f->live, 2000, NULL));
     /* Near real time: EXPIREAT in the past would delete the keys at once. */
     clk_fake_init(&f->clk, clk_wall_ms() / 1000 * 1000 + 123);
-    f->st = tok_store_redis_create(f->db, "ht:", &f->clk.clk, max_devices);
+    f->st = tok_store_redis_create(f->live.db, "ht:", &f->clk.clk, max_devices ? *max_devices : 20);
     assert_non_null(f->st);
-    return f;
+    *state = f;
+    return 0;
 }
 
-static void fx_close(fx_t *f)
+static int fx_teardown(void **state)
 {
+    fx_t *f = *state;
     tok_store_destroy(f->st);
-    db_destroy(f->db);
-    assert_int_equal(tloop_close(&f->t), 0);
-    th_redis_stop(&f->r);
+    int rc = tlive_stop(&f->live);
     free(f);
+    return rc;
 }
 
 static int64_t now_s(fx_t *f)
@@ -74,30 +69,31 @@ typedef struct out {
     tok_owner_t owner;
 } out_t;
 
-static void on_reg(int status, const tok_reg_result_t *res, void *arg)
+/* Every callback's first step: the call counted, its status kept. Returns o. */
+static out_t *finish(void *arg, int status)
 {
     out_t *o = arg;
     o->calls++;
     o->done = true;
     o->status = status;
+    return o;
+}
+
+static void on_reg(int status, const tok_reg_result_t *res, void *arg)
+{
+    out_t *o = finish(arg, status);
     if (res)
         o->reg = *res;
 }
 
 static void on_done(int status, void *arg)
 {
-    out_t *o = arg;
-    o->calls++;
-    o->done = true;
-    o->status = status;
+    finish(arg, status);
 }
 
 static void on_list(int status, const tok_record_t *recs, size_t n, void *arg)
 {
-    out_t *o = arg;
-    o->calls++;
-    o->done = true;
-    o->status = status;
+    out_t *o = finish(arg, status);
     o->n = n;
     for (size_t i = 0; i < n && i < 8; i++)
         o->recs[i] = recs[i];
@@ -105,10 +101,7 @@ static void on_list(int status, const tok_record_t *recs, size_t n, void *arg)
 
 static void on_owner(int status, const tok_owner_t *ow, void *arg)
 {
-    out_t *o = arg;
-    o->calls++;
-    o->done = true;
-    o->status = status;
+    out_t *o = finish(arg, status);
     if (ow)
         o->owner = *ow;
 }
@@ -116,7 +109,7 @@ static void on_owner(int status, const tok_owner_t *ow, void *arg)
 static void wait_out(fx_t *f, out_t *o)
 {
     assert_false(o->done); /* never inside the call */
-    assert_true(tloop_until(&f->t, &o->done, WAIT_MS));
+    assert_true(tloop_until(&f->live.t, &o->done, WAIT_MS));
     assert_int_equal(o->calls, 1);
 }
 
@@ -161,29 +154,21 @@ static out_t owner(fx_t *f, const char *tok)
     return o;
 }
 
-/* A redis-cli style query (hiredis format: keys are %s arguments or literal), compared with the
- * expected text. */
-static void check_redis(char *got, const char *want, const char *what)
-{
-    assert_non_null(got);
-    if (strcmp(got, want) != 0)
-        fail_msg("%s: got \"%s\", want \"%s\"", what, got, want);
-    free(got);
-}
+/* A redis-cli style query (hiredis format: keys are %s arguments or literal) and its expected
+ * reply. */
 #define expect_redis(f, want, ...)                                                                 \
-    check_redis(th_redis_cmd(&(f)->r, __VA_ARGS__), (want), #__VA_ARGS__)
+    assert_true(th_redis_expect(&(f)->live.redis, (want), __VA_ARGS__))
 
 static char *redis_get(fx_t *f, const char *fmt, const char *a, const char *b)
 {
-    char *v = th_redis_cmd(&f->r, fmt, a, b);
+    char *v = th_redis_cmd(&f->live.redis, fmt, a, b);
     assert_non_null(v);
     return v;
 }
 
 static void test_register_create_and_update(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     char iso0[TOK_TIME_MAX], num[32];
     clk_iso8601_ms(f->clk.wall, iso0, sizeof iso0);
     int64_t exp0 = now_s(f) + 90 * 86400;
@@ -212,7 +197,7 @@ static void test_register_create_and_update(void **state)
     free(score);
     expect_redis(f, num, "EXPIRETIME ht:dev:{u1}");
     expect_redis(f, num, "EXPIRETIME ht:owner:" TOK_A);
-    char *js = th_redis_cmd(&f->r, "HGET ht:dev:{u1} d1");
+    char *js = th_redis_cmd(&f->live.redis, "HGET ht:dev:{u1} d1");
     tok_record_t rec;
     char err[128];
     assert_int_equal(tok_record_parse(js, strlen(js), &rec, err, sizeof err), 0);
@@ -238,13 +223,11 @@ static void test_register_create_and_update(void **state)
     assert_true(o.reg.record.active);
     assert_string_equal(o.reg.record.deactivated_reason, "");
     assert_int_equal(o.reg.record.deactivated_at, 0);
-    fx_close(f);
 }
 
 static void test_reassignment(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     clk_fake_advance(&f->clk, 5000);
     out_t o = reg(f, "u2", "d9", TOK_A); /* the phone changed hands */
@@ -279,13 +262,11 @@ static void test_reassignment(void **state)
                  "u1\x1f"
                  "d1",
                  "GET ht:owner:" TOK_B);
-    fx_close(f);
 }
 
 static void test_device_token_change(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     out_t o = reg(f, "u1", "d1", TOK_B);
     assert_int_equal(o.status, TOK_OK);
@@ -299,13 +280,11 @@ static void test_device_token_change(void **state)
                  "GET ht:owner:" TOK_B);
     assert_int_equal(owner(f, TOK_A).status, TOK_ENOTFOUND);
     expect_redis(f, "1", "ZCARD ht:expiry");
-    fx_close(f);
 }
 
 static void test_max_devices(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(2);
+    fx_t *f = *state; /* a limit of two devices */
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     clk_fake_advance(&f->clk, 1000);
     assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
@@ -323,13 +302,11 @@ static void test_max_devices(void **state)
     expect_redis(f, "0", "EXISTS ht:owner:" TOK_B);
     expect_redis(f, "2", "ZCARD ht:expiry");
     assert_int_equal(list(f, "u1").n, 2);
-    fx_close(f);
 }
 
 static void test_deactivate(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
     clk_fake_advance(&f->clk, 7000);
@@ -359,13 +336,11 @@ static void test_deactivate(void **state)
     l = list(f, "u1");
     for (size_t i = 0; i < 2; i++)
         assert_string_equal(l.recs[i].deactivated_reason, "user");
-    fx_close(f);
 }
 
 static void test_purge(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
     assert_int_equal(reg(f, "u1", "d3", TOK_C).status, TOK_OK);
@@ -389,19 +364,17 @@ static void test_purge(void **state)
     expect_redis(f, "1", "ZCARD ht:expiry");
     assert_int_equal(list(f, "u1").n, 0);
     assert_int_equal(purge(f, "u1", NULL).status, TOK_ENOTFOUND);
-    fx_close(f);
 }
 
 static void test_list_find_owner_and_corrupt(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     out_t l = list(f, "nobody");
     assert_int_equal(l.status, TOK_OK);
     assert_int_equal(l.n, 0);
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
     assert_int_equal(reg(f, "u1", "d2", TOK_B).status, TOK_OK);
-    char *ok = th_redis_cmd(&f->r, "HSET ht:dev:{u1} broken {not-json");
+    char *ok = th_redis_cmd(&f->live.redis, "HSET ht:dev:{u1} broken {not-json");
     free(ok);
     l = list(f, "u1");
     assert_int_equal(l.status, TOK_OK);
@@ -418,13 +391,11 @@ static void test_list_find_owner_and_corrupt(void **state)
     assert_string_equal(o.owner.user_id, "u1");
     assert_string_equal(o.owner.device_id, "d2");
     assert_int_equal(owner(f, TOK_C).status, TOK_ENOTFOUND);
-    fx_close(f);
 }
 
 static void test_invalid_and_unavailable(void **state)
 {
-    (void)state;
-    fx_t *f = fx_open(20);
+    fx_t *f = *state;
     assert_int_equal(reg(f, "u1", "d1", "not-a-token").status, TOK_EINVAL);
     assert_int_equal(reg(f,
                          "u\x1f"
@@ -437,27 +408,30 @@ static void test_invalid_and_unavailable(void **state)
     assert_int_equal(list(f, "").status, TOK_EINVAL);
     assert_true(tok_store_ready(f->st));
 
-    th_stop(&f->r.proc, SIGKILL, 5000);
-    assert_true(tloop_until_ready(&f->t, f->db, false, WAIT_MS));
+    th_stop(&f->live.redis.proc, SIGKILL, 5000);
+    assert_true(tloop_until_ready(&f->live.t, f->live.db, false, WAIT_MS));
     assert_false(tok_store_ready(f->st));
     assert_int_equal(list(f, "u1").status, TOK_EUNAVAIL);
     assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_EUNAVAIL);
     assert_int_equal(deact(f, "u1", "d1", NULL).status, TOK_EUNAVAIL);
     assert_string_equal(tok_strerror(TOK_EUNAVAIL), "token store unavailable");
-    fx_close(f);
 }
+
+/* A test run with its fixture as its state */
+#define WITH_FX(test) cmocka_unit_test_setup_teardown(test, fx_setup, fx_teardown)
 
 int main(void)
 {
+    static long two = 2;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_create_and_update),
-        cmocka_unit_test(test_reassignment),
-        cmocka_unit_test(test_device_token_change),
-        cmocka_unit_test(test_max_devices),
-        cmocka_unit_test(test_deactivate),
-        cmocka_unit_test(test_purge),
-        cmocka_unit_test(test_list_find_owner_and_corrupt),
-        cmocka_unit_test(test_invalid_and_unavailable),
+        WITH_FX(test_register_create_and_update),
+        WITH_FX(test_reassignment),
+        WITH_FX(test_device_token_change),
+        cmocka_unit_test_prestate_setup_teardown(test_max_devices, fx_setup, fx_teardown, &two),
+        WITH_FX(test_deactivate),
+        WITH_FX(test_purge),
+        WITH_FX(test_list_find_owner_and_corrupt),
+        WITH_FX(test_invalid_and_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@
 #include "db/db.h"
 #include "expo/expo.h"
 #include "expo/rate_shared.h"
+#include "tests/expo/client_opts.h"
+#include "tests/support/harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +68,6 @@ static void feed(bench_t *b)
     }
 }
 
-static double metric_sum(metric_reg_t *reg, const char *prefix)
-{
-    buf_t out = BUF_INIT;
-    metric_render(reg, &out);
-    double sum = 0;
-    for (char *l = strtok(out.data, "\n"); l; l = strtok(NULL, "\n"))
-        if (strncmp(l, prefix, strlen(prefix)) == 0)
-            sum += strtod(strrchr(l, ' ') + 1, NULL);
-    buf_cleanup(&out);
-    return sum;
-}
-
 int main(int argc, char **argv)
 {
     const char *url = NULL, *mode = "max", *redis = NULL;
@@ -107,16 +97,7 @@ int main(int argc, char **argv)
     metric_reg_t *reg = metric_reg_create();
     bench_t b = {0};
     b.rate_mode = strcmp(mode, "rate") == 0;
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = b.rate_mode ? rate : 0,
-                     .max_attempts = 6,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 1000,
-                     .backoff_cap_ms = 60000,
-                     .timeout_ms = 30000,
-                     .http2 = true};
+    expo_opts_t o = tx_client_opts(url, b.rate_mode ? rate : 0);
     char err[256];
     db_t *db = NULL;
     expo_shared_rate_t *sr = NULL;
@@ -154,11 +135,11 @@ int main(int argc, char **argv)
                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
-    double r429 = metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
-    double req4xx = metric_sum(reg, "herald_expo_requests_total{class=\"4xx\"}");
-    double reqs = metric_sum(reg, "herald_expo_requests_total{");
-    double raw = metric_sum(reg, "herald_expo_bytes_total{stage=\"raw\"}");
-    double sentb = metric_sum(reg, "herald_expo_bytes_total{stage=\"sent\"}");
+    double r429 = th_metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
+    double req4xx = th_metric_sum(reg, "herald_expo_requests_total{class=\"4xx\"}");
+    double reqs = th_metric_sum(reg, "herald_expo_requests_total{");
+    double raw = th_metric_sum(reg, "herald_expo_bytes_total{stage=\"raw\"}");
+    double sentb = th_metric_sum(reg, "herald_expo_bytes_total{stage=\"sent\"}");
     if (b.rate_mode)
         printf("mode=rate%s limit=%ld/s window=%lds ok_in_window=%ld achieved=%.1f/s (%.2f%%) "
                "requests=%.0f http_4xx=%.0f messages_retried_for_429=%.0f failed=%ld\n",

@@ -85,6 +85,16 @@ void fx_free_all(fx_t *f, size_t n)
     free(f);
 }
 
+size_t fx_each(const char *dir, void (*check)(const fx_t *f))
+{
+    fx_t *fx;
+    size_t n = fx_load_dir(dir, &fx);
+    for (size_t i = 0; i < n; i++)
+        check(&fx[i]);
+    fx_free_all(fx, n);
+    return n;
+}
+
 const char *fx_get(const fx_t *f, const char *key, const char *def)
 {
     for (size_t i = 0; i < f->nkv; i++)

@@ -4,6 +4,7 @@
 #include "core/xalloc.h"
 #include "expo/expo.h"
 #include "expo/proto.h"
+#include "tests/expo/client_opts.h"
 #include "tests/expo/fake_transport.h"
 
 #include <setjmp.h>
@@ -118,18 +119,13 @@ static ctx_t *setup(int mode, long rate, long max_conc)
     uv_loop_init(&x->loop);
     x->mode = mode;
     x->fake = fake_create(&x->loop, script, x);
-    expo_opts_t o = {.url = "http://127.0.0.1:1",
-                     .access_token = "secret",
-                     .linger_ms = 2,
-                     .max_concurrent = max_conc,
-                     .rate_per_sec = rate,
-                     .max_attempts = 6,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 1,
-                     .backoff_cap_ms = 4,
-                     .timeout_ms = 30000,
-                     .http2 = true,
-                     .transport = &x->fake->base};
+    expo_opts_t o = tx_client_opts("http://127.0.0.1:1", rate);
+    o.access_token = "secret";
+    o.linger_ms = 2;
+    o.max_concurrent = max_conc;
+    o.backoff_base_ms = 1;
+    o.backoff_cap_ms = 4;
+    o.transport = &x->fake->base;
     char err[128];
     x->c = expo_client_create(&x->loop, &o, NULL, err, sizeof err);
     assert_non_null(x->c);
@@ -139,11 +135,7 @@ static ctx_t *setup(int mode, long rate, long max_conc)
 static void send_n(ctx_t *x, size_t n, const char *prefix)
 {
     for (size_t i = 0; i < n; i++) {
-        snprintf(x->tokens[i], sizeof x->tokens[i], "ExponentPushToken[%s%zu]", prefix, i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = x->tokens[i];
-        m.title = "Photo Editor - Ready!";
+        expo_msg_t m = tx_msg(x->tokens[i], sizeof x->tokens[i], "%s%zu", prefix, i);
         m.body = "Your enhanced photo is ready to download";
         x->in_send = true;
         expo_send(x->c, &m, on_res, (void *)(uintptr_t)i);

@@ -7,6 +7,7 @@
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/transport.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <arpa/inet.h>
@@ -29,6 +30,8 @@
 
 #include <cmocka.h>
 
+#include "tests/expo/mhd_body.h"
+
 #define NMAX 2000
 
 enum { F_NONE, F_MIX, F_SLOW_FIRST };
@@ -42,10 +45,6 @@ typedef struct srv {
     int seen[NMAX]; /* times the server accepted message i */
     int gzip_reqs, bad_headers;
 } srv_t;
-
-typedef struct upload {
-    buf_t body;
-} upload_t;
 
 static int token_index(const char *to)
 {
@@ -86,9 +85,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, upload_t *u)
+static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, const buf_t *body)
 {
-    const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-encoding");
     const char *ct = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-type");
     const char *ac = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "accept");
     buf_t plain = BUF_INIT;
@@ -96,12 +94,8 @@ static enum MHD_Result serve(srv_t *s, struct MHD_Connection *con, upload_t *u)
     int k = s->nreq++;
     if (!ct || strcmp(ct, "application/json") != 0 || !ac || strcmp(ac, "application/json") != 0)
         s->bad_headers++;
-    if (ce && strcmp(ce, "gzip") == 0) {
+    if (mhd_body_plain(con, body, &plain))
         s->gzip_reqs++;
-        expo_gunzip(u->body.data, u->body.len, 1 << 22, &plain);
-    } else {
-        buf_append(&plain, buf_cstr(&u->body), u->body.len);
-    }
     json_t *arr = json_loadb(buf_cstr(&plain), plain.len, 0, NULL);
     buf_t out = BUF_INIT;
     unsigned st = 200;
@@ -139,19 +133,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
 {
     (void)version;
     srv_t *s = cls;
-    if (!*con_cls) {
-        *con_cls = xcalloc(1, sizeof(upload_t));
+    buf_t *body;
+    if (!mhd_body_gather(con_cls, data, size, &body))
         return MHD_YES;
-    }
-    upload_t *u = *con_cls;
-    if (*size) {
-        buf_append(&u->body, data, *size);
-        *size = 0;
-        return MHD_YES;
-    }
     if (strcmp(method, "POST") != 0 || strcmp(url, "/--/api/v2/push/send") != 0)
         return reply(con, 404, "not found", "text/plain");
-    return serve(s, con, u);
+    return serve(s, con, body);
 }
 
 static void done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
@@ -160,12 +147,7 @@ static void done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
     (void)cls;
     (void)con;
     (void)toe;
-    upload_t *u = *con_cls;
-    if (u) {
-        buf_cleanup(&u->body);
-        free(u);
-    }
-    *con_cls = NULL;
+    mhd_body_free(con_cls);
 }
 
 static void srv_start(srv_t *s, int fault)
@@ -214,26 +196,17 @@ static void run_client(run_t *r, int port, size_t n, long timeout_ms, long max_a
     uv_loop_init(&r->loop);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = 0,
-                     .max_attempts = max_attempts,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 5,
-                     .backoff_cap_ms = 50,
-                     .timeout_ms = timeout_ms,
-                     .http2 = true};
+    expo_opts_t o = tx_client_opts(url, 0);
+    o.max_attempts = max_attempts;
+    o.backoff_base_ms = 5;
+    o.backoff_cap_ms = 50;
+    o.timeout_ms = timeout_ms;
     char err[128];
     r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
     assert_non_null(r->c);
     for (size_t i = 0; i < n; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%zu]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
-        m.title = "Photo Editor - Ready!";
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%zu", i);
         m.body = "Your enhanced photo is ready to download";
         m.collapse_id = tok;
         expo_send(r->c, &m, on_res, (void *)(uintptr_t)i);
@@ -407,23 +380,16 @@ static void test_client_destroy_in_flight(void **state)
     uv_loop_init(&r->loop);
     char url[64], err[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = 0,
-                     .max_attempts = 6,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 500,
-                     .backoff_cap_ms = 30000,
-                     .timeout_ms = 60000};
+    expo_opts_t o = tx_client_opts(url, 0);
+    o.backoff_base_ms = 500;
+    o.backoff_cap_ms = 30000;
+    o.timeout_ms = 60000;
+    o.http2 = false;
     r->c = expo_client_create(&r->loop, &o, NULL, err, sizeof err);
     assert_non_null(r->c);
     for (size_t i = 0; i < 3; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%zu]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%zu", i);
         m.title = "t";
         expo_send(r->c, &m, on_res, (void *)(uintptr_t)i);
     }

@@ -10,6 +10,7 @@
 #include "expo/proto.h"
 #include "expo/rate_shared.h"
 #include "expo/receipts.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <jansson.h>
@@ -25,9 +26,7 @@
 
 #include <cmocka.h>
 
-typedef struct up {
-    buf_t b;
-} up_t;
+#include "tests/expo/mhd_body.h"
 
 static int seen[1000];
 static int receipt_requests;
@@ -75,22 +74,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
                                size_t *size, void **cc)
 {
     (void)cls, (void)method, (void)version;
-    if (!*cc) {
-        *cc = xcalloc(1, sizeof(up_t));
+    buf_t *body;
+    if (!mhd_body_gather(cc, data, size, &body))
         return MHD_YES;
-    }
-    up_t *u = *cc;
-    if (*size) {
-        buf_append(&u->b, data, *size);
-        *size = 0;
-        return MHD_YES;
-    }
-    const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "content-encoding");
     buf_t plain = BUF_INIT;
-    if (ce && strcmp(ce, "gzip") == 0)
-        expo_gunzip(u->b.data, u->b.len, 1 << 22, &plain);
-    else
-        buf_append(&plain, buf_cstr(&u->b), u->b.len);
+    mhd_body_plain(con, body, &plain);
     json_t *j = json_loadb(buf_cstr(&plain), plain.len, 0, NULL);
     buf_cleanup(&plain);
     buf_t out = BUF_INIT;
@@ -106,9 +94,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     enum MHD_Result rc = MHD_queue_response(con, 200, r);
     MHD_destroy_response(r);
     buf_cleanup(&out);
-    buf_cleanup(&u->b);
-    free(u);
-    *cc = NULL;
+    mhd_body_free(cc);
     return rc;
 }
 
@@ -285,27 +271,15 @@ static void test_shared_budget(void **state)
     metric_reg_t *reg = metric_reg_create();
     expo_client_t *c[2];
     for (int k = 0; k < 2; k++) {
-        expo_opts_t o = {.url = e->url,
-                         .linger_ms = 5,
-                         .max_concurrent = 6,
-                         .rate_per_sec = 100,
-                         .max_attempts = 6,
-                         .max_retry_age_s = 600,
-                         .backoff_base_ms = 1000,
-                         .backoff_cap_ms = 60000,
-                         .timeout_ms = 30000,
-                         .http2 = true,
-                         .rate_hook = expo_shared_rate_hook(sr)};
+        expo_opts_t o = tx_client_opts(e->url, 100);
+        o.rate_hook = expo_shared_rate_hook(sr);
         char err[128];
         c[k] = expo_client_create(&e->loop, &o, reg, err, sizeof err);
         assert_non_null(c[k]);
     }
     for (int i = 0; i < 300; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[n%d]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
+        expo_msg_t m = tx_msg(tok, sizeof tok, "n%d", i);
         expo_send(c[i % 2], &m, on_sent, NULL);
     }
     while (delivered < 300)

@@ -7,6 +7,7 @@
 #include "db/db.h"
 #include "expo/expo.h"
 #include "expo/rate_shared.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <jansson.h>
@@ -142,18 +143,6 @@ static void on_res(const expo_result_t *r, void *arg)
     rn->ok += r->outcome == EXPO_OK;
 }
 
-static double metric_sum(metric_reg_t *reg, const char *prefix)
-{
-    buf_t out = BUF_INIT;
-    metric_render(reg, &out);
-    double sum = 0;
-    for (char *l = strtok(out.data, "\n"); l; l = strtok(NULL, "\n"))
-        if (strncmp(l, prefix, strlen(prefix)) == 0)
-            sum += strtod(strrchr(l, ' ') + 1, NULL);
-    buf_cleanup(&out);
-    return sum;
-}
-
 static json_t *sim_stats(const char *url)
 {
     char u[200];
@@ -203,16 +192,12 @@ static void test_two_instances_strict_server(void **state)
     metric_reg_t *reg = metric_reg_create();
     expo_client_t *c[2];
     for (int k = 0; k < 2; k++) {
-        expo_opts_t o = {.url = url,
-                         .linger_ms = 5,
-                         .max_concurrent = 6,
-                         .rate_per_sec = RATE,
-                         .max_attempts = 6,
-                         .max_retry_age_s = 600,
-                         .backoff_base_ms = 50,
-                         .backoff_cap_ms = 200,
-                         .timeout_ms = 10000,
-                         .rate_hook = expo_shared_rate_hook(e->sr[k])};
+        expo_opts_t o = tx_client_opts(url, RATE);
+        o.backoff_base_ms = 50;
+        o.backoff_cap_ms = 200;
+        o.timeout_ms = 10000;
+        o.http2 = false;
+        o.rate_hook = expo_shared_rate_hook(e->sr[k]);
         char err[128];
         c[k] = expo_client_create(&e->loop, &o, reg, err, sizeof err);
         assert_non_null(c[k]);
@@ -220,16 +205,12 @@ static void test_two_instances_strict_server(void **state)
     run_t rn = {0};
     for (int i = 0; i < 2 * PER_CLIENT; i++) {
         char tok[48];
-        snprintf(tok, sizeof tok, "ExponentPushToken[s%d]", i);
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
-        m.title = "Photo Editor - Ready!";
+        expo_msg_t m = tx_msg(tok, sizeof tok, "s%d", i);
         expo_send(c[i % 2], &m, on_res, &rn);
     }
     while (rn.done < 2 * PER_CLIENT)
         uv_run(&e->loop, UV_RUN_ONCE);
-    double r429 = metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
+    double r429 = th_metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
     json_t *st = sim_stats(url);
     long long limited = stat_int(st, "rateLimited"), accepted = stat_int(st, "messagesAccepted");
     json_decref(st);

@@ -1,12 +1,14 @@
 /* test_expo_sim.c - the Expo client against the project's simulator (herald-expo-sim) for every
  * fault it injects: 5xx HTML pages, 500 INTERNAL_SERVER_ERROR, a 200 carrying errors, injected
  * 429s, connections dropped before and after the service processed a request, 504 after it did,
- * malformed replies and tickets, latency, its per-project rate limit, the bearer token and the invalid_token
- * reply, every documented ticket error (behaviour tokens) and the project split. The simulator
- * records each accepted message, so every case asserts that nothing was lost and that a message
- * arrived twice only when the client reported it as ambiguous (those are counted and printed). */
+ * malformed replies and tickets, latency, its per-project rate limit, the bearer token and the
+ * invalid_token reply, every documented ticket error (behaviour tokens) and the project split. The
+ * simulator records each accepted message, so every case asserts that nothing was lost and that a
+ * message arrived twice only when the client reported it as ambiguous (those are counted and
+ * printed). */
 #include "core/xalloc.h"
 #include "expo/expo.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <setjmp.h>
@@ -51,18 +53,6 @@ static void on_res(const expo_result_t *x, void *arg)
     cur->done++;
 }
 
-static double metric_sum(metric_reg_t *reg, const char *prefix)
-{
-    buf_t out = BUF_INIT;
-    metric_render(reg, &out);
-    double sum = 0;
-    for (char *l = strtok(out.data, "\n"); l; l = strtok(NULL, "\n"))
-        if (strncmp(l, prefix, strlen(prefix)) == 0)
-            sum += strtod(strrchr(l, ' ') + 1, NULL);
-    buf_cleanup(&out);
-    return sum;
-}
-
 /* Starts the simulator with extra args, sends n messages ("ExponentPushToken[<name(i)>]"),
  * stops it and counts the recorded tokens. */
 static void run_case(run_t *rn, const char *const *extra, size_t n, const char *(*name)(size_t),
@@ -92,36 +82,27 @@ static void run_case(run_t *rn, const char *const *extra, size_t n, const char *
     uv_loop_t loop;
     uv_loop_init(&loop);
     metric_reg_t *reg = metric_reg_create();
-    expo_opts_t o = {.url = url,
-                     .access_token = token,
-                     .linger_ms = 5,
-                     .max_concurrent = 6,
-                     .rate_per_sec = rate,
-                     .max_attempts = 30,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 10,
-                     .backoff_cap_ms = 200,
-                     .timeout_ms = 2000,
-                     .http2 = true};
+    expo_opts_t o = tx_client_opts(url, rate);
+    o.access_token = token;
+    o.max_attempts = 30;
+    o.backoff_base_ms = 10;
+    o.backoff_cap_ms = 200;
+    o.timeout_ms = 2000;
     char err[128];
     expo_client_t *c = expo_client_create(&loop, &o, reg, err, sizeof err);
     assert_non_null(c);
     for (size_t i = 0; i < n; i++) {
         char tok[80];
-        snprintf(tok, sizeof tok, "ExponentPushToken[%s]", name(i));
-        expo_msg_t m;
-        expo_msg_init(&m);
-        m.to = tok;
-        m.title = "Photo Editor - Ready!";
+        expo_msg_t m = tx_msg(tok, sizeof tok, "%s", name(i));
         m.collapse_id = tok;
         expo_send(c, &m, on_res, (void *)(uintptr_t)i);
     }
     while (rn->done < n)
         uv_run(&loop, UV_RUN_ONCE);
-    rn->r4xx = metric_sum(reg, "herald_expo_requests_total{class=\"4xx\"}");
-    rn->r429 = metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
-    rn->cred = metric_sum(reg, "herald_expo_credential_errors_total");
-    rn->split = metric_sum(reg, "herald_expo_retries_total{reason=\"split\"}");
+    rn->r4xx = th_metric_sum(reg, "herald_expo_requests_total{class=\"4xx\"}");
+    rn->r429 = th_metric_sum(reg, "herald_expo_retries_total{reason=\"429\"}");
+    rn->cred = th_metric_sum(reg, "herald_expo_credential_errors_total");
+    rn->split = th_metric_sum(reg, "herald_expo_retries_total{reason=\"split\"}");
     buf_reset(&last_metrics);
     metric_render(reg, &last_metrics);
     expo_client_destroy(c);
@@ -341,12 +322,8 @@ static const char *proj_name(size_t i)
 static void test_project_split(void **state)
 {
     (void)state;
-    char dir[256], pf[300];
-    assert_int_equal(th_tmpdir(dir, sizeof dir), 0);
-    snprintf(pf, sizeof pf, "%s/projects", dir);
-    FILE *f = fopen(pf, "w");
-    fputs("[pb @owner/b\n[pa @owner/a\n", f);
-    fclose(f);
+    char pf[300];
+    assert_int_equal(th_tmpfile("projects", "[pb @owner/b\n[pa @owner/a\n", pf, sizeof pf), 0);
     const char *args[] = {"--projects", pf, NULL};
     run_t *rn = xcalloc(1, sizeof *rn);
     run_case(rn, args, 300, proj_name, 0, NULL);

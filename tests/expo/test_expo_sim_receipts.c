@@ -8,6 +8,7 @@
 #include "db/db.h"
 #include "expo/expo.h"
 #include "expo/receipts.h"
+#include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
 
 #include <setjmp.h>
@@ -138,15 +139,12 @@ static void test_receipt_shapes(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     assert_true(db_ready(db));
 
-    expo_opts_t o = {.url = url,
-                     .linger_ms = 1,
-                     .max_concurrent = 6,
-                     .rate_per_sec = 600,
-                     .max_attempts = 6,
-                     .max_retry_age_s = 600,
-                     .backoff_base_ms = 500,
-                     .backoff_cap_ms = 30000,
-                     .timeout_ms = 10000};
+    expo_opts_t o = tx_client_opts(url, 600);
+    o.linger_ms = 1;
+    o.backoff_base_ms = 500;
+    o.backoff_cap_ms = 30000;
+    o.timeout_ms = 10000;
+    o.http2 = false;
     expo_client_t *c = expo_client_create(&loop, &o, reg, err, sizeof err);
     assert_non_null(c);
     expo_receipts_opts_t ro = {.url = url,

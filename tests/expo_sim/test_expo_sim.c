@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "tests/expo_sim/simkit.h"
 #include "tests/support/harness.h"
 
 #include <jansson.h>
@@ -111,38 +112,6 @@ static long long stat_of(simp_t *s, const char *k)
     return v;
 }
 
-static const char *err_code(json_t *j)
-{
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(j, "errors"), 0), "code"));
-}
-
-static json_t *ticket(json_t *j, size_t i)
-{
-    return json_array_get(json_object_get(j, "data"), i);
-}
-
-static const char *tstatus(json_t *j, size_t i)
-{
-    return json_string_value(json_object_get(ticket(j, i), "status"));
-}
-
-static const char *terr(json_t *j, size_t i)
-{
-    return json_string_value(json_object_get(json_object_get(ticket(j, i), "details"), "error"));
-}
-
-static char *messages(size_t n, const char *prefix)
-{
-    buf_t b = BUF_INIT;
-    buf_putc(&b, '[');
-    for (size_t i = 0; i < n; i++)
-        buf_printf(&b, "%s{\"to\":\"ExponentPushToken[%s%zu]\",\"title\":\"T%zu\"}", i ? "," : "",
-                   prefix, i, i);
-    buf_putc(&b, ']');
-    return buf_steal(&b);
-}
-
 /* Reads the record file: every line is JSON, the first one carries all the recorded fields.
  * Returns the number of lines. */
 static int check_record(const char *path)
@@ -183,14 +152,14 @@ static void test_send_gzip_limits_and_record(void **state)
                      &st);
     assert_int_equal(st, 200);
     assert_int_equal(json_array_size(json_object_get(j, "data")), 3);
-    assert_string_equal(tstatus(j, 0), "ok");
-    assert_string_equal(tstatus(j, 1), "ok");
-    assert_string_equal(terr(j, 2), "DeviceNotRegistered");
-    assert_string_equal(json_string_value(json_object_get(ticket(j, 2), "message")),
+    assert_string_equal(ticket_status(j, 0), "ok");
+    assert_string_equal(ticket_status(j, 1), "ok");
+    assert_string_equal(ticket_err(j, 2), "DeviceNotRegistered");
+    assert_string_equal(json_string_value(json_object_get(reply_ticket(j, 2), "message")),
                         "\"nope\" is not a valid Expo push token");
     json_decref(j);
     /* gzip body */
-    char *plain = messages(100, "gz");
+    char *plain = send_body(100, "gz", true);
     unsigned char gzb[65536];
     z_stream z = {0};
     assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
@@ -204,11 +173,11 @@ static void test_send_gzip_limits_and_record(void **state)
     j = post_h(&s, SEND, gh, (char *)gzb, sizeof gzb - z.avail_out, &st);
     assert_int_equal(st, 200);
     assert_int_equal(json_array_size(json_object_get(j, "data")), 100);
-    assert_string_equal(tstatus(j, 99), "ok");
+    assert_string_equal(ticket_status(j, 99), "ok");
     json_decref(j);
     free(plain);
     /* 101 recipients, non-JSON, wrong method */
-    plain = messages(101, "x");
+    plain = send_body(101, "x", true);
     j = post(&s, SEND, plain, &st);
     assert_int_equal(st, 400);
     assert_string_equal(err_code(j), "PUSH_TOO_MANY_NOTIFICATIONS");
@@ -242,12 +211,8 @@ static void test_send_gzip_limits_and_record(void **state)
 static void test_auth_projects_and_body_limit(void **state)
 {
     (void)state;
-    char dir[256], pf[300];
-    assert_int_equal(th_tmpdir(dir, sizeof dir), 0);
-    snprintf(pf, sizeof pf, "%s/projects", dir);
-    FILE *f = fopen(pf, "w");
-    fputs("teamB @acme/b\n", f);
-    fclose(f);
+    char pf[300];
+    assert_int_equal(th_tmpfile("projects", "teamB @acme/b\n", pf, sizeof pf), 0);
     const char *args[] = {"--access-token", "tok123", "--projects", pf,
                           "--max-body",     "65536",  NULL};
     simp_t s;
@@ -329,16 +294,9 @@ static void test_receipts_behaviour_tokens(void **state)
                           "InvalidCredentials",
                           "MismatchSenderId",
                           "MessageRateExceeded"};
-    for (size_t i = 0; i < 8; i++) {
-        if (want[i])
-            assert_string_equal(terr(j, i), want[i]);
-        else
-            assert_string_equal(tstatus(j, i), "ok");
-    }
+    expect_tickets(j, want, 8);
     char req[256];
-    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\"]}",
-             json_string_value(json_object_get(ticket(j, 0), "id")),
-             json_string_value(json_object_get(ticket(j, 1), "id")));
+    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\"]}", ticket_id(j, 0), ticket_id(j, 1));
     json_t *r = post(&s, RCPT, req, &st);
     long long elapsed = ms_now() - t0;
     assert_int_equal(st, 200);
@@ -348,26 +306,21 @@ static void test_receipts_behaviour_tokens(void **state)
     rcpt_wait_t w = {&s, req, 0};
     assert_true(th_wait_until(receipts_ready, &w, 10000));
     r = post(&s, RCPT, req, &st);
-    json_t *e = json_object_get(json_object_get(r, "data"),
-                                json_string_value(json_object_get(ticket(j, 1), "id")));
+    json_t *e = json_object_get(json_object_get(r, "data"), ticket_id(j, 1));
     assert_string_equal(json_string_value(json_object_get(json_object_get(e, "details"), "error")),
                         "DeviceNotRegistered");
     json_decref(r);
     json_decref(j);
     /* RateExceededOnce succeeds the second time */
     j = post(&s, SEND, "[{\"to\":\"ExponentPushToken[RateExceededOnce]\"}]", &st);
-    assert_string_equal(tstatus(j, 0), "ok");
+    assert_string_equal(ticket_status(j, 0), "ok");
     json_decref(j);
-    buf_t b = BUF_INIT;
-    buf_puts(&b, "{\"ids\":[");
-    for (int i = 0; i < 1001; i++)
-        buf_printf(&b, "%s\"id%d\"", i ? "," : "", i);
-    buf_puts(&b, "]}");
-    j = post(&s, RCPT, buf_cstr(&b), &st);
+    char *ids = receipt_ids_body(1001);
+    j = post(&s, RCPT, ids, &st);
     assert_int_equal(st, 400);
     assert_string_equal(err_code(j), "PUSH_TOO_MANY_RECEIPTS");
     json_decref(j);
-    buf_cleanup(&b);
+    free(ids);
     assert_true(stat_of(&s, "receiptsServed") >= 3);
     assert_int_equal(sim_stop(&s), 0);
 }
@@ -379,7 +332,7 @@ static void test_rate_limit(void **state)
     simp_t s;
     sim_start(&s, args);
     long st;
-    char *m100 = messages(100, "r"), *m50 = messages(50, "q");
+    char *m100 = send_body(100, "r", true), *m50 = send_body(50, "q", true);
     json_t *j = post(&s, SEND, m100, &st); /* over the limit even in an empty window */
     assert_int_equal(st, 429);
     assert_string_equal(err_code(j), "TOO_MANY_REQUESTS");
@@ -435,13 +388,9 @@ static void test_faults_seeded(void **state)
                          0);
     th_resp_cleanup(&r);
     json_t *j = get_stats(&s);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected5xx")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected429")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "malformed")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "drops")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "dropsAfterAccept")), 1);
+    expect_ints(j, "injected5xx=1 injected429=1 malformed=1 drops=1 dropsAfterAccept=1");
     /* malformed and drop-after replies belong to processed requests: both messages accepted */
-    assert_int_equal(json_integer_value(json_object_get(j, "messagesAccepted")), 2);
+    expect_ints(j, "messagesAccepted=2");
     json_decref(j);
     json_decref(post(&s, "/reset", "", &st));
     assert_int_equal(stat_of(&s, "requests"), 0);

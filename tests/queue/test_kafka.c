@@ -250,6 +250,42 @@ static bool seen_n(void *arg)
     return w->r->nseen >= w->n;
 }
 
+/* One test's loop and configuration, on its own topic and consumer group. */
+typedef struct tcase {
+    uv_loop_t loop;
+    conf_t *conf;
+} tcase_t;
+
+/* Creates the topic with `partitions` partitions and produces events 0..events-1 to it. */
+static void case_begin(tcase_t *t, const char *topic, const char *group, int partitions,
+                       long max_in_flight, int events)
+{
+    uv_loop_init(&t->loop);
+    assert_int_equal(queue_embedded_topic(cluster, topic, partitions), 0);
+    t->conf = make_conf(topic, group, max_in_flight);
+    if (events > 0)
+        produce_events(&t->loop, t->conf, topic, 0, events, NULL);
+}
+
+static void case_end(tcase_t *t)
+{
+    conf_destroy(t->conf);
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+}
+
+/* Starts a consumer (metrics in reg, may be NULL) recording into a new rec_t, which keeps the
+ * tickets when hold, and runs the loop until n events arrived. Returns the rec_t (free it); its
+ * c is the consumer. */
+static rec_t *consume(tcase_t *t, metric_reg_t *reg, bool hold, size_t n)
+{
+    rec_t *r = calloc(1, sizeof *r);
+    r->hold = hold;
+    start(&t->loop, t->conf, reg, r);
+    want_t w = {r, n};
+    assert_true(run_until(&t->loop, seen_n, &w, 20000));
+    return r;
+}
+
 /* ---- tests ---- */
 
 static bool lag_rendered(void *arg)
@@ -266,21 +302,15 @@ static bool lag_rendered(void *arg)
 static void test_delivers_all(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-all", 4), 0);
-    conf_t *conf = make_conf("t-all", "g-all", 1000);
-    produce_events(&loop, conf, "t-all", 0, 200, NULL);
+    tcase_t t;
+    case_begin(&t, "t-all", "g-all", 4, 1000, 200);
     metric_reg_t *reg = metric_reg_create();
-    rec_t *r = calloc(1, sizeof *r);
-    queue_consumer_t *c = start(&loop, conf, reg, r);
-    want_t w = {r, 200};
-    assert_true(run_until(&loop, seen_n, &w, 20000));
+    rec_t *r = consume(&t, reg, false, 200);
     for (int i = 0; i < 200; i++)
         assert_int_equal(r->seen[i], 1);
-    assert_int_equal(queue_consumer_assigned(c), 4);
-    assert_true(run_until(&loop, lag_rendered, reg, 5000));
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    assert_int_equal(queue_consumer_assigned(r->c), 4);
+    assert_true(run_until(&t.loop, lag_rendered, reg, 5000));
+    assert_int_equal(stop_and_destroy(&t.loop, r->c, 5000), 0);
     int64_t off[4];
     committed("g-all", "t-all", 4, off);
     int64_t total = 0;
@@ -297,8 +327,7 @@ static void test_delivers_all(void **state)
     buf_cleanup(&b);
     metric_reg_destroy(reg);
     free(r);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* Completions out of order store only the contiguous prefix: with offset 1 never completed, the
@@ -306,42 +335,31 @@ static void test_delivers_all(void **state)
 static void test_out_of_order(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-ooo", 1), 0);
-    conf_t *conf = make_conf("t-ooo", "g-ooo", 1000);
-    produce_events(&loop, conf, "t-ooo", 0, 10, NULL);
-    rec_t *r = calloc(1, sizeof *r);
-    r->hold = true;
-    queue_consumer_t *c = start(&loop, conf, NULL, r);
-    want_t w = {r, 10};
-    assert_true(run_until(&loop, seen_n, &w, 20000));
-    assert_int_equal(queue_consumer_in_flight(c), 10);
+    tcase_t t;
+    case_begin(&t, "t-ooo", "g-ooo", 1, 1000, 10);
+    rec_t *r = consume(&t, NULL, true, 10);
+    assert_int_equal(queue_consumer_in_flight(r->c), 10);
     for (int i = 9; i >= 2; i--)
         queue_complete(r->held[i]);
     queue_complete(r->held[0]);
-    assert_int_equal(queue_consumer_in_flight(c), 1);
+    assert_int_equal(queue_consumer_in_flight(r->c), 1);
     /* ticket 1 stays in flight: the stop times out waiting for it */
-    assert_int_equal(stop_and_destroy(&loop, c, 300), QUEUE_ETIMEDOUT);
+    assert_int_equal(stop_and_destroy(&t.loop, r->c, 300), QUEUE_ETIMEDOUT);
     int64_t off;
     committed("g-ooo", "t-ooo", 1, &off);
     assert_int_equal(off, 1);
 
-    rec_t *r2 = calloc(1, sizeof *r2);
-    c = start(&loop, conf, NULL, r2);
-    want_t w2 = {r2, 9};
-    assert_true(run_until(&loop, seen_n, &w2, 20000));
+    rec_t *r2 = consume(&t, NULL, false, 9);
     assert_int_equal(r2->first_offset, 1);
     assert_int_equal(r2->seen[0], 0);
     for (int i = 1; i < 10; i++)
         assert_int_equal(r2->seen[i], 1);
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    assert_int_equal(stop_and_destroy(&t.loop, r2->c, 5000), 0);
     committed("g-ooo", "t-ooo", 1, &off);
     assert_int_equal(off, 10);
     free(r);
     free(r2);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* ---- DLQ ---- */
@@ -404,14 +422,12 @@ static size_t read_topic(const char *topic, int nparts, dlqrec_t *out, size_t ma
 static void test_poison_to_dlq(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-poison", 2), 0);
+    tcase_t t;
+    case_begin(&t, "t-poison", "g-poison", 2, 1000, 0);
     assert_int_equal(queue_embedded_topic(cluster, "t-poison.dlq", 2), 0);
-    conf_t *conf = make_conf("t-poison", "g-poison", 1000);
     char err[256];
-    queue_kafka_opts_t ko = kafka_of(conf);
-    queue_producer_t *p = queue_producer_create(&loop, &ko, NULL, err, sizeof err);
+    queue_kafka_opts_t ko = kafka_of(t.conf);
+    queue_producer_t *p = queue_producer_create(&t.loop, &ko, NULL, err, sizeof err);
     assert_non_null(p);
     acks_t a[2] = {{0, 0}, {4, 0}};
     char v0[256], v3[256];
@@ -425,17 +441,14 @@ static void test_poison_to_dlq(void **state)
         assert_int_equal(queue_produce(p, "t-poison", "same", 4, vals[i], strlen(vals[i]),
                                        i == 1 ? &xh : NULL, i == 1, on_dr, &a[0]),
                          0);
-    assert_true(run_until(&loop, acked, a, 10000));
+    assert_true(run_until(&t.loop, acked, a, 10000));
     queue_producer_destroy(p);
 
     metric_reg_t *reg = metric_reg_create();
-    rec_t *r = calloc(1, sizeof *r);
-    queue_consumer_t *c = start(&loop, conf, reg, r);
-    want_t w = {r, 2};
-    assert_true(run_until(&loop, seen_n, &w, 20000));
+    rec_t *r = consume(&t, reg, false, 2);
     assert_int_equal(r->seen[0], 1);
     assert_int_equal(r->seen[3], 1);
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    assert_int_equal(stop_and_destroy(&t.loop, r->c, 5000), 0);
 
     dlqrec_t d[2];
     assert_int_equal(high_watermark("t-poison.dlq", 0) + high_watermark("t-poison.dlq", 1), 2);
@@ -465,8 +478,7 @@ static void test_poison_to_dlq(void **state)
     buf_cleanup(&b);
     metric_reg_destroy(reg);
     free(r);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* ---- backpressure ---- */
@@ -505,59 +517,45 @@ static bool time_passes(void *arg)
 static void test_backpressure(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-bp", 4), 0);
-    conf_t *conf = make_conf("t-bp", "g-bp", 10);
-    produce_events(&loop, conf, "t-bp", 0, 100, NULL);
-    rec_t *r = calloc(1, sizeof *r);
-    r->hold = true;
-    queue_consumer_t *c = start(&loop, conf, NULL, r);
-    bp_t b = {r, c};
-    assert_true(run_until(&loop, full_and_paused, &b, 20000));
+    tcase_t t;
+    case_begin(&t, "t-bp", "g-bp", 4, 10, 100);
+    rec_t *r = consume(&t, NULL, true, 0);
+    bp_t b = {r, r->c};
+    assert_true(run_until(&t.loop, full_and_paused, &b, 20000));
     /* Keep the loop (and librdkafka's polling) running a while: nothing more arrives. */
-    run_until(&loop, time_passes, NULL, 500);
+    run_until(&t.loop, time_passes, NULL, 500);
     assert_int_equal(r->nseen, 10);
-    assert_int_equal(queue_consumer_in_flight(c), 10);
-    assert_int_equal(queue_consumer_held(c), 5);
-    assert_true(run_until(&loop, release_all, &b, 20000));
+    assert_int_equal(queue_consumer_in_flight(r->c), 10);
+    assert_int_equal(queue_consumer_held(r->c), 5);
+    assert_true(run_until(&t.loop, release_all, &b, 20000));
     for (int i = 0; i < 100; i++)
         assert_int_equal(r->seen[i], 1);
     assert_true(r->max_in_flight <= 10);
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    assert_int_equal(stop_and_destroy(&t.loop, r->c, 5000), 0);
     free(r);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* A restart after a clean stop reprocesses nothing: only the new event arrives. */
 static void test_restart_after_clean_stop(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-restart", 4), 0);
-    conf_t *conf = make_conf("t-restart", "g-restart", 1000);
-    produce_events(&loop, conf, "t-restart", 0, 50, NULL);
-    rec_t *r = calloc(1, sizeof *r);
-    queue_consumer_t *c = start(&loop, conf, NULL, r);
-    want_t w = {r, 50};
-    assert_true(run_until(&loop, seen_n, &w, 20000));
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    tcase_t t;
+    case_begin(&t, "t-restart", "g-restart", 4, 1000, 50);
+    rec_t *r = consume(&t, NULL, false, 50);
+    assert_int_equal(stop_and_destroy(&t.loop, r->c, 5000), 0);
 
-    rec_t *r2 = calloc(1, sizeof *r2);
-    c = start(&loop, conf, NULL, r2);
-    produce_events(&loop, conf, "t-restart", 500, 1, NULL);
+    rec_t *r2 = consume(&t, NULL, false, 0);
+    produce_events(&t.loop, t.conf, "t-restart", 500, 1, NULL);
     want_t w2 = {r2, 1};
-    assert_true(run_until(&loop, seen_n, &w2, 20000));
-    run_until(&loop, time_passes, NULL, 300);
+    assert_true(run_until(&t.loop, seen_n, &w2, 20000));
+    run_until(&t.loop, time_passes, NULL, 300);
     assert_int_equal(r2->nseen, 1);
     assert_int_equal(r2->seen[500], 1);
-    assert_int_equal(stop_and_destroy(&loop, c, 5000), 0);
+    assert_int_equal(stop_and_destroy(&t.loop, r2->c, 5000), 0);
     free(r);
     free(r2);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* ---- callbacks fire exactly once ---- */
@@ -594,15 +592,13 @@ static bool reported(void *arg)
 static void test_produce_callbacks_once(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-refuse", 1), 0);
-    conf_t *conf = make_conf("t-refuse", "g-refuse", 10);
+    tcase_t t;
+    case_begin(&t, "t-refuse", "g-refuse", 1, 10, 0);
     char err[256];
     assert_int_equal(
-        conf_set(conf, "kafka.queue.buffering.max.messages", "1", "test", err, sizeof err), 0);
-    queue_kafka_opts_t ko = kafka_of(conf);
-    queue_producer_t *p = queue_producer_create(&loop, &ko, NULL, err, sizeof err);
+        conf_set(t.conf, "kafka.queue.buffering.max.messages", "1", "test", err, sizeof err), 0);
+    queue_kafka_opts_t ko = kafka_of(t.conf);
+    queue_producer_t *p = queue_producer_create(&t.loop, &ko, NULL, err, sizeof err);
     assert_non_null(p);
     size_t big_len = 2u << 20;
     char *big = calloc(1, big_len);
@@ -616,7 +612,7 @@ static void test_produce_callbacks_once(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(d[i].calls, 0); /* never from inside queue_produce */
     all_reported_t a = {d, 4};
-    assert_true(run_until(&loop, reported, &a, 10000));
+    assert_true(run_until(&t.loop, reported, &a, 10000));
     assert_int_equal(d[0].status, QUEUE_ERR);
     assert_int_equal(d[1].status, QUEUE_OK);
     assert_int_equal(d[2].status, QUEUE_EFULL);
@@ -629,15 +625,14 @@ static void test_produce_callbacks_once(void **state)
     assert_int_equal(d[4].calls, 1);
     assert_int_equal(d[5].calls, 1);
     assert_int_equal(d[5].status, QUEUE_ECLOSED);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
     for (int i = 0; i < 6; i++)
         assert_int_equal(d[i].calls, 1);
     assert_int_equal(queue_produce(NULL, "t", NULL, 0, v, 2, NULL, 0, on_dr_count, &d[6]),
                      QUEUE_EINVAL);
     assert_int_equal(d[6].calls, 0);
     free(big);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 typedef struct stop_count {
@@ -663,41 +658,30 @@ static bool stop_reported(void *arg)
 static void test_stop_callback_once(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    assert_int_equal(queue_embedded_topic(cluster, "t-stop1", 1), 0);
-    conf_t *conf = make_conf("t-stop1", "g-stop1", 100);
-    produce_events(&loop, conf, "t-stop1", 0, 3, NULL);
-    rec_t *r = calloc(1, sizeof *r);
-    r->hold = true;
-    queue_consumer_t *c = start(&loop, conf, NULL, r);
-    want_t w = {r, 3};
-    assert_true(run_until(&loop, seen_n, &w, 20000));
+    tcase_t t;
+    case_begin(&t, "t-stop1", "g-stop1", 1, 100, 3);
+    rec_t *r = consume(&t, NULL, true, 3);
     stop_count_t s = {0, 0};
-    assert_int_equal(queue_consumer_stop(c, 60000, on_stop_count, &s), 0);
-    run_until(&loop, time_passes, NULL, 300); /* draining: three events still held */
+    assert_int_equal(queue_consumer_stop(r->c, 60000, on_stop_count, &s), 0);
+    run_until(&t.loop, time_passes, NULL, 300); /* draining: three events still held */
     assert_int_equal(s.calls, 0);
-    queue_consumer_destroy(c);
+    queue_consumer_destroy(r->c);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.status, QUEUE_ECLOSED);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
     assert_int_equal(s.calls, 1);
 
-    rec_t *r2 = calloc(1, sizeof *r2);
-    c = start(&loop, conf, NULL, r2);
-    want_t w2 = {r2, 3};
-    assert_true(run_until(&loop, seen_n, &w2, 20000));
+    rec_t *r2 = consume(&t, NULL, false, 3);
     stop_count_t s2 = {0, 0};
-    assert_int_equal(queue_consumer_stop(c, 5000, on_stop_count, &s2), 0);
-    assert_true(run_until(&loop, stop_reported, &s2, 20000));
+    assert_int_equal(queue_consumer_stop(r2->c, 5000, on_stop_count, &s2), 0);
+    assert_true(run_until(&t.loop, stop_reported, &s2, 20000));
     assert_int_equal(s2.status, 0);
-    queue_consumer_destroy(c);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    queue_consumer_destroy(r2->c);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
     assert_int_equal(s2.calls, 1);
     free(r);
     free(r2);
-    conf_destroy(conf);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    case_end(&t);
 }
 
 /* The bootstrap file exists while the cluster runs; a bad enable.auto.offset.store is refused. */

@@ -69,6 +69,24 @@ static void has(const buf_t *out, const char *needle)
         fail_msg("expected \"%s\" in:\n%s", needle, out->data ? out->data : "");
 }
 
+/* run() that must exit with want and show no secret (what names the run in a failure). */
+static void expect_run(buf_t *out, const char *envs, const char *bin, const char *args, int want,
+                       const char *what)
+{
+    int got = run(out, envs, bin, args);
+    if (got != want)
+        fail_msg("%s: exit %d, want %d:\n%s", what, got, want, buf_cstr(out));
+    no_secret(out, what);
+}
+
+/* The URL of the ACL user herald with this password on the test's Redis. */
+static const char *acl_url(const char *password)
+{
+    static char url[128];
+    snprintf(url, sizeof url, "redis://herald:%s@127.0.0.1:%d/0", password, rs.port);
+    return url;
+}
+
 /* A config with every kind of secret; redis.url as given. Returns the path (static). */
 static const char *write_conf(const char *name, const char *redis_url)
 {
@@ -96,15 +114,20 @@ static const char *write_conf(const char *name, const char *redis_url)
     return path;
 }
 
+/* "--config <write_conf(name, redis_url)> <rest>" (static). */
+static const char *conf_args(const char *name, const char *redis_url, const char *rest)
+{
+    static char args[700];
+    snprintf(args, sizeof args, "--config %s %s", write_conf(name, redis_url), rest);
+    return args;
+}
+
 static void test_check_config(void **state)
 {
     (void)state;
     buf_t out = BUF_INIT;
-    char args[600], url[128];
-    snprintf(url, sizeof url, "redis://herald:s3cret-acl@127.0.0.1:%d/0", rs.port);
-    snprintf(args, sizeof args, "--config %s --check-config", write_conf("a.conf", url));
-    assert_int_equal(run(&out, NULL, "herald", args), 0);
-    no_secret(&out, "herald --check-config");
+    const char *url = acl_url("s3cret-acl"), *args = conf_args("a.conf", url, "--check-config");
+    expect_run(&out, NULL, "herald", args, 0, "herald --check-config");
     has(&out, "redis.url = redis://herald:***@127.0.0.1:");
     has(&out, "expo.url = http://expo:***@127.0.0.1:1\n");
     has(&out, "kafka.sasl.password = (set)\n");
@@ -112,19 +135,16 @@ static void test_check_config(void **state)
     has(&out, "# configuration OK");
 
     /* the repro: the URL from the environment */
-    assert_int_equal(run(&out, "HERALD_REDIS_URL=redis://:s3cret@127.0.0.1:6379/0", "herald", args),
-                     0);
-    no_secret(&out, "herald --check-config with HERALD_REDIS_URL");
+    expect_run(&out, "HERALD_REDIS_URL=redis://:s3cret@127.0.0.1:6379/0", "herald", args, 0,
+               "herald --check-config with HERALD_REDIS_URL");
     has(&out, "redis.url = redis://:***@127.0.0.1:6379/0\n");
 
     /* parse errors echo the value, without its password */
-    assert_int_equal(
-        run(&out, "HERALD_REDIS_URL=rediss://:s3cret@127.0.0.1:6379/0", "herald", args), 1);
-    no_secret(&out, "herald's configuration error");
+    expect_run(&out, "HERALD_REDIS_URL=rediss://:s3cret@127.0.0.1:6379/0", "herald", args, 1,
+               "herald's configuration error");
     has(&out, "got \"rediss://:***@127.0.0.1:6379/0\"");
-    snprintf(args, sizeof args, "--config %s tokens count", write_conf("a.conf", url));
-    assert_int_equal(run(&out, "HERALD_REDIS_URL=rediss://:s3cret@h", "heraldctl", args), 2);
-    no_secret(&out, "heraldctl's configuration error");
+    expect_run(&out, "HERALD_REDIS_URL=rediss://:s3cret@h", "heraldctl",
+               conf_args("a.conf", url, "tokens count"), 2, "heraldctl's configuration error");
     has(&out, "rediss://:***@h");
     buf_cleanup(&out);
 }
@@ -133,44 +153,37 @@ static void test_heraldctl(void **state)
 {
     (void)state;
     buf_t out = BUF_INIT;
-    char args[600], url[128];
-
     /* the right password: heraldctl works, so the password itself reached Redis */
-    snprintf(url, sizeof url, "redis://herald:s3cret-acl@127.0.0.1:%d/0", rs.port);
-    snprintf(args, sizeof args, "--config %s tokens count", write_conf("ok.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 0);
-    no_secret(&out, "heraldctl tokens count");
+    const char *url = acl_url("s3cret-acl");
+    expect_run(&out, NULL, "heraldctl", conf_args("ok.conf", url, "tokens count"), 0,
+               "heraldctl tokens count");
 
-    snprintf(args, sizeof args, "--config %s check-config --timeout 1s",
-             write_conf("ok.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 3); /* Kafka and Expo are closed ports */
-    no_secret(&out, "heraldctl check-config");
+    /* Kafka and Expo are closed ports */
+    expect_run(&out, NULL, "heraldctl", conf_args("ok.conf", url, "check-config --timeout 1s"), 3,
+               "heraldctl check-config");
     has(&out, "redis://herald:***@127.0.0.1:");
     has(&out, "answered PING");
     has(&out, "http://expo:***@127.0.0.1:1");
-    snprintf(args, sizeof args, "--config %s check-config --timeout 1s --json",
-             write_conf("ok.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 3);
-    no_secret(&out, "heraldctl check-config --json");
+    expect_run(&out, NULL, "heraldctl",
+               conf_args("ok.conf", url, "check-config --timeout 1s --json"), 3,
+               "heraldctl check-config --json");
 
     /* Redis refuses the password: the error names the server, not the password */
-    snprintf(url, sizeof url, "redis://herald:s3cret-wrong@127.0.0.1:%d/0", rs.port);
-    snprintf(args, sizeof args, "--config %s tokens count", write_conf("wrong.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 3);
-    no_secret(&out, "heraldctl with a wrong password");
+    url = acl_url("s3cret-wrong");
+    expect_run(&out, NULL, "heraldctl", conf_args("wrong.conf", url, "tokens count"), 3,
+               "heraldctl with a wrong password");
     has(&out, "heraldctl: redis unavailable at redis://herald:***@127.0.0.1:");
     has(&out, "WRONGPASS");
 
     /* nobody listening */
-    snprintf(url, sizeof url, "redis://:s3cret@127.0.0.1:%d/0", th_free_port());
-    snprintf(args, sizeof args, "--config %s tokens count", write_conf("down.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 3);
-    no_secret(&out, "heraldctl with Redis down");
+    char down[128];
+    snprintf(down, sizeof down, "redis://:s3cret@127.0.0.1:%d/0", th_free_port());
+    url = down;
+    expect_run(&out, NULL, "heraldctl", conf_args("down.conf", url, "tokens count"), 3,
+               "heraldctl with Redis down");
     has(&out, "redis unavailable at redis://:***@127.0.0.1:");
-    snprintf(args, sizeof args, "--config %s check-config --timeout 1s",
-             write_conf("down.conf", url));
-    assert_int_equal(run(&out, NULL, "heraldctl", args), 3);
-    no_secret(&out, "heraldctl check-config with Redis down");
+    expect_run(&out, NULL, "heraldctl", conf_args("down.conf", url, "check-config --timeout 1s"), 3,
+               "heraldctl check-config with Redis down");
     buf_cleanup(&out);
 }
 

@@ -66,6 +66,19 @@ int th_tmpdir(char *out, size_t outlen)
     return mkdtemp(out) ? 0 : -1;
 }
 
+int th_tmpfile(const char *name, const char *text, char *out, size_t outlen)
+{
+    char dir[256];
+    if (th_tmpdir(dir, sizeof dir) != 0)
+        return -1;
+    snprintf(out, outlen, "%s/%s", dir, name);
+    FILE *f = fopen(out, "w");
+    if (f == NULL)
+        return -1;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 const char *th_bin_dir(void)
 {
     const char *d = getenv("HERALD_TEST_BIN_DIR");
@@ -303,7 +316,7 @@ static void reply_text(buf_t *b, const redisReply *rep)
     }
 }
 
-char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
+static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
 {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
@@ -322,10 +335,7 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
             return NULL;
         }
     }
-    va_list ap;
-    va_start(ap, fmt);
     redisReply *rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
     char *out = NULL;
     if (rep) {
         buf_t b = BUF_INIT;
@@ -335,6 +345,28 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
     }
     redisFree(c);
     return out;
+}
+
+char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = redis_vcmd(r, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *got = redis_vcmd(r, fmt, ap);
+    va_end(ap);
+    bool ok = got != NULL && strcmp(got, want) == 0;
+    if (!ok)
+        fprintf(stderr, "redis %s: got \"%s\", want \"%s\"\n", fmt, got ? got : "(error)", want);
+    free(got);
+    return ok;
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -557,4 +589,21 @@ int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *
     if (th_spawn(p, "sim", argv, NULL, logp) != 0)
         return -1;
     return th_wait_until(sim_listening, &w, 10000) ? 0 : -1;
+}
+
+double th_metric_sum(metric_reg_t *reg, const char *prefix)
+{
+    buf_t out = BUF_INIT;
+    metric_render(reg, &out);
+    size_t plen = strlen(prefix);
+    double sum = 0;
+    for (const char *line = buf_cstr(&out); *line;) {
+        const char *eol = line + strcspn(line, "\n");
+        const char *sp = memrchr(line, ' ', (size_t)(eol - line));
+        if (strncmp(line, prefix, plen) == 0 && sp != NULL)
+            sum += strtod(sp + 1, NULL);
+        line = *eol ? eol + 1 : eol;
+    }
+    buf_cleanup(&out);
+    return sum;
 }

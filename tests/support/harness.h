@@ -5,6 +5,7 @@
 #define HERALD_TESTS_HARNESS_H
 
 #include "core/buf.h"
+#include "core/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 int th_free_port(void);
 /* A fresh directory under $TMPDIR (or /tmp); returns a static-lifetime copy in out. */
 int th_tmpdir(char *out, size_t outlen);
+/* Writes text to <a fresh th_tmpdir>/<name>; out receives the file's path. Returns 0 or -1. */
+int th_tmpfile(const char *name, const char *text, char *out, size_t outlen);
 /* Directory of the built binaries (env HERALD_TEST_BIN_DIR, set by CMake), e.g. ".../build/bin". */
 const char *th_bin_dir(void);
 /* Path of a fixture file under tests/fixtures (env HERALD_TEST_FIXTURES). */
@@ -61,6 +64,8 @@ void th_redis_stop(th_redis_t *r);
 /* Runs one command with redis-cli-like semantics through hiredis and returns the reply as text
  * (integers in decimal, nil as "(nil)", arrays joined by '\n'); caller frees. NULL on error. */
 char *th_redis_cmd(th_redis_t *r, const char *fmt, ...);
+/* True when th_redis_cmd's reply is want; otherwise says both on stderr. */
+bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...);
 
 typedef struct th_resp {
     long status;
@@ -87,6 +92,10 @@ char *th_jwt_custom(const char *header_json, const char *payload_json, const cha
  * <dir>/sim.jsonl and log <dir>/sim.log, plus extra arguments (NULL-terminated, may be NULL), and
  * waits (bounded) until it listens. url receives "http://127.0.0.1:PORT". Returns 0 or -1. */
 int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *url, size_t urllen);
+
+/* The sum of the values on the registry's sample lines that start with prefix (a metric name, or
+ * a name and the start of its labels: "herald_expo_requests_total{class=\"4xx\"}"); 0 if none. */
+double th_metric_sum(metric_reg_t *reg, const char *prefix);
 
 typedef struct th_herald {
     th_proc_t proc;

@@ -25,6 +25,13 @@ static void test_buf_json(void **state)
     buf_json_str(&b, "a\"b\\c\n\x01", 7);
     assert_string_equal(buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
     buf_reset(&b);
+    buf_json_str(&b, "\r\t\0\x7f\x1f/", 6); /* NUL is escaped, not an end */
+    assert_string_equal(buf_cstr(&b), "\"\\r\\t\\u0000\\u007f\\u001f/\"");
+    buf_reset(&b);
+    buf_fill(&b, 'z', 3);
+    buf_fill(&b, 'y', 0);
+    assert_string_equal(buf_cstr(&b), "zzz");
+    buf_reset(&b);
     buf_printf(&b, "%d-%s", 42, "x");
     assert_string_equal(buf_cstr(&b), "42-x");
     char *s = buf_steal(&b);

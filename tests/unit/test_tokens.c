@@ -260,22 +260,26 @@ typedef struct fake_req {
     char resp_headers[1024];
 } fake_req_t;
 
+/* The value paired with name among at most n {name, value} pairs (a NULL name ends them). */
+static const char *lookup(const char *const (*pairs)[2], size_t n, const char *name,
+                          int (*cmp)(const char *, const char *))
+{
+    for (size_t i = 0; i < n && pairs[i][0]; i++)
+        if (cmp(pairs[i][0], name) == 0)
+            return pairs[i][1];
+    return NULL;
+}
+
 static const char *fake_header(http_req_t *r, const char *name)
 {
-    fake_req_t *f = (fake_req_t *)r;
-    for (size_t i = 0; i < 8 && f->hdr[i][0]; i++)
-        if (strcasecmp(f->hdr[i][0], name) == 0)
-            return f->hdr[i][1];
-    return NULL;
+    const fake_req_t *f = (const fake_req_t *)r;
+    return lookup(f->hdr, 8, name, strcasecmp);
 }
 
 static const char *fake_query(http_req_t *r, const char *name)
 {
-    fake_req_t *f = (fake_req_t *)r;
-    for (size_t i = 0; i < 4 && f->query[i][0]; i++)
-        if (strcmp(f->query[i][0], name) == 0)
-            return f->query[i][1];
-    return NULL;
+    const fake_req_t *f = (const fake_req_t *)r;
+    return lookup(f->query, 4, name, strcmp);
 }
 
 static void fake_respond(http_req_t *r, int status, const http_header_t *h, size_t n,

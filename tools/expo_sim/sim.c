@@ -432,40 +432,44 @@ static void receipts(sim_t *s, const sim_req_t *req, const char *body, size_t le
 
 /* ---- push endpoints with faults ---- */
 
+/* Whether a fault of probability p fires this time (counted in *count when it does). The random
+ * stream is drawn from only for faults that are on. */
+static bool fires(sim_t *s, double p, uint64_t *count)
+{
+    bool fired = p > 0 && sim_rand01(s) < p;
+    if (fired)
+        (*count)++;
+    return fired;
+}
+
 /* Gateway faults: decided before the service sees the request. Returns true when one fired. */
 static bool gateway_fault(sim_t *s, sim_resp_t *out)
 {
-    if (s->o.drop > 0 && sim_rand01(s) < s->o.drop) {
-        s->st.drops++;
+    if (fires(s, s->o.drop, &s->st.drops)) {
         out->action = SIM_DROP;
         return true;
     }
-    if (s->o.fail_5xx > 0 && sim_rand01(s) < s->o.fail_5xx) {
-        s->st.injected_5xx++;
+    if (fires(s, s->o.fail_5xx, &s->st.injected_5xx)) {
         html_reply(out, (splitmix(&s->rng) & 1) ? 503 : 502);
         out->retry_after_s = s->o.retry_after_s;
         return true;
     }
-    if (s->o.fail_500 > 0 && sim_rand01(s) < s->o.fail_500) {
-        s->st.injected_500++;
+    if (fires(s, s->o.fail_500, &s->st.injected_500)) {
         sim_error_reply(out, 500, "INTERNAL_SERVER_ERROR", "An unknown error occurred.");
         return true;
     }
-    if (s->o.fail_invalid_token > 0 && sim_rand01(s) < s->o.fail_invalid_token) {
-        s->st.injected_invalid_token++;
+    if (fires(s, s->o.fail_invalid_token, &s->st.injected_invalid_token)) {
         out->status = 401;
         buf_reset(&out->body);
         buf_puts(&out->body, "{\"error\":\"invalid_token\",\"error_description\":\"The access "
                              "token is invalid, expired or revoked.\"}");
         return true;
     }
-    if (s->o.fail_200_errors > 0 && sim_rand01(s) < s->o.fail_200_errors) {
-        s->st.injected_200_errors++;
+    if (fires(s, s->o.fail_200_errors, &s->st.injected_200_errors)) {
         sim_error_reply(out, 200, "INTERNAL_SERVER_ERROR", "An unknown error occurred.");
         return true;
     }
-    if (s->o.fail_429 > 0 && sim_rand01(s) < s->o.fail_429) {
-        s->st.injected_429++;
+    if (fires(s, s->o.fail_429, &s->st.injected_429)) {
         sim_error_reply(out, 429, "TOO_MANY_REQUESTS",
                         "Exceeded 600 notifications per second, please try again.");
         out->retry_after_s = s->o.retry_after_s;
@@ -479,18 +483,16 @@ static void late_fault(sim_t *s, sim_resp_t *out)
 {
     if (out->status != 200)
         return;
-    if (s->o.drop_after > 0 && sim_rand01(s) < s->o.drop_after) {
-        s->st.drops_after++;
+    if (fires(s, s->o.drop_after, &s->st.drops_after)) {
         out->action = SIM_DROP;
         return;
     }
-    if (s->o.fail_504 > 0 && sim_rand01(s) < s->o.fail_504) {
-        s->st.injected_504++; /* the gateway gave up waiting; the service went on */
+    /* the gateway gave up waiting; the service went on */
+    if (fires(s, s->o.fail_504, &s->st.injected_504)) {
         html_reply(out, 504);
         return;
     }
-    if (s->o.malformed > 0 && sim_rand01(s) < s->o.malformed) {
-        s->st.malformed++;
+    if (fires(s, s->o.malformed, &s->st.malformed)) {
         size_t keep = out->body.len / 2;
         out->body.len = keep ? keep : 1;
         out->body.data[out->body.len] = '\0';
