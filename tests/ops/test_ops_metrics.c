@@ -52,19 +52,7 @@ static int teardown(void **state)
 /* One API request as `user` (NULL: with a malformed JWT); returns the HTTP status. */
 static long api(const char *method, const char *user, const char *path, const char *body)
 {
-    char url[256], auth[1024];
-    if (user) {
-        th_bearer(SECRET, user, auth, sizeof auth);
-    } else {
-        snprintf(auth, sizeof auth, "Authorization: Bearer not-a-jwt");
-    }
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    th_herald_url(&stack.herald, false, path, url, sizeof url);
-    th_resp_t r;
-    assert_int_equal(th_http(method, url, h, body, body ? strlen(body) : 0, &r), 0);
-    long status = r.status;
-    th_resp_cleanup(&r);
-    return status;
+    return th_stack_api(&stack, SECRET, method, user, path, body);
 }
 
 static long post_device(const char *user, const char *device, const char *token)

@@ -622,14 +622,7 @@ static void test_localized_and_rich(void **state)
 /* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), stack.herald.conf,
-             args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return th_stack_ctl(&stack, args, out, outlen);
 }
 
 /* Runs heraldctl until its output holds needle (the trace is written a loop turn after the

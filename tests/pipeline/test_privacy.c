@@ -54,15 +54,7 @@ static int teardown(void **state)
 /* One API call as user; returns the status. */
 static long api(const char *method, const char *path, const char *user, const char *body)
 {
-    char url[512], auth[2048];
-    th_bearer(SECRET, user, auth, sizeof auth);
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    th_herald_url(&stack.herald, false, path, url, sizeof url);
-    th_resp_t r;
-    assert_int_equal(th_http(method, url, h, body, body ? strlen(body) : 0, &r), 0);
-    long st = r.status;
-    th_resp_cleanup(&r);
-    return st;
+    return th_stack_api(&stack, SECRET, method, user, path, body);
 }
 
 static void register_device(const char *user, const char *device, const char *token)
@@ -86,14 +78,7 @@ static void publish_job(const char *user, const char *job)
 /* Runs heraldctl with herald's config file; returns the exit code, output in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), stack.herald.conf,
-             args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return th_stack_ctl(&stack, args, out, outlen);
 }
 
 /* ---- waiting for the deliveries to settle ---- */

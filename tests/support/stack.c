@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
@@ -71,4 +73,36 @@ void th_bearer(const char *secret, const char *sub, char *out, size_t outlen)
     char *jwt = th_jwt_hs256(secret, payload);
     snprintf(out, outlen, "Authorization: Bearer %s", jwt);
     free(jwt);
+}
+
+long th_stack_api(const th_stack_t *s, const char *secret, const char *method, const char *user,
+                  const char *path, const char *body)
+{
+    char url[512], auth[2048];
+    if (user)
+        th_bearer(secret, user, auth, sizeof auth);
+    else
+        snprintf(auth, sizeof auth, "Authorization: Bearer not-a-jwt");
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    th_herald_url(&s->herald, false, path, url, sizeof url);
+    th_resp_t r;
+    long status = -1;
+    if (th_http(method, url, h, body, body ? strlen(body) : 0, &r) == 0)
+        status = r.status;
+    th_resp_cleanup(&r);
+    return status;
+}
+
+int th_stack_ctl(const th_stack_t *s, const char *args, char *out, size_t outlen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), s->herald.conf,
+             args);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -34,4 +34,13 @@ int th_stack_stop(th_stack_t *s);
 /* "Authorization: Bearer <JWT>" for sub, signed with secret, valid for an hour, into out. */
 void th_bearer(const char *secret, const char *sub, char *out, size_t outlen);
 
+/* One API request to herald as user (JWTs signed with secret; user NULL: a malformed JWT), body
+ * JSON or NULL. Returns the HTTP status, or -1 when no response arrived. */
+long th_stack_api(const th_stack_t *s, const char *secret, const char *method, const char *user,
+                  const char *path, const char *body);
+
+/* Runs heraldctl with herald's own config file: stdout and stderr into out (NUL-terminated,
+ * truncated to outlen - 1). Returns the exit code, or -1. */
+int th_stack_ctl(const th_stack_t *s, const char *args, char *out, size_t outlen);
+
 #endif
