@@ -1,6 +1,7 @@
 /* ctl_seed.h - test helpers for heraldctl and the sweep: fast seeding of token records straight
  * into Redis (pipelined hiredis, the layout of DESIGN.md), running the built heraldctl, and
- * checking that the owner and expiry indexes agree with the device hashes. */
+ * checking that the owner and expiry indexes agree with the device hashes (ctl_seed.c); cmocka
+ * fixtures and the checks that fail a test (ctl_fixture.c, for the tests only). */
 #ifndef HERALD_TESTS_CTL_SEED_H
 #define HERALD_TESTS_CTL_SEED_H
 
