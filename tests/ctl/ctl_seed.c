@@ -5,6 +5,7 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,29 @@ int run_ctl(const char *conf, buf_t *out, buf_t *err, const char *args)
     if (err)
         slurp(errpath, err);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int run_ctlf(const char *conf, buf_t *out, buf_t *err, const char *fmt, ...)
+{
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    buf_reset(out);
+    buf_reset(err);
+    int rc = run_ctl(conf, out, err, args);
+    buf_putc(out, '\0'), out->len--;
+    buf_putc(err, '\0'), err->len--;
+    return rc;
+}
+
+bool out_has(const buf_t *b, const char *needle)
+{
+    bool ok = b->data && strstr(b->data, needle);
+    if (!ok)
+        fprintf(stderr, "expected '%s' in:\n%s\n", needle, buf_cstr(b));
+    return ok;
 }
 
 long long redis_int(th_redis_t *rs, const char *cmd)

@@ -1,6 +1,7 @@
 /* ctl_seed.h - test helpers for heraldctl and the sweep: fast seeding of token records straight
  * into Redis (pipelined hiredis, the layout of DESIGN.md), running the built heraldctl, and
- * checking that the owner and expiry indexes agree with the device hashes. */
+ * checking that the owner and expiry indexes agree with the device hashes (ctl_seed.c); cmocka
+ * fixtures and the checks that fail a test (ctl_fixture.c, for the tests only). */
 #ifndef HERALD_TESTS_CTL_SEED_H
 #define HERALD_TESTS_CTL_SEED_H
 
@@ -33,5 +34,31 @@ long check_indexes(th_redis_t *rs);
 
 /* Integer reply of a command, or -1. */
 long long redis_int(th_redis_t *rs, const char *cmd);
+
+/* cmocka fixtures for a group whose state is its th_redis_t (the group setup sets *state):
+ * seed_flush empties that Redis before a test, seed_stop stops it after the group. */
+int seed_flush(void **state);
+int seed_stop(void **state);
+
+/* Seconds since the epoch. */
+int64_t seed_now(void);
+
+/* Runs `heraldctl --config conf <printf args>` as run_ctl does; out and err are reset first and
+ * NUL-terminated after (buf_cstr-free reading by the caller). Returns the exit code, or -1. */
+int run_ctlf(const char *conf, buf_t *out, buf_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Whether b holds needle; prints b when it does not. */
+bool out_has(const buf_t *b, const char *needle);
+
+/* The stored record of (user, device); fails the test when there is none or it does not parse. */
+tok_record_t seed_stored(th_redis_t *rs, const char *user, const char *device);
+
+/* Asserts that token's owner key names (user, device). */
+void seed_expect_owner(th_redis_t *rs, const char *token, const char *user, const char *device);
+
+/* Every key with its type, expiry time and value (hash fields sorted), as one string (new, free
+ * it): equal snapshots mean nothing changed. */
+char *seed_snapshot(th_redis_t *rs);
 
 #endif

@@ -28,57 +28,16 @@ static char dir[256], conf[320];
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &rs;
     if (th_redis_start(&rs, 0) != 0 || th_tmpdir(dir, sizeof dir) != 0)
         return -1;
     seed_conf(dir, rs.url, "expo.url = http://127.0.0.1:1", conf, sizeof conf);
     return 0;
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    th_redis_stop(&rs);
-    return 0;
-}
-
-static int flush(void **state)
-{
-    (void)state;
-    free(th_redis_cmd(&rs, "FLUSHALL"));
-    return 0;
-}
-
-static int64_t now_s(void)
-{
-    return clk_wall_ms() / 1000;
-}
-
-/* Runs heraldctl; out/err are reset and kept for assertions. */
 static buf_t out, err;
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ctl(const char *fmt, ...)
-{
-    char args[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    buf_reset(&out);
-    buf_reset(&err);
-    int rc = run_ctl(conf, &out, &err, args);
-    buf_putc(&out, '\0'), out.len--;
-    buf_putc(&err, '\0'), err.len--;
-    return rc;
-}
-
-static bool has(const buf_t *b, const char *needle)
-{
-    bool ok = b->data && strstr(b->data, needle);
-    if (!ok)
-        fprintf(stderr, "expected '%s' in:\n%s\n", needle, buf_cstr(b));
-    return ok;
-}
+/* Runs heraldctl with this group's config; out/err are kept for assertions. */
+#define ctl(...) run_ctlf(conf, &out, &err, __VA_ARGS__)
 
 /* Shapes used by several tests: i % 5 == 0 expired, 1 inactive for 40 days (DeviceNotRegistered),
  * 2 inactive for 5 days, others active. */
@@ -110,7 +69,7 @@ static void test_usage_codes(void **state)
 {
     (void)state;
     assert_int_equal(ctl("--help"), 0);
-    assert_true(has(&out, "tokens"));
+    assert_true(out_has(&out, "tokens"));
     assert_int_equal(ctl(" "), 2);
     assert_int_equal(ctl("nosuchcommand"), 2);
     assert_int_equal(ctl("tokens"), 2);
@@ -123,7 +82,7 @@ static void test_usage_codes(void **state)
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 30x"), 2);
     assert_int_equal(ctl("tokens find --token not-a-token"), 2);
     assert_int_equal(ctl("tokens list --help"), 0);
-    assert_true(has(&out, "usage: heraldctl tokens list"));
+    assert_true(out_has(&out, "usage: heraldctl tokens list"));
     assert_int_equal(ctl("diagnose"), 2);
     assert_int_equal(ctl("dlq"), 2);
     /* An invalid configuration is a usage error with file:line. */
@@ -134,7 +93,7 @@ static void test_usage_codes(void **state)
     fclose(f);
     buf_reset(&err);
     assert_int_equal(run_ctl(bad, NULL, &err, "tokens count"), 2);
-    assert_true(has(&err, "bad.conf:2"));
+    assert_true(out_has(&err, "bad.conf:2"));
 }
 
 static void test_unavailable(void **state)
@@ -148,7 +107,7 @@ static void test_unavailable(void **state)
     seed_conf(d2, url, "redis.timeout_ms = 200", down, sizeof down);
     buf_reset(&err);
     assert_int_equal(run_ctl(down, NULL, &err, "tokens count"), 3);
-    assert_true(has(&err, "redis unavailable at redis://127.0.0.1:"));
+    assert_true(out_has(&err, "redis unavailable at redis://127.0.0.1:"));
     assert_int_equal(run_ctl(down, NULL, NULL, "tokens list --user u1"), 3);
     assert_int_equal(run_ctl(down, NULL, NULL, "diagnose --user u1"), 3);
     assert_int_equal(run_ctl(down, NULL, NULL, "tokens import -i /dev/null"), 3);
@@ -176,9 +135,9 @@ static void test_check_config(void **state)
     seed_conf(d2, rs.url, extra, c2, sizeof c2);
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "check-config --timeout 5s"), 0);
-    assert_true(has(&out, "redis   ok"));
-    assert_true(has(&out, "kafka   WARN  1 broker(s) answered, but topic job-events"));
-    assert_true(has(&out, "expo    ok    http://127.0.0.1:"));
+    assert_true(out_has(&out, "redis   ok"));
+    assert_true(out_has(&out, "kafka   WARN  1 broker(s) answered, but topic job-events"));
+    assert_true(out_has(&out, "expo    ok    http://127.0.0.1:"));
     th_stop(&http, SIGTERM, 5000);
     /* Expo down now, Kafka unreachable: exit 3 with a verdict per dependency. */
     snprintf(extra, sizeof extra,
@@ -199,7 +158,7 @@ static void test_check_config(void **state)
     json_decref(j);
     /* The embedded broker lives in a running herald: none runs here. */
     assert_int_equal(ctl("check-config --timeout 1s"), 3); /* expo.url is a closed port */
-    assert_true(has(&out, "kafka   WARN  kafka.embedded = true"));
+    assert_true(out_has(&out, "kafka   WARN  kafka.embedded = true"));
 }
 
 /* ---- dlq replay ---- */
@@ -315,27 +274,27 @@ static void test_dlq_replay(void **state)
     int notif = 0;
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --dry-run"), 4); /* partial */
-    assert_true(has(&out, "would replay 3 of 5 DLQ record(s); 1 without a source topic; 1 "
-                          "without the original event"));
-    assert_true(has(&out, "skipped: no herald-source-topic header"));
+    assert_true(out_has(&out, "would replay 3 of 5 DLQ record(s); 1 without a source topic; 1 "
+                              "without the original event"));
+    assert_true(out_has(&out, "skipped: no herald-source-topic header"));
     assert_int_equal(count_replayed(bs, "job-events", &notif), 0);
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay"), 4);
-    assert_true(has(&out, "replayed 3 of 5 DLQ record(s)"));
-    assert_true(has(&out, "(invalid_json) -> job-events"));
-    assert_true(has(&out, "(UNAUTHORIZED) -> job-events, device d7 only"));
-    assert_true(has(&out, "(UNAUTHORIZED) skipped: a failed notification without its original "
-                          "event"));
+    assert_true(out_has(&out, "replayed 3 of 5 DLQ record(s)"));
+    assert_true(out_has(&out, "(invalid_json) -> job-events"));
+    assert_true(out_has(&out, "(UNAUTHORIZED) -> job-events, device d7 only"));
+    assert_true(out_has(&out, "(UNAUTHORIZED) skipped: a failed notification without its original "
+                              "event"));
     assert_int_equal(count_replayed(bs, "job-events", &notif), 3);
     assert_int_equal(notif, 1);
     /* Committed: a second replay finds nothing new. */
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "dlq replay --json"), 0);
-    assert_true(has(&out, "\"read\":0,\"replayed\":0"));
+    assert_true(out_has(&out, "\"read\":0,\"replayed\":0"));
     /* check-config finds the embedded broker through the runtime dir. */
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "check-config --timeout 5s"), 3); /* expo down */
-    assert_true(has(&out, "kafka   ok    1 broker(s)"));
+    assert_true(out_has(&out, "kafka   ok    1 broker(s)"));
     queue_embedded_destroy(emb);
     conf_destroy(kc);
     /* No broker any more: unavailable. */
@@ -347,12 +306,12 @@ static void test_dlq_replay(void **state)
 static void test_list_get_find_count(void **state)
 {
     (void)state;
-    int64_t now = now_s();
+    int64_t now = seed_now();
     assert_int_equal(seed_records(&rs, 10, 5, now, mixed_shape, NULL), 0);
     assert_int_equal(ctl("tokens list --user u0"), 0);
-    assert_true(has(&out, "DEVICE"));
-    assert_true(has(&out, "ExponentPushToken[t3]"));
-    assert_true(has(&out, "DeviceNotRegistered at"));
+    assert_true(out_has(&out, "DEVICE"));
+    assert_true(out_has(&out, "ExponentPushToken[t3]"));
+    assert_true(out_has(&out, "DeviceNotRegistered at"));
     assert_int_equal(ctl("tokens list --user u0 --json"), 0);
     json_t *j = json_loads(out.data, 0, NULL);
     assert_non_null(j);
@@ -361,7 +320,7 @@ static void test_list_get_find_count(void **state)
     assert_int_equal(ctl("tokens list --user nobody"), 1);
 
     assert_int_equal(ctl("tokens get --user u0 --device d1"), 0);
-    assert_true(has(&out, "inactive"));
+    assert_true(out_has(&out, "inactive"));
     assert_int_equal(ctl("tokens get --user u0 --device d1 --json"), 0);
     j = json_loads(out.data, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(j, "deactivatedReason")),
@@ -371,13 +330,14 @@ static void test_list_get_find_count(void **state)
     assert_int_equal(ctl("tokens get --user u0 --device d9"), 1);
 
     assert_int_equal(ctl("tokens find --token 'ExponentPushToken[t7]'"), 0);
-    assert_true(has(&out, "userId         u1"));
-    assert_true(has(&out, "deviceId       d2"));
+    assert_true(out_has(&out, "userId         u1"));
+    assert_true(out_has(&out, "deviceId       d2"));
     assert_int_equal(ctl("tokens find --token 'ExponentPushToken[zzz]'"), 1);
 
     /* 10 records: i%5==0 expired (2), 1,2 inactive (4), 3,4 active (4). */
     assert_int_equal(ctl("tokens count --json"), 0);
-    assert_true(has(&out, "\"active\":4,\"inactive\":4,\"expired\":2,\"corrupt\":0,\"total\":10"));
+    assert_true(
+        out_has(&out, "\"active\":4,\"inactive\":4,\"expired\":2,\"corrupt\":0,\"total\":10"));
     assert_int_equal(ctl("tokens count --active"), 0);
     assert_string_equal(out.data, "4\n");
     assert_int_equal(ctl("tokens count --expired"), 0);
@@ -391,21 +351,21 @@ static void test_list_get_find_count(void **state)
 static void test_deactivate(void **state)
 {
     (void)state;
-    assert_int_equal(seed_records(&rs, 6, 3, now_s(), NULL, NULL), 0);
+    assert_int_equal(seed_records(&rs, 6, 3, seed_now(), NULL, NULL), 0);
     assert_int_equal(ctl("tokens deactivate --user u0 --device d0 --dry-run"), 0);
-    assert_true(has(&out, "would deactivate"));
+    assert_true(out_has(&out, "would deactivate"));
     assert_int_equal(ctl("tokens get --user u0 --device d0 --json"), 0);
-    assert_true(has(&out, "\"isActive\":true"));
+    assert_true(out_has(&out, "\"isActive\":true"));
 
     assert_int_equal(ctl("tokens deactivate --user u0 --device d0"), 0);
-    assert_true(has(&out, "deactivated"));
+    assert_true(out_has(&out, "deactivated"));
     assert_int_equal(ctl("tokens get --user u0 --device d0 --json"), 0);
-    assert_true(has(&out, "\"isActive\":false"));
-    assert_true(has(&out, "\"deactivatedReason\":\"admin\""));
+    assert_true(out_has(&out, "\"isActive\":false"));
+    assert_true(out_has(&out, "\"deactivatedReason\":\"admin\""));
     assert_int_equal(ctl("tokens deactivate --user u0 --device d0"), 0);
-    assert_true(has(&out, "already inactive"));
+    assert_true(out_has(&out, "already inactive"));
     assert_int_equal(ctl("tokens deactivate --user u0 --device nope"), 1);
-    assert_true(has(&out, "not found"));
+    assert_true(out_has(&out, "not found"));
 
     char path[400];
     snprintf(path, sizeof path, "%s/deact.txt", dir);
@@ -415,17 +375,17 @@ static void test_deactivate(void **state)
           f);
     fclose(f);
     assert_int_equal(ctl("tokens deactivate --file %s", path), 4);
-    assert_true(has(&out, "line 2: u0 d1: deactivated"));
-    assert_true(has(&out, "line 3: u1 d0: deactivated"));
-    assert_true(has(&out, "line 5: u9 d9: not found"));
-    assert_true(has(&out, "line 8: u0 d0: already inactive"));
-    assert_true(has(&err, "line 6: rejected"));
-    assert_true(has(&err, "line 7: rejected"));
+    assert_true(out_has(&out, "line 2: u0 d1: deactivated"));
+    assert_true(out_has(&out, "line 3: u1 d0: deactivated"));
+    assert_true(out_has(&out, "line 5: u9 d9: not found"));
+    assert_true(out_has(&out, "line 8: u0 d0: already inactive"));
+    assert_true(out_has(&err, "line 6: rejected"));
+    assert_true(out_has(&err, "line 7: rejected"));
     assert_int_equal(ctl("tokens count --inactive"), 0);
     assert_string_equal(out.data, "3\n");
     assert_int_equal(ctl("tokens deactivate --file %s --json --dry-run", path), 4);
-    assert_true(
-        has(&out, "{\"line\":5,\"userId\":\"u9\",\"deviceId\":\"d9\",\"result\":\"not found\"}"));
+    assert_true(out_has(
+        &out, "{\"line\":5,\"userId\":\"u9\",\"deviceId\":\"d9\",\"result\":\"not found\"}"));
     /* Deactivation keeps the indexes. */
     assert_int_equal(check_indexes(&rs), 0);
 }
@@ -435,7 +395,7 @@ static void test_deactivate(void **state)
 static void test_delete(void **state)
 {
     (void)state;
-    assert_int_equal(seed_records(&rs, 8, 4, now_s(), NULL, NULL), 0);
+    assert_int_equal(seed_records(&rs, 8, 4, seed_now(), NULL, NULL), 0);
     free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1 job-a 2 job-b"));
     free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-a {\"event\":\"received\"}"));
     free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-b {\"event\":\"received\"}"));
@@ -443,7 +403,7 @@ static void test_delete(void **state)
     free(th_redis_cmd(&rs, "ZADD herald:trace:d:2:{u1}:d3 1 job-c")); /* u1's own d3 */
 
     assert_int_equal(ctl("tokens delete --user u0 --device d1 --dry-run"), 0);
-    assert_true(has(&out, "would delete u0/d1"));
+    assert_true(out_has(&out, "would delete u0/d1"));
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u0}"), 4);
 
     assert_int_equal(ctl("tokens delete --user u0 --device d1"), 0);
@@ -453,7 +413,7 @@ static void test_delete(void **state)
     assert_int_equal(ctl("tokens delete --user u0 --device d1"), 1);
 
     assert_int_equal(ctl("tokens delete --user u0 --json"), 0);
-    assert_true(has(&out, "\"deviceId\":\"d3\""));
+    assert_true(out_has(&out, "\"deviceId\":\"d3\""));
     assert_int_equal(redis_int(&rs, "EXISTS herald:dev:{u0}"), 0);
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 4);
     assert_int_equal(redis_int(&rs, "EXISTS herald:trace:u:{u0} herald:trace:j:job-a "
@@ -464,9 +424,9 @@ static void test_delete(void **state)
     free(
         th_redis_cmd(&rs, "RPUSH herald:trace:j:job-c {\"event\":\"ticket\",\"deviceId\":\"d3\"}"));
     assert_int_equal(ctl("trace --user u1 --device d3"), 0);
-    assert_true(has(&out, "job-c"));
+    assert_true(out_has(&out, "job-c"));
     assert_int_equal(ctl("trace --device d3"), 2);
-    assert_true(has(&err, "--device needs --user"));
+    assert_true(out_has(&err, "--device needs --user"));
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u1}"), 4);
     assert_int_equal(ctl("tokens delete --user u0"), 1);
     assert_int_equal(check_indexes(&rs), 0);
@@ -485,7 +445,7 @@ static void test_delete_json_escapes(void **state)
             "\"ExponentPushToken[q1]\",\"platform\":\"ios\",\"registeredAt\":"
             "\"2025-01-01T00:00:00.000Z\",\"updatedAt\":\"2025-01-02T00:00:00.000Z\","
             "\"isActive\":true,\"expiresAt\":%lld}\n",
-            (long long)now_s() + 86400);
+            (long long)seed_now() + 86400);
     fclose(f);
     assert_int_equal(ctl("tokens import -i %s", path), 0);
     const char *dry[] = {"--dry-run --json", "--json"};
@@ -538,7 +498,7 @@ static void test_password_file(void **state)
     json_decref(j);
     buf_reset(&out);
     assert_int_equal(run_ctl(c2, &out, NULL, "tokens count --json"), 0);
-    assert_true(has(&out, "\"total\":0"));
+    assert_true(out_has(&out, "\"total\":0"));
     assert_int_equal(run_ctl(c2, NULL, NULL, "trace --job j1"), 1);
     assert_int_equal(run_ctl(c2, NULL, NULL, "diagnose --user u1"), 1);
 
@@ -557,39 +517,39 @@ static void test_sweep_cleanup(void **state)
 {
     (void)state;
     const long n = 5000; /* several chunks of 500 */
-    assert_int_equal(seed_records(&rs, n, 4, now_s(), mixed_shape, NULL), 0);
+    assert_int_equal(seed_records(&rs, n, 4, seed_now(), mixed_shape, NULL), 0);
     /* A stale index entry (its record is gone) and an owner key of an expired record. */
     free(th_redis_cmd(&rs, "ZADD herald:expiry 1 ghost\x1f"
                            "d0"));
 
     assert_int_equal(ctl("tokens sweep --dry-run --json"), 0);
-    assert_true(has(&out, "\"dryRun\":true,\"expired\":1000,\"inactive\":0,\"staleIndex\":1"));
-    assert_true(has(&out, "\"why\":\"expired\",\"action\":\"would remove\""));
+    assert_true(out_has(&out, "\"dryRun\":true,\"expired\":1000,\"inactive\":0,\"staleIndex\":1"));
+    assert_true(out_has(&out, "\"why\":\"expired\",\"action\":\"would remove\""));
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n + 1);
 
     assert_int_equal(ctl("tokens sweep"), 0);
-    assert_true(has(&out, "removed 1000 expired token(s), 1 stale index entry"));
+    assert_true(out_has(&out, "removed 1000 expired token(s), 1 stale index entry"));
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n - 1000);
     assert_int_equal(ctl("tokens count --json"), 0);
-    assert_true(has(&out, "\"active\":2000,\"inactive\":2000,\"expired\":0"));
+    assert_true(out_has(&out, "\"active\":2000,\"inactive\":2000,\"expired\":0"));
     assert_int_equal(check_indexes(&rs), 0);
     assert_int_equal(ctl("tokens sweep --json"), 0);
-    assert_true(has(&out, "\"expired\":0"));
+    assert_true(out_has(&out, "\"expired\":0"));
 
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 30d --dry-run"), 0);
-    assert_true(has(&out, "would remove 1000 inactive token(s)"));
-    assert_true(has(&out, "would remove u0/d1 (inactive)"));
+    assert_true(out_has(&out, "would remove 1000 inactive token(s)"));
+    assert_true(out_has(&out, "would remove u0/d1 (inactive)"));
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n - 1000);
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 30d"), 0);
-    assert_true(has(&out, "removed 1000 inactive token(s)"));
+    assert_true(out_has(&out, "removed 1000 inactive token(s)"));
     assert_int_equal(ctl("tokens count --json"), 0);
-    assert_true(has(&out, "\"active\":2000,\"inactive\":1000,\"expired\":0"));
+    assert_true(out_has(&out, "\"active\":2000,\"inactive\":1000,\"expired\":0"));
     assert_int_equal(check_indexes(&rs), 0);
     /* Owner keys of removed records are gone: t1 was inactive for 40 days. */
     assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[t1]"), 0);
     assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[t2]"), 1);
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 1d"), 0);
-    assert_true(has(&out, "removed 1000 inactive token(s)"));
+    assert_true(out_has(&out, "removed 1000 inactive token(s)"));
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -598,7 +558,7 @@ static void test_concurrent_cli_sweeps(void **state)
 {
     (void)state;
     const long n = 20000;
-    assert_int_equal(seed_records(&rs, n, 2, now_s(), mixed_shape, NULL), 0);
+    assert_int_equal(seed_records(&rs, n, 2, seed_now(), mixed_shape, NULL), 0);
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "env -u HERALD_FIXTURES -u HERALD_BIN_DIR %s/heraldctl --config %s tokens sweep "
@@ -629,16 +589,16 @@ static void test_concurrent_cli_sweeps(void **state)
 static void test_diagnose(void **state)
 {
     (void)state;
-    assert_int_equal(seed_records(&rs, 5, 5, now_s(), mixed_shape, NULL), 0);
+    assert_int_equal(seed_records(&rs, 5, 5, seed_now(), mixed_shape, NULL), 0);
     /* d4 holds a token that the owner index gives to someone else. */
     free(th_redis_cmd(&rs, "SET herald:owner:ExponentPushToken[t4] other\x1f"
                            "dx"));
     assert_int_equal(ctl("diagnose --user u0"), 0);
-    assert_true(has(&out, "2 of 5 device(s) would receive"));
-    assert_true(has(&out, "expired at"));
-    assert_true(has(&out, "inactive: DeviceNotRegistered at"));
-    assert_true(has(&out, "token is now registered to other/dx"));
-    assert_true(has(&out, "no delivery trace for user u0"));
+    assert_true(out_has(&out, "2 of 5 device(s) would receive"));
+    assert_true(out_has(&out, "expired at"));
+    assert_true(out_has(&out, "inactive: DeviceNotRegistered at"));
+    assert_true(out_has(&out, "token is now registered to other/dx"));
+    assert_true(out_has(&out, "no delivery trace for user u0"));
 
     free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1000 job-1 2000 job-2"));
     free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-1 "
@@ -651,8 +611,8 @@ static void test_diagnose(void **state)
                            "\"userId\":\"u0\",\"deviceId\":\"d1\",\"detail\":"
                            "\"DeviceNotRegistered\"}"));
     assert_int_equal(ctl("diagnose --user u0"), 0);
-    assert_true(has(&out, "recent failures in the last 2 job(s) of this user: 2"));
-    assert_true(has(&out, "MessageTooBig"));
+    assert_true(out_has(&out, "recent failures in the last 2 job(s) of this user: 2"));
+    assert_true(out_has(&out, "MessageTooBig"));
     assert_int_equal(ctl("diagnose --user u0 --json"), 0);
     json_t *j = json_loads(out.data, 0, NULL);
     assert_non_null(j);
@@ -666,7 +626,7 @@ static void test_diagnose(void **state)
     /* A corrupt record is reported, not skipped. */
     free(th_redis_cmd(&rs, "HSET herald:dev:{u0} d9 {\"userId\":\"u0\"}"));
     assert_int_equal(ctl("diagnose --user u0"), 0);
-    assert_true(has(&out, "stored record is unreadable"));
+    assert_true(out_has(&out, "stored record is unreadable"));
 }
 
 /* ---- export / import ---- */
@@ -677,7 +637,7 @@ static void test_import_validation(void **state)
     char path[400];
     snprintf(path, sizeof path, "%s/in.jsonl", dir);
     FILE *f = fopen(path, "w");
-    int64_t exp = now_s() + 86400;
+    int64_t exp = seed_now() + 86400;
     fprintf(f,
             "{\"userId\":\"u1\",\"deviceId\":\"d1\",\"expoPushToken\":"
             "\"ExponentPushToken[abc]\",\"platform\":\"ios\",\"registeredAt\":"
@@ -704,15 +664,15 @@ static void test_import_validation(void **state)
     assert_int_equal(ctl("tokens import -i %s --dry-run", path), 4);
     assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
     assert_int_equal(ctl("tokens import -i %s", path), 4);
-    assert_true(has(&out, "imported 1 record(s) of 6 line(s): 1 created"));
-    assert_true(has(&err, "line 2: rejected: record is not a JSON object"));
-    assert_true(has(&err, "line 3: rejected: registeredAt is not an ISO-8601"));
-    assert_true(has(&err, "line 4: rejected: expiresAt missing"));
-    assert_true(has(&err, "line 5: rejected: invalid expoPushToken"));
-    assert_true(has(&err, "line 6: rejected: line longer than 4096 bytes"));
+    assert_true(out_has(&out, "imported 1 record(s) of 6 line(s): 1 created"));
+    assert_true(out_has(&err, "line 2: rejected: record is not a JSON object"));
+    assert_true(out_has(&err, "line 3: rejected: registeredAt is not an ISO-8601"));
+    assert_true(out_has(&err, "line 4: rejected: expiresAt missing"));
+    assert_true(out_has(&err, "line 5: rejected: invalid expoPushToken"));
+    assert_true(out_has(&err, "line 6: rejected: line longer than 4096 bytes"));
     assert_int_equal(ctl("tokens import -i %s --json", path), 4);
-    assert_true(has(&out, "\"created\":0,\"updated\":0,\"unchanged\":1"));
-    assert_true(has(&err, "{\"line\":5,\"rejected\":\"invalid expoPushToken\"}"));
+    assert_true(out_has(&out, "\"created\":0,\"updated\":0,\"unchanged\":1"));
+    assert_true(out_has(&err, "{\"line\":5,\"rejected\":\"invalid expoPushToken\"}"));
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -747,7 +707,7 @@ static void test_roundtrip_200k(void **state)
 {
     (void)state;
     const long n = 200000;
-    assert_int_equal(seed_records(&rs, n, 3, now_s(), roundtrip_shape, NULL), 0);
+    assert_int_equal(seed_records(&rs, n, 3, seed_now(), roundtrip_shape, NULL), 0);
     long long owners = redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
                                       "herald:owner:*");
     char *probe[3];
@@ -757,12 +717,12 @@ static void test_roundtrip_200k(void **state)
     snprintf(a, sizeof a, "%s/export-a.jsonl", dir);
     snprintf(b, sizeof b, "%s/export-b.jsonl", dir);
     assert_int_equal(ctl("tokens export -o %s", a), 0);
-    assert_true(has(&err, "exported 200000 record(s)"));
+    assert_true(out_has(&err, "exported 200000 record(s)"));
 
     free(th_redis_cmd(&rs, "FLUSHDB"));
     assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
     assert_int_equal(ctl("tokens import -i %s", a), 0);
-    assert_true(has(&out, "imported 200000 record(s) of 200000 line(s): 200000 created"));
+    assert_true(out_has(&out, "imported 200000 record(s) of 200000 line(s): 200000 created"));
 
     assert_int_equal(ctl("tokens export -o %s", b), 0);
     char *sa = sorted_file(a), *sb = sorted_file(b);
@@ -782,35 +742,35 @@ static void test_roundtrip_200k(void **state)
                      owners);
     /* Idempotent: a second import changes nothing. */
     assert_int_equal(ctl("tokens import -i %s --json", a), 0);
-    assert_true(has(&out, "\"created\":0,\"updated\":0,\"unchanged\":200000"));
+    assert_true(out_has(&out, "\"created\":0,\"updated\":0,\"unchanged\":200000"));
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n);
 
     /* Filters: inactive only, inactive for more than 30 days. */
     assert_int_equal(ctl("tokens export --inactive -o %s", b), 0);
-    assert_true(has(&err, "exported 80000 record(s)"));
+    assert_true(out_has(&err, "exported 80000 record(s)"));
     assert_int_equal(ctl("tokens export --inactive --older-than 30d -o %s", b), 0);
-    assert_true(has(&err, "exported 40000 record(s)"));
+    assert_true(out_has(&err, "exported 40000 record(s)"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_usage_codes, flush),
-        cmocka_unit_test_setup(test_unavailable, flush),
-        cmocka_unit_test_setup(test_check_config, flush),
-        cmocka_unit_test_setup(test_dlq_replay, flush),
-        cmocka_unit_test_setup(test_list_get_find_count, flush),
-        cmocka_unit_test_setup(test_deactivate, flush),
-        cmocka_unit_test_setup(test_delete, flush),
-        cmocka_unit_test_setup(test_delete_json_escapes, flush),
-        cmocka_unit_test_setup(test_password_file, flush),
-        cmocka_unit_test_setup(test_sweep_cleanup, flush),
-        cmocka_unit_test_setup(test_concurrent_cli_sweeps, flush),
-        cmocka_unit_test_setup(test_diagnose, flush),
-        cmocka_unit_test_setup(test_import_validation, flush),
-        cmocka_unit_test_setup(test_roundtrip_200k, flush),
+        cmocka_unit_test_setup(test_usage_codes, seed_flush),
+        cmocka_unit_test_setup(test_unavailable, seed_flush),
+        cmocka_unit_test_setup(test_check_config, seed_flush),
+        cmocka_unit_test_setup(test_dlq_replay, seed_flush),
+        cmocka_unit_test_setup(test_list_get_find_count, seed_flush),
+        cmocka_unit_test_setup(test_deactivate, seed_flush),
+        cmocka_unit_test_setup(test_delete, seed_flush),
+        cmocka_unit_test_setup(test_delete_json_escapes, seed_flush),
+        cmocka_unit_test_setup(test_password_file, seed_flush),
+        cmocka_unit_test_setup(test_sweep_cleanup, seed_flush),
+        cmocka_unit_test_setup(test_concurrent_cli_sweeps, seed_flush),
+        cmocka_unit_test_setup(test_diagnose, seed_flush),
+        cmocka_unit_test_setup(test_import_validation, seed_flush),
+        cmocka_unit_test_setup(test_roundtrip_200k, seed_flush),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int rc = cmocka_run_group_tests(tests, group_setup, seed_stop);
     buf_cleanup(&out);
     buf_cleanup(&err);
     return rc;

@@ -31,7 +31,7 @@ static buf_t out, err;
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &rs;
     if (th_redis_start(&rs, 0) != 0 || th_tmpdir(dir, sizeof dir) != 0)
         return -1;
     char extra[160];
@@ -52,24 +52,12 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static int flush(void **state)
-{
-    (void)state;
-    free(th_redis_cmd(&rs, "FLUSHALL"));
-    return 0;
-}
-
-static int64_t now_s(void)
-{
-    return clk_wall_ms() / 1000;
-}
-
 /* ---- the export ---- */
 
 /* ISO-8601 time of now + delta seconds. */
 static const char *iso(int64_t delta, char buf[TOK_TIME_MAX])
 {
-    clk_iso8601_ms((now_s() + delta) * 1000, buf, TOK_TIME_MAX);
+    clk_iso8601_ms((seed_now() + delta) * 1000, buf, TOK_TIME_MAX);
     return buf;
 }
 
@@ -95,7 +83,7 @@ static char *item(const char *user, const char *dev, const char *tok, bool activ
 static char *exp_s(int64_t delta)
 {
     char *s = malloc(48);
-    snprintf(s, 48, "{\"N\":\"%lld\"}", (long long)(now_s() + delta));
+    snprintf(s, 48, "{\"N\":\"%lld\"}", (long long)(seed_now() + delta));
     return s;
 }
 
@@ -197,7 +185,7 @@ static void build_export(char edir[400])
     snprintf(p, sizeof p, "%s/data/aaa.json.gz", edir);
     write_data(p, a, 7, true);
     char *ms = malloc(48);
-    snprintf(ms, 48, "{\"N\":\"%lld\"}", (long long)(now_s() + 7200) * 1000);
+    snprintf(ms, 48, "{\"N\":\"%lld\"}", (long long)(seed_now() + 7200) * 1000);
     char *b[] = {
         item("u4", "d1", "ExponentPushToken[dup]", true, "2025-05-01T00:00:00.000Z", exp_s(86400)),
         item("u1", "d3", "ExponentPushToken[a3]", true, iso(-86400, t1), NULL),      /* derived */
@@ -217,30 +205,8 @@ static void build_export(char edir[400])
 
 /* ---- heraldctl and what it stored ---- */
 
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ctl(const char *fmt, ...)
-{
-    char args[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    buf_reset(&out);
-    buf_reset(&err);
-    int rc = run_ctl(conf, &out, &err, args);
-    buf_putc(&out, '\0'), out.len--;
-    buf_putc(&err, '\0'), err.len--;
-    return rc;
-}
-
-static bool has(const buf_t *b, const char *needle)
-{
-    bool ok = b->data && strstr(b->data, needle);
-    if (!ok)
-        fprintf(stderr, "expected '%s' in:\n%s\n", needle, buf_cstr(b));
-    return ok;
-}
-
+/* Runs heraldctl with this group's config; out/err are kept for assertions. */
+#define ctl(...) run_ctlf(conf, &out, &err, __VA_ARGS__)
 static long count(json_t *j, const char *key)
 {
     json_t *v = json_object_get(j, key);
@@ -257,51 +223,20 @@ static json_t *summary(void)
     return j;
 }
 
-static tok_record_t stored(const char *user, const char *device)
+/* The indexes agree with the records, and importing p again changes nothing (no record created
+ * or updated): returns that second run's summary (new). */
+static json_t *rerun(const char *p)
 {
-    char *js = th_redis_cmd(&rs, "HGET herald:dev:{%s} %s", user, device);
-    if (js == NULL)
-        fail_msg("no record %s/%s", user, device);
-    tok_record_t r;
-    char e[128];
-    if (tok_record_parse(js, strlen(js), &r, e, sizeof e) != 0)
-        fail_msg("%s/%s: %s (%s)", user, device, e, js);
-    free(js);
-    return r;
-}
-
-static void expect_owner(const char *token, const char *user, const char *device)
-{
-    char *v = th_redis_cmd(&rs, "GET herald:owner:%s", token);
-    char want[300];
-    snprintf(want, sizeof want, "%s\x1f%s", user, device);
-    assert_non_null(v);
-    assert_string_equal(v, want);
-    free(v);
-}
-
-/* Every key with its type, expiry time and value: equal snapshots mean nothing changed. */
-static const char SNAPSHOT[] =
-    "local ks = redis.call('KEYS', '*') table.sort(ks) local o = {} "
-    "for _, k in ipairs(ks) do "
-    "  local t = redis.call('TYPE', k).ok "
-    "  o[#o + 1] = k .. ' ' .. t .. ' ' .. redis.call('EXPIRETIME', k) "
-    "  if t == 'string' then o[#o + 1] = redis.call('GET', k) "
-    "  elseif t == 'zset' then "
-    "    o[#o + 1] = table.concat(redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'), ' ') "
-    "  elseif t == 'hash' then "
-    "    local h = redis.call('HGETALL', k) local f = {} "
-    "    for i = 1, #h, 2 do f[#f + 1] = h[i] .. '=' .. h[i + 1] end "
-    "    table.sort(f) o[#o + 1] = table.concat(f, '\\n') "
-    "  end "
-    "end "
-    "return table.concat(o, '\\n')";
-
-static char *snapshot(void)
-{
-    char *s = th_redis_cmd(&rs, "EVAL %s 0", SNAPSHOT);
-    assert_non_null(s);
-    return s;
+    assert_int_equal(check_indexes(&rs), 0);
+    char *before = seed_snapshot(&rs);
+    assert_int_equal(ctl("tokens import --format dynamodb-json %s --json", p), 0);
+    char *after = seed_snapshot(&rs);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    json_t *j = summary();
+    assert_int_equal(count(j, "created") + count(j, "updated"), 0);
+    return j;
 }
 
 /* ---- the export folder ---- */
@@ -336,40 +271,41 @@ static void check_first_run(json_t *j)
 
 static void check_stored(void)
 {
-    int64_t now = now_s();
-    tok_record_t r = stored("u1", "d1");
+    int64_t now = seed_now();
+    tok_record_t r = seed_stored(&rs, "u1", "d1");
     assert_true(r.active);
     assert_string_equal(r.updated_at, "2025-06-01T10:00:00.000Z");
     assert_int_equal(redis_int(&rs, "HEXISTS herald:dev:{u1} d2"), 0); /* expired: dropped */
     assert_int_equal(redis_int(&rs, "HEXISTS herald:dev:{u1} d4"), 0);
-    r = stored("u2", "d1");
+    r = seed_stored(&rs, "u2", "d1");
     assert_false(r.active);
     assert_string_equal(r.deactivated_reason, "user");
     assert_int_equal(r.deactivated_at, 1751328000); /* its updatedAt */
     assert_int_equal(redis_int(&rs, "EXISTS herald:dev:{u9}"), 0);
     assert_int_equal(redis_int(&rs, "HEXISTS herald:dev:{u2} d2"), 0);
     /* one token, two users: the later updatedAt holds it */
-    r = stored("u3", "d1");
+    r = seed_stored(&rs, "u3", "d1");
     assert_false(r.active);
     assert_string_equal(r.deactivated_reason, "reassigned");
     assert_int_equal(r.deactivated_at, 1746057600); /* u4's updatedAt */
-    assert_true(stored("u4", "d1").active);
-    expect_owner("ExponentPushToken[dup]", "u4", "d1");
+    assert_true(seed_stored(&rs, "u4", "d1").active);
+    seed_expect_owner(&rs, "ExponentPushToken[dup]", "u4", "d1");
     /* missing expiresAt: updatedAt + tokens.ttl_days */
-    r = stored("u1", "d3");
+    r = seed_stored(&rs, "u1", "d3");
     int64_t upd;
     assert_int_equal(clk_parse_iso8601(r.updated_at, &upd), 0);
     assert_int_equal(r.expires_at, upd / 1000 + TTL_DAYS * 86400);
-    r = stored("u7", "d1");
+    r = seed_stored(&rs, "u7", "d1");
     assert_int_equal(clk_parse_iso8601(r.updated_at, &upd), 0);
     assert_int_equal(r.expires_at, upd / 1000 + TTL_DAYS * 86400);
-    r = stored("u6", "d1"); /* given in milliseconds */
+    r = seed_stored(&rs, "u6", "d1"); /* given in milliseconds */
     assert_true(r.expires_at > now + 7000 && r.expires_at <= now + 7200);
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u5}"), MAX_DEVICES);
     assert_int_equal(redis_int(&rs, "HEXISTS herald:dev:{u5} d4"), 0);
     assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[e4]"), 0);
-    expect_owner("ExponentPushToken[a1]", "u1", "d1");
-    expect_owner("ExponentPushToken[b1]", "u2", "d1"); /* inactive, nobody else holds it */
+    seed_expect_owner(&rs, "ExponentPushToken[a1]", "u1", "d1");
+    seed_expect_owner(&rs, "ExponentPushToken[b1]", "u2",
+                      "d1"); /* inactive, nobody else holds it */
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 10);
     assert_int_equal(check_indexes(&rs), 0);
 }
@@ -383,37 +319,37 @@ static void test_export_folder(void **state)
     json_t *j = summary();
     check_first_run(j);
     json_decref(j);
-    assert_true(has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":4,\"rejected\":"
-                          "\"expoPushToken: not an Expo push token"));
-    assert_true(has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":5,\"rejected\":"
-                          "\"userId: missing\"}"));
-    assert_true(has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":6,\"rejected\":"
-                          "\"isActive: expected BOOL, got S\"}"));
-    assert_true(has(&err, "{\"file\":\"data/bbb.json.gz\",\"line\":8,\"refused\":"));
+    assert_true(out_has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":4,\"rejected\":"
+                              "\"expoPushToken: not an Expo push token"));
+    assert_true(out_has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":5,\"rejected\":"
+                              "\"userId: missing\"}"));
+    assert_true(out_has(&err, "{\"file\":\"data/aaa.json.gz\",\"line\":6,\"rejected\":"
+                              "\"isActive: expected BOOL, got S\"}"));
+    assert_true(out_has(&err, "{\"file\":\"data/bbb.json.gz\",\"line\":8,\"refused\":"));
     assert_null(strstr(err.data, "\"line\":2,")); /* expired items are not reported */
     check_stored();
-    char *before = snapshot();
+    char *before = seed_snapshot(&rs);
 
     /* Idempotent: the same export again writes nothing. */
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
-    char *after = snapshot();
+    char *after = seed_snapshot(&rs);
     assert_string_equal(before, after);
     free(after);
-    assert_true(has(&out, "0 created, 0 updated, 10 unchanged, 0 reassigned, 0 evicted"));
-    assert_true(has(&out, "1 superseded"));
-    assert_true(has(&out, "2 expired (dropped), 0 newer in herald (skipped); 3 rejected, "
-                          "1 refused"));
-    assert_true(has(&out, "FILE"));
-    assert_true(has(&out, "data/bbb.json.gz"));
-    assert_true(has(&err, "data/aaa.json.gz:4: rejected: expoPushToken"));
-    assert_true(has(&err, "data/bbb.json.gz:8: refused: user u5 is at "
-                          "tokens.max_devices_per_user"));
+    assert_true(out_has(&out, "0 created, 0 updated, 10 unchanged, 0 reassigned, 0 evicted"));
+    assert_true(out_has(&out, "1 superseded"));
+    assert_true(out_has(&out, "2 expired (dropped), 0 newer in herald (skipped); 3 rejected, "
+                              "1 refused"));
+    assert_true(out_has(&out, "FILE"));
+    assert_true(out_has(&out, "data/bbb.json.gz"));
+    assert_true(out_has(&err, "data/aaa.json.gz:4: rejected: expoPushToken"));
+    assert_true(out_has(&err, "data/bbb.json.gz:8: refused: user u5 is at "
+                              "tokens.max_devices_per_user"));
 
     /* --dry-run reads and validates only. */
-    flush(NULL);
+    free(th_redis_cmd(&rs, "FLUSHALL"));
     assert_int_equal(ctl("tokens import --format dynamodb-json %s --dry-run", edir), 4);
-    assert_true(has(&out, "validated 11 item(s) of 16 in 2 file(s); 2 expired (dropped), 3 "
-                          "rejected"));
+    assert_true(out_has(&out, "validated 11 item(s) of 16 in 2 file(s); 2 expired (dropped), 3 "
+                              "rejected"));
     assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
     free(before);
 }
@@ -434,7 +370,7 @@ static void test_single_files(void **state)
     json_decref(j);
     char want[600];
     snprintf(want, sizeof want, "{\"file\":\"%s\",\"line\":8,\"refused\":", p);
-    assert_true(has(&err, want));
+    assert_true(out_has(&err, want));
 
     /* A plain .json file, named by -i as well. */
     snprintf(p, sizeof p, "%s/one.json", dir);
@@ -445,10 +381,10 @@ static void test_single_files(void **state)
     };
     write_data(p, lines, 3, false);
     assert_int_equal(ctl("tokens import --format dynamodb-json -i %s", p), 4);
-    assert_true(has(&out, "imported 1 item(s) of 2 in 1 file(s): 1 created"));
+    assert_true(out_has(&out, "imported 1 item(s) of 2 in 1 file(s): 1 created"));
     snprintf(want, sizeof want, "%s:3: rejected: not a JSON object", p);
-    assert_true(has(&err, want));
-    assert_true(stored("w1", "d1").active);
+    assert_true(out_has(&err, want));
+    assert_true(seed_stored(&rs, "w1", "d1").active);
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -463,23 +399,23 @@ static void test_bad_input(void **state)
     snprintf(p, sizeof p, "%s/manifest-summary.json", edir);
     write_text(p, "{\"itemCount\":17,\"outputFormat\":\"DYNAMODB_JSON\"}");
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
-    assert_true(has(&err, "manifest-summary.json: error: 16 item(s) read in"));
-    assert_true(has(&err, "itemCount says 17"));
+    assert_true(out_has(&err, "manifest-summary.json: error: 16 item(s) read in"));
+    assert_true(out_has(&err, "itemCount says 17"));
     write_manifests(edir, 7, 9);
-    flush(NULL);
+    free(th_redis_cmd(&rs, "FLUSHALL"));
     /* A data file cut short: what was read is imported, the file is reported. */
     snprintf(p, sizeof p, "%s/data/bbb.json.gz", edir);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(truncate(p, st.st_size / 2), 0);
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
-    assert_true(has(&err, "data/bbb.json.gz:"));
-    assert_true(has(&err, "error: read error"));
-    assert_true(has(&out, "1 file(s) not read whole or not as the manifests say"));
-    assert_true(stored("u1", "d1").active);
+    assert_true(out_has(&err, "data/bbb.json.gz:"));
+    assert_true(out_has(&err, "error: read error"));
+    assert_true(out_has(&out, "1 file(s) not read whole or not as the manifests say"));
+    assert_true(seed_stored(&rs, "u1", "d1").active);
 
     /* fewer items than the manifest says */
-    flush(NULL);
+    free(th_redis_cmd(&rs, "FLUSHALL"));
     write_manifests(edir, 8, 9);
     snprintf(p, sizeof p, "%s/data/bbb.json.gz", edir);
     unlink(p);
@@ -487,23 +423,25 @@ static void test_bad_input(void **state)
         item("u4", "d1", "ExponentPushToken[dup]", true, "2025-05-01T00:00:00.000Z", exp_s(86400))};
     write_data(p, one, 1, true);
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 4);
-    assert_true(has(&err, "data/aaa.json.gz: error: 7 item(s) read, manifest-files.json says 8"));
-    assert_true(has(&err, "data/bbb.json.gz: error: 1 item(s) read, manifest-files.json says 9"));
+    assert_true(
+        out_has(&err, "data/aaa.json.gz: error: 7 item(s) read, manifest-files.json says 8"));
+    assert_true(
+        out_has(&err, "data/bbb.json.gz: error: 1 item(s) read, manifest-files.json says 9"));
 
     /* A manifest naming a file that is not there: nothing is imported. */
-    flush(NULL);
+    free(th_redis_cmd(&rs, "FLUSHALL"));
     unlink(p);
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 2);
-    assert_true(has(&err, "manifest-files.json:2:"));
+    assert_true(out_has(&err, "manifest-files.json:2:"));
     assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
 
     /* Not a folder of an export, not DYNAMODB_JSON, no PATH, an unknown format. */
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", dir), 2);
-    assert_true(has(&err, "manifest-files.json"));
+    assert_true(out_has(&err, "manifest-files.json"));
     snprintf(p, sizeof p, "%s/manifest-summary.json", edir);
     write_text(p, "{\"outputFormat\":\"ION\",\"itemCount\":3}");
     assert_int_equal(ctl("tokens import --format dynamodb-json %s", edir), 2);
-    assert_true(has(&err, "outputFormat is not DYNAMODB_JSON"));
+    assert_true(out_has(&err, "outputFormat is not DYNAMODB_JSON"));
     assert_int_equal(ctl("tokens import --format dynamodb-json"), 2);
     assert_int_equal(ctl("tokens import --format csv x"), 2);
     assert_int_equal(redis_int(&rs, "DBSIZE"), 0);
@@ -521,7 +459,7 @@ static void put(const char *user, const char *device, const char *token, const c
     snprintf(r.registered_at, sizeof r.registered_at, "2025-01-01T00:00:00.000Z");
     snprintf(r.updated_at, sizeof r.updated_at, "%s", updated);
     r.active = true;
-    r.expires_at = now_s() + 86400;
+    r.expires_at = seed_now() + 86400;
     buf_t js = BUF_INIT;
     tok_record_json(&r, &js);
     buf_putc(&js, '\0');
@@ -560,27 +498,17 @@ static void test_newer_in_herald(void **state)
     assert_int_equal(count(j, "created"), 2);
     assert_int_equal(count(j, "reassigned"), 1);
     json_decref(j);
-    assert_string_equal(stored("h1", "d1").token, "ExponentPushToken[h1new]");
+    assert_string_equal(seed_stored(&rs, "h1", "d1").token, "ExponentPushToken[h1new]");
     assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[h1old]"), 0);
-    tok_record_t r = stored("h4", "d1");
+    tok_record_t r = seed_stored(&rs, "h4", "d1");
     assert_false(r.active);
     assert_string_equal(r.deactivated_reason, "reassigned");
     assert_int_equal(r.deactivated_at, 1748736000); /* h2's updatedAt */
-    expect_owner("ExponentPushToken[taken]", "h2", "d1");
-    assert_true(stored("h2", "d1").active);
-    assert_false(stored("h3", "d1").active);
-    expect_owner("ExponentPushToken[stale]", "h5", "d1");
-    assert_int_equal(check_indexes(&rs), 0);
-
-    char *before = snapshot();
-    assert_int_equal(ctl("tokens import --format dynamodb-json %s --json", p), 0);
-    char *after = snapshot();
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    j = summary();
-    assert_int_equal(count(j, "created") + count(j, "updated"), 0);
-    json_decref(j);
+    seed_expect_owner(&rs, "ExponentPushToken[taken]", "h2", "d1");
+    assert_true(seed_stored(&rs, "h2", "d1").active);
+    assert_false(seed_stored(&rs, "h3", "d1").active);
+    seed_expect_owner(&rs, "ExponentPushToken[stale]", "h5", "d1");
+    json_decref(rerun(p));
 }
 
 /* Duplicate tokens in different batches (500 items each) take the same rule through what the
@@ -619,20 +547,11 @@ static void test_across_batches(void **state)
     assert_int_equal(count(j, "reassigned"), 1);
     assert_int_equal(count(j, "superseded"), 1);
     json_decref(j);
-    expect_owner("ExponentPushToken[x]", "m1100", "d1");
-    expect_owner("ExponentPushToken[y]", "m1", "d1");
-    assert_false(stored("m0", "d1").active);
-    assert_false(stored("m1101", "d1").active);
-    assert_int_equal(check_indexes(&rs), 0);
-
-    char *before = snapshot();
-    assert_int_equal(ctl("tokens import --format dynamodb-json %s --json", p), 0);
-    char *after = snapshot();
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    j = summary();
-    assert_int_equal(count(j, "created") + count(j, "updated"), 0);
+    seed_expect_owner(&rs, "ExponentPushToken[x]", "m1100", "d1");
+    seed_expect_owner(&rs, "ExponentPushToken[y]", "m1", "d1");
+    assert_false(seed_stored(&rs, "m0", "d1").active);
+    assert_false(seed_stored(&rs, "m1101", "d1").active);
+    j = rerun(p);
     assert_int_equal(count(j, "newer"), 1); /* m0: deactivated by the first run */
     json_decref(j);
 }
@@ -640,11 +559,11 @@ static void test_across_batches(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_export_folder, flush),
-        cmocka_unit_test_setup(test_single_files, flush),
-        cmocka_unit_test_setup(test_bad_input, flush),
-        cmocka_unit_test_setup(test_newer_in_herald, flush),
-        cmocka_unit_test_setup(test_across_batches, flush),
+        cmocka_unit_test_setup(test_export_folder, seed_flush),
+        cmocka_unit_test_setup(test_single_files, seed_flush),
+        cmocka_unit_test_setup(test_bad_input, seed_flush),
+        cmocka_unit_test_setup(test_newer_in_herald, seed_flush),
+        cmocka_unit_test_setup(test_across_batches, seed_flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -32,7 +32,7 @@ static tok_store_t *store;
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &rs;
     if (th_redis_start(&rs, 0) != 0 || th_tmpdir(dir, sizeof dir) != 0)
         return -1;
     char extra[128];
@@ -57,18 +57,6 @@ static int group_teardown(void **state)
     tloop_close(&tl);
     th_redis_stop(&rs);
     return 0;
-}
-
-static int flush(void **state)
-{
-    (void)state;
-    free(th_redis_cmd(&rs, "FLUSHALL"));
-    return 0;
-}
-
-static int64_t now_s(void)
-{
-    return clk_wall_ms() / 1000;
 }
 
 /* ---- registration through the real store ---- */
@@ -133,7 +121,7 @@ static void put(const tok_record_t *r)
     free(th_redis_cmd(&rs, "HSET herald:dev:{%s} %s %s", r->user_id, r->device_id, js.data));
     free(th_redis_cmd(&rs, "ZADD herald:expiry %lld %s\x1f%s", (long long)r->expires_at, r->user_id,
                       r->device_id));
-    if (r->expires_at > now_s())
+    if (r->expires_at > seed_now())
         free(th_redis_cmd(&rs, "SET herald:owner:%s %s\x1f%s EXAT %lld", r->token, r->user_id,
                           r->device_id, (long long)r->expires_at));
     buf_cleanup(&js);
@@ -155,121 +143,53 @@ static void write_lines(const char *path, const tok_record_t *rs_, size_t n)
 }
 
 static buf_t out, err;
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ctl(const char *fmt, ...)
-{
-    char args[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    buf_reset(&out);
-    buf_reset(&err);
-    int rc = run_ctl(conf, &out, &err, args);
-    buf_putc(&out, '\0'), out.len--;
-    buf_putc(&err, '\0'), err.len--;
-    return rc;
-}
-
-static bool has(const buf_t *b, const char *needle)
-{
-    bool ok = b->data && strstr(b->data, needle);
-    if (!ok)
-        fprintf(stderr, "expected '%s' in:\n%s\n", needle, buf_cstr(b));
-    return ok;
-}
-
-/* The stored record of (user, device); fails the test when there is none. */
-static tok_record_t stored(const char *user, const char *device)
-{
-    char *js = th_redis_cmd(&rs, "HGET herald:dev:{%s} %s", user, device);
-    assert_non_null(js);
-    tok_record_t r;
-    char e[128];
-    if (tok_record_parse(js, strlen(js), &r, e, sizeof e) != 0)
-        fail_msg("%s/%s: %s (%s)", user, device, e, js);
-    free(js);
-    return r;
-}
-
-static void expect_owner(const char *token, const char *member)
-{
-    char *v = th_redis_cmd(&rs, "GET herald:owner:%s", token);
-    assert_non_null(v);
-    assert_string_equal(v, member);
-    free(v);
-}
-
-/* Every key with its type, expiry time and value (hash fields sorted): equal snapshots mean
- * nothing changed. */
-static const char SNAPSHOT[] =
-    "local ks = redis.call('KEYS', '*') table.sort(ks) local o = {} "
-    "for _, k in ipairs(ks) do "
-    "  local t = redis.call('TYPE', k).ok "
-    "  o[#o + 1] = k .. ' ' .. t .. ' ' .. redis.call('EXPIRETIME', k) "
-    "  if t == 'string' then o[#o + 1] = redis.call('GET', k) "
-    "  elseif t == 'zset' then "
-    "    o[#o + 1] = table.concat(redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'), ' ') "
-    "  elseif t == 'hash' then "
-    "    local h = redis.call('HGETALL', k) local f = {} "
-    "    for i = 1, #h, 2 do f[#f + 1] = h[i] .. '=' .. h[i + 1] end "
-    "    table.sort(f) o[#o + 1] = table.concat(f, '\\n') "
-    "  end "
-    "end "
-    "return table.concat(o, '\\n')";
-
-static char *snapshot(void)
-{
-    char *s = th_redis_cmd(&rs, "EVAL %s 0", SNAPSHOT);
-    assert_non_null(s);
-    return s;
-}
+/* Runs heraldctl with this group's config; out/err are kept for assertions. */
+#define ctl(...) run_ctlf(conf, &out, &err, __VA_ARGS__)
 
 /* ---- (a) a token imported for another (user, device) ---- */
 
 static void test_import_reassigns(void **state)
 {
     (void)state;
-    int64_t exp = now_s() + 86400;
+    int64_t exp = seed_now() + 86400;
     assert_int_equal(reg("ua", "d1", "ExponentPushToken[tt]").status, TOK_OK);
     /* ux/d1 holds another token, active: an inactive or expired import does not take it. */
     assert_int_equal(reg("ux", "d1", "ExponentPushToken[keep]").status, TOK_OK);
     tok_record_t lines[] = {
         rec("ub", "d2", "ExponentPushToken[tt]", true, exp, "2025-06-01T00:00:00.000Z"),
         rec("uy", "d1", "ExponentPushToken[keep]", false, exp, "2025-06-01T00:00:00.000Z"),
-        rec("uz", "d1", "ExponentPushToken[keep]", true, now_s() - 60, "2025-06-01T00:00:00.000Z"),
+        rec("uz", "d1", "ExponentPushToken[keep]", true, seed_now() - 60,
+            "2025-06-01T00:00:00.000Z"),
     };
     char path[400];
     snprintf(path, sizeof path, "%s/reassign.jsonl", dir);
     write_lines(path, lines, 3);
     assert_int_equal(ctl("tokens import -i %s", path), 0);
 
-    tok_record_t a = stored("ua", "d1");
+    tok_record_t a = seed_stored(&rs, "ua", "d1");
     assert_false(a.active);
     assert_string_equal(a.deactivated_reason, "reassigned");
-    assert_true(a.deactivated_at >= now_s() - 60);
-    expect_owner("ExponentPushToken[tt]", "ub\x1f"
-                                          "d2");
-    tok_record_t b = stored("ub", "d2");
+    assert_true(a.deactivated_at >= seed_now() - 60);
+    seed_expect_owner(&rs, "ExponentPushToken[tt]", "ub", "d2");
+    tok_record_t b = seed_stored(&rs, "ub", "d2");
     assert_true(b.active);
     assert_string_equal(b.updated_at, "2025-06-01T00:00:00.000Z"); /* kept as given */
     assert_int_equal(b.expires_at, exp);
 
-    assert_true(stored("ux", "d1").active);
-    expect_owner("ExponentPushToken[keep]", "ux\x1f"
-                                            "d1");
-    assert_false(stored("uy", "d1").active);
-    assert_true(stored("uz", "d1").active); /* expired: restored, bound to nothing */
+    assert_true(seed_stored(&rs, "ux", "d1").active);
+    seed_expect_owner(&rs, "ExponentPushToken[keep]", "ux", "d1");
+    assert_false(seed_stored(&rs, "uy", "d1").active);
+    assert_true(seed_stored(&rs, "uz", "d1").active); /* expired: restored, bound to nothing */
     assert_int_equal(check_indexes(&rs), 0);
-    assert_true(has(&out, "3 created"));
-    assert_true(has(&out, "1 reassigned"));
+    assert_true(out_has(&out, "3 created"));
+    assert_true(out_has(&out, "1 reassigned"));
 
     /* Registration afterwards follows the same rule: the phone goes back to ua. */
     reg_out_t o = reg("ua", "d1", "ExponentPushToken[tt]");
     assert_int_equal(o.status, TOK_OK);
     assert_true(o.res.reassigned);
     assert_string_equal(o.res.prev_user_id, "ub");
-    assert_false(stored("ub", "d2").active);
+    assert_false(seed_stored(&rs, "ub", "d2").active);
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -310,7 +230,7 @@ static char *devices(const char *user)
 static void test_import_device_limit(void **state)
 {
     (void)state;
-    int64_t now = now_s(), exp = now + 86400;
+    int64_t now = seed_now(), exp = now + 86400;
     seed_full_user("ri", now);
     seed_full_user("im", now);
     char path[400], tok[64];
@@ -324,7 +244,7 @@ static void test_import_device_limit(void **state)
     char *d = devices("im");
     assert_string_equal(d, "d0 d1 d3 n1");
     free(d);
-    assert_true(has(&out, "1 evicted"));
+    assert_true(out_has(&out, "1 evicted"));
     assert_int_equal(check_indexes(&rs), 0);
 
     /* Four new devices: two more dead records to evict, then the limit refuses the rest. */
@@ -342,11 +262,11 @@ static void test_import_device_limit(void **state)
         rec("other", "d1", "ExponentPushToken[other]", true, exp, "2025-06-01T00:00:00.000Z");
     write_lines(path, lines, 5);
     assert_int_equal(ctl("tokens import -i %s", path), 4);
-    assert_true(has(&err, "line 4: refused:"));
-    assert_true(has(&err, "max_devices_per_user"));
-    assert_true(has(&out, "1 unchanged"));
-    assert_true(has(&out, "2 evicted"));
-    assert_true(has(&out, "1 refused"));
+    assert_true(out_has(&err, "line 4: refused:"));
+    assert_true(out_has(&err, "max_devices_per_user"));
+    assert_true(out_has(&out, "1 unchanged"));
+    assert_true(out_has(&out, "2 evicted"));
+    assert_true(out_has(&out, "1 refused"));
     assert_false(strstr(err.data, "line 1:") || strstr(err.data, "line 2:") ||
                  strstr(err.data, "line 3:") || strstr(err.data, "line 5:"));
     char *di = devices("im"), *dr = devices("ri");
@@ -360,8 +280,8 @@ static void test_import_device_limit(void **state)
     assert_int_equal(check_indexes(&rs), 0);
 
     assert_int_equal(ctl("tokens import -i %s --json", path), 4);
-    assert_true(has(&err, "{\"line\":4,\"refused\":"));
-    assert_true(has(&out, "\"refused\":1"));
+    assert_true(out_has(&err, "{\"line\":4,\"refused\":"));
+    assert_true(out_has(&out, "\"refused\":1"));
 }
 
 /* ---- (c) idempotent ---- */
@@ -369,7 +289,7 @@ static void test_import_device_limit(void **state)
 static void test_import_twice(void **state)
 {
     (void)state;
-    int64_t now = now_s(), exp = now + 86400;
+    int64_t now = seed_now(), exp = now + 86400;
     assert_int_equal(reg("ua", "d1", "ExponentPushToken[tt]").status, TOK_OK);
     seed_full_user("im", now);
     tok_record_t lines[] = {
@@ -385,13 +305,13 @@ static void test_import_twice(void **state)
     snprintf(path, sizeof path, "%s/twice.jsonl", dir);
     write_lines(path, lines, 6);
     int first = ctl("tokens import -i %s", path);
-    assert_true(has(&out, "1 reassigned"));
-    assert_true(has(&out, "3 evicted"));
-    assert_true(has(&out, "1 refused"));
-    assert_true(has(&err, "line 5: refused:"));
+    assert_true(out_has(&out, "1 reassigned"));
+    assert_true(out_has(&out, "3 evicted"));
+    assert_true(out_has(&out, "1 refused"));
+    assert_true(out_has(&err, "line 5: refused:"));
     assert_int_equal(first, 4);
     assert_int_equal(check_indexes(&rs), 0);
-    char *before = snapshot();
+    char *before = seed_snapshot(&rs);
 
     assert_int_equal(ctl("tokens import -i %s --json", path), first);
     json_t *j = json_loads(buf_cstr(&out), 0, NULL);
@@ -403,7 +323,7 @@ static void test_import_twice(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "evicted")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "refused")), 1);
     json_decref(j);
-    char *after = snapshot();
+    char *after = seed_snapshot(&rs);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -412,9 +332,9 @@ static void test_import_twice(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_import_reassigns, flush),
-        cmocka_unit_test_setup(test_import_device_limit, flush),
-        cmocka_unit_test_setup(test_import_twice, flush),
+        cmocka_unit_test_setup(test_import_reassigns, seed_flush),
+        cmocka_unit_test_setup(test_import_device_limit, seed_flush),
+        cmocka_unit_test_setup(test_import_twice, seed_flush),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     buf_cleanup(&out);

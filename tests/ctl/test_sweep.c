@@ -22,22 +22,8 @@ static th_redis_t rs;
 
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &rs;
     return th_redis_start(&rs, 0);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    th_redis_stop(&rs);
-    return 0;
-}
-
-static int flush(void **state)
-{
-    (void)state;
-    free(th_redis_cmd(&rs, "FLUSHALL"));
-    return 0;
 }
 
 /* i % 4: 0 expired, 1 inactive for 40 days, 2 inactive for 2 days, 3 active. */
@@ -224,9 +210,9 @@ static void test_destroy_mid_pass(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_one_pass, flush),
-        cmocka_unit_test_setup(test_two_instances, flush),
-        cmocka_unit_test_setup(test_destroy_mid_pass, flush),
+        cmocka_unit_test_setup(test_one_pass, seed_flush),
+        cmocka_unit_test_setup(test_two_instances, seed_flush),
+        cmocka_unit_test_setup(test_destroy_mid_pass, seed_flush),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, seed_stop);
 }

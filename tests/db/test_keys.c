@@ -242,8 +242,8 @@ static void test_user_heads(void **state)
     }
 }
 
-/* Runs build in a child; true when the child died of SIGABRT. */
-static bool aborts(const struct one_id *f, const char *prefix, const char *id)
+/* Runs build(arg) in a child with stderr muted; true when the child died of SIGABRT. */
+static bool child_aborts(void (*build)(const void *arg), const void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -252,13 +252,7 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0)
             dup2(null, STDERR_FILENO);
-        char k[KEY_MAX], user[2 * KEY_MAX];
-        if (f) {
-            f->build(k, prefix, id);
-        } else { /* the device index: id is "<user>\n<device>" */
-            snprintf(user, sizeof user, "%.*s", (int)strcspn(id, "\n"), id);
-            key_trace_device(k, prefix, user, strchr(id, '\n') + 1);
-        }
+        build(arg);
         _exit(0);
     }
     int st = 0;
@@ -266,22 +260,44 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
     return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
 }
 
+struct one_key {
+    const struct one_id *f; /* NULL: the device index, id "<user>\n<device>" */
+    const char *prefix, *id;
+};
+
+static void build_one(const void *arg)
+{
+    const struct one_key *a = arg;
+    char k[KEY_MAX], user[2 * KEY_MAX];
+    if (a->f) {
+        a->f->build(k, a->prefix, a->id);
+    } else {
+        snprintf(user, sizeof user, "%.*s", (int)strcspn(a->id, "\n"), a->id);
+        key_trace_device(k, a->prefix, user, strchr(a->id, '\n') + 1);
+    }
+}
+
+static bool aborts(const struct one_id *f, const char *prefix, const char *id)
+{
+    struct one_key a = {f, prefix, id};
+    return child_aborts(build_one, &a);
+}
+
+struct sent_key {
+    const char *user, *event, *device;
+};
+
+static void build_sent(const void *arg)
+{
+    const struct sent_key *a = arg;
+    char k[KEY_MAX];
+    key_sent(k, "herald:", a->user, a->event, a->device);
+}
+
 static bool sent_aborts(const char *user, const char *event, const char *device)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDERR_FILENO);
-        char k[KEY_MAX];
-        key_sent(k, "herald:", user, event, device);
-        _exit(0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+    struct sent_key a = {user, event, device};
+    return child_aborts(build_sent, &a);
 }
 
 /* One byte over any limit is a caller's bug: it aborts, it is never silently cut. */

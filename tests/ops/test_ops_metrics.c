@@ -13,6 +13,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
+#include "tests/support/stack.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -26,88 +27,32 @@
 #define TOKEN "ExponentPushToken[opsMetrics0000000000001]"
 #define DEAD_TOKEN "ExponentPushToken[opsUnregistered00000001]"
 
-static th_redis_t redis;
-static th_herald_t herald;
-static th_proc_t sim;
-static char sim_url[96];
-static char dir[256];
+static th_stack_t stack;
 
 static int setup(void **state)
 {
     (void)state;
-    char path[300], conf[2048];
-    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
-        return -1;
-    const char *bootstrap = th_kafka_start(TOPIC);
-    if (bootstrap == NULL || th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url) != 0)
-        return -1;
-    snprintf(path, sizeof path, "%s/secret", dir);
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    fputs(SECRET "\n", f);
-    fclose(f);
-    snprintf(conf, sizeof conf,
-             "http.listen = 127.0.0.1:0\n"
-             "admin.listen = 127.0.0.1:0\n"
-             "redis.url = %s\n"
-             "auth.jwt.hs256_secret_file = %s\n"
-             "kafka.bootstrap.servers = %s\n"
-             "kafka.group.id = herald-ops-test\n"
-             "kafka.session.timeout.ms = 6000\n"
-             "kafka.heartbeat.interval.ms = 2000\n"
-             "queue.topics = " TOPIC "\n"
-             "expo.url = %s\n"
-             "expo.receipt_delay_s = 0\n"
-             "expo.receipt_poll_interval_s = 1\n"
-             "expo.backoff_base_ms = 20\n"
-             "expo.backoff_cap_ms = 200\n"
-             "expo.max_attempts = 30\n"
-             "ratelimit.user_rate = 1\n"
-             "ratelimit.user_burst = 5\n"
-             "runtime.dir = %s/run\n",
-             redis.url, path, bootstrap, sim_url, dir);
-    snprintf(herald.dir, sizeof herald.dir, "%s", dir);
-    if (th_herald_start(&herald, conf, NULL) != 0)
+    if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     /* consumer lag and partition gauges are filled once the group owns the partitions */
-    if (!th_wait_file_contains(herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
-        fprintf(stderr, "herald never got partitions; see %s\n", herald.log);
-        return -1;
-    }
-    return 0;
+    return th_stack_herald(&stack, TOPIC, "herald-ops-test",
+                           "expo.receipt_delay_s = 0\n"
+                           "expo.receipt_poll_interval_s = 1\n"
+                           "expo.max_attempts = 30\n"
+                           "ratelimit.user_rate = 1\n"
+                           "ratelimit.user_burst = 5\n");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int code = th_herald_stop(&herald, SIGTERM);
-    th_stop(&sim, SIGTERM, 5000);
-    th_redis_stop(&redis);
-    th_kafka_stop();
-    return code == 0 ? 0 : -1;
+    return th_stack_stop(&stack);
 }
 
 /* One API request as `user` (NULL: with a malformed JWT); returns the HTTP status. */
 static long api(const char *method, const char *user, const char *path, const char *body)
 {
-    char url[256], payload[128], auth[1024];
-    if (user) {
-        snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", user,
-                 (long long)time(NULL) + 3600);
-        char *jwt = th_jwt_hs256(SECRET, payload);
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
-        free(jwt);
-    } else {
-        snprintf(auth, sizeof auth, "Authorization: Bearer not-a-jwt");
-    }
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    th_herald_url(&herald, false, path, url, sizeof url);
-    th_resp_t r;
-    assert_int_equal(th_http(method, url, h, body, body ? strlen(body) : 0, &r), 0);
-    long status = r.status;
-    th_resp_cleanup(&r);
-    return status;
+    return th_stack_api(&stack, SECRET, method, user, path, body);
 }
 
 static long post_device(const char *user, const char *device, const char *token)
@@ -122,7 +67,7 @@ static void sim_control(const char *json)
 {
     char url[128];
     const char *h[] = {"Content-Type: application/json", NULL};
-    snprintf(url, sizeof url, "%s/control", sim_url);
+    snprintf(url, sizeof url, "%s/control", stack.sim_url);
     th_resp_t r;
     assert_int_equal(th_http("POST", url, h, json, strlen(json), &r), 0);
     if (r.status != 200)
@@ -134,7 +79,7 @@ static char *scrape(void)
 {
     char url[256];
     th_resp_t r;
-    th_herald_url(&herald, true, "/metrics", url, sizeof url);
+    th_herald_url(&stack.herald, true, "/metrics", url, sizeof url);
     if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
         return NULL;
     char *text = r.status == 200 ? strdup(buf_cstr(&r.body)) : NULL;
@@ -194,7 +139,7 @@ static void test_queried_metrics_exist(void **state)
     char *text = scrape();
     assert_non_null(text);
     char path[300], cmd[2048];
-    snprintf(path, sizeof path, "%s/metrics.txt", dir);
+    snprintf(path, sizeof path, "%s/metrics.txt", stack.dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);

@@ -9,6 +9,7 @@
 #include "db/keys.h"
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
+#include "tests/support/stack.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -23,21 +24,8 @@
 #define TOPIC "job-events"
 #define PREFIX "herald:" /* redis.prefix by default */
 
-static th_redis_t redis;
-static th_herald_t herald;
-static th_proc_t sim;
-static char sim_url[96];
-static char dir[256];
-static const char *bootstrap;
+static th_stack_t stack;
 static const char *expo_conf = ""; /* extra expo.* lines (the access token, once configured) */
-
-static char *jwt_for(const char *sub)
-{
-    char payload[256];
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", sub,
-             (long long)time(NULL) + 3600);
-    return th_jwt_hs256(SECRET, payload);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -48,51 +36,22 @@ static void write_file(const char *path, const char *text)
 
 static int start_herald_proc(void)
 {
-    char conf[4096];
-    snprintf(conf, sizeof conf,
-             "http.listen = 127.0.0.1:0\n"
-             "admin.listen = 127.0.0.1:0\n"
-             "redis.url = %s\n"
-             "auth.jwt.hs256_secret_file = %s/secret\n"
-             "kafka.bootstrap.servers = %s\n"
-             "kafka.group.id = herald-pipeline-test\n"
-             "kafka.session.timeout.ms = 6000\n"
-             "kafka.heartbeat.interval.ms = 2000\n"
-             "queue.topics = " TOPIC "\n"
-             "expo.url = %s\n"
+    char extra[1024];
+    snprintf(extra, sizeof extra,
              "expo.receipt_delay_s = 0\n"
              "expo.receipt_poll_interval_s = 1\n"
-             "expo.backoff_base_ms = 20\n"
-             "expo.backoff_cap_ms = 200\n"
              "expo.max_attempts = 30\n"
              "dedup.pending_ttl_s = 5\n"
              "shutdown.timeout_s = 10\n"
-             "runtime.dir = %s/run\n"
              "%s",
-             redis.url, dir, bootstrap, sim_url, dir, expo_conf);
-    snprintf(herald.dir, sizeof herald.dir, "%s", dir);
-    if (th_herald_start(&herald, conf, NULL) != 0)
-        return -1;
-    /* The group forms in about 3 s on the mock broker: start the cases once herald consumes. */
-    if (!th_wait_file_contains(herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
-        fprintf(stderr, "herald never got partitions; see %s\n", herald.log);
-        return -1;
-    }
-    return 0;
+             expo_conf);
+    return th_stack_herald(&stack, TOPIC, "herald-pipeline-test", extra);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    char path[300];
-    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
-        return -1;
-    bootstrap = th_kafka_start(TOPIC);
-    if (bootstrap == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/secret", dir);
-    write_file(path, SECRET "\n");
-    if (th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url) != 0)
+    if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     return start_herald_proc();
 }
@@ -100,11 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    int code = th_herald_stop(&herald, SIGTERM);
-    th_stop(&sim, SIGTERM, 5000);
-    th_redis_stop(&redis);
-    th_kafka_stop();
-    return code == 0 ? 0 : -1;
+    return th_stack_stop(&stack);
 }
 
 /* Registers a device, with a locale unless it is NULL. */
@@ -112,16 +67,14 @@ static void register_device_locale(const char *user, const char *device, const c
                                    const char *locale)
 {
     char url[256], auth[2048], body[512], loc[64] = "";
-    char *jwt = jwt_for(user);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
-    free(jwt);
+    th_bearer(SECRET, user, auth, sizeof auth);
     const char *h[] = {auth, "Content-Type: application/json", NULL};
     if (locale)
         snprintf(loc, sizeof loc, ",\"locale\":\"%s\"", locale);
     snprintf(body, sizeof body,
              "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"android\"%s}", device,
              token, loc);
-    th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
+    th_herald_url(&stack.herald, false, "/v1/device-tokens", url, sizeof url);
     th_resp_t r;
     assert_int_equal(th_http("POST", url, h, body, strlen(body), &r), 0);
     if (r.status != 201 && r.status != 200)
@@ -144,7 +97,7 @@ static json_t *sim_stats(void)
 {
     char url[128];
     th_resp_t r;
-    snprintf(url, sizeof url, "%s/stats", sim_url);
+    snprintf(url, sizeof url, "%s/stats", stack.sim_url);
     if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
         return NULL;
     json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
@@ -184,7 +137,7 @@ static char *trace_of(const char *job)
 {
     char k[KEY_MAX];
     key_trace(k, PREFIX, job);
-    return th_redis_cmd(&redis, "LRANGE %s 0 -1", k);
+    return th_redis_cmd(&stack.redis, "LRANGE %s 0 -1", k);
 }
 
 struct want_trace {
@@ -249,7 +202,7 @@ struct want_field {
 static bool record_has(void *arg)
 {
     struct want_field *w = arg;
-    char *v = th_redis_cmd(&redis, "HGET herald:dev:{%s} %s", w->user, w->device);
+    char *v = th_redis_cmd(&stack.redis, "HGET herald:dev:{%s} %s", w->user, w->device);
     bool ok = v && strstr(v, w->needle);
     free(v);
     return ok;
@@ -259,7 +212,7 @@ static void wait_record(const char *user, const char *device, const char *needle
 {
     struct want_field w = {user, device, needle};
     if (!th_wait_until(record_has, &w, 30000)) {
-        char *v = th_redis_cmd(&redis, "HGET herald:dev:{%s} %s", user, device);
+        char *v = th_redis_cmd(&stack.redis, "HGET herald:dev:{%s} %s", user, device);
         fail_msg("%s/%s lacks %s: %s", user, device, needle, v ? v : "(nil)");
     }
 }
@@ -268,7 +221,7 @@ static void wait_record(const char *user, const char *device, const char *needle
 static void last_record(const char *token, char *out, size_t outlen)
 {
     char path[300], line[8192];
-    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
     out[0] = '\0';
     th_wait_file_contains(path, token, NULL, 0, 10000); /* flushed every 50 ms */
     FILE *f = fopen(path, "r");
@@ -313,7 +266,7 @@ static void test_completed_two_devices(void **state)
     /* The user index of the trace knows the job. */
     char k[KEY_MAX];
     key_trace_user(k, PREFIX, "u1");
-    char *idx = th_redis_cmd(&redis, "ZRANGE %s 0 -1", k);
+    char *idx = th_redis_cmd(&stack.redis, "ZRANGE %s 0 -1", k);
     assert_non_null(strstr(idx, "job-1"));
     free(idx);
     /* A ticket was scheduled for its receipt check and checked (delay 0). */
@@ -337,7 +290,7 @@ static void test_repeat_is_not_resent(void **state)
     wait_delivered(tok, 2);
     assert_int_equal(delivered(tok), 2);
     char rec[8192], path[300], line[8192];
-    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
     assert_true(th_wait_file_contains(path, "job-2:FAILED", NULL, 0, 10000));
     FILE *f = fopen(path, "r");
     rec[0] = '\0';
@@ -379,7 +332,7 @@ static void test_envelopes_and_headers(void **state)
     wait_trace("batch-3d", "\"event\":\"completed\"");
     /* The simulator's record file is flushed by a thread every 50 ms: wait for the line. */
     char path[300], line[8192];
-    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
     assert_true(th_wait_file_contains(path, "\"collapseId\":\"batch-3d:COMPLETED\"", line,
                                       sizeof line, 10000));
     assert_non_null(strstr(line, "\"title\":\"Photo Editor - Batch Complete!\""));
@@ -399,24 +352,22 @@ static void test_inactive_and_expired_skipped(void **state)
     register_device("u4", "off", off);
     register_device("u4", "old", old);
     char url[256], auth[2048];
-    char *jwt = jwt_for("u4");
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
-    free(jwt);
+    th_bearer(SECRET, "u4", auth, sizeof auth);
     const char *h[] = {auth, NULL};
-    th_herald_url(&herald, false, "/v1/device-tokens?deviceId=off", url, sizeof url);
+    th_herald_url(&stack.herald, false, "/v1/device-tokens?deviceId=off", url, sizeof url);
     th_resp_t r;
     assert_int_equal(th_http("DELETE", url, h, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     th_resp_cleanup(&r);
     /* Age one record past its expiry directly in the store. */
-    char *v = th_redis_cmd(&redis, "HGET herald:dev:{u4} old");
+    char *v = th_redis_cmd(&stack.redis, "HGET herald:dev:{u4} old");
     char *p = strstr(v, "\"expiresAt\":");
     assert_non_null(p);
     char edited[2048];
     snprintf(edited, sizeof edited, "%.*s\"expiresAt\":1000%s", (int)(p - v), v,
              strchr(p, ',') ? strchr(p, ',') : "}");
     free(v);
-    free(th_redis_cmd(&redis, "HSET herald:dev:{u4} old %s", edited));
+    free(th_redis_cmd(&stack.redis, "HSET herald:dev:{u4} old %s", edited));
     publish("{\"jobId\":\"job-4\",\"userId\":\"u4\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(live, 1);
     wait_trace("job-4", "\"event\":\"completed\"");
@@ -469,7 +420,7 @@ static void sim_control(const char *json)
 {
     char url[128];
     th_resp_t r;
-    snprintf(url, sizeof url, "%s/control", sim_url);
+    snprintf(url, sizeof url, "%s/control", stack.sim_url);
     const char *h[] = {"Content-Type: application/json", NULL};
     assert_int_equal(th_http("POST", url, h, json, strlen(json), &r), 0);
     assert_int_equal(r.status, 200);
@@ -512,15 +463,15 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     publish("{\"jobId\":\"job-7\",\"userId\":\"u7\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(tok, 1);
     wait_trace("job-7", "\"event\":\"completed\"");
-    assert_int_equal(th_herald_stop(&herald, SIGTERM), 0);
-    assert_true(th_wait_file_contains(herald.log, "offsets committed", NULL, 0, 1000));
+    assert_int_equal(th_herald_stop(&stack.herald, SIGTERM), 0);
+    assert_true(th_wait_file_contains(stack.herald.log, "offsets committed", NULL, 0, 1000));
     /* Forget the dedup marks: only committed offsets can now prevent a resend. */
-    free(th_redis_cmd(&redis, "EVAL %s 0",
+    free(th_redis_cmd(&stack.redis, "EVAL %s 0",
                       "for _,k in ipairs(redis.call('KEYS','herald:sent:*')) do "
                       "redis.call('DEL',k) end return 1"));
     char old[400];
-    snprintf(old, sizeof old, "%s.1", herald.log); /* kept for diagnosing earlier cases */
-    rename(herald.log, old);
+    snprintf(old, sizeof old, "%s.1", stack.herald.log); /* kept for diagnosing earlier cases */
+    rename(stack.herald.log, old);
     assert_int_equal(start_herald_proc(), 0);
     publish("{\"jobId\":\"job-7b\",\"userId\":\"u7\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(tok, 2);
@@ -533,7 +484,7 @@ static int reloads(void)
 {
     char line[4096];
     int n = 0;
-    FILE *f = fopen(herald.log, "r");
+    FILE *f = fopen(stack.herald.log, "r");
     while (f && fgets(line, sizeof line, f))
         n += strstr(line, "configuration reloaded") != NULL;
     if (f)
@@ -556,11 +507,11 @@ static void reload_with(const char *base, const char *extra)
 {
     char text[8192];
     snprintf(text, sizeof text, "%s%s", base, extra);
-    write_file(herald.conf, text);
+    write_file(stack.herald.conf, text);
     struct want_reloads w = {reloads() + 1};
-    assert_int_equal(kill(herald.proc.pid, SIGHUP), 0);
+    assert_int_equal(kill(stack.herald.proc.pid, SIGHUP), 0);
     if (!th_wait_until(has_reloaded, &w, 10000))
-        fail_msg("herald did not log a reload; see %s", herald.log);
+        fail_msg("herald did not log a reload; see %s", stack.herald.log);
 }
 
 /* A SIGHUP destroys the templates at once. An event rendered before it, whose second device waits
@@ -573,7 +524,7 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     const char *ta = "ExponentPushToken[pipeHupA00000000000001]";
     const char *tb = "ExponentPushToken[pipeHupB00000000000001]";
     char base[8192], mark[KEY_MAX], rec[8192];
-    FILE *f = fopen(herald.conf, "r");
+    FILE *f = fopen(stack.herald.conf, "r");
     assert_non_null(f);
     base[fread(base, 1, sizeof base - 1, f)] = '\0';
     fclose(f);
@@ -582,11 +533,11 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
     /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
     key_sent(mark, PREFIX, "u-hup", "job-hup:COMPLETED", "b");
-    free(th_redis_cmd(&redis, "SET %s pending", mark));
+    free(th_redis_cmd(&stack.redis, "SET %s pending", mark));
     publish("{\"jobId\":\"job-hup\",\"userId\":\"u-hup\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
     reload_with(base, "templates.COMPLETED.channel_id = after-reload\n");
-    free(th_redis_cmd(&redis, "DEL %s", mark));
+    free(th_redis_cmd(&stack.redis, "DEL %s", mark));
     wait_delivered(tb, 1);
     wait_trace("job-hup", "\"event\":\"completed\"");
     last_record(ta, rec, sizeof rec);
@@ -609,7 +560,7 @@ static void test_localized_and_rich(void **state)
     const char *tablet = "ExponentPushToken[pipeLocTabletEn0000001]";
     const char *other = "ExponentPushToken[pipeLocNoLocale000001]";
     char base[8192], extra[2048], rec[8192];
-    FILE *f = fopen(herald.conf, "r");
+    FILE *f = fopen(stack.herald.conf, "r");
     assert_non_null(f);
     base[fread(base, 1, sizeof base - 1, f)] = '\0';
     fclose(f);
@@ -671,13 +622,7 @@ static void test_localized_and_rich(void **state)
 /* Runs heraldctl with herald's own config file; returns the exit code and stdout in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), herald.conf, args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return th_stack_ctl(&stack, args, out, outlen);
 }
 
 /* Runs heraldctl until its output holds needle (the trace is written a loop turn after the
@@ -796,7 +741,7 @@ static void test_heraldctl_publish_and_trace(void **state)
 static void record_of(const char *token, const char *needle, char *out, size_t outlen)
 {
     char path[300], line[8192];
-    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
     out[0] = '\0';
     th_wait_file_contains(path, needle, NULL, 0, 10000); /* flushed every 50 ms */
     FILE *f = fopen(path, "r");
@@ -865,9 +810,10 @@ static void test_slow_send_outlives_its_claim(void **state)
 static void restart_herald(void)
 {
     char old[400];
-    assert_int_equal(th_herald_stop(&herald, SIGTERM), 0);
-    snprintf(old, sizeof old, "%s.%ld", herald.log, (long)time(NULL)); /* kept for diagnosis */
-    rename(herald.log, old);
+    assert_int_equal(th_herald_stop(&stack.herald, SIGTERM), 0);
+    snprintf(old, sizeof old, "%s.%ld", stack.herald.log,
+             (long)time(NULL)); /* kept for diagnosis */
+    rename(stack.herald.log, old);
     assert_int_equal(start_herald_proc(), 0);
 }
 

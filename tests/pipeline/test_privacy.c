@@ -14,6 +14,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
+#include "tests/support/stack.h"
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -29,88 +30,31 @@
 #define PREFIX "herald:"
 #define MANY 120 /* more jobs than the trace indexes used to keep (100) */
 
-static th_redis_t redis;
-static th_herald_t herald;
-static th_proc_t sim;
-static char sim_url[96];
-static char dir[256];
-static const char *bootstrap;
+static th_stack_t stack;
 
 /* ---- herald, the simulator, Kafka ---- */
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    char path[300], conf[4096];
-    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
-        return -1;
-    if ((bootstrap = th_kafka_start(TOPIC)) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/secret", dir);
-    write_file(path, SECRET "\n");
-    if (th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url) != 0)
+    if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     /* Receipts are due in an hour: the ticket hashes and receipt entries are there to delete. */
-    snprintf(conf, sizeof conf,
-             "http.listen = 127.0.0.1:0\n"
-             "admin.listen = 127.0.0.1:0\n"
-             "redis.url = %s\n"
-             "auth.jwt.hs256_secret_file = %s/secret\n"
-             "kafka.bootstrap.servers = %s\n"
-             "kafka.group.id = herald-privacy-test\n"
-             "kafka.session.timeout.ms = 6000\n"
-             "kafka.heartbeat.interval.ms = 2000\n"
-             "queue.topics = " TOPIC "\n"
-             "expo.url = %s\n"
-             "expo.receipt_delay_s = 3600\n"
-             "expo.backoff_base_ms = 20\n"
-             "expo.backoff_cap_ms = 200\n"
-             "shutdown.timeout_s = 10\n"
-             "runtime.dir = %s/run\n",
-             redis.url, dir, bootstrap, sim_url, dir);
-    snprintf(herald.dir, sizeof herald.dir, "%s", dir);
-    if (th_herald_start(&herald, conf, NULL) != 0)
-        return -1;
-    if (!th_wait_file_contains(herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
-        fprintf(stderr, "herald never got partitions; see %s\n", herald.log);
-        return -1;
-    }
-    return 0;
+    return th_stack_herald(&stack, TOPIC, "herald-privacy-test",
+                           "expo.receipt_delay_s = 3600\n"
+                           "shutdown.timeout_s = 10\n");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int code = th_herald_stop(&herald, SIGTERM);
-    th_stop(&sim, SIGTERM, 5000);
-    th_redis_stop(&redis);
-    th_kafka_stop();
-    return code == 0 ? 0 : -1;
+    return th_stack_stop(&stack);
 }
 
 /* One API call as user; returns the status. */
 static long api(const char *method, const char *path, const char *user, const char *body)
 {
-    char url[512], auth[2048], payload[256];
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", user,
-             (long long)time(NULL) + 3600);
-    char *jwt = th_jwt_hs256(SECRET, payload);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
-    free(jwt);
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    th_herald_url(&herald, false, path, url, sizeof url);
-    th_resp_t r;
-    assert_int_equal(th_http(method, url, h, body, body ? strlen(body) : 0, &r), 0);
-    long st = r.status;
-    th_resp_cleanup(&r);
-    return st;
+    return th_stack_api(&stack, SECRET, method, user, path, body);
 }
 
 static void register_device(const char *user, const char *device, const char *token)
@@ -134,13 +78,7 @@ static void publish_job(const char *user, const char *job)
 /* Runs heraldctl with herald's config file; returns the exit code, output in out. */
 static int heraldctl(const char *args, char *out, size_t outlen)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), herald.conf, args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return th_stack_ctl(&stack, args, out, outlen);
 }
 
 /* ---- waiting for the deliveries to settle ---- */
@@ -154,7 +92,7 @@ struct want_completed {
 static size_t records_with(const char *job, const char *a, const char *b)
 {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", stack.redis.port, tv);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, "LRANGE " PREFIX "trace:j:%s 0 -1", job);
     size_t n = 0;
@@ -265,7 +203,7 @@ static void dump_key(redisContext *c, const char *key, lines_t *out)
 static void dump_all(lines_t *out)
 {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", stack.redis.port, tv);
     assert_true(c && !c->err);
     char cursor[32] = "0";
     do {
@@ -368,7 +306,7 @@ static size_t tickets_of(const char *token, char ids[][80], size_t max)
 static void assert_not_scheduled(char ids[][80], size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char *s = th_redis_cmd(&redis, "ZSCORE " PREFIX "receipts %s", ids[i]);
+        char *s = th_redis_cmd(&stack.redis, "ZSCORE " PREFIX "receipts %s", ids[i]);
         if (strcmp(s, "(nil)") != 0)
             fail_msg("ticket %s is still scheduled for a receipt check", ids[i]);
         free(s);
@@ -497,11 +435,11 @@ static void test_ctl_delete_user_leaves_nothing(void **state)
     assert_int_equal(api("DELETE", path, cleo.id, NULL), 200); /* deactivated: skipped */
     deliver(&cleo, "pvCleo-job", 3);
     /* The old device goes from the hash alone (as an old herald's purge left it). */
-    char *v = th_redis_cmd(&redis, "HDEL " PREFIX "dev:{%s} %s", cleo.id, old_dev);
+    char *v = th_redis_cmd(&stack.redis, "HDEL " PREFIX "dev:{%s} %s", cleo.id, old_dev);
     free(v);
-    v = th_redis_cmd(&redis, "DEL " PREFIX "owner:%s", old_tok);
+    v = th_redis_cmd(&stack.redis, "DEL " PREFIX "owner:%s", old_tok);
     free(v);
-    v = th_redis_cmd(&redis, "ZREM " PREFIX "expiry %s\x1f%s", cleo.id, old_dev);
+    v = th_redis_cmd(&stack.redis, "ZREM " PREFIX "expiry %s\x1f%s", cleo.id, old_dev);
     free(v);
     assert_traces_exist(&cleo, 0);
     lines_t bea_before = {0};
@@ -510,7 +448,7 @@ static void test_ctl_delete_user_leaves_nothing(void **state)
     /* One device by heraldctl, with its job index lost: only the sweep can find its marks and
      * records. The user's other devices keep theirs. */
     char args[256];
-    v = th_redis_cmd(&redis, "DEL " PREFIX "trace:d:%zu:{%s}:%s", strlen(cleo.id), cleo.id,
+    v = th_redis_cmd(&stack.redis, "DEL " PREFIX "trace:d:%zu:{%s}:%s", strlen(cleo.id), cleo.id,
                      old_dev);
     free(v);
     snprintf(args, sizeof args, "tokens delete --user %s --device %s", cleo.id, old_dev);

@@ -1,0 +1,108 @@
+/* stack.c - herald and its dependencies started and stopped as one, for end-to-end tests. */
+#include "tests/support/stack.h"
+
+#include "tests/support/kafka_harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
+{
+    char path[300];
+    if (th_tmpdir(s->dir, sizeof s->dir) != 0 || th_redis_start(&s->redis, 0) != 0)
+        return -1;
+    if ((s->bootstrap = th_kafka_start(topic)) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/secret", s->dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%s\n", secret);
+    fclose(f);
+    return th_sim_start(&s->sim, s->dir, NULL, s->sim_url, sizeof s->sim_url);
+}
+
+int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra)
+{
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "http.listen = 127.0.0.1:0\n"
+             "admin.listen = 127.0.0.1:0\n"
+             "redis.url = %s\n"
+             "auth.jwt.hs256_secret_file = %s/secret\n"
+             "kafka.bootstrap.servers = %s\n"
+             "kafka.group.id = %s\n"
+             "kafka.session.timeout.ms = 6000\n"
+             "kafka.heartbeat.interval.ms = 2000\n"
+             "queue.topics = %s\n"
+             "expo.url = %s\n"
+             "expo.backoff_base_ms = 20\n"
+             "expo.backoff_cap_ms = 200\n"
+             "runtime.dir = %s/run\n"
+             "%s",
+             s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, s->dir, extra);
+    snprintf(s->herald.dir, sizeof s->herald.dir, "%s", s->dir);
+    if (th_herald_start(&s->herald, conf, NULL) != 0)
+        return -1;
+    /* The group forms in about 3 s on the mock broker: the tests begin once herald consumes. */
+    if (!th_wait_file_contains(s->herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
+        fprintf(stderr, "herald never got partitions; see %s\n", s->herald.log);
+        return -1;
+    }
+    return 0;
+}
+
+int th_stack_stop(th_stack_t *s)
+{
+    int code = th_herald_stop(&s->herald, SIGTERM);
+    th_stop(&s->sim, SIGTERM, 5000);
+    th_redis_stop(&s->redis);
+    th_kafka_stop();
+    return code == 0 ? 0 : -1;
+}
+
+void th_bearer(const char *secret, const char *sub, char *out, size_t outlen)
+{
+    char payload[256];
+    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", sub,
+             (long long)time(NULL) + 3600);
+    char *jwt = th_jwt_hs256(secret, payload);
+    snprintf(out, outlen, "Authorization: Bearer %s", jwt);
+    free(jwt);
+}
+
+long th_stack_api(const th_stack_t *s, const char *secret, const char *method, const char *user,
+                  const char *path, const char *body)
+{
+    char url[512], auth[2048];
+    if (user)
+        th_bearer(secret, user, auth, sizeof auth);
+    else
+        snprintf(auth, sizeof auth, "Authorization: Bearer not-a-jwt");
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    th_herald_url(&s->herald, false, path, url, sizeof url);
+    th_resp_t r;
+    long status = -1;
+    if (th_http(method, url, h, body, body ? strlen(body) : 0, &r) == 0)
+        status = r.status;
+    th_resp_cleanup(&r);
+    return status;
+}
+
+int th_stack_ctl(const th_stack_t *s, const char *args, char *out, size_t outlen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s %s 2>&1", th_bin_dir(), s->herald.conf,
+             args);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
