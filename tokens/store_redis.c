@@ -46,46 +46,48 @@ typedef struct rstore {
 
 typedef enum { OP_REG, OP_DONE, OP_LIST, OP_OWNER } op_kind_t;
 
+/* The callback of an op, by its kind. */
+typedef union op_cb {
+    tok_reg_cb reg;
+    tok_done_cb done;
+    tok_list_cb list;
+    tok_owner_cb owner;
+} op_cb_t;
+
 /* One call in flight: its callback and what the reply handler needs. */
 typedef struct op {
     op_kind_t kind;
-    union {
-        tok_reg_cb reg;
-        tok_done_cb done;
-        tok_list_cb list;
-        tok_owner_cb owner;
-    } cb;
+    op_cb_t cb;
     void *arg;
     int status; /* for deferred failures */
     char user[TOK_USER_MAX + 1];
 } op_t;
 
-static op_t *op_new(op_kind_t kind, void *arg)
-{
-    op_t *op = xcalloc(1, sizeof *op);
-    op->kind = kind;
-    op->arg = arg;
-    return op;
-}
-
-/* Delivers status with no result and frees op. */
-static void op_fail(op_t *op, int status)
+/* Delivers status and the result of op's kind (a tok_reg_result_t, a tok_owner_t, or the n
+ * records of a list; NULL when status is not TOK_OK) and frees op. */
+static void op_answer(op_t *op, int status, const void *result, size_t n)
 {
     switch (op->kind) {
     case OP_REG:
-        op->cb.reg(status, NULL, op->arg);
+        op->cb.reg(status, result, op->arg);
         break;
     case OP_DONE:
         op->cb.done(status, op->arg);
         break;
     case OP_LIST:
-        op->cb.list(status, NULL, 0, op->arg);
+        op->cb.list(status, result, n, op->arg);
         break;
     case OP_OWNER:
-        op->cb.owner(status, NULL, op->arg);
+        op->cb.owner(status, result, op->arg);
         break;
     }
     free(op);
+}
+
+/* Delivers status with no result and frees op. */
+static void op_fail(op_t *op, int status)
+{
+    op_answer(op, status, NULL, 0);
 }
 
 static void on_deferred_fail(void *arg)
@@ -98,6 +100,21 @@ static void defer_fail(rstore_t *s, op_t *op, int status)
 {
     op->status = status;
     db_defer(s->db, on_deferred_fail, op);
+}
+
+/* A new call of this kind when its arguments are valid; otherwise the callback gets TOK_EINVAL
+ * (deferred, never inside the call) and NULL is returned. */
+static op_t *op_start(rstore_t *s, op_kind_t kind, op_cb_t cb, void *arg, bool valid)
+{
+    op_t *op = xcalloc(1, sizeof *op);
+    op->kind = kind;
+    op->cb = cb;
+    op->arg = arg;
+    if (!valid) {
+        defer_fail(s, op, TOK_EINVAL);
+        return NULL;
+    }
+    return op;
 }
 
 /* Maps a transport failure or an error reply to TOK_EUNAVAIL (logged: a script error is a bug
@@ -170,27 +187,21 @@ static void on_register(int status, const db_reply_t *r, void *arg)
     int rc = check_reply(status, r, "register");
     if (rc == 0)
         rc = parse_register(r, &res);
-    if (rc != 0) {
-        op_fail(op, rc);
-        return;
-    }
-    op->cb.reg(TOK_OK, &res, op->arg);
-    free(op);
+    op_answer(op, rc, rc == TOK_OK ? &res : NULL, 0);
 }
 
 static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_REG, arg);
-    op->cb.reg = cb;
-    if (!valid_str(req->user_id, tok_valid_user) || strchr(req->user_id, TOK_SEP) ||
-        !valid_str(req->device_id, tok_valid_device) || !valid_str(req->token, tok_valid_token) ||
-        req->ttl_days < 1 || req->ttl_days > 36500 ||
-        (req->locale && *req->locale &&
-         tok_valid_locale(req->locale, strlen(req->locale), NULL) != 0)) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(req->user_id, tok_valid_user) && !strchr(req->user_id, TOK_SEP) &&
+                 valid_str(req->device_id, tok_valid_device) &&
+                 valid_str(req->token, tok_valid_token) && req->ttl_days >= 1 &&
+                 req->ttl_days <= 36500 &&
+                 !(req->locale && *req->locale &&
+                   tok_valid_locale(req->locale, strlen(req->locale), NULL) != 0);
+    op_t *op = op_start(s, OP_REG, (op_cb_t){.reg = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], okey[KEY_MAX], ekey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], ttl[24], max[24];
     key_dev(dkey, s->prefix, req->user_id);
     key_owner(okey, s->prefix, req->token);
@@ -226,21 +237,18 @@ static void on_done(int status, const db_reply_t *r, void *arg)
         long long v = db_reply_type(r) == DB_REPLY_INTEGER ? db_reply_int(r) : TOK_ECORRUPT;
         rc = v >= 0 ? TOK_OK : (int)v;
     }
-    op->cb.done(rc, op->arg);
-    free(op);
+    op_answer(op, rc, NULL, 0);
 }
 
 static void st_deactivate(tok_store_t *base, const char *user_id, const char *device_id,
                           const char *reason, const char *only_if_token, tok_done_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_DONE, arg);
-    op->cb.done = cb;
-    if (!valid_str(user_id, tok_valid_user) || !valid_str(device_id, tok_valid_device) ||
-        reason == NULL || !*reason || strlen(reason) >= TOK_REASON_MAX) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(user_id, tok_valid_user) && valid_str(device_id, tok_valid_device) &&
+                 reason != NULL && *reason && strlen(reason) < TOK_REASON_MAX;
+    op_t *op = op_start(s, OP_DONE, (op_cb_t){.done = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX];
     key_dev(dkey, s->prefix, user_id);
     now_args(s, secs, sizeof secs, iso, sizeof iso);
@@ -252,13 +260,11 @@ static void st_purge(tok_store_t *base, const char *user_id, const char *device_
                      void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_DONE, arg);
-    op->cb.done = cb;
-    if (!valid_str(user_id, tok_valid_user) ||
-        (device_id && !valid_str(device_id, tok_valid_device))) {
-        defer_fail(s, op, TOK_EINVAL);
+    bool valid = valid_str(user_id, tok_valid_user) &&
+                 (device_id == NULL || valid_str(device_id, tok_valid_device));
+    op_t *op = op_start(s, OP_DONE, (op_cb_t){.done = cb}, arg, valid);
+    if (op == NULL)
         return;
-    }
     char dkey[KEY_MAX], ekey[KEY_MAX];
     key_dev(dkey, s->prefix, user_id);
     key_expiry(ekey, s->prefix);
@@ -306,20 +312,16 @@ static void on_list(int status, const db_reply_t *r, void *arg)
     if (n < pairs)
         LOG(LOG_LVL_WARN, "token records skipped", LKS("userId", op->user),
             LKI("skipped", pairs - n), LKI("returned", n));
-    op->cb.list(TOK_OK, recs, n, op->arg);
+    op_answer(op, TOK_OK, recs, n);
     free(recs);
-    free(op);
 }
 
 static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_LIST, arg);
-    op->cb.list = cb;
-    if (!valid_str(user_id, tok_valid_user)) {
-        defer_fail(s, op, TOK_EINVAL);
+    op_t *op = op_start(s, OP_LIST, (op_cb_t){.list = cb}, arg, valid_str(user_id, tok_valid_user));
+    if (op == NULL)
         return;
-    }
     snprintf(op->user, sizeof op->user, "%s", user_id);
     char dkey[KEY_MAX];
     key_dev(dkey, s->prefix, user_id);
@@ -346,23 +348,16 @@ static void on_owner(int status, const db_reply_t *r, void *arg)
             memcpy(o.device_id, sep + 1, dl);
         }
     }
-    if (rc != 0) {
-        op_fail(op, rc);
-        return;
-    }
-    op->cb.owner(TOK_OK, &o, op->arg);
-    free(op);
+    op_answer(op, rc, rc == TOK_OK ? &o : NULL, 0);
 }
 
 static void st_find_owner(tok_store_t *base, const char *token, tok_owner_cb cb, void *arg)
 {
     rstore_t *s = (rstore_t *)base;
-    op_t *op = op_new(OP_OWNER, arg);
-    op->cb.owner = cb;
-    if (!valid_str(token, tok_valid_token)) {
-        defer_fail(s, op, TOK_EINVAL);
+    op_t *op =
+        op_start(s, OP_OWNER, (op_cb_t){.owner = cb}, arg, valid_str(token, tok_valid_token));
+    if (op == NULL)
         return;
-    }
     char okey[KEY_MAX];
     key_owner(okey, s->prefix, token);
     db_cmd(s->db, on_owner, op, "GET", okey, NULL);

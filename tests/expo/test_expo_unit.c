@@ -31,134 +31,132 @@ static const char *tk_name(expo_tk_kind_t k)
     return n[k];
 }
 
+static void check_reply(const fx_t *f)
+{
+    expo_reply_t r;
+    expo_reply_parse(fx_int(f, "status", 0), f->body, f->len, (size_t)fx_int(f, "expect", 0), &r);
+    print_message("reply %s -> %s %s\n", f->name, kind_name(r.kind), r.code ? r.code : "-");
+    assert_string_equal(kind_name(r.kind), fx_get(f, "kind", "?"));
+    const char *code = fx_get(f, "code", NULL);
+    if (code)
+        assert_string_equal(r.code, code);
+    assert_int_equal(r.ambiguous, fx_int(f, "ambiguous", r.ambiguous));
+    assert_int_equal(r.credential, fx_int(f, "credential", 0));
+    assert_int_equal(r.nsplit, fx_int(f, "split", 0));
+    const char *tks = fx_get(f, "tickets", NULL);
+    if (tks) {
+        buf_t got = BUF_INIT;
+        for (size_t k = 0; k < r.ntickets; k++) {
+            buf_printf(&got, "%s%s", k ? "," : "", tk_name(r.tickets[k].kind));
+            if (r.tickets[k].kind == EXPO_TK_OK)
+                assert_non_null(r.tickets[k].id);
+            else
+                assert_non_null(r.tickets[k].error);
+        }
+        assert_string_equal(buf_cstr(&got), tks);
+        buf_cleanup(&got);
+    }
+    expo_reply_cleanup(&r);
+}
+
 static void test_reply_fixtures(void **state)
 {
     (void)state;
-    fx_t *fx;
-    size_t n = fx_load_dir("expo/replies", &fx);
-    assert_true(n >= 20);
-    for (size_t i = 0; i < n; i++) {
-        fx_t *f = &fx[i];
-        expo_reply_t r;
-        expo_reply_parse(fx_int(f, "status", 0), f->body, f->len, (size_t)fx_int(f, "expect", 0),
-                         &r);
-        print_message("reply %s -> %s %s\n", f->name, kind_name(r.kind), r.code ? r.code : "-");
-        assert_string_equal(kind_name(r.kind), fx_get(f, "kind", "?"));
-        const char *code = fx_get(f, "code", NULL);
-        if (code)
-            assert_string_equal(r.code, code);
-        assert_int_equal(r.ambiguous, fx_int(f, "ambiguous", r.ambiguous));
-        assert_int_equal(r.credential, fx_int(f, "credential", 0));
-        assert_int_equal(r.nsplit, fx_int(f, "split", 0));
-        const char *tks = fx_get(f, "tickets", NULL);
-        if (tks) {
-            buf_t got = BUF_INIT;
-            for (size_t k = 0; k < r.ntickets; k++) {
-                buf_printf(&got, "%s%s", k ? "," : "", tk_name(r.tickets[k].kind));
-                if (r.tickets[k].kind == EXPO_TK_OK)
-                    assert_non_null(r.tickets[k].id);
-                else
-                    assert_non_null(r.tickets[k].error);
-            }
-            assert_string_equal(buf_cstr(&got), tks);
-            buf_cleanup(&got);
-        }
-        expo_reply_cleanup(&r);
+    assert_true(fx_each("expo/replies", check_reply) >= 20);
+}
+
+static void check_receipts(const fx_t *f)
+{
+    expo_receipt_t *r;
+    size_t nr;
+    char err[64] = "";
+    int rc = expo_receipts_parse(fx_int(f, "status", 0), f->body, f->len, &r, &nr, err, sizeof err);
+    print_message("receipts %s -> %d %s\n", f->name, rc, err);
+    assert_int_equal(rc, fx_int(f, "result", 99));
+    if (rc != 0) {
+        assert_string_equal(err, fx_get(f, "error", "?"));
+        return;
     }
-    fx_free_all(fx, n);
+    /* compare as a sorted set "id=kind" */
+    char *want = xstrdup(fx_get(f, "receipts", ""));
+    size_t found = 0, nwant = 0;
+    for (char *tok = strtok(want, ","); tok; tok = strtok(NULL, ","), nwant++) {
+        for (size_t k = 0; k < nr; k++) {
+            char one[300];
+            snprintf(one, sizeof one, "%s=%s", r[k].id, tk_name(r[k].kind));
+            if (strcmp(one, tok) == 0)
+                found++;
+        }
+    }
+    assert_int_equal(found, nwant);
+    assert_int_equal(nr, nwant);
+    free(want);
+    expo_receipts_free(r, nr);
 }
 
 static void test_receipt_fixtures(void **state)
 {
     (void)state;
-    fx_t *fx;
-    size_t n = fx_load_dir("expo/receipts", &fx);
-    assert_true(n >= 6);
-    for (size_t i = 0; i < n; i++) {
-        fx_t *f = &fx[i];
-        expo_receipt_t *r;
-        size_t nr;
-        char err[64] = "";
-        int rc =
-            expo_receipts_parse(fx_int(f, "status", 0), f->body, f->len, &r, &nr, err, sizeof err);
-        print_message("receipts %s -> %d %s\n", f->name, rc, err);
-        assert_int_equal(rc, fx_int(f, "result", 99));
-        if (rc != 0) {
-            assert_string_equal(err, fx_get(f, "error", "?"));
-            continue;
-        }
-        /* compare as a sorted set "id=kind" */
-        char *want = xstrdup(fx_get(f, "receipts", ""));
-        size_t found = 0, nwant = 0;
-        for (char *tok = strtok(want, ","); tok; tok = strtok(NULL, ","), nwant++) {
-            for (size_t k = 0; k < nr; k++) {
-                char one[300];
-                snprintf(one, sizeof one, "%s=%s", r[k].id, tk_name(r[k].kind));
-                if (strcmp(one, tok) == 0)
-                    found++;
-            }
-        }
-        assert_int_equal(found, nwant);
-        assert_int_equal(nr, nwant);
-        free(want);
-        expo_receipts_free(r, nr);
-    }
-    fx_free_all(fx, n);
+    assert_true(fx_each("expo/receipts", check_receipts) >= 6);
 }
 
+/* Each fixture key is the name of the field it fills. */
 static void fill_msg(const fx_t *f, expo_msg_t *m)
 {
+#define STR(field) m->field = fx_get(f, #field, NULL)
+#define NUM(field) m->field = fx_int(f, #field, EXPO_UNSET)
     expo_msg_init(m);
-    m->to = fx_get(f, "to", NULL);
-    m->title = fx_get(f, "title", NULL);
-    m->body = fx_get(f, "body", NULL);
-    m->subtitle = fx_get(f, "subtitle", NULL);
-    m->data = fx_get(f, "data", NULL);
-    m->sound = fx_get(f, "sound", NULL);
-    m->badge = fx_int(f, "badge", EXPO_UNSET);
-    m->ttl = fx_int(f, "ttl", EXPO_UNSET);
-    m->expiration = fx_int(f, "expiration", EXPO_UNSET);
-    m->priority = fx_get(f, "priority", NULL);
-    m->channel_id = fx_get(f, "channel_id", NULL);
-    m->category_id = fx_get(f, "category_id", NULL);
+    STR(to);
+    STR(title);
+    STR(body);
+    STR(subtitle);
+    STR(data);
+    STR(sound);
+    NUM(badge);
+    NUM(ttl);
+    NUM(expiration);
+    STR(priority);
+    STR(channel_id);
+    STR(category_id);
     m->mutable_content = fx_int(f, "mutable_content", 0) != 0;
-    m->interruption_level = fx_get(f, "interruption_level", NULL);
-    m->collapse_id = fx_get(f, "collapse_id", NULL);
+    STR(interruption_level);
+    STR(collapse_id);
     m->content_available = fx_int(f, "content_available", 0) != 0;
-    m->rich_image = fx_get(f, "rich_image", NULL);
-    m->icon = fx_get(f, "icon", NULL);
-    m->tag = fx_get(f, "tag", NULL);
+    STR(rich_image);
+    STR(icon);
+    STR(tag);
+#undef STR
+#undef NUM
+}
+
+static void check_encode(const fx_t *f)
+{
+    expo_msg_t m;
+    fill_msg(f, &m);
+    buf_t b = BUF_INIT;
+    int rc = expo_msg_encode(&m, &b);
+    char *want = xstrndup(f->body, f->len);
+    want[strcspn(want, "\n")] = '\0';
+    print_message("encode %s -> %d\n", f->name, rc);
+    if (want[0] == '!') {
+        assert_int_equal(rc, EXPO_EINVAL);
+        assert_int_equal(b.len, 0);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_string_equal(buf_cstr(&b), want);
+        assert_int_equal(expo_msg_size(&m), b.len);
+        json_t *j = json_loadb(b.data, b.len, 0, NULL); /* valid JSON */
+        assert_non_null(j);
+        json_decref(j);
+    }
+    free(want);
+    buf_cleanup(&b);
 }
 
 static void test_encode_fixtures(void **state)
 {
     (void)state;
-    fx_t *fx;
-    size_t n = fx_load_dir("expo/encode", &fx);
-    assert_true(n >= 5);
-    for (size_t i = 0; i < n; i++) {
-        expo_msg_t m;
-        fill_msg(&fx[i], &m);
-        buf_t b = BUF_INIT;
-        int rc = expo_msg_encode(&m, &b);
-        char *want = xstrndup(fx[i].body, fx[i].len);
-        want[strcspn(want, "\n")] = '\0';
-        print_message("encode %s -> %d\n", fx[i].name, rc);
-        if (want[0] == '!') {
-            assert_int_equal(rc, EXPO_EINVAL);
-            assert_int_equal(b.len, 0);
-        } else {
-            assert_int_equal(rc, 0);
-            assert_string_equal(buf_cstr(&b), want);
-            assert_int_equal(expo_msg_size(&m), b.len);
-            json_t *j = json_loadb(b.data, b.len, 0, NULL); /* valid JSON */
-            assert_non_null(j);
-            json_decref(j);
-        }
-        free(want);
-        buf_cleanup(&b);
-    }
-    fx_free_all(fx, n);
+    assert_true(fx_each("expo/encode", check_encode) >= 5);
 }
 
 static void test_encode_limits(void **state)

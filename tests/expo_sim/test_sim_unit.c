@@ -9,6 +9,7 @@
 #include "tools/expo_sim/sim.h"
 #include "tools/expo_sim/sim_json.h"
 #include "core/buf.h"
+#include "tests/expo_sim/simkit.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -29,12 +30,43 @@ static sim_t *mk(sim_opts_t *o)
     return s;
 }
 
+/* A simulator at the defaults, recording when record, with options set by their CLI names:
+ * pairs of name and value, then NULL. *o (may be NULL) receives the options it was made with. */
+static sim_t *mk_with(sim_opts_t *o, bool record, ...)
+{
+    sim_opts_t local;
+    if (o == NULL)
+        o = &local;
+    sim_opts_defaults(o);
+    o->record = record;
+    va_list ap;
+    va_start(ap, record);
+    for (const char *name; (name = va_arg(ap, const char *)) != NULL;) {
+        const char *value = va_arg(ap, const char *);
+        char err[256];
+        if (sim_opts_set(o, name, value, false, err, sizeof err) != 0)
+            fail_msg("%s=%s: %s", name, value, err);
+    }
+    va_end(ap);
+    return mk(o);
+}
+
 static sim_t *mk_default(void)
 {
-    sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.record = true;
-    return mk(&o);
+    return mk_with(NULL, true, NULL);
+}
+
+/* Each test's simulator at the defaults, recording (cmocka setup and teardown). */
+static int with_default(void **state)
+{
+    *state = mk_default();
+    return 0;
+}
+
+static int destroy_sim(void **state)
+{
+    sim_destroy(*state);
+    return 0;
 }
 
 /* Runs a request and returns the parsed reply (NULL when not JSON); status in *st. */
@@ -64,42 +96,21 @@ static json_t *call(sim_t *s, const char *path, const char *body, int64_t now, i
     return call_full(s, path, body, strlen(body), "application/json", NULL, now, st);
 }
 
-static const char *err_code(json_t *j)
+/* The simulator's /stats, parsed. */
+static json_t *stats(sim_t *s)
 {
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(j, "errors"), 0), "code"));
-}
-
-static const char *ticket_err(json_t *j, size_t i)
-{
-    json_t *t = json_array_get(json_object_get(j, "data"), i);
-    return json_string_value(json_object_get(json_object_get(t, "details"), "error"));
-}
-
-static const char *ticket_status(json_t *j, size_t i)
-{
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(j, "data"), i), "status"));
-}
-
-static char *many(size_t n, const char *fmt)
-{
-    buf_t b = BUF_INIT;
-    buf_putc(&b, '[');
-    for (size_t i = 0; i < n; i++)
-        buf_printf(&b,
-                   i ? ",{\"to\":\""
-                       "%s%zu]\"}"
-                     : "{\"to\":\"%s%zu]\"}",
-                   fmt, i);
-    buf_putc(&b, ']');
-    return buf_steal(&b);
+    sim_req_t rq = {.method = "GET", .path = "/stats", .loopback = true};
+    sim_resp_t r = {0};
+    sim_handle(s, &rq, &r);
+    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
+    sim_resp_cleanup(&r);
+    assert_non_null(j);
+    return j;
 }
 
 static void test_send_ok_in_order(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
     json_t *j = call(s, SEND,
                      "[{\"to\":\"ExponentPushToken[a]\",\"title\":\"t\",\"data\":{\"k\":[1,2]}},"
@@ -126,21 +137,19 @@ static void test_send_ok_in_order(void **state)
     assert_int_equal(st, 200);
     assert_true(json_is_object(json_object_get(j, "data")));
     json_decref(j);
-    sim_destroy(s);
 }
 
 static void test_limits_and_shapes(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
-    char *b = many(101, "ExponentPushToken[t");
+    char *b = send_body(101, "t", false);
     json_t *j = call(s, SEND, b, 0, &st);
     assert_int_equal(st, 400);
     assert_string_equal(err_code(j), "PUSH_TOO_MANY_NOTIFICATIONS");
     json_decref(j);
     free(b);
-    b = many(100, "ExponentPushToken[t");
+    b = send_body(100, "t", false);
     j = call(s, SEND, b, 0, &st);
     assert_int_equal(st, 200);
     assert_int_equal(json_array_size(json_object_get(j, "data")), 100);
@@ -179,13 +188,11 @@ static void test_limits_and_shapes(void **state)
     j = call_full(s, SEND, "[]", 2, "text/plain", NULL, 0, &st);
     assert_int_equal(st, 415);
     json_decref(j);
-    sim_destroy(s);
 }
 
 static void test_tokens_and_behaviours(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
     json_t *j = call(s, SEND,
                      "[{\"to\":[\"ExponentPushToken[]\",\"ExponentPushToken[a b]\",\"fcm:xyz\","
@@ -208,28 +215,21 @@ static void test_tokens_and_behaviours(void **state)
                           NULL,
                           NULL,
                           "DeviceNotRegistered"};
-    for (size_t i = 0; i < 12; i++) {
-        if (want[i])
-            assert_string_equal(ticket_err(j, i), want[i]);
-        else
-            assert_string_equal(ticket_status(j, i), "ok");
-    }
-    json_t *t = json_array_get(json_object_get(j, "data"), 2);
+    expect_tickets(j, want, 12);
+    json_t *t = reply_ticket(j, 2);
     assert_string_equal(json_string_value(json_object_get(t, "message")),
                         "\"fcm:xyz\" is not a valid Expo push token");
-    t = json_array_get(json_object_get(j, "data"), 3);
+    t = reply_ticket(j, 3);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(t, "details"), "expoPushToken")),
         "ExponentPushToken[Unregistered]");
     json_decref(j);
-    sim_destroy(s);
 }
 
 /* The payload measure is the compact JSON of the message without "to": 4096 passes, 4097 not. */
 static void test_payload_limit(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     for (int extra = 0; extra < 2; extra++) {
         json_t *m = json_pack("{s:s,s:s,s:{s:s,s:i}}", "to", "ExponentPushToken[p]", "title",
                               "caf\xc3\xa9 \"q\"\n", "data", "k", "v", "n", 42);
@@ -257,7 +257,6 @@ static void test_payload_limit(void **state)
         json_decref(m);
         free(req);
     }
-    sim_destroy(s);
 }
 
 static void test_projects_and_auth(void **state)
@@ -268,11 +267,7 @@ static void test_projects_and_auth(void **state)
     const char *txt = "# token substring -> project\nprojB- @acme/b\n";
     assert_int_equal(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
     close(fd);
-    sim_opts_t o;
-    sim_opts_defaults(&o);
-    snprintf(o.projects_file, sizeof o.projects_file, "%s", path);
-    snprintf(o.access_token, sizeof o.access_token, "sekrit");
-    sim_t *s = mk(&o);
+    sim_t *s = mk_with(NULL, false, "projects", path, "access-token", "sekrit", NULL);
     unlink(path);
     const char *body = "[{\"to\":[\"ExponentPushToken[a]\",\"ExponentPushToken[projB-1]\","
                        "\"ExponentPushToken[c]\"]}]";
@@ -306,10 +301,8 @@ static void test_rate_windows(void **state)
 {
     (void)state;
     sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.rate_limit = 150;
-    sim_t *s = mk(&o);
-    char *b = many(100, "ExponentPushToken[r");
+    sim_t *s = mk_with(&o, false, "rate-limit", "150", NULL);
+    char *b = send_body(100, "r", false);
     int st;
     json_decref(call(s, SEND, b, 10000, &st));
     assert_int_equal(st, 200);
@@ -339,11 +332,8 @@ static void test_rate_strict(void **state)
 {
     (void)state;
     sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.rate_limit = 150;
-    assert_int_equal(sim_opts_set(&o, "rate-window", "strict", true, NULL, 0), 0);
-    sim_t *s = mk(&o);
-    char *b100 = many(100, "ExponentPushToken[r"), *b50 = many(50, "ExponentPushToken[q");
+    sim_t *s = mk_with(&o, false, "rate-limit", "150", "rate-window", "strict", NULL);
+    char *b100 = send_body(100, "r", false), *b50 = send_body(50, "q", false);
     int st;
     json_decref(call(s, SEND, b100, 10000, &st));
     assert_int_equal(st, 200);
@@ -390,17 +380,13 @@ static void test_rate_strict(void **state)
 static void test_malformed_ticket(void **state)
 {
     (void)state;
-    sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.record = true;
-    o.malformed_ticket = 1.0;
-    sim_t *s = mk(&o);
+    sim_t *s = mk_with(NULL, true, "malformed-ticket", "1", NULL);
     int st;
     json_t *j = call(
         s, SEND, "[{\"to\":\"ExponentPushToken[a]\"},{\"to\":\"ExponentPushToken[Unregistered]\"}]",
         0, &st);
     assert_int_equal(st, 200);
-    json_t *t0 = json_array_get(json_object_get(j, "data"), 0);
+    json_t *t0 = reply_ticket(j, 0);
     assert_string_equal(json_string_value(json_object_get(t0, "status")), "ok");
     assert_null(json_object_get(t0, "id"));                       /* accepted, but without its id */
     assert_string_equal(ticket_err(j, 1), "DeviceNotRegistered"); /* errors stay whole */
@@ -409,37 +395,24 @@ static void test_malformed_ticket(void **state)
     sim_record_take(s, &rec);
     assert_non_null(strstr(buf_cstr(&rec), "ExponentPushToken[a]"));
     buf_cleanup(&rec);
-    sim_req_t rq = {.method = "GET", .path = "/stats", .loopback = true};
-    sim_resp_t r = {0};
-    sim_handle(s, &rq, &r);
-    j = json_loads(buf_cstr(&r.body), 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(j, "malformedTickets")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "messagesAccepted")), 1);
+    j = stats(s);
+    expect_ints(j, "malformedTickets=1 messagesAccepted=1");
     json_decref(j);
-    sim_resp_cleanup(&r);
     sim_destroy(s);
-}
-
-static const char *first_id(json_t *j, size_t i)
-{
-    return json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), i), "id"));
 }
 
 static void test_receipts(void **state)
 {
     (void)state;
-    sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.receipt_delay_ms = 1000;
-    sim_t *s = mk(&o);
+    sim_t *s = mk_with(NULL, false, "receipt-delay-ms", "1000", NULL);
     int st;
     json_t *t = call(s, SEND,
                      "[{\"to\":[\"ExponentPushToken[a]\",\"ExponentPushToken[LateUnregistered]\","
                      "\"ExponentPushToken[NoReceipt]\"]}]",
                      5000, &st);
     char req[512];
-    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\",\"%s\",\"nope\"]}", first_id(t, 0),
-             first_id(t, 1), first_id(t, 2));
+    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\",\"%s\",\"nope\"]}", ticket_id(t, 0),
+             ticket_id(t, 1), ticket_id(t, 2));
     json_t *r = call(s, RCPT, req, 5999, &st);
     assert_int_equal(st, 200);
     assert_int_equal(json_object_size(json_object_get(r, "data")), 0);
@@ -448,21 +421,17 @@ static void test_receipts(void **state)
     json_t *d = json_object_get(r, "data");
     assert_int_equal(json_object_size(d), 2);
     assert_string_equal(
-        json_string_value(json_object_get(json_object_get(d, first_id(t, 0)), "status")), "ok");
-    json_t *e = json_object_get(json_object_get(d, first_id(t, 1)), "details");
+        json_string_value(json_object_get(json_object_get(d, ticket_id(t, 0)), "status")), "ok");
+    json_t *e = json_object_get(json_object_get(d, ticket_id(t, 1)), "details");
     assert_string_equal(json_string_value(json_object_get(e, "error")), "DeviceNotRegistered");
     json_decref(r);
     json_decref(t);
-    buf_t b = BUF_INIT;
-    buf_puts(&b, "{\"ids\":[");
-    for (int i = 0; i < 1001; i++)
-        buf_printf(&b, "%s\"%d\"", i ? "," : "", i);
-    buf_puts(&b, "]}");
-    r = call(s, RCPT, buf_cstr(&b), 0, &st);
+    char *ids = receipt_ids_body(1001);
+    r = call(s, RCPT, ids, 0, &st);
     assert_int_equal(st, 400);
     assert_string_equal(err_code(r), "PUSH_TOO_MANY_RECEIPTS");
     json_decref(r);
-    buf_cleanup(&b);
+    free(ids);
     sim_destroy(s);
 }
 
@@ -505,8 +474,7 @@ static void check_error_obj(json_t *o, size_t k, const char *tok)
 
 static void test_error_shapes(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     buf_t b = BUF_INIT;
     char tok[2][NSHAPES][80];
     buf_puts(&b, "[{\"to\":[");
@@ -522,9 +490,9 @@ static void test_error_shapes(void **state)
     buf_reset(&b);
     buf_puts(&b, "{\"ids\":[");
     for (size_t k = 0; k < NSHAPES; k++) {
-        check_error_obj(json_array_get(json_object_get(t, "data"), 2 * k), k, tok[0][k]);
+        check_error_obj(reply_ticket(t, 2 * k), k, tok[0][k]);
         assert_string_equal(ticket_status(t, 2 * k + 1), "ok");
-        buf_printf(&b, "%s\"%s\"", k ? "," : "", first_id(t, 2 * k + 1));
+        buf_printf(&b, "%s\"%s\"", k ? "," : "", ticket_id(t, 2 * k + 1));
     }
     buf_puts(&b, "]}");
     json_t *r = call(s, RCPT, buf_cstr(&b), 0, &st);
@@ -532,19 +500,17 @@ static void test_error_shapes(void **state)
     json_t *d = json_object_get(r, "data");
     assert_int_equal(json_object_size(d), NSHAPES);
     for (size_t k = 0; k < NSHAPES; k++)
-        check_error_obj(json_object_get(d, first_id(t, 2 * k + 1)), k, tok[1][k]);
+        check_error_obj(json_object_get(d, ticket_id(t, 2 * k + 1)), k, tok[1][k]);
     json_decref(r);
     json_decref(t);
     buf_cleanup(&b);
-    sim_destroy(s);
 }
 
 /* The whole-request shapes: 500 INTERNAL_SERVER_ERROR, the invalid_token object, a 200 carrying
  * errors (none processed), and a 504 after the service accepted the messages. */
 static void test_request_shapes(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
     sim_req_t rq = {.method = "POST",
                     .path = SEND,
@@ -578,21 +544,14 @@ static void test_request_shapes(void **state)
     assert_non_null(strstr(buf_cstr(&rec), "ExponentPushToken[q]"));
     assert_null(strchr(strchr(buf_cstr(&rec), '\n') + 1, '\n'));
     buf_cleanup(&rec);
-    rq.path = "/stats";
-    rq.method = "GET";
-    sim_handle(s, &rq, &r);
-    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected500")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "injectedInvalidToken")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected200Errors")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected504")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "messagesAccepted")), 1);
+    json_t *j = stats(s);
+    expect_ints(j, "injected500=1 injectedInvalidToken=1 injected200Errors=1 injected504=1 "
+                   "messagesAccepted=1");
     json_decref(j);
     j = call(s, "/control", "{}", 0, &st);
     assert_true(json_number_value(json_object_get(j, "fail-504")) == 1.0);
     json_decref(j);
     sim_resp_cleanup(&r);
-    sim_destroy(s);
 }
 
 static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
@@ -612,10 +571,7 @@ static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
 static void test_gzip_bounds(void **state)
 {
     (void)state;
-    sim_opts_t o;
-    sim_opts_defaults(&o);
-    o.max_body = 100000;
-    sim_t *s = mk(&o);
+    sim_t *s = mk_with(NULL, false, "max-body", "100000", NULL);
     static unsigned char out[300000];
     const char *body = "[{\"to\":\"ExponentPushToken[g]\"}]";
     size_t n = gz(body, strlen(body), out, sizeof out);
@@ -642,8 +598,7 @@ static void test_gzip_bounds(void **state)
 
 static void test_control_and_faults(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
     json_decref(call(s, "/control", "{\"fail-5xx\":1,\"retry_after\":7}", 0, &st));
     assert_int_equal(st, 200);
@@ -677,26 +632,17 @@ static void test_control_and_faults(void **state)
     rq.path = "/control";
     sim_handle(s, &rq, &r);
     assert_int_equal(r.status, 403);
-    rq.path = "/stats";
-    rq.method = "GET";
-    sim_handle(s, &rq, &r);
-    j = json_loads(buf_cstr(&r.body), 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected5xx")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "malformed")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "drops")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "injected429")), 1);
-    assert_int_equal(json_integer_value(json_object_get(j, "http429")), 1);
+    j = stats(s);
+    expect_ints(j, "injected5xx=1 malformed=1 drops=1 injected429=1 http429=1");
     json_decref(j);
     sim_resp_cleanup(&r);
-    sim_destroy(s);
 }
 
 /* The one-pass scanner: escapes decode like jansson, repeated keys keep the last value, invalid
  * JSON is refused before any shape error, the record compacts data. */
 static void test_scanner_cases(void **state)
 {
-    (void)state;
-    sim_t *s = mk_default();
+    sim_t *s = *state;
     int st;
     json_t *j =
         call(s, SEND,
@@ -730,17 +676,14 @@ static void test_scanner_cases(void **state)
     }
     buf_t deep = BUF_INIT;
     buf_puts(&deep, "[{\"to\":\"ExpoPushToken[a]\",\"data\":");
-    for (int i = 0; i < 2100; i++)
-        buf_puts(&deep, "[");
-    for (int i = 0; i < 2100; i++)
-        buf_puts(&deep, "]");
+    buf_fill(&deep, '[', 2100);
+    buf_fill(&deep, ']', 2100);
     buf_puts(&deep, "}]");
     json_decref(call(s, SEND, buf_cstr(&deep), 0, &st));
     assert_int_equal(st, 400);
     buf_cleanup(&deep);
     assert_int_equal(sj_check("[1.5e3, -0, {\"a\":null}]", 23), 0);
     assert_int_equal(sj_check("1e999", 5), -1);
-    sim_destroy(s);
 }
 
 /* The rich fields Expo documents are type-checked like the others and recorded as sent:
@@ -805,17 +748,27 @@ static void test_rich_fields(void **state)
     sim_destroy(s);
 }
 
+/* A test run with mk_default() as its state */
+#define WITH_SIM(test) cmocka_unit_test_setup_teardown(test, with_default, destroy_sim)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send_ok_in_order),      cmocka_unit_test(test_limits_and_shapes),
-        cmocka_unit_test(test_tokens_and_behaviours), cmocka_unit_test(test_payload_limit),
-        cmocka_unit_test(test_rich_fields),           cmocka_unit_test(test_projects_and_auth),
-        cmocka_unit_test(test_rate_windows),          cmocka_unit_test(test_rate_strict),
-        cmocka_unit_test(test_malformed_ticket),      cmocka_unit_test(test_receipts),
-        cmocka_unit_test(test_error_shapes),          cmocka_unit_test(test_request_shapes),
-        cmocka_unit_test(test_gzip_bounds),           cmocka_unit_test(test_control_and_faults),
-        cmocka_unit_test(test_scanner_cases),
+        WITH_SIM(test_send_ok_in_order),
+        WITH_SIM(test_limits_and_shapes),
+        WITH_SIM(test_tokens_and_behaviours),
+        WITH_SIM(test_payload_limit),
+        cmocka_unit_test(test_rich_fields),
+        cmocka_unit_test(test_projects_and_auth),
+        cmocka_unit_test(test_rate_windows),
+        cmocka_unit_test(test_rate_strict),
+        cmocka_unit_test(test_malformed_ticket),
+        cmocka_unit_test(test_receipts),
+        WITH_SIM(test_error_shapes),
+        WITH_SIM(test_request_shapes),
+        cmocka_unit_test(test_gzip_bounds),
+        WITH_SIM(test_control_and_faults),
+        WITH_SIM(test_scanner_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
