@@ -3,6 +3,7 @@
  * overrides, the defaults and `--check-config` output are all driven by that one table, so a key
  * cannot be documented in one place and forgotten in another. */
 #include "config/config.h"
+#include "core/file.h"
 #include "core/langtag.h"
 #include "core/redact.h"
 #include "core/xalloc.h"
@@ -521,22 +522,11 @@ int conf_load_string(conf_t *c, const char *name, const char *text, size_t len, 
 
 static int load_file(conf_t *c, const char *path, int depth, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    char *text;
+    size_t n;
+    if (file_read(path, CONF_MAX_FILE, &text, &n, err, errlen) != 0)
         return -1;
-    }
-    char *text = xmalloc(CONF_MAX_FILE + 1);
-    size_t n = fread(text, 1, CONF_MAX_FILE + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    int rc;
-    if (rerr) {
-        snprintf(err, errlen, "%s: read error", path);
-        rc = -1;
-    } else {
-        rc = load_string(c, path, depth, text, n, err, errlen);
-    }
+    int rc = load_string(c, path, depth, text, n, err, errlen);
     free(text);
     return rc;
 }
