@@ -425,10 +425,13 @@ static void schedule_receipt(pdev_t *dv)
 {
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id,
-                            dv->rec.token, j->ev->job_id,   now_s};
+    buf_t ev = BUF_INIT;
+    queue_event_encode(j->ev, &ev); /* kept for a resend after a MessageRateExceeded receipt */
+    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id, dv->rec.token,
+                            j->ev->job_id, now_s,           buf_cstr(&ev),     0};
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
                            dv);
+    buf_cleanup(&ev);
 }
 
 static void on_batch_marked(int status, void *arg)
@@ -483,13 +486,22 @@ static void flush_ok(disp_pipeline_t *p)
     }
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
+    buf_t *ev = xcalloc(b->n, sizeof *ev); /* each event kept for a resend (MessageRateExceeded) */
     for (size_t i = 0; i < b->n; i++) {
         pdev_t *dv = b->devs[i];
-        t[i] = (expo_ticket_info_t){dv->ticket,    dv->rec.user_id,     dv->rec.device_id,
-                                    dv->rec.token, dv->job->ev->job_id, now_s};
+        if (i > 0 && b->devs[i - 1]->job == dv->job)
+            buf_puts(&ev[i], buf_cstr(&ev[i - 1]));
+        else
+            queue_event_encode(dv->job->ev, &ev[i]);
+        t[i] = (expo_ticket_info_t){
+            dv->ticket,          dv->rec.user_id, dv->rec.device_id, dv->rec.token,
+            dv->job->ev->job_id, now_s,           buf_cstr(&ev[i]),  0};
     }
     expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
                            b);
+    for (size_t i = 0; i < b->n; i++)
+        buf_cleanup(&ev[i]);
+    free(ev);
     free(t);
 }
 
