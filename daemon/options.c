@@ -183,5 +183,8 @@ void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o)
 void daemon_pipeline_opts(const conf_t *c, disp_pipeline_opts_t *o)
 {
     *o = (disp_pipeline_opts_t){.receipt_delay_s = c->expo_receipt_delay_s,
-                                .dlq_topic = c->queue_dlq_topic};
+                                .dlq_topic = c->queue_dlq_topic,
+                                .resend_base_ms = c->expo_backoff_base_ms,
+                                .resend_cap_ms = c->expo_backoff_cap_ms,
+                                .max_resends = c->expo_max_attempts};
 }

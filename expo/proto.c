@@ -223,8 +223,7 @@ static bool parse_receipt(const char *id, json_t *v, expo_receipt_t *out)
     } else if (strcmp(st, "error") == 0) {
         char *e = dup_json_str(json_object_get(json_object_get(v, "details"), "error"));
         out->error = e ? e : xstrdup("UnknownError");
-        out->kind =
-            expo_classify_error(out->error) == EXPO_TK_INVALID ? EXPO_TK_INVALID : EXPO_TK_FAIL;
+        out->kind = expo_classify_error(out->error); /* INVALID, RETRY or FAIL */
         out->message = dup_json_str(json_object_get(v, "message"));
     } else {
         return false;

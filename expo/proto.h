@@ -77,7 +77,8 @@ expo_reply_kind_t expo_classify_request(long http_status, const char *code);
 
 typedef struct expo_receipt {
     char *id;
-    expo_tk_kind_t kind; /* OK, INVALID (DeviceNotRegistered), FAIL (other error) */
+    expo_tk_kind_t kind; /* OK, INVALID (DeviceNotRegistered), RETRY (MessageRateExceeded),
+                            FAIL (other error) */
     char *error;
     char *message;
 } expo_receipt_t;

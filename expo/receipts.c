@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELDS 7 /* id + 6 hash fields per claimed ticket */
+#define FIELDS 9 /* id + 8 hash fields per claimed ticket */
 
 struct expo_receipts {
     uv_loop_t *loop;
@@ -153,10 +153,11 @@ static void on_scheduled(int status, const db_reply_t *reply, void *arg)
 void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,
                             int64_t due_s, void (*cb)(int status, void *arg), void *arg)
 {
-    size_t argc = 4 + 6 * n;
+    size_t argc = 4 + 8 * n;
     const char **argv = xcalloc(argc, sizeof *argv);
     char nums[3][24];
     char(*sent)[24] = xcalloc(n ? n : 1, sizeof *sent);
+    char(*resends)[16] = xcalloc(n ? n : 1, sizeof *resends);
     snprintf(nums[0], sizeof nums[0], "%lld", (long long)due_s);
     snprintf(nums[1], sizeof nums[1], "%ld", 26L * 3600);
     argv[0] = r->zkey;
@@ -164,14 +165,18 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
     argv[2] = nums[0];
     argv[3] = nums[1];
     for (size_t i = 0; i < n; i++) {
-        const char **a = &argv[4 + 6 * i];
+        const char **a = &argv[4 + 8 * i];
+        const char *ev = t[i].event ? t[i].event : "";
         snprintf(sent[i], sizeof sent[i], "%lld", (long long)t[i].sent_at_s);
+        snprintf(resends[i], sizeof resends[i], "%u", t[i].resends);
         a[0] = t[i].ticket_id;
         a[1] = t[i].user_id ? t[i].user_id : "";
         a[2] = t[i].device_id ? t[i].device_id : "";
         a[3] = t[i].token ? t[i].token : "";
         a[4] = t[i].job_id ? t[i].job_id : "";
         a[5] = sent[i];
+        a[6] = strlen(ev) <= EXPO_RCPT_EVENT_MAX ? ev : "";
+        a[7] = resends[i];
     }
     sched_t *s = xmalloc(sizeof *s);
     s->cb = cb;
@@ -179,6 +184,7 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
     db_eval(r->db, r->s_schedule, on_scheduled, s, 1, (int)argc, argv, NULL);
     free(argv);
     free(sent);
+    free(resends);
 }
 
 typedef struct pend {
@@ -234,6 +240,8 @@ static void ticket_of(const claim_t *c, size_t i, expo_ticket_info_t *t)
     t->token = f[3];
     t->job_id = f[4];
     t->sent_at_s = strtoll(f[5], NULL, 10);
+    t->event = f[6];
+    t->resends = (unsigned)strtoul(f[7], NULL, 10);
 }
 
 static void on_script_done(int status, const db_reply_t *reply, void *arg)
@@ -260,7 +268,8 @@ static void run_ids(expo_receipts_t *r, db_script_t *s, const char **head, size_
 static void report(expo_receipts_t *r, const expo_ticket_info_t *t, expo_rcpt_status_t st,
                    const char *error, const char *message)
 {
-    static const char *names[] = {"ok", "DeviceNotRegistered", "error", "missing"};
+    static const char *names[] = {"ok", "DeviceNotRegistered", "error", "missing",
+                                  "MessageRateExceeded"};
     if (r->m_rcpt)
         metric_inc(metric_get(r->m_rcpt, names[st]));
     r->o.on_receipt(t, st, error, message, r->o.arg);
@@ -287,6 +296,19 @@ static void credential_errors(expo_receipts_t *r, const expo_receipt_t *first, s
         LKI("receipts", n));
 }
 
+/* MessageRateExceeded means "back off and resend" (Expo's docs), which the owner can do only
+ * with the event kept in the ticket hash; without it the error is as permanent as the others. */
+static expo_rcpt_status_t classify(const expo_receipt_t *x, const expo_ticket_info_t *t)
+{
+    if (x->kind == EXPO_TK_OK)
+        return EXPO_RCPT_OK;
+    if (x->kind == EXPO_TK_INVALID)
+        return EXPO_RCPT_INVALID;
+    if (x->kind == EXPO_TK_RETRY && t->event && *t->event)
+        return EXPO_RCPT_RETRY;
+    return EXPO_RCPT_ERROR;
+}
+
 static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size_t nrc)
 {
     const char **done = xcalloc(c->n + 1, sizeof *done), **later = xcalloc(c->n + 1, sizeof *later);
@@ -298,9 +320,7 @@ static void apply(expo_receipts_t *r, claim_t *c, const expo_receipt_t *rc, size
         ticket_of(c, i, &t);
         const expo_receipt_t *x = find(rc, nrc, t.ticket_id);
         if (x) {
-            expo_rcpt_status_t st = x->kind == EXPO_TK_OK        ? EXPO_RCPT_OK
-                                    : x->kind == EXPO_TK_INVALID ? EXPO_RCPT_INVALID
-                                                                 : EXPO_RCPT_ERROR;
+            expo_rcpt_status_t st = classify(x, &t);
             if (st == EXPO_RCPT_ERROR && expo_credential_error(x->error) && ncred++ == 0)
                 cred = x;
             report(r, &t, st, x->error, x->message);

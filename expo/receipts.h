@@ -2,12 +2,14 @@
  * later asks Expo's getReceipts what became of it.
  *
  * Redis layout (prefix p, default "herald:"): `<p>receipts` ZSET of ticket ids scored by due time
- * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt [checks], expiring
- * 26 h after scheduling. Several instances may poll: a claim script takes due ids and moves them
- * to now + lease in the same step, so each id is checked by one poller at a time and a crashed
- * poller's claims come back when the lease ends. A privacy delete removes a user's (device's)
- * checks, hash and entry, with expo/lua/ticket_drop.lua (pulled into pipeline/lua/privacy_*.lua);
- * a check in flight whose hash has gone by then is forgotten, not put off.
+ * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt event resends [checks],
+ * expiring 26 h after scheduling (event: the job event as queue_event_encode wrote it, kept so a
+ * MessageRateExceeded receipt can be resent; "" when over EXPO_RCPT_EVENT_MAX bytes). Several
+ * instances may poll: a claim script takes due ids and moves them to now + lease in the same step,
+ * so each id is checked by one poller at a time and a crashed poller's claims come back when the
+ * lease ends. A privacy delete removes a user's (device's) checks, hash and entry, with
+ * expo/lua/ticket_drop.lua (pulled into pipeline/lua/privacy_*.lua); a check in flight whose hash
+ * has gone by then is forgotten, not put off.
  *
  * The module does not touch tokens: the owner reacts to EXPO_RCPT_INVALID (deactivate). Loop
  * thread only; callbacks fire exactly once, never inside the starting call. */
@@ -31,13 +33,20 @@ typedef struct expo_ticket_info {
     const char *token;
     const char *job_id;
     int64_t sent_at_s; /* unix seconds */
+    const char *event; /* the encoded job event (queue_event_encode), or NULL/"": not resendable */
+    unsigned resends;  /* how many times this notification was resent before this ticket */
 } expo_ticket_info_t;
+
+/* Longest event stored in a ticket hash; a longer one is stored as "" (its ticket cannot be
+ * resent): every ok ticket keeps one for a day, so the bound is memory per ticket. */
+#define EXPO_RCPT_EVENT_MAX 4096
 
 typedef enum {
     EXPO_RCPT_OK = 0,  /* APNs/FCM accepted it */
     EXPO_RCPT_INVALID, /* DeviceNotRegistered: deactivate the token */
     EXPO_RCPT_ERROR,   /* another error (error/message say which) */
     EXPO_RCPT_MISSING, /* no receipt 24 h after sending: given up */
+    EXPO_RCPT_RETRY,   /* MessageRateExceeded, and t->event is set: back off and resend it */
 } expo_rcpt_status_t;
 
 typedef void (*expo_receipt_fn)(const expo_ticket_info_t *t, expo_rcpt_status_t st,

@@ -72,6 +72,9 @@ struct disp_pipeline {
     list_t jobs;
     size_t njobs;
     bool aborted;
+    list_t resends; /* resend_t: notifications being resent after a MessageRateExceeded receipt */
+    long resend_base_ms, resend_cap_ms, max_resends;
+    metric_fam_t *m_resend;
     metric_fam_t *m_devices, *m_notif, *m_deact, *m_e2e;
     metric_t *m_jobs;
 };
@@ -425,10 +428,13 @@ static void schedule_receipt(pdev_t *dv)
 {
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id,
-                            dv->rec.token, j->ev->job_id,   now_s};
+    buf_t ev = BUF_INIT;
+    queue_event_encode(j->ev, &ev); /* kept for a resend after a MessageRateExceeded receipt */
+    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id, dv->rec.token,
+                            j->ev->job_id, now_s,           buf_cstr(&ev),     0};
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
                            dv);
+    buf_cleanup(&ev);
 }
 
 static void on_batch_marked(int status, void *arg)
@@ -483,13 +489,22 @@ static void flush_ok(disp_pipeline_t *p)
     }
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
+    buf_t *ev = xcalloc(b->n, sizeof *ev); /* each event kept for a resend (MessageRateExceeded) */
     for (size_t i = 0; i < b->n; i++) {
         pdev_t *dv = b->devs[i];
-        t[i] = (expo_ticket_info_t){dv->ticket,    dv->rec.user_id,     dv->rec.device_id,
-                                    dv->rec.token, dv->job->ev->job_id, now_s};
+        if (i > 0 && b->devs[i - 1]->job == dv->job)
+            buf_puts(&ev[i], buf_cstr(&ev[i - 1]));
+        else
+            queue_event_encode(dv->job->ev, &ev[i]);
+        t[i] = (expo_ticket_info_t){
+            dv->ticket,          dv->rec.user_id, dv->rec.device_id, dv->rec.token,
+            dv->job->ev->job_id, now_s,           buf_cstr(&ev[i]),  0};
     }
     expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
                            b);
+    for (size_t i = 0; i < b->n; i++)
+        buf_cleanup(&ev[i]);
+    free(ev);
     free(t);
 }
 
@@ -689,6 +704,219 @@ static void send_dev(pdev_t *dv)
 
 /* ---- receipts ------------------------------------------------------------------------------- */
 
+/* ---- resends after a MessageRateExceeded receipt ------------------------------------------- */
+
+/* One notification being resent: waiting out its backoff, looking its device up, at Expo, or
+ * having its new ticket's receipt check scheduled. Not a job: its event was completed long ago,
+ * its dedup mark is done, and the receipt claim made this instance the only one resending it. */
+typedef struct resend {
+    disp_pipeline_t *p;
+    list_node_t node; /* in p->resends */
+    uv_timer_t timer;
+    void (*next)(struct resend *rs); /* what the timer runs */
+    unsigned retries;                /* of a failed Redis step */
+    queue_event_t ev;
+    char *event; /* the encoded event, kept for the new ticket */
+    char key[QUEUE_KEY_MAX];
+    unsigned n; /* this resend's number, 1.. */
+    tok_record_t rec;
+    char ticket[96];
+} resend_t;
+
+static void on_resend_closed(uv_handle_t *h)
+{
+    resend_t *rs = h->data;
+    queue_event_cleanup(&rs->ev);
+    free(rs->event);
+    free(rs);
+}
+
+static void resend_free(resend_t *rs)
+{
+    list_remove(&rs->node);
+    uv_close((uv_handle_t *)&rs->timer, on_resend_closed);
+}
+
+static void on_resend_timer(uv_timer_t *t)
+{
+    resend_t *rs = t->data;
+    rs->next(rs);
+}
+
+static void resend_after(resend_t *rs, void (*fn)(resend_t *), uint64_t ms)
+{
+    rs->next = fn;
+    uv_timer_start(&rs->timer, on_resend_timer, ms + 1, 0);
+}
+
+/* A Redis step failed: again after a backoff (the receipt that started it is forgotten). */
+static void resend_retry(resend_t *rs, void (*fn)(resend_t *), const char *why)
+{
+    uint64_t ms = backoff_full_jitter(rs->retries++, RETRY_BASE_MS, RETRY_CAP_MS, rand_u64());
+    if (rs->retries == 1 || rs->retries % 10 == 0)
+        LOG(LOG_LVL_WARN, "resend step failed, retrying", LKS("jobId", rs->ev.job_id),
+            LKS("deviceId", rs->rec.device_id), LKS("step", why), LKI("retryMs", ms));
+    resend_after(rs, fn, ms);
+}
+
+static void resend_gave_up(disp_pipeline_t *p, const char *job, const char *user,
+                           const char *device, const char *token, const char *error,
+                           const char *detail, unsigned resends)
+{
+    metric_inc(metric_get(p->m_resend, "gave_up"));
+    TRACE(p->d.trace, job, user, device, "failed", LKS("error", error), LKS("detail", detail),
+          LKI("resends", resends), LKT("token", token));
+}
+
+static void resend_schedule(resend_t *rs);
+
+static void on_resend_scheduled(int status, void *arg)
+{
+    resend_t *rs = arg;
+    if (rs->p->aborted)
+        return;
+    if (status != 0) {
+        resend_retry(rs, resend_schedule, "schedule-receipt");
+        return;
+    }
+    resend_free(rs);
+}
+
+static void resend_schedule(resend_t *rs)
+{
+    int64_t now_s = clk_wall_ms() / 1000;
+    expo_ticket_info_t t = {rs->ticket,    rs->rec.user_id, rs->rec.device_id, rs->rec.token,
+                            rs->ev.job_id, now_s,           rs->event,         rs->n};
+    expo_receipts_schedule(rs->p->d.receipts, &t, 1, now_s + rs->p->receipt_delay_s,
+                           on_resend_scheduled, rs);
+}
+
+static void on_resend_deactivated(int status, void *arg)
+{
+    resend_t *rs = arg;
+    if (rs->p->aborted)
+        return;
+    if (status == TOK_OK)
+        metric_inc(metric_get(rs->p->m_deact, "ticket"));
+    TRACE(rs->p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "deactivated",
+          LKS("source", "ticket"),
+          LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
+          LKT("token", rs->rec.token));
+    resend_free(rs);
+}
+
+static void on_resent(const expo_result_t *res, void *arg)
+{
+    resend_t *rs = arg;
+    disp_pipeline_t *p = rs->p;
+    char msg[512];
+    if (p->aborted)
+        return;
+    redact_message(res->message, rs->rec.token, msg, sizeof msg);
+    if (res->outcome == EXPO_OK) {
+        metric_inc(metric_get(p->m_resend, "resent"));
+        snprintf(rs->ticket, sizeof rs->ticket, "%s", res->ticket_id);
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+              LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("resend", rs->n),
+              LKI("attempts", res->attempts), LKT("token", rs->rec.token));
+        resend_schedule(rs);
+    } else if (res->outcome == EXPO_INVALID_TOKEN) {
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+              LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
+              LKI("resend", rs->n), LKT("token", rs->rec.token));
+        tok_store_deactivate(p->d.store, rs->rec.user_id, rs->rec.device_id, "DeviceNotRegistered",
+                             rs->rec.token, on_resend_deactivated, rs);
+    } else {
+        resend_gave_up(p, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, rs->rec.token,
+                       res->error ? res->error : "failed", msg, rs->n);
+        resend_free(rs);
+    }
+}
+
+/* The device must still hold the token and be deliverable (not deleted, deactivated or expired
+ * meanwhile); its texts are rendered with the templates of now. */
+static void resend_lookup(resend_t *rs);
+
+static void on_resend_devices(int status, const tok_record_t *recs, size_t n, void *arg)
+{
+    resend_t *rs = arg;
+    disp_pipeline_t *p = rs->p;
+    if (p->aborted)
+        return;
+    if (status != TOK_OK) {
+        resend_retry(rs, resend_lookup, "lookup");
+        return;
+    }
+    const tok_record_t *rec = NULL;
+    for (size_t i = 0; i < n && !rec; i++)
+        if (strcmp(recs[i].device_id, rs->rec.device_id) == 0 &&
+            strcmp(recs[i].token, rs->rec.token) == 0)
+            rec = &recs[i];
+    const char *why = rec ? tok_deliverability(rec, clk_wall_ms() / 1000) : "not_found";
+    disp_rendered_t r;
+    disp_rendered_init(&r);
+    if (!why && disp_templates_render(
+                    p->d.templates, &rs->ev,
+                    disp_templates_resolve(p->d.templates, rec->locale, rs->ev.locale), &r) != 0)
+        why = "not_notified";
+    if (why) {
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "skipped",
+              LKS("reason", why), LKS("detail", "resend after MessageRateExceeded not made"),
+              LKT("token", rs->rec.token));
+        disp_rendered_cleanup(&r);
+        resend_free(rs);
+        return;
+    }
+    rs->rec = *rec;
+    expo_msg_t m;
+    disp_rendered_msg(&r, rs->rec.token, rs->key, &m); /* same collapseId as the first send */
+    expo_send(p->d.expo, &m, on_resent, rs);
+    disp_rendered_cleanup(&r);
+}
+
+static void resend_lookup(resend_t *rs)
+{
+    tok_store_list(rs->p->d.store, rs->rec.user_id, on_resend_devices, rs);
+}
+
+/* A MessageRateExceeded receipt of a ticket that kept its event: resend after
+ * resend_base_ms * 2^resends (capped), unless max_resends were made already. */
+static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job,
+                           const char *error)
+{
+    if ((long)t->resends >= p->max_resends) {
+        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
+                       "MessageRateExceeded receipt after the last resend", t->resends);
+        return;
+    }
+    resend_t *rs = xcalloc(1, sizeof *rs);
+    queue_dec_error_t why;
+    size_t len = strlen(t->event);
+    if (queue_event_decode(t->event, len, NULL, 0, len + 1, &rs->ev, &why) != 0 ||
+        queue_event_key(&rs->ev, rs->key, sizeof rs->key) < 0) {
+        queue_event_cleanup(&rs->ev);
+        free(rs);
+        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
+                       "the ticket's stored event does not decode", t->resends);
+        return;
+    }
+    rs->p = p;
+    rs->event = xstrdup(t->event);
+    rs->n = t->resends + 1;
+    snprintf(rs->rec.user_id, sizeof rs->rec.user_id, "%s", t->user_id);
+    snprintf(rs->rec.device_id, sizeof rs->rec.device_id, "%s", t->device_id);
+    snprintf(rs->rec.token, sizeof rs->rec.token, "%s", t->token);
+    uv_timer_init(p->d.loop, &rs->timer);
+    rs->timer.data = rs;
+    list_push_back(&p->resends, &rs->node);
+    uint64_t ms =
+        backoff_ceiling(t->resends, (uint64_t)p->resend_base_ms, (uint64_t)p->resend_cap_ms);
+    TRACE(p->d.trace, job, t->user_id, t->device_id, "resend", LKS("status", "scheduled"),
+          LKS("error", error), LKI("resend", rs->n), LKI("delayMs", ms), LKS("collapseId", rs->key),
+          LKT("token", t->token));
+    resend_after(rs, resend_lookup, ms);
+}
+
 typedef struct rc_ctx {
     disp_pipeline_t *p;
     char user[TOK_USER_MAX + 1], device[TOK_DEVICE_MAX + 1], token[TOK_TOKEN_MAX + 1];
@@ -706,7 +934,7 @@ static void on_receipt_deactivated(int status, void *arg)
     free(c);
 }
 
-static const char *const rcpt_names[] = {"ok", "DeviceNotRegistered", "error", "missing"};
+static const char *const rcpt_names[] = {"ok", "DeviceNotRegistered", "error", "missing", "error"};
 
 void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                               const char *message, void *arg)
@@ -718,9 +946,13 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
     if (message)
         redact_message(message, t->token ? t->token : "", msg, sizeof msg);
     TRACE(p->d.trace, job, user, t->device_id, "receipt",
-          LKS("status", (unsigned)st < 4 ? rcpt_names[st] : "unknown"),
+          LKS("status", (unsigned)st < 5 ? rcpt_names[st] : "unknown"),
           LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
           LKT("token", t->token));
+    if (st == EXPO_RCPT_RETRY && !p->aborted && t->user_id && t->device_id && t->token) {
+        resend_receipt(p, t, job, error);
+        return;
+    }
     if (st != EXPO_RCPT_INVALID || p->aborted || !t->user_id || !t->device_id || !t->token)
         return;
     rc_ctx_t *c = xcalloc(1, sizeof *c);
@@ -743,6 +975,10 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->d = *deps;
     p->receipt_delay_s = opts->receipt_delay_s;
     p->dlq_topic = xstrdup(opts->dlq_topic);
+    p->resend_base_ms = opts->resend_base_ms;
+    p->resend_cap_ms = opts->resend_cap_ms;
+    p->max_resends = opts->max_resends;
+    list_init(&p->resends);
     uv_idle_init(deps->loop, &p->ok_idle);
     p->ok_idle.data = p;
     uv_timer_init(deps->loop, &p->renew);
@@ -762,6 +998,10 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
                            "Tokens deactivated after Expo said DeviceNotRegistered.", "source");
     p->m_e2e = metric_histogram_new(m, "herald_end_to_end_seconds",
                                     "Event timestamp to Expo accepted.", NULL, NULL, 0);
+    p->m_resend = metric_counter_new(m, "herald_receipt_resends_total",
+                                     "MessageRateExceeded receipts: notifications resent "
+                                     "(resent), or given up after the last resend (gave_up).",
+                                     "result");
     p->m_jobs = metric_get(
         metric_gauge_new(m, "herald_events_in_pipeline", "Events being dispatched.", NULL));
     return p;
@@ -795,6 +1035,8 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
         return;
     while (!list_empty(&p->jobs)) /* tickets abandoned: the consumer is gone, Kafka redelivers */
         job_free(list_first_entry(&p->jobs, job_t, node));
+    while (!list_empty(&p->resends)) /* a resend not made: its notification stays rate-limited */
+        resend_free(list_first_entry(&p->resends, resend_t, node));
     free(p->ok);
     p->ok = NULL;
     free(p->dlq_topic);

@@ -40,6 +40,10 @@ typedef struct disp_pipeline_deps {
 typedef struct disp_pipeline_opts {
     long receipt_delay_s;  /* an accepted notification's receipt is checked this much later */
     const char *dlq_topic; /* queue.dlq_topic, copied; "" or NULL: "<source topic>.dlq" */
+    /* A MessageRateExceeded receipt resends that notification after resend_base_ms * 2^resends
+     * (at most resend_cap_ms), up to max_resends times (0: never; expo.backoff_base_ms,
+     * expo.backoff_cap_ms, expo.max_attempts). */
+    long resend_base_ms, resend_cap_ms, max_resends;
 } disp_pipeline_opts_t;
 
 /* new: free with disp_pipeline_destroy. Every dependency is required. */
@@ -53,7 +57,10 @@ void disp_pipeline_destroy(disp_pipeline_t *p);
 /* The queue handler: pass &handler to queue_consumer_create with arg = the pipeline. */
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg);
 /* What to do with a receipt (for expo_receipts_opts_t.on_receipt, arg = the pipeline): a
- * DeviceNotRegistered receipt deactivates the token if the device still holds it. */
+ * DeviceNotRegistered receipt deactivates the token if the device still holds it; a
+ * MessageRateExceeded one (EXPO_RCPT_RETRY) resends the notification to that device after a
+ * backoff, with the same collapseId and without a dedup claim, and schedules the new ticket's
+ * receipt check; past max_resends it is traced `failed`. */
 void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                               const char *message, void *arg);
 

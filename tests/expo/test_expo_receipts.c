@@ -44,6 +44,11 @@ static void receipts_body(json_t *ids, buf_t *out)
             buf_printf(out, "%s\"%s\":{\"status\":\"ok\"}", k++ ? "," : "", id);
         else if (strcmp(id, "r-purged") == 0 && purging)
             free(th_redis_cmd(purging, "DEL t:ticket:r-purged")); /* a privacy delete: no answer */
+        else if (strncmp(id, "r-rate", 6) == 0)
+            buf_printf(out,
+                       "%s\"%s\":{\"status\":\"error\",\"message\":\"slow down\",\"details\":"
+                       "{\"error\":\"MessageRateExceeded\"}}",
+                       k++ ? "," : "", id);
         else if (strcmp(id, "r-dnr") == 0)
             buf_printf(out,
                        "%s\"r-dnr\":{\"status\":\"error\",\"message\":\"gone\",\"details\":"
@@ -139,6 +144,8 @@ static void env_down(env_t *e)
 typedef struct got {
     int n;
     char seen[8][64];
+    char event[64]; /* of the last EXPO_RCPT_RETRY */
+    unsigned resends;
 } got_t;
 
 static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
@@ -146,8 +153,12 @@ static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const
 {
     (void)message;
     got_t *g = arg;
-    static const char *names[] = {"ok", "invalid", "error", "missing"};
+    static const char *names[] = {"ok", "invalid", "error", "missing", "retry"};
     assert_true(g->n < 8);
+    if (st == EXPO_RCPT_RETRY) {
+        snprintf(g->event, sizeof g->event, "%s", t->event);
+        g->resends = t->resends;
+    }
     snprintf(g->seen[g->n++], 64, "%s=%s/%s/%s", t->ticket_id, names[st], t->user_id,
              error ? error : "");
 }
@@ -195,11 +206,11 @@ static void test_receipts_poll(void **state)
     assert_non_null(r);
     int64_t now = (int64_t)time(NULL);
     expo_ticket_info_t t[] = {
-        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60},
-        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60},
-        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60},
-        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600},
-        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60},
+        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, NULL, 0},
+        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
+        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, NULL, 0},
+        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600, NULL, 0},
+        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60, NULL, 0},
     };
     purging = &e->redis;
     expo_receipts_schedule(r, t, 5, now - 1, on_sched, NULL);
@@ -250,6 +261,56 @@ static void test_receipts_poll(void **state)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(receipt_requests, before);
     assert_int_equal(g.n, 3);
+    expo_receipts_destroy(r);
+    env_down(e);
+}
+
+/* A MessageRateExceeded receipt is EXPO_RCPT_RETRY, with the event and resend count the ticket
+ * was scheduled with, when the ticket hash kept its event; else (no event, or one over
+ * EXPO_RCPT_EVENT_MAX, stored as "") an ordinary error. */
+static void test_receipts_rate_exceeded(void **state)
+{
+    (void)state;
+    env_t *e = env_up();
+    got_t g = {0};
+    expo_receipts_opts_t o = {.url = e->url,
+                              .prefix = "t:",
+                              .poll_interval_s = 5,
+                              .timeout_ms = 30000,
+                              .on_receipt = on_receipt,
+                              .arg = &g};
+    char err[256];
+    expo_receipts_t *r = expo_receipts_create(&e->loop, e->db, &o, NULL, err, sizeof err);
+    assert_non_null(r);
+    int64_t now = (int64_t)time(NULL);
+    char *big = xmalloc(EXPO_RCPT_EVENT_MAX + 2);
+    memset(big, 'x', EXPO_RCPT_EVENT_MAX + 1);
+    big[EXPO_RCPT_EVENT_MAX + 1] = '\0';
+    expo_ticket_info_t t[] = {
+        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2},
+        {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
+        {"r-rate-big", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, big, 0},
+    };
+    sched_status = 99;
+    expo_receipts_schedule(r, t, 3, now - 1, on_sched, NULL);
+    free(big);
+    while (sched_status == 99)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(sched_status, DB_OK);
+    char *v = th_redis_cmd(&e->redis, "HGET t:ticket:r-rate-big event");
+    assert_string_equal(v, "");
+    free(v);
+    v = th_redis_cmd(&e->redis, "HGET t:ticket:r-rate resends");
+    assert_string_equal(v, "2");
+    free(v);
+    expo_receipts_poll_now(r);
+    while (g.n < 3)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(has(&g, "r-rate=retry/u1/MessageRateExceeded"));
+    assert_true(has(&g, "r-rate-bare=error/u2/MessageRateExceeded"));
+    assert_true(has(&g, "r-rate-big=error/u3/MessageRateExceeded"));
+    assert_string_equal(g.event, "{\"jobId\":\"j1\"}");
+    assert_int_equal(g.resends, 2);
     expo_receipts_destroy(r);
     env_down(e);
 }
@@ -330,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctl),
         cmocka_unit_test(test_receipts_poll),
+        cmocka_unit_test(test_receipts_rate_exceeded),
         cmocka_unit_test(test_shared_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -435,6 +435,35 @@ static void test_receipts(void **state)
     sim_destroy(s);
 }
 
+/* LateRateExceededOnce: both tickets ok; the first one's receipt is MessageRateExceeded, the
+ * second's (the resend) ok. */
+static void test_late_rate_exceeded_once(void **state)
+{
+    (void)state;
+    sim_t *s = mk_default();
+    int st;
+    const char *one = "{\"to\":\"ExponentPushToken[LateRateExceededOnce-1]\"}";
+    json_t *t1 = call(s, SEND, one, 1000, &st);
+    json_t *t2 = call(s, SEND, one, 1001, &st);
+    const char *id1 = json_string_value(json_object_get(json_object_get(t1, "data"), "id"));
+    const char *id2 = json_string_value(json_object_get(json_object_get(t2, "data"), "id"));
+    assert_non_null(id1);
+    assert_non_null(id2);
+    char req[256];
+    snprintf(req, sizeof req, "{\"ids\":[\"%s\",\"%s\"]}", id1, id2);
+    json_t *r = call(s, RCPT, req, 2000, &st);
+    json_t *d = json_object_get(r, "data");
+    json_t *r1 = json_object_get(d, id1), *r2 = json_object_get(d, id2);
+    assert_string_equal(json_string_value(json_object_get(r1, "status")), "error");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r1, "details"), "error")),
+                        "MessageRateExceeded");
+    assert_string_equal(json_string_value(json_object_get(r2, "status")), "ok");
+    json_decref(r);
+    json_decref(t1);
+    json_decref(t2);
+    sim_destroy(s);
+}
+
 /* Every documented details.error, as a ticket and (Late<Word>) as a receipt. */
 static const struct {
     const char *word, *error, *msg_part;
@@ -764,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_rate_strict),
         cmocka_unit_test(test_malformed_ticket),
         cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_late_rate_exceeded_once),
         WITH_SIM(test_error_shapes),
         WITH_SIM(test_request_shapes),
         cmocka_unit_test(test_gzip_bounds),

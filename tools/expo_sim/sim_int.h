@@ -17,6 +17,7 @@ enum sim_behaviour {
     BEH_RECEIPT_ERROR, /* an ok ticket, then an error receipt of the given shape */
     BEH_NO_RECEIPT,
     BEH_RATE_EXCEEDED_ONCE,
+    BEH_LATE_RATE_EXCEEDED_ONCE, /* ok ticket; MessageRateExceeded receipt the first time only */
 };
 
 /* Receipt kinds kept in the ring. */

@@ -4,6 +4,8 @@
  *
  * Behaviour tokens: the text inside ExponentPushToken[...] picks the outcome. The first row of
  * `behaviours` that matches wins (so the longer names come first):
+ *   LateRateExceededOnce  ok ticket; its receipt is MessageRateExceeded the first time this
+ *                     token is seen, ok afterwards (a resend after the receipt gets through)
  *   Late<Word>        ok ticket, then the receipt carries <Word>'s error (any word below but
  *                     RateExceededOnce)
  *   NoReceipt         ok ticket, the receipt never becomes ready
@@ -59,6 +61,7 @@ static const struct {
     enum sim_behaviour beh;
     int shape;
 } behaviours[] = {
+    {"LateRateExceededOnce", BEH_LATE_RATE_EXCEEDED_ONCE, ERR_MESSAGE_RATE_EXCEEDED},
     {"LateUnregistered", BEH_RECEIPT_ERROR, ERR_DEVICE_NOT_REGISTERED},
     {"LateTooBig", BEH_RECEIPT_ERROR, ERR_MESSAGE_TOO_BIG},
     {"LateRateExceeded", BEH_RECEIPT_ERROR, ERR_MESSAGE_RATE_EXCEEDED},
@@ -453,13 +456,15 @@ static void ticket(sim_t *s, buf_t *b, const sim_rcpt_t *r, size_t payload, cons
         error_ticket(s, b, ERR_MESSAGE_TOO_BIG, msg, r);
         return;
     }
-    if (beh == BEH_RATE_EXCEEDED_ONCE) {
+    if (beh == BEH_RATE_EXCEEDED_ONCE || beh == BEH_LATE_RATE_EXCEEDED_ONCE) {
         sim_tok_t *k = sim_tok_get(s, r->tok, r->len);
-        beh = BEH_OK;
-        if (k && !k->once_seen) {
+        bool first = k && !k->once_seen;
+        if (k)
             k->once_seen = true;
-            beh = BEH_TICKET_ERROR;
-        }
+        if (!first)
+            beh = BEH_OK;
+        else
+            beh = beh == BEH_RATE_EXCEEDED_ONCE ? BEH_TICKET_ERROR : BEH_RECEIPT_ERROR;
     }
     if (beh == BEH_TICKET_ERROR && shapes[shape].err == ERR_DEVICE_NOT_REGISTERED)
         token_error(s, b, r, "is not a registered push notification recipient");
