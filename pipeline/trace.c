@@ -174,6 +174,7 @@ typedef struct read_req {
         disp_trace_records_cb records;
         disp_trace_ids_cb ids;
     } cb;
+    bool want_ids; /* cb.ids, else cb.records */
     void *arg;
 } read_req_t;
 
@@ -209,30 +210,20 @@ static int read_status(int status, const db_reply_t *r)
     return db_reply_type(r) == DB_REPLY_ARRAY ? 0 : DB_EPROTO;
 }
 
-static void on_job(int status, const db_reply_t *r, void *arg)
+/* Both reads answer a list of strings: trace records (with their lengths) or job ids. */
+static void on_strings(int status, const db_reply_t *r, void *arg)
 {
     read_req_t *q = arg;
-    const char **recs = NULL;
+    const char **strs = NULL;
     size_t *lens = NULL, n = 0;
     int rc = read_status(status, r);
     if (rc == 0)
-        n = reply_strings(r, &recs, &lens);
-    q->cb.records(rc, recs, lens, n, q->arg);
-    free(recs);
-    free(lens);
-    free(q);
-}
-
-static void on_ids(int status, const db_reply_t *r, void *arg)
-{
-    read_req_t *q = arg;
-    const char **ids = NULL;
-    size_t *lens = NULL, n = 0;
-    int rc = read_status(status, r);
-    if (rc == 0)
-        n = reply_strings(r, &ids, &lens);
-    q->cb.ids(rc, ids, n, q->arg);
-    free(ids);
+        n = reply_strings(r, &strs, &lens);
+    if (q->want_ids)
+        q->cb.ids(rc, strs, n, q->arg);
+    else
+        q->cb.records(rc, strs, lens, n, q->arg);
+    free(strs);
     free(lens);
     free(q);
 }
@@ -262,7 +253,7 @@ void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb c
     }
     char k[KEY_MAX];
     key_trace(k, t->prefix, job_id);
-    db_cmd(t->db, on_job, q, "LRANGE", k, "0", "-1", NULL);
+    db_cmd(t->db, on_strings, q, "LRANGE", k, "0", "-1", NULL);
 }
 
 void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_id, long limit,
@@ -270,6 +261,7 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
 {
     read_req_t *q = req_new(arg);
     q->cb.ids = cb;
+    q->want_ids = true;
     if (!id_fits(user_id, KEY_USER_MAX) || (device_id && !id_fits(device_id, KEY_DEVICE_MAX)) ||
         limit < 1) {
         db_defer(t->db, on_no_ids, q);
@@ -281,5 +273,5 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
     else
         key_trace_user(k, t->prefix, user_id);
     snprintf(stop, sizeof stop, "%ld", limit - 1);
-    db_cmd(t->db, on_ids, q, "ZREVRANGE", k, "0", stop, NULL);
+    db_cmd(t->db, on_strings, q, "ZREVRANGE", k, "0", stop, NULL);
 }

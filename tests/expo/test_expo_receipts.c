@@ -190,20 +190,27 @@ static bool has(const got_t *g, const char *s)
     return false;
 }
 
-static void test_receipts_poll(void **state)
+/* The poller under test: prefix "t:", every report into g. */
+static expo_receipts_t *receipts_up(env_t *e, got_t *g)
 {
-    (void)state;
-    env_t *e = env_up();
-    got_t g = {0};
     expo_receipts_opts_t o = {.url = e->url,
                               .prefix = "t:",
                               .poll_interval_s = 5,
                               .timeout_ms = 30000,
                               .on_receipt = on_receipt,
-                              .arg = &g};
+                              .arg = g};
     char err[256];
     expo_receipts_t *r = expo_receipts_create(&e->loop, e->db, &o, NULL, err, sizeof err);
     assert_non_null(r);
+    return r;
+}
+
+static void test_receipts_poll(void **state)
+{
+    (void)state;
+    env_t *e = env_up();
+    got_t g = {0};
+    expo_receipts_t *r = receipts_up(e, &g);
     int64_t now = (int64_t)time(NULL);
     expo_ticket_info_t t[] = {
         {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, NULL, 0},
@@ -273,15 +280,7 @@ static void test_receipts_rate_exceeded(void **state)
     (void)state;
     env_t *e = env_up();
     got_t g = {0};
-    expo_receipts_opts_t o = {.url = e->url,
-                              .prefix = "t:",
-                              .poll_interval_s = 5,
-                              .timeout_ms = 30000,
-                              .on_receipt = on_receipt,
-                              .arg = &g};
-    char err[256];
-    expo_receipts_t *r = expo_receipts_create(&e->loop, e->db, &o, NULL, err, sizeof err);
-    assert_non_null(r);
+    expo_receipts_t *r = receipts_up(e, &g);
     int64_t now = (int64_t)time(NULL);
     char *big = xmalloc(EXPO_RCPT_EVENT_MAX + 2);
     memset(big, 'x', EXPO_RCPT_EVENT_MAX + 1);

@@ -145,12 +145,7 @@ static void on_res(const expo_result_t *r, void *arg)
 
 static json_t *sim_stats(const char *url)
 {
-    char u[200];
-    snprintf(u, sizeof u, "%s/stats", url);
-    th_resp_t r;
-    assert_int_equal(th_http("GET", u, NULL, NULL, 0, &r), 0);
-    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
-    th_resp_cleanup(&r);
+    json_t *j = th_sim_stats(url);
     assert_non_null(j);
     return j;
 }

@@ -124,12 +124,9 @@ static void test_queried_metrics_exist(void **state)
 
     /* Expo throttles the first attempts; herald retries and delivers. */
     sim_control("{\"fail-429\":1}");
-    assert_int_equal(th_kafka_send(TOPIC, NULL,
-                                   "{\"jobId\":\"ops-job\",\"userId\":\"ops-user\","
-                                   "\"status\":\"COMPLETED\"}",
-                                   NULL),
+    assert_int_equal(th_stack_publish(TOPIC, "{\"jobId\":\"ops-job\",\"userId\":\"ops-user\","
+                                             "\"status\":\"COMPLETED\"}"),
                      0);
-    assert_int_equal(th_kafka_flush(), 0);
     wait_metric("herald_expo_retries_total{reason=\"429\"}");
     sim_control("{\"fail-429\":0}");
     wait_metric("herald_notifications_total{outcome=\"ok\"} 1");

@@ -95,14 +95,7 @@ static void publish(const char *value, const char *const *headers)
 
 static json_t *sim_stats(void)
 {
-    char url[128];
-    th_resp_t r;
-    snprintf(url, sizeof url, "%s/stats", stack.sim_url);
-    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
-        return NULL;
-    json_t *j = json_loads(buf_cstr(&r.body), 0, NULL);
-    th_resp_cleanup(&r);
-    return j;
+    return th_sim_stats(stack.sim_url);
 }
 
 /* Accepted messages for one token so far. */

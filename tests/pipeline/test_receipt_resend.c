@@ -9,6 +9,7 @@
 #include "db/keys.h"
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
+#include "tests/support/stack.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,94 +22,47 @@
 #define PREFIX "herald:"
 #define MAX_RESENDS 2
 
-static th_redis_t redis;
-static th_herald_t herald;
-static th_proc_t sim;
-static char sim_url[96];
-static char dir[256];
-static const char *bootstrap;
+static th_stack_t stack;
 
 static int setup(void **state)
 {
     (void)state;
-    char path[300], conf[4096];
-    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
-        return -1;
-    if ((bootstrap = th_kafka_start(TOPIC)) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/secret", dir);
-    FILE *f = fopen(path, "w");
-    fputs(SECRET "\n", f);
-    fclose(f);
-    if (th_sim_start(&sim, dir, NULL, sim_url, sizeof sim_url) != 0)
+    char extra[256];
+    if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     /* Receipts are due 15 min after sending by default (expo.receipt_delay_s) and polled every
      * minute: checked at once and every second here, so that each resend's receipt comes back
      * within the test's waits. */
-    snprintf(conf, sizeof conf,
-             "http.listen = 127.0.0.1:0\n"
-             "admin.listen = 127.0.0.1:0\n"
-             "redis.url = %s\n"
-             "auth.jwt.hs256_secret_file = %s/secret\n"
-             "kafka.bootstrap.servers = %s\n"
-             "kafka.group.id = herald-resend-test\n"
-             "kafka.session.timeout.ms = 6000\n"
-             "kafka.heartbeat.interval.ms = 2000\n"
-             "queue.topics = " TOPIC "\n"
-             "expo.url = %s\n"
+    snprintf(extra, sizeof extra,
              "expo.receipt_delay_s = 0\n"
              "expo.receipt_poll_interval_s = 1\n"
-             "expo.backoff_base_ms = 20\n"
-             "expo.backoff_cap_ms = 200\n"
-             "expo.max_attempts = %d\n"
-             "runtime.dir = %s/run\n",
-             redis.url, dir, bootstrap, sim_url, MAX_RESENDS, dir);
-    snprintf(herald.dir, sizeof herald.dir, "%s", dir);
-    if (th_herald_start(&herald, conf, NULL) != 0)
-        return -1;
-    if (!th_wait_file_contains(herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
-        fprintf(stderr, "herald never got partitions; see %s\n", herald.log);
-        return -1;
-    }
-    return 0;
+             "expo.max_attempts = %d\n",
+             MAX_RESENDS);
+    return th_stack_herald(&stack, TOPIC, "herald-resend-test", extra);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int code = th_herald_stop(&herald, SIGTERM);
-    th_stop(&sim, SIGTERM, 5000);
-    th_redis_stop(&redis);
-    th_kafka_stop();
-    return code == 0 ? 0 : -1;
+    return th_stack_stop(&stack);
 }
 
 static void register_device(const char *user, const char *device, const char *token)
 {
-    char url[256], auth[2048], body[512];
-    char payload[256];
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld}", user,
-             (long long)time(NULL) + 3600);
-    char *jwt = th_jwt_hs256(SECRET, payload);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jwt);
-    free(jwt);
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    char body[512];
     snprintf(body, sizeof body,
              "{\"deviceId\":\"%s\",\"expoPushToken\":\"%s\",\"platform\":\"android\"}", device,
              token);
-    th_herald_url(&herald, false, "/v1/device-tokens", url, sizeof url);
-    th_resp_t r;
-    assert_int_equal(th_http("POST", url, h, body, strlen(body), &r), 0);
-    if (r.status != 201 && r.status != 200)
-        fail_msg("register: %ld %s", r.status, buf_cstr(&r.body));
-    th_resp_cleanup(&r);
+    long st = th_stack_api(&stack, SECRET, "POST", user, "/v1/device-tokens", body);
+    if (st != 201 && st != 200)
+        fail_msg("register: %ld", st);
 }
 
 static char *trace_of(const char *job)
 {
     char k[KEY_MAX];
     key_trace(k, PREFIX, job);
-    return th_redis_cmd(&redis, "LRANGE %s 0 -1", k);
+    return th_redis_cmd(&stack.redis, "LRANGE %s 0 -1", k);
 }
 
 /* Lines of the job's trace holding all of a, b (b may be NULL). */
@@ -148,7 +102,7 @@ static void wait_trace(const char *job, const char *a, const char *b, size_t n)
 static size_t records(const char *token, const char *collapse, size_t *with_collapse)
 {
     char path[300], line[8192];
-    snprintf(path, sizeof path, "%s/sim.jsonl", dir);
+    snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
     size_t n = 0;
     *with_collapse = 0;
     FILE *f = fopen(path, "r");
@@ -180,7 +134,7 @@ static bool no_checks(void *arg)
     (void)arg;
     char k[KEY_MAX];
     key_receipts(k, PREFIX);
-    char *v = th_redis_cmd(&redis, "ZCARD %s", k);
+    char *v = th_redis_cmd(&stack.redis, "ZCARD %s", k);
     bool ok = v && strcmp(v, "0") == 0;
     free(v);
     return ok;
@@ -196,12 +150,9 @@ static void test_rate_exceeded_receipts_resend(void **state)
     register_device("rr-user", "dev-a", once);
     register_device("rr-user", "dev-b", always);
     register_device("rr-user", "dev-c", plain);
-    assert_int_equal(th_kafka_send(TOPIC, NULL,
-                                   "{\"jobId\":\"rr-job-1\",\"userId\":\"rr-user\","
-                                   "\"status\":\"COMPLETED\"}",
-                                   NULL),
+    assert_int_equal(th_stack_publish(TOPIC, "{\"jobId\":\"rr-job-1\",\"userId\":\"rr-user\","
+                                             "\"status\":\"COMPLETED\"}"),
                      0);
-    assert_int_equal(th_kafka_flush(), 0);
 
     /* A: one MessageRateExceeded receipt, one resend, whose receipt is ok. */
     wait_trace("rr-job-1", "\"event\":\"resend\"", "\"deviceId\":\"dev-a\"", 1);

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <netinet/in.h>
@@ -606,4 +607,16 @@ double th_metric_sum(metric_reg_t *reg, const char *prefix)
     }
     buf_cleanup(&out);
     return sum;
+}
+
+struct json_t *th_sim_stats(const char *sim_url)
+{
+    char url[256];
+    th_resp_t r;
+    snprintf(url, sizeof url, "%s/stats", sim_url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return NULL;
+    json_t *j = r.status == 200 ? json_loads(buf_cstr(&r.body), 0, NULL) : NULL;
+    th_resp_cleanup(&r);
+    return j;
 }

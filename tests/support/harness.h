@@ -93,6 +93,11 @@ char *th_jwt_custom(const char *header_json, const char *payload_json, const cha
  * waits (bounded) until it listens. url receives "http://127.0.0.1:PORT". Returns 0 or -1. */
 int th_sim_start(th_proc_t *p, const char *dir, const char *const *extra, char *url, size_t urllen);
 
+/* The simulator's GET /stats (sim_url as th_sim_start wrote it), parsed; NULL when it did not
+ * answer with JSON. new: json_decref it. */
+struct json_t;
+struct json_t *th_sim_stats(const char *sim_url);
+
 /* The sum of the values on the registry's sample lines that start with prefix (a metric name, or
  * a name and the start of its labels: "herald_expo_requests_total{class=\"4xx\"}"); 0 if none. */
 double th_metric_sum(metric_reg_t *reg, const char *prefix);

@@ -106,3 +106,10 @@ int th_stack_ctl(const th_stack_t *s, const char *args, char *out, size_t outlen
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+int th_stack_publish(const char *topic, const char *value)
+{
+    if (th_kafka_send(topic, NULL, value, NULL) != 0)
+        return -1;
+    return th_kafka_flush() == 0 ? 0 : -1;
+}

@@ -31,6 +31,10 @@ int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const c
  * else -1. */
 int th_stack_stop(th_stack_t *s);
 
+/* Produces one event value (no key, no headers) to topic and waits until the broker has it.
+ * Returns 0 or -1. */
+int th_stack_publish(const char *topic, const char *value);
+
 /* "Authorization: Bearer <JWT>" for sub, signed with secret, valid for an hour, into out. */
 void th_bearer(const char *secret, const char *sub, char *out, size_t outlen);
 
