@@ -113,6 +113,7 @@ static const key_t_ keys[] = {
     B("kafka.embedded", kafka_embedded, "false"),
     I("dedup.pending_ttl_s", dedup_pending_ttl_s, "120", 5, 86400),
     I("dedup.done_ttl_s", dedup_done_ttl_s, "604800", 60, 31536000),
+    I("dedup.lease_ms", dedup_lease_ms, "3000", 1000, 60000),
     I("trace.ttl_s", trace_ttl_s, "604800", 0, 31536000),
     I("trace.max_records", trace_max_records, "100", 1, 10000),
     S("templates.notify", templates_notify, "COMPLETED,FAILED"),

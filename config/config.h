@@ -79,6 +79,7 @@ typedef struct conf {
 
     long dedup_pending_ttl_s;
     long dedup_done_ttl_s;
+    long dedup_lease_ms;
     long trace_ttl_s;
     long trace_max_records;
 

@@ -1,8 +1,9 @@
 /* daemon.c - wiring. Creation order follows dependencies (metrics, Redis, store, limiter, auth,
- * API; then the dispatcher: templates, Expo, DLQ producer, claims, receipts, pipeline, consumer;
- * then the listeners), so every module gets all it needs at create; options come from
+ * API; then the dispatcher: templates, Expo, DLQ producer, lease, claims, receipts, pipeline,
+ * consumer; then the listeners), so every module gets all it needs at create; options come from
  * options.c. Shutdown runs the other way: stop accepting, let requests in flight finish within
- * shutdown.timeout_s, then close Redis (whatever still waits gets a 503) and the listeners. */
+ * shutdown.timeout_s, stop sending, give the instance's lease up, then close Redis (whatever
+ * still waits gets a 503) and the listeners. */
 #include "daemon/daemon.h"
 #include "core/file.h"
 #include "daemon/options.h"
@@ -12,6 +13,7 @@
 #include "db/db.h"
 #include "http/admin.h"
 #include "http/http_server.h"
+#include "pipeline/lease.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/templates.h"
 #include "pipeline/privacy.h"
@@ -55,6 +57,7 @@ struct disp_daemon {
     queue_consumer_t *consumer;
     queue_producer_t *dlq;
     disp_claims_t *claims;
+    disp_lease_t *lease;
     expo_client_t *expo;
     char *expo_token;
     expo_shared_rate_t *shared_rate;
@@ -209,8 +212,13 @@ static int make_queue_side(disp_daemon_t *d, char *err, size_t errlen)
 static void make_pipeline(disp_daemon_t *d)
 {
     const conf_t *c = d->conf;
+    disp_lease_opts_t lo;
+    daemon_lease_opts(c, &lo);
+    lo.metrics = d->metrics;
+    d->lease = disp_lease_create(&d->loop, d->db, &lo);
     disp_claims_redis_opts_t co;
     daemon_claims_opts(c, &co);
+    co.lease = d->lease;
     d->claims = disp_claims_redis_create(d->db, &co);
     d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
     disp_pipeline_deps_t deps = {.loop = &d->loop,
@@ -265,6 +273,7 @@ static int make_dispatcher(disp_daemon_t *d, char *err, size_t errlen)
     if (d->consumer == NULL)
         return -1;
     expo_receipts_start(d->receipts);
+    disp_lease_start(d->lease);
     queue_consumer_on_fatal(d->consumer, on_fatal, d);
     return 0;
 }
@@ -303,15 +312,11 @@ static void close_signals(disp_daemon_t *d)
     uv_close((uv_handle_t *)&d->drain_timer, NULL);
 }
 
-/* Everything in flight had its chance: tear down in the order that lets every pending callback
- * run against live objects (the pipeline ignores outcomes from here on). */
-static void finish_shutdown(disp_daemon_t *d)
+/* Nothing is sent any more: close Redis and the rest, in the order that lets every pending
+ * callback run against live objects (the pipeline ignores outcomes from here on). */
+static void teardown(void *arg)
 {
-    uv_timer_stop(&d->drain_timer);
-    if (d->pipeline)
-        disp_pipeline_abort(d->pipeline);
-    expo_client_destroy(d->expo);
-    d->expo = NULL;
+    disp_daemon_t *d = arg;
     tok_sweep_destroy(d->sweep);
     d->sweep = NULL;
     db_destroy(d->db); /* requests still waiting on Redis are answered 503 from here */
@@ -329,6 +334,21 @@ static void finish_shutdown(disp_daemon_t *d)
     d->http = d->admin_http = NULL;
     close_signals(d);
     LOG0(LOG_LVL_INFO, "stopped");
+}
+
+/* Everything in flight had its chance: stop sending, then give the instance's lease up (its
+ * claims left unfinished are taken over at once by whoever gets their events) and tear down. */
+static void finish_shutdown(disp_daemon_t *d)
+{
+    uv_timer_stop(&d->drain_timer);
+    if (d->pipeline)
+        disp_pipeline_abort(d->pipeline);
+    expo_client_destroy(d->expo);
+    d->expo = NULL;
+    if (d->lease)
+        disp_lease_stop(d->lease, teardown, d); /* bounded by redis.timeout_ms */
+    else
+        teardown(d);
 }
 
 static void on_drain_tick(uv_timer_t *t)
@@ -462,6 +482,8 @@ disp_daemon_t *disp_daemon_create(conf_t *conf, const disp_daemon_opts_t *opts, 
 fail:
     close_signals(d);
     expo_client_destroy(d->expo);
+    if (d->lease)
+        disp_lease_stop(d->lease, NULL, NULL); /* closes its timer; the write fails with Redis */
     tok_sweep_destroy(d->sweep);
     d->sweep = NULL;
     db_destroy(d->db);
@@ -495,6 +517,7 @@ void disp_daemon_destroy(disp_daemon_t *d)
         return;
     disp_pipeline_destroy(d->pipeline); /* NULL unless the loop never ran to shutdown */
     disp_claims_destroy(d->claims);
+    disp_lease_destroy(d->lease);
     disp_trace_destroy(d->trace);
     disp_privacy_destroy(d->privacy);
     disp_templates_destroy(d->templates);

@@ -180,6 +180,13 @@ void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o)
                                     .done_ttl_s = c->dedup_done_ttl_s};
 }
 
+void daemon_lease_opts(const conf_t *c, disp_lease_opts_t *o)
+{
+    *o = (disp_lease_opts_t){.prefix = c->redis_prefix,
+                             .lease_ms = c->dedup_lease_ms,
+                             .horizon_ms = c->dedup_pending_ttl_s * 1000 + c->dedup_lease_ms};
+}
+
 void daemon_pipeline_opts(const conf_t *c, disp_pipeline_opts_t *o)
 {
     *o = (disp_pipeline_opts_t){.receipt_delay_s = c->expo_receipt_delay_s,

@@ -15,6 +15,7 @@
 #include "expo/receipts.h"
 #include "http/http_server.h"
 #include "pipeline/claims.h"
+#include "pipeline/lease.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/templates.h"
 #include "queue/consumer.h"
@@ -48,7 +49,11 @@ void daemon_consumer_opts(const conf_t *c, queue_consumer_opts_t *o);
 
 /* new: the notification templates from templates.*. NULL with a sentence in err. */
 disp_templates_t *daemon_templates(const conf_t *c, char *err, size_t errlen);
+/* The claims' lease is left NULL for the caller to set. */
 void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o);
+/* This instance's lease: its entry outlives it by dedup.pending_ttl_s plus the lease, when every
+ * claim it held has expired. */
+void daemon_lease_opts(const conf_t *c, disp_lease_opts_t *o);
 /* The pipeline: its DLQ topic is queue.dlq_topic as configured (empty: queue_dlq_topic() derives
  * "<source topic>.dlq" per event). */
 void daemon_pipeline_opts(const conf_t *c, disp_pipeline_opts_t *o);

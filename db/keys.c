@@ -19,6 +19,7 @@ static const char *const stems[] = {
     [KEY_RL_USER] = "rl:u:",
     [KEY_RL_IP] = "rl:ip:",
     [KEY_EXPO_RATE] = "expo:rate:",
+    [KEY_INSTANCES] = "instances",
 };
 
 /* The longest stem is 10 bytes ("expo:rate:"); with the hash-tag braces every one-id family fits
@@ -148,6 +149,11 @@ size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip)
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project)
 {
     return one(out, prefix, KEY_EXPO_RATE, project, KEY_NAME_MAX);
+}
+
+size_t key_instances(char out[KEY_MAX], const char *prefix)
+{
+    return key_stem(out, prefix, KEY_INSTANCES);
 }
 
 /* The families whose one id is a hash tag. */

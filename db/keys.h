@@ -45,6 +45,7 @@ typedef enum {
     KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
     KEY_RL_IP,        /* <p>rl:ip:<ip>              STRING GCRA state */
     KEY_EXPO_RATE,    /* <p>expo:rate:<project>     shared Expo send budget */
+    KEY_INSTANCES,    /* <p>instances               ZSET instance id by lease expiry (ms) */
 } key_family_t;
 
 /* "<p>dev:" etc: the prefix plus the family's fixed part, for scripts that append an id
@@ -71,6 +72,8 @@ size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id);
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip);
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project);
+/* The herald instances' leases (pipeline/lease.c): one key for all, in its own hash slot. */
+size_t key_instances(char out[KEY_MAX], const char *prefix);
 
 /* A family's key around its one id, for scripts that build keys of ids they only learn inside
  * Redis (the dev hash of a user read from an owner key) or take an id back out of a key:

@@ -1,11 +1,14 @@
 /* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
- * suppressed"): one mark per (user, event, device). A claim turns an absent mark into `pending`
- * (short TTL); a mark becomes `done` (long TTL) only once the device's outcome is durable, or
- * `failed` (long TTL) once its DLQ record is. `done` means skip; `pending` may belong to an
- * attempt that crashed, so it is claimed again later, never skipped. A live sender renews its
- * pending marks well within their TTL (disp_claims_renew), so only a crashed sender's claim
- * lapses. `failed` is skipped by an ordinary (re)delivery and claimed only by a replay of the
- * notification's DLQ record (heraldctl dlq replay), so the replay sends it once.
+ * suppressed" and "Owner leases"): one mark per (user, event, device). A claim turns an absent
+ * mark into `pending` owned by this instance (pipeline/lease.h); a mark becomes `done` (long TTL)
+ * only once the device's outcome is durable, or `failed` (long TTL) once its DLQ record is.
+ * `done` means skip. `pending` is never skipped: a mark whose owner's lease lapsed (it crashed) is
+ * taken over at once, one whose owner lives (or is not known to be gone) is claimed again later.
+ * A live owner renews its pending marks well within their TTL (disp_claims_renew), so its claims
+ * never lapse; the TTL only bounds how long a mark nobody can judge blocks (a crashed owner
+ * forgotten by the lease view, a mark written before owners existed). `failed` is skipped by an
+ * ordinary (re)delivery and claimed only by a replay of the notification's DLQ record
+ * (heraldctl dlq replay), so the replay sends it once.
  *
  * An interface (struct of function pointers, as tokens/store.h) so pipeline.c can be driven by a
  * fake in unit tests; disp_claims_redis_create() gives the real one. Calls take (cb, arg): cb
@@ -21,10 +24,11 @@ enum {
 };
 
 typedef enum {
-    DISP_CLAIM_PENDING = -1, /* another attempt holds the mark: claim again later */
+    DISP_CLAIM_PENDING = -1, /* another live attempt holds the mark: claim again later */
     DISP_CLAIM_DONE = 0,     /* delivered before for this event: skip as a duplicate */
     DISP_CLAIM_CLAIMED = 1,  /* claimed now: send */
     DISP_CLAIM_FAILED = 2,   /* failed for good before (dead-lettered): skip, only a replay sends */
+    DISP_CLAIM_TAKEN = 3,    /* claimed now from an owner whose lease lapsed: send (again) */
 } disp_claim_t;
 
 typedef enum {
@@ -41,14 +45,23 @@ typedef struct disp_claim_ref {
     const char *device;
 } disp_claim_ref_t;
 
-/* status DISP_CLAIMS_OK with one result per device, in the order asked (res borrowed for the
- * callback), or DISP_CLAIMS_EUNAVAIL with res == NULL. */
+/* The devices of one user's event (all borrowed during the call). */
+typedef struct disp_claim_req {
+    const char *user;
+    const char *event;
+    const char *const *devices;
+    size_t n; /* >= 1 */
+    disp_claim_mode_t mode;
+} disp_claim_req_t;
+
+/* status DISP_CLAIMS_OK with one result per device, in the order asked, request after request
+ * (res borrowed for the callback), or DISP_CLAIMS_EUNAVAIL with res == NULL. */
 typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, void *arg);
 typedef void (*disp_claims_done_cb)(int status, void *arg);
 
 typedef struct disp_claims_ops {
-    void (*claim)(disp_claims_t *c, const char *user, const char *event, const char *const *devices,
-                  size_t n, disp_claim_mode_t mode, disp_claim_cb cb, void *arg);
+    void (*claim)(disp_claims_t *c, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
+                  void *arg);
     void (*mark_done)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                       disp_claims_done_cb cb, void *arg);
     void (*mark_failed)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
@@ -63,12 +76,12 @@ struct disp_claims {
     long pending_ttl_s; /* a claim lapses this long after it was made or last renewed */
 };
 
-/* Claims the n devices of one user's event in one step (n >= 1). */
-static inline void disp_claims_claim(disp_claims_t *c, const char *user, const char *event,
-                                     const char *const *devices, size_t n, disp_claim_mode_t mode,
+/* Claims the devices of nreq events (nreq >= 1; of any users) in one step: the pipeline claims
+ * what one loop turn brought at once. */
+static inline void disp_claims_claim(disp_claims_t *c, const disp_claim_req_t *reqs, size_t nreq,
                                      disp_claim_cb cb, void *arg)
 {
-    c->ops->claim(c, user, event, devices, n, mode, cb, arg);
+    c->ops->claim(c, reqs, nreq, cb, arg);
 }
 /* Marks n (event, device) pairs done in one step (n >= 1); they may belong to many events. */
 static inline void disp_claims_mark_done(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
@@ -82,9 +95,9 @@ static inline void disp_claims_mark_failed(disp_claims_t *c, const disp_claim_re
 {
     c->ops->mark_failed(c, refs, n, cb, arg);
 }
-/* Gives n marks (n >= 1; of many events) another pending_ttl_s if they are still pending;
- * marks that are done or gone are left alone. For the sends in flight: a live sender's claim
- * must never lapse. */
+/* Gives n marks (n >= 1; of many events) another pending_ttl_s if this instance still owns them;
+ * marks that are done, gone or taken over are left alone. For the sends in flight: a live
+ * sender's claim must never lapse. */
 static inline void disp_claims_renew(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                                      disp_claims_done_cb cb, void *arg)
 {
@@ -98,14 +111,17 @@ static inline void disp_claims_destroy(disp_claims_t *c)
 }
 
 typedef struct disp_claims_redis_opts {
-    const char *prefix; /* redis.prefix, copied */
-    long pending_ttl_s; /* dedup.pending_ttl_s */
-    long done_ttl_s;    /* dedup.done_ttl_s, for `done` and `failed` marks */
+    const char *prefix;             /* redis.prefix, copied */
+    long pending_ttl_s;             /* dedup.pending_ttl_s */
+    long done_ttl_s;                /* dedup.done_ttl_s, for `done` and `failed` marks */
+    const struct disp_lease *lease; /* the owner of new claims and the view of lapsed owners */
 } disp_claims_redis_opts_t;
 
 struct db;
 /* new: marks in Redis (db/keys.h key_sent), one script call per claim, mark_done or renew. db
- * borrowed (must outlive the claims; destroy db first so its callbacks fire with an error). */
+ * and lease borrowed (must outlive the claims; destroy db first so its callbacks fire with an
+ * error). On Redis Cluster a call's marks must share a slot: one user's do (the user is their hash
+ * tag), a loop turn's batch of many users does not yet. */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

@@ -1,12 +1,15 @@
 /* claims_redis.c - the dedup claims in Redis: one STRING per (user, event, device) at
- * <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent), `pending` with
- * dedup.pending_ttl_s or `done` / `failed` with dedup.done_ttl_s. Each call is one script call
- * however many devices it covers (lua/claim.lua, lua/mark_done.lua): the pipeline claims all of an
- * event's devices at once and marks a loop turn's worth of outcomes done at once. */
+ * <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent), `pending:<owner>` with
+ * dedup.pending_ttl_s or `done` / `failed` with dedup.done_ttl_s. The owner is this instance's
+ * lease id (pipeline/lease.h); each claim call passes the lease's view of lapsed owners, whose
+ * marks the script takes over. Each call is one script call however many marks it covers
+ * (lua/claim.lua, lua/mark_done.lua, lua/renew.lua): the pipeline claims a loop turn's events at
+ * once and marks a loop turn's worth of outcomes done at once. */
 #include "pipeline/claims.h"
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "db/keys.h"
+#include "pipeline/lease.h"
 #include "pipeline/lua_claims.h"
 
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 typedef struct claims_redis {
     disp_claims_t base;
     db_t *db;
+    const disp_lease_t *lease;
     char *prefix;
     char pending_ttl[24], done_ttl[24];
     db_script_t *s_claim, *s_done, *s_renew;
@@ -38,23 +42,19 @@ static call_t *call_new(size_t n, void *arg)
     return c;
 }
 
-/* One script call: KEYS are the n marks, ARGV[1] the TTL, ARGV[2] arg2 when not NULL. */
-static void eval_marks(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                       const char *user, const char *event, const char *const *devices, size_t n,
-                       const char *ttl, const char *arg2, db_cb cb, call_t *c)
+/* One script call: KEYS are the n marks of refs, then the nargs ARGV. */
+static void eval_marks(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs, size_t n,
+                       const char *const *args, size_t nargs, db_cb cb, call_t *c)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
-    const char **argv = xmalloc((n + 2) * sizeof *argv);
+    const char **argv = xmalloc((n + nargs) * sizeof *argv);
     for (size_t i = 0; i < n; i++) {
-        if (refs)
-            key_sent(keys[i], r->prefix, refs[i].user, refs[i].event, refs[i].device);
-        else
-            key_sent(keys[i], r->prefix, user, event, devices[i]);
+        key_sent(keys[i], r->prefix, refs[i].user, refs[i].event, refs[i].device);
         argv[i] = keys[i];
     }
-    argv[n] = ttl;
-    argv[n + 1] = arg2;
-    db_eval(r->db, s, cb, c, (int)n, (int)n + (arg2 ? 2 : 1), argv, NULL);
+    for (size_t i = 0; i < nargs; i++)
+        argv[n + i] = args[i];
+    db_eval(r->db, s, cb, c, (int)n, (int)(n + nargs), argv, NULL);
     free(argv);
     free(keys);
 }
@@ -71,6 +71,7 @@ static void on_claimed(int status, const db_reply_t *reply, void *arg)
     for (size_t i = 0; i < c->n; i++) {
         long long v = db_reply_int(db_reply_elem(reply, i));
         res[i] = v == 1   ? DISP_CLAIM_CLAIMED
+                 : v == 3 ? DISP_CLAIM_TAKEN
                  : v == 0 ? DISP_CLAIM_DONE
                  : v == 2 ? DISP_CLAIM_FAILED
                           : DISP_CLAIM_PENDING;
@@ -80,15 +81,37 @@ static void on_claimed(int status, const db_reply_t *reply, void *arg)
     free(c);
 }
 
-static void claim(disp_claims_t *base, const char *user, const char *event,
-                  const char *const *devices, size_t n, disp_claim_mode_t mode, disp_claim_cb cb,
+static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
                   void *arg)
 {
     claims_redis_t *r = (claims_redis_t *)base;
+    size_t n = 0;
+    for (size_t q = 0; q < nreq; q++)
+        n += reqs[q].n;
+    disp_claim_ref_t *refs = xmalloc(n * sizeof *refs);
+    char *modes = xmalloc(n + 1);
+    size_t k = 0;
+    for (size_t q = 0; q < nreq; q++) {
+        for (size_t i = 0; i < reqs[q].n; i++, k++) {
+            refs[k] = (disp_claim_ref_t){reqs[q].user, reqs[q].event, reqs[q].devices[i]};
+            modes[k] = reqs[q].mode == DISP_CLAIM_REPLAY ? 'r' : 'o';
+        }
+    }
+    modes[n] = '\0';
+    const char *const *lapsed;
+    size_t nlapsed = disp_lease_dead(r->lease, &lapsed);
+    const char **args = xmalloc((3 + nlapsed) * sizeof *args);
+    args[0] = r->pending_ttl;
+    args[1] = disp_lease_id(r->lease);
+    args[2] = modes;
+    for (size_t i = 0; i < nlapsed; i++)
+        args[3 + i] = lapsed[i];
     call_t *c = call_new(n, arg);
     c->cb.claim = cb;
-    eval_marks(r, r->s_claim, NULL, user, event, devices, n, r->pending_ttl,
-               mode == DISP_CLAIM_REPLAY ? "replay" : "ordinary", on_claimed, c);
+    eval_marks(r, r->s_claim, refs, n, args, 3 + nlapsed, on_claimed, c);
+    free(args);
+    free(modes);
+    free(refs);
 }
 
 static void on_marked(int status, const db_reply_t *reply, void *arg)
@@ -102,9 +125,10 @@ static void on_marked(int status, const db_reply_t *reply, void *arg)
 static void mark(claims_redis_t *r, const disp_claim_ref_t *refs, size_t n, const char *state,
                  disp_claims_done_cb cb, void *arg)
 {
+    const char *args[] = {r->done_ttl, state};
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_marks(r, r->s_done, refs, NULL, NULL, NULL, n, r->done_ttl, state, on_marked, c);
+    eval_marks(r, r->s_done, refs, n, args, 2, on_marked, c);
 }
 
 static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
@@ -123,9 +147,10 @@ static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
                   disp_claims_done_cb cb, void *arg)
 {
     claims_redis_t *r = (claims_redis_t *)base;
+    const char *args[] = {r->pending_ttl, disp_lease_id(r->lease)};
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_marks(r, r->s_renew, refs, NULL, NULL, NULL, n, r->pending_ttl, NULL, on_marked, c);
+    eval_marks(r, r->s_renew, refs, n, args, 2, on_marked, c);
 }
 
 static void destroy(disp_claims_t *base)
@@ -147,6 +172,7 @@ disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_o
     r->base.ops = &ops;
     r->base.pending_ttl_s = o->pending_ttl_s;
     r->db = db;
+    r->lease = o->lease;
     r->prefix = xstrdup(o->prefix);
     snprintf(r->pending_ttl, sizeof r->pending_ttl, "%ld", o->pending_ttl_s);
     snprintf(r->done_ttl, sizeof r->done_ttl, "%ld", o->done_ttl_s);

@@ -52,6 +52,14 @@ struct job {
     int64_t event_ms;
 };
 
+/* The events whose devices one loop turn claims, in one call (p->claimq while collecting). */
+typedef struct claim_batch {
+    disp_pipeline_t *p;
+    size_t n;
+    job_t **jobs;
+    size_t *ndevs; /* devices asked per job */
+} claim_batch_t;
+
 /* Accepted notifications of one loop turn: their receipt checks are scheduled in one script call
  * and their marks set done in another, instead of two calls per notification. */
 typedef struct ok_batch {
@@ -66,8 +74,11 @@ struct disp_pipeline {
     char *dlq_topic;
     ok_batch_t *ok;    /* collecting; NULL when empty */
     uv_idle_t ok_idle; /* flushes `ok` once the loop turn's callbacks have run */
-    uv_timer_t renew;  /* renews the claims of sends in flight, while there are jobs */
-    bool renewing;     /* a renewal call is in flight */
+    job_t **claimq;    /* events to claim devices of, collecting */
+    size_t nclaimq, capclaimq;
+    uv_prepare_t claim_prep; /* claims `claimq` before the loop waits for I/O */
+    uv_timer_t renew;        /* renews the claims of sends in flight, while there are jobs */
+    bool renewing;           /* a renewal call is in flight */
     int open_handles;
     list_t jobs;
     size_t njobs;
@@ -76,7 +87,7 @@ struct disp_pipeline {
     long resend_base_ms, resend_cap_ms, max_resends;
     metric_fam_t *m_resend;
     metric_fam_t *m_devices, *m_notif, *m_deact, *m_e2e;
-    metric_t *m_jobs;
+    metric_t *m_jobs, *m_taken;
 };
 
 static void lookup(job_t *j);
@@ -304,15 +315,9 @@ static void lookup(job_t *j)
 
 static void send_dev(pdev_t *dv);
 
-static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
+/* The job's share of a claim call: one result per device that was NEW or WAITING, in order. */
+static void claimed(job_t *j, const disp_claim_t *res, size_t n)
 {
-    job_t *j = arg;
-    if (j->p->aborted)
-        return;
-    if (status != DISP_CLAIMS_OK) {
-        retry_later(j, claim, "claim");
-        return;
-    }
     size_t k = 0;
     bool waiting = false;
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
@@ -320,7 +325,13 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
             continue;
         disp_claim_t v = res[k++];
-        if (v == DISP_CLAIM_CLAIMED) {
+        if (v == DISP_CLAIM_CLAIMED || v == DISP_CLAIM_TAKEN) {
+            if (v == DISP_CLAIM_TAKEN) {
+                metric_inc(j->p->m_taken);
+                TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "takeover",
+                      LKS("detail", "the instance that claimed it is gone (its lease lapsed): "
+                                    "sending again, with the same collapseId"));
+            }
             dv->state = DEV_SENDING;
             send_dev(dv);
         } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
@@ -339,23 +350,88 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
             waiting = true;
         }
     }
-    /* A pending mark may belong to an attempt that crashed: claim again once it expires. */
+    /* A live instance holds the mark (its send is in flight), or one not known to be gone: claim
+     * again until it turns final, its owner's lease lapses, or it expires. */
     if (waiting)
         retry_later(j, claim, "claim-pending");
 }
 
+static void claim_batch_free(claim_batch_t *b)
+{
+    free(b->jobs);
+    free(b->ndevs);
+    free(b);
+}
+
+static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
+{
+    claim_batch_t *b = arg;
+    size_t off = 0;
+    for (size_t q = 0; q < b->n && !b->p->aborted; q++) {
+        if (status != DISP_CLAIMS_OK)
+            retry_later(b->jobs[q], claim, "claim");
+        else if (off + b->ndevs[q] <= n)
+            claimed(b->jobs[q], res + off, b->ndevs[q]); /* may free the job: not touched again */
+        off += b->ndevs[q];
+    }
+    claim_batch_free(b);
+}
+
+/* One call for every event the loop turn queued (lookups answered, claims to retry). */
+static void flush_claims(disp_pipeline_t *p)
+{
+    claim_batch_t *b = xmalloc(sizeof *b);
+    b->p = p;
+    b->n = p->nclaimq;
+    b->jobs = p->claimq;
+    b->ndevs = xmalloc(b->n * sizeof *b->ndevs);
+    p->claimq = NULL;
+    p->nclaimq = p->capclaimq = 0;
+    size_t total = 0;
+    for (size_t q = 0; q < b->n; q++)
+        total += b->jobs[q]->ndevs;
+    disp_claim_req_t *reqs = xmalloc(b->n * sizeof *reqs);
+    const char **devices = xmalloc(total * sizeof *devices);
+    size_t k = 0;
+    for (size_t q = 0; q < b->n; q++) {
+        job_t *j = b->jobs[q];
+        size_t first = k;
+        for (size_t i = 0; i < j->ndevs; i++) {
+            if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
+                devices[k++] = j->devs[i].rec.device_id;
+        }
+        b->ndevs[q] = k - first;
+        reqs[q] = (disp_claim_req_t){.user = j->ev->user_id,
+                                     .event = j->key,
+                                     .devices = devices + first,
+                                     .n = k - first,
+                                     .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
+                                                                  : DISP_CLAIM_ORDINARY};
+    }
+    disp_claims_claim(p->d.claims, reqs, b->n, on_claimed, b);
+    free(devices);
+    free(reqs);
+}
+
+static void on_claim_prep(uv_prepare_t *h)
+{
+    disp_pipeline_t *p = h->data;
+    uv_prepare_stop(&p->claim_prep);
+    if (p->nclaimq > 0 && !p->aborted)
+        flush_claims(p);
+}
+
+/* Queues the job's unclaimed devices for the loop turn's claim call. */
 static void claim(job_t *j)
 {
-    size_t n = 0;
-    const char **devices = xcalloc(j->ndevs, sizeof *devices);
-    for (size_t i = 0; i < j->ndevs; i++) {
-        if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
-            devices[n++] = j->devs[i].rec.device_id;
+    disp_pipeline_t *p = j->p;
+    if (p->nclaimq == p->capclaimq) {
+        p->capclaimq = p->capclaimq ? 2 * p->capclaimq : 64;
+        p->claimq = xrealloc(p->claimq, p->capclaimq * sizeof *p->claimq);
     }
-    disp_claims_claim(j->p->d.claims, j->ev->user_id, j->key, devices, n,
-                      j->ev->replay_device ? DISP_CLAIM_REPLAY : DISP_CLAIM_ORDINARY, on_claimed,
-                      j);
-    free(devices);
+    p->claimq[p->nclaimq++] = j;
+    if (!uv_is_active((uv_handle_t *)&p->claim_prep))
+        uv_prepare_start(&p->claim_prep, on_claim_prep);
 }
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
@@ -983,7 +1059,9 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->ok_idle.data = p;
     uv_timer_init(deps->loop, &p->renew);
     p->renew.data = p;
-    p->open_handles = 2;
+    uv_prepare_init(deps->loop, &p->claim_prep);
+    p->claim_prep.data = p;
+    p->open_handles = 3;
     list_init(&p->jobs);
     metric_reg_t *m = deps->metrics;
     p->m_devices =
@@ -1004,6 +1082,10 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
                                      "result");
     p->m_jobs = metric_get(
         metric_gauge_new(m, "herald_events_in_pipeline", "Events being dispatched.", NULL));
+    p->m_taken = metric_get(metric_counter_new(
+        m, "herald_claims_taken_over_total",
+        "Dedup claims taken over from an instance whose lease lapsed (it crashed): sent again.",
+        NULL));
     return p;
 }
 
@@ -1039,7 +1121,11 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
         resend_free(list_first_entry(&p->resends, resend_t, node));
     free(p->ok);
     p->ok = NULL;
+    free(p->claimq);
+    p->claimq = NULL;
+    p->nclaimq = 0;
     free(p->dlq_topic);
     uv_close((uv_handle_t *)&p->ok_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&p->claim_prep, on_handle_closed);
     uv_close((uv_handle_t *)&p->renew, on_handle_closed);
 }

@@ -1,13 +1,15 @@
 /* pipeline.h - job events to notifications: the dispatcher's core (DESIGN.md "Delivery").
  *
- * For each decoded event: look up the user's devices (one round trip), keep the active and
- * unexpired ones, claim each (user, event, device) (pipeline/claims.h, one call), send through
- * the Expo client, then make every outcome durable (ticket recorded for the receipt check, token
- * deactivated, or DLQ record acknowledged), mark the claim done (failed for a DLQ record), and
- * only then complete the event so its Kafka offset may be stored. While sends are in flight their
- * claims are renewed every dedup.pending_ttl_s / 3. An event replayed by heraldctl dlq replay
- * (queue_event_t.replay_device) goes to that one device, whose `failed` mark it may claim.
- * Loop-thread only. */
+ * For each decoded event: look up the user's devices (one command; a loop turn's lookups go out
+ * pipelined), keep the active and unexpired ones, claim each (user, event, device)
+ * (pipeline/claims.h: one call for all the events of a loop turn), send through the Expo client,
+ * then make every outcome durable (ticket recorded for the receipt check, token deactivated, or
+ * DLQ record acknowledged), mark the claim done (failed for a DLQ record), and only then complete
+ * the event so its Kafka offset may be stored. A device whose mark another live instance holds
+ * is claimed again later; one whose owner's lease lapsed is taken over (sent again). While sends
+ * are in flight their claims are renewed every dedup.pending_ttl_s / 3. An event replayed by
+ * heraldctl dlq replay (queue_event_t.replay_device) goes to that one device, whose `failed` mark
+ * it may claim. Loop-thread only. */
 #ifndef HERALD_DISPATCHER_PIPELINE_H
 #define HERALD_DISPATCHER_PIPELINE_H
 

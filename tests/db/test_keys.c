@@ -76,6 +76,7 @@ static void test_stems_heads_tails(void **state)
     expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
     expect_key(key_stem(k, "p:", KEY_SENT), k, "p:sent:");
     expect_key(key_stem(k, "p:", KEY_RECEIPTS), k, "p:receipts");
+    expect_key(key_instances(k, "p:"), k, "p:instances");
     expect_key(key_stem(k, "p:", KEY_TRACE_DEVICE), k, "p:trace:d:");
     for (size_t i = 0; i < N_ONE_IDS; i++) {
         const struct one_id *f = &one_ids[i];

@@ -800,10 +800,66 @@ static void test_slow_send_outlives_its_claim(void **state)
     free(t);
 }
 
+/* Instances whose lease is live now (by Redis's clock), as text. Caller frees. */
+static char *live_leases(void)
+{
+    char k[KEY_MAX];
+    key_instances(k, PREFIX);
+    return th_redis_cmd(&stack.redis, "EVAL %s 1 %s",
+                        "local t = redis.call('TIME') "
+                        "local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+                        "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')",
+                        k);
+}
+
+/* Issue 11: after a kill -9 the successor waited for the dead instance's claims to expire
+ * (dedup.pending_ttl_s, 120 s shipped). A claim names its owner now: one whose owner's lease
+ * lapsed is taken over at once; one whose owner lives is waited for, and taken over once the
+ * owner's lease lapses. The marks here have no TTL, so only the owner's lease can free them. */
+static void test_claims_of_a_gone_instance_taken_over(void **state)
+{
+    (void)state;
+    const char *ta = "ExponentPushToken[pipeLeaseA0000000000001]";
+    const char *tb = "ExponentPushToken[pipeLeaseB0000000000001]";
+    const char *gone = "00000000000000aa", *alive = "00000000000000bb";
+    char inst[KEY_MAX], ma[KEY_MAX], mb[KEY_MAX];
+    long long now_ms = (long long)time(NULL) * 1000;
+    key_instances(inst, PREFIX);
+    key_sent(ma, PREFIX, "u14", "job-14:COMPLETED", "a");
+    key_sent(mb, PREFIX, "u14", "job-14:COMPLETED", "b");
+    register_device("u14", "a", ta);
+    register_device("u14", "b", tb);
+    free(th_redis_cmd(&stack.redis, "ZADD %s %lld %s %lld %s", inst, now_ms - 1000, gone,
+                      now_ms + 600000, alive));
+    free(th_redis_cmd(&stack.redis, "SET %s pending:%s", ma, gone));
+    free(th_redis_cmd(&stack.redis, "SET %s pending:%s", mb, alive));
+    publish("{\"jobId\":\"job-14\",\"userId\":\"u14\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(ta, 1);
+    wait_trace("job-14", "\"event\":\"takeover\"");
+    assert_true(th_wait_file_contains(stack.herald.log, "claim-pending", NULL, 0, 30000));
+    assert_int_equal(delivered(tb), 0); /* its owner lives: waited for */
+    free(th_redis_cmd(&stack.redis, "ZADD %s %lld %s", inst, now_ms - 1000, alive)); /* it died */
+    wait_delivered(tb, 1);
+    wait_trace("job-14", "\"event\":\"completed\"");
+    char *t = trace_of("job-14");
+    assert_int_equal(count_of(t, "\"event\":\"takeover\""), 2);
+    assert_int_equal(count_of(t, "\"event\":\"ticket\""), 2);
+    free(t);
+    char *v = th_redis_cmd(&stack.redis, "GET %s", mb);
+    assert_string_equal(v, "done");
+    free(v);
+    v = live_leases(); /* herald's own */
+    assert_string_equal(v, "1");
+    free(v);
+}
+
 static void restart_herald(void)
 {
     char old[400];
     assert_int_equal(th_herald_stop(&stack.herald, SIGTERM), 0);
+    char *v = live_leases(); /* a clean stop gives the lease up: none waits for its claims */
+    assert_string_equal(v, "0");
+    free(v);
     snprintf(old, sizeof old, "%s.%ld", stack.herald.log,
              (long)time(NULL)); /* kept for diagnosis */
     rename(stack.herald.log, old);
@@ -888,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
         cmocka_unit_test(test_ambiguous_dedup_marks_lose_notifications),
         cmocka_unit_test(test_slow_send_outlives_its_claim),
+        cmocka_unit_test(test_claims_of_a_gone_instance_taken_over),
         cmocka_unit_test(test_dlq_replay_skips_failed_notifications_as_duplicates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -67,10 +67,13 @@ static void later(void (*fn)(void *), void *arg)
 
 enum { MARK_NONE, MARK_PENDING, MARK_DONE, MARK_FAILED };
 
+#define ME "self" /* this instance's lease id, as the fake sees it */
+
 typedef struct mark {
     char event[QUEUE_KEY_MAX];
     char device[TOK_DEVICE_MAX + 1];
     int state;
+    char owner[16]; /* of a pending mark: "" when it names none (written by an older herald) */
 } mark_t;
 
 static struct {
@@ -78,10 +81,21 @@ static struct {
     mark_t marks[32];
     size_t nmarks;
     int claim_calls, claim_answers, mark_calls, renew_calls;
-    size_t last_claim_n, max_mark_n;
+    size_t last_claim_n, last_claim_nreq, max_claim_nreq, max_mark_n;
     char renewed[8][TOK_DEVICE_MAX + 1]; /* the devices of the last renewal */
     size_t nrenewed;
+    const char *lapsed; /* the one instance whose lease lapsed, as the lease view says, or NULL */
 } fc;
+
+static mark_t *mark_of(const char *event, const char *device);
+
+/* Another instance's pending claim on (event, device). */
+static void pending_of(const char *event, const char *device, const char *owner)
+{
+    mark_t *m = mark_of(event, device);
+    m->state = MARK_PENDING;
+    snprintf(m->owner, sizeof m->owner, "%s", owner);
+}
 
 static mark_t *mark_of(const char *event, const char *device)
 {
@@ -111,33 +125,44 @@ static void claim_answer(void *arg)
     free(c);
 }
 
-/* As lua/claim.lua: an absent mark (or, for a replay, a failed one) becomes pending (claimed);
- * done, failed and pending are reported. Every event here is user u1's, so marks are kept by
- * (event, device). */
-static void fake_claim(disp_claims_t *base, const char *user, const char *event,
-                       const char *const *devices, size_t n, disp_claim_mode_t mode,
+/* As lua/claim.lua: an absent mark (or, for a replay, a failed one) becomes pending (claimed),
+ * and so does a pending one whose owner's lease lapsed (taken over); done, failed and pending
+ * (this instance's own, a live owner's, or one without an owner) are reported. Every event here
+ * is user u1's, so marks are kept by (event, device). */
+static disp_claim_t claim_one(const char *event, const char *device, disp_claim_mode_t mode)
+{
+    mark_t *m = mark_of(event, device);
+    bool taken = m->state == MARK_PENDING && fc.lapsed && !strcmp(m->owner, fc.lapsed);
+    bool claimable =
+        m->state == MARK_NONE || (m->state == MARK_FAILED && mode == DISP_CLAIM_REPLAY);
+    if (claimable || taken) {
+        m->state = MARK_PENDING;
+        snprintf(m->owner, sizeof m->owner, "%s", ME);
+        return taken ? DISP_CLAIM_TAKEN : DISP_CLAIM_CLAIMED;
+    }
+    return m->state == MARK_DONE     ? DISP_CLAIM_DONE
+           : m->state == MARK_FAILED ? DISP_CLAIM_FAILED
+                                     : DISP_CLAIM_PENDING;
+}
+
+static void fake_claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq,
                        disp_claim_cb cb, void *arg)
 {
     (void)base;
-    assert_string_equal(user, "u1");
-    assert_true(n >= 1 && n <= 8);
     claim_call_t *c = xcalloc(1, sizeof *c);
-    for (size_t i = 0; i < n; i++) {
-        mark_t *m = mark_of(event, devices[i]);
-        bool claimable =
-            m->state == MARK_NONE || (m->state == MARK_FAILED && mode == DISP_CLAIM_REPLAY);
-        c->res[i] = claimable                 ? DISP_CLAIM_CLAIMED
-                    : m->state == MARK_DONE   ? DISP_CLAIM_DONE
-                    : m->state == MARK_FAILED ? DISP_CLAIM_FAILED
-                                              : DISP_CLAIM_PENDING;
-        if (claimable)
-            m->state = MARK_PENDING;
+    for (size_t q = 0; q < nreq; q++) {
+        assert_string_equal(reqs[q].user, "u1");
+        assert_true(reqs[q].n >= 1 && c->n + reqs[q].n <= 8);
+        for (size_t i = 0; i < reqs[q].n; i++)
+            c->res[c->n++] = claim_one(reqs[q].event, reqs[q].devices[i], reqs[q].mode);
     }
-    c->n = n;
     c->cb = cb;
     c->arg = arg;
     fc.claim_calls++;
-    fc.last_claim_n = n;
+    fc.last_claim_n = c->n;
+    fc.last_claim_nreq = nreq;
+    if (nreq > fc.max_claim_nreq)
+        fc.max_claim_nreq = nreq;
     later(claim_answer, c);
 }
 
@@ -183,7 +208,7 @@ static void fake_mark_failed(disp_claims_t *base, const disp_claim_ref_t *refs, 
     mark_as(refs, n, MARK_FAILED, cb, arg);
 }
 
-/* As lua/renew.lua: only marks still pending are renewed (the fake keeps no TTLs). */
+/* As lua/renew.lua: only marks this instance still owns are renewed (the fake keeps no TTLs). */
 static void fake_renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
                        disp_claims_done_cb cb, void *arg)
 {
@@ -193,7 +218,8 @@ static void fake_renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t
     fc.nrenewed = 0;
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(refs[i].user, "u1");
-        if (mark_of(refs[i].event, refs[i].device)->state == MARK_PENDING)
+        mark_t *m = mark_of(refs[i].event, refs[i].device);
+        if (m->state == MARK_PENDING && !strcmp(m->owner, ME))
             snprintf(fc.renewed[fc.nrenewed++], sizeof fc.renewed[0], "%s", refs[i].device);
     }
     done_call_t *c = xcalloc(1, sizeof *c);
@@ -727,6 +753,106 @@ static void test_claims_of_sends_in_flight_are_renewed(void **state)
     assert_int_equal(e->ticket.completed, 0);
 }
 
+/* Issue 11: a claim names its owner, and one whose owner's lease lapsed (the instance crashed) is
+ * taken over at once: sent after the first claim call, not once dedup.pending_ttl_s ran out. */
+static void test_lapsed_owners_claim_taken_over_at_once(void **state)
+{
+    env_t *e = *state;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    pending_of("job-1:COMPLETED", "d1", "gone");
+    fc.lapsed = "gone";
+    deliver(e);
+    assert_int_equal(fc.claim_calls, 1);
+    assert_int_equal(sent_msgs(e->fake), 2);
+    assert_true(traced("takeover d1 "));
+    assert_false(traced("takeover d2 "));
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+    assert_true(metric(e->reg, "herald_claims_taken_over_total") == 1);
+    assert_true(metric(e->reg, "herald_notifications_total{outcome=\"ok\"}") == 2);
+}
+
+static bool claimed_thrice(env_t *e)
+{
+    (void)e;
+    return fc.claim_calls >= 3;
+}
+
+/* A claim whose owner lives is waited for, however long its send takes (the owner renews it, and
+ * nothing here expires): claimed again and again, never sent, while another instance's lapsed
+ * lease changes nothing; once its own owner's lease lapses, it is taken over and sent. */
+static void test_live_owners_claim_waits_until_its_lease_lapses(void **state)
+{
+    env_t *e = *state;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    pending_of("job-1:COMPLETED", "d1", "alive");
+    fc.lapsed = "other";
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    assert_true(run_until(claimed_thrice, e));
+    assert_int_equal(sent_msgs(e->fake), 0);
+    assert_int_equal(e->ticket.completed, 0);
+    assert_int_equal(disp_pipeline_jobs(e->p), 1);
+    assert_string_equal(mark_of("job-1:COMPLETED", "d1")->owner, "alive");
+    fc.lapsed = "alive"; /* it crashed */
+    assert_true(run_until(completed, e));
+    assert_int_equal(sent_msgs(e->fake), 1);
+    assert_true(traced("takeover d1 "));
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+}
+
+static queue_ticket_t ticket2;
+
+static bool both_completed(env_t *e)
+{
+    return e->ticket.completed > 0 && ticket2.completed > 0;
+}
+
+/* Issue 11: the events of one loop turn are looked up with one command each (pipelined together
+ * by the Redis client) and claimed with one call for all of them, not one per event. Here job-2
+ * was delivered before: its devices are duplicates, job-1's are sent. */
+static void test_events_of_a_loop_turn_claimed_in_one_call(void **state)
+{
+    env_t *e = *state;
+    queue_event_t ev2 = e->ev;
+    ev2.job_id = "job-2";
+    ticket2.completed = 0;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    mark_of("job-2:COMPLETED", "d1")->state = MARK_DONE;
+    mark_of("job-2:COMPLETED", "d2")->state = MARK_DONE;
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    disp_pipeline_on_event(&ev2, &ticket2, e->p);
+    assert_true(run_until(both_completed, e));
+    assert_int_equal(fs.list_calls, 2);
+    assert_int_equal(fc.claim_calls, 1);
+    assert_int_equal(fc.last_claim_nreq, 2);
+    assert_int_equal(fc.last_claim_n, 4);
+    assert_int_equal(sent_msgs(e->fake), 2);
+    assert_true(traced("duplicate d1 ")); /* job-2's */
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+    assert_int_equal(disp_pipeline_jobs(e->p), 0);
+}
+
+/* The same event twice in one loop turn (Kafka may hold a record twice): one claim call for both;
+ * the copy finds the marks pending under this very instance, so it waits (an instance never
+ * takes its own claims: that send is in flight), then finds them done. Sent once. */
+static void test_same_event_twice_in_a_loop_turn_sent_once(void **state)
+{
+    env_t *e = *state;
+    ticket2.completed = 0;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    disp_pipeline_on_event(&e->ev, &ticket2, e->p);
+    assert_true(run_until(both_completed, e));
+    assert_int_equal(fc.max_claim_nreq, 2);
+    assert_true(fc.claim_calls >= 2);
+    assert_int_equal(sent_msgs(e->fake), 2);
+    assert_true(traced("duplicate d1 "));
+    assert_true(traced("duplicate d2 "));
+    assert_false(traced("takeover d1 "));
+}
+
 /* Inactive and expired devices are skipped with their reason and never claimed. */
 static void test_inactive_and_expired_skipped(void **state)
 {
@@ -850,6 +976,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_done_device_is_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_claim_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_of_sends_in_flight_are_renewed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lapsed_owners_claim_taken_over_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_live_owners_claim_waits_until_its_lease_lapses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_events_of_a_loop_turn_claimed_in_one_call, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_same_event_twice_in_a_loop_turn_sent_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_inactive_and_expired_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_deliverable_device, setup, teardown),
