@@ -169,22 +169,7 @@ typedef struct hist {
 /* Sum of every sample of a metric family in herald's /metrics, or -1. */
 static double herald_metric(const char *name)
 {
-    char url[256];
-    th_resp_t r;
-    th_herald_url(&herald, true, "/metrics", url, sizeof url);
-    double sum = -1;
-    size_t nl = strlen(name);
-    if (th_http("GET", url, NULL, NULL, 0, &r) == 0) {
-        sum = 0;
-        for (const char *p = buf_cstr(&r.body); *p;) {
-            const char *eol = strchr(p, '\n');
-            if (strncmp(p, name, nl) == 0 && (p[nl] == ' ' || p[nl] == '{'))
-                sum += strtod(strchr(p, ' ') + 1, NULL);
-            p = eol ? eol + 1 : p + strlen(p);
-        }
-    }
-    th_resp_cleanup(&r);
-    return sum;
+    return th_herald_metric(&herald, name);
 }
 
 /* herald's /metrics into <dir>/<name> for offline reading. */

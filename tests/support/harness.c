@@ -620,3 +620,24 @@ struct json_t *th_sim_stats(const char *sim_url)
     th_resp_cleanup(&r);
     return j;
 }
+
+double th_herald_metric(const th_herald_t *h, const char *name)
+{
+    char url[256];
+    th_resp_t r;
+    th_herald_url(h, true, "/metrics", url, sizeof url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
+        th_resp_cleanup(&r);
+        return -1;
+    }
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = buf_cstr(&r.body); *p;) {
+        const char *eol = strchr(p, '\n');
+        if (strncmp(p, name, nl) == 0 && (p[nl] == ' ' || p[nl] == '{'))
+            sum += strtod(strchr(p, ' ') + 1, NULL);
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+    th_resp_cleanup(&r);
+    return sum;
+}

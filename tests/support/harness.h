@@ -120,4 +120,8 @@ int th_herald_stop(th_herald_t *h, int sig);
 /* "http://127.0.0.1:<api_port><path>" into out. */
 void th_herald_url(const th_herald_t *h, bool admin, const char *path, char *out, size_t outlen);
 
+/* The sum of every sample of one metric family in herald's /metrics (labels ignored: `name` then
+ * ' ' or '{'), or -1 when the admin listener did not answer 200. */
+double th_herald_metric(const th_herald_t *h, const char *name);
+
 #endif
