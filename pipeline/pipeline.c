@@ -44,6 +44,7 @@ struct job {
     disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
     disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
     size_t nrs;
+    buf_t enc;            /* the event encoded (queue_event_encode) once, when first needed */
     uv_timer_t timer;     /* retries of lookup/claim */
     uv_timer_t dev_timer; /* retries of per-device steps */
     int open_handles;
@@ -105,8 +106,18 @@ static void on_timer_closed(uv_handle_t *h)
         disp_rendered_cleanup(&j->rs[i]);
     free(j->rs);
     disp_templates_destroy(j->tmpl);
+    buf_cleanup(&j->enc);
     free(j->devs);
     free(j);
+}
+
+/* The whole event as JSON, kept with each receipt check (a resend after MessageRateExceeded) and
+ * in DLQ records (a replay): encoded once per event, however many devices need it. */
+static const char *job_encoded(job_t *j)
+{
+    if (j->enc.len == 0)
+        queue_event_encode(j->ev, &j->enc);
+    return buf_cstr(&j->enc);
 }
 
 static void job_free(job_t *j)
@@ -504,13 +515,10 @@ static void schedule_receipt(pdev_t *dv)
 {
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
-    buf_t ev = BUF_INIT;
-    queue_event_encode(j->ev, &ev); /* kept for a resend after a MessageRateExceeded receipt */
     expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id, dv->rec.token,
-                            j->ev->job_id, now_s,           buf_cstr(&ev),     0};
+                            j->ev->job_id, now_s,           job_encoded(j),    0};
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
                            dv);
-    buf_cleanup(&ev);
 }
 
 static void on_batch_marked(int status, void *arg)
@@ -565,22 +573,14 @@ static void flush_ok(disp_pipeline_t *p)
     }
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
-    buf_t *ev = xcalloc(b->n, sizeof *ev); /* each event kept for a resend (MessageRateExceeded) */
     for (size_t i = 0; i < b->n; i++) {
         pdev_t *dv = b->devs[i];
-        if (i > 0 && b->devs[i - 1]->job == dv->job)
-            buf_puts(&ev[i], buf_cstr(&ev[i - 1]));
-        else
-            queue_event_encode(dv->job->ev, &ev[i]);
         t[i] = (expo_ticket_info_t){
-            dv->ticket,          dv->rec.user_id, dv->rec.device_id, dv->rec.token,
-            dv->job->ev->job_id, now_s,           buf_cstr(&ev[i]),  0};
+            dv->ticket,          dv->rec.user_id, dv->rec.device_id,    dv->rec.token,
+            dv->job->ev->job_id, now_s,           job_encoded(dv->job), 0};
     }
     expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
                            b);
-    for (size_t i = 0; i < b->n; i++)
-        buf_cleanup(&ev[i]);
-    free(ev);
     free(t);
 }
 
@@ -675,7 +675,7 @@ static void dlq_send(pdev_t *dv)
     buf_puts(&v, ",\"error\":");
     buf_json_str(&v, dv->error, strlen(dv->error));
     buf_printf(&v, ",\"attempts\":%u,\"event\":", dv->attempts);
-    queue_event_encode(j->ev, &v);
+    buf_puts(&v, job_encoded(j));
     buf_putc(&v, '}');
     snprintf(part, sizeof part, "%d", (int)queue_ticket_partition(j->ticket));
     snprintf(off, sizeof off, "%lld", (long long)queue_ticket_offset(j->ticket));
