@@ -179,8 +179,10 @@ static const struct {
     {"group.id", "herald"},
     {"enable.auto.commit", "true"},
     {"auto.offset.reset", "earliest"},
-    {"session.timeout.ms", "10000"},
-    {"heartbeat.interval.ms", "3000"},
+    /* A killed instance's partitions move once its session expires: 6 s is the least a broker
+     * accepts by default (group.min.session.timeout.ms), so a restart resumes soonest. */
+    {"session.timeout.ms", "6000"},
+    {"heartbeat.interval.ms", "2000"},
     {"partition.assignment.strategy", "cooperative-sticky"},
     /* The prefetch queue is what bounds memory under a backlog (backpressure leaves messages
      * there): librdkafka's defaults (100,000 messages per partition, 64 MB) let a big backlog

@@ -39,13 +39,16 @@
 /* The killed herald's last requests, received whole by the simulator before the kill, are
  * accepted within this: a later acceptance is the restarted herald's. */
 #define STRAGGLE_MS 1000
-/* Delivery resumes this soon after the restarted herald gets its partitions. A broker hands them
- * over once the killed member's session expires (kafka.session.timeout.ms, 10 s as shipped), so
- * with one delivery resumes within 12 s of the restart. The mock broker sometimes takes a second
+/* Delivery resumes this soon after the restarted herald gets its partitions, and this soon after
+ * the restart. A broker hands the partitions over once the killed member's session expires
+ * (kafka.session.timeout.ms, 6 s as shipped). librdkafka's mock broker sometimes takes a second
  * join round: it elects on a timer 1 s short of the session timeout, counting the killed member
- * if its session has not expired yet, and starts over when it does (about 19 s in all). Measured:
- * 0.02-1.98 s after assignment on a loaded 2-core machine; the bound leaves room for such a machine
- * and still fails the old claims, which waited out dedup.pending_ttl_s (120 s: 98.5 s measured). */
+ * if its session has not expired yet, and waits a session timeout for it to sync (join + 5 s + 6 s
+ * in all). Measured on a loaded 2-core machine: 5.2-5.6 s from the restart in one round, 11.2 s in
+ * two; 0.02-1.98 s after assignment. The issue's target is 12 s from the restart; the bound leaves
+ * one second for a loaded CI machine. Before owner leases, a restart waited out
+ * dedup.pending_ttl_s (120 s: 98.5 s measured). */
+#define RESUME_AFTER_RESTART_MS 13000
 #define RESUME_AFTER_ASSIGN_MS 5000
 #define REDIS_EVENTS 3000
 #define STORM_EVENTS 3000
@@ -404,6 +407,9 @@ static void test_kill9_repeatedly(void **state)
             fail_msg("restart %d: delivery resumed %lld ms after herald got its partitions "
                      "(bound %d ms)",
                      k + 1, resume_ms[k] - assigned_ms[k], RESUME_AFTER_ASSIGN_MS);
+        if (resume_ms[k] - restart_ms[k] > RESUME_AFTER_RESTART_MS)
+            fail_msg("restart %d: delivery resumed %lld ms after the restart (bound %d ms)", k + 1,
+                     resume_ms[k] - restart_ms[k], RESUME_AFTER_RESTART_MS);
     }
     tally_cleanup(&t);
 }

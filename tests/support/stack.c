@@ -36,8 +36,6 @@ int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const c
              "auth.jwt.hs256_secret_file = %s/secret\n"
              "kafka.bootstrap.servers = %s\n"
              "kafka.group.id = %s\n"
-             "kafka.session.timeout.ms = 6000\n"
-             "kafka.heartbeat.interval.ms = 2000\n"
              "queue.topics = %s\n"
              "expo.url = %s\n"
              "expo.backoff_base_ms = 20\n"
