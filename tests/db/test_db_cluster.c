@@ -290,6 +290,41 @@ static void test_wrong_password(void **state)
     close_db(&t, db);
 }
 
+/* heraldctl check-config in cluster mode names every master and the slot coverage. */
+static void test_check_config(void **state)
+{
+    (void)state;
+    char text[512], path[400], cmd[1200], line[1024];
+    snprintf(text, sizeof text,
+             "redis.url = redis://:%s@127.0.0.1:%d/0\nredis.cluster = true\n"
+             "auth.mode = trusted-header\nexpo.url = http://127.0.0.1:1\n",
+             PASSWORD, C.node[0].port);
+    assert_int_equal(th_tmpfile("herald.conf", text, path, sizeof path), 0);
+    snprintf(cmd, sizeof cmd, "%s/heraldctl --config %s check-config --timeout 1s 2>&1",
+             th_bin_dir(), path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    bool seen = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "redis ", 6) != 0) {
+            fprintf(stderr, "heraldctl: %s", line);
+            continue;
+        }
+        seen = true;
+        if (!strstr(line, " ok ") || !strstr(line, "cluster: 3 masters, 16384/16384 slots served"))
+            fail_msg("%s", line);
+        for (int n = 0, masters = 0; n < TH_CLUSTER_NODES; n++) {
+            char want[48];
+            snprintf(want, sizeof want, "127.0.0.1:%d (", C.node[n].port);
+            masters += strstr(line, want) != NULL;
+            if (n == TH_CLUSTER_NODES - 1)
+                assert_int_equal(masters, 3);
+        }
+    }
+    pclose(f);
+    assert_true(seen);
+}
+
 typedef struct updown {
     int downs, ups;
 } updown_t;
@@ -350,7 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),       cmocka_unit_test(test_routing_and_scripts),
         cmocka_unit_test(test_ask_then_moved), cmocka_unit_test(test_wrong_password),
-        cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_check_config),   cmocka_unit_test(test_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
