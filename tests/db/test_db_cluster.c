@@ -206,6 +206,18 @@ static long asking_calls(int node)
     return n;
 }
 
+/* How many error replies starting with `code` the node has sent (INFO errorstats). */
+static long error_count(int node, const char *code)
+{
+    char want[64];
+    snprintf(want, sizeof want, "errorstat_%s:count=", code);
+    char *s = th_redis_cmd(&C.node[node], "INFO errorstats");
+    const char *p = s ? strstr(s, want) : NULL;
+    long n = p ? atol(p + strlen(want)) : 0;
+    free(s);
+    return n;
+}
+
 static void setslot_node(unsigned slot, const char *id)
 {
     for (int n = 0; n < TH_CLUSTER_NODES; n++) {
@@ -249,6 +261,15 @@ static void test_ask_then_moved(void **state)
     assert_int_equal(asking_calls(b), asked + 1);
     r = RUN(&t, db, "GET", k2); /* still on a */
     expect_str(&r, "two");
+    /* TRYAGAIN: a multi-key command while its keys are split between a and b is retried with
+     * backoff; it completes once k2 has moved too (below). */
+    long tryagain = error_count(a, "TRYAGAIN");
+    tres_t mget = {0};
+    db_cmd(db, tres_cb, &mget, "MGET", k1, k2, NULL);
+    for (int i = 0; i < 100 && error_count(a, "TRYAGAIN") == tryagain; i++)
+        tloop_until(&t, &(bool){false}, 10);
+    assert_true(error_count(a, "TRYAGAIN") > tryagain);
+    assert_false(mget.done);
 
     /* MOVED: commands issued (not yet sent) while the migration completes. */
     assert_true(th_redis_expect(&C.node[a], "OK", "MIGRATE 127.0.0.1 %d %s 0 5000 AUTH %s KEYS %s",
@@ -262,6 +283,10 @@ static void test_ask_then_moved(void **state)
     setslot_node(slot, idb);
     assert_true(tloop_until(&t, &g.done, WAIT_MS));
     expect_str(&g, "two");
+    assert_true(tloop_until(&t, &mget.done, WAIT_MS));
+    assert_int_equal(mget.status, DB_OK);
+    assert_int_equal(mget.type, DB_REPLY_ARRAY);
+    assert_int_equal(mget.n, 2);
     for (int i = 0; i < 50; i++) {
         assert_true(incr[i].done);
         assert_int_equal(incr[i].status, DB_OK);
