@@ -2,6 +2,7 @@
  * cluster client that are plain functions, so that the routing in cluster.c only moves commands
  * and connections around. Replies come from the network, so every field is checked before use. */
 #include "db/slots.h"
+#include "db/url.h"
 
 #include "core/xalloc.h"
 
@@ -132,21 +133,6 @@ fail:
     return -1;
 }
 
-/* Decimal digits only, at most 5 of them, value <= max. */
-static int parse_uint(const char *s, size_t len, long max, long *out)
-{
-    long v = 0;
-    if (len == 0 || len > 5)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return v <= max ? 0 : -1;
-}
-
 int db_redirect_parse(const char *s, size_t len, db_redirect_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -160,7 +146,7 @@ int db_redirect_parse(const char *s, size_t len, db_redirect_t *out)
     const char *p = s + skip, *end = s + len;
     const char *sp = memchr(p, ' ', (size_t)(end - p));
     long slot, port;
-    if (sp == NULL || parse_uint(p, (size_t)(sp - p), DB_SLOTS - 1, &slot) != 0)
+    if (sp == NULL || db_parse_num(p, (size_t)(sp - p), DB_SLOTS - 1, &slot) != 0)
         return -1;
     const char *addr = sp + 1;
     const char *colon = NULL; /* the last ':' (IPv6 addresses hold more) */
@@ -168,7 +154,7 @@ int db_redirect_parse(const char *s, size_t len, db_redirect_t *out)
         if (*q == ':')
             colon = q;
     if (colon == NULL || !valid_host(addr, (size_t)(colon - addr)) ||
-        parse_uint(colon + 1, (size_t)(end - colon - 1), 65535, &port) != 0 || port == 0)
+        db_parse_num(colon + 1, (size_t)(end - colon - 1), 65535, &port) != 0 || port == 0)
         return -1;
     out->slot = (unsigned)slot;
     memcpy(out->host, addr, (size_t)(colon - addr));

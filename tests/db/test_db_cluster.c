@@ -350,27 +350,14 @@ static void test_check_config(void **state)
     assert_true(seen);
 }
 
-typedef struct updown {
-    int downs, ups;
-} updown_t;
-
-static void on_state(bool up, void *arg)
-{
-    updown_t *u = arg;
-    if (up)
-        u->ups++;
-    else
-        u->downs++;
-}
-
 static void test_failover(void **state)
 {
     (void)state;
     tloop_t t;
     tloop_init(&t);
     db_t *db = open_cluster(&t, PASSWORD);
-    updown_t ud = {0};
-    db_on_state(db, on_state, &ud);
+    tstates_t ud = {0};
+    db_on_state(db, tstates_cb, &ud);
     assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
     const char *key = "{fo}k";
     int m = owner_of(key), rep = -1;
