@@ -2,8 +2,8 @@
  * on every node; tests/support/cluster.h), one cluster shared by the cases in order: the key slot
  * against CLUSTER KEYSLOT, routing of commands and scripts to the serving master (and scripts
  * surviving SCRIPT FLUSH on every node), commands on every master, ASK during a migration, MOVED
- * after it with commands in flight, a wrong password, and a failover (kill -9 of a master) that
- * the same client rides out.
+ * after it with commands in flight, TRYAGAIN, a wrong password, heraldctl check-config, and a
+ * failover (kill -9 of a master) that the same client and a running herald (/readyz) ride out.
  *
  * The nodes run with cluster-node-timeout 1000 ms instead of Redis' 15 s default: a failover takes
  * about two node timeouts, and CI time matters. herald's own settings are the shipped defaults
@@ -350,6 +350,37 @@ static void test_check_config(void **state)
     assert_true(seen);
 }
 
+/* herald on the cluster: /readyz says ready while every slot is served. */
+static void start_herald(th_herald_t *h)
+{
+    char text[1024];
+    memset(h, 0, sizeof *h);
+    assert_int_equal(th_tmpdir(h->dir, sizeof h->dir), 0);
+    snprintf(text, sizeof text,
+             "http.listen = 127.0.0.1:0\nadmin.listen = 127.0.0.1:0\n"
+             "redis.url = redis://:%s@127.0.0.1:%d/0\nredis.cluster = true\n"
+             "redis.cluster_seeds = %s\nauth.mode = trusted-header\nkafka.embedded = true\n"
+             "runtime.dir = %s/run\nexpo.url = http://127.0.0.1:1\nshutdown.timeout_s = 5\n",
+             PASSWORD, C.node[0].port, C.seeds, h->dir);
+    assert_int_equal(th_herald_start(h, text, NULL), 0);
+}
+
+/* GET /readyz: its status, and whether the body says which slots are not served. */
+static long readyz(const th_herald_t *h, bool *names_gap)
+{
+    char url[128];
+    th_resp_t r = {0};
+    th_herald_url(h, true, "/readyz", url, sizeof url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return -1;
+    *names_gap = *names_gap || strstr(buf_cstr(&r.body), "not served") != NULL;
+    long status = r.status;
+    th_resp_cleanup(&r);
+    return status;
+}
+
+/* kill -9 of the master serving a key: the same client (and herald's /readyz) goes not ready,
+ * its commands fail for a while, then the promoted replica serves them. */
 static void test_failover(void **state)
 {
     (void)state;
@@ -359,6 +390,12 @@ static void test_failover(void **state)
     tstates_t ud = {0};
     db_on_state(db, tstates_cb, &ud);
     assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    th_herald_t h;
+    start_herald(&h);
+    bool gap = false;
+    for (int i = 0; i < 100 && readyz(&h, &gap) != 200; i++)
+        tloop_until(&t, &(bool){false}, 100);
+    assert_int_equal(readyz(&h, &gap), 200);
     const char *key = "{fo}k";
     int m = owner_of(key), rep = -1;
     for (int i = 0; i < 100 && (rep = th_cluster_replica_of(&C, m)) < 0; i++)
@@ -370,7 +407,7 @@ static void test_failover(void **state)
 
     th_stop(&C.node[m].proc, SIGKILL, 1000);
     uint64_t t0 = clk_mono_ms();
-    int failed = 0;
+    int failed = 0, not_ready = 0;
     bool ok = false;
     while (!ok && clk_mono_ms() - t0 < 30000) {
         tres_t g = {0};
@@ -378,6 +415,7 @@ static void test_failover(void **state)
         assert_true(tloop_until(&t, &g.done, WAIT_MS));
         ok = g.status == DB_OK && g.type == DB_REPLY_STRING && strcmp(g.str, "kept") == 0;
         failed += !ok;
+        not_ready += readyz(&h, &gap) == 503;
         if (!ok)
             tloop_until(&t, &(bool){false}, 100);
     }
@@ -389,6 +427,13 @@ static void test_failover(void **state)
     assert_int_equal(owner_of(key), rep);
     fprintf(stderr, "failover: %d failed GETs, served again after %llu ms\n", failed,
             (unsigned long long)(clk_mono_ms() - t0));
+    /* herald saw it too, and recovers without a restart. */
+    assert_true(not_ready > 0);
+    assert_true(gap);
+    for (int i = 0; i < 100 && readyz(&h, &gap) != 200; i++)
+        tloop_until(&t, &(bool){false}, 100);
+    assert_int_equal(readyz(&h, &gap), 200);
+    assert_int_equal(th_herald_stop(&h, SIGTERM), 0);
     close_db(&t, db);
 }
 
