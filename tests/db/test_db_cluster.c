@@ -301,6 +301,64 @@ static void test_ask_then_moved(void **state)
     assert_int_equal(owner_of(k1), b);
 }
 
+static bool exited(void *arg)
+{
+    return !th_alive(arg);
+}
+
+/* redis-cli --cluster reshard moves slots (MIGRATE of their keys, ASK and MOVED on the way) while
+ * every key is incremented over and over: nothing fails and no increment is lost. */
+static void test_reshard_under_load(void **state)
+{
+    (void)state;
+    enum { NKEYS = 2000 };
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_cluster(&t, PASSWORD);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    int from = th_cluster_owner(&C, 0), to = th_cluster_owner(&C, 16383);
+    assert_true(from >= 0 && to >= 0 && from != to);
+    char idf[48], idt[48], addr[32], log[600];
+    assert_int_equal(th_cluster_id(&C, from, idf, sizeof idf), 0);
+    assert_int_equal(th_cluster_id(&C, to, idt, sizeof idt), 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", C.node[0].port);
+    snprintf(log, sizeof log, "%s/reshard.log", C.node[0].dir);
+    char *argv[] = {"redis-cli", "-a",
+                    PASSWORD,    "--no-auth-warning",
+                    "--cluster", "reshard",
+                    addr,        "--cluster-from",
+                    idf,         "--cluster-to",
+                    idt,         "--cluster-slots",
+                    "300",       "--cluster-yes",
+                    NULL};
+    th_proc_t cli;
+    assert_int_equal(th_spawn(&cli, "redis-cli", argv, NULL, log), 0);
+    static long want[NKEYS];
+    static tres_t res[NKEYS];
+    char key[32];
+    int rounds = 0;
+    for (bool last = false; !last; rounds++) {
+        last = !th_alive(&cli); /* one more round after the reshard ended */
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < NKEYS; i++) {
+            snprintf(key, sizeof key, "rs:%d", i);
+            db_cmd(db, tres_cb, &res[i], "INCR", key, NULL);
+        }
+        for (int i = 0; i < NKEYS; i++) {
+            assert_true(tloop_until(&t, &res[i].done, WAIT_MS));
+            if (res[i].status != DB_OK || res[i].type != DB_REPLY_INTEGER)
+                fail_msg("round %d, rs:%d: status %d, reply \"%s\"", rounds, i, res[i].status,
+                         res[i].str);
+            assert_int_equal(res[i].i, ++want[i]);
+        }
+    }
+    assert_true(th_wait_until(exited, &cli, 1000));
+    assert_int_equal(th_stop(&cli, SIGKILL, 1000), 0);
+    assert_int_equal(th_cluster_owner(&C, 0), to);
+    fprintf(stderr, "reshard: %d rounds of %d INCR while 300 slots moved\n", rounds, NKEYS);
+    close_db(&t, db);
+}
+
 static void test_wrong_password(void **state)
 {
     (void)state;
@@ -441,8 +499,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),       cmocka_unit_test(test_routing_and_scripts),
-        cmocka_unit_test(test_ask_then_moved), cmocka_unit_test(test_wrong_password),
-        cmocka_unit_test(test_check_config),   cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_ask_then_moved), cmocka_unit_test(test_reshard_under_load),
+        cmocka_unit_test(test_wrong_password), cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
