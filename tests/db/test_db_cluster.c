@@ -2,8 +2,9 @@
  * on every node; tests/support/cluster.h), one cluster shared by the cases in order: the key slot
  * against CLUSTER KEYSLOT, routing of commands and scripts to the serving master (and scripts
  * surviving SCRIPT FLUSH on every node), commands on every master, ASK during a migration, MOVED
- * after it with commands in flight, TRYAGAIN, a wrong password, heraldctl check-config, and a
- * failover (kill -9 of a master) that the same client and a running herald (/readyz) ride out.
+ * after it with commands in flight, TRYAGAIN, a reshard under load (redis-cli --cluster reshard),
+ * a wrong password, heraldctl check-config, and a failover (kill -9 of a master) that the same
+ * client and a running herald (/readyz) ride out.
  *
  * The nodes run with cluster-node-timeout 1000 ms instead of Redis' 15 s default: a failover takes
  * about two node timeouts, and CI time matters. herald's own settings are the shipped defaults
