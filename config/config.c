@@ -74,6 +74,8 @@ static const key_t_ keys[] = {
     S("redis.prefix", redis_prefix, "herald:"),
     I("redis.timeout_ms", redis_timeout_ms, "1000", 10, 60000),
     S("redis.password_file", redis_password_file, ""),
+    B("redis.cluster", redis_cluster, "false"),
+    S("redis.cluster_seeds", redis_cluster_seeds, ""),
     I("tokens.ttl_days", tokens_ttl_days, "90", 1, 3650),
     I("tokens.max_devices_per_user", tokens_max_devices_per_user, "20", 1, 1000),
     I("tokens.sweep_interval_s", tokens_sweep_interval_s, "3600", 0, 604800),
@@ -688,6 +690,46 @@ const char *conf_template_get(const conf_t *c, const char *name, const char *fie
     return NULL;
 }
 
+/* redis.cluster needs a redis:// URL with database 0; cluster_seeds are host:port entries. */
+static int validate_cluster(const conf_t *c, const char *where, char *err, size_t errlen)
+{
+    if (!c->redis_cluster) {
+        if (*c->redis_cluster_seeds)
+            snprintf(err, errlen, "%s: redis.cluster_seeds is set but redis.cluster = false",
+                     where);
+        return *c->redis_cluster_seeds ? -1 : 0;
+    }
+    const char *u = c->redis_url;
+    const char *path = strncmp(u, "redis://", 8) == 0 ? strchr(u + 8, '/') : NULL;
+    if (strncmp(u, "redis://", 8) != 0 || (path && strcmp(path, "/") && strcmp(path, "/0"))) {
+        snprintf(err, errlen,
+                 "%s: redis.cluster = true needs a redis:// URL with database 0 (cluster nodes "
+                 "have only database 0)",
+                 where);
+        return -1;
+    }
+    size_t count = 0;
+    for (const char *p = c->redis_cluster_seeds; *p;) {
+        char entry[300], host[256];
+        int port;
+        size_t n = strcspn(p, ",");
+        snprintf(entry, sizeof entry, "%.*s", (int)(n < 299 ? n : 299), p);
+        char *e = entry + strspn(entry, " ");
+        for (size_t l = strlen(e); l > 0 && e[l - 1] == ' ';)
+            e[--l] = '\0';
+        if (n >= sizeof entry || conf_parse_listen(e, host, sizeof host, &port) != 0 || port == 0 ||
+            strpbrk(host, "@/") || ++count > 15) {
+            snprintf(err, errlen,
+                     "%s: redis.cluster_seeds: \"%.100s\" is not host:port (up to 15 entries, "
+                     "comma-separated)",
+                     where, e);
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 int conf_validate(const conf_t *c, char *err, size_t errlen)
 {
     const char *where = c->path ? c->path : "config";
@@ -741,7 +783,7 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%s: redis.prefix must be 1 to 64 characters", where);
         return -1;
     }
-    return 0;
+    return validate_cluster(c, where, err, errlen);
 }
 
 int conf_load(conf_t **out, const char *path, char *const *envp, char *err, size_t errlen)

@@ -34,6 +34,8 @@ typedef struct conf {
     char *redis_prefix;
     long redis_timeout_ms;
     char *redis_password_file;
+    bool redis_cluster;        /* Redis Cluster: redis_url names any node */
+    char *redis_cluster_seeds; /* more nodes to start from: "host:port,host:port" */
 
     long tokens_ttl_days;
     long tokens_max_devices_per_user;

@@ -33,6 +33,26 @@ static void on_pong(int status, const db_reply_t *r, void *arg)
     ctl_env_done(p->e, status);
 }
 
+/* Cluster mode: every master, its slots and state, and the slot coverage, after the PING. */
+static void describe_cluster(db_t *db, char *out, size_t outlen)
+{
+    size_t n = db_masters(db), len = strlen(out);
+    unsigned served = 0;
+    for (size_t i = 0; i < n; i++) {
+        db_node_info_t info;
+        if (db_master_info(db, i, &info) == 0 && info.up)
+            served += info.slots;
+    }
+    snprintf(out + len, outlen - len, "; cluster: %zu masters, %u/16384 slots served", n, served);
+    for (size_t i = 0; i < n; i++) {
+        db_node_info_t info;
+        len = strlen(out);
+        if (db_master_info(db, i, &info) == 0)
+            snprintf(out + len, outlen - len, "%s %s (%u slots, %s)", i ? "," : ":", info.addr,
+                     info.slots, info.up ? "up" : info.error);
+    }
+}
+
 static void check_redis(const conf_t *conf, verdict_t *v)
 {
     ctl_env_t e;
@@ -40,8 +60,10 @@ static void check_redis(const conf_t *conf, verdict_t *v)
     uint64_t t0 = clk_mono_us();
     if (ctl_env_open(&e, conf) != CTL_OK) {
         v->state = "FAIL";
-        snprintf(v->detail, sizeof v->detail, "%s: no connection within %ld ms",
-                 REDACT_URL(conf->redis_url), conf->redis_timeout_ms * 2);
+        snprintf(v->detail, sizeof v->detail, "%s: no connection within %ld ms%s",
+                 REDACT_URL(conf->redis_url),
+                 conf->redis_timeout_ms * (conf->redis_cluster ? 3 : 2),
+                 conf->redis_cluster ? " (or not every cluster slot served)" : "");
         return;
     }
     ping_t p = {.e = &e, .error = "no answer"};
@@ -53,6 +75,8 @@ static void check_redis(const conf_t *conf, verdict_t *v)
         v->state = "ok";
         snprintf(v->detail, sizeof v->detail, "%s answered PING (%.1f ms incl. connect)",
                  REDACT_URL(conf->redis_url), ms);
+        if (db_is_cluster(e.db))
+            describe_cluster(e.db, v->detail, sizeof v->detail);
     } else {
         v->state = "FAIL";
         snprintf(v->detail, sizeof v->detail, "%s: PING failed: %s", REDACT_URL(conf->redis_url),

@@ -6,6 +6,7 @@
 #include "core/file.h"
 #include "core/redact.h"
 #include "core/xalloc.h"
+#include "daemon/options.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -316,8 +317,10 @@ static bool wait_ready(ctl_env_t *e)
     uv_timer_t t;
     uv_timer_init(&e->loop, &t);
     t.data = &expired;
-    /* A connect plus AUTH/SELECT/PING handshake: give it two command timeouts. */
-    uv_timer_start(&t, on_ready_timeout, (uint64_t)e->conf->redis_timeout_ms * 2 + 200, 0);
+    /* A connect plus AUTH/SELECT/PING handshake: give it two command timeouts (cluster: one
+     * more, for the slot map and then the masters' handshakes). */
+    uint64_t rounds = e->conf->redis_cluster ? 3 : 2;
+    uv_timer_start(&t, on_ready_timeout, (uint64_t)e->conf->redis_timeout_ms * rounds + 200, 0);
     while (!db_ready(e->db) && !expired)
         uv_run(&e->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, on_closed);
@@ -339,10 +342,9 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
         uv_loop_close(&e->loop);
         return CTL_USAGE;
     }
-    db_opts_t o = {.url = conf->redis_url,
-                   .password = pw,
-                   .timeout_ms = conf->redis_timeout_ms,
-                   .name = "ctl"};
+    db_opts_t o;
+    daemon_db_opts(conf, pw, &o);
+    o.name = "ctl";
     e->db = db_create(&e->loop, &o, err, sizeof err);
     free(pw);
     if (e->db == NULL) {

@@ -14,7 +14,9 @@ void daemon_db_opts(const conf_t *c, const char *password, db_opts_t *o)
     *o = (db_opts_t){.url = c->redis_url,
                      .password = password,
                      .timeout_ms = c->redis_timeout_ms,
-                     .name = "main"};
+                     .name = "main",
+                     .cluster = c->redis_cluster,
+                     .seeds = c->redis_cluster_seeds};
 }
 
 void daemon_api_listener_opts(const conf_t *c, disp_http_opts_t *o)

@@ -1,9 +1,11 @@
 /* db.c - the Redis adapter: hiredis 0.14 async on the libuv loop, plus what hiredis lacks.
  *
- * Every command sent to hiredis is a cmd_t kept in a FIFO with a deadline (Redis answers in
- * order, so the head is always the oldest). One timer watches the head: when it is overdue the
- * server is stuck, so every pending command fails with DB_ETIMEOUT and the connection is dropped
- * and re-established with backoff. A connect that never completes is bounded the same way.
+ * Each server connection (conn_t: one in standalone mode, one per master in cluster mode, see
+ * cluster.c) keeps every command sent to hiredis in a FIFO with a deadline (Redis answers in
+ * order, so the head is always the oldest). One timer per connection watches the head: when it is
+ * overdue the server is stuck, so every pending command fails with DB_ETIMEOUT and the connection
+ * is dropped and re-established with backoff. A connect that never completes is bounded the same
+ * way.
  *
  * Ownership of a cmd_t: once handed to hiredis, hiredis calls on_reply exactly once for it (with
  * a reply, or with NULL when the context is freed), and on_reply frees it. When we fail a command
@@ -16,6 +18,7 @@
  * counts as ready only after all three answered, so a server that accepts TCP but is stuck (e.g.
  * SIGSTOPped) is never reported up. */
 #include "db/db.h"
+#include "db/internal.h"
 #include "db/url.h"
 
 #include "core/backoff.h"
@@ -35,29 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RETRY_BASE_MS 100
 #define RETRY_CAP_MS 5000
 #define MAX_VA_ARGS 64
-
-typedef enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_READY } conn_state_t;
-
-typedef struct cmd cmd_t;
-struct cmd {
-    list_node_t node; /* in db->fifo or db->deferred */
-    db_t *db;
-    db_cb cb;
-    void (*fn)(void *arg); /* db_defer: a plain function instead of cb */
-    void *arg;
-    uint64_t deadline; /* monotonic ms */
-    int status;        /* deferred: what to deliver */
-    bool done;         /* callback already ran; hiredis may still report it (NULL reply) */
-    bool internal;     /* handshake command: not counted in flight */
-    db_script_t *script;
-    int argc; /* eval: the full EVALSHA argv, kept for the EVAL resend */
-    const char **argv;
-    size_t *argvlen;
-};
 
 struct db_script {
     db_script_t *next;
@@ -71,18 +56,13 @@ struct db {
     db_url_t url;
     uint64_t timeout_ms;
     char *name;
-    redisAsyncContext *ac; /* NULL unless CONNECTING/HANDSHAKE/READY */
-    conn_state_t state;
+    list_t conns;  /* of conn_t */
+    conn_t *main;  /* standalone: the one connection; NULL in cluster mode */
+    cluster_t *cl; /* cluster mode, else NULL */
     bool closing;
-    bool outage_logged; /* one log line per outage, not per failed attempt */
-    unsigned attempt;
-    uint64_t connect_deadline;
-    unsigned handshake_left;
-    list_t fifo, deferred; /* of cmd_t */
-    uv_timer_t deadline_timer, retry_timer;
+    bool up;         /* what db_notify last said */
+    list_t deferred; /* of cmd_t */
     uv_idle_t idle;
-    int open_handles;
-    char last_error[128];
     void (*state_cb)(bool up, void *arg);
     void *state_arg;
     db_script_t *scripts;
@@ -90,8 +70,8 @@ struct db {
     metric_t *m_up, *m_timeout, *m_disconnect, *m_reply, *m_reconnects, *m_inflight;
 };
 
-static void conn_start(db_t *db);
-static void arm_deadline(db_t *db, bool force);
+static void conn_start(conn_t *cn);
+static void arm_deadline(conn_t *cn, bool force);
 
 /* The oldest command of a list, or NULL. */
 static cmd_t *first_cmd(const list_t *l)
@@ -111,18 +91,18 @@ static void minc(metric_t *m)
         metric_inc(m);
 }
 
-static void fifo_push(db_t *db, cmd_t *c)
+static void fifo_push(conn_t *cn, cmd_t *c)
 {
-    list_push_back(&db->fifo, &c->node);
+    list_push_back(&cn->fifo, &c->node);
     if (!c->internal)
-        mset(db->m_inflight, (double)++db->inflight);
+        mset(cn->db->m_inflight, (double)++cn->db->inflight);
 }
 
-static void fifo_remove(db_t *db, cmd_t *c)
+static void fifo_remove(conn_t *cn, cmd_t *c)
 {
     list_remove(&c->node);
     if (!c->internal)
-        mset(db->m_inflight, (double)--db->inflight);
+        mset(cn->db->m_inflight, (double)--cn->db->inflight);
 }
 
 static cmd_t *cmd_new(db_t *db, db_cb cb, void *arg)
@@ -131,6 +111,7 @@ static cmd_t *cmd_new(db_t *db, db_cb cb, void *arg)
     c->db = db;
     c->cb = cb;
     c->arg = arg;
+    c->slot = -1;
     return c;
 }
 
@@ -138,6 +119,32 @@ static void cmd_free(cmd_t *c)
 {
     free(c->argv); /* one block with argvlen and the copied bytes */
     free(c);
+}
+
+/* Copies head[0..nhead) (NUL-terminated) then argv into one block owned by c, for resends. */
+static void copy_argv(cmd_t *c, const char *const *head, int nhead, int argc,
+                      const char *const *argv, const size_t *argvlen)
+{
+    size_t n = (size_t)(nhead + argc), bytes = 0;
+    for (int i = 0; i < nhead; i++)
+        bytes += strlen(head[i]) + 1;
+    for (int i = 0; i < argc; i++)
+        bytes += (argvlen ? argvlen[i] : strlen(argv[i])) + 1;
+    char *block = xmalloc(n * (sizeof(char *) + sizeof(size_t)) + bytes);
+    c->argv = (const char **)(void *)block;
+    c->argvlen = (size_t *)(void *)(block + n * sizeof(char *));
+    char *p = block + n * (sizeof(char *) + sizeof(size_t));
+    c->argc = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        bool h = i < (size_t)nhead;
+        const char *src = h ? head[i] : argv[i - (size_t)nhead];
+        size_t len = h ? strlen(src) : (argvlen ? argvlen[i - (size_t)nhead] : strlen(src));
+        memcpy(p, src, len);
+        p[len] = '\0';
+        c->argv[i] = p;
+        c->argvlen[i] = len;
+        p += len + 1;
+    }
 }
 
 /* ---- deferred completions ---- */
@@ -167,7 +174,7 @@ static void on_idle(uv_idle_t *h)
         uv_idle_stop(&db->idle);
 }
 
-static void defer(db_t *db, cmd_t *c, int status)
+void cmd_defer(db_t *db, cmd_t *c, int status)
 {
     c->status = status;
     list_push_back(&db->deferred, &c->node);
@@ -179,61 +186,73 @@ void db_defer(db_t *db, void (*fn)(void *arg), void *arg)
 {
     cmd_t *c = cmd_new(db, NULL, arg);
     c->fn = fn;
-    defer(db, c, DB_OK);
+    cmd_defer(db, c, DB_OK);
 }
 
 /* ---- state changes ---- */
 
-static void set_error(db_t *db, const char *reason)
+static void set_error(conn_t *cn, const char *reason)
 {
-    snprintf(db->last_error, sizeof db->last_error, "%s", reason && *reason ? reason : "error");
+    snprintf(cn->last_error, sizeof cn->last_error, "%s", reason && *reason ? reason : "error");
 }
 
-static void notify(db_t *db, bool up)
+void db_notify(db_t *db, bool up)
 {
+    db->up = up;
     mset(db->m_up, up ? 1 : 0);
     if (db->state_cb && !db->closing)
         db->state_cb(up, db->state_arg);
 }
 
-static void set_ready(db_t *db)
+static void conn_changed(conn_t *cn, bool up)
 {
-    db->state = ST_READY;
-    db->attempt = 0;
-    db->outage_logged = false;
-    db->last_error[0] = '\0';
-    LOG(LOG_LVL_INFO, "redis connected", LKS("db", db->name),
-        LKS("addr", db->url.path[0] ? db->url.path : db->url.host), LKI("port", db->url.port));
-    notify(db, true);
+    if (cn->db->cl)
+        cluster_conn_changed(cn->db->cl, cn, up);
+    else
+        db_notify(cn->db, up);
+}
+
+static void set_ready(conn_t *cn)
+{
+    cn->state = ST_READY;
+    cn->attempt = 0;
+    cn->outage_logged = false;
+    cn->last_error[0] = '\0';
+    LOG(LOG_LVL_INFO, "redis connected", LKS("db", cn->db->name),
+        LKS("addr", cn->path ? cn->path : cn->host), LKI("port", cn->port));
+    conn_changed(cn, true);
 }
 
 /* Forgets the connection (the caller frees it or hiredis does) and logs the change once. */
-static void conn_detach(db_t *db, const char *reason)
+static void conn_detach(conn_t *cn, const char *reason)
 {
-    bool was_ready = db->state == ST_READY;
-    db->ac = NULL;
-    db->state = ST_DOWN;
-    set_error(db, reason);
-    if (db->closing)
+    bool was_ready = cn->state == ST_READY;
+    cn->ac = NULL;
+    cn->state = ST_DOWN;
+    set_error(cn, reason);
+    if (cn->db->closing || cn->dead || cn->retiring)
         return;
     if (was_ready) {
-        LOG(LOG_LVL_WARN, "redis connection lost", LKS("db", db->name), LKS("reason", reason));
-        db->outage_logged = true;
-        notify(db, false);
-    } else if (!db->outage_logged) {
-        LOG(LOG_LVL_WARN, "redis unavailable, retrying", LKS("db", db->name),
+        LOG(LOG_LVL_WARN, "redis connection lost", LKS("db", cn->db->name),
+            LKS("addr", cn->path ? cn->path : cn->host), LKI("port", cn->port),
             LKS("reason", reason));
-        db->outage_logged = true;
+        cn->outage_logged = true;
+        conn_changed(cn, false);
+    } else if (!cn->outage_logged) {
+        LOG(LOG_LVL_WARN, "redis unavailable, retrying", LKS("db", cn->db->name),
+            LKS("addr", cn->path ? cn->path : cn->host), LKI("port", cn->port),
+            LKS("reason", reason));
+        cn->outage_logged = true;
     }
 }
 
 /* Runs the callbacks of everything sent to hiredis with `status`. The commands stay owned by
  * hiredis, which reports them once more (NULL reply) when the context is freed. Pops from the
  * head each time: a callback may add commands (they go to `deferred`) or destroy db. */
-static void fail_fifo(db_t *db, int status)
+static void fail_fifo(conn_t *cn, int status)
 {
-    for (cmd_t *c; (c = first_cmd(&db->fifo)) != NULL;) {
-        fifo_remove(db, c);
+    for (cmd_t *c; (c = first_cmd(&cn->fifo)) != NULL;) {
+        fifo_remove(cn, c);
         c->done = true;
         c->cb(status, NULL, c->arg);
     }
@@ -241,83 +260,88 @@ static void fail_fifo(db_t *db, int status)
 
 static void on_retry(uv_timer_t *t)
 {
-    db_t *db = t->data;
-    minc(db->m_reconnects);
-    conn_start(db);
+    conn_t *cn = t->data;
+    minc(cn->db->m_reconnects);
+    conn_start(cn);
 }
 
-static void schedule_retry(db_t *db)
+/* After a lost or failed connection: a retiring one is done, others retry with backoff. */
+static void schedule_retry(conn_t *cn)
 {
-    if (db->closing)
+    if (cn->db->closing || cn->dead)
         return;
-    uint64_t ceil = backoff_ceiling(db->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+    if (cn->retiring) {
+        conn_destroy(cn, DB_EPROTO);
+        return;
+    }
+    uint64_t ceil = backoff_ceiling(cn->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
     uint64_t delay = ceil / 2 + rand_below(ceil / 2 + 1); /* 50-100 ms, ... 2.5-5 s */
-    if (db->attempt < 32)
-        db->attempt++;
-    uv_timer_start(&db->retry_timer, on_retry, delay, 0);
+    if (cn->attempt < 32)
+        cn->attempt++;
+    uv_timer_start(&cn->retry_timer, on_retry, delay, 0);
 }
 
 /* We give up on the connection: fail what is pending, free the context, retry later. */
-static void conn_drop(db_t *db, int status, const char *reason)
+static void conn_drop(conn_t *cn, int status, const char *reason)
 {
-    redisAsyncContext *ac = db->ac;
+    redisAsyncContext *ac = cn->ac;
     if (ac == NULL)
         return;
     ac->data = NULL; /* its disconnect/connect callbacks are no longer ours */
-    conn_detach(db, reason);
-    fail_fifo(db, status);
+    conn_detach(cn, reason);
+    fail_fifo(cn, status);
     /* Fires the late NULL replies (cmd_free) now, or after the current hiredis callback. */
     redisAsyncFree(ac);
-    schedule_retry(db);
-    arm_deadline(db, true);
+    arm_deadline(cn, true);
+    schedule_retry(cn);
 }
 
 /* hiredis lost the connection and frees the context itself after this. */
-static void conn_lost(db_t *db, const char *reason)
+static void conn_lost(conn_t *cn, const char *reason)
 {
-    if (db->state == ST_READY)
-        minc(db->m_disconnect);
-    db->ac->data = NULL;
-    conn_detach(db, reason);
-    fail_fifo(db, DB_EPROTO);
-    schedule_retry(db);
-    arm_deadline(db, true);
+    if (cn->state == ST_READY)
+        minc(cn->db->m_disconnect);
+    cn->ac->data = NULL;
+    conn_detach(cn, reason);
+    fail_fifo(cn, DB_EPROTO);
+    arm_deadline(cn, true);
+    schedule_retry(cn);
 }
 
 /* ---- the deadline timer ---- */
 
 static void on_deadline(uv_timer_t *t)
 {
-    db_t *db = t->data;
+    conn_t *cn = t->data;
     uint64_t now = clk_mono_ms();
-    if (db->state == ST_CONNECTING && now >= db->connect_deadline) {
-        minc(db->m_timeout);
-        conn_drop(db, DB_ETIMEOUT, "connect timeout");
-    } else if (!list_empty(&db->fifo) && now >= first_cmd(&db->fifo)->deadline) {
-        minc(db->m_timeout);
-        conn_drop(db, DB_ETIMEOUT, "timeout");
+    if (cn->state == ST_CONNECTING && now >= cn->connect_deadline) {
+        minc(cn->db->m_timeout);
+        conn_drop(cn, DB_ETIMEOUT, "connect timeout");
+    } else if (!list_empty(&cn->fifo) && now >= first_cmd(&cn->fifo)->deadline) {
+        minc(cn->db->m_timeout);
+        conn_drop(cn, DB_ETIMEOUT, "timeout");
     }
-    arm_deadline(db, true);
+    arm_deadline(cn, true);
 }
 
 /* Arms the timer for the earliest deadline. Not forced, it only starts an idle timer: a later
  * command never has an earlier deadline than the head, and on_deadline re-arms itself. */
-static void arm_deadline(db_t *db, bool force)
+static void arm_deadline(conn_t *cn, bool force)
 {
-    if (db->closing || (!force && uv_is_active((uv_handle_t *)&db->deadline_timer)))
+    if (cn->db->closing || cn->dead || (!force && uv_is_active((uv_handle_t *)&cn->deadline_timer)))
         return;
     uint64_t next = UINT64_MAX;
-    if (db->state == ST_CONNECTING)
-        next = db->connect_deadline;
-    const cmd_t *oldest = first_cmd(&db->fifo);
+    if (cn->state == ST_CONNECTING)
+        next = cn->connect_deadline;
+    const cmd_t *oldest = first_cmd(&cn->fifo);
     if (oldest && oldest->deadline < next)
         next = oldest->deadline;
     if (next == UINT64_MAX) {
-        uv_timer_stop(&db->deadline_timer);
+        uv_timer_stop(&cn->deadline_timer);
         return;
     }
     uint64_t now = clk_mono_ms();
-    uv_timer_start(&db->deadline_timer, on_deadline, next > now ? next - now : 0, 0);
+    uv_timer_start(&cn->deadline_timer, on_deadline, next > now ? next - now : 0, 0);
 }
 
 /* ---- replies ---- */
@@ -327,164 +351,237 @@ static bool is_noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-static int send_cmd(db_t *db, cmd_t *c, int argc, const char *const *argv, const size_t *lens);
+static int send_cmd(conn_t *cn, cmd_t *c, int argc, const char *const *argv, const size_t *lens);
 
 /* The server flushed its script cache: send the script itself this time (which also loads it,
  * so later EVALSHA calls succeed again). Returns 0 when resent. */
-static int resend_eval(db_t *db, cmd_t *c)
+static int resend_eval(conn_t *cn, cmd_t *c)
 {
     c->argv[0] = "EVAL";
     c->argvlen[0] = 4;
     c->argv[1] = c->script->lua;
     c->argvlen[1] = c->script->len;
     c->script = NULL; /* once: a NOSCRIPT answer to EVAL goes to the caller */
-    return send_cmd(db, c, c->argc, c->argv, c->argvlen);
+    return send_cmd(cn, c, c->argc, c->argv, c->argvlen);
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     cmd_t *c = priv;
-    db_t *db = c->db;
     if (c->done) {
         cmd_free(c);
         return;
     }
+    conn_t *cn = c->conn;
+    db_t *db = c->db;
     if (r == NULL) { /* hiredis is tearing the connection down after an error */
-        if (db->ac == ac)
-            conn_lost(db, ac->errstr[0] ? ac->errstr : "connection lost");
+        if (cn->ac == ac)
+            conn_lost(cn, ac->errstr[0] ? ac->errstr : "connection lost");
         if (!c->done) {
-            fifo_remove(db, c);
+            fifo_remove(cn, c);
             c->cb(DB_EPROTO, NULL, c->arg);
         }
         cmd_free(c);
         return;
     }
-    fifo_remove(db, c);
+    fifo_remove(cn, c);
     redisReply *rep = r;
-    if (c->script && is_noscript(rep) && resend_eval(db, c) == 0)
+    if (c->script && is_noscript(rep) && resend_eval(cn, c) == 0)
         return;
+    if (db->cl && rep->type == REDIS_REPLY_ERROR && !c->internal &&
+        cluster_on_error(db->cl, cn, c, rep->str, rep->len))
+        goto reap;
     if (rep->type == REDIS_REPLY_ERROR && !c->internal)
         minc(db->m_reply);
     c->done = true;
     c->cb(DB_OK, (const db_reply_t *)rep, c->arg);
     cmd_free(c);
+reap:
+    if (cn->retiring && list_empty(&cn->fifo))
+        conn_destroy(cn, DB_EPROTO); /* no-op when the callback destroyed db */
 }
 
 /* Hands c to hiredis; 0, or -1 when the context refused it (it is shutting down). */
-static int send_cmd(db_t *db, cmd_t *c, int argc, const char *const *argv, const size_t *lens)
+static int send_cmd(conn_t *cn, cmd_t *c, int argc, const char *const *argv, const size_t *lens)
 {
-    if (db->ac == NULL || redisAsyncCommandArgv(db->ac, on_reply, c, argc,
+    if (cn->ac == NULL || redisAsyncCommandArgv(cn->ac, on_reply, c, argc,
                                                 (const char **)(uintptr_t)argv, lens) != REDIS_OK)
         return -1;
-    c->deadline = clk_mono_ms() + db->timeout_ms;
-    fifo_push(db, c);
-    arm_deadline(db, false);
+    c->conn = cn;
+    c->deadline = clk_mono_ms() + cn->db->timeout_ms;
+    fifo_push(cn, c);
+    arm_deadline(cn, false);
     return 0;
+}
+
+int conn_send(conn_t *cn, cmd_t *c)
+{
+    if (cn->state != ST_READY && !c->internal)
+        return -1;
+    return send_cmd(cn, c, c->argc, c->argv, c->argvlen);
 }
 
 static void submit(db_t *db, cmd_t *c, int argc, const char *const *argv, const size_t *lens)
 {
     if (db->closing) {
-        defer(db, c, DB_ESHUTDOWN);
+        cmd_defer(db, c, DB_ESHUTDOWN);
         return;
     }
-    if (db->state != ST_READY || send_cmd(db, c, argc, argv, lens) != 0)
-        defer(db, c, DB_EDOWN);
+    conn_t *cn = db->cl ? cluster_route(db->cl, c) : db->main;
+    if (cn == NULL || cn->state != ST_READY || send_cmd(cn, c, argc, argv, lens) != 0)
+        cmd_defer(db, c, DB_EDOWN);
 }
 
 /* ---- connecting ---- */
 
 static void on_handshake(int status, const db_reply_t *reply, void *arg)
 {
-    db_t *db = arg;
+    conn_t *cn = arg;
     const redisReply *r = (const redisReply *)reply;
     if (status != DB_OK)
         return; /* whoever failed it is already dropping the connection */
     if (r->type == REDIS_REPLY_ERROR) {
         char reason[128];
         snprintf(reason, sizeof reason, "handshake refused: %.100s", r->str);
-        conn_drop(db, DB_EDOWN, reason);
+        conn_drop(cn, DB_EDOWN, reason);
         return;
     }
-    if (--db->handshake_left == 0)
-        set_ready(db);
+    if (--cn->handshake_left == 0)
+        set_ready(cn);
 }
 
-static void handshake_cmd(db_t *db, int argc, const char **argv)
+cmd_t *cmd_internal(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv)
 {
-    cmd_t *c = cmd_new(db, on_handshake, db);
+    cmd_t *c = cmd_new(db, cb, arg);
     c->internal = true;
-    if (send_cmd(db, c, argc, argv, NULL) != 0)
+    copy_argv(c, argv, argc, 0, NULL, NULL);
+    return c;
+}
+
+static void handshake_cmd(conn_t *cn, int argc, const char **argv)
+{
+    cmd_t *c = cmd_new(cn->db, on_handshake, cn);
+    c->internal = true;
+    if (send_cmd(cn, c, argc, argv, NULL) != 0)
         cmd_free(c);
     else
-        db->handshake_left++;
+        cn->handshake_left++;
 }
 
-static void send_handshake(db_t *db)
+static void send_handshake(conn_t *cn)
 {
+    const db_url_t *u = &cn->db->url;
     char num[24];
-    db->handshake_left = 0;
-    if (db->url.password[0] && db->url.user[0])
-        handshake_cmd(db, 3, (const char *[]){"AUTH", db->url.user, db->url.password});
-    else if (db->url.password[0])
-        handshake_cmd(db, 2, (const char *[]){"AUTH", db->url.password});
-    if (db->url.dbnum != 0) {
-        snprintf(num, sizeof num, "%ld", db->url.dbnum);
-        handshake_cmd(db, 2, (const char *[]){"SELECT", num});
+    cn->handshake_left = 0;
+    if (u->password[0] && u->user[0])
+        handshake_cmd(cn, 3, (const char *[]){"AUTH", u->user, u->password});
+    else if (u->password[0])
+        handshake_cmd(cn, 2, (const char *[]){"AUTH", u->password});
+    if (u->dbnum != 0) {
+        snprintf(num, sizeof num, "%ld", u->dbnum);
+        handshake_cmd(cn, 2, (const char *[]){"SELECT", num});
     }
-    handshake_cmd(db, 1, (const char *[]){"PING"});
+    handshake_cmd(cn, 1, (const char *[]){"PING"});
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
 {
-    db_t *db = cac->data;
-    if (db == NULL || db->ac != cac)
+    conn_t *cn = cac->data;
+    if (cn == NULL || cn->ac != cac)
         return;
     if (status != REDIS_OK) { /* hiredis frees the context when we return: no free here */
-        db->ac->data = NULL;
-        conn_detach(db, cac->errstr[0] ? cac->errstr : "connect failed");
-        schedule_retry(db);
-        arm_deadline(db, true);
+        cn->ac->data = NULL;
+        conn_detach(cn, cac->errstr[0] ? cac->errstr : "connect failed");
+        arm_deadline(cn, true);
+        schedule_retry(cn);
         return;
     }
-    db->state = ST_HANDSHAKE;
-    send_handshake(db);
-    arm_deadline(db, true);
+    cn->state = ST_HANDSHAKE;
+    send_handshake(cn);
+    arm_deadline(cn, true);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     (void)status;
-    db_t *db = cac->data;
-    if (db == NULL || db->ac != cac)
+    conn_t *cn = cac->data;
+    if (cn == NULL || cn->ac != cac)
         return; /* a context we dropped ourselves */
-    conn_lost(db, cac->errstr[0] ? cac->errstr : "connection closed by server");
+    conn_lost(cn, cac->errstr[0] ? cac->errstr : "connection closed by server");
 }
 
-static void conn_start(db_t *db)
+static void conn_start(conn_t *cn)
 {
-    redisAsyncContext *ac = db->url.path[0] ? redisAsyncConnectUnix(db->url.path)
-                                            : redisAsyncConnect(db->url.host, db->url.port);
+    redisAsyncContext *ac =
+        cn->path ? redisAsyncConnectUnix(cn->path) : redisAsyncConnect(cn->host, cn->port);
     if (ac == NULL || ac->err) {
-        conn_detach(db, ac ? ac->errstr : "out of memory");
+        conn_detach(cn, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        schedule_retry(db);
+        schedule_retry(cn);
         return;
     }
-    if (redisLibuvAttach(ac, db->loop) != REDIS_OK) {
-        conn_detach(db, "cannot attach to the loop");
+    if (redisLibuvAttach(ac, cn->db->loop) != REDIS_OK) {
+        conn_detach(cn, "cannot attach to the loop");
         redisAsyncFree(ac);
-        schedule_retry(db);
+        schedule_retry(cn);
         return;
     }
-    ac->data = db;
+    ac->data = cn;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    db->ac = ac;
-    db->state = ST_CONNECTING;
-    db->connect_deadline = clk_mono_ms() + db->timeout_ms;
-    arm_deadline(db, true);
+    cn->ac = ac;
+    cn->state = ST_CONNECTING;
+    cn->connect_deadline = clk_mono_ms() + cn->db->timeout_ms;
+    arm_deadline(cn, true);
+}
+
+static conn_t *conn_open(db_t *db, const char *host, int port, const char *path)
+{
+    conn_t *cn = xcalloc(1, sizeof *cn);
+    cn->db = db;
+    snprintf(cn->host, sizeof cn->host, "%s", host);
+    cn->port = port;
+    cn->path = path;
+    list_init(&cn->fifo);
+    set_error(cn, "connecting");
+    uv_timer_init(db->loop, &cn->deadline_timer);
+    uv_timer_init(db->loop, &cn->retry_timer);
+    cn->deadline_timer.data = cn->retry_timer.data = cn;
+    cn->open_handles = 2;
+    list_push_back(&db->conns, &cn->node);
+    conn_start(cn);
+    return cn;
+}
+
+conn_t *conn_create(db_t *db, const char *host, int port)
+{
+    return conn_open(db, host, port, NULL);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_t *cn = h->data;
+    if (--cn->open_handles == 0)
+        free(cn);
+}
+
+void conn_destroy(conn_t *cn, int status)
+{
+    if (cn->dead)
+        return;
+    cn->dead = true;
+    list_remove(&cn->node);
+    redisAsyncContext *ac = cn->ac;
+    if (ac)
+        ac->data = NULL;
+    cn->ac = NULL;
+    cn->state = ST_DOWN;
+    fail_fifo(cn, status);
+    if (ac)
+        redisAsyncFree(ac); /* late NULL replies only free the (done) commands */
+    uv_close((uv_handle_t *)&cn->deadline_timer, on_conn_closed);
+    uv_close((uv_handle_t *)&cn->retry_timer, on_conn_closed);
 }
 
 /* ---- lifecycle ---- */
@@ -512,41 +609,29 @@ static void init_metrics(db_t *db, metric_reg_t *reg)
     metric_set(db->m_inflight, 0);
 }
 
-db_t *db_create(uv_loop_t *loop, const db_opts_t *opts, char *err, size_t errlen)
+static int parse_opts(const db_opts_t *opts, db_url_t *url, char *err, size_t errlen)
 {
-    db_url_t url;
-    if (db_url_parse(opts->url, &url, err, errlen) != 0)
-        return NULL;
+    if (db_url_parse(opts->url, url, err, errlen) != 0)
+        return -1;
     if (opts->password && *opts->password) {
-        if (strlen(opts->password) >= sizeof url.password) {
-            snprintf(err, errlen, "Redis password longer than %zu bytes", sizeof url.password - 1);
-            return NULL;
+        if (strlen(opts->password) >= sizeof url->password) {
+            snprintf(err, errlen, "Redis password longer than %zu bytes", sizeof url->password - 1);
+            return -1;
         }
-        snprintf(url.password, sizeof url.password, "%s", opts->password);
+        snprintf(url->password, sizeof url->password, "%s", opts->password);
     }
-    db_t *db = xcalloc(1, sizeof *db);
-    list_init(&db->fifo);
-    list_init(&db->deferred);
-    db->loop = loop;
-    db->url = url;
-    db->timeout_ms = opts->timeout_ms > 0 ? (uint64_t)opts->timeout_ms : 1000;
-    db->name = xstrdup(opts->name ? opts->name : "main");
-    set_error(db, "connecting");
-    uv_timer_init(loop, &db->deadline_timer);
-    uv_timer_init(loop, &db->retry_timer);
-    uv_idle_init(loop, &db->idle);
-    db->deadline_timer.data = db->retry_timer.data = db->idle.data = db;
-    db->open_handles = 3;
-    init_metrics(db, opts->metrics);
-    conn_start(db);
-    return db;
+    if (opts->cluster && (url->path[0] || url->dbnum != 0)) {
+        snprintf(err, errlen,
+                 "Redis Cluster needs a redis:// URL with database 0 (cluster nodes "
+                 "have no unix:// address and only database 0)");
+        return -1;
+    }
+    return 0;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_db_closed(uv_handle_t *h)
 {
     db_t *db = h->data;
-    if (--db->open_handles > 0)
-        return;
     for (db_script_t *s = db->scripts, *next; s; s = next) {
         next = s->next;
         free(s->lua);
@@ -556,37 +641,61 @@ static void on_handle_closed(uv_handle_t *h)
     free(db);
 }
 
+db_t *db_create(uv_loop_t *loop, const db_opts_t *opts, char *err, size_t errlen)
+{
+    db_url_t url;
+    if (parse_opts(opts, &url, err, errlen) != 0)
+        return NULL;
+    db_t *db = xcalloc(1, sizeof *db);
+    list_init(&db->conns);
+    list_init(&db->deferred);
+    db->loop = loop;
+    db->url = url;
+    db->timeout_ms = opts->timeout_ms > 0 ? (uint64_t)opts->timeout_ms : 1000;
+    db->name = xstrdup(opts->name ? opts->name : "main");
+    if (opts->cluster && (db->cl = cluster_create(db, opts->seeds, err, errlen)) == NULL) {
+        free(db->name);
+        free(db);
+        return NULL;
+    }
+    uv_idle_init(loop, &db->idle);
+    db->idle.data = db;
+    init_metrics(db, opts->metrics);
+    if (!db->cl)
+        db->main = conn_open(db, db->url.host, db->url.port, db->url.path[0] ? db->url.path : NULL);
+    return db;
+}
+
 void db_destroy(db_t *db)
 {
     if (db == NULL || db->closing)
         return;
     db->closing = true;
-    redisAsyncContext *ac = db->ac;
-    if (ac)
-        ac->data = NULL;
-    db->ac = NULL;
-    db->state = ST_DOWN;
     mset(db->m_up, 0);
     /* Callbacks may issue more commands; they land in `deferred` and fail here too. */
-    while (!list_empty(&db->fifo) || !list_empty(&db->deferred)) {
-        fail_fifo(db, DB_ESHUTDOWN);
+    for (conn_t *cn; (cn = list_first_entry(&db->conns, conn_t, node)) != NULL;)
+        conn_destroy(cn, DB_ESHUTDOWN);
+    if (db->cl)
+        cluster_destroy(db->cl);
+    while (!list_empty(&db->deferred))
         run_deferred(db, DB_ESHUTDOWN);
-    }
-    if (ac)
-        redisAsyncFree(ac); /* late NULL replies only free the (done) commands */
-    uv_close((uv_handle_t *)&db->deadline_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&db->retry_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&db->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&db->idle, on_db_closed);
 }
 
 bool db_ready(const db_t *db)
 {
-    return db->state == ST_READY && !db->closing;
+    if (db->closing)
+        return false;
+    return db->cl ? cluster_ready(db->cl) : db->main->state == ST_READY;
 }
 
 const char *db_last_error(const db_t *db)
 {
-    return db_ready(db) ? "" : db->last_error;
+    if (db_ready(db))
+        return "";
+    if (db->closing)
+        return "shut down";
+    return db->cl ? cluster_last_error(db->cl) : db->main->last_error;
 }
 
 void db_on_state(db_t *db, void (*cb)(bool up, void *arg), void *arg)
@@ -595,12 +704,70 @@ void db_on_state(db_t *db, void (*cb)(bool up, void *arg), void *arg)
     db->state_arg = arg;
 }
 
+uv_loop_t *db_loop(db_t *db)
+{
+    return db->loop;
+}
+
+list_t *db_conns(db_t *db)
+{
+    return &db->conns;
+}
+
+const db_url_t *db_url(const db_t *db)
+{
+    return &db->url;
+}
+
+const char *db_name(const db_t *db)
+{
+    return db->name;
+}
+
 /* ---- commands ---- */
+
+static bool name_is(const char *s, size_t len, const char *name)
+{
+    return len == strlen(name) && strncasecmp(s, name, len) == 0;
+}
+
+/* The slot of a command's key for routing, -1 for keyless commands. Covers what herald sends:
+ * the key is the first argument except for the server commands below and EVAL/EVALSHA (after
+ * numkeys). */
+static int command_slot(int argc, const char *const *argv, const size_t *lens)
+{
+    static const char *const keyless[] = {
+        "PING",     "INFO",    "SCRIPT", "TIME",     "CLUSTER", "DBSIZE",   "SCAN", "RANDOMKEY",
+        "FLUSHALL", "FLUSHDB", "CONFIG", "CLIENT",   "DEBUG",   "COMMAND",  "ECHO", "ROLE",
+        "SLOWLOG",  "LATENCY", "MEMORY", "LASTSAVE", "WAIT",    "FUNCTION", NULL};
+    size_t l0 = lens ? lens[0] : strlen(argv[0]);
+    for (size_t i = 0; keyless[i]; i++)
+        if (name_is(argv[0], l0, keyless[i]))
+            return -1;
+    int k = 1;
+    if (name_is(argv[0], l0, "EVAL") || name_is(argv[0], l0, "EVALSHA") ||
+        name_is(argv[0], l0, "EVAL_RO") || name_is(argv[0], l0, "EVALSHA_RO") ||
+        name_is(argv[0], l0, "FCALL")) {
+        if (argc < 4 || atoi(argv[2]) <= 0) /* lens unused: a number is NUL-terminated by */
+            return -1;                      /* every caller that passes one as text */
+        k = 3;
+    }
+    if (argc <= k)
+        return -1;
+    return (int)db_key_slot(argv[k], lens ? lens[k] : strlen(argv[k]));
+}
 
 int db_command(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv,
                const size_t *argvlen)
 {
-    submit(db, cmd_new(db, cb, arg), argc, argv, argvlen);
+    cmd_t *c = cmd_new(db, cb, arg);
+    if (db->cl == NULL) {
+        submit(db, c, argc, argv, argvlen);
+        return 0;
+    }
+    c->slot = command_slot(argc, argv, argvlen);
+    copy_argv(c, NULL, 0, argc, argv, argvlen);
+    submit(db, c, c->argc, c->argv, c->argvlen);
     return 0;
 }
 
@@ -638,46 +805,111 @@ db_script_t *db_script(db_t *db, const char *lua)
     return s;
 }
 
-/* Copies EVALSHA sha nkeys argv... into one block owned by c, for a possible EVAL resend. */
-static void eval_argv(cmd_t *c, db_script_t *s, const char *nkeys, int argc,
-                      const char *const *argv, const size_t *argvlen)
+/* Cluster: the slot of the first key (-1 without keys); in debug builds every key must share
+ * it (-2 otherwise), which catches a script that would meet CROSSSLOT only in production. */
+static int eval_slot(int nkeys, const char *const *argv, const size_t *argvlen)
 {
-    size_t n = (size_t)argc + 3, bytes = 0;
-    for (int i = 0; i < argc; i++)
-        bytes += (argvlen ? argvlen[i] : strlen(argv[i])) + 1;
-    size_t nk = strlen(nkeys);
-    char *block = xmalloc(n * (sizeof(char *) + sizeof(size_t)) + bytes + nk + 1);
-    c->argv = (const char **)(void *)block;
-    c->argvlen = (size_t *)(void *)(block + n * sizeof(char *));
-    char *p = block + n * (sizeof(char *) + sizeof(size_t));
-    c->argc = (int)n;
-    c->argv[0] = "EVALSHA";
-    c->argvlen[0] = 7;
-    c->argv[1] = s->sha;
-    c->argvlen[1] = 40;
-    for (size_t i = 2; i < n; i++) {
-        const char *src = i == 2 ? nkeys : argv[i - 3];
-        size_t len = i == 2 ? nk : (argvlen ? argvlen[i - 3] : strlen(src));
-        memcpy(p, src, len);
-        p[len] = '\0';
-        c->argv[i] = p;
-        c->argvlen[i] = len;
-        p += len + 1;
-    }
+    if (nkeys <= 0)
+        return -1;
+    int slot = (int)db_key_slot(argv[0], argvlen ? argvlen[0] : strlen(argv[0]));
+#ifndef NDEBUG
+    for (int i = 1; i < nkeys; i++)
+        if ((int)db_key_slot(argv[i], argvlen ? argvlen[i] : strlen(argv[i])) != slot)
+            return -2;
+#endif
+    return slot;
+}
+
+static cmd_t *eval_cmd(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
+                       const char *const *argv, const size_t *argvlen)
+{
+    cmd_t *c = cmd_new(db, cb, arg);
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    copy_argv(c, (const char *const[]){"EVALSHA", s->sha, nk}, 3, argc, argv, argvlen);
+    c->script = s;
+    return c;
 }
 
 int db_eval(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
             const char *const *argv, const size_t *argvlen)
 {
-    cmd_t *c = cmd_new(db, cb, arg);
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    eval_argv(c, s, nk, argc, argv, argvlen);
-    c->script = s;
+    cmd_t *c = eval_cmd(db, s, cb, arg, nkeys, argc, argv, argvlen);
+    if (db->cl) {
+        c->slot = eval_slot(nkeys, argv, argvlen);
+        if (c->slot == -2) {
+            LOG(LOG_LVL_ERROR, "redis script keys in different cluster slots", LKS("db", db->name),
+                LKS("sha", s->sha));
+            cmd_defer(db, c, DB_ECROSSSLOT);
+            return 0;
+        }
+    }
     submit(db, c, c->argc, c->argv, c->argvlen);
     return 0;
 }
 
+/* ---- every master ---- */
+
+size_t db_masters(const db_t *db)
+{
+    return db->cl ? cluster_masters(db->cl) : 1;
+}
+
+static conn_t *master(const db_t *db, size_t i)
+{
+    if (db->cl)
+        return cluster_master(db->cl, i);
+    return i == 0 ? db->main : NULL;
+}
+
+int db_master_info(const db_t *db, size_t i, db_node_info_t *out)
+{
+    const conn_t *cn = master(db, i);
+    memset(out, 0, sizeof *out);
+    if (cn == NULL)
+        return -1;
+    if (cn->path)
+        snprintf(out->addr, sizeof out->addr, "%s", cn->path);
+    else if (strchr(cn->host, ':'))
+        snprintf(out->addr, sizeof out->addr, "[%s]:%d", cn->host, cn->port);
+    else
+        snprintf(out->addr, sizeof out->addr, "%s:%d", cn->host, cn->port);
+    out->slots = db->cl ? cn->slots : DB_SLOTS;
+    out->up = cn->state == ST_READY;
+    snprintf(out->error, sizeof out->error, "%s", out->up ? "" : cn->last_error);
+    return 0;
+}
+
+/* Sends c to master i without redirects (c->pin), or fails it with DB_EDOWN. */
+static void submit_at(db_t *db, size_t i, cmd_t *c)
+{
+    c->pin = master(db, i);
+    if (db->closing)
+        cmd_defer(db, c, DB_ESHUTDOWN);
+    else if (c->pin == NULL || conn_send(c->pin, c) != 0)
+        cmd_defer(db, c, DB_EDOWN);
+}
+
+int db_command_at(db_t *db, size_t i, db_cb cb, void *arg, int argc, const char *const *argv,
+                  const size_t *argvlen)
+{
+    cmd_t *c = cmd_new(db, cb, arg);
+    copy_argv(c, NULL, 0, argc, argv, argvlen);
+    submit_at(db, i, c);
+    return 0;
+}
+
+int db_eval_at(db_t *db, size_t i, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
+               const char *const *argv, const size_t *argvlen)
+{
+    submit_at(db, i, eval_cmd(db, s, cb, arg, nkeys, argc, argv, argvlen));
+    return 0;
+}
+
+bool db_is_cluster(const db_t *db)
+{
+    return db->cl != NULL;
+}
 /* ---- replies: db_reply_t is a redisReply seen through an opaque type ---- */
 
 db_reply_type_t db_reply_type(const db_reply_t *r)
@@ -741,6 +973,8 @@ const char *db_strerror(int status)
         return "Redis client shut down";
     case DB_EPROTO:
         return "Redis connection broke mid-command";
+    case DB_ECROSSSLOT:
+        return "keys of one Redis command in different cluster slots";
     default:
         return "unknown Redis error";
     }

@@ -6,6 +6,12 @@
  * URL on every connect, and Lua scripts sent by SHA with a transparent EVAL fallback on NOSCRIPT.
  * Commands issued in the same loop iteration are pipelined by hiredis.
  *
+ * Redis Cluster (opts.cluster): the same interface over one connection per master. Each command
+ * goes to the master serving its key's slot (db_key_slot; db_eval: the first key, and all keys of
+ * one call must share a slot), keyless ones (PING, INFO, SCRIPT, TIME) to any master; MOVED, ASK,
+ * TRYAGAIN and CLUSTERDOWN are handled here (cluster.c), so callers see the same replies as from a
+ * standalone server. db_ready() holds while every slot is served by a connected master.
+ *
  * Loop affinity: everything here runs on the loop given to db_create. Callbacks fire exactly once,
  * never from inside the call that issued the command, also on timeout, disconnect and destroy. */
 #ifndef HERALD_DB_DB_H
@@ -23,10 +29,11 @@ typedef struct db_reply db_reply_t; /* a borrowed view of a reply, valid only in
 
 enum {
     DB_OK = 0,
-    DB_EDOWN = -1,     /* not connected (connecting, or reconnecting after an error) */
-    DB_ETIMEOUT = -2,  /* no reply within the command timeout */
-    DB_ESHUTDOWN = -3, /* db_destroy ran before the reply arrived */
-    DB_EPROTO = -4,    /* the connection broke mid-command or the reply was unusable */
+    DB_EDOWN = -1,      /* not connected (connecting, or reconnecting after an error) */
+    DB_ETIMEOUT = -2,   /* no reply within the command timeout */
+    DB_ESHUTDOWN = -3,  /* db_destroy ran before the reply arrived */
+    DB_EPROTO = -4,     /* the connection broke mid-command or the reply was unusable */
+    DB_ECROSSSLOT = -5, /* cluster, debug builds: the keys of one db_eval map to different slots */
 };
 
 typedef enum {
@@ -48,6 +55,8 @@ typedef struct db_opts {
     long timeout_ms;       /* per-command and connect timeout */
     metric_reg_t *metrics; /* borrowed; may be NULL */
     const char *name;      /* label for logs/metrics ("main"); NULL means "main" */
+    bool cluster;          /* Redis Cluster: url names any node (redis:// only, database 0) */
+    const char *seeds; /* cluster: more nodes to start from, "host:port,host:port"; may be NULL */
 } db_opts_t;
 
 /* new: free with db_destroy. Starts connecting at once; db_ready() tells when it is usable.
@@ -80,6 +89,34 @@ int db_eval(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
 /* Runs fn(arg) once on a later loop iteration (or inside db_destroy if that comes first): lets
  * modules built on db fail a call without running its callback inside the call. */
 void db_defer(db_t *db, void (*fn)(void *arg), void *arg);
+
+/* ---- Redis Cluster ---- */
+
+bool db_is_cluster(const db_t *db);
+/* The slot (0..16383) of a key, hash tags included, as CLUSTER KEYSLOT says. Pure: any thread. */
+unsigned db_key_slot(const char *key, size_t len);
+
+/* The masters of the current slot map (standalone: 1, the server). Index i names one master
+ * while the map does not change; a resharding between calls may shift them (like SCAN, a walk
+ * over every master may then see a key twice or miss a moved one). */
+size_t db_masters(const db_t *db);
+
+typedef struct db_node_info {
+    char addr[280];  /* host:port (standalone: the URL's address) */
+    unsigned slots;  /* slots this master serves (standalone: 16384) */
+    bool up;         /* connected and past AUTH/PING */
+    char error[128]; /* why not, "" when up */
+} db_node_info_t;
+
+/* Fills out for master i; -1 when i >= db_masters(). */
+int db_master_info(const db_t *db, size_t i, db_node_info_t *out);
+/* db_command and db_eval addressed to master i, for what runs on every node (SCAN, counts,
+ * sweeps). No redirects are followed: a MOVED reply reaches cb as an error reply. DB_EDOWN when
+ * i >= db_masters() or that master is not connected. */
+int db_command_at(db_t *db, size_t i, db_cb cb, void *arg, int argc, const char *const *argv,
+                  const size_t *argvlen);
+int db_eval_at(db_t *db, size_t i, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
+               const char *const *argv, const size_t *argvlen);
 
 /* Reply accessors. */
 db_reply_type_t db_reply_type(const db_reply_t *r);

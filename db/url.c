@@ -48,8 +48,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
     return 0;
 }
 
-/* Decimal digits only, 1..maxdigits of them, value <= max. */
-static int parse_num(const char *s, size_t n, long max, long *out)
+int db_parse_num(const char *s, size_t n, long max, long *out)
 {
     long v = 0;
     if (n == 0 || n > 9)
@@ -112,7 +111,7 @@ static int parse_hostport(const char *s, size_t n, db_url_t *out, char *err, siz
     out->port = 6379;
     if (rest < end) {
         long port;
-        if (*rest != ':' || parse_num(rest + 1, (size_t)(end - rest - 1), 65535, &port) != 0 ||
+        if (*rest != ':' || db_parse_num(rest + 1, (size_t)(end - rest - 1), 65535, &port) != 0 ||
             port == 0)
             return fail(err, errlen, "bad port");
         out->port = (int)port;
@@ -135,7 +134,7 @@ static int parse_tcp(const char *s, db_url_t *out, char *err, size_t errlen)
         return -1;
     if (*path == '\0' || strcmp(path, "/") == 0)
         return 0;
-    if (*path != '/' || parse_num(path + 1, strlen(path + 1), DB_URL_DB_MAX, &out->dbnum) != 0)
+    if (*path != '/' || db_parse_num(path + 1, strlen(path + 1), DB_URL_DB_MAX, &out->dbnum) != 0)
         return fail(err, errlen, "the path must be a database number");
     return 0;
 }
@@ -153,7 +152,7 @@ static int parse_unix(const char *s, db_url_t *out, char *err, size_t errlen)
     if (*q == '\0')
         return 0;
     if (strncmp(q, "?db=", 4) != 0 ||
-        parse_num(q + 4, strlen(q + 4), DB_URL_DB_MAX, &out->dbnum) != 0)
+        db_parse_num(q + 4, strlen(q + 4), DB_URL_DB_MAX, &out->dbnum) != 0)
         return fail(err, errlen, "the only query parameter is db=N");
     return 0;
 }

@@ -27,4 +27,7 @@ typedef struct db_url {
 /* Returns 0, or -1 with a sentence in err. out is fully written either way. */
 int db_url_parse(const char *url, db_url_t *out, char *err, size_t errlen);
 
+/* Decimal digits only (1 to 9 of them), value <= max: 0, else -1. Shared with slots.c. */
+int db_parse_num(const char *s, size_t n, long max, long *out);
+
 #endif

@@ -238,19 +238,6 @@ static void test_auth_and_select(void **state)
     th_redis_stop(&r);
 }
 
-typedef struct states {
-    int ups, downs;
-} states_t;
-
-static void on_state(bool up, void *arg)
-{
-    states_t *s = arg;
-    if (up)
-        s->ups++;
-    else
-        s->downs++;
-}
-
 static double metric_of(metric_reg_t *reg, const char *name, const char *kind)
 {
     metric_fam_t *f =
@@ -264,8 +251,8 @@ static void test_stuck_server_times_out_and_recovers(void **state)
     metric_reg_t *reg = metric_reg_create();
     tlive_t L = {0};
     assert_true(tlive_start(&L, 300, reg));
-    states_t st = {0};
-    db_on_state(L.db, on_state, &st);
+    tstates_t st = {0};
+    db_on_state(L.db, tstates_cb, &st);
     assert_true(tloop_until_ready(&L.t, L.db, true, WAIT_MS));
     assert_int_equal(st.ups, 1);
 

@@ -84,4 +84,18 @@ static inline void tres_cb(int status, const db_reply_t *r, void *arg)
     }
 }
 
+/* Readiness changes seen through db_on_state. */
+typedef struct tstates {
+    int ups, downs;
+} tstates_t;
+
+static inline void tstates_cb(bool up, void *arg)
+{
+    tstates_t *s = arg;
+    if (up)
+        s->ups++;
+    else
+        s->downs++;
+}
+
 #endif

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     db_t *db = NULL;
     expo_shared_rate_t *sr = NULL;
     if (redis && b.rate_mode) {
-        db_opts_t dbo = {redis, NULL, 2000, NULL, "bench"};
+        db_opts_t dbo = {.url = redis, .timeout_ms = 2000, .name = "bench"};
         db = db_create(&loop, &dbo, err, sizeof err);
         uint64_t until = clk_mono_ms() + 5000;
         while (db && !db_ready(db) && clk_mono_ms() < until)

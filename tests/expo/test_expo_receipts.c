@@ -122,7 +122,7 @@ static env_t *env_up(void)
     snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d", port);
     uv_loop_init(&e->loop);
     char err[256];
-    db_opts_t o = {e->redis.url, NULL, 2000, NULL, "test"};
+    db_opts_t o = {.url = e->redis.url, .timeout_ms = 2000, .name = "test"};
     e->db = db_create(&e->loop, &o, err, sizeof err);
     assert_non_null(e->db);
     for (int i = 0; i < 2000 && !db_ready(e->db); i++)

@@ -41,7 +41,7 @@ typedef struct env {
 static db_t *connect_db(env_t *e)
 {
     char err[256];
-    db_opts_t o = {e->redis.url, NULL, 2000, NULL, "test"};
+    db_opts_t o = {.url = e->redis.url, .timeout_ms = 2000, .name = "test"};
     db_t *db = db_create(&e->loop, &o, err, sizeof err);
     assert_non_null(db);
     for (int i = 0; i < 2000 && !db_ready(db); i++)

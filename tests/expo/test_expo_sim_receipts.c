@@ -132,7 +132,7 @@ static void test_receipt_shapes(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     metric_reg_t *reg = metric_reg_create();
-    db_opts_t dop = {rs.url, NULL, 2000, NULL, "test"};
+    db_opts_t dop = {.url = rs.url, .timeout_ms = 2000, .name = "test"};
     db_t *db = db_create(&loop, &dop, err, sizeof err);
     assert_non_null(db);
     for (int i = 0; i < 2000 && !db_ready(db); i++)

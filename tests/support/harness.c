@@ -43,6 +43,19 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 int th_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -253,13 +266,31 @@ bool th_wait_file_contains(const char *path, const char *needle, char *line, siz
     return th_wait_until(file_has, &w, timeout_ms);
 }
 
+/* A port below 55000 that is free with port + 10000 (a cluster node's bus port). */
+static int free_port_pair(void)
+{
+    static bool seeded;
+    if (!seeded) {
+        srand((unsigned)getpid() ^ (unsigned)now_ms());
+        seeded = true;
+    }
+    for (int i = 0; i < 200; i++) {
+        int p = 20000 + rand() % 25000;
+        if (port_free(p) && port_free(p + 10000))
+            return p;
+    }
+    return -1;
+}
+
 int th_redis_start(th_redis_t *r, int port)
 {
-    char portbuf[16], logp[600];
+    char portbuf[16], logp[600], conf[600], tmo[24];
     if (r->dir[0] == '\0' && th_tmpdir(r->dir, sizeof r->dir) != 0)
         return -1;
     for (int attempt = 0; attempt < 5; attempt++) {
-        r->port = port ? port : th_free_port();
+        r->port = port ? port : r->cluster ? free_port_pair() : th_free_port();
+        snprintf(conf, sizeof conf, "%s/nodes-%d.conf", r->dir, r->port);
+        snprintf(tmo, sizeof tmo, "%ld", r->node_timeout_ms > 0 ? r->node_timeout_ms : 15000);
         snprintf(portbuf, sizeof portbuf, "%d", r->port);
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
         snprintf(logp, sizeof logp, "%s/redis.log", r->dir);
@@ -276,7 +307,15 @@ int th_redis_start(th_redis_t *r, int port)
                         "always",
                         "--dir",
                         r->dir,
+                        "--cluster-enabled",
+                        r->cluster ? "yes" : "no",
+                        "--cluster-config-file",
+                        conf,
+                        "--cluster-node-timeout",
+                        tmo,
                         r->password[0] ? "--requirepass" : NULL,
+                        r->password,
+                        "--masterauth",
                         r->password,
                         NULL};
         if (th_spawn(&r->proc, "redis", argv, NULL, logp) != 0)

@@ -54,7 +54,10 @@ typedef struct th_redis {
     char dir[256];
     bool aof; /* set before starting: append-only file fsynced on every write, so a restart on
                  the same port (same dir) after SIGKILL keeps every acknowledged write */
-    char password[64]; /* set before starting: requirepass; th_redis_cmd authenticates with it */
+    char password[64];    /* set before starting: requirepass; th_redis_cmd authenticates with it */
+    bool cluster;         /* set before starting: a cluster node (nodes-<port>.conf in dir; the port
+                             and port + 10000, its bus port, are both probed free, below 55000) */
+    long node_timeout_ms; /* cluster: cluster-node-timeout, 0 for Redis' default */
 } th_redis_t;
 
 /* A real redis-server on a free port (port == 0) or the given one, no persistence unless

@@ -406,6 +406,52 @@ static void test_validate(void **state)
     conf_destroy(c);
 }
 
+/* redis.cluster and redis.cluster_seeds: the defaults, the environment, and what validation
+ * refuses. */
+static void test_redis_cluster_keys(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    conf_t *c = loaded("auth.jwt.hs256_secret_file = /x\n");
+    assert_false(c->redis_cluster);
+    assert_string_equal(c->redis_cluster_seeds, "");
+    char *env[] = {"HERALD_REDIS_CLUSTER=true", NULL};
+    assert_int_equal(conf_apply_env(c, env, err, sizeof err), 0);
+    assert_true(c->redis_cluster);
+    assert_int_equal(conf_validate(c, err, sizeof err), 0); /* the default URL names database 0 */
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"redis.cluster_seeds = 10.0.0.2:7000, 10.0.0.3:7000 ,[::1]:7001\n", NULL},
+        {"redis.url = redis://:pw@10.0.0.1:7000\n", NULL},
+        {"redis.url = redis://10.0.0.1:7000/\n", NULL},
+        {"redis.url = redis://10.0.0.1:7000/2\n", "needs a redis:// URL with database 0"},
+        {"redis.url = unix:///run/redis.sock\n", "needs a redis:// URL with database 0"},
+        {"redis.cluster_seeds = 10.0.0.2\n", "\"10.0.0.2\" is not host:port"},
+        {"redis.cluster_seeds = a:1,,b:2\n", "\"\" is not host:port"},
+        {"redis.cluster_seeds = a:0\n", "\"a:0\" is not host:port"},
+        {"redis.cluster_seeds = u@a:1\n", "is not host:port"},
+        {"redis.cluster_seeds = a:70000\n", "is not host:port"},
+        {"redis.cluster_seeds = a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1,a:1\n",
+         "up to 15 entries"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        conf_t *k = loaded("auth.jwt.hs256_secret_file = /x\nredis.cluster = yes\n");
+        assert_int_equal(load(k, cases[i].text, err, sizeof err), 0);
+        int rc = conf_validate(k, err, sizeof err);
+        if (cases[i].error == NULL && rc != 0)
+            fail_msg("%s: %s", cases[i].text, err);
+        if (cases[i].error && (rc == 0 || !strstr(err, cases[i].error)))
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].text, rc ? err : "ok", cases[i].error);
+        conf_destroy(k);
+    }
+    conf_t *s = loaded("auth.jwt.hs256_secret_file = /x\nredis.cluster_seeds = a:1\n");
+    assert_int_equal(conf_validate(s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "redis.cluster_seeds is set but redis.cluster = false"));
+    conf_destroy(s);
+    conf_destroy(c);
+}
+
 static void test_listen_parse(void **state)
 {
     (void)state;
@@ -475,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_template_keys),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_redis_cluster_keys),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_shipped_files),
         cmocka_unit_test(test_secret_keys),
