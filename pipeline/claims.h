@@ -1,5 +1,6 @@
 /* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
- * suppressed" and "Owner leases"): one mark per (user, event, device). A claim turns an absent
+ * suppressed" and "Owner leases"): one mark per (user, event, device), kept in the event's
+ * delivery ledger entry. A claim turns an absent
  * mark into `pending` owned by this instance (pipeline/lease.h); a mark becomes `done` (long TTL)
  * only once the device's outcome is durable, or `failed` (long TTL) once its DLQ record is.
  * `done` means skip. `pending` is never skipped: a mark whose owner's lease lapsed (it crashed) is
@@ -111,17 +112,18 @@ static inline void disp_claims_destroy(disp_claims_t *c)
 }
 
 typedef struct disp_claims_redis_opts {
-    const char *prefix;             /* redis.prefix, copied */
-    long pending_ttl_s;             /* dedup.pending_ttl_s */
-    long done_ttl_s;                /* dedup.done_ttl_s, for `done` and `failed` marks */
+    const char *prefix; /* redis.prefix, copied */
+    long pending_ttl_s; /* dedup.pending_ttl_s */
+    long done_ttl_s;    /* the ledger entry's TTL: dedup.done_ttl_s (and >= trace.ttl_s) */
     const struct disp_lease *lease; /* the owner of new claims and the view of lapsed owners */
 } disp_claims_redis_opts_t;
 
 struct db;
-/* new: marks in Redis (db/keys.h key_sent), one script call per claim, mark_done or renew. db
- * and lease borrowed (must outlive the claims; destroy db first so its callbacks fire with an
- * error). On Redis Cluster a call's marks must share a slot: one user's do (the user is their hash
- * tag), a loop turn's batch of many users does not yet. */
+/* new: marks in the ledger entries in Redis (db/keys.h key_ledger), one script call per claim,
+ * mark_done or renew. db and lease borrowed (must outlive the claims; destroy db first so its
+ * callbacks fire with an error). On Redis Cluster a call's entries must share a slot: one user's
+ * do (the user is their hash tag), a loop turn's batch of many users does not yet (each entry's
+ * part of a call is self-contained: split the call per slot). */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

@@ -94,7 +94,7 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
         key_trace_device(idx, p->prefix, user, device);
     else
         key_trace_user(idx, p->prefix, user);
-    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(mark_head, p->prefix, KEY_LEDGER, user);
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     snprintf(max, sizeof max, "%ld", max_jobs > 0 ? max_jobs : 1);
     /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
@@ -154,7 +154,7 @@ void disp_privacy_sweep(disp_privacy_t *p, const char *user, const char *device,
     q->sweep_cb = cb;
     q->arg = arg;
     char mark_head[KEY_MAX], dix_head[KEY_MAX], uidx[KEY_MAX], n[24];
-    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(mark_head, p->prefix, KEY_LEDGER, user);
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     key_trace_user(uidx, p->prefix, user);
     snprintf(n, sizeof n, "%ld", count > 0 ? count : 1);

@@ -1,11 +1,22 @@
--- mark_done.lua - gives (event, device) marks their final state once the outcome is durable:
--- 'done' (accepted by Expo, or the token deactivated) or 'failed' (the DLQ record acknowledged;
--- only a replay of that record claims it again).
--- KEYS     the marks: <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent)
--- ARGV[1]  TTL in seconds (dedup.done_ttl_s)
--- ARGV[2]  'done' or 'failed'
--- Reply:   the number of marks set
+-- mark_done.lua - gives devices their final claim state in their ledger entries once the outcome
+-- is durable: 'd' (accepted by Expo, or the token deactivated) or 'f' (the DLQ record
+-- acknowledged; only a replay of that record claims it again).
+-- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
+-- ARGV[1]  the entry's TTL in seconds (refreshed)
+-- ARGV[2]  'd' or 'f'
+-- then per key, in order: the number of devices c, then c device ids
+-- Reply:   the number of states set
+local n, a = 0, 3
 for _, k in ipairs(KEYS) do
-  redis.call('SET', k, ARGV[2], 'EX', ARGV[1])
+  local c = tonumber(ARGV[a])
+  local set = {}
+  for i = a + 1, a + c do
+    set[#set + 1] = 's:' .. ARGV[i]
+    set[#set + 1] = ARGV[2]
+  end
+  redis.call('HSET', k, unpack(set))
+  redis.call('EXPIRE', k, ARGV[1])
+  n = n + c
+  a = a + 1 + c
 end
-return #KEYS
+return n

@@ -1,8 +1,8 @@
 -- privacy_purge.lua - a privacy delete (pipeline/privacy.c): one device's token record, or every
 -- record of a user, and what herald wrote about it that the delivery trace can name. Walking (at
 -- most ARGV[8]) jobs of the trace index KEYS[3], oldest first, it removes from each job's trace
--- list the records of the device (or user), deletes the job's dedup marks of the device (or of
--- every device of the user the hash or the records name) and the receipt checks of the ticket
+-- list the records of the device (or user), deletes the device's fields from the job's ledger
+-- entries (or the user's entries whole) and the receipt checks of the ticket
 -- ids those records hold; walked jobs leave the index, and the index goes once empty. For the
 -- whole user it also deletes the job indexes of every device met.
 -- KEYS[1]  <p>dev:{<user>}      the user's device hash
@@ -15,15 +15,16 @@
 -- ARGV[2]  device, or '' for every device of the user
 -- ARGV[3]  owner stem "<p>owner:"
 -- ARGV[4]  trace list stem "<p>trace:j:" (a list is the stem and a job id)
--- ARGV[5]  the user's dedup-mark head "<p>sent:<n>:{<user>}:" (key_user_head); a mark is the head,
---          then "<m>:<event>:<device>" with event "<jobId>:<STATUS>" and m its length in bytes
+-- ARGV[5]  the user's ledger head "<p>led:<n>:{<user>}:" (key_user_head); an entry is the head,
+--          then the event "<jobId>:<STATUS>"; a device's claim state is its field 's:<device>'
 -- ARGV[6]  the user's device-index head "<p>trace:d:<n>:{<user>}:" (a device's index: + device)
 -- ARGV[7]  ticket stem "<p>ticket:"
 -- ARGV[8]  how many jobs of the index to walk at most
 -- ARGV[9..] every event status
--- Reply:   {records deleted, trace records removed, dedup marks deleted, receipt checks deleted,
+-- Reply:   {records deleted, trace records removed, dedup marks (device fields, or whole ledger
+--           entries) deleted, receipt checks deleted,
 --           device job indexes deleted, jobs the walked index still names}
--- The keys derived from ids inside (trace lists, marks, tickets, owner and device-index keys) are
+-- The keys derived from ids inside (trace lists, entries, tickets, owner and device-index keys) are
 -- not in KEYS: fine on a single Redis, not cluster-safe.
 -- @include tokens/lua/devices_drop.lua
 -- @include expo/lua/ticket_drop.lua
@@ -47,11 +48,16 @@ for _, job in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[8]) - 1)) do
   else
     for d in pairs(known) do devs[d] = true end
   end
-  for d in pairs(devs) do
-    met[d] = true
-    for _, st in ipairs(statuses) do
-      local ev = job .. ':' .. st
-      marks = marks + redis.call('DEL', ARGV[5] .. #ev .. ':' .. ev .. ':' .. d)
+  for d in pairs(devs) do met[d] = true end
+  for _, st in ipairs(statuses) do
+    local lk = ARGV[5] .. job .. ':' .. st
+    if device ~= '' then
+      marks = marks + redis.call('HDEL', lk, 's:' .. device)
+    else
+      for _, f in ipairs(redis.call('HKEYS', lk)) do
+        if string.sub(f, 1, 2) == 's:' then met[string.sub(f, 3)] = true end
+      end
+      marks = marks + redis.call('DEL', lk)
     end
   end
   redis.call('ZREM', idx, job)

@@ -1,8 +1,8 @@
 -- privacy_sweep.lua - one SCAN step of a privacy delete's sweep of the whole keyspace (heraldctl
 -- tokens delete, after privacy_purge.lua): what no trace index names any more (jobs past the
 -- index, a trace that was off, records trimmed away) is found by key name or content. Of the keys
--- the step returns it deletes the user's dedup marks and device job indexes (of the one device
--- when ARGV[5] is not ''), removes the user's (device's) records from trace lists, and deletes
+-- the step returns it deletes the user's ledger entries (the one device's fields when ARGV[5] is
+-- not '') and device job indexes (of the one device), removes the user's (device's) records from trace lists, and deletes
 -- the receipt checks and owner keys that name the user (device).
 -- KEYS[1]  <p>receipts  receipt checks by due time
 -- ARGV[1]  cursor ("0" to start)
@@ -10,7 +10,7 @@
 -- ARGV[3]  MATCH pattern: the glob-escaped prefix and "*"
 -- ARGV[4]  user
 -- ARGV[5]  device, or '' for every device of the user
--- ARGV[6]  the user's dedup-mark head "<p>sent:<n>:{<user>}:" (then "<m>:<event>:<device>")
+-- ARGV[6]  the user's ledger head "<p>led:<n>:{<user>}:" (then the event)
 -- ARGV[7]  the user's device-index head "<p>trace:d:<n>:{<user>}:" (then the device)
 -- ARGV[8]  trace list stem "<p>trace:j:"
 -- ARGV[9]  ticket stem "<p>ticket:"
@@ -30,14 +30,6 @@ local function after(k, head)
   if string.sub(k, 1, #head) == head then return string.sub(k, #head + 1) end
   return nil
 end
--- "<m>:<event>:<device>" -> device
-local function mark_device(r)
-  local m = string.match(r, '^(%d+):')
-  if not m then return nil end
-  local at = #m + 2 + tonumber(m)
-  if string.sub(r, at, at) ~= ':' then return nil end
-  return string.sub(r, at + 1)
-end
 local function owned(v)
   if type(v) ~= 'string' then return false end
   if device ~= '' then return v == user .. '\031' .. device end
@@ -48,7 +40,11 @@ for _, k in ipairs(step[2]) do
   local r
   r = after(k, mark_head)
   if r then
-    if device == '' or mark_device(r) == device then marks = marks + redis.call('DEL', k) end
+    if device == '' then
+      marks = marks + redis.call('DEL', k)
+    else
+      marks = marks + redis.call('HDEL', k, 's:' .. device)
+    end
   else
     r = after(k, dix_head)
     if r then

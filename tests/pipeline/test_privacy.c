@@ -370,7 +370,7 @@ static void assert_traces_exist(const user_t *u, int d)
     lines_t l = {0};
     dump_all(&l);
     char mark[128], owner[300], tick[300];
-    snprintf(mark, sizeof mark, PREFIX "sent:%zu:{%s}:", strlen(u->id), u->id);
+    snprintf(mark, sizeof mark, PREFIX "led:%zu:{%s}:", strlen(u->id), u->id);
     snprintf(owner, sizeof owner, PREFIX "owner:%s", u->tok[d]);
     snprintf(tick, sizeof tick, "\ttoken=%s", u->tok[d]);
     assert_true(naming(&l, mark) >= 2);
