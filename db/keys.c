@@ -12,6 +12,7 @@ static const char *const stems[] = {
     [KEY_LOCK] = "lock:",
     [KEY_LEDGER] = "led:",
     [KEY_TRACE] = "trace:j:", /* three stems, none a prefix of another: the families cannot meet */
+    [KEY_JOB] = "job:",
     [KEY_TRACE_USER] = "trace:u:",
     [KEY_TRACE_DEVICE] = "trace:d:",
     [KEY_RECEIPTS] = "receipts",
@@ -100,6 +101,11 @@ size_t key_ledger(char out[KEY_MAX], const char *prefix, const char *user, const
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job)
 {
     return one(out, prefix, KEY_TRACE, job, KEY_JOB_MAX);
+}
+
+size_t key_job(char out[KEY_MAX], const char *prefix, const char *job)
+{
+    return one(out, prefix, KEY_JOB, job, KEY_JOB_MAX);
 }
 
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)

@@ -37,7 +37,8 @@ typedef enum {
     KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
     KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
     KEY_LEDGER,       /* <p>led:<n>:{<user>}:<event>  HASH the delivery ledger entry */
-    KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records */
+    KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records (before the ledger) */
+    KEY_JOB,          /* <p>job:<job>               SET "<user>\x1f<event>": the job's entries */
     KEY_TRACE_USER,   /* <p>trace:u:{<user>}        ZSET job ids by time */
     KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
     KEY_RECEIPTS,     /* <p>receipts                ZSET ticket ids by due time */
@@ -61,7 +62,11 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
  * or '}' the ids hold (the event is the rest of the key); the user is the hash tag, so every entry
  * of a user shares the slot of the user's other keys. */
 size_t key_ledger(char out[KEY_MAX], const char *prefix, const char *user, const char *event);
+/* A job's trace list as herald wrote it before the ledger: only a privacy sweep still reads it. */
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job);
+/* The job index: the (user, event) pairs of one job (or batch) id, whose ledger entries hold its
+ * trace; its own slot. */
+size_t key_job(char out[KEY_MAX], const char *prefix, const char *job);
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
 /* A device's index is its user's: device ids are only unique per user. The user's length comes
  * first so that ids holding ':' '{' '}' cannot make two (user, device) pairs share a key. */

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELDS 9 /* id + 8 hash fields per claimed ticket */
+#define FIELDS 10 /* id + 9 hash fields per claimed ticket */
 
 struct expo_receipts {
     uv_loop_t *loop;
@@ -153,7 +153,7 @@ static void on_scheduled(int status, const db_reply_t *reply, void *arg)
 void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,
                             int64_t due_s, void (*cb)(int status, void *arg), void *arg)
 {
-    size_t argc = 4 + 8 * n;
+    size_t argc = 4 + 9 * n;
     const char **argv = xcalloc(argc, sizeof *argv);
     char nums[3][24];
     char(*sent)[24] = xcalloc(n ? n : 1, sizeof *sent);
@@ -165,7 +165,7 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
     argv[2] = nums[0];
     argv[3] = nums[1];
     for (size_t i = 0; i < n; i++) {
-        const char **a = &argv[4 + 8 * i];
+        const char **a = &argv[4 + 9 * i];
         const char *ev = t[i].event ? t[i].event : "";
         snprintf(sent[i], sizeof sent[i], "%lld", (long long)t[i].sent_at_s);
         snprintf(resends[i], sizeof resends[i], "%u", t[i].resends);
@@ -177,6 +177,7 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
         a[5] = sent[i];
         a[6] = strlen(ev) <= EXPO_RCPT_EVENT_MAX ? ev : "";
         a[7] = resends[i];
+        a[8] = t[i].event_key ? t[i].event_key : "";
     }
     sched_t *s = xmalloc(sizeof *s);
     s->cb = cb;
@@ -242,6 +243,7 @@ static void ticket_of(const claim_t *c, size_t i, expo_ticket_info_t *t)
     t->sent_at_s = strtoll(f[5], NULL, 10);
     t->event = f[6];
     t->resends = (unsigned)strtoul(f[7], NULL, 10);
+    t->event_key = f[8];
 }
 
 static void on_script_done(int status, const db_reply_t *reply, void *arg)

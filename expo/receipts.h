@@ -2,12 +2,12 @@
  * later asks Expo's getReceipts what became of it.
  *
  * Redis layout (prefix p, default "herald:"): `<p>receipts` ZSET of ticket ids scored by due time
- * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt event resends [checks],
- * expiring 26 h after scheduling (event: the job event as queue_event_encode wrote it, kept so a
- * MessageRateExceeded receipt can be resent; "" when over EXPO_RCPT_EVENT_MAX bytes). Several
- * instances may poll: a claim script takes due ids and moves them to now + lease in the same step,
- * so each id is checked by one poller at a time and a crashed poller's claims come back when the
- * lease ends. A privacy delete removes a user's (device's) checks, hash and entry, with
+ * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt event resends key
+ * [checks], expiring 26 h after scheduling (event: the job event as queue_event_encode wrote it,
+ * kept so a MessageRateExceeded receipt can be resent; "" when over EXPO_RCPT_EVENT_MAX bytes).
+ * Several instances may poll: a claim script takes due ids and moves them to now + lease in the
+ * same step, so each id is checked by one poller at a time and a crashed poller's claims come back
+ * when the lease ends. A privacy delete removes a user's (device's) checks, hash and entry, with
  * expo/lua/ticket_drop.lua (pulled into pipeline/lua/privacy_*.lua); a check in flight whose hash
  * has gone by then is forgotten, not put off.
  *
@@ -35,6 +35,7 @@ typedef struct expo_ticket_info {
     int64_t sent_at_s; /* unix seconds */
     const char *event; /* the encoded job event (queue_event_encode), or NULL/"": not resendable */
     unsigned resends;  /* how many times this notification was resent before this ticket */
+    const char *event_key; /* the event's idempotency key (its ledger entry), or NULL/"" */
 } expo_ticket_info_t;
 
 /* Longest event stored in a ticket hash; a longer one is stored as "" (its ticket cannot be

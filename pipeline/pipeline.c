@@ -131,8 +131,11 @@ static void job_free(job_t *j)
     uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
 }
 
+/* The event's one log line at info (its steps are trace records, logged at debug). */
 static void job_complete(job_t *j)
 {
+    LOG(LOG_LVL_INFO, "event done", LKS("jobId", j->ev->job_id), LKS("userId", j->ev->user_id),
+        LKS("key", j->key), LKI("devices", j->ndevs));
     queue_complete(j->ticket);
     job_free(j);
 }
@@ -250,7 +253,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     if (p->njobs++ == 0)
         renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
-    TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
+    TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "received",
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
@@ -259,7 +262,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     /* The templates that decide whether it notifies also render it, per locale once its devices
      * are known: a reload before the sends changes neither. */
     if (!disp_templates_notifies(p->d.templates, ev)) {
-        TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
+        TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
         job_complete(j);
         return;
@@ -291,7 +294,7 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         const char *why = tok_deliverability(&recs[i], now_s);
         if (why) {
             metric_inc(metric_get(p->m_devices, why));
-            TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, recs[i].device_id, "skipped",
+            TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, recs[i].device_id, "skipped",
                   LKS("reason", why), LKT("token", recs[i].token),
                   LKS("deactivatedReason",
                       recs[i].deactivated_reason[0] ? recs[i].deactivated_reason : NULL));
@@ -303,11 +306,11 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         j->ndevs++;
     }
     if (only && !seen)
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, only, "skipped",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, only, "skipped",
               LKS("reason", "not_found"),
               LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
-    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "devices", LKI("found", n),
+    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
           LKI("deliverable", j->ndevs));
     if (j->ndevs == 0) {
         job_complete(j);
@@ -339,7 +342,8 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
         if (v == DISP_CLAIM_CLAIMED || v == DISP_CLAIM_TAKEN) {
             if (v == DISP_CLAIM_TAKEN) {
                 metric_inc(j->p->m_taken);
-                TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "takeover",
+                TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                      "takeover",
                       LKS("detail", "the instance that claimed it is gone (its lease lapsed): "
                                     "sending again, with the same collapseId"));
             }
@@ -347,7 +351,8 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
             send_dev(dv);
         } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
-            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
+            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                  "duplicate",
                   LKS("detail", v == DISP_CLAIM_DONE
                                     ? "already delivered for this event"
                                     : "failed for good before (in the DLQ): only heraldctl dlq "
@@ -492,7 +497,7 @@ static void dev_finished(pdev_t *dv)
     job_t *j = dv->job;
     if (--j->left > 0)
         return;
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "completed",
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
           LKI("devices", j->ndevs));
     job_complete(j);
 }
@@ -516,7 +521,8 @@ static void schedule_receipt(pdev_t *dv)
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id, dv->rec.token,
-                            j->ev->job_id, now_s,           job_encoded(j),    0};
+                            j->ev->job_id, now_s,           job_encoded(j),    0,
+                            j->key};
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
                            dv);
 }
@@ -577,7 +583,8 @@ static void flush_ok(disp_pipeline_t *p)
         pdev_t *dv = b->devs[i];
         t[i] = (expo_ticket_info_t){
             dv->ticket,          dv->rec.user_id, dv->rec.device_id,    dv->rec.token,
-            dv->job->ev->job_id, now_s,           job_encoded(dv->job), 0};
+            dv->job->ev->job_id, now_s,           job_encoded(dv->job), 0,
+            dv->job->key};
     }
     expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
                            b);
@@ -630,7 +637,7 @@ static void on_deactivated(int status, void *arg)
     }
     if (status == TOK_OK)
         metric_inc(metric_get(j->p->m_deact, "ticket"));
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "deactivated",
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "deactivated",
           LKS("source", "ticket"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", dv->rec.token));
@@ -734,19 +741,19 @@ static void on_result(const expo_result_t *res, void *arg)
         if (j->event_ms > 0)
             metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
         snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
               LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
         ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
               LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
               LKT("token", dv->rec.token));
         deactivate_dev(dv);
     } else {
         metric_inc(metric_get(p->m_notif, "failed"));
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "failed",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "failed",
               LKS("error", res->error), LKS("message", msg), LKI("attempts", res->attempts),
               LKT("token", dv->rec.token));
         snprintf(dv->error, sizeof dv->error, "%s", res->error ? res->error : "failed");
@@ -835,13 +842,12 @@ static void resend_retry(resend_t *rs, void (*fn)(resend_t *), const char *why)
     resend_after(rs, fn, ms);
 }
 
-static void resend_gave_up(disp_pipeline_t *p, const char *job, const char *user,
-                           const char *device, const char *token, const char *error,
-                           const char *detail, unsigned resends)
+static void resend_gave_up(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job,
+                           const char *error, const char *detail, unsigned resends)
 {
     metric_inc(metric_get(p->m_resend, "gave_up"));
-    TRACE(p->d.trace, job, user, device, "failed", LKS("error", error), LKS("detail", detail),
-          LKI("resends", resends), LKT("token", token));
+    TRACE(p->d.trace, job, t->user_id, t->event_key, t->device_id, "failed", LKS("error", error),
+          LKS("detail", detail), LKI("resends", resends), LKT("token", t->token));
 }
 
 static void resend_schedule(resend_t *rs);
@@ -861,8 +867,9 @@ static void on_resend_scheduled(int status, void *arg)
 static void resend_schedule(resend_t *rs)
 {
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {rs->ticket,    rs->rec.user_id, rs->rec.device_id, rs->rec.token,
-                            rs->ev.job_id, now_s,           rs->event,         rs->n};
+    expo_ticket_info_t t = {rs->ticket,    rs->rec.user_id, rs->rec.device_id,
+                            rs->rec.token, rs->ev.job_id,   now_s,
+                            rs->event,     rs->n,           rs->key};
     expo_receipts_schedule(rs->p->d.receipts, &t, 1, now_s + rs->p->receipt_delay_s,
                            on_resend_scheduled, rs);
 }
@@ -874,7 +881,7 @@ static void on_resend_deactivated(int status, void *arg)
         return;
     if (status == TOK_OK)
         metric_inc(metric_get(rs->p->m_deact, "ticket"));
-    TRACE(rs->p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "deactivated",
+    TRACE(rs->p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->key, rs->rec.device_id, "deactivated",
           LKS("source", "ticket"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", rs->rec.token));
@@ -892,19 +899,22 @@ static void on_resent(const expo_result_t *res, void *arg)
     if (res->outcome == EXPO_OK) {
         metric_inc(metric_get(p->m_resend, "resent"));
         snprintf(rs->ticket, sizeof rs->ticket, "%s", res->ticket_id);
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->key, rs->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("resend", rs->n),
               LKI("attempts", res->attempts), LKT("token", rs->rec.token));
         resend_schedule(rs);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->key, rs->rec.device_id, "ticket",
               LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
               LKI("resend", rs->n), LKT("token", rs->rec.token));
         tok_store_deactivate(p->d.store, rs->rec.user_id, rs->rec.device_id, "DeviceNotRegistered",
                              rs->rec.token, on_resend_deactivated, rs);
     } else {
-        resend_gave_up(p, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, rs->rec.token,
-                       res->error ? res->error : "failed", msg, rs->n);
+        expo_ticket_info_t t = {.user_id = rs->rec.user_id,
+                                .device_id = rs->rec.device_id,
+                                .token = rs->rec.token,
+                                .event_key = rs->key};
+        resend_gave_up(p, &t, rs->ev.job_id, res->error ? res->error : "failed", msg, rs->n);
         resend_free(rs);
     }
 }
@@ -936,7 +946,7 @@ static void on_resend_devices(int status, const tok_record_t *recs, size_t n, vo
                     disp_templates_resolve(p->d.templates, rec->locale, rs->ev.locale), &r) != 0)
         why = "not_notified";
     if (why) {
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "skipped",
+        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->key, rs->rec.device_id, "skipped",
               LKS("reason", why), LKS("detail", "resend after MessageRateExceeded not made"),
               LKT("token", rs->rec.token));
         disp_rendered_cleanup(&r);
@@ -961,8 +971,8 @@ static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, cons
                            const char *error)
 {
     if ((long)t->resends >= p->max_resends) {
-        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
-                       "MessageRateExceeded receipt after the last resend", t->resends);
+        resend_gave_up(p, t, job, error, "MessageRateExceeded receipt after the last resend",
+                       t->resends);
         return;
     }
     resend_t *rs = xcalloc(1, sizeof *rs);
@@ -972,8 +982,7 @@ static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, cons
         queue_event_key(&rs->ev, rs->key, sizeof rs->key) < 0) {
         queue_event_cleanup(&rs->ev);
         free(rs);
-        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
-                       "the ticket's stored event does not decode", t->resends);
+        resend_gave_up(p, t, job, error, "the ticket's stored event does not decode", t->resends);
         return;
     }
     rs->p = p;
@@ -987,7 +996,7 @@ static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, cons
     list_push_back(&p->resends, &rs->node);
     uint64_t ms =
         backoff_ceiling(t->resends, (uint64_t)p->resend_base_ms, (uint64_t)p->resend_cap_ms);
-    TRACE(p->d.trace, job, t->user_id, t->device_id, "resend", LKS("status", "scheduled"),
+    TRACE(p->d.trace, job, t->user_id, rs->key, t->device_id, "resend", LKS("status", "scheduled"),
           LKS("error", error), LKI("resend", rs->n), LKI("delayMs", ms), LKS("collapseId", rs->key),
           LKT("token", t->token));
     resend_after(rs, resend_lookup, ms);
@@ -996,7 +1005,7 @@ static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, cons
 typedef struct rc_ctx {
     disp_pipeline_t *p;
     char user[TOK_USER_MAX + 1], device[TOK_DEVICE_MAX + 1], token[TOK_TOKEN_MAX + 1];
-    char job[QUEUE_ID_MAX + 1];
+    char job[QUEUE_ID_MAX + 1], key[QUEUE_KEY_MAX];
 } rc_ctx_t;
 
 static void on_receipt_deactivated(int status, void *arg)
@@ -1004,7 +1013,8 @@ static void on_receipt_deactivated(int status, void *arg)
     rc_ctx_t *c = arg;
     if (status == TOK_OK)
         metric_inc(metric_get(c->p->m_deact, "receipt"));
-    TRACE(c->p->d.trace, c->job, c->user, c->device, "deactivated", LKS("source", "receipt"),
+    TRACE(c->p->d.trace, c->job, c->user, c->key, c->device, "deactivated",
+          LKS("source", "receipt"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", c->token));
     free(c);
@@ -1021,7 +1031,7 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
     char msg[512] = "";
     if (message)
         redact_message(message, t->token ? t->token : "", msg, sizeof msg);
-    TRACE(p->d.trace, job, user, t->device_id, "receipt",
+    TRACE(p->d.trace, job, user, t->event_key, t->device_id, "receipt",
           LKS("status", (unsigned)st < 5 ? rcpt_names[st] : "unknown"),
           LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
           LKT("token", t->token));
@@ -1037,6 +1047,7 @@ void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
     snprintf(c->device, sizeof c->device, "%s", t->device_id);
     snprintf(c->token, sizeof c->token, "%s", t->token);
     snprintf(c->job, sizeof c->job, "%s", job);
+    snprintf(c->key, sizeof c->key, "%s", t->event_key ? t->event_key : "");
     /* Idempotent: a receipt reported twice (crash before its deletion) deactivates once. */
     tok_store_deactivate(p->d.store, c->user, c->device, "DeviceNotRegistered", c->token,
                          on_receipt_deactivated, c);

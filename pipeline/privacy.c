@@ -1,7 +1,8 @@
-/* privacy.c - privacy deletes (privacy.h): the token records and what the trace, the dedup marks
- * and the receipt checks hold of them, in one script per call (lua/privacy_purge.lua), and the
- * keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The scripts share their helpers with
- * the modules that own the keys: tokens/lua/devices_drop.lua, expo/lua/ticket_drop.lua. */
+/* privacy.c - privacy deletes (privacy.h): the token records and what the delivery ledger (the
+ * trace, the dedup marks) and the receipt checks hold of them, in one script per call
+ * (lua/privacy_purge.lua), and the keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The
+ * scripts share their helpers with the modules that own the keys: tokens/lua/devices_drop.lua,
+ * expo/lua/ticket_drop.lua, lua/ledger_scrub.lua. */
 #include "pipeline/privacy.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -20,7 +21,7 @@ struct disp_privacy {
     db_script_t *s_purge, *s_sweep;
     char prefix[KEY_PREFIX_MAX + 1];
     char expiry[KEY_MAX], receipts[KEY_MAX];
-    char owner_stem[KEY_MAX], list_stem[KEY_MAX], ticket_stem[KEY_MAX];
+    char owner_stem[KEY_MAX], list_stem[KEY_MAX], ticket_stem[KEY_MAX], job_stem[KEY_MAX];
     char match[2 * KEY_MAX + 2]; /* every key under the prefix: the escaped prefix and "*" */
 };
 
@@ -36,6 +37,7 @@ disp_privacy_t *disp_privacy_create(db_t *db, const char *prefix)
     key_stem(p->owner_stem, prefix, KEY_OWNER);
     key_stem(p->list_stem, prefix, KEY_TRACE);
     key_stem(p->ticket_stem, prefix, KEY_TICKET);
+    key_stem(p->job_stem, prefix, KEY_JOB);
     tok_lc_glob_escape(prefix, p->match, sizeof p->match - 1);
     strcat(p->match, "*");
     return p;
@@ -106,7 +108,7 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
                                              user,
                                              device ? device : "",
                                              p->owner_stem,
-                                             p->list_stem,
+                                             p->job_stem,
                                              mark_head,
                                              dix_head,
                                              p->ticket_stem,
@@ -158,8 +160,8 @@ void disp_privacy_sweep(disp_privacy_t *p, const char *user, const char *device,
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     key_trace_user(uidx, p->prefix, user);
     snprintf(n, sizeof n, "%ld", count > 0 ? count : 1);
-    const char *argv[] = {p->receipts,          cursor,    n,        p->match,     user,
-                          device ? device : "", mark_head, dix_head, p->list_stem, p->ticket_stem,
-                          p->owner_stem,        uidx};
+    const char *argv[] = {p->receipts,          cursor,    n,          p->match,     user,
+                          device ? device : "", mark_head, dix_head,   p->list_stem, p->ticket_stem,
+                          p->owner_stem,        uidx,      p->job_stem};
     db_eval(p->db, p->s_sweep, on_swept, q, 1, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
 }

@@ -30,6 +30,7 @@ static const struct one_id {
     {key_owner, KEY_OWNER, "owner:", "", KEY_TOKEN_MAX},
     {key_lock, KEY_LOCK, "lock:", "", KEY_NAME_MAX},
     {key_trace, KEY_TRACE, "trace:j:", "", KEY_JOB_MAX},
+    {key_job, KEY_JOB, "job:", "", KEY_JOB_MAX},
     {key_trace_user, KEY_TRACE_USER, "trace:u:{", "}", KEY_USER_MAX},
     {key_ticket, KEY_TICKET, "ticket:", "", KEY_TICKET_MAX},
     {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
@@ -55,6 +56,7 @@ static void test_spelling(void **state)
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
     expect_key(key_ledger(k, p, "u1", "job1:COMPLETED"), k, "herald:led:2:{u1}:job1:COMPLETED");
     expect_key(key_trace(k, p, "job1"), k, "herald:trace:j:job1");
+    expect_key(key_job(k, p, "job1"), k, "herald:job:job1");
     expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:u:{u1}");
     expect_key(key_trace_device(k, p, "u1", "d1"), k, "herald:trace:d:2:{u1}:d1");
     expect_key(key_trace_device(k, p, "", "d1"), k, "herald:trace:d:0:{}:d1");

@@ -213,11 +213,11 @@ static void test_receipts_poll(void **state)
     expo_receipts_t *r = receipts_up(e, &g);
     int64_t now = (int64_t)time(NULL);
     expo_ticket_info_t t[] = {
-        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, NULL, 0},
-        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
-        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, NULL, 0},
-        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600, NULL, 0},
-        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60, NULL, 0},
+        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, NULL, 0, NULL},
+        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0, NULL},
+        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, NULL, 0, NULL},
+        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600, NULL, 0, NULL},
+        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60, NULL, 0, NULL},
     };
     purging = &e->redis;
     expo_receipts_schedule(r, t, 5, now - 1, on_sched, NULL);
@@ -286,9 +286,9 @@ static void test_receipts_rate_exceeded(void **state)
     memset(big, 'x', EXPO_RCPT_EVENT_MAX + 1);
     big[EXPO_RCPT_EVENT_MAX + 1] = '\0';
     expo_ticket_info_t t[] = {
-        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2},
-        {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
-        {"r-rate-big", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, big, 0},
+        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2, NULL},
+        {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0, NULL},
+        {"r-rate-big", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, big, 0, NULL},
     };
     sched_status = 99;
     expo_receipts_schedule(r, t, 3, now - 1, on_sched, NULL);

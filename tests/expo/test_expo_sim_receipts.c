@@ -170,7 +170,7 @@ static void test_receipt_shapes(void **state)
     int64_t now = (int64_t)time(NULL);
     expo_ticket_info_t t[NC];
     for (size_t i = 0; i < NC; i++)
-        t[i] = (expo_ticket_info_t){S.ticket[i], "u", "d", S.token[i], "job", now, NULL, 0};
+        t[i] = (expo_ticket_info_t){S.ticket[i], "u", "d", S.token[i], "job", now, NULL, 0, NULL};
     expo_receipts_schedule(r, t, NC, now - 1, on_sched, NULL);
     while (S.sched == 99)
         uv_run(&loop, UV_RUN_ONCE);

@@ -128,9 +128,7 @@ static void wait_delivered(const char *token, long long n)
 /* The job's trace as one string of JSON lines. Caller frees. */
 static char *trace_of(const char *job)
 {
-    char k[KEY_MAX];
-    key_trace(k, PREFIX, job);
-    return th_redis_cmd(&stack.redis, "LRANGE %s 0 -1", k);
+    return th_stack_trace(&stack, PREFIX, job);
 }
 
 struct want_trace {

@@ -473,10 +473,11 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
 }
 
 /* Keeps "event device reason" per record. */
-void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
-                    const char *event, const log_kv_t *kv, size_t n)
+void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const log_kv_t *kv, size_t n)
 {
-    (void)t, (void)job_id, (void)user_id;
+    (void)t;
+    const char *device_id = ref->device;
     const char *reason = "";
     for (size_t i = 0; i < n; i++)
         if (!strcmp(kv[i].k, "reason") && kv[i].s)

@@ -88,18 +88,15 @@ struct want_completed {
     size_t n;
 };
 
-/* The records of the job's trace list that hold both needles. */
+/* The records of the job's trace that hold both needles. */
 static size_t records_with(const char *job, const char *a, const char *b)
 {
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", stack.redis.port, tv);
-    assert_true(c && !c->err);
-    redisReply *r = redisCommand(c, "LRANGE " PREFIX "trace:j:%s 0 -1", job);
+    char *t = th_stack_trace(&stack, PREFIX, job);
     size_t n = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        n += strstr(r->element[i]->str, a) && strstr(r->element[i]->str, b);
-    freeReplyObject(r);
-    redisFree(c);
+    char *save = NULL;
+    for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save))
+        n += strstr(l, a) && strstr(l, b);
+    free(t);
     return n;
 }
 

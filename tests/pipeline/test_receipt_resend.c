@@ -60,9 +60,7 @@ static void register_device(const char *user, const char *device, const char *to
 
 static char *trace_of(const char *job)
 {
-    char k[KEY_MAX];
-    key_trace(k, PREFIX, job);
-    return th_redis_cmd(&stack.redis, "LRANGE %s 0 -1", k);
+    return th_stack_trace(&stack, PREFIX, job);
 }
 
 /* Lines of the job's trace holding all of a, b (b may be NULL). */
