@@ -286,7 +286,8 @@ static void test_receipts_rate_exceeded(void **state)
     memset(big, 'x', EXPO_RCPT_EVENT_MAX + 1);
     big[EXPO_RCPT_EVENT_MAX + 1] = '\0';
     expo_ticket_info_t t[] = {
-        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2, NULL},
+        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2,
+         NULL},
         {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0, NULL},
         {"r-rate-big", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, big, 0, NULL},
     };
