@@ -15,8 +15,7 @@ static const char *const stems[] = {
     [KEY_JOB] = "job:",
     [KEY_TRACE_USER] = "trace:u:",
     [KEY_TRACE_DEVICE] = "trace:d:",
-    [KEY_RECEIPTS] = "receipts",
-    [KEY_TICKET] = "ticket:",
+    [KEY_RQ] = "rq:",
     [KEY_RL_USER] = "rl:u:",
     [KEY_RL_IP] = "rl:ip:",
     [KEY_EXPO_RATE] = "expo:rate:",
@@ -125,14 +124,25 @@ size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
     return len;
 }
 
-size_t key_receipts(char out[KEY_MAX], const char *prefix)
+size_t key_rq(char out[KEY_MAX], const char *prefix, unsigned bucket)
 {
-    return key_stem(out, prefix, KEY_RECEIPTS);
+    char b[24];
+    if (bucket >= KEY_RQ_BUCKETS) {
+        fprintf(stderr, "keys: receipt bucket %u out of range\n", bucket);
+        abort();
+    }
+    size_t len = key_stem(out, prefix, KEY_RQ);
+    snprintf(b, sizeof b, "{%u}", bucket);
+    put(out, &len, b, sizeof b);
+    return len;
 }
 
-size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id)
+size_t key_rq_check(char out[KEY_MAX], const char *prefix, unsigned bucket, const char *id)
 {
-    return one(out, prefix, KEY_TICKET, ticket_id, KEY_TICKET_MAX);
+    size_t len = key_rq(out, prefix, bucket);
+    put(out, &len, ":", 1);
+    put(out, &len, id, KEY_TICKET_MAX);
+    return len;
 }
 
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user)

@@ -22,7 +22,7 @@
 #define KEY_TOKEN_MAX 220  /* Expo push token: "ExponentPushToken[" + 200 + "]" */
 #define KEY_EVENT_MAX 143  /* idempotency key "<jobId or batchJobId>:<STATUS>" */
 #define KEY_JOB_MAX 128    /* jobId or batchJobId */
-#define KEY_TICKET_MAX 64  /* Expo ticket id */
+#define KEY_TICKET_MAX 64  /* Expo ticket id (a receipt check's id) */
 #define KEY_IP_MAX 64      /* client address as text */
 #define KEY_NAME_MAX 256   /* names: Expo project ("@owner/slug"), lock name */
 
@@ -41,8 +41,8 @@ typedef enum {
     KEY_JOB,          /* <p>job:<job>               SET "<user>\x1f<event>": the job's entries */
     KEY_TRACE_USER,   /* <p>trace:u:{<user>}        ZSET job ids by time */
     KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
-    KEY_RECEIPTS,     /* <p>receipts                ZSET ticket ids by due time */
-    KEY_TICKET,       /* <p>ticket:<id>             HASH receipt-check record */
+    KEY_RQ,           /* <p>rq:{<b>}                ZSET receipt check ids by due time; and
+                         <p>rq:{<b>}:<id>           HASH one receipt check (<= 100 tickets) */
     KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
     KEY_RL_IP,        /* <p>rl:ip:<ip>              STRING GCRA state */
     KEY_EXPO_RATE,    /* <p>expo:rate:<project>     shared Expo send budget */
@@ -72,8 +72,12 @@ size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
  * first so that ids holding ':' '{' '}' cannot make two (user, device) pairs share a key. */
 size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
                         const char *device);
-size_t key_receipts(char out[KEY_MAX], const char *prefix);
-size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id);
+/* The receipt checks of bucket b (0..KEY_RQ_BUCKETS-1): the schedule "<p>rq:{<b>}" and one check
+ * "<p>rq:{<b>}:<id>" (id: its first ticket id); the bucket is the hash tag, so a check and its
+ * schedule share a slot, and the 16 schedules spread over a cluster. */
+#define KEY_RQ_BUCKETS 16
+size_t key_rq(char out[KEY_MAX], const char *prefix, unsigned bucket);
+size_t key_rq_check(char out[KEY_MAX], const char *prefix, unsigned bucket, const char *id);
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip);
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project);

@@ -39,11 +39,15 @@ typedef enum {
 
 typedef struct disp_claims disp_claims_t;
 
-/* One mark: the user, the event's idempotency key and a device id (borrowed during the call). */
+/* One mark: the user, the event's idempotency key and a device id (borrowed during the call).
+ * mark_done also writes, when not NULL or "", the device's outcome (its receipt check,
+ * expo_receipts_check_ref) and the encoded event, kept once per entry for a resend. */
 typedef struct disp_claim_ref {
     const char *user;
     const char *event;
     const char *device;
+    const char *outcome;
+    const char *event_json;
 } disp_claim_ref_t;
 
 /* The devices of one user's event (all borrowed during the call). */
@@ -59,6 +63,9 @@ typedef struct disp_claim_req {
  * (res borrowed for the callback), or DISP_CLAIMS_EUNAVAIL with res == NULL. */
 typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, void *arg);
 typedef void (*disp_claims_done_cb)(int status, void *arg);
+/* status DISP_CLAIMS_OK with the encoded event (NULL when the entry keeps none; borrowed for the
+ * callback), or DISP_CLAIMS_EUNAVAIL. */
+typedef void (*disp_claims_event_cb)(int status, const char *ev, size_t len, void *arg);
 
 typedef struct disp_claims_ops {
     void (*claim)(disp_claims_t *c, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
@@ -68,6 +75,8 @@ typedef struct disp_claims_ops {
     void (*mark_failed)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                         disp_claims_done_cb cb, void *arg);
     void (*renew)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n, disp_claims_done_cb cb,
+                  void *arg);
+    void (*event)(disp_claims_t *c, const char *user, const char *event, disp_claims_event_cb cb,
                   void *arg);
     void (*destroy)(disp_claims_t *c);
 } disp_claims_ops_t;
@@ -103,6 +112,12 @@ static inline void disp_claims_renew(disp_claims_t *c, const disp_claim_ref_t *r
                                      disp_claims_done_cb cb, void *arg)
 {
     c->ops->renew(c, refs, n, cb, arg);
+}
+/* The encoded event kept in (user, event)'s ledger entry by mark_done (for a resend). */
+static inline void disp_claims_event(disp_claims_t *c, const char *user, const char *event,
+                                     disp_claims_event_cb cb, void *arg)
+{
+    c->ops->event(c, user, event, cb, arg);
 }
 /* Accepts NULL. Calls still in flight keep their callbacks (the backend answers them). */
 static inline void disp_claims_destroy(disp_claims_t *c)

@@ -46,15 +46,16 @@ static call_t *call_new(size_t n, void *arg)
 
 /* One script call over n device refs: KEYS are their ledger entries, one per run of refs of one
  * (user, event) (and one mode, when modes is not NULL); ARGV the nhead arguments, then per entry
- * [its mode,] its number of devices and the devices. Each entry's part is self-contained, so a
- * batch can later be split into calls per hash slot by splitting the runs. */
+ * [its mode,] its number of devices [, its event (outcomes: the run's first event_json or "")]
+ * and the devices [each with its outcome or ""]. Each entry's part is self-contained, so a batch
+ * can later be split into calls per hash slot by splitting the runs. */
 static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                         const char *modes, size_t n, const char *const *head, size_t nhead,
-                         db_cb cb, call_t *c)
+                         const char *modes, bool outcomes, size_t n, const char *const *head,
+                         size_t nhead, db_cb cb, call_t *c)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
     char(*counts)[16] = xmalloc(n * sizeof *counts);
-    const char **tail = xmalloc(3 * n * sizeof *tail);
+    const char **tail = xmalloc(4 * n * sizeof *tail);
     size_t nk = 0, nt = 0;
     for (size_t i = 0, e; i < n; i = e) {
         for (e = i + 1; e < n && !strcmp(refs[e].event, refs[i].event) &&
@@ -66,8 +67,17 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
             tail[nt++] = modes[i] == 'r' ? "r" : "o";
         snprintf(counts[nk], sizeof counts[nk], "%zu", e - i);
         tail[nt++] = counts[nk++];
-        for (size_t j = i; j < e; j++)
+        if (outcomes) {
+            const char *ev = "";
+            for (size_t j = i; j < e && !*ev; j++)
+                ev = refs[j].event_json ? refs[j].event_json : "";
+            tail[nt++] = ev;
+        }
+        for (size_t j = i; j < e; j++) {
             tail[nt++] = refs[j].device;
+            if (outcomes)
+                tail[nt++] = refs[j].outcome ? refs[j].outcome : "";
+        }
     }
     const char **argv = xmalloc((nk + nhead + nt) * sizeof *argv);
     for (size_t i = 0; i < nk; i++)
@@ -115,7 +125,8 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     size_t k = 0;
     for (size_t q = 0; q < nreq; q++) {
         for (size_t i = 0; i < reqs[q].n; i++, k++) {
-            refs[k] = (disp_claim_ref_t){reqs[q].user, reqs[q].event, reqs[q].devices[i]};
+            refs[k] = (disp_claim_ref_t){
+                .user = reqs[q].user, .event = reqs[q].event, .device = reqs[q].devices[i]};
             modes[k] = reqs[q].mode == DISP_CLAIM_REPLAY ? 'r' : 'o';
         }
     }
@@ -133,7 +144,7 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
         args[4 + i] = lapsed[i];
     call_t *c = call_new(n, arg);
     c->cb.claim = cb;
-    eval_entries(r, r->s_claim, refs, modes, n, args, 4 + nlapsed, on_claimed, c);
+    eval_entries(r, r->s_claim, refs, modes, false, n, args, 4 + nlapsed, on_claimed, c);
     free(args);
     free(modes);
     free(refs);
@@ -153,7 +164,7 @@ static void mark(claims_redis_t *r, const disp_claim_ref_t *refs, size_t n, cons
     const char *args[] = {r->entry_ttl, state};
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_entries(r, r->s_done, refs, NULL, n, args, 2, on_marked, c);
+    eval_entries(r, r->s_done, refs, NULL, true, n, args, 2, on_marked, c);
 }
 
 static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
@@ -175,7 +186,37 @@ static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
     const char *args[] = {r->pending_ms, disp_lease_id(r->lease)};
     call_t *c = call_new(n, arg);
     c->cb.done = cb;
-    eval_entries(r, r->s_renew, refs, NULL, n, args, 2, on_marked, c);
+    eval_entries(r, r->s_renew, refs, NULL, false, n, args, 2, on_marked, c);
+}
+
+typedef struct ev_call {
+    disp_claims_event_cb cb;
+    void *arg;
+} ev_call_t;
+
+static void on_event(int status, const db_reply_t *reply, void *arg)
+{
+    ev_call_t *c = arg;
+    size_t len = 0;
+    const char *ev = NULL;
+    int t = status == DB_OK ? db_reply_type(reply) : DB_REPLY_ERROR;
+    if (t == DB_REPLY_STRING)
+        ev = db_reply_str(reply, &len);
+    c->cb(t == DB_REPLY_STRING || t == DB_REPLY_NIL ? DISP_CLAIMS_OK : DISP_CLAIMS_EUNAVAIL, ev,
+          len, c->arg);
+    free(c);
+}
+
+static void event(disp_claims_t *base, const char *user, const char *ev, disp_claims_event_cb cb,
+                  void *arg)
+{
+    claims_redis_t *r = (claims_redis_t *)base;
+    char k[KEY_MAX];
+    ev_call_t *c = xmalloc(sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    key_ledger(k, r->prefix, user, ev);
+    db_cmd(r->db, on_event, c, "HGET", k, "ev", NULL);
 }
 
 static void destroy(disp_claims_t *base)
@@ -189,6 +230,7 @@ static const disp_claims_ops_t ops = {.claim = claim,
                                       .mark_done = mark_done,
                                       .mark_failed = mark_failed,
                                       .renew = renew,
+                                      .event = event,
                                       .destroy = destroy};
 
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o)

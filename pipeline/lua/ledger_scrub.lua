@@ -1,9 +1,10 @@
 -- ledger_scrub.lua - shared helper of the privacy scripts, pulled in by an @include line.
 -- ledger_scrub(lk, w) removes from the delivery ledger entry lk (one user's, one event's) what
 -- names device w.device: its claim state 's:<device>', its outcome 'o:<device>' and the trace
--- records 't:<seq>' naming it; when w.device is '' the whole entry goes. The ticket ids of the
--- removed records are added to the set w.tickets, the devices the removed fields name to
--- w.devices. Returns the number of trace records and of claim states removed.
+-- records 't:<seq>' naming it; when w.device is '' the whole entry goes. The receipt checks the
+-- removed outcomes name ("<bucket>:<check id>") are added to the set w.checks, the devices the
+-- removed fields name to w.devices. Returns the number of trace records and of claim states
+-- removed.
 -- Records are JSON objects written by pipeline/trace.c; one whose text lacks the device id (and
 -- JSON would not escape the id) is kept without being decoded.
 local function ledger_scrub(lk, w)
@@ -20,15 +21,12 @@ local function ledger_scrub(lk, w)
       drop = whole or rest == w.device
       if drop then
         w.devices[rest] = true
-        if kind == 's:' then marks = marks + 1 end
+        if kind == 's:' then marks = marks + 1 else w.checks[v] = true end
       end
     elseif kind == 't:' and (whole or not plain or string.find(v, w.device, 1, true)) then
       local ok, rec = pcall(cjson.decode, v)
       if ok and type(rec) == 'table' then
         drop = whole or rec.deviceId == w.device
-        if drop and type(rec.ticketId) == 'string' and rec.ticketId ~= '' then
-          w.tickets[rec.ticketId] = true
-        end
         if drop and type(rec.deviceId) == 'string' then w.devices[rec.deviceId] = true end
       end
       if drop then records = records + 1 end

@@ -2,15 +2,14 @@
 -- record of a user, and what herald wrote about it that the delivery trace can name. Walking (at
 -- most ARGV[8]) jobs of the trace index KEYS[3], oldest first, it scrubs each job's ledger
 -- entries of the user (every status): the device's claim state, outcome and trace records, or
--- the whole entries and their job-index members; then the receipt checks of the ticket ids those
--- records hold. Walked jobs leave the index, and the index goes once empty. For the whole user it
+-- the whole entries and their job-index members; then the user's (device's) tickets in the
+-- receipt checks those entries name. Walked jobs leave the index, and the index goes once empty. For the whole user it
 -- also deletes the job indexes of every device met.
 -- KEYS[1]  <p>dev:{<user>}      the user's device hash
 -- KEYS[2]  <p>expiry            the expiry index
 -- KEYS[3]  the index walked: <p>trace:d:<n>:{<user>}:<device> (one device) or
 --          <p>trace:u:{<user>} (the whole user)
 -- KEYS[4]  <p>trace:u:{<user>}  the user's job index
--- KEYS[5]  <p>receipts          receipt checks by due time
 -- ARGV[1]  user
 -- ARGV[2]  device, or '' for every device of the user
 -- ARGV[3]  owner stem "<p>owner:"
@@ -18,15 +17,16 @@
 -- ARGV[5]  the user's ledger head "<p>led:<n>:{<user>}:" (key_user_head); an entry is the head,
 --          then the event "<jobId>:<STATUS>"
 -- ARGV[6]  the user's device-index head "<p>trace:d:<n>:{<user>}:" (a device's index: + device)
--- ARGV[7]  ticket stem "<p>ticket:"
+-- ARGV[7]  receipt check stem "<p>rq:" (a check: the stem, "{<bucket>}:" and its id)
 -- ARGV[8]  how many jobs of the index to walk at most
 -- ARGV[9..] every event status
--- Reply:   {records deleted, trace records removed, dedup marks deleted, receipt checks deleted,
+-- Reply:   {records deleted, trace records removed, dedup marks deleted, tickets removed from
+--           receipt checks,
 --           device job indexes deleted, jobs the walked index still names}
--- The keys derived from ids inside (entries, job indexes, tickets, owner and device-index keys)
+-- The keys derived from ids inside (entries, job indexes, checks, owner and device-index keys)
 -- are not in KEYS: fine on a single Redis, not cluster-safe.
 -- @include tokens/lua/devices_drop.lua
--- @include expo/lua/ticket_drop.lua
+-- @include expo/lua/check_drop.lua
 -- @include pipeline/lua/ledger_scrub.lua
 local user, device = ARGV[1], ARGV[2]
 local idx = KEYS[3]
@@ -34,7 +34,7 @@ local statuses = {unpack(ARGV, 9)}
 local dropped = devices_drop(KEYS[1], KEYS[2], user, device, ARGV[3])
 local met = {}
 for _, d in ipairs(dropped) do met[d] = true end
-local w = {device = device, tickets = {}, devices = met}
+local w = {device = device, checks = {}, devices = met}
 local traces, marks, tickets, keys = 0, 0, 0, 0
 for _, job in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[8]) - 1)) do
   for _, st in ipairs(statuses) do
@@ -45,8 +45,8 @@ for _, job in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[8]) - 1)) do
   end
   redis.call('ZREM', idx, job)
 end
-for id in pairs(w.tickets) do
-  tickets = tickets + ticket_drop(KEYS[5], ARGV[7], id, user, device)
+for ref in pairs(w.checks) do
+  tickets = tickets + check_drop(ARGV[7], ref, user, device)
 end
 if device == '' then
   for d in pairs(met) do keys = keys + redis.call('DEL', ARGV[6] .. d) end

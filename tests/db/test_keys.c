@@ -32,7 +32,6 @@ static const struct one_id {
     {key_trace, KEY_TRACE, "trace:j:", "", KEY_JOB_MAX},
     {key_job, KEY_JOB, "job:", "", KEY_JOB_MAX},
     {key_trace_user, KEY_TRACE_USER, "trace:u:{", "}", KEY_USER_MAX},
-    {key_ticket, KEY_TICKET, "ticket:", "", KEY_TICKET_MAX},
     {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
     {key_rl_ip, KEY_RL_IP, "rl:ip:", "", KEY_IP_MAX},
     {key_expo_rate, KEY_EXPO_RATE, "expo:rate:", "", KEY_NAME_MAX},
@@ -60,8 +59,8 @@ static void test_spelling(void **state)
     expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:u:{u1}");
     expect_key(key_trace_device(k, p, "u1", "d1"), k, "herald:trace:d:2:{u1}:d1");
     expect_key(key_trace_device(k, p, "", "d1"), k, "herald:trace:d:0:{}:d1");
-    expect_key(key_receipts(k, p), k, "herald:receipts");
-    expect_key(key_ticket(k, p, "t-1"), k, "herald:ticket:t-1");
+    expect_key(key_rq(k, p, 7), k, "herald:rq:{7}");
+    expect_key(key_rq_check(k, p, 15, "t-1"), k, "herald:rq:{15}:t-1");
     expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:u1");
     expect_key(key_rl_ip(k, p, "10.0.0.1"), k, "herald:rl:ip:10.0.0.1");
     expect_key(key_expo_rate(k, p, "@owner/slug"), k, "herald:expo:rate:@owner/slug");
@@ -76,7 +75,7 @@ static void test_stems_heads_tails(void **state)
     expect_key(key_stem(k, "p:", KEY_DEV), k, "p:dev:");
     expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
     expect_key(key_stem(k, "p:", KEY_LEDGER), k, "p:led:");
-    expect_key(key_stem(k, "p:", KEY_RECEIPTS), k, "p:receipts");
+    expect_key(key_stem(k, "p:", KEY_RQ), k, "p:rq:");
     expect_key(key_instances(k, "p:"), k, "p:instances");
     expect_key(key_stem(k, "p:", KEY_TRACE_DEVICE), k, "p:trace:d:");
     for (size_t i = 0; i < N_ONE_IDS; i++) {
@@ -130,7 +129,11 @@ static void test_longest_inputs_fit(void **state)
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
     expect_key(key_expiry(k, prefix), k, strcat(strcpy(want, prefix), "expiry"));
-    expect_key(key_receipts(k, prefix), k, strcat(strcpy(want, prefix), "receipts"));
+    memset(id, 't', KEY_TICKET_MAX);
+    id[KEY_TICKET_MAX] = '\0';
+    len = key_rq_check(k, prefix, 15, id);
+    snprintf(want, sizeof want, "%srq:{15}:%s", prefix, id);
+    expect_key(len, k, want);
 }
 
 /* The hash tag Redis Cluster would hash: between the first '{' and the next '}', if not empty. */
