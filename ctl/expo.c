@@ -292,10 +292,11 @@ static void on_pend(int status, long long count, int64_t oldest, void *arg)
     ctl_env_done(p->e, status);
 }
 
-static void no_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *e,
+static long no_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *e,
                        const char *m, void *arg)
 {
     (void)t, (void)st, (void)e, (void)m, (void)arg;
+    return -1;
 }
 
 static void print_pending(const pend_state_t *p, bool json)

@@ -174,11 +174,11 @@ static int make_expo(disp_daemon_t *d, char *err, size_t errlen)
 
 /* The receipts poller and the pipeline need each other: the poller's callback reaches the
  * pipeline through the daemon, which has it by the time the poller starts. */
-static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+static long on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                        const char *message, void *arg)
 {
     disp_daemon_t *d = arg;
-    disp_pipeline_on_receipt(t, st, error, message, d->pipeline);
+    return disp_pipeline_on_receipt(t, st, error, message, d->pipeline);
 }
 
 static int make_receipts(disp_daemon_t *d, char *err, size_t errlen)

@@ -177,9 +177,12 @@ disp_templates_t *daemon_templates(const conf_t *c, char *err, size_t errlen)
 
 void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o)
 {
-    *o = (disp_claims_redis_opts_t){.prefix = c->redis_prefix,
-                                    .pending_ttl_s = c->dedup_pending_ttl_s,
-                                    .done_ttl_s = c->dedup_done_ttl_s};
+    *o = (disp_claims_redis_opts_t){
+        .prefix = c->redis_prefix,
+        .pending_ttl_s = c->dedup_pending_ttl_s,
+        /* the ledger entry is also the trace: it lives as
+           long as the longer of the two asks */
+        .done_ttl_s = c->dedup_done_ttl_s > c->trace_ttl_s ? c->dedup_done_ttl_s : c->trace_ttl_s};
 }
 
 void daemon_lease_opts(const conf_t *c, disp_lease_opts_t *o)

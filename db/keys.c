@@ -10,12 +10,12 @@ static const char *const stems[] = {
     [KEY_OWNER] = "owner:",
     [KEY_EXPIRY] = "expiry",
     [KEY_LOCK] = "lock:",
-    [KEY_SENT] = "sent:",
+    [KEY_LEDGER] = "led:",
     [KEY_TRACE] = "trace:j:", /* three stems, none a prefix of another: the families cannot meet */
+    [KEY_JOB] = "job:",
     [KEY_TRACE_USER] = "trace:u:",
     [KEY_TRACE_DEVICE] = "trace:d:",
-    [KEY_RECEIPTS] = "receipts",
-    [KEY_TICKET] = "ticket:",
+    [KEY_RQ] = "rq:",
     [KEY_RL_USER] = "rl:u:",
     [KEY_RL_IP] = "rl:ip:",
     [KEY_EXPO_RATE] = "expo:rate:",
@@ -23,17 +23,16 @@ static const char *const stems[] = {
 };
 
 /* The longest stem is 10 bytes ("expo:rate:"); with the hash-tag braces every one-id family fits
- * in KEY_PREFIX_MAX + 16 + its id, and the multi-id families (dedup mark, device trace index) are
+ * in KEY_PREFIX_MAX + 16 + its id, and the multi-id families (ledger entry, device trace index) are
  * checked on their own. */
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 8 + 3 + 2 + KEY_USER_MAX + 2 + KEY_DEVICE_MAX + 1,
                "trace device indexes fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
-/* sent:<n>:{<user>}:<m>:<event>:<device> with n and m of at most 3 digits */
-_Static_assert(KEY_USER_MAX < 1000 && KEY_EVENT_MAX < 1000, "lengths in dedup marks are 3 digits");
-_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 5 + 3 + 2 + KEY_USER_MAX + 2 + 3 + 1 + KEY_EVENT_MAX +
-                              1 + KEY_DEVICE_MAX + 1,
-               "dedup marks fit");
+/* led:<n>:{<user>}:<event> with n of at most 3 digits */
+_Static_assert(KEY_USER_MAX < 1000, "user lengths in keys are 3 digits");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 4 + 3 + 2 + KEY_USER_MAX + 2 + KEY_EVENT_MAX + 1,
+               "ledger entries fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 10 + KEY_NAME_MAX + 1, "expo rate keys fit");
 _Static_assert(KEY_EVENT_MAX >= KEY_JOB_MAX + 1 + 14, "an event key is a job id and a status");
 
@@ -89,24 +88,23 @@ size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
     return one(out, prefix, KEY_LOCK, name, KEY_NAME_MAX);
 }
 
-/* The lengths come before the ids they measure, so the key reads back one way only: a ':' or a
- * '}' inside an id can never be taken for a separator. */
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
-                const char *device)
+/* The user's length comes before it, so the key reads back one way only: a ':' or a '}' inside
+ * an id can never be taken for a separator, and the event is the rest of the key. */
+size_t key_ledger(char out[KEY_MAX], const char *prefix, const char *user, const char *event)
 {
-    char n[32];
-    size_t len = key_user_head(out, prefix, KEY_SENT, user);
-    snprintf(n, sizeof n, "%zu:", strlen(event));
-    put(out, &len, n, sizeof n);
+    size_t len = key_user_head(out, prefix, KEY_LEDGER, user);
     put(out, &len, event, KEY_EVENT_MAX);
-    put(out, &len, ":", 1);
-    put(out, &len, device, KEY_DEVICE_MAX);
     return len;
 }
 
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job)
 {
     return one(out, prefix, KEY_TRACE, job, KEY_JOB_MAX);
+}
+
+size_t key_job(char out[KEY_MAX], const char *prefix, const char *job)
+{
+    return one(out, prefix, KEY_JOB, job, KEY_JOB_MAX);
 }
 
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user)
@@ -126,14 +124,25 @@ size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
     return len;
 }
 
-size_t key_receipts(char out[KEY_MAX], const char *prefix)
+size_t key_rq(char out[KEY_MAX], const char *prefix, unsigned bucket)
 {
-    return key_stem(out, prefix, KEY_RECEIPTS);
+    char b[24];
+    if (bucket >= KEY_RQ_BUCKETS) {
+        fprintf(stderr, "keys: receipt bucket %u out of range\n", bucket);
+        abort();
+    }
+    size_t len = key_stem(out, prefix, KEY_RQ);
+    snprintf(b, sizeof b, "{%u}", bucket);
+    put(out, &len, b, sizeof b);
+    return len;
 }
 
-size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id)
+size_t key_rq_check(char out[KEY_MAX], const char *prefix, unsigned bucket, const char *id)
 {
-    return one(out, prefix, KEY_TICKET, ticket_id, KEY_TICKET_MAX);
+    size_t len = key_rq(out, prefix, bucket);
+    put(out, &len, ":", 1);
+    put(out, &len, id, KEY_TICKET_MAX);
+    return len;
 }
 
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user)
@@ -180,7 +189,7 @@ const char *key_tail(key_family_t family)
 size_t key_user_head(char out[KEY_MAX], const char *prefix, key_family_t family, const char *user)
 {
     char n[24];
-    if (family != KEY_SENT && family != KEY_TRACE_DEVICE) {
+    if (family != KEY_LEDGER && family != KEY_TRACE_DEVICE) {
         fprintf(stderr, "keys: key_user_head of a family without a user part\n");
         abort();
     }

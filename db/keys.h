@@ -9,8 +9,8 @@
  * Scripts that build keys themselves (SCAN patterns, per-id keys inside a loop) get the family's
  * stem from key_stem() as an argument, so the spelling still lives only in this file. The one
  * exception is the tail of the two-id families after key_user_head(): a script that learns event
- * and device ids inside Redis (pipeline/lua/privacy_purge.lua) appends "<m>:<event>:<device>" or
- * "<device>" itself, as key_sent() and key_trace_device() do. */
+ * and device ids inside Redis (pipeline/lua/privacy_purge.lua) appends "<event>" or "<device>"
+ * itself, as key_ledger() and key_trace_device() do. */
 #ifndef HERALD_DB_KEYS_H
 #define HERALD_DB_KEYS_H
 
@@ -22,12 +22,12 @@
 #define KEY_TOKEN_MAX 220  /* Expo push token: "ExponentPushToken[" + 200 + "]" */
 #define KEY_EVENT_MAX 143  /* idempotency key "<jobId or batchJobId>:<STATUS>" */
 #define KEY_JOB_MAX 128    /* jobId or batchJobId */
-#define KEY_TICKET_MAX 64  /* Expo ticket id */
+#define KEY_TICKET_MAX 64  /* Expo ticket id (a receipt check's id) */
 #define KEY_IP_MAX 64      /* client address as text */
 #define KEY_NAME_MAX 256   /* names: Expo project ("@owner/slug"), lock name */
 
-/* The longest key: the dedup mark, prefix + "sent:" + three ids and two lengths (key_sent), with
- * room to spare. */
+/* The longest key: room for prefix + a stem + three ids and two lengths, more than any family
+ * (the ledger entry, the device trace index) needs. */
 #define KEY_MAX (KEY_PREFIX_MAX + 24 + KEY_USER_MAX + KEY_EVENT_MAX + KEY_DEVICE_MAX + 1)
 
 /* The families, for key_stem(). */
@@ -36,12 +36,13 @@ typedef enum {
     KEY_OWNER,        /* <p>owner:<token>           STRING user \x1f device */
     KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
     KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
-    KEY_SENT,         /* <p>sent:<n>:{<user>}:<m>:<event>:<device>  STRING dedup mark */
-    KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records */
+    KEY_LEDGER,       /* <p>led:<n>:{<user>}:<event>  HASH the delivery ledger entry */
+    KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records (before the ledger) */
+    KEY_JOB,          /* <p>job:<job>               SET "<user>\x1f<event>": the job's entries */
     KEY_TRACE_USER,   /* <p>trace:u:{<user>}        ZSET job ids by time */
     KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
-    KEY_RECEIPTS,     /* <p>receipts                ZSET ticket ids by due time */
-    KEY_TICKET,       /* <p>ticket:<id>             HASH receipt-check record */
+    KEY_RQ,           /* <p>rq:{<b>}                ZSET receipt check ids by due time; and
+                         <p>rq:{<b>}:<id>           HASH one receipt check (<= 100 tickets) */
     KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
     KEY_RL_IP,        /* <p>rl:ip:<ip>              STRING GCRA state */
     KEY_EXPO_RATE,    /* <p>expo:rate:<project>     shared Expo send budget */
@@ -56,19 +57,27 @@ size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token);
 size_t key_expiry(char out[KEY_MAX], const char *prefix);
 size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
-/* The dedup mark of (user, event, device): "<p>sent:<n>:{<user>}:<m>:<event>:<device>" with n and m
- * the byte lengths of user and event in decimal, so that no two triples share a key whatever
- * ':', '{' or '}' the ids hold; the user is the hash tag. */
-size_t key_sent(char out[KEY_MAX], const char *prefix, const char *user, const char *event,
-                const char *device);
+/* The delivery ledger entry of (user, event) (pipeline/ledger.h): "<p>led:<n>:{<user>}:<event>"
+ * with n the byte length of user in decimal, so that no two pairs share a key whatever ':', '{'
+ * or '}' the ids hold (the event is the rest of the key); the user is the hash tag, so every entry
+ * of a user shares the slot of the user's other keys. */
+size_t key_ledger(char out[KEY_MAX], const char *prefix, const char *user, const char *event);
+/* A job's trace list as herald wrote it before the ledger: only a privacy sweep still reads it. */
 size_t key_trace(char out[KEY_MAX], const char *prefix, const char *job);
+/* The job index: the (user, event) pairs of one job (or batch) id, whose ledger entries hold its
+ * trace; its own slot. */
+size_t key_job(char out[KEY_MAX], const char *prefix, const char *job);
 size_t key_trace_user(char out[KEY_MAX], const char *prefix, const char *user);
 /* A device's index is its user's: device ids are only unique per user. The user's length comes
  * first so that ids holding ':' '{' '}' cannot make two (user, device) pairs share a key. */
 size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
                         const char *device);
-size_t key_receipts(char out[KEY_MAX], const char *prefix);
-size_t key_ticket(char out[KEY_MAX], const char *prefix, const char *ticket_id);
+/* The receipt checks of bucket b (0..KEY_RQ_BUCKETS-1): the schedule "<p>rq:{<b>}" and one check
+ * "<p>rq:{<b>}:<id>" (id: its first ticket id); the bucket is the hash tag, so a check and its
+ * schedule share a slot, and the 16 schedules spread over a cluster. */
+#define KEY_RQ_BUCKETS 16
+size_t key_rq(char out[KEY_MAX], const char *prefix, unsigned bucket);
+size_t key_rq_check(char out[KEY_MAX], const char *prefix, unsigned bucket, const char *id);
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user);
 size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip);
 size_t key_expo_rate(char out[KEY_MAX], const char *prefix, const char *project);
@@ -83,10 +92,10 @@ size_t key_instances(char out[KEY_MAX], const char *prefix);
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family);
 const char *key_tail(key_family_t family);
 
-/* The part of a KEY_SENT or KEY_TRACE_DEVICE key up to and including the user's hash tag and the
- * ':' after it: "<p>sent:<n>:{<user>}:" and "<p>trace:d:<n>:{<user>}:". Every key of the user in
+/* The part of a KEY_LEDGER or KEY_TRACE_DEVICE key up to and including the user's hash tag and the
+ * ':' after it: "<p>led:<n>:{<user>}:" and "<p>trace:d:<n>:{<user>}:". Every key of the user in
  * that family starts with it (and no other user's does), so it is what a privacy delete matches
- * on; the rest is "<m>:<event>:<device>" (m = strlen(event)) and "<device>". */
+ * on; the rest is "<event>" and "<device>". */
 size_t key_user_head(char out[KEY_MAX], const char *prefix, key_family_t family, const char *user);
 
 #endif

@@ -1,15 +1,21 @@
-/* receipts.h - push receipt checks: every ok ticket is scheduled in Redis and a poller on the loop
- * later asks Expo's getReceipts what became of it.
+/* receipts.h - push receipt checks: the accepted tickets of one Expo request (or one flush of
+ * them, up to EXPO_RCPT_CHECK_MAX) are recorded in Redis as one check, and a poller on the loop
+ * later asks Expo's getReceipts what became of them.
  *
- * Redis layout (prefix p, default "herald:"): `<p>receipts` ZSET of ticket ids scored by due time
- * (unix seconds); `<p>ticket:<id>` HASH userId deviceId token jobId sentAt event resends [checks],
- * expiring 26 h after scheduling (event: the job event as queue_event_encode wrote it, kept so a
- * MessageRateExceeded receipt can be resent; "" when over EXPO_RCPT_EVENT_MAX bytes). Several
- * instances may poll: a claim script takes due ids and moves them to now + lease in the same step,
- * so each id is checked by one poller at a time and a crashed poller's claims come back when the
- * lease ends. A privacy delete removes a user's (device's) checks, hash and entry, with
- * expo/lua/ticket_drop.lua (pulled into pipeline/lua/privacy_*.lua); a check in flight whose hash
- * has gone by then is forgotten, not put off.
+ * Redis layout (prefix p, default "herald:"; db/keys.h key_rq): a check is the HASH
+ * `<p>rq:{<b>}:<id>` (id: its first ticket id; bucket b = expo_receipts_bucket(id), 0..15) with
+ * `_s` (sent, unix s), `_c` (checks made) and per ticket a field <ticket id> = the tuple
+ * "<user>\x1f<device>\x1f<event key>\x1f<token>\x1f<resends>\x1f<resend at, unix ms or 0>",
+ * expiring 26 h after scheduling; `<p>rq:{<b>}` is the bucket's ZSET of check ids by due time (unix
+ * s). Several instances may poll: a claim script takes due checks of one bucket and moves them to
+ * now + lease in the same step, so each check is handled by one poller at a time and a crashed
+ * poller's claims come back when the lease ends. The poller walks the 16 buckets. A ticket whose
+ * receipt is final leaves its check; the check goes with its last ticket. A MessageRateExceeded
+ * receipt keeps its ticket in the check as "resend due at T" (the owner says when): once due, the
+ * owner is told to resend (EXPO_RCPT_RESEND) and removes the ticket (expo_receipts_forget) only
+ * once the resend's own ticket is recorded, so a resend waiting out its backoff survives a
+ * restart. A privacy delete removes a user's (device's) tickets from their checks
+ * (expo/lua/check_drop.lua, pulled into pipeline/lua/privacy_*.lua).
  *
  * The module does not touch tokens: the owner reacts to EXPO_RCPT_INVALID (deactivate). Loop
  * thread only; callbacks fire exactly once, never inside the starting call. */
@@ -31,25 +37,34 @@ typedef struct expo_ticket_info {
     const char *user_id;
     const char *device_id;
     const char *token;
-    const char *job_id;
-    int64_t sent_at_s; /* unix seconds */
-    const char *event; /* the encoded job event (queue_event_encode), or NULL/"": not resendable */
-    unsigned resends;  /* how many times this notification was resent before this ticket */
+    const char *job_id;    /* reports: the event key up to its last ':' */
+    int64_t sent_at_s;     /* unix seconds */
+    unsigned resends;      /* how many times this notification was resent before this ticket */
+    const char *event_key; /* the event's idempotency key "<jobId>:<STATUS>" (its ledger entry),
+                            * or NULL/"": not resendable */
+    const char *check;     /* reports: the check holding the ticket (expo_receipts_check_ref) */
 } expo_ticket_info_t;
 
-/* Longest event stored in a ticket hash; a longer one is stored as "" (its ticket cannot be
- * resent): every ok ticket keeps one for a day, so the bound is memory per ticket. */
+/* The longest event the owner keeps for a resend (in the ledger entry); a longer one is not kept,
+ * and its tickets are not resent. */
 #define EXPO_RCPT_EVENT_MAX 4096
+#define EXPO_RCPT_CHECK_MAX 100        /* tickets per check: one Expo request's */
+#define EXPO_RCPT_REF_MAX (4 + 64 + 1) /* "<bucket>:<check id>" and its NUL (ids <= 64) */
 
 typedef enum {
     EXPO_RCPT_OK = 0,  /* APNs/FCM accepted it */
     EXPO_RCPT_INVALID, /* DeviceNotRegistered: deactivate the token */
     EXPO_RCPT_ERROR,   /* another error (error/message say which) */
     EXPO_RCPT_MISSING, /* no receipt 24 h after sending: given up */
-    EXPO_RCPT_RETRY,   /* MessageRateExceeded, and t->event is set: back off and resend it */
+    EXPO_RCPT_RETRY,   /* MessageRateExceeded, t->event_key set: the owner answers when to resend */
+    EXPO_RCPT_RESEND,  /* that resend is due now: make it, record its ticket, then
+                        * expo_receipts_forget(t) */
 } expo_rcpt_status_t;
 
-typedef void (*expo_receipt_fn)(const expo_ticket_info_t *t, expo_rcpt_status_t st,
+/* A report. For EXPO_RCPT_RETRY it answers the ms until the resend (the ticket stays in its check,
+ * due then, with resends + 1) or -1 (not resent: the ticket leaves its check); otherwise the answer
+ * is ignored. Until the owner forgets a RESEND ticket, it is reported again after each lease. */
+typedef long (*expo_receipt_fn)(const expo_ticket_info_t *t, expo_rcpt_status_t st,
                                 const char *error, const char *message, void *arg);
 
 /* Every field is required except clock and transport; herald fills them from the configuration
@@ -89,11 +104,21 @@ void expo_receipts_start(expo_receipts_t *r);
 /* Polls once now (tests, heraldctl). */
 void expo_receipts_poll_now(expo_receipts_t *r);
 
-/* Schedules n tickets due at due_s (unix seconds) in one script call. cb(status) with 0 or a
- * DB_E* code; cb may be NULL. */
+/* Records n tickets (1..EXPO_RCPT_CHECK_MAX) as one check due at due_s (unix seconds), in one
+ * script call; its id is t[0].ticket_id (its first 64 bytes; expo_receipts_check_ref names it).
+ * Each ticket needs ticket_id, user_id, device_id, token, event_key and resends; sent_at_s is
+ * t[0]'s. cb(status) with 0 or a DB_E* code; cb may be NULL. */
 void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,
                             int64_t due_s, void (*cb)(int status, void *arg), void *arg);
-/* Pending checks: count and the oldest due time (0 when none). */
+/* Removes a reported ticket (t->check, t->ticket_id) from its check: after a RESEND, once the
+ * resend's ticket is recorded. cb as for schedule; may be NULL. */
+void expo_receipts_forget(expo_receipts_t *r, const expo_ticket_info_t *t,
+                          void (*cb)(int status, void *arg), void *arg);
+/* The bucket of a check id, and "<bucket>:<id>" of the check whose first ticket is ticket: what
+ * names a check outside this module (the ledger keeps it per device, for a privacy delete). */
+unsigned expo_receipts_bucket(const char *check_id);
+void expo_receipts_check_ref(const char *ticket, char out[EXPO_RCPT_REF_MAX]);
+/* Pending checks (not tickets): count and the oldest due time (0 when none). */
 void expo_receipts_pending(expo_receipts_t *r,
                            void (*cb)(int status, long long count, int64_t oldest_due_s, void *arg),
                            void *arg);

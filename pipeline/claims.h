@@ -1,5 +1,6 @@
 /* claims.h - the pipeline's dedup claims (DESIGN.md "Delivery, at least once, duplicates
- * suppressed" and "Owner leases"): one mark per (user, event, device). A claim turns an absent
+ * suppressed" and "Owner leases"): one mark per (user, event, device), kept in the event's
+ * delivery ledger entry. A claim turns an absent
  * mark into `pending` owned by this instance (pipeline/lease.h); a mark becomes `done` (long TTL)
  * only once the device's outcome is durable, or `failed` (long TTL) once its DLQ record is.
  * `done` means skip. `pending` is never skipped: a mark whose owner's lease lapsed (it crashed) is
@@ -38,11 +39,15 @@ typedef enum {
 
 typedef struct disp_claims disp_claims_t;
 
-/* One mark: the user, the event's idempotency key and a device id (borrowed during the call). */
+/* One mark: the user, the event's idempotency key and a device id (borrowed during the call).
+ * mark_done also writes, when not NULL or "", the device's outcome (its receipt check,
+ * expo_receipts_check_ref) and the encoded event, kept once per entry for a resend. */
 typedef struct disp_claim_ref {
     const char *user;
     const char *event;
     const char *device;
+    const char *outcome;
+    const char *event_json;
 } disp_claim_ref_t;
 
 /* The devices of one user's event (all borrowed during the call). */
@@ -58,6 +63,9 @@ typedef struct disp_claim_req {
  * (res borrowed for the callback), or DISP_CLAIMS_EUNAVAIL with res == NULL. */
 typedef void (*disp_claim_cb)(int status, const disp_claim_t *res, size_t n, void *arg);
 typedef void (*disp_claims_done_cb)(int status, void *arg);
+/* status DISP_CLAIMS_OK with the encoded event (NULL when the entry keeps none; borrowed for the
+ * callback), or DISP_CLAIMS_EUNAVAIL. */
+typedef void (*disp_claims_event_cb)(int status, const char *ev, size_t len, void *arg);
 
 typedef struct disp_claims_ops {
     void (*claim)(disp_claims_t *c, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
@@ -67,6 +75,8 @@ typedef struct disp_claims_ops {
     void (*mark_failed)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n,
                         disp_claims_done_cb cb, void *arg);
     void (*renew)(disp_claims_t *c, const disp_claim_ref_t *refs, size_t n, disp_claims_done_cb cb,
+                  void *arg);
+    void (*event)(disp_claims_t *c, const char *user, const char *event, disp_claims_event_cb cb,
                   void *arg);
     void (*destroy)(disp_claims_t *c);
 } disp_claims_ops_t;
@@ -103,6 +113,12 @@ static inline void disp_claims_renew(disp_claims_t *c, const disp_claim_ref_t *r
 {
     c->ops->renew(c, refs, n, cb, arg);
 }
+/* The encoded event kept in (user, event)'s ledger entry by mark_done (for a resend). */
+static inline void disp_claims_event(disp_claims_t *c, const char *user, const char *event,
+                                     disp_claims_event_cb cb, void *arg)
+{
+    c->ops->event(c, user, event, cb, arg);
+}
 /* Accepts NULL. Calls still in flight keep their callbacks (the backend answers them). */
 static inline void disp_claims_destroy(disp_claims_t *c)
 {
@@ -111,17 +127,18 @@ static inline void disp_claims_destroy(disp_claims_t *c)
 }
 
 typedef struct disp_claims_redis_opts {
-    const char *prefix;             /* redis.prefix, copied */
-    long pending_ttl_s;             /* dedup.pending_ttl_s */
-    long done_ttl_s;                /* dedup.done_ttl_s, for `done` and `failed` marks */
+    const char *prefix; /* redis.prefix, copied */
+    long pending_ttl_s; /* dedup.pending_ttl_s */
+    long done_ttl_s;    /* the ledger entry's TTL: dedup.done_ttl_s (and >= trace.ttl_s) */
     const struct disp_lease *lease; /* the owner of new claims and the view of lapsed owners */
 } disp_claims_redis_opts_t;
 
 struct db;
-/* new: marks in Redis (db/keys.h key_sent), one script call per claim, mark_done or renew. db
- * and lease borrowed (must outlive the claims; destroy db first so its callbacks fire with an
- * error). On Redis Cluster a call's marks must share a slot: one user's do (the user is their hash
- * tag), a loop turn's batch of many users does not yet. */
+/* new: marks in the ledger entries in Redis (db/keys.h key_ledger), one script call per claim,
+ * mark_done or renew. db and lease borrowed (must outlive the claims; destroy db first so its
+ * callbacks fire with an error). On Redis Cluster a call's entries must share a slot: one user's
+ * do (the user is their hash tag), a loop turn's batch of many users does not yet (each entry's
+ * part of a call is self-contained: split the call per slot). */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

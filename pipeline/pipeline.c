@@ -15,7 +15,8 @@
 
 #define RETRY_BASE_MS 100
 #define RETRY_CAP_MS 5000
-#define OK_BATCH_MAX 256 /* accepted notifications made durable per pair of Redis calls */
+/* Accepted notifications made durable per pair of Redis calls: one receipt check's worth. */
+#define OK_BATCH_MAX EXPO_RCPT_CHECK_MAX
 
 typedef enum { DEV_NEW, DEV_SENDING, DEV_DONE, DEV_WAITING } dev_state_t;
 
@@ -28,7 +29,8 @@ typedef struct dev {
     unsigned retries;
     void (*retry_fn)(struct dev *dv); /* set while waiting for the job's device retry timer */
     char ticket[96];
-    char error[64]; /* permanent failure reason, for the DLQ record */
+    char error[64];                /* permanent failure reason, for the DLQ record */
+    char check[EXPO_RCPT_REF_MAX]; /* the receipt check holding its ticket, kept in the ledger */
     unsigned attempts;
 } pdev_t;
 
@@ -131,8 +133,11 @@ static void job_free(job_t *j)
     uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
 }
 
+/* The event's one log line at info (its steps are trace records, logged at debug). */
 static void job_complete(job_t *j)
 {
+    LOG(LOG_LVL_INFO, "event done", LKS("jobId", j->ev->job_id), LKS("userId", j->ev->user_id),
+        LKS("key", j->key), LKI("devices", j->ndevs));
     queue_complete(j->ticket);
     job_free(j);
 }
@@ -250,7 +255,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     if (p->njobs++ == 0)
         renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
-    TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "received",
+    TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "received",
           LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
           LKS("topic", queue_ticket_topic(ticket)),
           LKI("partition", queue_ticket_partition(ticket)),
@@ -259,7 +264,7 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     /* The templates that decide whether it notifies also render it, per locale once its devices
      * are known: a reload before the sends changes neither. */
     if (!disp_templates_notifies(p->d.templates, ev)) {
-        TRACE(p->d.trace, ev->job_id, ev->user_id, NULL, "ignored",
+        TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
         job_complete(j);
         return;
@@ -291,7 +296,7 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         const char *why = tok_deliverability(&recs[i], now_s);
         if (why) {
             metric_inc(metric_get(p->m_devices, why));
-            TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, recs[i].device_id, "skipped",
+            TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, recs[i].device_id, "skipped",
                   LKS("reason", why), LKT("token", recs[i].token),
                   LKS("deactivatedReason",
                       recs[i].deactivated_reason[0] ? recs[i].deactivated_reason : NULL));
@@ -303,11 +308,11 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
         j->ndevs++;
     }
     if (only && !seen)
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, only, "skipped",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, only, "skipped",
               LKS("reason", "not_found"),
               LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
-    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "devices", LKI("found", n),
+    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
           LKI("deliverable", j->ndevs));
     if (j->ndevs == 0) {
         job_complete(j);
@@ -339,7 +344,8 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
         if (v == DISP_CLAIM_CLAIMED || v == DISP_CLAIM_TAKEN) {
             if (v == DISP_CLAIM_TAKEN) {
                 metric_inc(j->p->m_taken);
-                TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "takeover",
+                TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                      "takeover",
                       LKS("detail", "the instance that claimed it is gone (its lease lapsed): "
                                     "sending again, with the same collapseId"));
             }
@@ -347,7 +353,8 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
             send_dev(dv);
         } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
-            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "duplicate",
+            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                  "duplicate",
                   LKS("detail", v == DISP_CLAIM_DONE
                                     ? "already delivered for this event"
                                     : "failed for good before (in the DLQ): only heraldctl dlq "
@@ -473,10 +480,26 @@ static void on_marked_failed(int status, void *arg)
     marked(arg, status, mark_failed, "mark-failed");
 }
 
+/* The event for a resend, kept once in the ledger entry (not per ticket); NULL when too long. */
+static const char *resend_event(job_t *j)
+{
+    const char *ev = job_encoded(j);
+    return strlen(ev) <= EXPO_RCPT_EVENT_MAX ? ev : NULL;
+}
+
+/* The ledger's record of a device's durable outcome: done, with its receipt check (if any). */
+static disp_claim_ref_t done_ref(pdev_t *dv)
+{
+    return (disp_claim_ref_t){.user = dv->job->ev->user_id,
+                              .event = dv->job->key,
+                              .device = dv->rec.device_id,
+                              .outcome = dv->check,
+                              .event_json = dv->check[0] ? resend_event(dv->job) : NULL};
+}
+
 static void mark_done(pdev_t *dv)
 {
-    disp_claim_ref_t ref = {
-        .user = dv->job->ev->user_id, .event = dv->job->key, .device = dv->rec.device_id};
+    disp_claim_ref_t ref = done_ref(dv);
     disp_claims_mark_done(dv->job->p->d.claims, &ref, 1, on_marked, dv);
 }
 
@@ -492,7 +515,7 @@ static void dev_finished(pdev_t *dv)
     job_t *j = dv->job;
     if (--j->left > 0)
         return;
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, NULL, "completed",
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
           LKI("devices", j->ndevs));
     job_complete(j);
 }
@@ -511,12 +534,23 @@ static void on_scheduled(int status, void *arg)
     mark_done(dv);
 }
 
+static expo_ticket_info_t ticket_info(pdev_t *dv, int64_t now_s)
+{
+    return (expo_ticket_info_t){.ticket_id = dv->ticket,
+                                .user_id = dv->rec.user_id,
+                                .device_id = dv->rec.device_id,
+                                .token = dv->rec.token,
+                                .sent_at_s = now_s,
+                                .event_key = dv->job->key};
+}
+
+/* A device whose batch's check failed gets a check of its own. */
 static void schedule_receipt(pdev_t *dv)
 {
     job_t *j = dv->job;
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {dv->ticket,    dv->rec.user_id, dv->rec.device_id, dv->rec.token,
-                            j->ev->job_id, now_s,           job_encoded(j),    0};
+    expo_ticket_info_t t = ticket_info(dv, now_s);
+    expo_receipts_check_ref(dv->ticket, dv->check);
     expo_receipts_schedule(j->p->d.receipts, &t, 1, now_s + j->p->receipt_delay_s, on_scheduled,
                            dv);
 }
@@ -554,9 +588,7 @@ static void on_batch_scheduled(int status, void *arg)
     }
     disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
     for (size_t i = 0; i < b->n; i++)
-        refs[i] = (disp_claim_ref_t){.user = b->devs[i]->job->ev->user_id,
-                                     .event = b->devs[i]->job->key,
-                                     .device = b->devs[i]->rec.device_id};
+        refs[i] = done_ref(b->devs[i]);
     disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
     free(refs);
 }
@@ -574,10 +606,8 @@ static void flush_ok(disp_pipeline_t *p)
     int64_t now_s = clk_wall_ms() / 1000;
     expo_ticket_info_t *t = xcalloc(b->n, sizeof *t);
     for (size_t i = 0; i < b->n; i++) {
-        pdev_t *dv = b->devs[i];
-        t[i] = (expo_ticket_info_t){
-            dv->ticket,          dv->rec.user_id, dv->rec.device_id,    dv->rec.token,
-            dv->job->ev->job_id, now_s,           job_encoded(dv->job), 0};
+        t[i] = ticket_info(b->devs[i], now_s);
+        expo_receipts_check_ref(b->devs[0]->ticket, b->devs[i]->check); /* one check */
     }
     expo_receipts_schedule(p->d.receipts, t, b->n, now_s + p->receipt_delay_s, on_batch_scheduled,
                            b);
@@ -630,7 +660,7 @@ static void on_deactivated(int status, void *arg)
     }
     if (status == TOK_OK)
         metric_inc(metric_get(j->p->m_deact, "ticket"));
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "deactivated",
+    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "deactivated",
           LKS("source", "ticket"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", dv->rec.token));
@@ -734,19 +764,19 @@ static void on_result(const expo_result_t *res, void *arg)
         if (j->event_ms > 0)
             metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
         snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
               LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
         ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
               LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
               LKT("token", dv->rec.token));
         deactivate_dev(dv);
     } else {
         metric_inc(metric_get(p->m_notif, "failed"));
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "failed",
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "failed",
               LKS("error", res->error), LKS("message", msg), LKI("attempts", res->attempts),
               LKT("token", dv->rec.token));
         snprintf(dv->error, sizeof dv->error, "%s", res->error ? res->error : "failed");
@@ -782,9 +812,11 @@ static void send_dev(pdev_t *dv)
 
 /* ---- resends after a MessageRateExceeded receipt ------------------------------------------- */
 
-/* One notification being resent: waiting out its backoff, looking its device up, at Expo, or
- * having its new ticket's receipt check scheduled. Not a job: its event was completed long ago,
- * its dedup mark is done, and the receipt claim made this instance the only one resending it. */
+/* One notification being resent once its backoff (kept in its receipt check, expo/receipts.h)
+ * is over: reading its event from the ledger, looking its device up, at Expo, recording the new
+ * ticket's check, then forgetting the old ticket. Not a job: its event was completed long ago
+ * and its dedup mark is done; the receipt claim made this instance the only one resending it. A
+ * stop on the way leaves the old ticket in its check: it is resent after the claim's lease. */
 typedef struct resend {
     disp_pipeline_t *p;
     list_node_t node; /* in p->resends */
@@ -792,8 +824,9 @@ typedef struct resend {
     void (*next)(struct resend *rs); /* what the timer runs */
     unsigned retries;                /* of a failed Redis step */
     queue_event_t ev;
-    char *event; /* the encoded event, kept for the new ticket */
-    char key[QUEUE_KEY_MAX];
+    bool decoded;
+    char key[QUEUE_KEY_MAX], job[QUEUE_ID_MAX + 1];
+    char check[EXPO_RCPT_REF_MAX], old_ticket[96];
     unsigned n; /* this resend's number, 1.. */
     tok_record_t rec;
     char ticket[96];
@@ -802,8 +835,8 @@ typedef struct resend {
 static void on_resend_closed(uv_handle_t *h)
 {
     resend_t *rs = h->data;
-    queue_event_cleanup(&rs->ev);
-    free(rs->event);
+    if (rs->decoded)
+        queue_event_cleanup(&rs->ev);
     free(rs);
 }
 
@@ -819,29 +852,54 @@ static void on_resend_timer(uv_timer_t *t)
     rs->next(rs);
 }
 
-static void resend_after(resend_t *rs, void (*fn)(resend_t *), uint64_t ms)
-{
-    rs->next = fn;
-    uv_timer_start(&rs->timer, on_resend_timer, ms + 1, 0);
-}
-
-/* A Redis step failed: again after a backoff (the receipt that started it is forgotten). */
+/* A Redis step failed: again after a backoff. */
 static void resend_retry(resend_t *rs, void (*fn)(resend_t *), const char *why)
 {
     uint64_t ms = backoff_full_jitter(rs->retries++, RETRY_BASE_MS, RETRY_CAP_MS, rand_u64());
     if (rs->retries == 1 || rs->retries % 10 == 0)
-        LOG(LOG_LVL_WARN, "resend step failed, retrying", LKS("jobId", rs->ev.job_id),
+        LOG(LOG_LVL_WARN, "resend step failed, retrying", LKS("jobId", rs->job),
             LKS("deviceId", rs->rec.device_id), LKS("step", why), LKI("retryMs", ms));
-    resend_after(rs, fn, ms);
+    rs->next = fn;
+    uv_timer_start(&rs->timer, on_resend_timer, ms + 1, 0);
 }
 
-static void resend_gave_up(disp_pipeline_t *p, const char *job, const char *user,
-                           const char *device, const char *token, const char *error,
-                           const char *detail, unsigned resends)
+static void resend_forget(resend_t *rs);
+
+static void on_resend_forgotten(int status, void *arg)
+{
+    resend_t *rs = arg;
+    if (rs->p->aborted)
+        return;
+    if (status != 0) {
+        resend_retry(rs, resend_forget, "forget-receipt");
+        return;
+    }
+    resend_free(rs);
+}
+
+/* The old ticket leaves its check: the resend is over (made, or given up). */
+static void resend_forget(resend_t *rs)
+{
+    expo_ticket_info_t t = {.ticket_id = rs->old_ticket, .check = rs->check};
+    expo_receipts_forget(rs->p->d.receipts, &t, on_resend_forgotten, rs);
+}
+
+static void resend_gave_up(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job,
+                           const char *error, const char *detail, unsigned resends)
 {
     metric_inc(metric_get(p->m_resend, "gave_up"));
-    TRACE(p->d.trace, job, user, device, "failed", LKS("error", error), LKS("detail", detail),
-          LKI("resends", resends), LKT("token", token));
+    TRACE(p->d.trace, job, t->user_id, t->event_key, t->device_id, "failed", LKS("error", error),
+          LKS("detail", detail), LKI("resends", resends), LKT("token", t->token));
+}
+
+static void resend_failed(resend_t *rs, const char *error, const char *detail)
+{
+    expo_ticket_info_t t = {.user_id = rs->rec.user_id,
+                            .device_id = rs->rec.device_id,
+                            .token = rs->rec.token,
+                            .event_key = rs->key};
+    resend_gave_up(rs->p, &t, rs->job, error, detail, rs->n);
+    resend_forget(rs);
 }
 
 static void resend_schedule(resend_t *rs);
@@ -855,14 +913,19 @@ static void on_resend_scheduled(int status, void *arg)
         resend_retry(rs, resend_schedule, "schedule-receipt");
         return;
     }
-    resend_free(rs);
+    resend_forget(rs);
 }
 
 static void resend_schedule(resend_t *rs)
 {
     int64_t now_s = clk_wall_ms() / 1000;
-    expo_ticket_info_t t = {rs->ticket,    rs->rec.user_id, rs->rec.device_id, rs->rec.token,
-                            rs->ev.job_id, now_s,           rs->event,         rs->n};
+    expo_ticket_info_t t = {.ticket_id = rs->ticket,
+                            .user_id = rs->rec.user_id,
+                            .device_id = rs->rec.device_id,
+                            .token = rs->rec.token,
+                            .sent_at_s = now_s,
+                            .resends = rs->n,
+                            .event_key = rs->key};
     expo_receipts_schedule(rs->p->d.receipts, &t, 1, now_s + rs->p->receipt_delay_s,
                            on_resend_scheduled, rs);
 }
@@ -874,11 +937,11 @@ static void on_resend_deactivated(int status, void *arg)
         return;
     if (status == TOK_OK)
         metric_inc(metric_get(rs->p->m_deact, "ticket"));
-    TRACE(rs->p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "deactivated",
+    TRACE(rs->p->d.trace, rs->job, rs->rec.user_id, rs->key, rs->rec.device_id, "deactivated",
           LKS("source", "ticket"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", rs->rec.token));
-    resend_free(rs);
+    resend_forget(rs);
 }
 
 static void on_resent(const expo_result_t *res, void *arg)
@@ -892,20 +955,18 @@ static void on_resent(const expo_result_t *res, void *arg)
     if (res->outcome == EXPO_OK) {
         metric_inc(metric_get(p->m_resend, "resent"));
         snprintf(rs->ticket, sizeof rs->ticket, "%s", res->ticket_id);
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+        TRACE(p->d.trace, rs->job, rs->rec.user_id, rs->key, rs->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("resend", rs->n),
               LKI("attempts", res->attempts), LKT("token", rs->rec.token));
         resend_schedule(rs);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "ticket",
+        TRACE(p->d.trace, rs->job, rs->rec.user_id, rs->key, rs->rec.device_id, "ticket",
               LKS("status", "error"), LKS("error", res->error), LKS("message", msg),
               LKI("resend", rs->n), LKT("token", rs->rec.token));
         tok_store_deactivate(p->d.store, rs->rec.user_id, rs->rec.device_id, "DeviceNotRegistered",
                              rs->rec.token, on_resend_deactivated, rs);
     } else {
-        resend_gave_up(p, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, rs->rec.token,
-                       res->error ? res->error : "failed", msg, rs->n);
-        resend_free(rs);
+        resend_failed(rs, res->error ? res->error : "failed", msg);
     }
 }
 
@@ -936,11 +997,11 @@ static void on_resend_devices(int status, const tok_record_t *recs, size_t n, vo
                     disp_templates_resolve(p->d.templates, rec->locale, rs->ev.locale), &r) != 0)
         why = "not_notified";
     if (why) {
-        TRACE(p->d.trace, rs->ev.job_id, rs->ev.user_id, rs->rec.device_id, "skipped",
+        TRACE(p->d.trace, rs->job, rs->rec.user_id, rs->key, rs->rec.device_id, "skipped",
               LKS("reason", why), LKS("detail", "resend after MessageRateExceeded not made"),
               LKT("token", rs->rec.token));
         disp_rendered_cleanup(&r);
-        resend_free(rs);
+        resend_forget(rs);
         return;
     }
     rs->rec = *rec;
@@ -955,48 +1016,91 @@ static void resend_lookup(resend_t *rs)
     tok_store_list(rs->p->d.store, rs->rec.user_id, on_resend_devices, rs);
 }
 
-/* A MessageRateExceeded receipt of a ticket that kept its event: resend after
- * resend_base_ms * 2^resends (capped), unless max_resends were made already. */
-static void resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job,
-                           const char *error)
+static void resend_read(resend_t *rs);
+
+/* The event as the ledger keeps it (written with the first send's outcome). */
+static void on_resend_event(int status, const char *ev, size_t len, void *arg)
 {
-    if ((long)t->resends >= p->max_resends) {
-        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
-                       "MessageRateExceeded receipt after the last resend", t->resends);
-        return;
-    }
-    resend_t *rs = xcalloc(1, sizeof *rs);
+    resend_t *rs = arg;
     queue_dec_error_t why;
-    size_t len = strlen(t->event);
-    if (queue_event_decode(t->event, len, NULL, 0, len + 1, &rs->ev, &why) != 0 ||
-        queue_event_key(&rs->ev, rs->key, sizeof rs->key) < 0) {
-        queue_event_cleanup(&rs->ev);
-        free(rs);
-        resend_gave_up(p, job, t->user_id, t->device_id, t->token, error,
-                       "the ticket's stored event does not decode", t->resends);
+    if (rs->p->aborted)
+        return;
+    if (status != DISP_CLAIMS_OK) {
+        resend_retry(rs, resend_read, "read-event");
         return;
     }
+    if (ev == NULL || len == 0) {
+        resend_failed(rs, "MessageRateExceeded", "the event is not in its ledger entry");
+        return;
+    }
+    if (queue_event_decode(ev, len, NULL, 0, len + 1, &rs->ev, &why) != 0) {
+        queue_event_cleanup(&rs->ev);
+        resend_failed(rs, "MessageRateExceeded", "the ledger's event does not decode");
+        return;
+    }
+    rs->decoded = true;
+    resend_lookup(rs);
+}
+
+static void resend_read(resend_t *rs)
+{
+    disp_claims_event(rs->p->d.claims, rs->rec.user_id, rs->key, on_resend_event, rs);
+}
+
+static bool resending(disp_pipeline_t *p, const expo_ticket_info_t *t)
+{
+    for (list_node_t *it = p->resends.head.next; it != &p->resends.head; it = it->next) {
+        const resend_t *rs = container_of(it, resend_t, node);
+        if (!strcmp(rs->old_ticket, t->ticket_id) && !strcmp(rs->check, t->check))
+            return true;
+    }
+    return false;
+}
+
+/* A resend whose backoff is over (EXPO_RCPT_RESEND): t->resends is its number. */
+static void resend_start(disp_pipeline_t *p, const expo_ticket_info_t *t)
+{
+    if (resending(p, t) || !t->check || !t->event_key)
+        return; /* reported again while in flight (a long send outlived the claim's lease) */
+    resend_t *rs = xcalloc(1, sizeof *rs);
     rs->p = p;
-    rs->event = xstrdup(t->event);
-    rs->n = t->resends + 1;
+    rs->n = t->resends;
+    snprintf(rs->key, sizeof rs->key, "%s", t->event_key);
+    snprintf(rs->job, sizeof rs->job, "%s", t->job_id ? t->job_id : "");
+    snprintf(rs->check, sizeof rs->check, "%s", t->check);
+    snprintf(rs->old_ticket, sizeof rs->old_ticket, "%s", t->ticket_id);
     snprintf(rs->rec.user_id, sizeof rs->rec.user_id, "%s", t->user_id);
     snprintf(rs->rec.device_id, sizeof rs->rec.device_id, "%s", t->device_id);
     snprintf(rs->rec.token, sizeof rs->rec.token, "%s", t->token);
     uv_timer_init(p->d.loop, &rs->timer);
     rs->timer.data = rs;
     list_push_back(&p->resends, &rs->node);
+    resend_read(rs);
+}
+
+/* A MessageRateExceeded receipt of a ticket that names its event: the ms until its resend
+ * (resend_base_ms * 2^resends, capped; the receipt check keeps it until then), or -1 once
+ * max_resends were made. */
+static long resend_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job,
+                           const char *error)
+{
+    if ((long)t->resends >= p->max_resends) {
+        resend_gave_up(p, t, job, error, "MessageRateExceeded receipt after the last resend",
+                       t->resends);
+        return -1;
+    }
     uint64_t ms =
         backoff_ceiling(t->resends, (uint64_t)p->resend_base_ms, (uint64_t)p->resend_cap_ms);
-    TRACE(p->d.trace, job, t->user_id, t->device_id, "resend", LKS("status", "scheduled"),
-          LKS("error", error), LKI("resend", rs->n), LKI("delayMs", ms), LKS("collapseId", rs->key),
-          LKT("token", t->token));
-    resend_after(rs, resend_lookup, ms);
+    TRACE(p->d.trace, job, t->user_id, t->event_key, t->device_id, "resend",
+          LKS("status", "scheduled"), LKS("error", error), LKI("resend", t->resends + 1),
+          LKI("delayMs", ms), LKS("collapseId", t->event_key), LKT("token", t->token));
+    return (long)ms;
 }
 
 typedef struct rc_ctx {
     disp_pipeline_t *p;
     char user[TOK_USER_MAX + 1], device[TOK_DEVICE_MAX + 1], token[TOK_TOKEN_MAX + 1];
-    char job[QUEUE_ID_MAX + 1];
+    char job[QUEUE_ID_MAX + 1], key[QUEUE_KEY_MAX];
 } rc_ctx_t;
 
 static void on_receipt_deactivated(int status, void *arg)
@@ -1004,7 +1108,8 @@ static void on_receipt_deactivated(int status, void *arg)
     rc_ctx_t *c = arg;
     if (status == TOK_OK)
         metric_inc(metric_get(c->p->m_deact, "receipt"));
-    TRACE(c->p->d.trace, c->job, c->user, c->device, "deactivated", LKS("source", "receipt"),
+    TRACE(c->p->d.trace, c->job, c->user, c->key, c->device, "deactivated",
+          LKS("source", "receipt"),
           LKS("result", status == TOK_OK ? "deactivated" : tok_strerror(status)),
           LKT("token", c->token));
     free(c);
@@ -1012,34 +1117,43 @@ static void on_receipt_deactivated(int status, void *arg)
 
 static const char *const rcpt_names[] = {"ok", "DeviceNotRegistered", "error", "missing", "error"};
 
-void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
-                              const char *message, void *arg)
+static void deactivate_receipt(disp_pipeline_t *p, const expo_ticket_info_t *t, const char *job)
 {
-    disp_pipeline_t *p = arg;
-    const char *job = t->job_id && *t->job_id ? t->job_id : "unknown";
-    const char *user = t->user_id ? t->user_id : "";
-    char msg[512] = "";
-    if (message)
-        redact_message(message, t->token ? t->token : "", msg, sizeof msg);
-    TRACE(p->d.trace, job, user, t->device_id, "receipt",
-          LKS("status", (unsigned)st < 5 ? rcpt_names[st] : "unknown"),
-          LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
-          LKT("token", t->token));
-    if (st == EXPO_RCPT_RETRY && !p->aborted && t->user_id && t->device_id && t->token) {
-        resend_receipt(p, t, job, error);
-        return;
-    }
-    if (st != EXPO_RCPT_INVALID || p->aborted || !t->user_id || !t->device_id || !t->token)
-        return;
     rc_ctx_t *c = xcalloc(1, sizeof *c);
     c->p = p;
     snprintf(c->user, sizeof c->user, "%s", t->user_id);
     snprintf(c->device, sizeof c->device, "%s", t->device_id);
     snprintf(c->token, sizeof c->token, "%s", t->token);
     snprintf(c->job, sizeof c->job, "%s", job);
+    snprintf(c->key, sizeof c->key, "%s", t->event_key ? t->event_key : "");
     /* Idempotent: a receipt reported twice (crash before its deletion) deactivates once. */
     tok_store_deactivate(p->d.store, c->user, c->device, "DeviceNotRegistered", c->token,
                          on_receipt_deactivated, c);
+}
+
+long disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+                              const char *message, void *arg)
+{
+    disp_pipeline_t *p = arg;
+    const char *job = t->job_id && *t->job_id ? t->job_id : "unknown";
+    bool whole = t->user_id && *t->user_id && t->device_id && t->token;
+    if (st == EXPO_RCPT_RESEND) {
+        if (!p->aborted && whole)
+            resend_start(p, t);
+        return 0;
+    }
+    char msg[512] = "";
+    if (message)
+        redact_message(message, t->token ? t->token : "", msg, sizeof msg);
+    TRACE(p->d.trace, job, t->user_id ? t->user_id : "", t->event_key, t->device_id, "receipt",
+          LKS("status", (unsigned)st < 5 ? rcpt_names[st] : "unknown"),
+          LKS("ticketId", t->ticket_id), LKS("error", error), LKS("message", message ? msg : NULL),
+          LKT("token", t->token));
+    if (st == EXPO_RCPT_RETRY)
+        return whole ? resend_receipt(p, t, job, error) : -1;
+    if (st == EXPO_RCPT_INVALID && !p->aborted && whole)
+        deactivate_receipt(p, t, job);
+    return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */

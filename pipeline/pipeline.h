@@ -60,10 +60,12 @@ void disp_pipeline_destroy(disp_pipeline_t *p);
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg);
 /* What to do with a receipt (for expo_receipts_opts_t.on_receipt, arg = the pipeline): a
  * DeviceNotRegistered receipt deactivates the token if the device still holds it; a
- * MessageRateExceeded one (EXPO_RCPT_RETRY) resends the notification to that device after a
- * backoff, with the same collapseId and without a dedup claim, and schedules the new ticket's
- * receipt check; past max_resends it is traced `failed`. */
-void disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+ * MessageRateExceeded one (EXPO_RCPT_RETRY) answers when to resend the notification to that
+ * device (resend_base_ms * 2^resends, capped; the receipt check keeps it until then), or, past
+ * max_resends, traces it `failed` and answers -1; once due (EXPO_RCPT_RESEND) it is resent with
+ * the same collapseId and without a dedup claim, from the event kept in its ledger entry, its new
+ * ticket's check is recorded and only then the old ticket forgotten. */
+long disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                               const char *message, void *arg);
 
 /* Configuration reload: the new templates (borrowed) apply to events from now on; events already

@@ -1,7 +1,8 @@
-/* privacy.c - privacy deletes (privacy.h): the token records and what the trace, the dedup marks
- * and the receipt checks hold of them, in one script per call (lua/privacy_purge.lua), and the
- * keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The scripts share their helpers with
- * the modules that own the keys: tokens/lua/devices_drop.lua, expo/lua/ticket_drop.lua. */
+/* privacy.c - privacy deletes (privacy.h): the token records and what the delivery ledger (the
+ * trace, the dedup marks) and the receipt checks hold of them, in one script per call
+ * (lua/privacy_purge.lua), and the keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The
+ * scripts share their helpers with the modules that own the keys: tokens/lua/devices_drop.lua,
+ * expo/lua/check_drop.lua, lua/ledger_scrub.lua. */
 #include "pipeline/privacy.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -19,8 +20,8 @@ struct disp_privacy {
     db_t *db;
     db_script_t *s_purge, *s_sweep;
     char prefix[KEY_PREFIX_MAX + 1];
-    char expiry[KEY_MAX], receipts[KEY_MAX];
-    char owner_stem[KEY_MAX], list_stem[KEY_MAX], ticket_stem[KEY_MAX];
+    char expiry[KEY_MAX];
+    char owner_stem[KEY_MAX], list_stem[KEY_MAX], rq_stem[KEY_MAX], job_stem[KEY_MAX];
     char match[2 * KEY_MAX + 2]; /* every key under the prefix: the escaped prefix and "*" */
 };
 
@@ -32,10 +33,10 @@ disp_privacy_t *disp_privacy_create(db_t *db, const char *prefix)
     p->s_sweep = db_script(db, lua_privacy_sweep);
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
     key_expiry(p->expiry, prefix);
-    key_receipts(p->receipts, prefix);
     key_stem(p->owner_stem, prefix, KEY_OWNER);
     key_stem(p->list_stem, prefix, KEY_TRACE);
-    key_stem(p->ticket_stem, prefix, KEY_TICKET);
+    key_stem(p->rq_stem, prefix, KEY_RQ);
+    key_stem(p->job_stem, prefix, KEY_JOB);
     tok_lc_glob_escape(prefix, p->match, sizeof p->match - 1);
     strcat(p->match, "*");
     return p;
@@ -94,26 +95,19 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
         key_trace_device(idx, p->prefix, user, device);
     else
         key_trace_user(idx, p->prefix, user);
-    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(mark_head, p->prefix, KEY_LEDGER, user);
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     snprintf(max, sizeof max, "%ld", max_jobs > 0 ? max_jobs : 1);
     /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
-    const char *argv[13 + QUEUE_ST_COUNT] = {dkey,
-                                             p->expiry,
-                                             idx,
-                                             uidx,
-                                             p->receipts, /* KEYS */
-                                             user,
-                                             device ? device : "",
-                                             p->owner_stem,
-                                             p->list_stem,
-                                             mark_head,
-                                             dix_head,
-                                             p->ticket_stem,
-                                             max};
+    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,          p->expiry,
+                                             idx,           uidx, /* KEYS */
+                                             user,          device ? device : "",
+                                             p->owner_stem, p->job_stem,
+                                             mark_head,     dix_head,
+                                             p->rq_stem,    max};
     for (int i = 0; i < QUEUE_ST_COUNT; i++)
-        argv[13 + i] = queue_status_name((queue_status_t)i);
-    db_eval(p->db, p->s_purge, on_purged, q, 5, 13 + QUEUE_ST_COUNT, argv, NULL);
+        argv[12 + i] = queue_status_name((queue_status_t)i);
+    db_eval(p->db, p->s_purge, on_purged, q, 4, 12 + QUEUE_ST_COUNT, argv, NULL);
 }
 
 void disp_privacy_purge(disp_privacy_t *p, const char *user, const char *device, long max_jobs,
@@ -154,12 +148,12 @@ void disp_privacy_sweep(disp_privacy_t *p, const char *user, const char *device,
     q->sweep_cb = cb;
     q->arg = arg;
     char mark_head[KEY_MAX], dix_head[KEY_MAX], uidx[KEY_MAX], n[24];
-    key_user_head(mark_head, p->prefix, KEY_SENT, user);
+    key_user_head(mark_head, p->prefix, KEY_LEDGER, user);
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     key_trace_user(uidx, p->prefix, user);
     snprintf(n, sizeof n, "%ld", count > 0 ? count : 1);
-    const char *argv[] = {p->receipts,          cursor,    n,        p->match,     user,
-                          device ? device : "", mark_head, dix_head, p->list_stem, p->ticket_stem,
-                          p->owner_stem,        uidx};
-    db_eval(p->db, p->s_sweep, on_swept, q, 1, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
+    const char *argv[] = {cursor,    n,          p->match,     user,       device ? device : "",
+                          mark_head, dix_head,   p->list_stem, p->rq_stem, p->owner_stem,
+                          uidx,      p->job_stem};
+    db_eval(p->db, p->s_sweep, on_swept, q, 0, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
 }

@@ -1,5 +1,6 @@
-/* trace.c - delivery trace records: the records of one loop turn go to Redis in one Lua call that
- * appends them, trims the lists and keeps the per-user and per-device indexes of recent jobs
+/* trace.c - delivery trace records, kept in the events' ledger entries (DESIGN.md "Delivery
+ * ledger"): the records of one loop turn go to Redis in one Lua call that adds them to their
+ * (user, event) entries and keeps the per-user, per-device and per-job indexes
  * (lua/trace_append.lua). heraldctl reads them back through the functions at the end; a privacy
  * delete (pipeline/privacy.c) removes them. */
 #include "pipeline/trace.h"
@@ -16,13 +17,15 @@
 #include <string.h>
 
 #define BATCH_MAX 128 /* records per script call */
+#define NKEYS 4       /* per record: entry, user index, device index, job index */
+#define NARGS 5       /* per record: field, record, job id, job index member, now ms */
 
 /* Records wait here until the next loop turn (db_defer) or until BATCH_MAX of them are queued,
  * then go to Redis in one script call: an event leaves about five records, and one call per
  * record cost more Redis time than the rest of the event's work together. */
 typedef struct batch {
     buf_t arena;  /* the strings of every queued record, NUL-terminated, back to back */
-    size_t *offs; /* per record: kjob, kuser, kdev, record, jobId, now ms */
+    size_t *offs; /* per record: NKEYS keys, then NARGS arguments */
     size_t n;
     bool deferred; /* a flush is scheduled */
 } batch_t;
@@ -33,6 +36,8 @@ struct disp_trace {
     char *prefix;
     long ttl_s;
     long max_records;
+    char ttl[24], max[24], keep[24];
+    unsigned seq; /* orders the records of one millisecond */
     batch_t b;
 };
 
@@ -44,7 +49,10 @@ disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long m
     t->prefix = xstrdup(prefix);
     t->ttl_s = ttl_s;
     t->max_records = max_records;
-    t->b.offs = xcalloc(BATCH_MAX * 6, sizeof *t->b.offs);
+    snprintf(t->ttl, sizeof t->ttl, "%ld", ttl_s);
+    snprintf(t->max, sizeof t->max, "%ld", max_records);
+    snprintf(t->keep, sizeof t->keep, "%d", DISP_TRACE_INDEX_MAX);
+    t->b.offs = xcalloc(BATCH_MAX * (NKEYS + NARGS), sizeof *t->b.offs);
     return t;
 }
 
@@ -78,21 +86,17 @@ static void flush(disp_trace_t *t)
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    char ttl[24], max[24], keep[24];
-    snprintf(ttl, sizeof ttl, "%ld", t->ttl_s);
-    snprintf(max, sizeof max, "%ld", t->max_records);
-    snprintf(keep, sizeof keep, "%d", DISP_TRACE_INDEX_MAX);
-    size_t nk = 3 * b->n, argc = nk + 3 + 3 * b->n;
+    size_t nk = NKEYS * b->n, argc = nk + 3 + NARGS * b->n;
     const char **argv = xcalloc(argc, sizeof *argv);
-    argv[nk] = ttl;
-    argv[nk + 1] = max;
-    argv[nk + 2] = keep;
+    argv[nk] = t->ttl;
+    argv[nk + 1] = t->max;
+    argv[nk + 2] = t->keep;
     for (size_t r = 0; r < b->n; r++) {
-        const size_t *o = &b->offs[6 * r];
-        for (size_t i = 0; i < 3; i++) {
-            argv[3 * r + i] = b->arena.data + o[i];
-            argv[nk + 3 + 3 * r + i] = b->arena.data + o[3 + i];
-        }
+        const size_t *o = &b->offs[(NKEYS + NARGS) * r];
+        for (size_t i = 0; i < NKEYS; i++)
+            argv[NKEYS * r + i] = b->arena.data + o[i];
+        for (size_t i = 0; i < NARGS; i++)
+            argv[nk + 3 + NARGS * r + i] = b->arena.data + o[NKEYS + i];
     }
     db_eval(t->db, t->script, on_written, NULL, (int)nk, (int)argc, argv, NULL);
     free(argv);
@@ -107,36 +111,52 @@ static void on_defer(void *arg)
     flush(t);
 }
 
-static void put_str_at(buf_t *arena, size_t *off, const char *s)
+static void put_str(batch_t *b, size_t *off, const char *s, size_t len)
 {
-    *off = arena->len;
-    buf_append(arena, s, strlen(s) + 1);
+    *off = b->arena.len;
+    buf_append(&b->arena, s, len);
+    buf_putc(&b->arena, '\0');
 }
 
-static void put_str(batch_t *b, size_t *off, const char *s)
+static void put_key(batch_t *b, size_t *off, const char *k)
 {
-    put_str_at(&b->arena, off, s);
+    put_str(b, off, k, strlen(k));
 }
 
-/* Queues one record for the next flush (db copies the arguments when it is sent). */
-static void enqueue(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
-                    const char *rec, int64_t now)
+/* Queues one record for the next flush (db copies the arguments when it is sent). The opening
+ * record of an event ("received") enters it in the user's index and the job's. */
+static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const buf_t *rec, int64_t now)
 {
     batch_t *b = &t->b;
-    size_t *o = &b->offs[6 * b->n++];
-    char k[KEY_MAX], nowms[24];
-    key_trace(k, t->prefix, job_id);
-    put_str(b, &o[0], k);
-    key_trace_user(k, t->prefix, user_id);
-    put_str(b, &o[1], k);
+    size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
+    bool opens = strcmp(event, "received") == 0;
+    char k[KEY_MAX], num[48];
+    key_ledger(k, t->prefix, ref->user, ref->event);
+    put_key(b, &o[0], k);
     k[0] = '\0';
-    if (device_id)
-        key_trace_device(k, t->prefix, user_id, device_id);
-    put_str(b, &o[2], k);
-    put_str(b, &o[3], rec);
-    put_str(b, &o[4], job_id);
-    snprintf(nowms, sizeof nowms, "%lld", (long long)now);
-    put_str(b, &o[5], nowms);
+    if (opens)
+        key_trace_user(k, t->prefix, ref->user);
+    put_key(b, &o[1], k);
+    k[0] = '\0';
+    if (ref->device)
+        key_trace_device(k, t->prefix, ref->user, ref->device);
+    put_key(b, &o[2], k);
+    k[0] = '\0';
+    if (opens)
+        key_job(k, t->prefix, ref->job);
+    put_key(b, &o[3], k);
+    int len = snprintf(num, sizeof num, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
+    put_str(b, &o[4], num, (size_t)len);
+    put_str(b, &o[5], rec->data, rec->len);
+    put_key(b, &o[6], ref->job);
+    o[7] = b->arena.len; /* "<user>\x1f<event>" */
+    buf_puts(&b->arena, ref->user);
+    buf_putc(&b->arena, '\x1f');
+    buf_puts(&b->arena, ref->event);
+    buf_putc(&b->arena, '\0');
+    len = snprintf(num, sizeof num, "%lld", (long long)now);
+    put_str(b, &o[8], num, (size_t)len);
     if (b->n == BATCH_MAX) {
         flush(t);
     } else if (!b->deferred) {
@@ -145,25 +165,39 @@ static void enqueue(disp_trace_t *t, const char *job_id, const char *user_id, co
     }
 }
 
-void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
-                    const char *event, const log_kv_t *kv, size_t n)
+/* Whether a record can go to Redis: its entry is named by the user and event, within the key
+ * limits (a receipt of a ticket whose hash lost them has none: the log keeps it). */
+static bool storable(const disp_trace_ref_t *ref)
+{
+    return ref->user && *ref->user && ref->event && *ref->event && ref->job &&
+           strlen(ref->user) <= KEY_USER_MAX && strlen(ref->event) <= KEY_EVENT_MAX &&
+           strlen(ref->job) <= KEY_JOB_MAX &&
+           (!ref->device || strlen(ref->device) <= KEY_DEVICE_MAX);
+}
+
+void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const log_kv_t *kv, size_t n)
 {
     char ts[40];
     int64_t now = clk_wall_ms();
+    bool store = t->ttl_s > 0 && storable(ref);
+    if (!store && LOG_LVL_DEBUG < log_min_level)
+        return;
     clk_iso8601_ms(now, ts, sizeof ts);
     buf_t rec = BUF_INIT;
     buf_printf(&rec, "{\"ts\":\"%s\",\"event\":", ts);
     buf_json_str(&rec, event, strlen(event));
-    log_kv_t ids[3] = {LKS("jobId", job_id), LKS("userId", user_id), LKS("deviceId", device_id)};
+    log_kv_t ids[3] = {LKS("jobId", ref->job), LKS("userId", ref->user),
+                       LKS("deviceId", ref->device)};
     for (size_t i = 0; i < 3; i++)
         if (ids[i].s)
             put_kv(&rec, &ids[i]);
     for (size_t i = 0; i < n; i++)
         put_kv(&rec, &kv[i]);
     buf_putc(&rec, '}');
-    LOG(LOG_LVL_INFO, "trace", LKR("record", rec.data));
-    if (t->ttl_s > 0)
-        enqueue(t, job_id, user_id, device_id, rec.data, now);
+    LOG(LOG_LVL_DEBUG, "trace", LKR("record", rec.data));
+    if (store)
+        enqueue(t, ref, event, &rec, now);
     buf_cleanup(&rec);
 }
 
@@ -174,7 +208,6 @@ typedef struct read_req {
         disp_trace_records_cb records;
         disp_trace_ids_cb ids;
     } cb;
-    bool want_ids; /* cb.ids, else cb.records */
     void *arg;
 } read_req_t;
 
@@ -210,8 +243,8 @@ static int read_status(int status, const db_reply_t *r)
     return db_reply_type(r) == DB_REPLY_ARRAY ? 0 : DB_EPROTO;
 }
 
-/* Both reads answer a list of strings: trace records (with their lengths) or job ids. */
-static void on_strings(int status, const db_reply_t *r, void *arg)
+/* An index read answers job ids. */
+static void on_ids(int status, const db_reply_t *r, void *arg)
 {
     read_req_t *q = arg;
     const char **strs = NULL;
@@ -219,10 +252,7 @@ static void on_strings(int status, const db_reply_t *r, void *arg)
     int rc = read_status(status, r);
     if (rc == 0)
         n = reply_strings(r, &strs, &lens);
-    if (q->want_ids)
-        q->cb.ids(rc, strs, n, q->arg);
-    else
-        q->cb.records(rc, strs, lens, n, q->arg);
+    q->cb.ids(rc, strs, n, q->arg);
     free(strs);
     free(lens);
     free(q);
@@ -243,6 +273,93 @@ static void on_no_ids(void *arg)
     free(q);
 }
 
+/* A job's records: its index names its (user, event) entries, read with one HGETALL each (all
+ * sent at once); their t:<seq> fields, merged in seq order, are the trace. */
+typedef struct job_read {
+    disp_trace_t *t;
+    read_req_t *q;
+    size_t pending;
+    int status;
+    struct rec {
+        char *field, *text;
+        size_t len;
+    } * recs;
+    size_t n, cap;
+} job_read_t;
+
+static int rec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct rec *)a)->field, ((const struct rec *)b)->field);
+}
+
+static void job_read_finish(job_read_t *jr)
+{
+    const char **strs = xcalloc(jr->n ? jr->n : 1, sizeof *strs);
+    size_t *lens = xcalloc(jr->n ? jr->n : 1, sizeof *lens);
+    qsort(jr->recs, jr->n, sizeof *jr->recs, rec_cmp);
+    for (size_t i = 0; i < jr->n; i++) {
+        strs[i] = jr->recs[i].text;
+        lens[i] = jr->recs[i].len;
+    }
+    jr->q->cb.records(jr->status, jr->status ? NULL : strs, lens, jr->status ? 0 : jr->n,
+                      jr->q->arg);
+    for (size_t i = 0; i < jr->n; i++) {
+        free(jr->recs[i].field);
+        free(jr->recs[i].text);
+    }
+    free(jr->recs);
+    free(strs);
+    free(lens);
+    free(jr->q);
+    free(jr);
+}
+
+static void on_entry(int status, const db_reply_t *r, void *arg)
+{
+    job_read_t *jr = arg;
+    int rc = read_status(status, r);
+    if (rc != 0 && jr->status == 0)
+        jr->status = rc;
+    for (size_t i = 0; rc == 0 && i + 1 < db_reply_len(r); i += 2) {
+        size_t fl = 0, vl = 0;
+        const char *f = db_reply_str(db_reply_elem(r, i), &fl);
+        const char *v = db_reply_str(db_reply_elem(r, i + 1), &vl);
+        if (!f || !v || fl < 2 || strncmp(f, "t:", 2) != 0)
+            continue;
+        if (jr->n == jr->cap) {
+            jr->cap = jr->cap ? 2 * jr->cap : 16;
+            jr->recs = xrealloc(jr->recs, jr->cap * sizeof *jr->recs);
+        }
+        jr->recs[jr->n++] = (struct rec){xstrndup(f, fl), xstrndup(v, vl), vl};
+    }
+    if (--jr->pending == 0)
+        job_read_finish(jr);
+}
+
+/* The job index's members "<user>\x1f<event>": one entry read each. */
+static void on_members(int status, const db_reply_t *r, void *arg)
+{
+    job_read_t *jr = arg;
+    jr->status = read_status(status, r);
+    jr->pending = 1; /* held until every read is sent */
+    for (size_t i = 0; jr->status == 0 && i < db_reply_len(r); i++) {
+        size_t len = 0;
+        const char *m = db_reply_str(db_reply_elem(r, i), &len);
+        const char *sep = m ? memchr(m, '\x1f', len) : NULL;
+        if (sep == NULL || (size_t)(sep - m) > KEY_USER_MAX ||
+            len - (size_t)(sep - m) - 1 > KEY_EVENT_MAX)
+            continue;
+        char user[KEY_USER_MAX + 1], event[KEY_EVENT_MAX + 1], k[KEY_MAX];
+        snprintf(user, sizeof user, "%.*s", (int)(sep - m), m);
+        snprintf(event, sizeof event, "%.*s", (int)(len - (size_t)(sep - m) - 1), sep + 1);
+        key_ledger(k, jr->t->prefix, user, event);
+        jr->pending++;
+        db_cmd(jr->t->db, on_entry, jr, "HGETALL", k, NULL);
+    }
+    if (--jr->pending == 0)
+        job_read_finish(jr);
+}
+
 void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb cb, void *arg)
 {
     read_req_t *q = req_new(arg);
@@ -251,9 +368,12 @@ void disp_trace_job(disp_trace_t *t, const char *job_id, disp_trace_records_cb c
         db_defer(t->db, on_no_job, q);
         return;
     }
+    job_read_t *jr = xcalloc(1, sizeof *jr);
+    jr->t = t;
+    jr->q = q;
     char k[KEY_MAX];
-    key_trace(k, t->prefix, job_id);
-    db_cmd(t->db, on_strings, q, "LRANGE", k, "0", "-1", NULL);
+    key_job(k, t->prefix, job_id);
+    db_cmd(t->db, on_members, jr, "SMEMBERS", k, NULL);
 }
 
 void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_id, long limit,
@@ -261,7 +381,6 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
 {
     read_req_t *q = req_new(arg);
     q->cb.ids = cb;
-    q->want_ids = true;
     if (!id_fits(user_id, KEY_USER_MAX) || (device_id && !id_fits(device_id, KEY_DEVICE_MAX)) ||
         limit < 1) {
         db_defer(t->db, on_no_ids, q);
@@ -273,5 +392,5 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
     else
         key_trace_user(k, t->prefix, user_id);
     snprintf(stop, sizeof stop, "%ld", limit - 1);
-    db_cmd(t->db, on_strings, q, "ZREVRANGE", k, "0", stop, NULL);
+    db_cmd(t->db, on_ids, q, "ZREVRANGE", k, "0", stop, NULL);
 }

@@ -1,16 +1,11 @@
--- receipts_schedule.lua - schedules receipt checks for push tickets.
--- KEYS[1]  <p>receipts  ticket ids by due time
--- ARGV     ticket stem "<p>ticket:" (from db/keys.c), due (unix s), ticket hash ttl (s), then per
---          ticket: id, user, device, token, job, sentAt (unix s), event (encoded job event or
---          ""), resends
--- Reply:   the number of tickets scheduled
--- The ticket hashes are not in KEYS: fine on a single Redis, not cluster-safe.
-local z, ticket_stem, due, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 8 do
-  local k = ticket_stem .. ARGV[i]
-  redis.call('HSET', k, 'userId', ARGV[i+1], 'deviceId', ARGV[i+2], 'token', ARGV[i+3],
-             'jobId', ARGV[i+4], 'sentAt', ARGV[i+5], 'event', ARGV[i+6], 'resends', ARGV[i+7])
-  redis.call('EXPIRE', k, ttl)
-  redis.call('ZADD', z, due, ARGV[i])
-end
-return (#ARGV - 3) / 8
+-- receipts_schedule.lua - records one receipt check: the accepted tickets of one Expo request (or
+-- flush), due at one time (expo/receipts.h).
+-- KEYS[1]  <p>rq:{<b>}       the bucket's check ids by due time
+-- KEYS[2]  <p>rq:{<b>}:<id>  the check (id: its first ticket id)
+-- ARGV     id, due (unix s), TTL (s), sent at (unix s), then per ticket: ticket id, tuple
+--          "<user>\x1f<device>\x1f<event key>\x1f<token>\x1f<resends>\x1f0"
+-- Reply:   the number of tickets recorded
+redis.call('HSET', KEYS[2], '_s', ARGV[4], '_c', 0, unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return (#ARGV - 4) / 2

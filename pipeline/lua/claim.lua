@@ -1,29 +1,56 @@
--- claim.lua - claims the dedup marks of a loop turn's events before their devices are sent to.
--- A claim names its owner, the instance (pipeline/lease.h): 'pending:<id>'.
--- KEYS     one mark per device: <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent)
--- ARGV[1]  pending TTL in seconds (dedup.pending_ttl_s)
+-- claim.lua - claims the devices of a loop turn's events before they are sent to, in the events'
+-- delivery ledger entries (pipeline/ledger.h). A device's claim state is the entry's field
+-- 's:<device>': 'p:<owner>:<deadline>' (pending, owned by instance <owner> until <deadline>, unix
+-- ms of Redis's clock, renewed by renew.lua), 'd' (done) or 'f' (failed for good). Redis 7.0 has
+-- no per-field TTL: a pending claim past its deadline counts as absent.
+-- KEYS     one entry per event: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
+-- ARGV[1]  pending lease in ms (dedup.pending_ttl_s): the deadline is now + this
 -- ARGV[2]  this instance's id
--- ARGV[3]  one character per key: 'o' (an event as consumed) or 'r' (heraldctl dlq replay of a
---          notification that failed for good: its 'failed' mark may be claimed, once)
--- ARGV[4..] the instances whose lease lapsed: their pending marks are taken over
--- Reply:   per key, in order: 1 claimed now, 3 taken over from a lapsed owner (both: the mark is
---          now 'pending:<id>'), 0 already done (skip: delivered before), 2 failed before
---          (ordinary: skip, only a replay sends it), -1 pending (held by this or a live instance,
---          or by one not known to be gone, or written without an owner: claim again later)
-local mine = 'pending:' .. ARGV[2]
+-- ARGV[3]  the entry's TTL in seconds (refreshed on every write)
+-- ARGV[4]  L: how many instances' leases lapsed
+-- ARGV[5..4+L] those instances: their pending claims are taken over
+-- then per key, in order: mode ('o' an event as consumed, 'r' heraldctl dlq replay of a
+--          notification that failed for good: its 'f' state may be claimed, once), the number
+--          of devices c, then c device ids
+-- Reply:   per device, in order: 1 claimed now, 3 taken over from a lapsed owner (both: the state
+--          is now pending for this instance), 0 already done (skip: delivered before), 2 failed
+--          before (ordinary: skip, only a replay sends it), -1 pending (held by this or a live
+--          instance, or by one not known to be gone, until its deadline: claim again later)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mine = string.format('p:%s:%d', ARGV[2], now + tonumber(ARGV[1]))
+local ttl = ARGV[3]
+local nl = tonumber(ARGV[4])
 local lapsed = {}
-for i = 4, #ARGV do lapsed['pending:' .. ARGV[i]] = true end
+for i = 5, 4 + nl do lapsed[ARGV[i]] = true end
 local r = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  if not v or (v == 'failed' and string.sub(ARGV[3], i, i) == 'r') then
-    redis.call('SET', k, mine, 'EX', ARGV[1])
-    r[i] = 1
-  elseif v == 'done' then r[i] = 0
-  elseif v == 'failed' then r[i] = 2
-  elseif lapsed[v] then
-    redis.call('SET', k, mine, 'EX', ARGV[1])
-    r[i] = 3
-  else r[i] = -1 end
+local a = 5 + nl
+for _, k in ipairs(KEYS) do
+  local replay = ARGV[a] == 'r'
+  local c = tonumber(ARGV[a + 1])
+  local set = {}
+  for i = a + 2, a + 1 + c do
+    local f = 's:' .. ARGV[i]
+    local v = redis.call('HGET', k, f)
+    local res = -1
+    if not v or (v == 'f' and replay) then res = 1
+    elseif v == 'd' then res = 0
+    elseif v == 'f' then res = 2
+    else
+      local owner, deadline = string.match(v, '^p:([^:]*):(%d+)$')
+      if not owner or tonumber(deadline) <= now then res = 1
+      elseif lapsed[owner] then res = 3 end
+    end
+    if res == 1 or res == 3 then
+      set[#set + 1] = f
+      set[#set + 1] = mine
+    end
+    r[#r + 1] = res
+  end
+  if #set > 0 then
+    redis.call('HSET', k, unpack(set))
+    redis.call('EXPIRE', k, ttl)
+  end
+  a = a + 2 + c
 end
 return r

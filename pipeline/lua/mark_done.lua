@@ -1,11 +1,30 @@
--- mark_done.lua - gives (event, device) marks their final state once the outcome is durable:
--- 'done' (accepted by Expo, or the token deactivated) or 'failed' (the DLQ record acknowledged;
--- only a replay of that record claims it again).
--- KEYS     the marks: <p>sent:<n>:{<user>}:<m>:<event>:<device> (db/keys.h key_sent)
--- ARGV[1]  TTL in seconds (dedup.done_ttl_s)
--- ARGV[2]  'done' or 'failed'
--- Reply:   the number of marks set
+-- mark_done.lua - gives devices their final claim state in their ledger entries once the outcome
+-- is durable: 'd' (accepted by Expo, or the token deactivated) or 'f' (the DLQ record
+-- acknowledged; only a replay of that record claims it again); with it the device's outcome
+-- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and, once per entry,
+-- the encoded event 'ev' a receipt's resend reads.
+-- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
+-- ARGV[1]  the entry's TTL in seconds (refreshed)
+-- ARGV[2]  'd' or 'f'
+-- then per key, in order: the number of devices c, the encoded event or '', then c times a
+--          device id and its outcome or ''
+-- Reply:   the number of states set
+local n, a = 0, 3
 for _, k in ipairs(KEYS) do
-  redis.call('SET', k, ARGV[2], 'EX', ARGV[1])
+  local c = tonumber(ARGV[a])
+  local set = {}
+  for i = a + 2, a + 2 * c, 2 do
+    set[#set + 1] = 's:' .. ARGV[i]
+    set[#set + 1] = ARGV[2]
+    if ARGV[i + 1] ~= '' then
+      set[#set + 1] = 'o:' .. ARGV[i]
+      set[#set + 1] = ARGV[i + 1]
+    end
+  end
+  redis.call('HSET', k, unpack(set))
+  if ARGV[a + 1] ~= '' then redis.call('HSETNX', k, 'ev', ARGV[a + 1]) end
+  redis.call('EXPIRE', k, ARGV[1])
+  n = n + c
+  a = a + 2 + 2 * c
 end
-return #KEYS
+return n

@@ -1,40 +1,56 @@
--- trace_append.lua - appends the delivery-trace records of one loop turn (disp_trace_add) and
--- keeps the per-user and per-device indexes of recent jobs. Each list and index is trimmed and
--- given its TTL once per call.
--- KEYS     per record: <p>trace:j:<job>, <p>trace:u:{<user>}, <p>trace:d:<n>:{<user>}:<device>
---          or '' (db/keys.h spells them)
+-- trace_append.lua - writes the delivery-trace records of one loop turn (disp_trace_add) into the
+-- events' ledger entries and keeps the per-user and per-device indexes of recent jobs and the job
+-- indexes. A record is the field 't:<seq>' of its (user, event) entry (seq: 13 digits of unix
+-- ms, then a counter: fields sort in time order). Indexes are written once per event (the user's
+-- and the job's with the event's opening record, the caller passes '' otherwise) or per device
+-- record; an index is trimmed (by age, then to ARGV[3] members) only when a new member pushes
+-- it past ARGV[3], and its TTL refreshed only when it gains a member.
+-- KEYS     per record: <p>led:<n>:{<user>}:<event>, then <p>trace:u:{<user>} or '',
+--          <p>trace:d:<n>:{<user>}:<device> or '', <p>job:<job> or '' (db/keys.h spells them)
 -- ARGV[1]  TTL seconds (trace.ttl_s)
--- ARGV[2]  records kept per job (trace.max_records)
+-- ARGV[2]  records kept per entry (trace.max_records)
 -- ARGV[3]  job ids kept per index at most
--- ARGV[4..] per record: record JSON, job id, now (unix ms, the index score)
+-- ARGV[4..] per record: field, record JSON, job id, job index member "<user>\x1f<event>", now
+--          (unix ms, the index score)
 -- Reply:   1
--- An index names every job of its user (device) whose trace list can still exist, those of the
--- last ARGV[1] seconds, up to ARGV[3] of them: a privacy delete finds the lists, dedup marks
--- and receipt checks to delete through it (pipeline/lua/privacy_purge.lua).
+-- An entry's TTL is set only when it has none (the dedup claims give it the longer of the dedup
+-- and trace TTLs); a user's (device's) index names every job of its recent events, which is how a
+-- privacy delete finds the entries to scrub (pipeline/lua/privacy_purge.lua).
 local ttl, max, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local lists, idx = {}, {}
+local entries, idx = {}, {}
 local now = 0
-for r = 0, #KEYS / 3 - 1 do
-  local k = KEYS[3 * r + 1]
-  redis.call('RPUSH', k, ARGV[4 + 3 * r])
-  lists[k] = true
-  now = math.max(now, tonumber(ARGV[6 + 3 * r]))
+for r = 0, #KEYS / 4 - 1 do
+  local k = KEYS[4 * r + 1]
+  local a = 4 + 5 * r
+  redis.call('HSET', k, ARGV[a], ARGV[a + 1])
+  entries[k] = true
+  now = math.max(now, tonumber(ARGV[a + 4]))
   for i = 2, 3 do
-    local ik = KEYS[3 * r + i]
-    if ik ~= '' then
-      redis.call('ZADD', ik, ARGV[6 + 3 * r], ARGV[5 + 3 * r])
-      idx[ik] = true
+    local ik = KEYS[4 * r + i]
+    if ik ~= '' and redis.call('ZADD', ik, ARGV[a + 4], ARGV[a + 2]) == 1 then idx[ik] = true end
+  end
+  local jk = KEYS[4 * r + 4]
+  if jk ~= '' and redis.call('SADD', jk, ARGV[a + 3]) == 1 then redis.call('EXPIRE', jk, ttl) end
+end
+for k in pairs(entries) do
+  redis.call('EXPIRE', k, ttl, 'NX')
+  if redis.call('HLEN', k) > max then
+    local recs = {}
+    for _, f in ipairs(redis.call('HKEYS', k)) do
+      if string.sub(f, 1, 2) == 't:' then recs[#recs + 1] = f end
+    end
+    if #recs > max then
+      table.sort(recs)
+      redis.call('HDEL', k, unpack(recs, 1, #recs - max))
     end
   end
 end
-for k in pairs(lists) do
-  redis.call('LTRIM', k, -max, -1)
-  redis.call('EXPIRE', k, ttl)
-end
-local cutoff = now - tonumber(ttl) * 1000
+local cutoff = string.format('%d', now - tonumber(ttl) * 1000)
 for k in pairs(idx) do
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', cutoff))
-  redis.call('ZREMRANGEBYRANK', k, 0, -keep - 1)
   redis.call('EXPIRE', k, ttl)
+  if redis.call('ZCARD', k) > keep then
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. cutoff)
+    redis.call('ZREMRANGEBYRANK', k, 0, -keep - 1)
+  end
 end
 return 1

@@ -390,6 +390,15 @@ static void test_deactivate(void **state)
     assert_int_equal(check_indexes(&rs), 0);
 }
 
+/* A trace record of user's job (status COMPLETED) as herald keeps it (pipeline/trace.h): field
+ * t:<seq> of the (user, event) ledger entry, the entry named in the job index. */
+static void seed_record(const char *user, const char *job, int seq, const char *rec)
+{
+    free(th_redis_cmd(&rs, "HSET herald:led:%d:{%s}:%s:COMPLETED t:%019d %s", (int)strlen(user),
+                      user, job, seq, rec));
+    free(th_redis_cmd(&rs, "SADD herald:job:%s %s\x1f%s:COMPLETED", job, user, job));
+}
+
 /* ---- delete ---- */
 
 static void test_delete(void **state)
@@ -397,8 +406,8 @@ static void test_delete(void **state)
     (void)state;
     assert_int_equal(seed_records(&rs, 8, 4, seed_now(), NULL, NULL), 0);
     free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1 job-a 2 job-b"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-a {\"event\":\"received\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-b {\"event\":\"received\"}"));
+    seed_record("u0", "job-a", 1, "{\"event\":\"received\"}");
+    seed_record("u0", "job-b", 1, "{\"event\":\"received\"}");
     free(th_redis_cmd(&rs, "ZADD herald:trace:d:2:{u0}:d3 1 job-a"));
     free(th_redis_cmd(&rs, "ZADD herald:trace:d:2:{u1}:d3 1 job-c")); /* u1's own d3 */
 
@@ -416,13 +425,13 @@ static void test_delete(void **state)
     assert_true(out_has(&out, "\"deviceId\":\"d3\""));
     assert_int_equal(redis_int(&rs, "EXISTS herald:dev:{u0}"), 0);
     assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 4);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:trace:u:{u0} herald:trace:j:job-a "
-                                    "herald:trace:j:job-b herald:trace:d:2:{u0}:d3"),
+    assert_int_equal(redis_int(&rs, "EXISTS herald:trace:u:{u0} herald:led:2:{u0}:job-a:COMPLETED "
+                                    "herald:led:2:{u0}:job-b:COMPLETED herald:job:job-a "
+                                    "herald:job:job-b herald:trace:d:2:{u0}:d3"),
                      0);
     assert_int_equal(redis_int(&rs, "EXISTS herald:trace:d:2:{u1}:d3"), 1);
     /* A device's trace is read as its user's. */
-    free(
-        th_redis_cmd(&rs, "RPUSH herald:trace:j:job-c {\"event\":\"ticket\",\"deviceId\":\"d3\"}"));
+    seed_record("u1", "job-c", 1, "{\"event\":\"ticket\",\"deviceId\":\"d3\"}");
     assert_int_equal(ctl("trace --user u1 --device d3"), 0);
     assert_true(out_has(&out, "job-c"));
     assert_int_equal(ctl("trace --device d3"), 2);
@@ -483,7 +492,7 @@ static void test_password_file(void **state)
     chmod(pw, 0600);
     snprintf(extra, sizeof extra, "redis.password_file = %s\nexpo.url = http://127.0.0.1:1", pw);
     seed_conf(d2, prs.url, extra, c2, sizeof c2);
-    free(th_redis_cmd(&prs, "ZADD herald:receipts 1700000000 ticket-1"));
+    free(th_redis_cmd(&prs, "ZADD herald:rq:{3} 1700000000 ticket-1")); /* one receipt check */
 
     buf_reset(&out);
     buf_reset(&err);
@@ -601,15 +610,14 @@ static void test_diagnose(void **state)
     assert_true(out_has(&out, "no delivery trace for user u0"));
 
     free(th_redis_cmd(&rs, "ZADD herald:trace:u:{u0} 1000 job-1 2000 job-2"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-1 "
-                           "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"received\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-2 "
-                           "{\"ts\":\"2026-01-02T00:00:00.000Z\",\"event\":\"ticket\","
-                           "\"userId\":\"u0\",\"deviceId\":\"d3\",\"error\":\"MessageTooBig\"}"));
-    free(th_redis_cmd(&rs, "RPUSH herald:trace:j:job-2 "
-                           "{\"ts\":\"2026-01-02T00:00:01.000Z\",\"event\":\"deactivated\","
-                           "\"userId\":\"u0\",\"deviceId\":\"d1\",\"detail\":"
-                           "\"DeviceNotRegistered\"}"));
+    seed_record("u0", "job-1", 1, "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"received\"}");
+    seed_record("u0", "job-2", 1,
+                "{\"ts\":\"2026-01-02T00:00:00.000Z\",\"event\":\"ticket\","
+                "\"userId\":\"u0\",\"deviceId\":\"d3\",\"error\":\"MessageTooBig\"}");
+    seed_record("u0", "job-2", 2,
+                "{\"ts\":\"2026-01-02T00:00:01.000Z\",\"event\":\"deactivated\","
+                "\"userId\":\"u0\",\"deviceId\":\"d1\",\"detail\":"
+                "\"DeviceNotRegistered\"}");
     assert_int_equal(ctl("diagnose --user u0"), 0);
     assert_true(out_has(&out, "recent failures in the last 2 job(s) of this user: 2"));
     assert_true(out_has(&out, "MessageTooBig"));

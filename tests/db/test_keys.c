@@ -30,8 +30,8 @@ static const struct one_id {
     {key_owner, KEY_OWNER, "owner:", "", KEY_TOKEN_MAX},
     {key_lock, KEY_LOCK, "lock:", "", KEY_NAME_MAX},
     {key_trace, KEY_TRACE, "trace:j:", "", KEY_JOB_MAX},
+    {key_job, KEY_JOB, "job:", "", KEY_JOB_MAX},
     {key_trace_user, KEY_TRACE_USER, "trace:u:{", "}", KEY_USER_MAX},
-    {key_ticket, KEY_TICKET, "ticket:", "", KEY_TICKET_MAX},
     {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
     {key_rl_ip, KEY_RL_IP, "rl:ip:", "", KEY_IP_MAX},
     {key_expo_rate, KEY_EXPO_RATE, "expo:rate:", "", KEY_NAME_MAX},
@@ -53,14 +53,14 @@ static void test_spelling(void **state)
     expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, "herald:owner:ExponentPushToken[x]");
     expect_key(key_expiry(k, p), k, "herald:expiry");
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
-    expect_key(key_sent(k, p, "u1", "job1:COMPLETED", "d1"), k,
-               "herald:sent:2:{u1}:14:job1:COMPLETED:d1");
+    expect_key(key_ledger(k, p, "u1", "job1:COMPLETED"), k, "herald:led:2:{u1}:job1:COMPLETED");
     expect_key(key_trace(k, p, "job1"), k, "herald:trace:j:job1");
+    expect_key(key_job(k, p, "job1"), k, "herald:job:job1");
     expect_key(key_trace_user(k, p, "u1"), k, "herald:trace:u:{u1}");
     expect_key(key_trace_device(k, p, "u1", "d1"), k, "herald:trace:d:2:{u1}:d1");
     expect_key(key_trace_device(k, p, "", "d1"), k, "herald:trace:d:0:{}:d1");
-    expect_key(key_receipts(k, p), k, "herald:receipts");
-    expect_key(key_ticket(k, p, "t-1"), k, "herald:ticket:t-1");
+    expect_key(key_rq(k, p, 7), k, "herald:rq:{7}");
+    expect_key(key_rq_check(k, p, 15, "t-1"), k, "herald:rq:{15}:t-1");
     expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:u1");
     expect_key(key_rl_ip(k, p, "10.0.0.1"), k, "herald:rl:ip:10.0.0.1");
     expect_key(key_expo_rate(k, p, "@owner/slug"), k, "herald:expo:rate:@owner/slug");
@@ -74,8 +74,8 @@ static void test_stems_heads_tails(void **state)
     char k[KEY_MAX], want[2 * KEY_MAX];
     expect_key(key_stem(k, "p:", KEY_DEV), k, "p:dev:");
     expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
-    expect_key(key_stem(k, "p:", KEY_SENT), k, "p:sent:");
-    expect_key(key_stem(k, "p:", KEY_RECEIPTS), k, "p:receipts");
+    expect_key(key_stem(k, "p:", KEY_LEDGER), k, "p:led:");
+    expect_key(key_stem(k, "p:", KEY_RQ), k, "p:rq:");
     expect_key(key_instances(k, "p:"), k, "p:instances");
     expect_key(key_stem(k, "p:", KEY_TRACE_DEVICE), k, "p:trace:d:");
     for (size_t i = 0; i < N_ONE_IDS; i++) {
@@ -118,9 +118,8 @@ static void test_longest_inputs_fit(void **state)
     char user[KEY_USER_MAX + 1];
     memset(user, 'u', KEY_USER_MAX);
     user[KEY_USER_MAX] = '\0';
-    size_t len = key_sent(k, prefix, user, id, dev);
-    snprintf(want, sizeof want, "%ssent:%d:{%s}:%d:%s:%s", prefix, KEY_USER_MAX, user,
-             KEY_EVENT_MAX, id, dev);
+    size_t len = key_ledger(k, prefix, user, id);
+    snprintf(want, sizeof want, "%sled:%d:{%s}:%s", prefix, KEY_USER_MAX, user, id);
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
     memset(id, 'u', KEY_USER_MAX);
@@ -130,7 +129,11 @@ static void test_longest_inputs_fit(void **state)
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
     expect_key(key_expiry(k, prefix), k, strcat(strcpy(want, prefix), "expiry"));
-    expect_key(key_receipts(k, prefix), k, strcat(strcpy(want, prefix), "receipts"));
+    memset(id, 't', KEY_TICKET_MAX);
+    id[KEY_TICKET_MAX] = '\0';
+    len = key_rq_check(k, prefix, 15, id);
+    snprintf(want, sizeof want, "%srq:{15}:%s", prefix, id);
+    expect_key(len, k, want);
 }
 
 /* The hash tag Redis Cluster would hash: between the first '{' and the next '}', if not empty. */
@@ -182,8 +185,9 @@ static void test_trace_families_distinct(void **state)
 
 /* Issue 10 item 4: with sent:<event>:<device>, job "X:COMPLETED" FAILED for device "d" and job
  * "X" COMPLETED for device "FAILED:d" shared one mark, and so did two users' devices of one id.
- * Every pair of these (user, event, device) triples, built to collide under some spelling that
- * joins ids with ':' or wraps them in braces, gets its own key. */
+ * Now a mark is the field "s:<device>" of the (user, event) ledger entry: every pair of these
+ * (user, event, device) triples, built to collide under some spelling that joins ids with ':' or
+ * wraps them in braces, gets its own (key, field). */
 static void test_dedup_marks_are_unambiguous(void **state)
 {
     (void)state;
@@ -204,15 +208,15 @@ static void test_dedup_marks_are_unambiguous(void **state)
     char a[KEY_MAX], b[KEY_MAX];
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i + 1; j < n; j++) {
-            key_sent(a, "herald:", t[i][0], t[i][1], t[i][2]);
-            key_sent(b, "herald:", t[j][0], t[j][1], t[j][2]);
-            if (strcmp(a, b) == 0)
+            key_ledger(a, "herald:", t[i][0], t[i][1]);
+            key_ledger(b, "herald:", t[j][0], t[j][1]);
+            if (strcmp(a, b) == 0 && strcmp(t[i][2], t[j][2]) == 0)
                 fail_msg("(%s, %s, %s) and (%s, %s, %s) share %s", t[i][0], t[i][1], t[i][2],
                          t[j][0], t[j][1], t[j][2], a);
         }
     }
     /* The user is the hash tag: an event's marks stay together in a cluster. */
-    key_sent(a, "herald:", "u1", "job:COMPLETED", "d1");
+    key_ledger(a, "herald:", "u1", "job:COMPLETED");
     assert_non_null(strstr(a, "{u1}"));
 }
 
@@ -225,14 +229,14 @@ static void test_user_heads(void **state)
     static const char *const ids[] = {"d", "x}:2:{u}", ":", "1:{u}:e"};
     size_t nu = sizeof users / sizeof users[0], ni = sizeof ids / sizeof ids[0];
     char head[KEY_MAX], k[KEY_MAX];
-    expect_key(key_user_head(head, "herald:", KEY_SENT, "u1"), head, "herald:sent:2:{u1}:");
+    expect_key(key_user_head(head, "herald:", KEY_LEDGER, "u1"), head, "herald:led:2:{u1}:");
     expect_key(key_user_head(head, "p:", KEY_TRACE_DEVICE, "u1"), head, "p:trace:d:2:{u1}:");
     for (size_t i = 0; i < nu; i++) {
         for (size_t j = 0; j < nu; j++) {
             for (size_t a = 0; a < ni; a++) {
                 for (size_t b = 0; b < ni; b++) {
-                    key_user_head(head, "herald:", KEY_SENT, users[i]);
-                    key_sent(k, "herald:", users[j], ids[a], ids[b]);
+                    key_user_head(head, "herald:", KEY_LEDGER, users[i]);
+                    key_ledger(k, "herald:", users[j], ids[a]);
                     assert_int_equal(strncmp(k, head, strlen(head)) == 0, i == j);
                     key_user_head(head, "herald:", KEY_TRACE_DEVICE, users[i]);
                     key_trace_device(k, "herald:", users[j], ids[a]);
@@ -284,21 +288,21 @@ static bool aborts(const struct one_id *f, const char *prefix, const char *id)
     return child_aborts(build_one, &a);
 }
 
-struct sent_key {
-    const char *user, *event, *device;
+struct ledger_key {
+    const char *user, *event;
 };
 
-static void build_sent(const void *arg)
+static void build_ledger(const void *arg)
 {
-    const struct sent_key *a = arg;
+    const struct ledger_key *a = arg;
     char k[KEY_MAX];
-    key_sent(k, "herald:", a->user, a->event, a->device);
+    key_ledger(k, "herald:", a->user, a->event);
 }
 
-static bool sent_aborts(const char *user, const char *event, const char *device)
+static bool ledger_aborts(const char *user, const char *event)
 {
-    struct sent_key a = {user, event, device};
-    return child_aborts(build_sent, &a);
+    struct ledger_key a = {user, event};
+    return child_aborts(build_ledger, &a);
 }
 
 /* One byte over any limit is a caller's bug: it aborts, it is never silently cut. */
@@ -330,19 +334,16 @@ static void test_overlong_aborts(void **state)
     prefix[KEY_PREFIX_MAX] = 'p';
     prefix[KEY_PREFIX_MAX + 1] = '\0';
     assert_true(aborts(&one_ids[0], prefix, "u1"));
-    /* The dedup mark's three ids, each one byte over. */
-    char user[KEY_USER_MAX + 2], event[KEY_EVENT_MAX + 2], dev[KEY_DEVICE_MAX + 2];
+    /* The ledger entry's two ids, each one byte over. */
+    char user[KEY_USER_MAX + 2], event[KEY_EVENT_MAX + 2];
     memset(user, 'u', sizeof user - 1);
     user[sizeof user - 1] = '\0';
     memset(event, 'e', sizeof event - 1);
     event[sizeof event - 1] = '\0';
-    memset(dev, 'd', sizeof dev - 1);
-    dev[sizeof dev - 1] = '\0';
-    assert_true(sent_aborts(user, "e", "d"));
-    assert_true(sent_aborts("u", event, "d"));
-    assert_true(sent_aborts("u", "e", dev));
-    user[KEY_USER_MAX] = event[KEY_EVENT_MAX] = dev[KEY_DEVICE_MAX] = '\0';
-    assert_false(sent_aborts(user, event, dev));
+    assert_true(ledger_aborts(user, "e"));
+    assert_true(ledger_aborts("u", event));
+    user[KEY_USER_MAX] = event[KEY_EVENT_MAX] = '\0';
+    assert_false(ledger_aborts(user, event));
 }
 
 int main(void)

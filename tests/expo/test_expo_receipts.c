@@ -9,6 +9,7 @@
 #include "expo/expo.h"
 #include "expo/proto.h"
 #include "expo/rate_shared.h"
+#include "db/keys.h"
 #include "expo/receipts.h"
 #include "tests/expo/client_opts.h"
 #include "tests/support/harness.h"
@@ -32,6 +33,31 @@ static int seen[1000];
 static int receipt_requests;
 static th_redis_t *purging; /* r-purged's ticket is deleted while its check is in flight */
 
+/* The check of the tickets scheduled below (its id: the first ticket id) and its schedule. */
+static void check_keys(const char *first, char ck[KEY_MAX], char z[KEY_MAX])
+{
+    unsigned b = expo_receipts_bucket(first);
+    key_rq(z, "t:", b);
+    key_rq_check(ck, "t:", b, first);
+}
+
+/* One ticket's tuple field in the check whose first ticket is first. */
+static char *tuple_of(const char *first, const char *ticket)
+{
+    char ck[KEY_MAX], z[KEY_MAX];
+    check_keys(first, ck, z);
+    return th_redis_cmd(purging, "HGET %s %s", ck, ticket);
+}
+
+static const char *purge_first; /* the check r-purged is in */
+
+static void purge_ticket(const char *ticket)
+{
+    char ck[KEY_MAX], z[KEY_MAX];
+    check_keys(purge_first, ck, z);
+    free(th_redis_cmd(purging, "HDEL %s %s", ck, ticket));
+}
+
 static void receipts_body(json_t *ids, buf_t *out)
 {
     buf_puts(out, "{\"data\":{");
@@ -43,7 +69,7 @@ static void receipts_body(json_t *ids, buf_t *out)
         if (strcmp(id, "r-ok") == 0 || strncmp(id, "id-", 3) == 0)
             buf_printf(out, "%s\"%s\":{\"status\":\"ok\"}", k++ ? "," : "", id);
         else if (strcmp(id, "r-purged") == 0 && purging)
-            free(th_redis_cmd(purging, "DEL t:ticket:r-purged")); /* a privacy delete: no answer */
+            purge_ticket("r-purged"); /* a privacy delete while the check is in flight: no answer */
         else if (strncmp(id, "r-rate", 6) == 0)
             buf_printf(out,
                        "%s\"%s\":{\"status\":\"error\",\"message\":\"slow down\",\"details\":"
@@ -148,19 +174,22 @@ typedef struct got {
     unsigned resends;
 } got_t;
 
-static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+static long retry_ms = -1; /* what on_receipt answers to EXPO_RCPT_RETRY */
+
+static long on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                        const char *message, void *arg)
 {
     (void)message;
     got_t *g = arg;
-    static const char *names[] = {"ok", "invalid", "error", "missing", "retry"};
+    static const char *names[] = {"ok", "invalid", "error", "missing", "retry", "resend"};
     assert_true(g->n < 8);
-    if (st == EXPO_RCPT_RETRY) {
-        snprintf(g->event, sizeof g->event, "%s", t->event);
+    if (st == EXPO_RCPT_RETRY || st == EXPO_RCPT_RESEND) {
+        snprintf(g->event, sizeof g->event, "%s", t->event_key);
         g->resends = t->resends;
     }
     snprintf(g->seen[g->n++], 64, "%s=%s/%s/%s", t->ticket_id, names[st], t->user_id,
              error ? error : "");
+    return retry_ms;
 }
 
 static int sched_status = 99;
@@ -212,22 +241,35 @@ static void test_receipts_poll(void **state)
     got_t g = {0};
     expo_receipts_t *r = receipts_up(e, &g);
     int64_t now = (int64_t)time(NULL);
+    /* Two checks: r-old was sent a day ago (its check's sent time), the others a minute ago. */
     expo_ticket_info_t t[] = {
-        {"r-ok", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, NULL, 0},
-        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
-        {"r-late", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, NULL, 0},
-        {"r-old", "u4", "d4", "ExponentPushToken[d]", "j1", now - 25 * 3600, NULL, 0},
-        {"r-purged", "u5", "d5", "ExponentPushToken[e]", "j1", now - 60, NULL, 0},
+        {"r-ok", "u1", "d1", "ExponentPushToken[a]", NULL, now - 60, 0, NULL, NULL},
+        {"r-dnr", "u2", "d2", "ExponentPushToken[b]", NULL, now - 60, 0, NULL, NULL},
+        {"r-late", "u3", "d3", "ExponentPushToken[c]", NULL, now - 60, 0, NULL, NULL},
+        {"r-purged", "u5", "d5", "ExponentPushToken[e]", NULL, now - 60, 0, NULL, NULL},
+        {"r-old", "u4", "d4", "ExponentPushToken[d]", NULL, now - 25 * 3600, 0, NULL, NULL},
     };
     purging = &e->redis;
-    expo_receipts_schedule(r, t, 5, now - 1, on_sched, NULL);
+    purge_first = "r-ok";
+    expo_receipts_schedule(r, t, 4, now - 1, on_sched, NULL);
     while (sched_status == 99)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(sched_status, DB_OK);
-    char *v = th_redis_cmd(&e->redis, "HGET t:ticket:r-ok token");
-    assert_string_equal(v, "ExponentPushToken[a]");
+    sched_status = 99;
+    expo_receipts_schedule(r, t + 4, 1, now - 1, on_sched, NULL);
+    while (sched_status == 99)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(sched_status, DB_OK);
+    char ck[KEY_MAX], z[KEY_MAX];
+    check_keys("r-ok", ck, z);
+    char *v = tuple_of("r-ok", "r-ok");
+    assert_string_equal(v, "u1\x1f"
+                           "d1\x1f\x1f"
+                           "ExponentPushToken[a]\x1f"
+                           "0\x1f"
+                           "0");
     free(v);
-    v = th_redis_cmd(&e->redis, "TTL t:ticket:r-ok");
+    v = th_redis_cmd(&e->redis, "TTL %s", ck);
     assert_true(atol(v) > 24 * 3600);
     free(v);
 
@@ -242,21 +284,20 @@ static void test_receipts_poll(void **state)
     expo_receipts_pending(r, on_pend, NULL);
     while (!pend_done)
         uv_run(&e->loop, UV_RUN_ONCE);
-    assert_int_equal(pend_count, 1);
+    assert_int_equal(pend_count, 1); /* r-ok's check, holding r-late only; r-old's is gone */
     assert_true(pend_oldest >= now + 60);
-    v = th_redis_cmd(&e->redis, "EXISTS t:ticket:r-ok");
-    assert_string_equal(v, "0");
+    v = tuple_of("r-ok", "r-ok");
+    assert_string_equal(v, "(nil)");
     free(v);
-    v = th_redis_cmd(&e->redis, "HGET t:ticket:r-late checks");
+    v = th_redis_cmd(&e->redis, "HGET %s _c", ck);
     assert_string_equal(v, "1");
     free(v);
-    /* A ticket deleted while its check was in flight is not brought back (without a TTL) by
-     * counting the check. */
-    v = th_redis_cmd(&e->redis, "EXISTS t:ticket:r-purged");
-    assert_string_equal(v, "0");
-    free(v);
-    v = th_redis_cmd(&e->redis, "ZSCORE t:receipts r-purged");
+    /* A ticket deleted while its check was in flight is not brought back by the bookkeeping. */
+    v = tuple_of("r-ok", "r-purged");
     assert_string_equal(v, "(nil)");
+    free(v);
+    v = th_redis_cmd(&e->redis, "HLEN %s", ck);
+    assert_string_equal(v, "3"); /* _s, _c, r-late */
     free(v);
     purging = NULL;
     /* nothing is due now: a second poll claims nothing and reports nothing */
@@ -272,9 +313,10 @@ static void test_receipts_poll(void **state)
     env_down(e);
 }
 
-/* A MessageRateExceeded receipt is EXPO_RCPT_RETRY, with the event and resend count the ticket
- * was scheduled with, when the ticket hash kept its event; else (no event, or one over
- * EXPO_RCPT_EVENT_MAX, stored as "") an ordinary error. */
+/* A MessageRateExceeded receipt is EXPO_RCPT_RETRY when the ticket names its event (the owner
+ * keeps the event in the ledger), else an ordinary error. The owner's answer keeps the ticket in
+ * its check, due then with one more resend; once due it is reported EXPO_RCPT_RESEND, and again
+ * after each lease until the owner forgets it. */
 static void test_receipts_rate_exceeded(void **state)
 {
     (void)state;
@@ -282,34 +324,67 @@ static void test_receipts_rate_exceeded(void **state)
     got_t g = {0};
     expo_receipts_t *r = receipts_up(e, &g);
     int64_t now = (int64_t)time(NULL);
-    char *big = xmalloc(EXPO_RCPT_EVENT_MAX + 2);
-    memset(big, 'x', EXPO_RCPT_EVENT_MAX + 1);
-    big[EXPO_RCPT_EVENT_MAX + 1] = '\0';
     expo_ticket_info_t t[] = {
-        {"r-rate", "u1", "d1", "ExponentPushToken[a]", "j1", now - 60, "{\"jobId\":\"j1\"}", 2},
-        {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", "j1", now - 60, NULL, 0},
-        {"r-rate-big", "u3", "d3", "ExponentPushToken[c]", "j1", now - 60, big, 0},
+        {"r-rate", "u1", "d1", "ExponentPushToken[a]", NULL, now - 60, 2, "j1:COMPLETED", NULL},
+        {"r-rate-bare", "u2", "d2", "ExponentPushToken[b]", NULL, now - 60, 0, NULL, NULL},
     };
+    purging = &e->redis;
     sched_status = 99;
-    expo_receipts_schedule(r, t, 3, now - 1, on_sched, NULL);
-    free(big);
+    expo_receipts_schedule(r, t, 2, now - 1, on_sched, NULL);
     while (sched_status == 99)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(sched_status, DB_OK);
-    char *v = th_redis_cmd(&e->redis, "HGET t:ticket:r-rate-big event");
-    assert_string_equal(v, "");
+    char *v = tuple_of("r-rate", "r-rate");
+    assert_string_equal(v, "u1\x1f"
+                           "d1\x1f"
+                           "j1:COMPLETED\x1f"
+                           "ExponentPushToken[a]\x1f"
+                           "2\x1f"
+                           "0");
     free(v);
-    v = th_redis_cmd(&e->redis, "HGET t:ticket:r-rate resends");
-    assert_string_equal(v, "2");
-    free(v);
+    retry_ms = 0; /* resend at once */
     expo_receipts_poll_now(r);
-    while (g.n < 3)
+    while (g.n < 2)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_true(has(&g, "r-rate=retry/u1/MessageRateExceeded"));
     assert_true(has(&g, "r-rate-bare=error/u2/MessageRateExceeded"));
-    assert_true(has(&g, "r-rate-big=error/u3/MessageRateExceeded"));
-    assert_string_equal(g.event, "{\"jobId\":\"j1\"}");
+    assert_string_equal(g.event, "j1:COMPLETED");
     assert_int_equal(g.resends, 2);
+    /* Kept in its check with one more resend, due now: the next poll reports it due. */
+    pend_done = false;
+    expo_receipts_pending(r, on_pend, NULL);
+    while (!pend_done)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(pend_count, 1);
+    v = tuple_of("r-rate", "r-rate");
+    assert_non_null(strstr(v, "ExponentPushToken[a]\x1f"
+                              "3\x1f"));
+    free(v);
+    v = tuple_of("r-rate", "r-rate-bare");
+    assert_string_equal(v, "(nil)");
+    free(v);
+    while (g.n < 3) { /* due within the second: poll until it is */
+        expo_receipts_poll_now(r);
+        uv_run(&e->loop, UV_RUN_ONCE);
+    }
+    assert_true(has(&g, "r-rate=resend/u1/"));
+    assert_int_equal(g.resends, 3);
+    /* Forgotten once its resend is recorded: the check goes with it. */
+    char ref[EXPO_RCPT_REF_MAX];
+    expo_receipts_check_ref("r-rate", ref);
+    expo_ticket_info_t done = {.ticket_id = "r-rate", .check = ref};
+    sched_status = 99;
+    expo_receipts_forget(r, &done, on_sched, NULL);
+    while (sched_status == 99)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(sched_status, DB_OK);
+    pend_done = false;
+    expo_receipts_pending(r, on_pend, NULL);
+    while (!pend_done)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(pend_count, 0);
+    retry_ms = -1;
+    purging = NULL;
     expo_receipts_destroy(r);
     env_down(e);
 }

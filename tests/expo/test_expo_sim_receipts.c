@@ -66,7 +66,7 @@ static void on_sent(const expo_result_t *r, void *arg)
     S.sent++;
 }
 
-static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
+static long on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const char *error,
                        const char *message, void *arg)
 {
     (void)arg;
@@ -79,6 +79,7 @@ static void on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st, const
         snprintf(S.message[i], sizeof S.message[i], "%s", message ? message : "");
         assert_string_equal(t->token, S.token[i]);
     }
+    return -1; /* MessageRateExceeded: not resent here */
 }
 
 static void on_sched(int status, void *arg)
@@ -170,7 +171,12 @@ static void test_receipt_shapes(void **state)
     int64_t now = (int64_t)time(NULL);
     expo_ticket_info_t t[NC];
     for (size_t i = 0; i < NC; i++)
-        t[i] = (expo_ticket_info_t){S.ticket[i], "u", "d", S.token[i], "job", now, NULL, 0};
+        t[i] = (expo_ticket_info_t){.ticket_id = S.ticket[i],
+                                    .user_id = "u",
+                                    .device_id = "d",
+                                    .token = S.token[i],
+                                    .sent_at_s = now,
+                                    .event_key = NULL};
     expo_receipts_schedule(r, t, NC, now - 1, on_sched, NULL);
     while (S.sched == 99)
         uv_run(&loop, UV_RUN_ONCE);

@@ -128,9 +128,7 @@ static void wait_delivered(const char *token, long long n)
 /* The job's trace as one string of JSON lines. Caller frees. */
 static char *trace_of(const char *job)
 {
-    char k[KEY_MAX];
-    key_trace(k, PREFIX, job);
-    return th_redis_cmd(&stack.redis, "LRANGE %s 0 -1", k);
+    return th_stack_trace(&stack, PREFIX, job);
 }
 
 struct want_trace {
@@ -458,9 +456,9 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     wait_trace("job-7", "\"event\":\"completed\"");
     assert_int_equal(th_herald_stop(&stack.herald, SIGTERM), 0);
     assert_true(th_wait_file_contains(stack.herald.log, "offsets committed", NULL, 0, 1000));
-    /* Forget the dedup marks: only committed offsets can now prevent a resend. */
+    /* Forget the dedup marks (the ledger): only committed offsets can now prevent a resend. */
     free(th_redis_cmd(&stack.redis, "EVAL %s 0",
-                      "for _,k in ipairs(redis.call('KEYS','herald:sent:*')) do "
+                      "for _,k in ipairs(redis.call('KEYS','herald:led:*')) do "
                       "redis.call('DEL',k) end return 1"));
     char old[400];
     snprintf(old, sizeof old, "%s.1", stack.herald.log); /* kept for diagnosing earlier cases */
@@ -524,13 +522,14 @@ static void test_sighup_use_after_free_pending_claim(void **state)
     register_device("u-hup", "a", ta);
     register_device("u-hup", "b", tb);
     reload_with(base, "templates.COMPLETED.channel_id = before-reload\n");
-    /* Another attempt holds b's mark (no TTL: the test releases it after the reload). */
-    key_sent(mark, PREFIX, "u-hup", "job-hup:COMPLETED", "b");
-    free(th_redis_cmd(&stack.redis, "SET %s pending", mark));
+    /* Another attempt, of an instance not known to be gone, holds b's mark until far in the
+     * future: the test releases it after the reload. */
+    key_ledger(mark, PREFIX, "u-hup", "job-hup:COMPLETED");
+    free(th_redis_cmd(&stack.redis, "HSET %s s:b p:00000000000000cc:99999999999999", mark));
     publish("{\"jobId\":\"job-hup\",\"userId\":\"u-hup\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(ta, 1); /* rendered and sent to a; b is retried while its mark is pending */
     reload_with(base, "templates.COMPLETED.channel_id = after-reload\n");
-    free(th_redis_cmd(&stack.redis, "DEL %s", mark));
+    free(th_redis_cmd(&stack.redis, "HDEL %s s:b", mark));
     wait_delivered(tb, 1);
     wait_trace("job-hup", "\"event\":\"completed\"");
     last_record(ta, rec, sizeof rec);
@@ -815,24 +814,24 @@ static char *live_leases(void)
 /* Issue 11: after a kill -9 the successor waited for the dead instance's claims to expire
  * (dedup.pending_ttl_s, 120 s shipped). A claim names its owner now: one whose owner's lease
  * lapsed is taken over at once; one whose owner lives is waited for, and taken over once the
- * owner's lease lapses. The marks here have no TTL, so only the owner's lease can free them. */
+ * owner's lease lapses. The marks here have deadlines far ahead, so only the owner's lease can
+ * free them. */
 static void test_claims_of_a_gone_instance_taken_over(void **state)
 {
     (void)state;
     const char *ta = "ExponentPushToken[pipeLeaseA0000000000001]";
     const char *tb = "ExponentPushToken[pipeLeaseB0000000000001]";
     const char *gone = "00000000000000aa", *alive = "00000000000000bb";
-    char inst[KEY_MAX], ma[KEY_MAX], mb[KEY_MAX];
+    char inst[KEY_MAX], led[KEY_MAX];
     long long now_ms = (long long)time(NULL) * 1000;
     key_instances(inst, PREFIX);
-    key_sent(ma, PREFIX, "u14", "job-14:COMPLETED", "a");
-    key_sent(mb, PREFIX, "u14", "job-14:COMPLETED", "b");
+    key_ledger(led, PREFIX, "u14", "job-14:COMPLETED");
     register_device("u14", "a", ta);
     register_device("u14", "b", tb);
     free(th_redis_cmd(&stack.redis, "ZADD %s %lld %s %lld %s", inst, now_ms - 1000, gone,
                       now_ms + 600000, alive));
-    free(th_redis_cmd(&stack.redis, "SET %s pending:%s", ma, gone));
-    free(th_redis_cmd(&stack.redis, "SET %s pending:%s", mb, alive));
+    free(th_redis_cmd(&stack.redis, "HSET %s s:a p:%s:%lld s:b p:%s:%lld", led, gone,
+                      now_ms + 3600000, alive, now_ms + 3600000));
     publish("{\"jobId\":\"job-14\",\"userId\":\"u14\",\"status\":\"COMPLETED\"}", NULL);
     wait_delivered(ta, 1);
     wait_trace("job-14", "\"event\":\"takeover\"");
@@ -845,8 +844,8 @@ static void test_claims_of_a_gone_instance_taken_over(void **state)
     assert_int_equal(count_of(t, "\"event\":\"takeover\""), 2);
     assert_int_equal(count_of(t, "\"event\":\"ticket\""), 2);
     free(t);
-    char *v = th_redis_cmd(&stack.redis, "GET %s", mb);
-    assert_string_equal(v, "done");
+    char *v = th_redis_cmd(&stack.redis, "HGET %s s:b", led);
+    assert_string_equal(v, "d");
     free(v);
     v = live_leases(); /* herald's own */
     assert_string_equal(v, "1");

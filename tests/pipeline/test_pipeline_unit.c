@@ -4,11 +4,11 @@
  * Seams: the dedup claims (pipeline/claims.h) and the token store (tokens/store.h) are interfaces
  * and get in-memory fakes here; the Expo client is the real one over tests/expo's fake transport.
  * Queue tickets, the DLQ producer, the receipt scheduler and the trace are link seams: this file
- * defines queue_complete/queue_ticket_ and queue_produce, expo_receipts_schedule and
- * disp_trace_add, so the linker never pulls queue/kafka.c, expo/receipts.c or pipeline/trace.c
- * out of their libraries (should pipeline.c start using another of their functions, the link
- * fails with a duplicate symbol: fake that one too). Every fake answers on a later loop turn,
- * never inside the call, as the real ones do. */
+ * defines queue_complete/queue_ticket_ and queue_produce, expo_receipts_schedule,
+ * expo_receipts_check_ref, expo_receipts_forget and disp_trace_add, so the linker never pulls
+ * queue/kafka.c, expo/receipts.c or pipeline/trace.c out of their libraries (should pipeline.c
+ * start using another of their functions, the link fails with a duplicate symbol: fake that one
+ * too). Every fake answers on a later loop turn, never inside the call, as the real ones do. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -472,11 +472,26 @@ void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, siz
     later(sched_answer, c);
 }
 
-/* Keeps "event device reason" per record. */
-void disp_trace_add(disp_trace_t *t, const char *job_id, const char *user_id, const char *device_id,
-                    const char *event, const log_kv_t *kv, size_t n)
+/* The checks are named by their first ticket (the fake keeps no buckets). */
+void expo_receipts_check_ref(const char *ticket, char out[EXPO_RCPT_REF_MAX])
 {
-    (void)t, (void)job_id, (void)user_id;
+    snprintf(out, EXPO_RCPT_REF_MAX, "0:%.64s", ticket);
+}
+
+/* Resends are not driven here (tests/pipeline/test_receipt_resend.c does, end to end). */
+void expo_receipts_forget(expo_receipts_t *r, const expo_ticket_info_t *t,
+                          void (*cb)(int status, void *arg), void *arg)
+{
+    (void)r, (void)t, (void)cb, (void)arg;
+    fail_msg("no resend is made in these tests");
+}
+
+/* Keeps "event device reason" per record. */
+void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const log_kv_t *kv, size_t n)
+{
+    (void)t;
+    const char *device_id = ref->device;
     const char *reason = "";
     for (size_t i = 0; i < n; i++)
         if (!strcmp(kv[i].k, "reason") && kv[i].s)

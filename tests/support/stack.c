@@ -1,5 +1,7 @@
 /* stack.c - herald and its dependencies started and stopped as one, for end-to-end tests. */
 #include "tests/support/stack.h"
+#include "core/buf.h"
+#include "db/keys.h"
 
 #include "tests/support/kafka_harness.h"
 
@@ -110,4 +112,61 @@ int th_stack_publish(const char *topic, const char *value)
     if (th_kafka_send(topic, NULL, value, NULL) != 0)
         return -1;
     return th_kafka_flush() == 0 ? 0 : -1;
+}
+
+typedef struct trace_rec {
+    char *field, *text;
+} trace_rec_t;
+
+static int trace_rec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const trace_rec_t *)a)->field, ((const trace_rec_t *)b)->field);
+}
+
+/* The t:<seq> fields of one entry, from HGETALL's "field\nvalue\n..." text, into recs. */
+static void entry_records(char *all, trace_rec_t **recs, size_t *n)
+{
+    char *save = NULL;
+    for (char *f = strtok_r(all, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+        char *v = strtok_r(NULL, "\n", &save);
+        if (v == NULL)
+            break;
+        if (strncmp(f, "t:", 2) != 0)
+            continue;
+        *recs = realloc(*recs, (*n + 1) * sizeof **recs);
+        (*recs)[(*n)++] = (trace_rec_t){strdup(f), strdup(v)};
+    }
+}
+
+char *th_stack_trace(th_stack_t *s, const char *prefix, const char *job)
+{
+    char k[KEY_MAX];
+    key_job(k, prefix, job);
+    char *members = th_redis_cmd(&s->redis, "SMEMBERS %s", k);
+    if (members == NULL)
+        return NULL;
+    trace_rec_t *recs = NULL;
+    size_t n = 0;
+    char *save = NULL;
+    for (char *m = strtok_r(members, "\n", &save); m; m = strtok_r(NULL, "\n", &save)) {
+        char *sep = strchr(m, '\x1f');
+        if (sep == NULL)
+            continue;
+        *sep = '\0';
+        key_ledger(k, prefix, m, sep + 1);
+        char *all = th_redis_cmd(&s->redis, "HGETALL %s", k);
+        if (all)
+            entry_records(all, &recs, &n);
+        free(all);
+    }
+    free(members);
+    qsort(recs, n, sizeof *recs, trace_rec_cmp);
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(&b, "%s%s", i ? "\n" : "", recs[i].text);
+        free(recs[i].field);
+        free(recs[i].text);
+    }
+    free(recs);
+    return buf_steal(&b);
 }

@@ -27,6 +27,11 @@ int th_stack_start(th_stack_t *s, const char *topic, const char *secret);
  * (bounded) until the group owns partitions. Returns 0 or -1. */
 int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra);
 
+/* A job's delivery trace as herald keeps it (pipeline/trace.h): the records of every ledger entry
+ * the job index <prefix>job:<job> names, oldest first, one JSON object a line ("" when none).
+ * Caller frees; NULL when Redis does not answer. */
+char *th_stack_trace(th_stack_t *s, const char *prefix, const char *job);
+
 /* Stops herald (SIGTERM), the simulator, Redis and Kafka. Returns 0 when herald exited with 0,
  * else -1. */
 int th_stack_stop(th_stack_t *s);
