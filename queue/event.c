@@ -568,33 +568,47 @@ void queue_event_cleanup(queue_event_t *ev)
 
 int queue_event_key(const queue_event_t *ev, char *out, size_t outlen)
 {
-    int n =
-        snprintf(out, outlen, "%s:%s", ev->job_id ? ev->job_id : "", queue_status_name(ev->status));
-    return n < 0 || (size_t)n >= outlen ? -1 : n;
+    const char *id = ev->job_id ? ev->job_id : "", *st = queue_status_name(ev->status);
+    size_t il = strlen(id), sl = strlen(st);
+    if (il + 1 + sl >= outlen)
+        return -1;
+    memcpy(out, id, il);
+    out[il] = ':';
+    memcpy(out + il + 1, st, sl + 1);
+    return (int)(il + 1 + sl);
+}
+
+/* `"name":` after a comma unless first (names are plain ASCII). */
+static void member_name(buf_t *out, const char *name, bool *first)
+{
+    if (!*first)
+        buf_putc(out, ',');
+    buf_putc(out, '"');
+    buf_puts(out, name);
+    buf_puts(out, "\":");
+    *first = false;
 }
 
 static void member_str(buf_t *out, const char *name, const char *v, bool *first)
 {
     if (v == NULL)
         return;
-    buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
+    member_name(out, name, first);
     buf_json_str(out, v, strlen(v));
-    *first = false;
 }
 
 static void member_raw(buf_t *out, const char *name, const char *json, bool *first)
 {
-    buf_printf(out, "%s\"%s\":%s", *first ? "" : ",", name, json);
-    *first = false;
+    member_name(out, name, first);
+    buf_puts(out, json);
 }
 
 static void member_count(buf_t *out, const char *name, long v, bool *first)
 {
-    char num[24];
     if (v < 0)
         return;
-    snprintf(num, sizeof num, "%ld", v);
-    member_raw(out, name, num, first);
+    member_name(out, name, first);
+    buf_put_i64(out, v);
 }
 
 /* A timestamp that came as a number (its text all digits) goes back as one. */

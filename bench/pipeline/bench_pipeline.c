@@ -14,7 +14,7 @@
  *                  [--perf-call-graph fp|dwarf]
  * --perf FILE records herald's profile during the drain (perf record -e cpu-clock) into FILE:
  * build with -fno-omit-frame-pointer (BUILD_DIR of run.sh) and read it with perf report. dwarf
- * call graphs also see through the libraries built without frame pointers (libc, hiredis). 
+ * call graphs also see through the libraries built without frame pointers (libc, hiredis).
  * Run through bench/pipeline/run.sh (Release build). Needs redis-server on PATH. */
 #include "tests/ctl/ctl_seed.h"
 #include "tests/support/harness.h"
@@ -37,7 +37,7 @@ static struct {
     const char *log_level;
     const char *perf;  /* perf.data path, or NULL */
     const char *graph; /* perf's --call-graph mode */
-    char extra[2048]; /* more herald config lines (--set "key = value", repeatable) */
+    char extra[2048];  /* more herald config lines (--set "key = value", repeatable) */
 } opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", ""};
 
 static th_redis_t redis;
