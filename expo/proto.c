@@ -282,25 +282,53 @@ void expo_receipts_free(expo_receipt_t *r, size_t n)
     free(r);
 }
 
+struct expo_gzip {
+    z_stream z;
+    bool ready; /* deflateInit2 succeeded */
+};
+
+expo_gzip_t *expo_gzip_create(void)
+{
+    expo_gzip_t *g = xcalloc(1, sizeof *g);
+    g->ready =
+        deflateInit2(&g->z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    return g;
+}
+
+void expo_gzip_destroy(expo_gzip_t *g)
+{
+    if (g == NULL)
+        return;
+    if (g->ready)
+        deflateEnd(&g->z);
+    free(g);
+}
+
+int expo_gzip_run(expo_gzip_t *g, const void *in, size_t len, buf_t *out)
+{
+    if (!g->ready || deflateReset(&g->z) != Z_OK)
+        return -1;
+    z_stream *z = &g->z;
+    size_t bound = deflateBound(z, (uLong)len) + 32;
+    buf_reserve(out, bound);
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    z->next_out = (Bytef *)out->data + out->len;
+    z->avail_out = (uInt)bound;
+    int rc = deflate(z, Z_FINISH);
+    if (rc != Z_STREAM_END)
+        return -1;
+    out->len += z->total_out;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
 int expo_gzip(const void *in, size_t len, buf_t *out)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    size_t bound = deflateBound(&z, (uLong)len) + 32;
-    buf_reserve(out, bound);
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)len;
-    z.next_out = (Bytef *)out->data + out->len;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
-    if (rc == Z_STREAM_END) {
-        out->len += z.total_out;
-        out->data[out->len] = '\0';
-    }
-    deflateEnd(&z);
-    return rc == Z_STREAM_END ? 0 : -1;
+    expo_gzip_t *g = expo_gzip_create();
+    int rc = expo_gzip_run(g, in, len, out);
+    expo_gzip_destroy(g);
+    return rc;
 }
 
 int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out)

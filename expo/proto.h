@@ -91,6 +91,12 @@ void expo_receipts_free(expo_receipt_t *r, size_t n);
 
 /* gzip (RFC 1952) of in appended to out. Returns 0 or -1. */
 int expo_gzip(const void *in, size_t len, buf_t *out);
+/* The same with one deflate stream kept for every call (reset, not set up again: its ~270 KiB of
+ * state is allocated once). new: free with expo_gzip_destroy (accepts NULL). */
+typedef struct expo_gzip expo_gzip_t;
+expo_gzip_t *expo_gzip_create(void);
+void expo_gzip_destroy(expo_gzip_t *z);
+int expo_gzip_run(expo_gzip_t *z, const void *in, size_t len, buf_t *out);
 /* Inflates gzip input into out, refusing more than max output bytes. Returns 0 or -1. */
 int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out);
 

@@ -255,12 +255,18 @@ static void test_credential_errors(void **state)
 static void test_gzip_roundtrip(void **state)
 {
     (void)state;
-    size_t sizes[] = {0, 1, 1025, 70000, 300000};
+    size_t sizes[] = {0, 1, 1025, 70000, 300000, 1025};
+    expo_gzip_t *kept = expo_gzip_create(); /* one stream for every size, as the client keeps */
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         buf_t in = BUF_INIT, z = BUF_INIT, out = BUF_INIT;
         for (size_t i = 0; i < sizes[s]; i++)
             buf_putc(&in, (char)("[{\"to\":\"ExponentPushToken[x]\"}],"[i % 31] + (i % 7 == 0)));
         assert_int_equal(expo_gzip(in.data ? in.data : "", in.len, &z), 0);
+        buf_puts(&out, "prefix"); /* appended after what the buffer holds */
+        assert_int_equal(expo_gzip_run(kept, in.data ? in.data : "", in.len, &out), 0);
+        assert_int_equal(out.len, 6 + z.len);
+        assert_memory_equal(out.data + 6, z.data, z.len); /* a reset stream: the same bytes */
+        buf_reset(&out);
         assert_true((unsigned char)z.data[0] == 0x1f && (unsigned char)z.data[1] == 0x8b);
         assert_int_equal(expo_gunzip(z.data, z.len, 1 << 20, &out), 0);
         assert_int_equal(out.len, in.len);
@@ -274,6 +280,7 @@ static void test_gzip_roundtrip(void **state)
         buf_cleanup(&z);
         buf_cleanup(&out);
     }
+    expo_gzip_destroy(kept);
 }
 
 static void test_backoff_schedule(void **state)
