@@ -10,8 +10,11 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#define EXPO_FAST_MAX 100 /* tickets the one-pass reader takes: a request's (EXPO_MAX_BATCH) */
 
 expo_tk_kind_t expo_classify_error(const char *e)
 {
@@ -165,7 +168,146 @@ static void parse_non_json(long status, expo_reply_t *r)
     set_code(r, code, "the reply carries no Expo error");
 }
 
+/* ---- the common reply in one pass ---- */
+
+typedef struct scan {
+    const char *p, *end;
+} scan_t;
+
+static void skip_ws(scan_t *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool take(scan_t *s, char c)
+{
+    skip_ws(s);
+    if (s->p == s->end || *s->p != c)
+        return false;
+    s->p++;
+    return true;
+}
+
+/* A string of printable ASCII without escapes (anything else: the general path). */
+static bool plain_str(scan_t *s, const char **v, size_t *n)
+{
+    if (!take(s, '"'))
+        return false;
+    const char *b = s->p;
+    while (s->p < s->end && *s->p != '"') {
+        unsigned char c = (unsigned char)*s->p++;
+        if (c < 0x20 || c > 0x7e || c == '\\')
+            return false;
+    }
+    if (s->p == s->end)
+        return false;
+    *v = b;
+    *n = (size_t)(s->p++ - b);
+    return true;
+}
+
+static bool str_is(const char *v, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(v, lit, n) == 0;
+}
+
+/* {"status":"ok","id":"<1-256 chars>"} in either order, each member once, nothing else. */
+static bool ok_ticket(scan_t *s, const char **id, size_t *idlen)
+{
+    bool ok = false;
+    *id = NULL;
+    if (!take(s, '{'))
+        return false;
+    for (int m = 0; m < 2; m++) {
+        const char *k, *v;
+        size_t kn, vn;
+        if ((m > 0 && !take(s, ',')) || !plain_str(s, &k, &kn) || !take(s, ':') ||
+            !plain_str(s, &v, &vn))
+            return false;
+        if (str_is(k, kn, "status") && !ok && str_is(v, vn, "ok"))
+            ok = true;
+        else if (str_is(k, kn, "id") && !*id && vn >= 1 && vn <= 256) {
+            *id = v;
+            *idlen = vn;
+        } else
+            return false;
+    }
+    return take(s, '}');
+}
+
+static bool fast_tickets(long status, const char *body, size_t len, size_t nexpected,
+                         expo_reply_t *r)
+{
+    const char *ids[EXPO_FAST_MAX];
+    size_t lens[EXPO_FAST_MAX], n = 0;
+    const char *k;
+    size_t kn;
+    scan_t s = {body, body + len};
+    if (status < 200 || status > 299 || nexpected > EXPO_FAST_MAX || !take(&s, '{') ||
+        !plain_str(&s, &k, &kn) || !str_is(k, kn, "data") || !take(&s, ':') || !take(&s, '['))
+        return false;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p != ']') {
+        do {
+            if (n == nexpected || !ok_ticket(&s, &ids[n], &lens[n]))
+                return false;
+            n++;
+        } while (take(&s, ','));
+    }
+    if (n != nexpected || !take(&s, ']') || !take(&s, '}'))
+        return false;
+    skip_ws(&s);
+    if (s.p != s.end)
+        return false;
+    r->tickets = xcalloc(n ? n : 1, sizeof *r->tickets);
+    r->ntickets = n;
+    for (size_t i = 0; i < n; i++)
+        r->tickets[i].id = xstrndup(ids[i], lens[i]); /* kind EXPO_TK_OK is 0 */
+    r->kind = EXPO_REPLY_TICKETS;
+    return true;
+}
+
 void expo_reply_parse(long status, const char *body, size_t len, size_t nexpected, expo_reply_t *r)
+{
+    memset(r, 0, sizeof *r);
+    if (body && len > 0 && len <= EXPO_MAX_REPLY && fast_tickets(status, body, len, nexpected, r))
+        return;
+    expo_reply_parse_tree(status, body, len, nexpected, r);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool expo_reply_equal(const expo_reply_t *a, const expo_reply_t *b)
+{
+    if (a->kind != b->kind || !str_eq(a->code, b->code) || !str_eq(a->message, b->message) ||
+        a->credential != b->credential || a->ambiguous != b->ambiguous ||
+        a->ntickets != b->ntickets || a->nsplit != b->nsplit)
+        return false;
+    for (size_t i = 0; i < a->ntickets; i++) {
+        const expo_ticket_t *x = &a->tickets[i], *y = &b->tickets[i];
+        if (x->kind != y->kind || !str_eq(x->id, y->id) || !str_eq(x->error, y->error) ||
+            !str_eq(x->message, y->message))
+            return false;
+    }
+    for (size_t i = 0; i < a->nsplit; i++) {
+        const expo_split_t *x = &a->split[i], *y = &b->split[i];
+        if (!str_eq(x->project, y->project) || x->ntokens != y->ntokens)
+            return false;
+        for (size_t j = 0; j < x->ntokens; j++)
+            if (!str_eq(x->tokens[j], y->tokens[j]))
+                return false;
+    }
+    return true;
+}
+
+/* ---- the general path ---- */
+
+void expo_reply_parse_tree(long status, const char *body, size_t len, size_t nexpected,
+                           expo_reply_t *r)
 {
     memset(r, 0, sizeof *r);
     json_t *root = NULL;

@@ -66,6 +66,14 @@ typedef struct expo_reply {
 void expo_reply_parse(long http_status, const char *body, size_t len, size_t nexpected,
                       expo_reply_t *out);
 void expo_reply_cleanup(expo_reply_t *r);
+/* expo_reply_parse reads the common reply (2xx, {"data":[...]} of exactly nexpected
+ * {"status":"ok","id":"..."} tickets, strings of printable ASCII without escapes) in one pass
+ * without building a tree; anything else goes to this general path (a jansson tree). Exposed so
+ * the unit tests and the fuzz target check that both read every input alike. */
+void expo_reply_parse_tree(long http_status, const char *body, size_t len, size_t nexpected,
+                           expo_reply_t *out);
+/* Whether two parsed replies say the same (kinds, codes, tickets, split), for those checks. */
+bool expo_reply_equal(const expo_reply_t *a, const expo_reply_t *b);
 
 /* Ticket/receipt details.error -> what to do. */
 expo_tk_kind_t expo_classify_error(const char *details_error);
