@@ -6,6 +6,7 @@
  * exactly what Expo documents is classified (retry or fail) rather than trusted. */
 #include "expo/proto.h"
 #include "core/backoff.h"
+#include "core/jscan.h"
 #include "core/xalloc.h"
 
 #include <jansson.h>
@@ -170,70 +171,28 @@ static void parse_non_json(long status, expo_reply_t *r)
 
 /* ---- the common reply in one pass ---- */
 
-typedef struct scan {
-    const char *p, *end;
-} scan_t;
-
-static void skip_ws(scan_t *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
-}
-
-static bool take(scan_t *s, char c)
-{
-    skip_ws(s);
-    if (s->p == s->end || *s->p != c)
-        return false;
-    s->p++;
-    return true;
-}
-
-/* A string of printable ASCII without escapes (anything else: the general path). */
-static bool plain_str(scan_t *s, const char **v, size_t *n)
-{
-    if (!take(s, '"'))
-        return false;
-    const char *b = s->p;
-    while (s->p < s->end && *s->p != '"') {
-        unsigned char c = (unsigned char)*s->p++;
-        if (c < 0x20 || c > 0x7e || c == '\\')
-            return false;
-    }
-    if (s->p == s->end)
-        return false;
-    *v = b;
-    *n = (size_t)(s->p++ - b);
-    return true;
-}
-
-static bool str_is(const char *v, size_t n, const char *lit)
-{
-    return n == strlen(lit) && memcmp(v, lit, n) == 0;
-}
-
 /* {"status":"ok","id":"<1-256 chars>"} in either order, each member once, nothing else. */
-static bool ok_ticket(scan_t *s, const char **id, size_t *idlen)
+static bool ok_ticket(jscan_t *s, const char **id, size_t *idlen)
 {
     bool ok = false;
     *id = NULL;
-    if (!take(s, '{'))
+    if (!jscan_take(s, '{'))
         return false;
     for (int m = 0; m < 2; m++) {
         const char *k, *v;
         size_t kn, vn;
-        if ((m > 0 && !take(s, ',')) || !plain_str(s, &k, &kn) || !take(s, ':') ||
-            !plain_str(s, &v, &vn))
+        if ((m > 0 && !jscan_take(s, ',')) || !jscan_str(s, &k, &kn) || !jscan_take(s, ':') ||
+            !jscan_str(s, &v, &vn))
             return false;
-        if (str_is(k, kn, "status") && !ok && str_is(v, vn, "ok"))
+        if (jscan_is(k, kn, "status") && !ok && jscan_is(v, vn, "ok"))
             ok = true;
-        else if (str_is(k, kn, "id") && !*id && vn >= 1 && vn <= 256) {
+        else if (jscan_is(k, kn, "id") && !*id && vn >= 1 && vn <= 256) {
             *id = v;
             *idlen = vn;
         } else
             return false;
     }
-    return take(s, '}');
+    return jscan_take(s, '}');
 }
 
 static bool fast_tickets(long status, const char *body, size_t len, size_t nexpected,
@@ -243,22 +202,20 @@ static bool fast_tickets(long status, const char *body, size_t len, size_t nexpe
     size_t lens[EXPO_FAST_MAX], n = 0;
     const char *k;
     size_t kn;
-    scan_t s = {body, body + len};
-    if (status < 200 || status > 299 || nexpected > EXPO_FAST_MAX || !take(&s, '{') ||
-        !plain_str(&s, &k, &kn) || !str_is(k, kn, "data") || !take(&s, ':') || !take(&s, '['))
+    jscan_t s = {body, body + len};
+    if (status < 200 || status > 299 || nexpected > EXPO_FAST_MAX || !jscan_take(&s, '{') ||
+        !jscan_str(&s, &k, &kn) || !jscan_is(k, kn, "data") || !jscan_take(&s, ':') ||
+        !jscan_take(&s, '['))
         return false;
-    skip_ws(&s);
+    jscan_ws(&s);
     if (s.p < s.end && *s.p != ']') {
         do {
             if (n == nexpected || !ok_ticket(&s, &ids[n], &lens[n]))
                 return false;
             n++;
-        } while (take(&s, ','));
+        } while (jscan_take(&s, ','));
     }
-    if (n != nexpected || !take(&s, ']') || !take(&s, '}'))
-        return false;
-    skip_ws(&s);
-    if (s.p != s.end)
+    if (n != nexpected || !jscan_take(&s, ']') || !jscan_take(&s, '}') || !jscan_end(&s))
         return false;
     r->tickets = xcalloc(n ? n : 1, sizeof *r->tickets);
     r->ntickets = n;

@@ -1,6 +1,7 @@
 /* fuzz_event.c - libFuzzer target for the job event decoder. The input's first byte selects how
  * many of three fixed Kafka headers are passed, so the header fallback paths are reached too;
- * the rest is the message value. A decoded event must satisfy the decoder's guarantees. */
+ * the rest is the message value. A decoded event must satisfy the decoder's guarantees, and the
+ * one-pass reader of plain events must decode exactly as the general path does. */
 #include "queue/event.h"
 
 #include <stdlib.h>
@@ -41,6 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(why.reason > QUEUE_DEC_OK && why.reason < QUEUE_DEC_REASON_COUNT);
         CHECK(why.detail[0] != '\0');
     }
+    queue_event_t tree;
+    queue_dec_error_t twhy;
+    int rc = queue_event_decode(v, len, hdrs, nh, 4096, &ev, &why);
+    CHECK(queue_event_decode_tree(v, len, hdrs, nh, 4096, &tree, &twhy) == rc);
+    CHECK(rc == 0 ? queue_event_equal(&ev, &tree)
+                  : twhy.reason == why.reason && strcmp(twhy.detail, why.detail) == 0);
     queue_event_cleanup(&ev);
+    queue_event_cleanup(&tree);
     return 0;
 }
