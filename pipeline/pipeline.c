@@ -52,6 +52,7 @@ struct job {
     disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
     disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
     size_t nrs;
+    size_t caprs;      /* rs slots initialised (kept with their buffers when the job is reused) */
     buf_t enc;         /* the event encoded (queue_event_encode) once, when first needed */
     size_t capdevs;    /* devs' allocation, kept when the job is reused */
     job_t *next_spare; /* in p->spare */
@@ -123,13 +124,13 @@ static job_t *job_new(disp_pipeline_t *p)
     } else {
         p->spare = j->next_spare;
         p->nspare--;
-        pdev_t *devs = j->devs;
-        size_t cap = j->capdevs;
-        buf_t enc = j->enc;
+        job_t keep = *j;
         memset(j, 0, sizeof *j);
-        j->devs = devs;
-        j->capdevs = cap;
-        j->enc = enc;
+        j->devs = keep.devs;
+        j->capdevs = keep.capdevs;
+        j->enc = keep.enc;
+        j->rs = keep.rs;
+        j->caprs = keep.caprs;
     }
     j->p = p;
     wait_t *w[] = {&j->wait_job, &j->wait_devs};
@@ -141,11 +142,18 @@ static job_t *job_new(disp_pipeline_t *p)
     return j;
 }
 
-static void job_release(disp_pipeline_t *p, job_t *j)
+static void job_free_memory(job_t *j)
 {
-    for (size_t i = 0; i < j->nrs; i++)
+    for (size_t i = 0; i < j->caprs; i++)
         disp_rendered_cleanup(&j->rs[i]);
     free(j->rs);
+    buf_cleanup(&j->enc);
+    free(j->devs);
+    free(j);
+}
+
+static void job_release(disp_pipeline_t *p, job_t *j)
+{
     disp_templates_destroy(j->tmpl);
     if (p->nspare < SPARE_MAX) {
         buf_reset(&j->enc);
@@ -154,9 +162,7 @@ static void job_release(disp_pipeline_t *p, job_t *j)
         p->nspare++;
         return;
     }
-    buf_cleanup(&j->enc);
-    free(j->devs);
-    free(j);
+    job_free_memory(j);
 }
 
 /* The whole event as JSON, kept with each receipt check (a resend after MessageRateExceeded) and
@@ -863,10 +869,15 @@ static const disp_rendered_t *rendering(job_t *j, const char *device_locale)
     for (size_t i = 0; i < j->nrs; i++)
         if (strcmp(j->rs[i].locale, loc) == 0)
             return &j->rs[i];
-    j->rs = xrealloc(j->rs, (j->nrs + 1) * sizeof *j->rs);
-    disp_rendered_t *r = &j->rs[j->nrs++];
-    disp_rendered_init(r);
-    disp_templates_render(j->tmpl, j->ev, loc, r);
+    if (j->nrs == j->caprs) {
+        j->rs = xrealloc(j->rs, (j->caprs + 1) * sizeof *j->rs);
+        disp_rendered_init(&j->rs[j->caprs++]);
+    }
+    disp_rendered_t *r = &j->rs[j->nrs++]; /* an earlier event's rendering is replaced */
+    if (disp_templates_render(j->tmpl, j->ev, loc, r) != 0) {
+        disp_rendered_cleanup(r);
+        disp_rendered_init(r);
+    }
     return r;
 }
 
@@ -1235,8 +1246,6 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
     while (p->spare) {
         job_t *j = p->spare;
         p->spare = j->next_spare;
-        buf_cleanup(&j->enc);
-        free(j->devs);
-        free(j);
+        job_free_memory(j);
     }
 }
