@@ -96,9 +96,15 @@ static const char json_esc[256] = {
     [21] = 'u',   [22] = 'u', [23] = 'u',   [24] = 'u',   [25] = 'u',  [26] = 'u',    [27] = 'u',
     [28] = 'u',   [29] = 'u', [30] = 'u',   [31] = 'u',   ['"'] = '"', ['\\'] = '\\', [0x7f] = 'u'};
 
-void buf_json_str(buf_t *b, const char *s, size_t n)
+static void put_escape(buf_t *b, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', json_esc[c], '0', '0', hex[c >> 4], hex[c & 15]};
+    buf_append(b, e, e[1] == 'u' ? 6 : 2);
+}
+
+void buf_json_str(buf_t *b, const char *s, size_t n)
+{
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
@@ -110,9 +116,24 @@ void buf_json_str(buf_t *b, const char *s, size_t n)
             buf_append(b, run, (size_t)(p - run));
         if (p == end)
             break;
-        char e[6] = {'\\', json_esc[*p], '0', '0', hex[*p >> 4], hex[*p & 15]};
-        buf_append(b, e, e[1] == 'u' ? 6 : 2);
-        p++;
+        put_escape(b, *p++);
+    }
+    buf_putc(b, '"');
+}
+
+void buf_json_cstr(buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    buf_putc(b, '"');
+    for (;;) {
+        const unsigned char *run = p;
+        while (json_esc[*p] == 0) /* NUL has an escape: the run stops there */
+            p++;
+        if (p > run)
+            buf_append(b, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        put_escape(b, *p++);
     }
     buf_putc(b, '"');
 }

@@ -30,6 +30,8 @@ void buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(pr
  * two-character escapes, other bytes below 0x20 (NUL too) and 0x7f as \u00XX, every other byte
  * (UTF-8 included) as is. Runs of plain bytes are copied in one go: no printf, one reserve. */
 void buf_json_str(buf_t *b, const char *s, size_t n);
+/* The same for a NUL-terminated s, read once (no strlen pass first). */
+void buf_json_cstr(buf_t *b, const char *s);
 /* Appends v in decimal (JSON number syntax), without printf. */
 void buf_put_i64(buf_t *b, long long v);
 void buf_put_u64(buf_t *b, unsigned long long v);

@@ -81,11 +81,11 @@ void log_kv_value_json(buf_t *b, const log_kv_t *kv)
         break;
     case 't':
         log_redact(kv->s, red, sizeof red);
-        buf_json_str(b, red, strlen(red));
+        buf_json_cstr(b, red);
         break;
     default:
         if (kv->s)
-            buf_json_str(b, kv->s, strlen(kv->s));
+            buf_json_cstr(b, kv->s);
         else
             buf_puts(b, "null");
     }

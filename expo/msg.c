@@ -100,13 +100,6 @@ static bool strings_ok(const expo_msg_t *m)
     return true;
 }
 
-/* A JSON string literal (the core writer copies runs that need no escape in one go: this is the
- * hot path of building a 100-message body). */
-static void put_json_str(buf_t *b, const char *s)
-{
-    buf_json_str(b, s, strlen(s));
-}
-
 #define KEY(b, lit) buf_append((b), lit, sizeof lit - 1)
 
 static void put_str(buf_t *b, const char *key, size_t keylen, const char *v)
@@ -114,7 +107,7 @@ static void put_str(buf_t *b, const char *key, size_t keylen, const char *v)
     if (!v)
         return;
     buf_append(b, key, keylen);
-    put_json_str(b, v);
+    buf_json_cstr(b, v);
 }
 
 static void put_int(buf_t *b, const char *key, size_t keylen, long long v)
@@ -131,7 +124,7 @@ static void put_int(buf_t *b, const char *key, size_t keylen, long long v)
 static void encode_fields(const expo_msg_t *m, buf_t *b)
 {
     KEY(b, "{\"to\":");
-    put_json_str(b, m->to);
+    buf_json_cstr(b, m->to);
     PUT_STR(b, ",\"title\":", m->title);
     PUT_STR(b, ",\"body\":", m->body);
     PUT_STR(b, ",\"subtitle\":", m->subtitle);
@@ -148,7 +141,7 @@ static void encode_fields(const expo_msg_t *m, buf_t *b)
     PUT_STR(b, ",\"categoryId\":", m->category_id);
     if (m->rich_image) {
         KEY(b, ",\"richContent\":{\"image\":");
-        put_json_str(b, m->rich_image);
+        buf_json_cstr(b, m->rich_image);
         buf_putc(b, '}');
     }
     PUT_STR(b, ",\"icon\":", m->icon);

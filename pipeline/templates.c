@@ -589,17 +589,17 @@ static void render_data(buf_t *out, const disp_templates_t *t, const chain_t *c,
     const char *st = queue_status_name(ev->status);
     buf_reset(out);
     buf_puts(out, ev->kind == QUEUE_EV_BATCH ? "{\"batchJobId\":" : "{\"jobId\":");
-    buf_json_str(out, ev->job_id, strlen(ev->job_id));
+    buf_json_cstr(out, ev->job_id);
     buf_puts(out, ",\"status\":\"");
     buf_puts(out, st);
     buf_putc(out, '"');
     if (type) {
         buf_puts(out, ",\"type\":");
-        buf_json_str(out, type, strlen(type));
+        buf_json_cstr(out, type);
     }
     if (action) {
         buf_puts(out, ",\"action\":");
-        buf_json_str(out, action, strlen(action));
+        buf_json_cstr(out, action);
     }
     buf_putc(out, '}');
 }

@@ -835,7 +835,7 @@ static void member_str(buf_t *out, const char *name, const char *v, bool *first)
     if (v == NULL)
         return;
     member_name(out, name, first);
-    buf_json_str(out, v, strlen(v));
+    buf_json_cstr(out, v);
 }
 
 static void member_raw(buf_t *out, const char *name, const char *json, bool *first)

@@ -75,7 +75,7 @@ static void test_json_writer(void **state)
     buf_t got = BUF_INIT, want = BUF_INIT;
     /* every byte, at every offset into a run of plain text (runs split at any point) */
     for (size_t off = 0; off < 40; off++) {
-        unsigned char in[300];
+        unsigned char in[300] = {0};
         memset(in, 'a', off);
         memcpy(in + off, all, 256);
         buf_reset(&got);
@@ -85,6 +85,18 @@ static void test_json_writer(void **state)
         assert_int_equal(got.len, want.len);
         assert_memory_equal(got.data, want.data, want.len);
         assert_int_equal(got.data[got.len], '\0');
+        /* the NUL-terminated form: every byte but NUL, read up to the NUL */
+        in[off + 256] = '\0';
+        buf_reset(&got);
+        buf_reset(&want);
+        buf_json_cstr(&got, (const char *)in + off + 1);
+        buf_json_str(&want, (const char *)in + off + 1, 255);
+        assert_string_equal(buf_cstr(&got), buf_cstr(&want));
+        buf_reset(&got);
+        buf_json_cstr(&got, (const char *)in); /* in[off] is NUL: the text before it */
+        buf_reset(&want);
+        ref_json_str(&want, in, off);
+        assert_string_equal(buf_cstr(&got), buf_cstr(&want));
     }
     /* non-ASCII UTF-8 goes out as is; the empty string */
     buf_reset(&got);
