@@ -839,7 +839,9 @@ static void on_result(const expo_result_t *res, void *arg)
         metric_inc(metric_get(p->m_notif, "ok"));
         if (j->event_ms > 0)
             metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
-        snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
+        size_t tl = strnlen(res->ticket_id, sizeof dv->ticket - 1); /* cut as snprintf did */
+        memcpy(dv->ticket, res->ticket_id, tl);
+        dv->ticket[tl] = '\0';
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, dv->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
               LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
