@@ -91,8 +91,8 @@ struct disp_pipeline {
     uv_timer_t renew;        /* renews the claims of sends in flight, while there are jobs */
     uv_timer_t retry;        /* one timer for every job's and device's retry (p->waiting) */
     uint64_t retry_at;       /* when it fires, while active */
-    list_t waiting;          /* job_t.wait: jobs with a retry due */
-    job_t *spare;            /* finished jobs kept for reuse (linked through spare_next) */
+    list_t waiting;          /* wait_t of jobs with a retry due */
+    job_t *spare;            /* finished jobs kept for reuse (linked through next_spare) */
     size_t nspare;
     bool renewing; /* a renewal call is in flight */
     int open_handles;
@@ -114,8 +114,9 @@ static void dev_finished(pdev_t *dv);
 
 #define SPARE_MAX 1024 /* finished jobs kept for reuse: about queue.max_in_flight */
 
-/* A job for a new event: a finished one's memory (devices array, encoding buffer) when there is
- * one, so the steady state allocates nothing per event. */
+/* A job for a new event: a finished one's memory (devices array, encoding buffer, renderings)
+ * when there is one, so the steady state allocates nothing per event. A finished job's memory is
+ * reused or freed at once (no handle to close): nothing may touch a job after it completes. */
 static job_t *job_new(disp_pipeline_t *p)
 {
     job_t *j = p->spare;
@@ -456,9 +457,10 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
                                     : "failed for good before (in the DLQ): only heraldctl dlq "
                                       "replay sends it again"));
             metric_inc(metric_get(j->p->m_notif, "duplicate"));
+            bool last = j->left == 1;
             dev_finished(dv);
-            if (j->left == 0)
-                return; /* the job is gone */
+            if (last)
+                return; /* the job is gone (its memory reused or freed): touch it no more */
         } else {
             dv->state = DEV_WAITING;
             waiting = true;
