@@ -217,10 +217,17 @@ static bool fast_tickets(long status, const char *body, size_t len, size_t nexpe
     }
     if (n != nexpected || !jscan_take(&s, ']') || !jscan_take(&s, '}') || !jscan_end(&s))
         return false;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i] + 1;
     r->tickets = xcalloc(n ? n : 1, sizeof *r->tickets);
     r->ntickets = n;
-    for (size_t i = 0; i < n; i++)
-        r->tickets[i].id = xstrndup(ids[i], lens[i]); /* kind EXPO_TK_OK is 0 */
+    char *at = r->ids_ = xmalloc(total ? total : 1);
+    for (size_t i = 0; i < n; i++) { /* kind EXPO_TK_OK is 0 */
+        r->tickets[i].id = memcpy(at, ids[i], lens[i]);
+        at[lens[i]] = '\0';
+        at += lens[i] + 1;
+    }
     r->kind = EXPO_REPLY_TICKETS;
     return true;
 }
@@ -295,7 +302,8 @@ void expo_reply_parse_tree(long status, const char *body, size_t len, size_t nex
 void expo_reply_cleanup(expo_reply_t *r)
 {
     for (size_t i = 0; i < r->ntickets; i++) {
-        free(r->tickets[i].id);
+        if (r->ids_ == NULL) /* else every id is in ids_ */
+            free(r->tickets[i].id);
         free(r->tickets[i].error);
         free(r->tickets[i].message);
     }
@@ -307,6 +315,7 @@ void expo_reply_cleanup(expo_reply_t *r)
         free(r->split[i].project);
     }
     free(r->split);
+    free(r->ids_);
     free(r->code);
     free(r->message);
     memset(r, 0, sizeof *r);

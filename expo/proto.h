@@ -55,6 +55,7 @@ typedef struct expo_reply {
     size_t ntickets;
     expo_split_t *split; /* EXPO_REPLY_SPLIT */
     size_t nsplit;
+    char *ids_; /* private: the one-pass reader's ticket ids, back to back (one allocation) */
 } expo_reply_t;
 
 /* Parses a send reply for a request of nexpected messages. Never fails: unusable input gives

@@ -735,6 +735,8 @@ static int decode(const void *value, size_t len, const queue_header_t *hdrs, siz
         fail(&d, QUEUE_DEC_NOT_JSON, NULL, "empty value");
         goto done;
     }
+    buf_reserve(d.mem,
+                len + 16); /* one allocation: what is kept is mostly shorter than the value */
     if (fast && plain_event(&d, value, len, out)) {
         rc = 0;
         goto done;
