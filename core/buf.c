@@ -53,7 +53,10 @@ void buf_puts(buf_t *b, const char *s)
 
 void buf_putc(buf_t *b, char c)
 {
-    buf_append(b, &c, 1);
+    if (b->len + 2 > b->cap)
+        buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
 }
 
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
@@ -85,27 +88,89 @@ void buf_fill(buf_t *b, char c, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* Per byte: 0 when it goes out as is, else the letter after the backslash ('u': \u00XX). */
+static const char json_esc[256] = {
+    ['\0'] = 'u', [1] = 'u',  [2] = 'u',    [3] = 'u',    [4] = 'u',   [5] = 'u',     [6] = 'u',
+    [7] = 'u',    [8] = 'u',  ['\t'] = 't', ['\n'] = 'n', [11] = 'u',  [12] = 'u',    ['\r'] = 'r',
+    [14] = 'u',   [15] = 'u', [16] = 'u',   [17] = 'u',   [18] = 'u',  [19] = 'u',    [20] = 'u',
+    [21] = 'u',   [22] = 'u', [23] = 'u',   [24] = 'u',   [25] = 'u',  [26] = 'u',    [27] = 'u',
+    [28] = 'u',   [29] = 'u', [30] = 'u',   [31] = 'u',   ['"'] = '"', ['\\'] = '\\', [0x7f] = 'u'};
+
+static void put_escape(buf_t *b, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', json_esc[c], '0', '0', hex[c >> 4], hex[c & 15]};
+    buf_append(b, e, e[1] == 'u' ? 6 : 2);
+}
+
 void buf_json_str(buf_t *b, const char *s, size_t n)
 {
-    /* the characters with a two-character escape, and the letter that follows the backslash */
-    static const char special[] = "\"\\\n\r\t", letter[] = "\"\\nrt";
-    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
     buf_reserve(b, n + 2);
-    buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *at = c ? strchr(special, c) : NULL;
-        if (at != NULL) {
-            char e[2] = {'\\', letter[at - special]};
-            buf_append(b, e, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            buf_append(b, u, 6);
-        } else {
-            buf_putc(b, (char)c);
-        }
+    b->data[b->len++] = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && json_esc[*p] == 0)
+            p++;
+        if (p > run)
+            buf_append(b, run, (size_t)(p - run));
+        if (p == end)
+            break;
+        put_escape(b, *p++);
     }
     buf_putc(b, '"');
+}
+
+void buf_json_cstr(buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    buf_putc(b, '"');
+    for (;;) {
+        const unsigned char *run = p;
+        while (json_esc[*p] == 0) /* NUL has an escape: the run stops there */
+            p++;
+        if (p > run)
+            buf_append(b, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        put_escape(b, *p++);
+    }
+    buf_putc(b, '"');
+}
+
+size_t buf_fmt_u64(char *out, unsigned long long v)
+{
+    char tmp[BUF_NUM_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t buf_fmt_i64(char *out, long long v)
+{
+    if (v >= 0)
+        return buf_fmt_u64(out, (unsigned long long)v);
+    out[0] = '-';
+    /* LLONG_MIN has no positive counterpart: negate in unsigned arithmetic */
+    return 1 + buf_fmt_u64(out + 1, 0ull - (unsigned long long)v);
+}
+
+void buf_put_u64(buf_t *b, unsigned long long v)
+{
+    char num[BUF_NUM_MAX];
+    buf_append(b, num, buf_fmt_u64(num, v));
+}
+
+void buf_put_i64(buf_t *b, long long v)
+{
+    char num[BUF_NUM_MAX];
+    buf_append(b, num, buf_fmt_i64(num, v));
 }
 
 char *buf_steal(buf_t *b)

@@ -42,13 +42,60 @@ const clk_t *clk_system(void)
     return &sys;
 }
 
+/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's civil_from_days). */
+static void civil(int64_t days, int *y, int *m, int *d)
+{
+    days += 719468;
+    int64_t era = days / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + (unsigned)era * 400) + (*m <= 2);
+}
+
+static char *two(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* Runs for every trace record and log line: digits by hand, no gmtime_r/snprintf. Years past
+ * 9999 and instants before 1970 take the libc path (same text). */
 void clk_iso8601_ms(int64_t wall_ms, char *out, size_t outlen)
 {
-    time_t s = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+    if (wall_ms < 0 || wall_ms >= INT64_C(253402300800000) || outlen < 25) {
+        time_t s = (time_t)(wall_ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(wall_ms % 1000));
+        return;
+    }
+    int64_t s = wall_ms / 1000;
+    unsigned sod = (unsigned)(s % 86400), ms = (unsigned)(wall_ms % 1000);
+    int y, m, d;
+    civil(s / 86400, &y, &m, &d);
+    char *p = two(two(out, (unsigned)y / 100), (unsigned)y % 100);
+    *p++ = '-';
+    p = two(p, (unsigned)m);
+    *p++ = '-';
+    p = two(p, (unsigned)d);
+    *p++ = 'T';
+    p = two(p, sod / 3600);
+    *p++ = ':';
+    p = two(p, sod / 60 % 60);
+    *p++ = ':';
+    p = two(p, sod % 60);
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    p = two(p, ms);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 void clk_iso8601(int64_t wall_s, char *out, size_t outlen)

@@ -23,10 +23,11 @@
 
 typedef struct proj proj_t;
 
+/* One message: the item, its token and its encoded JSON in one allocation. */
 typedef struct item {
     struct item *next;
-    char *to;
-    char *json;
+    char *to;   /* in mem */
+    char *json; /* in mem, len bytes */
     size_t len;
     proj_t *proj;
     unsigned attempts;
@@ -36,6 +37,7 @@ typedef struct item {
     int local_err; /* EXPO_EINVAL / EXPO_ETOOBIG: failed before any request */
     expo_result_cb cb;
     void *arg;
+    char mem[]; /* to, NUL, json, NUL */
 } item_t;
 
 struct proj {
@@ -52,9 +54,9 @@ struct proj {
 };
 
 typedef struct req {
-    list_node_t node; /* in c->reqs */
+    list_node_t node; /* in c->reqs, or in c->spare_reqs when done (kept with its buffers) */
     expo_client_t *c;
-    item_t **items;
+    item_t *items[EXPO_MAX_BATCH];
     size_t n;
     buf_t body, gz;
 } req_t;
@@ -73,7 +75,11 @@ struct expo_client {
     proj_t *projs;
     item_t *delayed;
     item_t *done_head, *done_tail;
-    list_t reqs; /* in flight */
+    list_t reqs;       /* in flight */
+    list_t spare_reqs; /* done: reused by the next requests, at most max_concurrent */
+    size_t nspare;
+    buf_t scratch;   /* expo_send encodes here before sizing the item */
+    expo_gzip_t *gz; /* one deflate stream for every request body */
     pmap_t *pmap;
     uv_timer_t pump_timer, retry_timer, done_timer;
     uint64_t pump_at, retry_at;
@@ -163,8 +169,6 @@ static proj_t *get_proj(expo_client_t *c, const char *name)
 
 static void item_free(item_t *it)
 {
-    free(it->to);
-    free(it->json);
     free(it);
 }
 
@@ -413,11 +417,32 @@ static const char *retry_reason(long status, const expo_reply_t *rep)
 
 static void req_free(req_t *r)
 {
+    expo_client_t *c = r->c;
     list_remove(&r->node);
+    if (!c->destroying && c->nspare < (size_t)c->o.max_concurrent) {
+        buf_reset(&r->body);
+        buf_reset(&r->gz);
+        list_push_back(&c->spare_reqs, &r->node);
+        c->nspare++;
+        return;
+    }
     buf_cleanup(&r->body);
     buf_cleanup(&r->gz);
-    free(r->items);
     free(r);
+}
+
+static req_t *req_new(expo_client_t *c)
+{
+    list_node_t *n = list_first(&c->spare_reqs);
+    if (n == NULL) {
+        req_t *r = xcalloc(1, sizeof *r);
+        r->c = c;
+        r->node.prev = r->node.next = &r->node; /* unlinked */
+        return r;
+    }
+    list_remove(n);
+    c->nspare--;
+    return container_of(n, req_t, node);
 }
 
 static const char *terr_name(expo_terr_t e)
@@ -508,9 +533,7 @@ static void build_body(req_t *r)
 
 static void send_batch(expo_client_t *c, proj_t *p, size_t n)
 {
-    req_t *r = xcalloc(1, sizeof *r);
-    r->c = c;
-    r->items = xmalloc(n * sizeof *r->items);
+    req_t *r = req_new(c);
     for (size_t i = 0; i < n; i++) {
         r->items[i] = pop_front(p);
         r->items[i]->attempts++;
@@ -521,7 +544,7 @@ static void send_batch(expo_client_t *c, proj_t *p, size_t n)
     size_t nh = 2;
     const void *body = r->body.data;
     size_t len = r->body.len;
-    if (len > EXPO_GZIP_MIN && expo_gzip(r->body.data, r->body.len, &r->gz) == 0) {
+    if (len > EXPO_GZIP_MIN && expo_gzip_run(c->gz, r->body.data, r->body.len, &r->gz) == 0) {
         hdr[nh++] = "content-encoding: gzip";
         body = r->gz.data;
         len = r->gz.len;
@@ -648,9 +671,19 @@ static void pump(expo_client_t *c)
 
 void expo_send(expo_client_t *c, const expo_msg_t *m, expo_result_cb cb, void *arg)
 {
-    item_t *it = xcalloc(1, sizeof *it);
-    buf_t b = BUF_INIT;
-    it->to = xstrdup(m->to ? m->to : "");
+    const char *to = m->to ? m->to : "";
+    size_t tolen = strlen(to);
+    buf_reset(&c->scratch);
+    int enc = expo_msg_encode(m, &c->scratch);
+    size_t jlen = enc == 0 ? c->scratch.len : 0;
+    item_t *it = xmalloc(sizeof *it + tolen + 1 + jlen + 1);
+    memset(it, 0, sizeof *it);
+    it->to = it->mem;
+    memcpy(it->to, to, tolen + 1);
+    it->json = it->mem + tolen + 1;
+    memcpy(it->json, buf_cstr(&c->scratch), jlen);
+    it->json[jlen] = '\0';
+    it->len = jlen;
     it->cb = cb;
     it->arg = arg;
     it->first_ms = now_ms(c);
@@ -660,9 +693,8 @@ void expo_send(expo_client_t *c, const expo_msg_t *m, expo_result_cb cb, void *a
         pmap_set(c->pmap, m->to, m->project);
     it->proj = get_proj(c, pname ? pname : "");
     c->pending++;
-    it->local_err = expo_msg_encode(m, &b);
+    it->local_err = enc;
     if (it->local_err != 0) {
-        buf_cleanup(&b);
         if (c->done_tail)
             c->done_tail->next = it;
         else
@@ -671,8 +703,6 @@ void expo_send(expo_client_t *c, const expo_msg_t *m, expo_result_cb cb, void *a
         uv_timer_start(&c->done_timer, on_done_timer, 0, 0);
         return;
     }
-    it->len = b.len;
-    it->json = buf_steal(&b);
     push_back(it->proj, it);
     proj_t *p = it->proj;
     if (p->count >= EXPO_MAX_BATCH || p->count >= (size_t)c->batch_max || p->count == 1)
@@ -725,6 +755,7 @@ expo_client_t *expo_client_create(uv_loop_t *loop, const expo_opts_t *opts, metr
         return NULL;
     expo_client_t *c = xcalloc(1, sizeof *c);
     list_init(&c->reqs);
+    list_init(&c->spare_reqs);
     c->loop = loop;
     c->o = *opts;
     if (!c->o.clock)
@@ -750,6 +781,7 @@ expo_client_t *expo_client_create(uv_loop_t *loop, const expo_opts_t *opts, metr
     long r = opts->rate_per_sec;
     c->batch_max = r <= 0 ? EXPO_MAX_BATCH : (r < EXPO_MAX_BATCH ? r : EXPO_MAX_BATCH);
     c->pmap = pmap_create(1u << 20);
+    c->gz = expo_gzip_create();
     metrics_init(c, metrics);
     uv_timer_t *timers[] = {&c->pump_timer, &c->retry_timer, &c->done_timer};
     for (size_t i = 0; i < 3; i++) {
@@ -799,6 +831,12 @@ void expo_client_destroy(expo_client_t *c)
         free(p->name);
         free(p);
     }
+    while (!list_empty(&c->spare_reqs)) {
+        req_t *r = list_first_entry(&c->spare_reqs, req_t, node);
+        req_free(r); /* destroying: freed, not kept */
+    }
+    buf_cleanup(&c->scratch);
+    expo_gzip_destroy(c->gz);
     pmap_destroy(c->pmap);
     free(c->send_url);
     free(c->auth_header);

@@ -100,42 +100,6 @@ static bool strings_ok(const expo_msg_t *m)
     return true;
 }
 
-static void put_escape(buf_t *b, unsigned char ch)
-{
-    static const char hex[] = "0123456789abcdef";
-    char e[6] = {'\\', (char)ch};
-    size_t n = 2;
-    if (ch == '\n')
-        e[1] = 'n';
-    else if (ch == '\r')
-        e[1] = 'r';
-    else if (ch == '\t')
-        e[1] = 't';
-    else if (ch < 0x20 || ch == 0x7f) {
-        e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[ch >> 4], e[5] = hex[ch & 15];
-        n = 6;
-    }
-    buf_append(b, e, n);
-}
-
-/* A JSON string literal: runs of characters that need no escape are copied in one go (this is
- * the hot path of building a 100-message body). */
-static void put_json_str(buf_t *b, const char *s)
-{
-    buf_putc(b, '"');
-    const char *run = s;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f)
-            continue;
-        buf_append(b, run, (size_t)(p - run));
-        put_escape(b, ch);
-        run = p + 1;
-    }
-    buf_append(b, run, strlen(run));
-    buf_putc(b, '"');
-}
-
 #define KEY(b, lit) buf_append((b), lit, sizeof lit - 1)
 
 static void put_str(buf_t *b, const char *key, size_t keylen, const char *v)
@@ -143,17 +107,15 @@ static void put_str(buf_t *b, const char *key, size_t keylen, const char *v)
     if (!v)
         return;
     buf_append(b, key, keylen);
-    put_json_str(b, v);
+    buf_json_cstr(b, v);
 }
 
 static void put_int(buf_t *b, const char *key, size_t keylen, long long v)
 {
     if (v == EXPO_UNSET)
         return;
-    char num[24];
-    int n = snprintf(num, sizeof num, "%lld", v);
     buf_append(b, key, keylen);
-    buf_append(b, num, (size_t)n);
+    buf_put_i64(b, v);
 }
 
 #define PUT_STR(b, lit, v) put_str((b), lit, sizeof lit - 1, (v))
@@ -162,7 +124,7 @@ static void put_int(buf_t *b, const char *key, size_t keylen, long long v)
 static void encode_fields(const expo_msg_t *m, buf_t *b)
 {
     KEY(b, "{\"to\":");
-    put_json_str(b, m->to);
+    buf_json_cstr(b, m->to);
     PUT_STR(b, ",\"title\":", m->title);
     PUT_STR(b, ",\"body\":", m->body);
     PUT_STR(b, ",\"subtitle\":", m->subtitle);
@@ -179,7 +141,7 @@ static void encode_fields(const expo_msg_t *m, buf_t *b)
     PUT_STR(b, ",\"categoryId\":", m->category_id);
     if (m->rich_image) {
         KEY(b, ",\"richContent\":{\"image\":");
-        put_json_str(b, m->rich_image);
+        buf_json_cstr(b, m->rich_image);
         buf_putc(b, '}');
     }
     PUT_STR(b, ",\"icon\":", m->icon);

@@ -6,12 +6,16 @@
  * exactly what Expo documents is classified (retry or fail) rather than trusted. */
 #include "expo/proto.h"
 #include "core/backoff.h"
+#include "core/jscan.h"
 #include "core/xalloc.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#define EXPO_FAST_MAX 100 /* tickets the one-pass reader takes: a request's (EXPO_MAX_BATCH) */
 
 expo_tk_kind_t expo_classify_error(const char *e)
 {
@@ -165,7 +169,109 @@ static void parse_non_json(long status, expo_reply_t *r)
     set_code(r, code, "the reply carries no Expo error");
 }
 
+/* ---- the common reply in one pass ---- */
+
+/* {"status":"ok","id":"<1-256 chars>"} in either order, each member once, nothing else. */
+static bool ok_ticket(jscan_t *s, const char **id, size_t *idlen)
+{
+    bool ok = false;
+    *id = NULL;
+    if (!jscan_take(s, '{'))
+        return false;
+    for (int m = 0; m < 2; m++) {
+        const char *k, *v;
+        size_t kn, vn;
+        if ((m > 0 && !jscan_take(s, ',')) || !jscan_str(s, &k, &kn) || !jscan_take(s, ':') ||
+            !jscan_str(s, &v, &vn))
+            return false;
+        if (jscan_is(k, kn, "status") && !ok && jscan_is(v, vn, "ok"))
+            ok = true;
+        else if (jscan_is(k, kn, "id") && !*id && vn >= 1 && vn <= 256) {
+            *id = v;
+            *idlen = vn;
+        } else
+            return false;
+    }
+    return jscan_take(s, '}');
+}
+
+static bool fast_tickets(long status, const char *body, size_t len, size_t nexpected,
+                         expo_reply_t *r)
+{
+    const char *ids[EXPO_FAST_MAX];
+    size_t lens[EXPO_FAST_MAX], n = 0;
+    const char *k;
+    size_t kn;
+    jscan_t s = {body, body + len};
+    if (status < 200 || status > 299 || nexpected > EXPO_FAST_MAX || !jscan_take(&s, '{') ||
+        !jscan_str(&s, &k, &kn) || !jscan_is(k, kn, "data") || !jscan_take(&s, ':') ||
+        !jscan_take(&s, '['))
+        return false;
+    jscan_ws(&s);
+    if (s.p < s.end && *s.p != ']') {
+        do {
+            if (n == nexpected || !ok_ticket(&s, &ids[n], &lens[n]))
+                return false;
+            n++;
+        } while (jscan_take(&s, ','));
+    }
+    if (n != nexpected || !jscan_take(&s, ']') || !jscan_take(&s, '}') || !jscan_end(&s))
+        return false;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i] + 1;
+    r->tickets = xcalloc(n ? n : 1, sizeof *r->tickets);
+    r->ntickets = n;
+    char *at = r->ids_ = xmalloc(total ? total : 1);
+    for (size_t i = 0; i < n; i++) { /* kind EXPO_TK_OK is 0 */
+        r->tickets[i].id = memcpy(at, ids[i], lens[i]);
+        at[lens[i]] = '\0';
+        at += lens[i] + 1;
+    }
+    r->kind = EXPO_REPLY_TICKETS;
+    return true;
+}
+
 void expo_reply_parse(long status, const char *body, size_t len, size_t nexpected, expo_reply_t *r)
+{
+    memset(r, 0, sizeof *r);
+    if (body && len > 0 && len <= EXPO_MAX_REPLY && fast_tickets(status, body, len, nexpected, r))
+        return;
+    expo_reply_parse_tree(status, body, len, nexpected, r);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool expo_reply_equal(const expo_reply_t *a, const expo_reply_t *b)
+{
+    if (a->kind != b->kind || !str_eq(a->code, b->code) || !str_eq(a->message, b->message) ||
+        a->credential != b->credential || a->ambiguous != b->ambiguous ||
+        a->ntickets != b->ntickets || a->nsplit != b->nsplit)
+        return false;
+    for (size_t i = 0; i < a->ntickets; i++) {
+        const expo_ticket_t *x = &a->tickets[i], *y = &b->tickets[i];
+        if (x->kind != y->kind || !str_eq(x->id, y->id) || !str_eq(x->error, y->error) ||
+            !str_eq(x->message, y->message))
+            return false;
+    }
+    for (size_t i = 0; i < a->nsplit; i++) {
+        const expo_split_t *x = &a->split[i], *y = &b->split[i];
+        if (!str_eq(x->project, y->project) || x->ntokens != y->ntokens)
+            return false;
+        for (size_t j = 0; j < x->ntokens; j++)
+            if (!str_eq(x->tokens[j], y->tokens[j]))
+                return false;
+    }
+    return true;
+}
+
+/* ---- the general path ---- */
+
+void expo_reply_parse_tree(long status, const char *body, size_t len, size_t nexpected,
+                           expo_reply_t *r)
 {
     memset(r, 0, sizeof *r);
     json_t *root = NULL;
@@ -196,7 +302,8 @@ void expo_reply_parse(long status, const char *body, size_t len, size_t nexpecte
 void expo_reply_cleanup(expo_reply_t *r)
 {
     for (size_t i = 0; i < r->ntickets; i++) {
-        free(r->tickets[i].id);
+        if (r->ids_ == NULL) /* else every id is in ids_ */
+            free(r->tickets[i].id);
         free(r->tickets[i].error);
         free(r->tickets[i].message);
     }
@@ -208,6 +315,7 @@ void expo_reply_cleanup(expo_reply_t *r)
         free(r->split[i].project);
     }
     free(r->split);
+    free(r->ids_);
     free(r->code);
     free(r->message);
     memset(r, 0, sizeof *r);
@@ -282,25 +390,53 @@ void expo_receipts_free(expo_receipt_t *r, size_t n)
     free(r);
 }
 
+struct expo_gzip {
+    z_stream z;
+    bool ready; /* deflateInit2 succeeded */
+};
+
+expo_gzip_t *expo_gzip_create(void)
+{
+    expo_gzip_t *g = xcalloc(1, sizeof *g);
+    g->ready =
+        deflateInit2(&g->z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    return g;
+}
+
+void expo_gzip_destroy(expo_gzip_t *g)
+{
+    if (g == NULL)
+        return;
+    if (g->ready)
+        deflateEnd(&g->z);
+    free(g);
+}
+
+int expo_gzip_run(expo_gzip_t *g, const void *in, size_t len, buf_t *out)
+{
+    if (!g->ready || deflateReset(&g->z) != Z_OK)
+        return -1;
+    z_stream *z = &g->z;
+    size_t bound = deflateBound(z, (uLong)len) + 32;
+    buf_reserve(out, bound);
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    z->next_out = (Bytef *)out->data + out->len;
+    z->avail_out = (uInt)bound;
+    int rc = deflate(z, Z_FINISH);
+    if (rc != Z_STREAM_END)
+        return -1;
+    out->len += z->total_out;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
 int expo_gzip(const void *in, size_t len, buf_t *out)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    size_t bound = deflateBound(&z, (uLong)len) + 32;
-    buf_reserve(out, bound);
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)len;
-    z.next_out = (Bytef *)out->data + out->len;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
-    if (rc == Z_STREAM_END) {
-        out->len += z.total_out;
-        out->data[out->len] = '\0';
-    }
-    deflateEnd(&z);
-    return rc == Z_STREAM_END ? 0 : -1;
+    expo_gzip_t *g = expo_gzip_create();
+    int rc = expo_gzip_run(g, in, len, out);
+    expo_gzip_destroy(g);
+    return rc;
 }
 
 int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out)

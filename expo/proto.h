@@ -55,6 +55,7 @@ typedef struct expo_reply {
     size_t ntickets;
     expo_split_t *split; /* EXPO_REPLY_SPLIT */
     size_t nsplit;
+    char *ids_; /* private: the one-pass reader's ticket ids, back to back (one allocation) */
 } expo_reply_t;
 
 /* Parses a send reply for a request of nexpected messages. Never fails: unusable input gives
@@ -66,6 +67,14 @@ typedef struct expo_reply {
 void expo_reply_parse(long http_status, const char *body, size_t len, size_t nexpected,
                       expo_reply_t *out);
 void expo_reply_cleanup(expo_reply_t *r);
+/* expo_reply_parse reads the common reply (2xx, {"data":[...]} of exactly nexpected
+ * {"status":"ok","id":"..."} tickets, strings of printable ASCII without escapes) in one pass
+ * without building a tree; anything else goes to this general path (a jansson tree). Exposed so
+ * the unit tests and the fuzz target check that both read every input alike. */
+void expo_reply_parse_tree(long http_status, const char *body, size_t len, size_t nexpected,
+                           expo_reply_t *out);
+/* Whether two parsed replies say the same (kinds, codes, tickets, split), for those checks. */
+bool expo_reply_equal(const expo_reply_t *a, const expo_reply_t *b);
 
 /* Ticket/receipt details.error -> what to do. */
 expo_tk_kind_t expo_classify_error(const char *details_error);
@@ -91,6 +100,12 @@ void expo_receipts_free(expo_receipt_t *r, size_t n);
 
 /* gzip (RFC 1952) of in appended to out. Returns 0 or -1. */
 int expo_gzip(const void *in, size_t len, buf_t *out);
+/* The same with one deflate stream kept for every call (reset, not set up again: its ~270 KiB of
+ * state is allocated once). new: free with expo_gzip_destroy (accepts NULL). */
+typedef struct expo_gzip expo_gzip_t;
+expo_gzip_t *expo_gzip_create(void);
+void expo_gzip_destroy(expo_gzip_t *z);
+int expo_gzip_run(expo_gzip_t *z, const void *in, size_t len, buf_t *out);
 /* Inflates gzip input into out, refusing more than max output bytes. Returns 0 or -1. */
 int expo_gunzip(const void *in, size_t len, size_t max, buf_t *out);
 

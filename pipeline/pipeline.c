@@ -22,6 +22,14 @@ typedef enum { DEV_NEW, DEV_SENDING, DEV_DONE, DEV_WAITING } dev_state_t;
 
 typedef struct job job_t;
 
+/* A retry due on the pipeline's one retry timer (p->waiting, or linked to itself when none). */
+typedef struct wait {
+    list_node_t node;
+    uint64_t due; /* loop ms */
+    job_t *job;
+    bool devs; /* the devices' retry_fns, else the job's retry_fn */
+} wait_t;
+
 typedef struct dev {
     job_t *job;
     tok_record_t rec;
@@ -46,10 +54,12 @@ struct job {
     disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
     disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
     size_t nrs;
-    buf_t enc;            /* the event encoded (queue_event_encode) once, when first needed */
-    uv_timer_t timer;     /* retries of lookup/claim */
-    uv_timer_t dev_timer; /* retries of per-device steps */
-    int open_handles;
+    size_t caprs;      /* rs slots initialised (kept with their buffers when the job is reused) */
+    buf_t enc;         /* the event encoded (queue_event_encode) once, when first needed */
+    size_t capdevs;    /* devs' allocation, kept when the job is reused */
+    job_t *next_spare; /* in p->spare */
+    wait_t wait_job;   /* retry_fn's turn on p->retry */
+    wait_t wait_devs;  /* the devices' retry_fns' turn on p->retry */
     unsigned retries;
     void (*retry_fn)(job_t *j);
     int64_t event_ms;
@@ -81,7 +91,12 @@ struct disp_pipeline {
     size_t nclaimq, capclaimq;
     uv_prepare_t claim_prep; /* claims `claimq` before the loop waits for I/O */
     uv_timer_t renew;        /* renews the claims of sends in flight, while there are jobs */
-    bool renewing;           /* a renewal call is in flight */
+    uv_timer_t retry;        /* one timer for every job's and device's retry (p->waiting) */
+    uint64_t retry_at;       /* when it fires, while active */
+    list_t waiting;          /* wait_t of jobs with a retry due */
+    job_t *spare;            /* finished jobs kept for reuse (linked through next_spare) */
+    size_t nspare;
+    bool renewing; /* a renewal call is in flight */
     int open_handles;
     list_t jobs;
     size_t njobs;
@@ -99,18 +114,58 @@ static void dev_finished(pdev_t *dv);
 
 /* ---- job bookkeeping ------------------------------------------------------------------------ */
 
-static void on_timer_closed(uv_handle_t *h)
+#define SPARE_MAX 1024 /* finished jobs kept for reuse: about queue.max_in_flight */
+
+/* A job for a new event: a finished one's memory (devices array, encoding buffer, renderings)
+ * when there is one, so the steady state allocates nothing per event. A finished job's memory is
+ * reused or freed at once (no handle to close): nothing may touch a job after it completes. */
+static job_t *job_new(disp_pipeline_t *p)
 {
-    job_t *j = h->data;
-    if (--j->open_handles > 0)
-        return;
-    for (size_t i = 0; i < j->nrs; i++)
+    job_t *j = p->spare;
+    if (j == NULL) {
+        j = xcalloc(1, sizeof *j);
+    } else {
+        p->spare = j->next_spare;
+        p->nspare--;
+        job_t keep = *j;
+        memset(j, 0, sizeof *j);
+        j->devs = keep.devs;
+        j->capdevs = keep.capdevs;
+        j->enc = keep.enc;
+        j->rs = keep.rs;
+        j->caprs = keep.caprs;
+    }
+    j->p = p;
+    wait_t *w[] = {&j->wait_job, &j->wait_devs};
+    for (size_t i = 0; i < 2; i++) {
+        w[i]->node.prev = w[i]->node.next = &w[i]->node;
+        w[i]->job = j;
+    }
+    j->wait_devs.devs = true;
+    return j;
+}
+
+static void job_free_memory(job_t *j)
+{
+    for (size_t i = 0; i < j->caprs; i++)
         disp_rendered_cleanup(&j->rs[i]);
     free(j->rs);
-    disp_templates_destroy(j->tmpl);
     buf_cleanup(&j->enc);
     free(j->devs);
     free(j);
+}
+
+static void job_release(disp_pipeline_t *p, job_t *j)
+{
+    disp_templates_destroy(j->tmpl);
+    if (p->nspare < SPARE_MAX) {
+        buf_reset(&j->enc);
+        j->next_spare = p->spare;
+        p->spare = j;
+        p->nspare++;
+        return;
+    }
+    job_free_memory(j);
 }
 
 /* The whole event as JSON, kept with each receipt check (a resend after MessageRateExceeded) and
@@ -129,8 +184,9 @@ static void job_free(job_t *j)
     if (--p->njobs == 0)
         uv_timer_stop(&p->renew);
     metric_set(p->m_jobs, (double)p->njobs);
-    uv_close((uv_handle_t *)&j->timer, on_timer_closed);
-    uv_close((uv_handle_t *)&j->dev_timer, on_timer_closed);
+    list_remove(&j->wait_job.node);
+    list_remove(&j->wait_devs.node);
+    job_release(p, j);
 }
 
 /* The event's one log line at info (its steps are trace records, logged at debug). */
@@ -142,10 +198,70 @@ static void job_complete(job_t *j)
     job_free(j);
 }
 
+static void on_retry_timer(uv_timer_t *t);
+
+static void arm_retry(disp_pipeline_t *p, uint64_t due)
+{
+    uint64_t now = uv_now(p->d.loop);
+    p->retry_at = due;
+    uv_timer_start(&p->retry, on_retry_timer, due > now ? due - now : 0, 0);
+}
+
+/* Queues w's retry for `due` (loop ms) on the pipeline's one retry timer. */
+static void wait_until(disp_pipeline_t *p, wait_t *w, uint64_t due)
+{
+    w->due = due;
+    if (w->node.next == &w->node)
+        list_push_back(&p->waiting, &w->node);
+    if (!uv_is_active((uv_handle_t *)&p->retry) || due < p->retry_at)
+        arm_retry(p, due);
+}
+
+static void run_wait(wait_t *w)
+{
+    job_t *j = w->job;
+    if (!w->devs) {
+        j->retry_fn(j);
+        return;
+    }
+    for (size_t i = 0; i < j->ndevs; i++) { /* every device waiting goes now */
+        pdev_t *dv = &j->devs[i];
+        void (*fn)(pdev_t *) = dv->retry_fn;
+        if (fn) {
+            dv->retry_fn = NULL;
+            fn(dv);
+        }
+    }
+}
+
+/* Runs every retry that is due. Only events whose Redis steps failed wait, a short list; a retry
+ * that fails again queues itself anew (job_free unlinks a finished job's entries). */
 static void on_retry_timer(uv_timer_t *t)
 {
-    job_t *j = t->data;
-    j->retry_fn(j);
+    disp_pipeline_t *p = t->data;
+    uint64_t now = uv_now(p->d.loop), next = UINT64_MAX;
+    list_t due;
+    list_init(&due);
+    for (list_node_t *it = p->waiting.head.next, *nx; it != &p->waiting.head; it = nx) {
+        nx = it->next;
+        if (container_of(it, wait_t, node)->due <= now) {
+            list_remove(it);
+            list_push_back(&due, it);
+        }
+    }
+    while (!list_empty(&due) && !p->aborted) {
+        wait_t *w = list_first_entry(&due, wait_t, node);
+        list_remove(&w->node);
+        run_wait(w);
+    }
+    list_splice(&p->waiting, &due); /* aborted: left as they were */
+    for (list_node_t *it = p->waiting.head.next; it != &p->waiting.head; it = it->next)
+        if (container_of(it, wait_t, node)->due < next)
+            next = container_of(it, wait_t, node)->due;
+    if (next != UINT64_MAX)
+        arm_retry(p, next);
+    else
+        uv_timer_stop(&p->retry);
 }
 
 /* Runs fn again after a backoff; the event stays in flight meanwhile. */
@@ -156,20 +272,7 @@ static void retry_later(job_t *j, void (*fn)(job_t *), const char *why)
         LOG(LOG_LVL_WARN, "pipeline step failed, retrying", LKS("jobId", j->ev->job_id),
             LKS("userId", j->ev->user_id), LKS("step", why), LKI("retryMs", ms));
     j->retry_fn = fn;
-    uv_timer_start(&j->timer, on_retry_timer, ms + 1, 0);
-}
-
-static void on_dev_timer(uv_timer_t *t)
-{
-    job_t *j = t->data;
-    for (size_t i = 0; i < j->ndevs; i++) {
-        pdev_t *dv = &j->devs[i];
-        void (*fn)(pdev_t *) = dv->retry_fn;
-        if (fn) {
-            dv->retry_fn = NULL;
-            fn(dv);
-        }
-    }
+    wait_until(j->p, &j->wait_job, uv_now(j->p->d.loop) + ms + 1);
 }
 
 /* Runs fn(dv) again after a backoff: a device's outcome is not durable until its write lands. */
@@ -182,8 +285,8 @@ static void dev_retry(pdev_t *dv, void (*fn)(pdev_t *), const char *why)
             LKS("userId", j->ev->user_id), LKS("deviceId", dv->rec.device_id), LKS("step", why),
             LKI("retryMs", ms));
     dv->retry_fn = fn;
-    if (!uv_is_active((uv_handle_t *)&j->dev_timer))
-        uv_timer_start(&j->dev_timer, on_dev_timer, ms + 1, 0);
+    if (j->wait_devs.node.next == &j->wait_devs.node) /* later ones go with the first */
+        wait_until(j->p, &j->wait_devs, uv_now(j->p->d.loop) + ms + 1);
 }
 
 /* ---- claims of sends in flight ----------------------------------------------------------------
@@ -241,15 +344,10 @@ static void renew_start(disp_pipeline_t *p)
 void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, void *arg)
 {
     disp_pipeline_t *p = arg;
-    job_t *j = xcalloc(1, sizeof *j);
-    j->p = p;
+    job_t *j = job_new(p);
     j->ev = ev;
     j->ticket = ticket;
     queue_event_key(ev, j->key, sizeof j->key);
-    uv_timer_init(p->d.loop, &j->timer);
-    uv_timer_init(p->d.loop, &j->dev_timer);
-    j->timer.data = j->dev_timer.data = j;
-    j->open_handles = 2;
     j->event_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : queue_ticket_kafka_ts(ticket);
     list_push_back(&p->jobs, &j->node);
     if (p->njobs++ == 0)
@@ -288,7 +386,13 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
     int64_t now_s = clk_wall_ms() / 1000;
     const char *only = j->ev->replay_device;
     bool seen = false;
-    j->devs = xcalloc(n ? n : 1, sizeof *j->devs);
+    if (n > j->capdevs) {
+        free(j->devs);
+        j->capdevs = n;
+        j->devs = xmalloc(n * sizeof *j->devs);
+    }
+    if (n > 0)
+        memset(j->devs, 0, n * sizeof *j->devs);
     for (size_t i = 0; i < n; i++) {
         if (only && strcmp(recs[i].device_id, only) != 0)
             continue; /* a replay sends only to the device that failed */
@@ -360,9 +464,10 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
                                     : "failed for good before (in the DLQ): only heraldctl dlq "
                                       "replay sends it again"));
             metric_inc(metric_get(j->p->m_notif, "duplicate"));
+            bool last = j->left == 1;
             dev_finished(dv);
-            if (j->left == 0)
-                return; /* the job is gone */
+            if (last)
+                return; /* the job is gone (its memory reused or freed): touch it no more */
         } else {
             dv->state = DEV_WAITING;
             waiting = true;
@@ -733,21 +838,24 @@ static void dlq_send(pdev_t *dv)
 static void redact_message(const char *msg, const char *token, char *out, size_t outlen)
 {
     char red[32];
-    buf_t b = BUF_INIT;
-    size_t tl = strlen(token);
+    size_t tl = strlen(token), n = 0;
     log_redact(token, red, sizeof red);
-    for (const char *p = msg; p && *p;) {
+    out[0] = '\0';
+    for (const char *p = msg; p && *p && n + 1 < outlen;) { /* cut at outlen, as before */
         const char *hit = tl ? strstr(p, token) : NULL;
-        if (hit == NULL) {
-            buf_puts(&b, p);
-            break;
+        size_t take = hit ? (size_t)(hit - p) : strlen(p);
+        const char *parts[2] = {p, red};
+        size_t lens[2] = {take, hit ? strlen(red) : 0};
+        for (size_t i = 0; i < 2; i++) {
+            size_t k = lens[i] < outlen - 1 - n ? lens[i] : outlen - 1 - n;
+            memcpy(out + n, parts[i], k);
+            n += k;
         }
-        buf_append(&b, p, (size_t)(hit - p));
-        buf_puts(&b, red);
+        out[n] = '\0';
+        if (hit == NULL)
+            break;
         p = hit + tl;
     }
-    snprintf(out, outlen, "%s", buf_cstr(&b));
-    buf_cleanup(&b);
 }
 
 static void on_result(const expo_result_t *res, void *arg)
@@ -763,7 +871,9 @@ static void on_result(const expo_result_t *res, void *arg)
         metric_inc(metric_get(p->m_notif, "ok"));
         if (j->event_ms > 0)
             metric_observe(metric_get(p->m_e2e), (double)(clk_wall_ms() - j->event_ms) / 1000.0);
-        snprintf(dv->ticket, sizeof dv->ticket, "%s", res->ticket_id);
+        size_t tl = strnlen(res->ticket_id, sizeof dv->ticket - 1); /* cut as snprintf did */
+        memcpy(dv->ticket, res->ticket_id, tl);
+        dv->ticket[tl] = '\0';
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
               LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
               LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
@@ -793,10 +903,15 @@ static const disp_rendered_t *rendering(job_t *j, const char *device_locale)
     for (size_t i = 0; i < j->nrs; i++)
         if (strcmp(j->rs[i].locale, loc) == 0)
             return &j->rs[i];
-    j->rs = xrealloc(j->rs, (j->nrs + 1) * sizeof *j->rs);
-    disp_rendered_t *r = &j->rs[j->nrs++];
-    disp_rendered_init(r);
-    disp_templates_render(j->tmpl, j->ev, loc, r);
+    if (j->nrs == j->caprs) {
+        j->rs = xrealloc(j->rs, (j->caprs + 1) * sizeof *j->rs);
+        disp_rendered_init(&j->rs[j->caprs++]);
+    }
+    disp_rendered_t *r = &j->rs[j->nrs++]; /* an earlier event's rendering is replaced */
+    if (disp_templates_render(j->tmpl, j->ev, loc, r) != 0) {
+        disp_rendered_cleanup(r);
+        disp_rendered_init(r);
+    }
     return r;
 }
 
@@ -1173,9 +1288,12 @@ disp_pipeline_t *disp_pipeline_create(const disp_pipeline_deps_t *deps,
     p->ok_idle.data = p;
     uv_timer_init(deps->loop, &p->renew);
     p->renew.data = p;
+    uv_timer_init(deps->loop, &p->retry);
+    p->retry.data = p;
+    list_init(&p->waiting);
     uv_prepare_init(deps->loop, &p->claim_prep);
     p->claim_prep.data = p;
-    p->open_handles = 3;
+    p->open_handles = 4;
     list_init(&p->jobs);
     metric_reg_t *m = deps->metrics;
     p->m_devices =
@@ -1242,4 +1360,10 @@ void disp_pipeline_destroy(disp_pipeline_t *p)
     uv_close((uv_handle_t *)&p->ok_idle, on_handle_closed);
     uv_close((uv_handle_t *)&p->claim_prep, on_handle_closed);
     uv_close((uv_handle_t *)&p->renew, on_handle_closed);
+    uv_close((uv_handle_t *)&p->retry, on_handle_closed);
+    while (p->spare) {
+        job_t *j = p->spare;
+        p->spare = j->next_spare;
+        job_free_memory(j);
+    }
 }

@@ -520,7 +520,8 @@ static void put_placeholder(buf_t *out, const queue_event_t *ev, const char *nam
     const char *v = NULL;
     char num[32];
     long count = ev->completed_count >= 0 ? ev->completed_count : ev->total_count;
-    switch (placeholder_index(name, key_len)) {
+    int idx = placeholder_index(name, key_len);
+    switch (idx) {
     case 0:
         v = ev->job_id;
         break;
@@ -537,17 +538,15 @@ static void put_placeholder(buf_t *out, const queue_event_t *ev, const char *nam
         v = ev->error;
         break;
     case 5:
-        if (count >= 0)
-            snprintf(num, sizeof num, "%ld", count), v = num;
-        break;
     case 6:
-        if (ev->total_count >= 0)
-            snprintf(num, sizeof num, "%ld", ev->total_count), v = num;
+    case 7: {
+        long k = idx == 5 ? count : idx == 6 ? ev->total_count : ev->completed_count;
+        if (k >= 0) {
+            buf_fmt_i64(num, k);
+            v = num;
+        }
         break;
-    case 7:
-        if (ev->completed_count >= 0)
-            snprintf(num, sizeof num, "%ld", ev->completed_count), v = num;
-        break;
+    }
     case 8:
         v = ev->final_s3_key;
         break;
@@ -574,8 +573,10 @@ static void render_text(buf_t *out, const char *tmpl, const queue_event_t *ev, b
         if (close) {
             put_placeholder(out, ev, p + 1, (size_t)(close - p - 1), url);
             p = close + 1;
-        } else {
-            buf_putc(out, *p++);
+        } else { /* the text up to the next '{' (or past a '{' that opens nothing) in one go */
+            size_t run = 1 + strcspn(p + 1, "{");
+            buf_append(out, p, run);
+            p += run;
         }
     }
 }
@@ -588,15 +589,17 @@ static void render_data(buf_t *out, const disp_templates_t *t, const chain_t *c,
     const char *st = queue_status_name(ev->status);
     buf_reset(out);
     buf_puts(out, ev->kind == QUEUE_EV_BATCH ? "{\"batchJobId\":" : "{\"jobId\":");
-    buf_json_str(out, ev->job_id, strlen(ev->job_id));
-    buf_printf(out, ",\"status\":\"%s\"", st);
+    buf_json_cstr(out, ev->job_id);
+    buf_puts(out, ",\"status\":\"");
+    buf_puts(out, st);
+    buf_putc(out, '"');
     if (type) {
         buf_puts(out, ",\"type\":");
-        buf_json_str(out, type, strlen(type));
+        buf_json_cstr(out, type);
     }
     if (action) {
         buf_puts(out, ",\"action\":");
-        buf_json_str(out, action, strlen(action));
+        buf_json_cstr(out, action);
     }
     buf_putc(out, '}');
 }

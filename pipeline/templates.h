@@ -84,7 +84,9 @@ typedef struct disp_rendered {
 void disp_rendered_init(disp_rendered_t *r);
 void disp_rendered_cleanup(disp_rendered_t *r);
 /* Renders ev in locale (a tag, e.g. from disp_templates_resolve; NULL: the default locale) into
- * out (copies: nothing of t is kept); returns 0, or -1 when the status does not notify. */
+ * out (copies: nothing of t is kept); returns 0, or -1 when the status does not notify (out then
+ * unchanged). out is initialised (disp_rendered_init) or holds an earlier rendering, which is
+ * replaced field by field, its buffers reused. */
 int disp_templates_render(const disp_templates_t *t, const queue_event_t *ev, const char *locale,
                           disp_rendered_t *out);
 /* Fills m (strings borrowed from r) for one device; collapse_id borrowed too. */

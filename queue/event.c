@@ -4,6 +4,7 @@
 #include "queue/event.h"
 
 #include "core/clock.h"
+#include "core/jscan.h"
 #include "core/langtag.h"
 #include "db/keys.h"
 
@@ -523,8 +524,198 @@ static void finish(dec_t *d, queue_event_t *ev)
     ev->locale = at(d, F_LOCALE);
 }
 
-int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
-                       size_t max_bytes, queue_event_t *out, queue_dec_error_t *why)
+/* ---- the plain event in one pass ----
+ * Most events are one flat object of plain strings and numbers, without envelopes. That shape is
+ * read here without a jansson tree; whatever else the value holds (envelopes, escapes, non-ASCII,
+ * nested objects, a field the general path would reject or look up in the headers) sends it to
+ * the general path, which decides. Only an event this path reads exactly as the general path
+ * would is taken here (tests/queue checks both paths agree, and so does fuzz_event). */
+
+enum {
+    P_JOB,
+    P_BATCH,
+    P_USER,
+    P_STATUS,
+    P_MSG,
+    P_TS,
+    P_CC,
+    P_TC,
+    P_CORR,
+    P_TRACE,
+    P_LOCALE,
+    P_DATA,
+    P_COUNT
+};
+#define P_ENVELOPE (-2) /* a key that makes the object an envelope */
+#define P_MEMBERS 32    /* members a plain event may have */
+
+typedef struct pval {
+    char kind; /* 0 absent, 's' string, 'i' integer, 'n' null, 'b' true/false */
+    const char *s;
+    size_t n;
+    int64_t i;
+} pval_t;
+
+static int plain_key(const char *k, size_t n)
+{
+    static const char *const known[P_COUNT] = {
+        "jobId",          "batchJobId", "userId",        "status",      "message", "timestamp",
+        "completedCount", "totalCount", "correlationId", "traceparent", "locale",  "data"};
+    static const char *const envelope[] = {"schema", "payload", "Body",   "body",
+                                           "Type",   "Message", "default"};
+    for (int i = 0; i < P_COUNT; i++)
+        if (jscan_is(k, n, known[i]))
+            return i;
+    for (size_t i = 0; i < sizeof envelope / sizeof envelope[0]; i++)
+        if (jscan_is(k, n, envelope[i]))
+            return P_ENVELOPE;
+    return -1;
+}
+
+/* No header the general path would read for an event whose body lacks the field. */
+static bool headers_plain(const queue_header_t *h, size_t n)
+{
+    static const char *const read[] = {
+        "userId", "jobId",         "batchJobId",  "status",
+        "locale", "correlationId", "traceparent", QUEUE_REPLAY_DEVICE_HEADER};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof read / sizeof read[0]; k++)
+            if (h[i].name && strcasecmp(h[i].name, read[k]) == 0)
+                return false;
+    return true;
+}
+
+static bool plain_value(jscan_t *s, pval_t *v)
+{
+    jscan_ws(s);
+    if (s->p == s->end)
+        return false;
+    if (*s->p == '"') {
+        v->kind = 's';
+        return jscan_str(s, &v->s, &v->n);
+    }
+    if (*s->p >= '0' && *s->p <= '9') {
+        v->kind = 'i';
+        return jscan_uint(s, &v->i);
+    }
+    v->kind = jscan_lit(s, "null") ? 'n' : jscan_lit(s, "true") || jscan_lit(s, "false") ? 'b' : 0;
+    return v->kind != 0;
+}
+
+/* The members of one flat object into f (known keys); false when it is not plain. */
+static bool plain_members(const char *value, size_t len, pval_t *f)
+{
+    const char *keys[P_MEMBERS];
+    size_t klens[P_MEMBERS], nk = 0;
+    jscan_t s = {value, value + len};
+    if (!jscan_take(&s, '{'))
+        return false;
+    if (!jscan_take(&s, '}')) {
+        do {
+            const char *k;
+            size_t kn;
+            pval_t v = {0};
+            if (nk == P_MEMBERS || !jscan_str(&s, &k, &kn) || !jscan_take(&s, ':') ||
+                !plain_value(&s, &v))
+                return false;
+            for (size_t i = 0; i < nk; i++) /* jansson rejects duplicates: it decides */
+                if (klens[i] == kn && memcmp(keys[i], k, kn) == 0)
+                    return false;
+            keys[nk] = k;
+            klens[nk++] = kn;
+            int slot = plain_key(k, kn);
+            if (slot == P_ENVELOPE)
+                return false;
+            if (slot >= 0)
+                f[slot] = v;
+        } while (jscan_take(&s, ','));
+        if (!jscan_take(&s, '}'))
+            return false;
+    }
+    return jscan_end(&s);
+}
+
+static bool absent(const pval_t *v)
+{
+    return v->kind == 0 || v->kind == 'n';
+}
+
+/* An optional string the general path stores as is: absent/null (nothing), or within max. */
+static bool plain_opt(dec_t *d, const pval_t *v, int slot, size_t lo, size_t max)
+{
+    if (absent(v))
+        return true;
+    if (v->kind != 's' || v->n < lo || v->n > max)
+        return false;
+    put(d, slot, v->s, v->n);
+    return true;
+}
+
+/* Correlation metadata and the locale never reject: a value the general path ignores is ignored. */
+static void plain_meta(dec_t *d, const pval_t *f)
+{
+    for (int k = P_CORR; k <= P_TRACE; k++)
+        if (f[k].kind == 's' && printable_id(f[k].s, f[k].n, QUEUE_ID_MAX))
+            put(d, k == P_CORR ? F_CORR : F_TRACE, f[k].s, f[k].n);
+    char tag[LANG_TAG_MAX + 1];
+    if (f[P_LOCALE].kind == 's' && lang_tag_parse(f[P_LOCALE].s, f[P_LOCALE].n, tag) == 0)
+        put(d, F_LOCALE, tag, strlen(tag));
+}
+
+static bool plain_timestamp(dec_t *d, const pval_t *v, queue_event_t *ev)
+{
+    char num[BUF_NUM_MAX];
+    int64_t ms;
+    if (v->kind == 'i') {
+        if (v->i > 100000000000000LL)
+            return false;
+        ev->timestamp_ms = v->i < 100000000000LL ? v->i * 1000 : v->i; /* seconds or ms */
+        put(d, F_TS, num, buf_fmt_i64(num, v->i));
+        return true;
+    }
+    if (!plain_opt(d, v, F_TS, 1, 64))
+        return false;
+    if (v->kind == 's' && clk_parse_iso8601(d->mem->data + d->off[F_TS], &ms) == 0)
+        ev->timestamp_ms = ms;
+    return true;
+}
+
+static bool plain_count(const pval_t *v, long *out)
+{
+    *out = -1;
+    if (absent(v))
+        return true;
+    if (v->kind != 'i' || v->i > 1000000000)
+        return false;
+    *out = (long)v->i;
+    return true;
+}
+
+static bool plain_event(dec_t *d, const char *value, size_t len, queue_event_t *ev)
+{
+    pval_t f[P_COUNT] = {0};
+    char st[16];
+    if (!headers_plain(d->hdrs, d->nhdrs) || !plain_members(value, len, f) ||
+        f[P_USER].kind != 's' || f[P_STATUS].kind != 's' || f[P_STATUS].n >= sizeof st ||
+        !absent(&f[P_DATA]) || (absent(&f[P_JOB]) && absent(&f[P_BATCH])))
+        return false;
+    memcpy(st, f[P_STATUS].s, f[P_STATUS].n);
+    st[f[P_STATUS].n] = '\0';
+    if (queue_status_parse(st, &ev->status) != 0 ||
+        !plain_opt(d, &f[P_USER], F_USER, 1, QUEUE_ID_MAX) ||
+        !plain_opt(d, &f[P_JOB], F_JOB, 1, QUEUE_ID_MAX) ||
+        !plain_opt(d, &f[P_BATCH], F_BATCH, 1, QUEUE_ID_MAX) ||
+        !plain_opt(d, &f[P_MSG], F_MSG, 0, QUEUE_TEXT_MAX) || !plain_timestamp(d, &f[P_TS], ev) ||
+        !plain_count(&f[P_CC], &ev->completed_count) || !plain_count(&f[P_TC], &ev->total_count))
+        return false;
+    ev->kind = absent(&f[P_JOB]) ? QUEUE_EV_BATCH : QUEUE_EV_JOB;
+    plain_meta(d, f);
+    finish(d, ev);
+    return true;
+}
+
+static int decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                  size_t max_bytes, queue_event_t *out, queue_dec_error_t *why, bool fast)
 {
     dec_t d = {.hdrs = hdrs, .nhdrs = nhdrs, .mem = &out->mem_, .why = why};
     memset(out, 0, sizeof *out);
@@ -544,6 +735,21 @@ int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs
         fail(&d, QUEUE_DEC_NOT_JSON, NULL, "empty value");
         goto done;
     }
+    buf_reserve(d.mem,
+                len + 16); /* one allocation: what is kept is mostly shorter than the value */
+    if (fast && plain_event(&d, value, len, out)) {
+        rc = 0;
+        goto done;
+    }
+    if (fast) { /* a plain path that gave up leaves nothing behind */
+        buf_t mem = out->mem_;
+        buf_reset(&mem);
+        memset(out, 0, sizeof *out);
+        out->mem_ = mem;
+        out->completed_count = out->total_count = -1;
+        for (int i = 0; i < F_COUNT; i++)
+            d.off[i] = ABSENT;
+    }
     json_t *o = parse(&d, value, len, "value");
     if (o && (o = unwrap(&d, o)) && take_fields(&d, o, out) == 0) {
         finish(&d, out);
@@ -557,6 +763,43 @@ done:
     return rc;
 }
 
+int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                       size_t max_bytes, queue_event_t *out, queue_dec_error_t *why)
+{
+    return decode(value, len, hdrs, nhdrs, max_bytes, out, why, true);
+}
+
+int queue_event_decode_tree(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                            size_t max_bytes, queue_event_t *out, queue_dec_error_t *why)
+{
+    return decode(value, len, hdrs, nhdrs, max_bytes, out, why, false);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool queue_event_equal(const queue_event_t *a, const queue_event_t *b)
+{
+    const char *const sa[] = {a->job_id,          a->batch_job_id,   a->user_id,
+                              a->previous_status, a->message,        a->timestamp,
+                              a->error,           a->final_s3_key,   a->envelope,
+                              a->sns_message_id,  a->sqs_message_id, a->correlation_id,
+                              a->traceparent,     a->replay_device,  a->locale};
+    const char *const sb[] = {b->job_id,          b->batch_job_id,   b->user_id,
+                              b->previous_status, b->message,        b->timestamp,
+                              b->error,           b->final_s3_key,   b->envelope,
+                              b->sns_message_id,  b->sqs_message_id, b->correlation_id,
+                              b->traceparent,     b->replay_device,  b->locale};
+    for (size_t i = 0; i < sizeof sa / sizeof sa[0]; i++)
+        if (!same_str(sa[i], sb[i]))
+            return false;
+    return a->kind == b->kind && a->status == b->status && a->timestamp_ms == b->timestamp_ms &&
+           a->completed_count == b->completed_count && a->total_count == b->total_count &&
+           a->truncated == b->truncated;
+}
+
 void queue_event_cleanup(queue_event_t *ev)
 {
     if (!ev)
@@ -568,33 +811,47 @@ void queue_event_cleanup(queue_event_t *ev)
 
 int queue_event_key(const queue_event_t *ev, char *out, size_t outlen)
 {
-    int n =
-        snprintf(out, outlen, "%s:%s", ev->job_id ? ev->job_id : "", queue_status_name(ev->status));
-    return n < 0 || (size_t)n >= outlen ? -1 : n;
+    const char *id = ev->job_id ? ev->job_id : "", *st = queue_status_name(ev->status);
+    size_t il = strlen(id), sl = strlen(st);
+    if (il + 1 + sl >= outlen)
+        return -1;
+    memcpy(out, id, il);
+    out[il] = ':';
+    memcpy(out + il + 1, st, sl + 1);
+    return (int)(il + 1 + sl);
+}
+
+/* `"name":` after a comma unless first (names are plain ASCII). */
+static void member_name(buf_t *out, const char *name, bool *first)
+{
+    if (!*first)
+        buf_putc(out, ',');
+    buf_putc(out, '"');
+    buf_puts(out, name);
+    buf_puts(out, "\":");
+    *first = false;
 }
 
 static void member_str(buf_t *out, const char *name, const char *v, bool *first)
 {
     if (v == NULL)
         return;
-    buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
-    buf_json_str(out, v, strlen(v));
-    *first = false;
+    member_name(out, name, first);
+    buf_json_cstr(out, v);
 }
 
 static void member_raw(buf_t *out, const char *name, const char *json, bool *first)
 {
-    buf_printf(out, "%s\"%s\":%s", *first ? "" : ",", name, json);
-    *first = false;
+    member_name(out, name, first);
+    buf_puts(out, json);
 }
 
 static void member_count(buf_t *out, const char *name, long v, bool *first)
 {
-    char num[24];
     if (v < 0)
         return;
-    snprintf(num, sizeof num, "%ld", v);
-    member_raw(out, name, num, first);
+    member_name(out, name, first);
+    buf_put_i64(out, v);
 }
 
 /* A timestamp that came as a number (its text all digits) goes back as one. */

@@ -99,6 +99,13 @@ typedef struct queue_dec_error {
 int queue_event_decode(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
                        size_t max_bytes, queue_event_t *out, queue_dec_error_t *why);
 void queue_event_cleanup(queue_event_t *ev); /* frees the strings; the struct is caller's */
+/* queue_event_decode reads a plain event (one flat object of plain ASCII strings, integers and
+ * null, no envelope, no header it would consult) in one pass without a jansson tree; everything
+ * else takes this general path. Exposed so the tests and the fuzz target check that both decode
+ * every input alike; queue_event_equal compares two decoded events field by field. */
+int queue_event_decode_tree(const void *value, size_t len, const queue_header_t *hdrs, size_t nhdrs,
+                            size_t max_bytes, queue_event_t *out, queue_dec_error_t *why);
+bool queue_event_equal(const queue_event_t *a, const queue_event_t *b);
 
 #define QUEUE_REPLAY_DEVICE_HEADER "herald-replay-device"
 
@@ -108,7 +115,7 @@ void queue_event_cleanup(queue_event_t *ev); /* frees the strings; the struct is
 void queue_event_encode(const queue_event_t *ev, buf_t *out);
 
 /* Writes "<jobId or batchJobId>:<STATUS>" into out (>= QUEUE_KEY_MAX bytes advised). Returns the
- * length, or -1 when it does not fit. */
+ * length, or -1 when it does not fit (out is then left as it was). */
 int queue_event_key(const queue_event_t *ev, char *out, size_t outlen);
 
 const char *queue_status_name(queue_status_t st);           /* "COMPLETED" ... */

@@ -10,7 +10,11 @@
  *   Then herald's peak RSS (VmHWM) and total CPU seconds.
  *
  *   bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] [--log-level L]
- *                  [--max-in-flight M] [--set "herald.key = value"]...
+ *                  [--max-in-flight M] [--set "herald.key = value"]... [--perf FILE]
+ *                  [--perf-call-graph fp|dwarf]
+ * --perf FILE records herald's profile during the drain (perf record -e cpu-clock) into FILE:
+ * build with -fno-omit-frame-pointer (BUILD_DIR of run.sh) and read it with perf report. dwarf
+ * call graphs also see through the libraries built without frame pointers (libc, hiredis).
  * Run through bench/pipeline/run.sh (Release build). Needs redis-server on PATH. */
 #include "tests/ctl/ctl_seed.h"
 #include "tests/support/harness.h"
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TOPIC "job-events"
@@ -30,12 +35,14 @@
 static struct {
     long events, users, rate, seconds, max_in_flight;
     const char *log_level;
-    char extra[2048]; /* more herald config lines (--set "key = value", repeatable) */
-} opt = {100000, 10000, 1000, 20, 1000, "warn", ""};
+    const char *perf;  /* perf.data path, or NULL */
+    const char *graph; /* perf's --call-graph mode */
+    char extra[2048];  /* more herald config lines (--set "key = value", repeatable) */
+} opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", ""};
 
 static th_redis_t redis;
 static th_herald_t herald;
-static th_proc_t sim;
+static th_proc_t sim, perf;
 static char dir[256], sim_url[96], record_path[300];
 
 static long long wall_ms(void)
@@ -245,6 +252,37 @@ static long record_latencies(const long long *sent_ms, long n, long long *out, l
     return k;
 }
 
+/* perf record on herald's pid into opt.perf, until perf_stop. */
+static void perf_start(void)
+{
+    char pid[16], log[400];
+    snprintf(pid, sizeof pid, "%d", (int)herald.proc.pid);
+    snprintf(log, sizeof log, "%s/perf.log", dir);
+    char *const argv[] = {"perf",
+                          "record",
+                          "-q",
+                          "-e",
+                          "cpu-clock",
+                          "--call-graph",
+                          (char *)(uintptr_t)opt.graph,
+                          "-p",
+                          pid,
+                          "-o",
+                          (char *)(uintptr_t)opt.perf,
+                          NULL};
+    if (th_spawn(&perf, "perf", argv, NULL, log) != 0)
+        die("perf did not start");
+}
+
+static void perf_stop(void)
+{
+    int st = th_stop(&perf, SIGINT, 30000);
+    if (st < 0 || (WIFEXITED(st) && WEXITSTATUS(st) != 0) ||
+        (WIFSIGNALED(st) && WTERMSIG(st) != SIGINT))
+        fprintf(stderr, "bench_pipeline: perf record did not finish cleanly (see %s/perf.log)\n",
+                dir);
+}
+
 /* ---- producing --------------------------------------------------------------------------------
  */
 
@@ -382,7 +420,8 @@ static void parse_args(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             die("usage: bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] "
-                "[--log-level L] [--max-in-flight M]");
+                "[--log-level L] [--max-in-flight M] [--set \"key = value\"] [--perf FILE] "
+                "[--perf-call-graph fp|dwarf]");
         i++;
         if (strcmp(a, "--events") == 0)
             opt.events = atol(v);
@@ -396,6 +435,10 @@ static void parse_args(int argc, char **argv)
             opt.log_level = v;
         else if (strcmp(a, "--max-in-flight") == 0)
             opt.max_in_flight = atol(v);
+        else if (strcmp(a, "--perf") == 0)
+            opt.perf = v;
+        else if (strcmp(a, "--perf-call-graph") == 0)
+            opt.graph = v;
         else if (strcmp(a, "--set") == 0)
             snprintf(opt.extra + strlen(opt.extra), sizeof opt.extra - strlen(opt.extra), "%s\n",
                      v);
@@ -422,11 +465,15 @@ int main(int argc, char **argv)
     drain_phase();
     start_herald(bootstrap);
     wait_consuming();
+    if (opt.perf)
+        perf_start();
     double t_first = mono_s(), cpu_first = cpu_s(herald.proc.pid);
     double rcpu0 = cpu_s(redis.proc.pid), scpu0 = cpu_s(sim.pid);
     long long n_first = accepted(), total = 2 * opt.events;
     wait_accepted(total);
     double t_end = mono_s(), cpu_end = cpu_s(herald.proc.pid);
+    if (opt.perf)
+        perf_stop();
     save_metrics("metrics-after-drain.txt");
     char *cs = th_redis_cmd(&redis, "INFO commandstats");
     char path[400];

@@ -33,8 +33,12 @@ static const char *tk_name(expo_tk_kind_t k)
 
 static void check_reply(const fx_t *f)
 {
-    expo_reply_t r;
+    expo_reply_t r, tree;
     expo_reply_parse(fx_int(f, "status", 0), f->body, f->len, (size_t)fx_int(f, "expect", 0), &r);
+    expo_reply_parse_tree(fx_int(f, "status", 0), f->body, f->len, (size_t)fx_int(f, "expect", 0),
+                          &tree);
+    assert_true(expo_reply_equal(&r, &tree)); /* the one-pass reader and the tree agree */
+    expo_reply_cleanup(&tree);
     print_message("reply %s -> %s %s\n", f->name, kind_name(r.kind), r.code ? r.code : "-");
     assert_string_equal(kind_name(r.kind), fx_get(f, "kind", "?"));
     const char *code = fx_get(f, "code", NULL);
@@ -63,6 +67,48 @@ static void test_reply_fixtures(void **state)
 {
     (void)state;
     assert_true(fx_each("expo/replies", check_reply) >= 20);
+}
+
+/* The one-pass reader of the common reply against the general path, on every reply fixture cut,
+ * bytes flipped and counts changed: whatever it takes must read exactly as the tree does. */
+static void test_reply_paths_agree(void **state)
+{
+    (void)state;
+    fx_t *fx;
+    size_t nfx = fx_load_dir("expo/replies", &fx);
+    static const char flips[] = "\" ,:{}[]\\az0\x01\xc3\x7f";
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    size_t checked = 0;
+    for (size_t k = 0; k < nfx; k++) {
+        for (int round = 0; round < 3000; round++) {
+            char body[4096];
+            size_t len = fx[k].len < sizeof body ? fx[k].len : sizeof body;
+            memcpy(body, fx[k].body, len);
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (round > 0 && len > 0) {
+                for (int m = 0; m < 1 + (int)(x % 3); m++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    body[x % len] = flips[(x >> 20) % (sizeof flips - 1)];
+                }
+                if (x & 0x100000000u)
+                    len = (size_t)(x >> 40) % (len + 1);
+            }
+            static const long st[] = {200, 201, 299, 400, 429, 504};
+            long status = round < 2 ? fx_int(&fx[k], "status", 200) : st[(x >> 8) % 6];
+            size_t expect = (size_t)fx_int(&fx[k], "expect", 0) + (size_t)((x >> 16) % 3) - 1;
+            if (round == 0)
+                expect = (size_t)fx_int(&fx[k], "expect", 0);
+            expo_reply_t a, b;
+            expo_reply_parse(status, body, len, expect, &a);
+            expo_reply_parse_tree(status, body, len, expect, &b);
+            assert_true(expo_reply_equal(&a, &b));
+            expo_reply_cleanup(&a);
+            expo_reply_cleanup(&b);
+            checked++;
+        }
+    }
+    assert_true(checked >= 20 * 3000);
+    fx_free_all(fx, nfx);
 }
 
 static void check_receipts(const fx_t *f)
@@ -255,12 +301,18 @@ static void test_credential_errors(void **state)
 static void test_gzip_roundtrip(void **state)
 {
     (void)state;
-    size_t sizes[] = {0, 1, 1025, 70000, 300000};
+    size_t sizes[] = {0, 1, 1025, 70000, 300000, 1025};
+    expo_gzip_t *kept = expo_gzip_create(); /* one stream for every size, as the client keeps */
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         buf_t in = BUF_INIT, z = BUF_INIT, out = BUF_INIT;
         for (size_t i = 0; i < sizes[s]; i++)
             buf_putc(&in, (char)("[{\"to\":\"ExponentPushToken[x]\"}],"[i % 31] + (i % 7 == 0)));
         assert_int_equal(expo_gzip(in.data ? in.data : "", in.len, &z), 0);
+        buf_puts(&out, "prefix"); /* appended after what the buffer holds */
+        assert_int_equal(expo_gzip_run(kept, in.data ? in.data : "", in.len, &out), 0);
+        assert_int_equal(out.len, 6 + z.len);
+        assert_memory_equal(out.data + 6, z.data, z.len); /* a reset stream: the same bytes */
+        buf_reset(&out);
         assert_true((unsigned char)z.data[0] == 0x1f && (unsigned char)z.data[1] == 0x8b);
         assert_int_equal(expo_gunzip(z.data, z.len, 1 << 20, &out), 0);
         assert_int_equal(out.len, in.len);
@@ -274,6 +326,7 @@ static void test_gzip_roundtrip(void **state)
         buf_cleanup(&z);
         buf_cleanup(&out);
     }
+    expo_gzip_destroy(kept);
 }
 
 static void test_backoff_schedule(void **state)
@@ -364,11 +417,11 @@ static void test_window_math(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reply_fixtures),    cmocka_unit_test(test_receipt_fixtures),
-        cmocka_unit_test(test_encode_fixtures),   cmocka_unit_test(test_encode_limits),
-        cmocka_unit_test(test_classify_table),    cmocka_unit_test(test_gzip_roundtrip),
-        cmocka_unit_test(test_backoff_schedule),  cmocka_unit_test(test_window_math),
-        cmocka_unit_test(test_credential_errors),
+        cmocka_unit_test(test_reply_fixtures),   cmocka_unit_test(test_reply_paths_agree),
+        cmocka_unit_test(test_receipt_fixtures), cmocka_unit_test(test_encode_fixtures),
+        cmocka_unit_test(test_encode_limits),    cmocka_unit_test(test_classify_table),
+        cmocka_unit_test(test_gzip_roundtrip),   cmocka_unit_test(test_backoff_schedule),
+        cmocka_unit_test(test_window_math),      cmocka_unit_test(test_credential_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

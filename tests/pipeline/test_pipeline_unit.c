@@ -85,6 +85,7 @@ static struct {
     char renewed[8][TOK_DEVICE_MAX + 1]; /* the devices of the last renewal */
     size_t nrenewed;
     const char *lapsed; /* the one instance whose lease lapsed, as the lease view says, or NULL */
+    int fail_marks;     /* mark calls still to fail (Redis unavailable), then they work */
 } fc;
 
 static mark_t *mark_of(const char *event, const char *device);
@@ -169,26 +170,28 @@ static void fake_claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t
 typedef struct done_call {
     disp_claims_done_cb cb;
     void *arg;
+    bool failed;
 } done_call_t;
 
 static void done_answer(void *arg)
 {
     done_call_t *c = arg;
-    c->cb(DISP_CLAIMS_OK, c->arg);
+    c->cb(c->failed ? DISP_CLAIMS_EUNAVAIL : DISP_CLAIMS_OK, c->arg);
     free(c);
 }
 
 static void mark_as(const disp_claim_ref_t *refs, size_t n, int state, disp_claims_done_cb cb,
                     void *arg)
 {
-    for (size_t i = 0; i < n; i++) {
+    done_call_t *c = xcalloc(1, sizeof *c);
+    c->failed = fc.fail_marks > 0 && fc.fail_marks-- > 0;
+    for (size_t i = 0; i < n && !c->failed; i++) {
         assert_string_equal(refs[i].user, "u1");
         mark_of(refs[i].event, refs[i].device)->state = state;
     }
     fc.mark_calls++;
     if (n > fc.max_mark_n)
         fc.max_mark_n = n;
-    done_call_t *c = xcalloc(1, sizeof *c);
     c->cb = cb;
     c->arg = arg;
     later(done_answer, c);
@@ -250,6 +253,7 @@ static struct {
     tok_record_t recs[8];
     size_t nrecs;
     int list_calls;
+    int fail_lists; /* lookups still to fail (Redis unavailable), then they work */
     deact_t deact[8];
     size_t ndeact;
 } fs;
@@ -262,7 +266,10 @@ typedef struct list_call {
 static void list_answer(void *arg)
 {
     list_call_t *c = arg;
-    c->cb(TOK_OK, fs.recs, fs.nrecs, c->arg);
+    if (fs.fail_lists > 0 && fs.fail_lists-- > 0)
+        c->cb(TOK_EUNAVAIL, NULL, 0, c->arg);
+    else
+        c->cb(TOK_OK, fs.recs, fs.nrecs, c->arg);
     free(c);
 }
 
@@ -706,6 +713,31 @@ static void test_two_devices(void **state)
     assert_true(traced("duplicate d2 "));
 }
 
+/* Redis steps that fail are retried after a backoff on the pipeline's one retry timer: a failed
+ * lookup (the whole event) and a failed batch of done marks (each device again), while the
+ * event stays in flight. */
+static void test_failed_steps_retried(void **state)
+{
+    env_t *e = *state;
+    add_device("d1", "ExponentPushToken[aaa]", true, later_s(3600));
+    add_device("d2", "ExponentPushToken[bbb]", true, later_s(3600));
+    fs.fail_lists = 1;
+    fc.fail_marks = 2; /* the batch, then the first device's own retry */
+    disp_pipeline_on_event(&e->ev, &e->ticket, e->p);
+    assert_true(run_until(completed, e));
+    assert_int_equal(e->ticket.completed, 1);
+    assert_int_equal(fs.list_calls, 2);
+    assert_int_equal(sent_msgs(e->fake), 2);
+    assert_true(fc.mark_calls >= 4); /* 1 batch + 2 devices + d1 once more */
+    assert_int_equal(mark_of("job-1:COMPLETED", "d1")->state, MARK_DONE);
+    assert_int_equal(mark_of("job-1:COMPLETED", "d2")->state, MARK_DONE);
+    assert_int_equal(disp_pipeline_jobs(e->p), 0);
+    /* the next event finds no retry left behind */
+    e->ticket.completed = 0;
+    deliver(e);
+    assert_true(traced("duplicate d1 "));
+}
+
 /* A device whose mark is done is skipped as a duplicate; the other one is sent to. */
 static void test_done_device_is_duplicate(void **state)
 {
@@ -1004,6 +1036,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_deliverable_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_not_registered_deactivates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_failure_to_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_steps_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_sends_to_the_failed_device_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_without_notification, setup, teardown),

@@ -210,6 +210,59 @@ static void test_rich_fields(void **state)
     disp_templates_destroy(t);
 }
 
+/* A rendering reused for another event and locale (the pipeline keeps them with its jobs) holds
+ * exactly what a fresh one would: every field is replaced, none is left from before. */
+static void test_rendering_reused(void **state)
+{
+    (void)state;
+    static const disp_template_field_t f[] = {
+        F(NULL, "COMPLETED", "image", "https://cdn.example.com/{finalS3Key}"),
+        F(NULL, "COMPLETED", "icon", "ic_photo_ready"),
+        F(NULL, "COMPLETED", "badge", "2"),
+        F(NULL, "COMPLETED", "body",
+          "{count} photos {jobId} {message|no message} {totalCount}/{completedCount}"),
+        F(NULL, "FAILED", "title", "Failed {{jobId}} {"),
+        F("fr", "COMPLETED", "title", "Prête : {jobId}"),
+        F("fr", "COMPLETED", "badge", ""),
+        F("fr", "COMPLETED", "icon", ""),
+    };
+    disp_templates_t *t = make(f, sizeof f / sizeof f[0], NULL, NULL);
+    queue_event_t a = event(QUEUE_ST_COMPLETED, QUEUE_EV_JOB, NULL);
+    queue_event_t b = event(QUEUE_ST_FAILED, QUEUE_EV_BATCH, "fr");
+    a.total_count = 1234567890;
+    a.completed_count = -1;
+    const queue_event_t *evs[] = {&a, &b, &a, &b};
+    const char *devs[] = {NULL, "fr", "fr", NULL};
+    disp_rendered_t reused;
+    disp_rendered_init(&reused);
+    for (size_t i = 0; i < 4; i++) {
+        disp_rendered_t fresh;
+        render_for(t, evs[i], devs[i], &fresh);
+        assert_int_equal(disp_templates_render(t, evs[i],
+                                               disp_templates_resolve(t, devs[i], evs[i]->locale),
+                                               &reused),
+                         0);
+        expo_msg_t m1, m2;
+        buf_t b1 = BUF_INIT, b2 = BUF_INIT;
+        disp_rendered_msg(&fresh, "ExponentPushToken[abc]", "k", &m1);
+        disp_rendered_msg(&reused, "ExponentPushToken[abc]", "k", &m2);
+        assert_int_equal(expo_msg_encode(&m1, &b1), 0);
+        assert_int_equal(expo_msg_encode(&m2, &b2), 0);
+        assert_string_equal(buf_cstr(&b2), buf_cstr(&b1));
+        assert_string_equal(reused.locale, fresh.locale);
+        if (i == 0)
+            assert_non_null(strstr(buf_cstr(&b1), "\"body\":\"1234567890 photos job-1 no message "
+                                                  "1234567890/\""));
+        if (i == 1) /* "{{jobId}" names no placeholder (nothing); a '{' closing nothing stays */
+            assert_non_null(strstr(buf_cstr(&b1), "\"title\":\"Failed } {\""));
+        buf_cleanup(&b1);
+        buf_cleanup(&b2);
+        disp_rendered_cleanup(&fresh);
+    }
+    disp_rendered_cleanup(&reused);
+    disp_templates_destroy(t);
+}
+
 static void test_values_checked(void **state)
 {
     (void)state;
@@ -329,8 +382,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_chain), cmocka_unit_test(test_resolution_order),
-        cmocka_unit_test(test_rich_fields),    cmocka_unit_test(test_values_checked),
-        cmocka_unit_test(test_payload_budget), cmocka_unit_test(test_references),
+        cmocka_unit_test(test_rich_fields),    cmocka_unit_test(test_rendering_reused),
+        cmocka_unit_test(test_values_checked), cmocka_unit_test(test_payload_budget),
+        cmocka_unit_test(test_references),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
