@@ -9,6 +9,7 @@
 #include "ctl/dynamo.h"
 #include "ctl/lines.h"
 #include "ctl/tokens.h"
+#include "db/keys.h"
 #include "tokens/lifecycle.h"
 
 #include <inttypes.h>
@@ -192,8 +193,8 @@ int ctl_tokens_count(ctl_env_t *e, int argc, char **argv)
 static const char SWEEP_USAGE[] =
     "usage: heraldctl tokens sweep [--dry-run] [--chunk N] [--verbose] [--json]\n"
     "Removes every record whose expiresAt has passed, with its owner key and expiry entry, in\n"
-    "chunks of N (default 500) from the expiry index. --dry-run lists what would go; --verbose\n"
-    "lists what went.\n";
+    "chunks of N (default 500) from each expiry bucket. --dry-run lists what would go;\n"
+    "--verbose lists what went.\n";
 
 static void print_summary(const chunk_run_t *c, bool dry, const char *kind)
 {
@@ -251,13 +252,17 @@ int ctl_tokens_sweep(ctl_env_t *e, int argc, char **argv)
     tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     ctl_progress_t p;
     ctl_progress_start(&p, "sweep", (uint64_t)due);
-    do {
-        ctl_env_begin(e);
-        /* Dry runs walk the range by offset; real runs always take its head. */
-        tok_lc_expire_chunk(lc, now, c.sum.examined, chunk, dry, c.print_items, on_chunk, &c);
-        ctl_env_wait(e, 0);
-        ctl_progress_add(&p, (uint64_t)c.last_examined);
-    } while (c.status == 0 && c.last_examined == chunk);
+    for (unsigned b = 0; b < KEY_TOKEN_BUCKETS && c.status == 0; b++) {
+        long walked = 0;
+        do {
+            ctl_env_begin(e);
+            /* Dry runs walk the range by offset; real runs always take its head. */
+            tok_lc_expire_chunk(lc, b, now, walked, chunk, dry, c.print_items, on_chunk, &c);
+            ctl_env_wait(e, 0);
+            walked += c.last_examined;
+            ctl_progress_add(&p, (uint64_t)c.last_examined);
+        } while (c.status == 0 && c.last_examined == chunk);
+    }
     ctl_progress_end(&p);
     tok_lc_destroy(lc);
     if (c.status)
