@@ -380,6 +380,57 @@ static void test_quota(void **state)
     expect_redis(f, "1", "EXISTS ht:rl:u:{u1}");
 }
 
+/* Split steps (one script per hash slot): a registration stopped after each step leaves the
+ * token one owner, and the retry completes the move. Redis ACL key patterns stop the steps (the
+ * store's connection gets NOPERM for the slots it may not touch), as a crash or a failed node
+ * would. */
+static void acl(fx_t *f, const char *a, const char *b, const char *c, const char *d)
+{
+    char *ok = th_redis_cmd(&f->live.redis, "ACL SETUSER default resetkeys %s %s %s %s", a, b, c, d);
+    assert_string_equal(ok, "OK");
+    free(ok);
+}
+
+static void expect_owner(fx_t *f, const char *user, const char *dev)
+{
+    acl(f, "allkeys", "allkeys", "allkeys", "allkeys");
+    out_t o = owner(f, TOK_A);
+    assert_int_equal(o.status, TOK_OK);
+    assert_string_equal(o.owner.user_id, user);
+    assert_string_equal(o.owner.device_id, dev);
+}
+
+static void test_reassignment_crash_points(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    /* 1. the user slot only: u2's record is written, the token stays u1's */
+    acl(f, "~ht:dev:*", "~ht:rl:*", "~ht:rl:*", "~ht:rl:*");
+    assert_int_equal(reg(f, "u2", "d9", TOK_A).status, TOK_EUNAVAIL);
+    expect_owner(f, "u1", "d1");
+    assert_true(list(f, "u1").recs[0].active);
+    assert_true(list(f, "u2").recs[0].active);
+    /* 2. the retry stops at the holder's slot: nothing taken yet */
+    acl(f, "~ht:owner:*", "~ht:expiry:*", "~ht:rl:*", "~ht:dev:{u2}");
+    assert_int_equal(reg(f, "u2", "d9", TOK_A).status, TOK_EUNAVAIL);
+    expect_owner(f, "u1", "d1");
+    assert_true(list(f, "u1").recs[0].active);
+    /* 3. the holder is deactivated, the owner key cannot move: nobody's sends pass */
+    acl(f, "%R~ht:owner:*", "~ht:expiry:*", "~ht:rl:*", "~ht:dev:*");
+    assert_int_equal(reg(f, "u2", "d9", TOK_A).status, TOK_EUNAVAIL);
+    expect_owner(f, "u1", "d1");
+    out_t l = list(f, "u1");
+    assert_false(l.recs[0].active);
+    assert_string_equal(l.recs[0].deactivated_reason, "reassigned");
+    /* 4. the retry completes the move */
+    out_t o = reg(f, "u2", "d9", TOK_A);
+    assert_int_equal(o.status, TOK_OK);
+    assert_false(o.reg.created);
+    assert_true(o.reg.reassigned);
+    assert_string_equal(o.reg.prev_user_id, "u1");
+    expect_owner(f, "u2", "d9");
+}
+
 static void test_max_devices(void **state)
 {
     fx_t *f = *state; /* a limit of two devices */
@@ -530,6 +581,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         WITH_FX(test_register_create_and_update),
         WITH_FX(test_reassignment),
+        cmocka_unit_test_prestate_setup_teardown(test_reassignment_crash_points, fx_setup,
+                                                 fx_teardown, &split),
         WITH_FX(test_device_token_change),
         WITH_FX(test_token_buckets_agree),
         WITH_FX_MAX2(test_max_devices),
