@@ -12,6 +12,7 @@
 #include "db/db.h"
 #include "db/keys.h"
 #include "tests/db/live.h"
+#include "tests/support/tkeys.h"
 #include "tokens/store.h"
 
 #include <signal.h>
@@ -168,10 +169,6 @@ static out_t owner(fx_t *f, const char *tok)
 #define expect_redis(f, want, ...)                                                                 \
     assert_true(th_redis_expect(&(f)->live.redis, (want), __VA_ARGS__))
 
-/* Entries in all expiry buckets (ARGV[1] is the bucket keys' head). */
-#define EXPIRY_TOTAL                                                                               \
-    "local n = 0 for k = 0, 1023 do n = n + redis.call('ZCARD', ARGV[1] .. k .. '}') end return n"
-
 /* The owner key and the expiry bucket of a token (four calls' worth of keys at once). */
 static const char *okey(const char *tok)
 {
@@ -311,7 +308,7 @@ static void test_device_token_change(void **state)
                  "d1",
                  "GET %s", okey(TOK_B));
     assert_int_equal(owner(f, TOK_A).status, TOK_ENOTFOUND);
-    expect_redis(f, "1", "EVAL %s 0 %s", EXPIRY_TOTAL, "ht:expiry:{t");
+    expect_redis(f, "1", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
 }
 
 /* The Lua twin of key_token_bucket (tokens/lua/token_keys.lua) finds the owner key and expiry
@@ -328,7 +325,7 @@ static void test_token_buckets_agree(void **state)
             expect_redis(f, "0", "EXISTS %s", okey(prev));
         snprintf(prev, sizeof prev, "%s", tok);
     }
-    expect_redis(f, "1", "EVAL %s 0 %s", EXPIRY_TOTAL, "ht:expiry:{t");
+    expect_redis(f, "1", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
     char *sc = redis_get(f, "ZSCORE %s %s", ekey(prev), "u1\x1f" "d1");
     assert_string_not_equal(sc, "(nil)");
     free(sc);
@@ -449,7 +446,7 @@ static void test_max_devices(void **state)
     assert_true(o.reg.created);
     expect_redis(f, "0", "HEXISTS ht:dev:{u1} d2");
     expect_redis(f, "0", "EXISTS %s", okey(TOK_B));
-    expect_redis(f, "2", "EVAL %s 0 %s", EXPIRY_TOTAL, "ht:expiry:{t");
+    expect_redis(f, "2", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
     assert_int_equal(list(f, "u1").n, 2);
 }
 
@@ -478,7 +475,7 @@ static void test_deactivate(void **state)
                  "u1\x1f"
                  "d1",
                  "GET %s", okey(TOK_A));
-    expect_redis(f, "2", "EVAL %s 0 %s", EXPIRY_TOTAL, "ht:expiry:{t");
+    expect_redis(f, "2", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
     /* Deactivating again keeps the first reason. */
     clk_fake_advance(&f->clk, 5000);
     tok_store_deactivate(f->st, "u1", "d1", "admin", NULL, on_done, &(out_t){0});
@@ -510,7 +507,7 @@ static void test_purge(void **state)
                  "u2\x1f"
                  "x",
                  "GET %s", okey(TOK_C)); /* not u1's any more: kept */
-    expect_redis(f, "1", "EVAL %s 0 %s", EXPIRY_TOTAL, "ht:expiry:{t");
+    expect_redis(f, "1", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
     assert_int_equal(list(f, "u1").n, 0);
     assert_int_equal(purge(f, "u1", NULL).status, TOK_ENOTFOUND);
 }
