@@ -81,7 +81,7 @@ typedef struct reg_op {
     db_script_t *s_reg_token, *s_unbind, *s_deactivate;
     char prefix[KEY_PREFIX_MAX + 1];
     char member[TOK_USER_MAX + TOK_DEVICE_MAX + 2];
-    char okey[KEY_MAX], ekey[KEY_MAX], exp[24], now_s[24];
+    char okey[KEY_MAX], ekey[KEY_MAX], exp[24], now_s[24], now_ms[24];
     char **unbind; /* token, member pairs */
     size_t nunbind, next;
     bool bound; /* the owner key names us */
@@ -221,11 +221,15 @@ static void quota_args(const tok_quota_t *q, char rate[24], char burst[24])
     snprintf(burst, 24, "%ld", on ? q->burst : 0L);
 }
 
-static void now_args(const rstore_t *s, char *secs, size_t secslen, char *iso, size_t isolen)
+/* now in unix seconds, as ISO-8601 and (msecs != NULL) in unix milliseconds. */
+static void now_args(const rstore_t *s, char *secs, size_t secslen, char *iso, size_t isolen,
+                     char msecs[24])
 {
     int64_t ms = s->clk->wall_ms(s->clk->arg);
     snprintf(secs, secslen, "%" PRId64, ms / 1000);
     clk_iso8601_ms(ms, iso, isolen);
+    if (msecs)
+        snprintf(msecs, 24, "%" PRId64, ms);
 }
 
 static bool valid_str(const char *v, int (*check)(const char *, size_t))
@@ -336,9 +340,10 @@ static void reg_take(reg_op_t *ro, const char *prev, size_t n)
     char dkey[KEY_MAX], rkey[KEY_MAX];
     key_dev(dkey, ro->prefix, user);
     key_rl_user(rkey, ro->prefix, user);
-    const char *argv[] = {dkey,      rkey, dev, "reassigned", ro->now_s, ro->res.record.updated_at,
-                          ro->res.record.token, "0", "0"};
-    db_eval(ro->db, ro->s_deactivate, on_holder, ro, 2, 9, argv, NULL);
+    /* No quota: the holder's deactivation is part of this request, not one of its own. */
+    const char *argv[] = {dkey, rkey, dev, "reassigned", ro->now_s, ro->res.record.updated_at,
+                          ro->res.record.token, "0", "0", ro->now_ms};
+    db_eval(ro->db, ro->s_deactivate, on_holder, ro, 2, 10, argv, NULL);
 }
 
 static void on_reg_token(int status, const db_reply_t *r, void *arg)
@@ -451,6 +456,7 @@ static void reg_record(rstore_t *s, reg_op_t *ro, const tok_reg_req_t *req)
     rec->expires_at = ms / 1000 + req->ttl_days * 86400L;
     clk_iso8601_ms(ms, rec->updated_at, sizeof rec->updated_at);
     snprintf(ro->now_s, sizeof ro->now_s, "%" PRId64, ms / 1000);
+    snprintf(ro->now_ms, sizeof ro->now_ms, "%" PRId64, ms);
     snprintf(ro->exp, sizeof ro->exp, "%" PRId64, rec->expires_at);
     snprintf(ro->member, sizeof ro->member, "%s%c%s", req->user_id, TOK_SEP, req->device_id);
     snprintf(ro->prefix, sizeof ro->prefix, "%s", s->prefix);
@@ -483,7 +489,7 @@ static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb 
     snprintf(max, sizeof max, "%ld", s->max_devices);
     /* The token slot's keys first: the user slot's script takes what follows them. */
     const char *argv[REG_ARGS] = {ro->okey, ro->ekey, dkey, rkey, req->user_id, req->device_id,
-                                  req->token, rate, burst, ro->now_s, ro->res.record.updated_at,
+                                  req->token, rate, burst, ro->now_ms, ro->res.record.updated_at,
                                   ro->exp, max, js, at, s->token_parts, s->dev_head,
                                   key_tail(KEY_DEV)};
     size_t lens[REG_ARGS];
@@ -512,14 +518,14 @@ static void deactivate(rstore_t *s, const char *user_id, const char *device_id, 
     op_t *op = op_start_sized(s, sizeof(op_t), OP_DONE, (op_cb_t){.done = cb}, arg, valid, q);
     if (op == NULL)
         return;
-    char dkey[KEY_MAX], rkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], rate[24], burst[24];
+    char dkey[KEY_MAX], rkey[KEY_MAX], secs[24], iso[TOK_TIME_MAX], rate[24], burst[24], ms[24];
     key_dev(dkey, s->prefix, user_id);
     key_rl_user(rkey, s->prefix, user_id);
-    now_args(s, secs, sizeof secs, iso, sizeof iso);
+    now_args(s, secs, sizeof secs, iso, sizeof iso, ms);
     quota_args(q, rate, burst);
     const char *argv[] = {dkey, rkey, device_id, reason, secs, iso,
-                          only_if_token ? only_if_token : "", rate, burst};
-    db_eval(s->db, s->s_deactivate, on_deactivated, op, 2, 9, argv, NULL);
+                          only_if_token ? only_if_token : "", rate, burst, ms};
+    db_eval(s->db, s->s_deactivate, on_deactivated, op, 2, 10, argv, NULL);
 }
 
 static void st_deactivate(tok_store_t *base, const char *user_id, const char *device_id,
@@ -628,7 +634,7 @@ static void list(rstore_t *s, const char *user_id, const tok_quota_t *q, tok_lis
     if (op == NULL)
         return;
     snprintf(op->user, sizeof op->user, "%s", user_id);
-    char dkey[KEY_MAX], rkey[KEY_MAX], rate[24], burst[24];
+    char dkey[KEY_MAX], rkey[KEY_MAX], rate[24], burst[24], ms[24];
     key_dev(dkey, s->prefix, user_id);
     if (q == NULL) {
         db_cmd(s->db, on_list, op, "HGETALL", dkey, NULL);
@@ -636,8 +642,9 @@ static void list(rstore_t *s, const char *user_id, const tok_quota_t *q, tok_lis
     }
     key_rl_user(rkey, s->prefix, user_id);
     quota_args(q, rate, burst);
-    const char *argv[] = {dkey, rkey, rate, burst};
-    db_eval(s->db, s->s_list, on_list_limited, op, 2, 4, argv, NULL);
+    snprintf(ms, sizeof ms, "%" PRId64, s->clk->wall_ms(s->clk->arg));
+    const char *argv[] = {dkey, rkey, rate, burst, ms};
+    db_eval(s->db, s->s_list, on_list_limited, op, 2, 5, argv, NULL);
 }
 
 static void st_list(tok_store_t *base, const char *user_id, tok_list_cb cb, void *arg)
