@@ -20,10 +20,12 @@ end
 
 -- Makes room for one more device in the user's hash hk: past ctx.max, the oldest (updatedAt)
 -- inactive, expired or corrupt records go with their owner keys and expiry entries, all or
--- nothing. Returns how many went, or -1 when there are not enough of them (nothing changed).
+-- nothing. Returns how many went, or -1 when there are not enough of them (nothing changed), and
+-- how many records the hash held.
 local function bind_room(ctx, hk, user)
-  local need = redis.call('HLEN', hk) - ctx.max + 1
-  if need <= 0 then return 0 end
+  local len = redis.call('HLEN', hk)
+  local need = len - ctx.max + 1
+  if need <= 0 then return 0, len end
   local all, dead = redis.call('HGETALL', hk), {}
   for i = 1, #all, 2 do
     local r = bind_decode(all[i + 1])
@@ -32,12 +34,12 @@ local function bind_room(ctx, hk, user)
       dead[#dead + 1] = {all[i], r, t}
     end
   end
-  if #dead < need then return -1 end
+  if #dead < need then return -1, len end
   table.sort(dead, function(a, b) return a[3] < b[3] end)
   for i = 1, need do
     record_drop(ctx, hk, user .. '\031' .. dead[i][1], dead[i][1], dead[i][2], 'evicted')
   end
-  return need
+  return need, len
 end
 
 -- Takes token tok for member, whose owner key okey now names it (prev: what the key named
@@ -58,9 +60,13 @@ local function bind_take(ctx, prev, member, tok)
 end
 
 -- The user's hash hk expires with its newest expiresAt; an expiry already passed is not set
--- (EXPIREAT in the past would delete the key).
-local function bind_expire(hk, exp, now)
-  if exp > now and redis.call('EXPIREAT', hk, exp, 'GT') == 0 and
+-- (EXPIREAT in the past would delete the key). fresh: the hash was just created (it has no
+-- expiry yet); false: it existed, with an expiry; nil: not known.
+local function bind_expire(hk, exp, now, fresh)
+  if exp <= now then return end
+  if fresh then
+    redis.call('EXPIREAT', hk, exp)
+  elseif redis.call('EXPIREAT', hk, exp, 'GT') == 0 and fresh == nil and
      redis.call('TTL', hk) == -1 then
     redis.call('EXPIREAT', hk, exp)
   end

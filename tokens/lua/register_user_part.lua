@@ -34,7 +34,7 @@ local function register_user(c, hk, rlkey)
   local rl, allowed = user_quota(rlkey, c.rate, c.burst, c.now_ms)
   if not allowed then return rl, -7 end
   local cur = redis.call('HGET', hk, c.dev)
-  local created, reg, same_exp = 0, nil, false
+  local created, reg, same_exp, fresh = 0, nil, false, false
   if cur then
     reg = record_str(cur, 'registeredAt')
     local old = record_str(cur, 'expoPushToken')
@@ -47,10 +47,12 @@ local function register_user(c, hk, rlkey)
     same_exp = e and tonumber(string.match(cur, '^%d+', e + 1)) == c.exp
   else
     created = 1
-    if bind_room(c, hk, c.user) < 0 then return rl, -2 end
+    local evicted, len = bind_room(c, hk, c.user)
+    if evicted < 0 then return rl, -2 end
+    fresh = len == 0
   end
   reg = reg or c.iso
   redis.call('HSET', hk, c.dev, c.head .. reg .. c.tail)
-  if not same_exp then bind_expire(hk, c.exp, c.now) end
+  if not same_exp then bind_expire(hk, c.exp, c.now, fresh) end
   return rl, 0, created, reg
 end
