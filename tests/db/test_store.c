@@ -224,8 +224,10 @@ static void test_register_create_and_update(void **state)
     char *score = redis_get(f, "ZSCORE %s %s", ekey(TOK_A), "u1\x1f" "d1");
     assert_string_equal(score, num);
     free(score);
-    expect_redis(f, num, "EXPIRETIME ht:dev:{u1}");
     expect_redis(f, num, "EXPIRETIME %s", okey(TOK_A));
+    char day_after[32]; /* the hash outlives its newest record by a day */
+    snprintf(day_after, sizeof day_after, "%lld", (long long)exp0 + 86400);
+    expect_redis(f, day_after, "EXPIRETIME ht:dev:{u1}");
     char *js = th_redis_cmd(&f->live.redis, "HGET ht:dev:{u1} d1");
     tok_record_t rec;
     char err[128];
@@ -244,7 +246,13 @@ static void test_register_create_and_update(void **state)
     assert_string_equal(o.reg.record.updated_at, iso1);
     assert_int_equal(o.reg.record.expires_at, exp0 + 60);
     snprintf(num, sizeof num, "%lld", (long long)(exp0 + 60));
-    expect_redis(f, num, "EXPIRETIME ht:dev:{u1}");
+    expect_redis(f, num, "EXPIRETIME %s", okey(TOK_A));
+    expect_redis(f, day_after, "EXPIRETIME ht:dev:{u1}"); /* still late enough: not moved */
+    /* Two days later the hash's expiry moves with the record. */
+    clk_fake_advance(&f->clk, 2 * 86400 * 1000LL);
+    assert_int_equal(reg(f, "u1", "d1", TOK_A).status, TOK_OK);
+    snprintf(day_after, sizeof day_after, "%lld", (long long)exp0 + 60 + 3 * 86400);
+    expect_redis(f, day_after, "EXPIRETIME ht:dev:{u1}");
 
     /* Re-registering a deactivated device reactivates it and clears the reason. */
     assert_int_equal(deact(f, "u1", "d1", NULL).status, TOK_OK);

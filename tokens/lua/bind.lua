@@ -59,16 +59,18 @@ local function bind_take(ctx, prev, member, tok)
   return ou, od, was ~= nil and string.find(was, '"isActive":true', 1, true) ~= nil
 end
 
--- The user's hash hk expires with its newest expiresAt; an expiry already passed is not set
--- (EXPIREAT in the past would delete the key). fresh: the hash was just created (it has no
--- expiry yet); false: it existed, with an expiry; nil: not known.
+-- The user's hash hk expires a day (BIND_SLACK) after its newest expiresAt, so that a device
+-- re-registering within a day needs no new expiry (register_user_part.lua); an expiry already
+-- passed is not set (EXPIREAT in the past would delete the key). fresh: the hash was just created
+-- (it has no expiry yet); false: it existed, with an expiry; nil: not known.
+local BIND_SLACK = 86400
 local function bind_expire(hk, exp, now, fresh)
   if exp <= now then return end
   if fresh then
-    redis.call('EXPIREAT', hk, exp)
-  elseif redis.call('EXPIREAT', hk, exp, 'GT') == 0 and fresh == nil and
+    redis.call('EXPIREAT', hk, exp + BIND_SLACK)
+  elseif redis.call('EXPIREAT', hk, exp + BIND_SLACK, 'GT') == 0 and fresh == nil and
      redis.call('TTL', hk) == -1 then
-    redis.call('EXPIREAT', hk, exp)
+    redis.call('EXPIREAT', hk, exp + BIND_SLACK)
   end
 end
 

@@ -24,7 +24,15 @@ local out = {code, rl[1], rl[2], rl[3], rl[4]}
 if code ~= 0 then return out end
 if #c.unbind > 0 then
   local tp = token_parts(c.tparts)
-  for i = 1, #c.unbind, 2 do owner_unbind(tp, c.unbind[i], c.unbind[i + 1]) end
+  for i = 1, #c.unbind, 2 do
+    local okey, zkey = token_keys(tp, c.unbind[i])
+    if c.unbind[i] == c.owned then
+      redis.call('DEL', okey)
+      redis.call('ZREM', zkey, c.unbind[i + 1])
+    else
+      token_unbind(okey, zkey, c.unbind[i + 1])
+    end
+  end
 end
 local prev = bind_token(KEYS[1], KEYS[2], c.member, c.exp, true)
 local pu, pd = bind_take(c, prev, c.member, c.tok)

@@ -11,7 +11,9 @@
 -- (not enough of them: -2, nothing else changed); stores the record with registeredAt kept from
 -- the stored one (read as text: no JSON decoding). Returns the limit's verdict, 0, created (0/1) and
 -- registeredAt; c.unbind lists the token, member pairs whose token slots must drop their binding
--- to this user (the device's previous token, evicted records).
+-- to this user (the device's previous token, evicted records), and c.owned the previous token
+-- when the record was active: its owner key names this device or nobody (a registration taking
+-- a token deactivates its holder in the same script), so one script may delete it unread.
 -- @include tokens/lua/gcra.lua
 -- @include tokens/lua/bind.lua
 -- The string value of "name" in a record as herald writes it (plain search: no pattern), or nil.
@@ -34,17 +36,19 @@ local function register_user(c, hk, rlkey)
   local rl, allowed = user_quota(rlkey, c.rate, c.burst, c.now_ms)
   if not allowed then return rl, -7 end
   local cur = redis.call('HGET', hk, c.dev)
-  local created, reg, same_exp, fresh = 0, nil, false, false
+  local created, reg, recent, fresh = 0, nil, false, false
   if cur then
     reg = record_str(cur, 'registeredAt')
     local old = record_str(cur, 'expoPushToken')
     if old and old ~= c.tok then
       c.unbind[#c.unbind + 1] = old
       c.unbind[#c.unbind + 1] = c.member
+      if string.find(cur, '"isActive":true', 1, true) then c.owned = old end
     end
-    -- The hash already expires no earlier than this record did.
+    -- The hash expires a day after this record did (bind_expire): late enough for the new one?
     local _, e = string.find(cur, '"expiresAt":', 1, true)
-    same_exp = e and tonumber(string.match(cur, '^%d+', e + 1)) == c.exp
+    local was = e and tonumber(string.match(cur, '^%d+', e + 1))
+    recent = was ~= nil and c.exp <= was + BIND_SLACK
   else
     created = 1
     local evicted, len = bind_room(c, hk, c.user)
@@ -53,6 +57,6 @@ local function register_user(c, hk, rlkey)
   end
   reg = reg or c.iso
   redis.call('HSET', hk, c.dev, c.head .. reg .. c.tail)
-  if not same_exp then bind_expire(hk, c.exp, c.now, fresh) end
+  if not recent then bind_expire(hk, c.exp, c.now, fresh) end
   return rl, 0, created, reg
 end
