@@ -115,6 +115,13 @@ size_t key_expiry(char out[KEY_MAX], const char *prefix, unsigned bucket)
     return bucket_key(out, prefix, KEY_EXPIRY, bucket);
 }
 
+size_t key_expiry_legacy(char out[KEY_MAX], const char *prefix)
+{
+    size_t len = key_stem(out, prefix, KEY_EXPIRY);
+    out[--len] = '\0'; /* the stem without its ':' */
+    return len;
+}
+
 static size_t netstring(char *out, size_t len, const char *s)
 {
     int n = snprintf(out + len, KEY_PARTS_MAX - len, "%zu:%s", strlen(s), s);

@@ -63,6 +63,9 @@ unsigned key_token_bucket(const char *token);
 size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token);
 /* The expiry schedule of one bucket (0 <= bucket < KEY_TOKEN_BUCKETS). */
 size_t key_expiry(char out[KEY_MAX], const char *prefix, unsigned bucket);
+/* The one expiry index of the schema before token buckets, "<p>expiry" (heraldctl tokens reindex
+ * removes it, with the owner keys "<p>owner:<token>" of that schema). */
+size_t key_expiry_legacy(char out[KEY_MAX], const char *prefix);
 /* The token-family parts for scripts, as one argument: the netstrings ("<len>:<bytes>") of the
  * owner head "<p>owner:{t", the owner tail "}:", the expiry head "<p>expiry:{t" and the expiry
  * tail "}": owner key = head .. bucket .. tail .. token, expiry key = head .. bucket .. tail. */

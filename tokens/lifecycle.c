@@ -24,8 +24,9 @@ struct tok_lc {
     db_t *db;
     /* the key parts the scripts build dev hash, owner and expiry keys from */
     char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX], dev_head[KEY_MAX];
-    char match[MATCH_MAX];
-    db_script_t *s_expire, *s_scan, *s_import;
+    char match[MATCH_MAX], all[MATCH_MAX]; /* the dev hashes; every key under the prefix */
+    char owner_stem[KEY_MAX], old_expiry[KEY_MAX];
+    db_script_t *s_expire, *s_scan, *s_import, *s_reindex;
 };
 
 typedef struct lc_op {
@@ -63,9 +64,14 @@ tok_lc_t *tok_lc_create(struct db *db, const char *prefix)
     key_token_parts(lc->token_parts, prefix);
     key_head(lc->dev_head, prefix, KEY_DEV);
     dev_match(lc->dev_head, lc->match);
+    tok_lc_glob_escape(prefix, lc->all, MATCH_MAX - 1);
+    strcat(lc->all, "*");
+    key_stem(lc->owner_stem, prefix, KEY_OWNER);
+    key_expiry_legacy(lc->old_expiry, prefix);
     lc->s_expire = db_script(db, lua_expire_chunk);
     lc->s_scan = db_script(db, lua_scan_chunk);
     lc->s_import = db_script(db, lua_import);
+    lc->s_reindex = NULL; /* registered on first use */
     return lc;
 }
 
@@ -208,6 +214,39 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
                           o->dry_run ? "1" : "0",
                           o->want_items ? "1" : "0"};
     eval_chunk(lc, lc->s_scan, on_scan, cb, arg, NULL, args, sizeof args / sizeof args[0]);
+}
+
+static void on_reindex(int status, const db_reply_t *r, void *arg)
+{
+    lc_op_t *op = arg;
+    const db_reply_t *a = reply_array(status, r, 4);
+    if (a != NULL && db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING)
+        a = NULL;
+    tok_lc_result_t res = {0};
+    if (a == NULL) {
+        op->cb(TOK_EUNAVAIL, NULL, op->arg);
+    } else {
+        res.cursor = db_reply_str(db_reply_elem(a, 0), NULL);
+        res.done = strcmp(res.cursor, "0") == 0;
+        res.examined = elem_int(a, 1);
+        res.owners_written = elem_int(a, 2);
+        res.legacy_removed = elem_int(a, 3);
+        op->cb(0, &res, op->arg);
+    }
+    free(op);
+}
+
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s,
+                          tok_lc_cb cb, void *arg)
+{
+    char now[24], cnt[24];
+    if (lc->s_reindex == NULL)
+        lc->s_reindex = db_script(lc->db, lua_reindex_chunk);
+    snprintf(now, sizeof now, "%" PRId64, now_s);
+    snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 200);
+    const char *argv[] = {cursor,       cnt,          lc->all,       now,           lc->token_parts,
+                          lc->dev_head, key_tail(KEY_DEV), lc->owner_stem, lc->old_expiry};
+    db_eval(lc->db, lc->s_reindex, on_reindex, op_new(cb, NULL, arg), 0, 9, argv, NULL);
 }
 
 static void on_import(int status, const db_reply_t *r, void *arg)

@@ -34,6 +34,9 @@ typedef struct tok_lc_result {
     long removed_inactive; /* inactive records past the cutoff, removed */
     bool done;             /* the range or the SCAN cursor is exhausted */
     const char *cursor;    /* scan: the next cursor */
+    /* reindex chunk */
+    long owners_written; /* owner keys (re)written */
+    long legacy_removed; /* keys of the schema before token buckets, removed */
     /* items (when asked for): "userId\x1fdeviceId\x1f<why>", why = expired|stale|inactive */
     const char *const *items;
     size_t nitems;
@@ -67,6 +70,14 @@ typedef struct tok_lc_scan_opts {
  * hashes it returns. Call again with res->cursor until res->done. */
 void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
                        void *arg);
+
+/* One SCAN step (count keys) over every key under the prefix from cursor ("0" to start): the
+ * records of the device hashes it returns get their owner keys and expiry entries under
+ * registration's rules (examined counts them), and the keys of the schema before token buckets
+ * (<p>owner:<token>, <p>expiry) go. Call again with res->cursor until res->done. For upgrades
+ * (heraldctl tokens reindex); a second walk changes nothing. */
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s,
+                          tok_lc_cb cb, void *arg);
 
 /* Writes validated records (as parsed by tok_record_parse) in one script, under the rules of
  * registration (tokens/lua/bind.lua, shared with the token store's register): a new device past

@@ -513,6 +513,39 @@ static void test_password_file(void **state)
 
 /* ---- sweep and cleanup ---- */
 
+/* Upgrading from the schema before token buckets: the records are there, the owner keys and the
+ * expiry index are the old ones. `tokens reindex` rebuilds the new indexes (check_indexes finds
+ * nothing wrong), removes the old keys, and a second run changes nothing. */
+static void test_reindex(void **state)
+{
+    (void)state;
+    const long n = 3000;
+    assert_int_equal(seed_records(&rs, n, 3, seed_now(), mixed_shape, NULL), 0);
+    /* The new indexes gone, the old ones in their place (one owner key per record suffices). */
+    long long owners = redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
+                                      "herald:owner:{t*");
+    free(th_redis_cmd(&rs, "EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', 'herald:owner:*')) "
+                                        "do redis.call('DEL', k) end for _, k in "
+                                        "ipairs(redis.call('KEYS', 'herald:expiry:*')) do "
+                                        "redis.call('DEL', k) end"));
+    for (int i = 0; i < 50; i++)
+        free(th_redis_cmd(&rs, "SET herald:owner:ExponentPushToken[t%d] u%d\x1f" "d%d", i, i / 3,
+                          i % 3));
+    free(th_redis_cmd(&rs, "ZADD herald:expiry 1 u0\x1f" "d0"));
+    assert_true(check_indexes(&rs) > 0);
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    assert_true(out_has(&out, "\"records\":3000"));
+    assert_true(out_has(&out, "\"oldKeysRemoved\":51"));
+    assert_int_equal(check_indexes(&rs), 0);
+    assert_int_equal(redis_int(&rs, "EXISTS herald:expiry"), 0);
+    assert_int_equal(redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
+                                    "herald:owner:{t*"),
+                     owners);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n);
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    assert_true(out_has(&out, "\"ownerKeysWritten\":0,\"oldKeysRemoved\":0"));
+}
+
 static void test_sweep_cleanup(void **state)
 {
     (void)state;
@@ -767,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup(test_delete_json_escapes, seed_flush),
         cmocka_unit_test_setup(test_password_file, seed_flush),
         cmocka_unit_test_setup(test_sweep_cleanup, seed_flush),
+        cmocka_unit_test_setup(test_reindex, seed_flush),
         cmocka_unit_test_setup(test_concurrent_cli_sweeps, seed_flush),
         cmocka_unit_test_setup(test_diagnose, seed_flush),
         cmocka_unit_test_setup(test_import_validation, seed_flush),

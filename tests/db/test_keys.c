@@ -54,6 +54,7 @@ static void test_spelling(void **state)
     snprintf(want, sizeof want, "herald:owner:{t%u}:ExponentPushToken[x]", b);
     expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, want);
     expect_key(key_expiry(k, p, 7), k, "herald:expiry:{t7}");
+    expect_key(key_expiry_legacy(k, p), k, "herald:expiry");
     expect_key(key_expiry(k, p, KEY_TOKEN_BUCKETS - 1), k, "herald:expiry:{t1023}");
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
     expect_key(key_sent(k, p, "u1", "job1:COMPLETED", "d1"), k,
