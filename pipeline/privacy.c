@@ -98,18 +98,12 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     snprintf(max, sizeof max, "%ld", max_jobs > 0 ? max_jobs : 1);
     /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
-    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,
-                                             idx,
-                                             uidx,
-                                             p->receipts, /* KEYS */
-                                             user,
-                                             device ? device : "",
-                                             p->token_parts,
-                                             p->list_stem,
-                                             mark_head,
-                                             dix_head,
-                                             p->ticket_stem,
-                                             max};
+    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,           idx,
+                                             uidx,           p->receipts, /* KEYS */
+                                             user,           device ? device : "",
+                                             p->token_parts, p->list_stem,
+                                             mark_head,      dix_head,
+                                             p->ticket_stem, max};
     for (int i = 0; i < QUEUE_ST_COUNT; i++)
         argv[12 + i] = queue_status_name((queue_status_t)i);
     db_eval(p->db, p->s_purge, on_purged, q, 4, 12 + QUEUE_ST_COUNT, argv, NULL);

@@ -20,13 +20,17 @@
 
 #define ROUTE "/v1/device-tokens"
 #define REQID_MAX 128
-#define IP_TABLE 8192 /* client addresses the in-process limiter remembers at once */
+#define IP_TABLE 8192  /* client addresses the in-process limiter remembers at once */
+#define SPARE_CALLS 64 /* finished calls kept for reuse */
 
 struct tok_api {
     tok_api_opts_t o;
     char *trusted_header;
     bool rl_enabled;
     tok_rl_local_t *ip_limits; /* per client address, in this process */
+    buf_t body;                /* the answer being built (http_respond copies it) */
+    struct call *spare;        /* finished calls kept for the next requests */
+    size_t nspare;
     size_t pending;
     metric_fam_t *m_requests, *m_latency, *m_regs, *m_deact, *m_authfail, *m_limited, *m_rlerr;
 };
@@ -34,6 +38,7 @@ struct tok_api {
 typedef enum { OP_POST, OP_DELETE, OP_GET } op_t;
 
 typedef struct call {
+    struct call *next_spare;
     tok_api_t *api;
     http_req_t *req;
     op_t op;
@@ -55,6 +60,26 @@ typedef struct call {
 } call_t;
 
 /* ---- responses ------------------------------------------------------------------------------ */
+
+/* The API's answer buffer, emptied: one per API, reused (answers are built one at a time). */
+static buf_t *body_buf(call_t *c)
+{
+    buf_reset(&c->api->body);
+    return &c->api->body;
+}
+
+/* Keeps c for a later request (up to SPARE_CALLS), or frees it. */
+static void call_done(call_t *c)
+{
+    tok_api_t *api = c->api;
+    if (api->nspare >= SPARE_CALLS) {
+        free(c);
+        return;
+    }
+    c->next_spare = api->spare;
+    api->spare = c;
+    api->nspare++;
+}
 
 static const char *method_label(const char *m)
 {
@@ -104,28 +129,27 @@ static void finish(call_t *c, int status, const char *ctype, const buf_t *body,
         h[n++] = extra[i];
     observe(c, status);
     http_respond(c->req, status, h, n, buf_cstr(body), body->len);
-    free(c);
+    call_done(c);
 }
 
 static void problem(call_t *c, int status, const char *slug, const char *seed_error,
                     const char *field, const char *detail, const http_header_t *extra)
 {
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"type\":\"urn:herald:problem:%s\",\"title\":\"%s\",\"status\":%d,", slug,
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"type\":\"urn:herald:problem:%s\",\"title\":\"%s\",\"status\":%d,", slug,
                http_reason(status), status);
-    buf_puts(&b, "\"detail\":");
-    buf_json_str(&b, detail, strlen(detail));
-    buf_puts(&b, ",\"requestId\":");
-    buf_json_str(&b, c->request_id, strlen(c->request_id));
-    buf_puts(&b, ",\"error\":");
-    buf_json_str(&b, seed_error, strlen(seed_error));
+    buf_puts(b, "\"detail\":");
+    buf_json_str(b, detail, strlen(detail));
+    buf_puts(b, ",\"requestId\":");
+    buf_json_str(b, c->request_id, strlen(c->request_id));
+    buf_puts(b, ",\"error\":");
+    buf_json_str(b, seed_error, strlen(seed_error));
     if (field) {
-        buf_puts(&b, ",\"field\":");
-        buf_json_str(&b, field, strlen(field));
+        buf_puts(b, ",\"field\":");
+        buf_json_str(b, field, strlen(field));
     }
-    buf_putc(&b, '}');
-    finish(c, status, "application/problem+json", &b, extra);
-    buf_cleanup(&b);
+    buf_putc(b, '}');
+    finish(c, status, "application/problem+json", b, extra);
 }
 
 static void bad_request(call_t *c, const char *field, const char *detail)
@@ -468,13 +492,12 @@ static void on_registered(int status, const tok_reg_result_t *res, void *arg)
             LKS("previousUserId", res->prev_user_id), LKS("previousDeviceId", res->prev_device_id),
             LKS("requestId", c->request_id));
     }
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"message\":\"%s\",\"deviceToken\":",
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"message\":\"%s\",\"deviceToken\":",
                res->created ? "Device token registered" : "Device token updated");
-    tok_record_json(&res->record, &b);
-    buf_putc(&b, '}');
-    finish(c, res->created ? 201 : 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    tok_record_json(&res->record, b);
+    buf_putc(b, '}');
+    finish(c, res->created ? 201 : 200, "application/json", b, NULL);
 }
 
 static void on_deleted(int status, void *arg)
@@ -483,11 +506,10 @@ static void on_deleted(int status, void *arg)
     if (!store_answered(c, status))
         return;
     metric_inc(metric_get(c->api->m_deact, c->purge ? "purge" : "user"));
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"message\":\"%s\"}",
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"message\":\"%s\"}",
                c->purge ? "Device token deleted" : "Device token deactivated successfully");
-    finish(c, 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    finish(c, 200, "application/json", b, NULL);
 }
 
 static void on_listed(int status, const tok_record_t *recs, size_t n, void *arg)
@@ -495,16 +517,15 @@ static void on_listed(int status, const tok_record_t *recs, size_t n, void *arg)
     call_t *c = arg;
     if (!store_answered(c, status))
         return;
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"count\":%zu,\"deviceTokens\":[", n);
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"count\":%zu,\"deviceTokens\":[", n);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            buf_putc(&b, ',');
-        tok_record_json(&recs[i], &b);
+            buf_putc(b, ',');
+        tok_record_json(&recs[i], b);
     }
-    buf_puts(&b, "]}");
-    finish(c, 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    buf_puts(b, "]}");
+    finish(c, 200, "application/json", b, NULL);
 }
 
 static void purge(call_t *c)
@@ -540,7 +561,7 @@ static void execute(call_t *c)
     if (c->op == OP_POST) {
         if (!parse_post(c))
             return;
-        tok_reg_req_t r = {c->user,  c->device, c->token,   c->platform,
+        tok_reg_req_t r = {c->user,         c->device, c->token,   c->platform,
                            api->o.ttl_days, c->locale, quota_of(c)};
         api->pending++;
         tok_store_register(api->o.store, &r, on_registered, c);
@@ -567,8 +588,7 @@ static void execute(call_t *c)
 static bool ip_allows(call_t *c)
 {
     tok_api_t *api = c->api;
-    if (!api->rl_enabled || !c->ip[0] || api->o.limits.ip_rate <= 0 ||
-        api->o.limits.ip_burst <= 0)
+    if (!api->rl_enabled || !c->ip[0] || api->o.limits.ip_rate <= 0 || api->o.limits.ip_burst <= 0)
         return true;
     c->ip_v = tok_rl_local_charge(api->ip_limits, c->ip, (int64_t)(c->req->start_us / 1000),
                                   api->o.limits.ip_rate, api->o.limits.ip_burst);
@@ -612,7 +632,14 @@ static bool route(call_t *c)
 
 void tok_api_handle(tok_api_t *api, http_req_t *req)
 {
-    call_t *c = xcalloc(1, sizeof *c);
+    call_t *c = api->spare;
+    if (c) {
+        api->spare = c->next_spare;
+        api->nspare--;
+        memset(c, 0, sizeof *c);
+    } else {
+        c = xcalloc(1, sizeof *c);
+    }
     c->api = api;
     c->req = req;
     const char *rid = http_header(req, "X-Request-Id");
@@ -673,6 +700,12 @@ void tok_api_destroy(tok_api_t *api)
         return;
     free(api->trusted_header);
     tok_rl_local_destroy(api->ip_limits);
+    buf_cleanup(&api->body);
+    while (api->spare) {
+        call_t *c = api->spare;
+        api->spare = c->next_spare;
+        free(c);
+    }
     free(api);
 }
 

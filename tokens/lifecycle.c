@@ -236,16 +236,17 @@ static void on_reindex(int status, const db_reply_t *r, void *arg)
     free(op);
 }
 
-void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s,
-                          tok_lc_cb cb, void *arg)
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s, tok_lc_cb cb,
+                          void *arg)
 {
     char now[24], cnt[24];
     if (lc->s_reindex == NULL)
         lc->s_reindex = db_script(lc->db, lua_reindex_chunk);
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 200);
-    const char *argv[] = {cursor,       cnt,          lc->all,       now,           lc->token_parts,
-                          lc->dev_head, key_tail(KEY_DEV), lc->owner_stem, lc->old_expiry};
+    const char *argv[] = {cursor,          cnt,          lc->all,           now,
+                          lc->token_parts, lc->dev_head, key_tail(KEY_DEV), lc->owner_stem,
+                          lc->old_expiry};
     db_eval(lc->db, lc->s_reindex, on_reindex, op_new(cb, NULL, arg), 0, 9, argv, NULL);
 }
 
@@ -297,8 +298,8 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
         tok_record_json(&recs[i], &js);
     }
     off[2 * n] = js.len;
-    const char *head[IMPORT_HEAD] = {now, iso, max, lc->token_parts, lc->dev_head,
-                                     key_tail(KEY_DEV)};
+    const char *head[IMPORT_HEAD] = {
+        now, iso, max, lc->token_parts, lc->dev_head, key_tail(KEY_DEV)};
     for (size_t k = 0; k < IMPORT_HEAD; k++)
         argv[k] = head[k], lens[k] = strlen(head[k]);
     for (size_t i = 0; i < n; i++) {

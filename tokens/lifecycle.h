@@ -76,8 +76,8 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
  * registration's rules (examined counts them), and the keys of the schema before token buckets
  * (<p>owner:<token>, <p>expiry) go. Call again with res->cursor until res->done. For upgrades
  * (heraldctl tokens reindex); a second walk changes nothing. */
-void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s,
-                          tok_lc_cb cb, void *arg);
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s, tok_lc_cb cb,
+                          void *arg);
 
 /* Writes validated records (as parsed by tok_record_parse) in one script, under the rules of
  * registration (tokens/lua/bind.lua, shared with the token store's register): a new device past

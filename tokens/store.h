@@ -2,10 +2,11 @@
  *
  * An interface (struct of function pointers) so the API handlers and the dispatcher can be tested
  * with a fake; tok_store_redis_create() gives the real one (Redis layout in DESIGN.md). Every
- * change is one Lua script per hash slot it touches, in an order that keeps the owner key the one
- * word on who may receive a token's notifications (DESIGN.md "Reassignment"); on a single Redis
- * a registration is one script. The API's calls carry the user's rate limit (tok_quota_t),
- * charged by the same script.
+ * multi-key change is one Lua script, so a crash never leaves a record and its indexes
+ * disagreeing; a registration split per hash slot (tok_store_redis_split) runs its scripts in an
+ * order that keeps the owner key the one word on who may receive a token's notifications
+ * (DESIGN.md "Reassignment across slots"). The API's calls carry the user's rate limit
+ * (tok_quota_t), charged by the same script.
  *
  * All calls take (cb, arg); cb fires exactly once, never from inside the call, on the loop. */
 #ifndef HERALD_TOKENS_STORE_H
@@ -45,8 +46,9 @@ typedef struct tok_reg_req {
     const char *token;
     tok_platform_t platform;
     long ttl_days;
-    const char *locale; /* canonical BCP 47 tag, or NULL / "" for none (the record loses its
-                           locale: a registration states the device's settings as they are now) */
+    /* canonical BCP 47 tag, or NULL / "" for none (the record loses its locale: a registration
+     * states the device's settings as they are now) */
+    const char *locale;
     const tok_quota_t *quota; /* borrowed for the call; NULL: no limit */
 } tok_reg_req_t;
 
@@ -163,8 +165,8 @@ struct db;
 tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
                                     long max_devices);
 /* One script per hash slot (Redis Cluster): a registration runs as its user slot's script, then
- * one per token slot it touches (DESIGN.md "Reassignment"), instead of one script. Off by
- * default; correct on a single Redis too (the tests run both). */
+ * one per token slot it touches (DESIGN.md "Reassignment across slots"), instead of one script. Off
+ * by default; correct on a single Redis too (the tests run both). */
 void tok_store_redis_split(tok_store_t *s, bool split);
 
 /* ---- reading records as stored (heraldctl) ----

@@ -10,9 +10,9 @@
  * A registration is a user-slot part (rate limit, device limit, the record) and a token-slot
  * part (owner key, expiry entry), written once in tokens/lua/ and composed into one script
  * (register.lua: one round trip) or, with tok_store_redis_split(), run as one script per slot in
- * the order DESIGN.md "Reassignment" gives. The record JSON is built here (tok_record_json), so
- * the scripts never decode and re-encode it; only registeredAt is kept from the stored record.
- * The scripts take `now` from the store's clock (so tests can use a fake one).
+ * the order DESIGN.md "Reassignment across slots" gives. The record JSON is built here
+ * (tok_record_json), so the scripts never decode and re-encode it; only registeredAt is kept from
+ * the stored record. The scripts take `now` from the store's clock (so tests can use a fake one).
  *
  * Reply handlers never touch the store: an operation carries what it needs, so destroying the
  * store with commands in flight is safe (their callbacks still fire once, from the db). */
@@ -285,7 +285,7 @@ static void on_register(int status, const db_reply_t *r, void *arg)
  * The owner key moves last: until then the holder keeps it (and its record, until its
  * deactivation, its sends), so every crash point leaves one owner; a failure after the first
  * step answers TOK_EUNAVAIL, and the client's retry finds the same holder and completes the
- * steps (DESIGN.md "Reassignment"). */
+ * steps (DESIGN.md "Reassignment across slots"). */
 
 static void reg_step(reg_op_t *ro);
 static void reg_bind(reg_op_t *ro);
@@ -329,7 +329,8 @@ static void reg_take(reg_op_t *ro, const char *prev, size_t n)
     user[ul] = '\0';
     memcpy(dev, sep + 1, n - ul - 1);
     dev[n - ul - 1] = '\0';
-    bool us = strcmp(user, ro->res.record.user_id) == 0 && strcmp(dev, ro->res.record.device_id) == 0;
+    bool us =
+        strcmp(user, ro->res.record.user_id) == 0 && strcmp(dev, ro->res.record.device_id) == 0;
     bool done = strcmp(user, ro->res.prev_user_id) == 0 && strcmp(dev, ro->res.prev_device_id) == 0;
     if (us || done) {
         reg_next(ro);
@@ -341,8 +342,16 @@ static void reg_take(reg_op_t *ro, const char *prev, size_t n)
     key_dev(dkey, ro->prefix, user);
     key_rl_user(rkey, ro->prefix, user);
     /* No quota: the holder's deactivation is part of this request, not one of its own. */
-    const char *argv[] = {dkey, rkey, dev, "reassigned", ro->now_s, ro->res.record.updated_at,
-                          ro->res.record.token, "0", "0", ro->now_ms};
+    const char *argv[] = {dkey,
+                          rkey,
+                          dev,
+                          "reassigned",
+                          ro->now_s,
+                          ro->res.record.updated_at,
+                          ro->res.record.token,
+                          "0",
+                          "0",
+                          ro->now_ms};
     db_eval(ro->db, ro->s_deactivate, on_holder, ro, 2, 10, argv, NULL);
 }
 
@@ -488,9 +497,23 @@ static void st_register(tok_store_t *base, const tok_reg_req_t *req, tok_reg_cb 
     quota_args(req->quota, rate, burst);
     snprintf(max, sizeof max, "%ld", s->max_devices);
     /* The token slot's keys first: the user slot's script takes what follows them. */
-    const char *argv[REG_ARGS] = {ro->okey, ro->ekey, dkey, rkey, req->user_id, req->device_id,
-                                  req->token, rate, burst, ro->now_ms, ro->res.record.updated_at,
-                                  ro->exp, max, js, at, s->token_parts, s->dev_head,
+    const char *argv[REG_ARGS] = {ro->okey,
+                                  ro->ekey,
+                                  dkey,
+                                  rkey,
+                                  req->user_id,
+                                  req->device_id,
+                                  req->token,
+                                  rate,
+                                  burst,
+                                  ro->now_ms,
+                                  ro->res.record.updated_at,
+                                  ro->exp,
+                                  max,
+                                  js,
+                                  at,
+                                  s->token_parts,
+                                  s->dev_head,
                                   key_tail(KEY_DEV)};
     size_t lens[REG_ARGS];
     for (size_t i = 0; i < REG_ARGS; i++)
@@ -523,8 +546,9 @@ static void deactivate(rstore_t *s, const char *user_id, const char *device_id, 
     key_rl_user(rkey, s->prefix, user_id);
     now_args(s, secs, sizeof secs, iso, sizeof iso, ms);
     quota_args(q, rate, burst);
-    const char *argv[] = {dkey, rkey, device_id, reason, secs, iso,
-                          only_if_token ? only_if_token : "", rate, burst, ms};
+    const char *argv[] = {
+        dkey, rkey,  device_id, reason, secs, iso, only_if_token ? only_if_token : "",
+        rate, burst, ms};
     db_eval(s->db, s->s_deactivate, on_deactivated, op, 2, 10, argv, NULL);
 }
 

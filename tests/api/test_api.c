@@ -336,7 +336,8 @@ static void test_reassignment(void **state)
     json_decref(j);
     th_resp_cleanup(&r);
     char k[KEY_MAX];
-    assert_true(th_redis_expect(&redis, "bob\x1fnew-phone", "GET %s", th_owner_key(k, "herald:", tok)));
+    assert_true(
+        th_redis_expect(&redis, "bob\x1fnew-phone", "GET %s", th_owner_key(k, "herald:", tok)));
 }
 
 static void test_validation(void **state)

@@ -524,14 +524,18 @@ static void test_reindex(void **state)
     /* The new indexes gone, the old ones in their place (one owner key per record suffices). */
     long long owners = redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
                                       "herald:owner:{t*");
-    free(th_redis_cmd(&rs, "EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', 'herald:owner:*')) "
-                                        "do redis.call('DEL', k) end for _, k in "
-                                        "ipairs(redis.call('KEYS', 'herald:expiry:*')) do "
-                                        "redis.call('DEL', k) end"));
+    free(th_redis_cmd(&rs, "EVAL %s 0",
+                      "for _, k in ipairs(redis.call('KEYS', 'herald:owner:*')) "
+                      "do redis.call('DEL', k) end for _, k in "
+                      "ipairs(redis.call('KEYS', 'herald:expiry:*')) do "
+                      "redis.call('DEL', k) end"));
     for (int i = 0; i < 50; i++)
-        free(th_redis_cmd(&rs, "SET herald:owner:ExponentPushToken[t%d] u%d\x1f" "d%d", i, i / 3,
-                          i % 3));
-    free(th_redis_cmd(&rs, "ZADD herald:expiry 1 u0\x1f" "d0"));
+        free(th_redis_cmd(&rs,
+                          "SET herald:owner:ExponentPushToken[t%d] u%d\x1f"
+                          "d%d",
+                          i, i / 3, i % 3));
+    free(th_redis_cmd(&rs, "ZADD herald:expiry 1 u0\x1f"
+                           "d0"));
     assert_true(check_indexes(&rs) > 0);
     assert_int_equal(ctl("tokens reindex --json"), 0);
     assert_true(out_has(&out, "\"records\":3000"));
@@ -625,8 +629,9 @@ static void test_diagnose(void **state)
     assert_int_equal(seed_records(&rs, 5, 5, seed_now(), mixed_shape, NULL), 0);
     /* d4 holds a token that the owner index gives to someone else. */
     char k[KEY_MAX];
-    free(th_redis_cmd(&rs, "SET %s other\x1f"
-                           "dx",
+    free(th_redis_cmd(&rs,
+                      "SET %s other\x1f"
+                      "dx",
                       th_owner_key(k, "herald:", "ExponentPushToken[t4]")));
     assert_int_equal(ctl("diagnose --user u0"), 0);
     assert_true(out_has(&out, "2 of 5 device(s) would receive"));

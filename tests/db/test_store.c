@@ -221,7 +221,9 @@ static void test_register_create_and_update(void **state)
                  "d1",
                  "GET %s", okey(TOK_A));
     snprintf(num, sizeof num, "%lld", (long long)exp0);
-    char *score = redis_get(f, "ZSCORE %s %s", ekey(TOK_A), "u1\x1f" "d1");
+    char *score = redis_get(f, "ZSCORE %s %s", ekey(TOK_A),
+                            "u1\x1f"
+                            "d1");
     assert_string_equal(score, num);
     free(score);
     expect_redis(f, num, "EXPIRETIME %s", okey(TOK_A));
@@ -334,7 +336,9 @@ static void test_token_buckets_agree(void **state)
         snprintf(prev, sizeof prev, "%s", tok);
     }
     expect_redis(f, "1", "EVAL %s 0 %s", TH_EXPIRY_COUNT_LUA, "ht:expiry:{t");
-    char *sc = redis_get(f, "ZSCORE %s %s", ekey(prev), "u1\x1f" "d1");
+    char *sc = redis_get(f, "ZSCORE %s %s", ekey(prev),
+                         "u1\x1f"
+                         "d1");
     assert_string_not_equal(sc, "(nil)");
     free(sc);
 }
@@ -391,7 +395,8 @@ static void test_quota(void **state)
  * would. */
 static void acl(fx_t *f, const char *a, const char *b, const char *c, const char *d)
 {
-    char *ok = th_redis_cmd(&f->live.redis, "ACL SETUSER default resetkeys %s %s %s %s", a, b, c, d);
+    char *ok =
+        th_redis_cmd(&f->live.redis, "ACL SETUSER default resetkeys %s %s %s %s", a, b, c, d);
     assert_string_equal(ok, "OK");
     free(ok);
 }
@@ -503,7 +508,9 @@ static void test_purge(void **state)
     assert_int_equal(purge(f, "u1", "d1").status, TOK_OK);
     expect_redis(f, "0", "HEXISTS ht:dev:{u1} d1");
     expect_redis(f, "0", "EXISTS %s", okey(TOK_A));
-    char *sc = redis_get(f, "ZSCORE %s %s", ekey(TOK_A), "u1\x1f" "d1");
+    char *sc = redis_get(f, "ZSCORE %s %s", ekey(TOK_A),
+                         "u1\x1f"
+                         "d1");
     assert_string_equal(sc, "(nil)");
     free(sc);
     assert_int_equal(purge(f, "u1", "d1").status, TOK_ENOTFOUND);

@@ -2,7 +2,7 @@
 -- user slot's half (register_user_part.lua), the token slots of the tokens it let go, the token
 -- slot's half (owner key and expiry entry) and the record the token was taken from. On a single
 -- Redis this is the one round trip of a registration; tokens/store_redis.c runs the same steps
--- as separate scripts, one hash slot each, when it must (DESIGN.md "Reassignment").
+-- as separate scripts, one hash slot each, when it must (DESIGN.md "Reassignment across slots").
 -- KEYS[1]  <p>owner:{t<k>}:<token>  the token's owner key
 -- KEYS[2]  <p>expiry:{t<k>}         the token's expiry bucket
 -- KEYS[3]  <p>dev:{<user>}          the user's device hash

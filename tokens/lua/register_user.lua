@@ -1,7 +1,7 @@
 -- register_user.lua - the user slot's half of a registration alone (register_user_part.lua),
 -- for a Redis where a script may touch one hash slot only. tokens/store_redis.c then unbinds the
 -- tokens it lists (unbind_token.lua, each in its slot), binds the token (register_token.lua) and
--- deactivates the record the token was taken from (deactivate.lua): DESIGN.md "Reassignment".
+-- deactivates the record the token was taken from (deactivate.lua): DESIGN.md "Reassignment across slots".
 -- KEYS[1]  <p>dev:{<user>}   the user's device hash
 -- KEYS[2]  <p>rl:u:{<user>}  the user's rate limit
 -- ARGV     as register_user_part.lua's register_ctx
