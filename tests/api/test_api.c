@@ -949,7 +949,8 @@ static void test_slow_keepalive(void **state)
 }
 
 /* Failed authentications are charged to the client's IP bucket: a flood of bad signatures from one
- * address ends in 429. (Its own key prefix keeps the flood out of the other tests' buckets.) */
+ * address ends in 429. (The address buckets live in each herald process: this test's own herald
+ * keeps the flood out of the other tests' buckets; its own prefix keeps their records apart.) */
 static void test_auth_failure_flood(void **state)
 {
     (void)state;
