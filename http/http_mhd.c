@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define LISTENER_LABEL "listener"
+#define MHD_POOL_BYTES ((size_t)16384) /* per connection: request line, headers, read buffer */
 
 struct disp_http {
     struct MHD_Daemon *mhd;
@@ -511,13 +512,17 @@ static struct MHD_Daemon *start_mhd(disp_http_t *s, const disp_http_opts_t *o,
     /* One above our own limit: MHD would refuse the connection before asking on_accept_policy,
      * and nobody would count it. */
     unsigned mhd_limit = (unsigned)o->max_connections + 1;
+    /* MHD zeroes a connection's whole memory pool before each request: 16 KiB (not MHD's 32)
+     * still holds any sane header block, and the body is read into our own buffer. */
+    size_t pool = MHD_POOL_BYTES;
     return MHD_start_daemon(flags, 0, on_accept_policy, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
                             mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
                             MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
                             on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_END);
 }
 
 disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_http_handler handler,
