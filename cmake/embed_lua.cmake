@@ -4,7 +4,7 @@
 # replaced by that file's text: shared helpers are written once.
 #   -DSRC=<source root> -DOUT=<header> -DFILES=<a.lua;b.lua> (absolute paths)
 function(lua_expand path out_var depth)
-  if(depth GREATER 4)
+  if(depth GREATER 8)
     message(FATAL_ERROR "embed_lua: @include nested too deep at ${path}")
   endif()
   file(READ "${path}" text)

@@ -9,6 +9,7 @@
 #include "ctl/dynamo.h"
 #include "ctl/lines.h"
 #include "ctl/tokens.h"
+#include "db/keys.h"
 #include "tokens/lifecycle.h"
 
 #include <inttypes.h>
@@ -104,6 +105,8 @@ static void on_chunk(int status, const tok_lc_result_t *res, void *arg)
         s->inactive += res->inactive;
         s->expired += res->expired;
         s->corrupt += res->corrupt;
+        s->owners_written += res->owners_written;
+        s->legacy_removed += res->legacy_removed;
         c->last_examined = res->examined;
         c->done = res->done;
         if (res->cursor)
@@ -192,8 +195,8 @@ int ctl_tokens_count(ctl_env_t *e, int argc, char **argv)
 static const char SWEEP_USAGE[] =
     "usage: heraldctl tokens sweep [--dry-run] [--chunk N] [--verbose] [--json]\n"
     "Removes every record whose expiresAt has passed, with its owner key and expiry entry, in\n"
-    "chunks of N (default 500) from the expiry index. --dry-run lists what would go; --verbose\n"
-    "lists what went.\n";
+    "chunks of N (default 500) from each expiry bucket. --dry-run lists what would go;\n"
+    "--verbose lists what went.\n";
 
 static void print_summary(const chunk_run_t *c, bool dry, const char *kind)
 {
@@ -251,13 +254,17 @@ int ctl_tokens_sweep(ctl_env_t *e, int argc, char **argv)
     tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     ctl_progress_t p;
     ctl_progress_start(&p, "sweep", (uint64_t)due);
-    do {
-        ctl_env_begin(e);
-        /* Dry runs walk the range by offset; real runs always take its head. */
-        tok_lc_expire_chunk(lc, now, c.sum.examined, chunk, dry, c.print_items, on_chunk, &c);
-        ctl_env_wait(e, 0);
-        ctl_progress_add(&p, (uint64_t)c.last_examined);
-    } while (c.status == 0 && c.last_examined == chunk);
+    for (unsigned b = 0; b < KEY_TOKEN_BUCKETS && c.status == 0; b++) {
+        long walked = 0;
+        do {
+            ctl_env_begin(e);
+            /* Dry runs walk the range by offset; real runs always take its head. */
+            tok_lc_expire_chunk(lc, b, now, walked, chunk, dry, c.print_items, on_chunk, &c);
+            ctl_env_wait(e, 0);
+            walked += c.last_examined;
+            ctl_progress_add(&p, (uint64_t)c.last_examined);
+        } while (c.status == 0 && c.last_examined == chunk);
+    }
     ctl_progress_end(&p);
     tok_lc_destroy(lc);
     if (c.status)
@@ -306,6 +313,50 @@ int ctl_tokens_cleanup(ctl_env_t *e, int argc, char **argv)
     if (rc == CTL_OK)
         print_summary(&c, dry, "cleanup");
     return rc;
+}
+
+/* ---- reindex ---- */
+
+static const char REINDEX_USAGE[] =
+    "usage: heraldctl tokens reindex [--json]\n"
+    "Rebuilds the owner keys and expiry buckets from the device hashes (under registration's\n"
+    "rules) and removes the keys of the schema before token buckets (<prefix>owner:<token>,\n"
+    "<prefix>expiry). Run once after upgrading from it; running it again changes nothing.\n";
+
+int ctl_tokens_reindex(ctl_env_t *e, int argc, char **argv)
+{
+    chunk_run_t c = {.e = e};
+    ctl_opt_t opts[] = {{"--json", NULL, CTL_OPT_FLAG, &c.json, false},
+                        {NULL, NULL, 0, NULL, false}};
+    int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, REINDEX_USAGE);
+    if (rc)
+        return rc > 0 ? CTL_OK : CTL_USAGE;
+    tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
+    int64_t now = now_s();
+    snprintf(c.cursor, sizeof c.cursor, "0");
+    do {
+        ctl_env_begin(e);
+        tok_lc_reindex_chunk(lc, c.cursor, 1000, now, on_chunk, &c);
+        ctl_env_wait(e, 0);
+    } while (c.status == 0 && !c.done);
+    tok_lc_destroy(lc);
+    if (c.status)
+        return ctl_unavailable(e, e->failure);
+    const tok_lc_result_t *sum = &c.sum;
+    if (c.json) {
+        buf_t b = BUF_INIT;
+        ctl_json_open(&b, NULL, '{');
+        ctl_json_int(&b, "records", sum->examined);
+        ctl_json_int(&b, "ownerKeysWritten", sum->owners_written);
+        ctl_json_int(&b, "oldKeysRemoved", sum->legacy_removed);
+        ctl_json_close(&b, '}');
+        ctl_json_print(&b, stdout);
+        buf_cleanup(&b);
+    } else {
+        printf("indexed %ld record(s): %ld owner key(s) written, %ld old key(s) removed\n",
+               sum->examined, sum->owners_written, sum->legacy_removed);
+    }
+    return CTL_OK;
 }
 
 /* ---- export ---- */

@@ -656,6 +656,7 @@ static const sub_t subs[] = {
     {"delete", cmd_delete, "--user U [--device D]: hard delete (privacy request)"},
     {"sweep", ctl_tokens_sweep, "remove expired tokens"},
     {"cleanup", ctl_tokens_cleanup, "--inactive-older-than 30d: remove old inactive tokens"},
+    {"reindex", ctl_tokens_reindex, "rebuild owner keys and expiry buckets (after an upgrade)"},
     {"export", ctl_tokens_export, "[--inactive] [--older-than 30d] [-o FILE]: JSON lines"},
     {"import", ctl_tokens_import,
      "[-i FILE] | --format dynamodb-json PATH: restore JSON lines or migrate a DynamoDB export"},

@@ -55,6 +55,7 @@ int64_t ctl_rec_inactive_since(const tok_record_t *r);
 
 int ctl_tokens_sweep(ctl_env_t *e, int argc, char **argv);
 int ctl_tokens_cleanup(ctl_env_t *e, int argc, char **argv);
+int ctl_tokens_reindex(ctl_env_t *e, int argc, char **argv);
 int ctl_tokens_export(ctl_env_t *e, int argc, char **argv);
 int ctl_tokens_import(ctl_env_t *e, int argc, char **argv);
 int ctl_tokens_count(ctl_env_t *e, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* keys.c - the one place where herald's Redis key names are spelled (see keys.h). */
 #include "db/keys.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 static const char *const stems[] = {
     [KEY_DEV] = "dev:",
     [KEY_OWNER] = "owner:",
-    [KEY_EXPIRY] = "expiry",
+    [KEY_EXPIRY] = "expiry:",
     [KEY_LOCK] = "lock:",
     [KEY_LEDGER] = "led:",
     [KEY_TRACE] = "trace:j:", /* three stems, none a prefix of another: the families cannot meet */
@@ -27,7 +28,8 @@ static const char *const stems[] = {
  * checked on their own. */
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 8 + 3 + 2 + KEY_USER_MAX + 2 + KEY_DEVICE_MAX + 1,
                "trace device indexes fit");
-_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_TOKEN_MAX + 1, "owner keys fit");
+_Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + 2 + 4 + 2 + KEY_TOKEN_MAX + 1, "owner keys fit");
+_Static_assert(KEY_PARTS_MAX >= 2 * (KEY_PREFIX_MAX + 12 + 4) + 2 * 4 + 1, "token parts fit");
 _Static_assert(KEY_MAX >= KEY_PREFIX_MAX + 6 + KEY_USER_MAX + 1, "dev keys fit");
 /* led:<n>:{<user>}:<event> with n of at most 3 digits */
 _Static_assert(KEY_USER_MAX < 1000, "user lengths in keys are 3 digits");
@@ -73,14 +75,70 @@ size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user)
     return len;
 }
 
-size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token)
+/* FNV-1a: cheap, and its Lua twin (tokens/lua/token_keys.lua) needs nothing but exact integer
+ * arithmetic on doubles. */
+unsigned key_token_bucket(const char *token)
 {
-    return one(out, prefix, KEY_OWNER, token, KEY_TOKEN_MAX);
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)token; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return (unsigned)(h % KEY_TOKEN_BUCKETS);
 }
 
-size_t key_expiry(char out[KEY_MAX], const char *prefix)
+/* head .. bucket .. tail of a token family. */
+static size_t bucket_key(char out[KEY_MAX], const char *prefix, key_family_t f, unsigned bucket)
 {
-    return key_stem(out, prefix, KEY_EXPIRY);
+    char n[16];
+    if (bucket >= KEY_TOKEN_BUCKETS) {
+        fprintf(stderr, "keys: token bucket %u out of range\n", bucket);
+        abort();
+    }
+    size_t len = key_head(out, prefix, f);
+    snprintf(n, sizeof n, "%u", bucket);
+    put(out, &len, n, sizeof n);
+    put(out, &len, key_tail(f), 2);
+    return len;
+}
+
+size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token)
+{
+    size_t len = bucket_key(out, prefix, KEY_OWNER, key_token_bucket(token));
+    put(out, &len, token, KEY_TOKEN_MAX);
+    return len;
+}
+
+size_t key_expiry(char out[KEY_MAX], const char *prefix, unsigned bucket)
+{
+    return bucket_key(out, prefix, KEY_EXPIRY, bucket);
+}
+
+size_t key_expiry_legacy(char out[KEY_MAX], const char *prefix)
+{
+    size_t len = key_stem(out, prefix, KEY_EXPIRY);
+    out[--len] = '\0'; /* the stem without its ':' */
+    return len;
+}
+
+static size_t netstring(char *out, size_t len, const char *s)
+{
+    int n = snprintf(out + len, KEY_PARTS_MAX - len, "%zu:%s", strlen(s), s);
+    if (n < 0 || len + (size_t)n >= KEY_PARTS_MAX)
+        abort(); /* KEY_PARTS_MAX is sized for the longest prefix */
+    return len + (size_t)n;
+}
+
+size_t key_token_parts(char out[KEY_PARTS_MAX], const char *prefix)
+{
+    char head[KEY_MAX];
+    size_t len = 0;
+    key_head(head, prefix, KEY_OWNER);
+    len = netstring(out, len, head);
+    len = netstring(out, len, key_tail(KEY_OWNER));
+    key_head(head, prefix, KEY_EXPIRY);
+    len = netstring(out, len, head);
+    return netstring(out, len, key_tail(KEY_EXPIRY));
 }
 
 size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name)
@@ -147,7 +205,10 @@ size_t key_rq_check(char out[KEY_MAX], const char *prefix, unsigned bucket, cons
 
 size_t key_rl_user(char out[KEY_MAX], const char *prefix, const char *user)
 {
-    return one(out, prefix, KEY_RL_USER, user, KEY_USER_MAX);
+    size_t len = key_head(out, prefix, KEY_RL_USER);
+    put(out, &len, user, KEY_USER_MAX);
+    put(out, &len, key_tail(KEY_RL_USER), 1);
+    return len;
 }
 
 size_t key_rl_ip(char out[KEY_MAX], const char *prefix, const char *ip)
@@ -165,10 +226,15 @@ size_t key_instances(char out[KEY_MAX], const char *prefix)
     return key_stem(out, prefix, KEY_INSTANCES);
 }
 
-/* The families whose one id is a hash tag. */
+/* The families whose one id is a hash tag: a user id, or a token bucket ("{t<k>}"). */
 static int tagged(key_family_t family)
 {
-    return family == KEY_DEV || family == KEY_TRACE_USER;
+    return family == KEY_DEV || family == KEY_TRACE_USER || family == KEY_RL_USER;
+}
+
+static int token_family(key_family_t family)
+{
+    return family == KEY_OWNER || family == KEY_EXPIRY;
 }
 
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family)
@@ -176,12 +242,16 @@ size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family)
     size_t len = key_stem(out, prefix, family);
     if (tagged(family))
         put(out, &len, "{", 1);
+    else if (token_family(family))
+        put(out, &len, "{t", 2);
     return len;
 }
 
 const char *key_tail(key_family_t family)
 {
-    return tagged(family) ? "}" : "";
+    if (family == KEY_OWNER)
+        return "}:";
+    return tagged(family) || family == KEY_EXPIRY ? "}" : "";
 }
 
 /* "<n>:{<user>}:" after the stem: n = strlen(user) says where the user ends whatever the ids

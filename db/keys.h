@@ -33,8 +33,8 @@
 /* The families, for key_stem(). */
 typedef enum {
     KEY_DEV,          /* <p>dev:{<user>}            HASH deviceId -> record JSON */
-    KEY_OWNER,        /* <p>owner:<token>           STRING user \x1f device */
-    KEY_EXPIRY,       /* <p>expiry                  ZSET user \x1f device by expiresAt */
+    KEY_OWNER,        /* <p>owner:{t<k>}:<token>    STRING user \x1f device; k = token bucket */
+    KEY_EXPIRY,       /* <p>expiry:{t<k>}           ZSET user \x1f device by expiresAt */
     KEY_LOCK,         /* <p>lock:<name>             STRING lock holder */
     KEY_LEDGER,       /* <p>led:<n>:{<user>}:<event>  HASH the delivery ledger entry */
     KEY_TRACE,        /* <p>trace:j:<job>           LIST trace records (before the ledger) */
@@ -43,7 +43,7 @@ typedef enum {
     KEY_TRACE_DEVICE, /* <p>trace:d:<n>:{<user>}:<device>  ZSET job ids by time; n = strlen(user) */
     KEY_RQ,           /* <p>rq:{<b>}                ZSET receipt check ids by due time; and
                          <p>rq:{<b>}:<id>           HASH one receipt check (<= 100 tickets) */
-    KEY_RL_USER,      /* <p>rl:u:<user>             STRING GCRA state */
+    KEY_RL_USER,      /* <p>rl:u:{<user>}           STRING GCRA state */
     KEY_RL_IP,        /* <p>rl:ip:<ip>              STRING GCRA state */
     KEY_EXPO_RATE,    /* <p>expo:rate:<project>     shared Expo send budget */
     KEY_INSTANCES,    /* <p>instances               ZSET instance id by lease expiry (ms) */
@@ -54,8 +54,24 @@ typedef enum {
 size_t key_stem(char out[KEY_MAX], const char *prefix, key_family_t family);
 
 size_t key_dev(char out[KEY_MAX], const char *prefix, const char *user);
+/* Token-scoped keys live in one of KEY_TOKEN_BUCKETS buckets, each its own hash tag "{t<k>}": a
+ * token's owner key and its expiry entry share a Redis Cluster slot, and the expiry schedule is
+ * spread over the slots. k = key_token_bucket(token): FNV-1a (32 bit) of the token's bytes, mod
+ * 1024. Scripts that learn tokens inside Redis use its Lua twin, tokens/lua/token_keys.lua
+ * (tests/db/test_keys.c checks that both agree). */
+#define KEY_TOKEN_BUCKETS 1024
+unsigned key_token_bucket(const char *token);
 size_t key_owner(char out[KEY_MAX], const char *prefix, const char *token);
-size_t key_expiry(char out[KEY_MAX], const char *prefix);
+/* The expiry schedule of one bucket (0 <= bucket < KEY_TOKEN_BUCKETS). */
+size_t key_expiry(char out[KEY_MAX], const char *prefix, unsigned bucket);
+/* The one expiry index of the schema before token buckets, "<p>expiry" (heraldctl tokens reindex
+ * removes it, with the owner keys "<p>owner:<token>" of that schema). */
+size_t key_expiry_legacy(char out[KEY_MAX], const char *prefix);
+/* The token-family parts for scripts, as one argument: the netstrings ("<len>:<bytes>") of the
+ * owner head "<p>owner:{t", the owner tail "}:", the expiry head "<p>expiry:{t" and the expiry
+ * tail "}": owner key = head .. bucket .. tail .. token, expiry key = head .. bucket .. tail. */
+#define KEY_PARTS_MAX (2 * KEY_PREFIX_MAX + 48)
+size_t key_token_parts(char out[KEY_PARTS_MAX], const char *prefix);
 size_t key_lock(char out[KEY_MAX], const char *prefix, const char *name);
 /* The delivery ledger entry of (user, event) (pipeline/ledger.h): "<p>led:<n>:{<user>}:<event>"
  * with n the byte length of user in decimal, so that no two pairs share a key whatever ':', '{'
@@ -86,9 +102,11 @@ size_t key_instances(char out[KEY_MAX], const char *prefix);
 
 /* A family's key around its one id, for scripts that build keys of ids they only learn inside
  * Redis (the dev hash of a user read from an owner key) or take an id back out of a key:
- * key = head .. id .. tail. The head is key_stem() plus the opening hash-tag brace of families
- * that have one ("<p>dev:{"); the tail is "}" for KEY_DEV and KEY_TRACE_USER and "" for the
- * others (static). KEY_TRACE_DEVICE has two ids: only key_trace_device() builds its keys. */
+ * key = head .. id .. tail. The head is key_stem() plus the opening hash tag of families that
+ * have one ("<p>dev:{", "<p>owner:{t"); the tail is "}" for KEY_DEV, KEY_TRACE_USER,
+ * KEY_RL_USER and KEY_EXPIRY (whose id is the bucket), "}:" for KEY_OWNER (bucket, then the
+ * token follows) and "" for the others (static). KEY_TRACE_DEVICE has two ids: only
+ * key_trace_device() builds its keys. */
 size_t key_head(char out[KEY_MAX], const char *prefix, key_family_t family);
 const char *key_tail(key_family_t family);
 

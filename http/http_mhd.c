@@ -2,8 +2,15 @@
  *
  * MHD runs without a thread of its own (MHD_USE_EPOLL): libuv watches MHD's epoll descriptor and a
  * timer armed from MHD_get_timeout(), and calls MHD_run() on either. A request whose handler
- * answers later is suspended (MHD_suspend_connection) and resumed by http_respond(); MHD then calls
- * the access handler again, which queues the stored response.
+ * answers later is suspended (MHD_suspend_connection: MHD 0.9 has no other way to wait without
+ * polling the handler) and resumed by http_respond(); MHD then calls the access handler again,
+ * which queues the stored response. Answers that arrive together (one Redis read) are resumed
+ * together: one MHD_run per loop turn (a check handle), not one per answer.
+ *
+ * Per request the adapter allocates nothing once a connection has served one: the request state,
+ * its body, path and response body live in the connection and are reused (the response goes to
+ * MHD as a persistent buffer, valid until the request completes), and the client address is
+ * formatted once per connection.
  *
  * Connection limits: MHD's accept policy callback asks connlimit.c, which counts the connections
  * MHD reports open and closed (MHD_OPTION_NOTIFY_CONNECTION); MHD's own connection limit sits one
@@ -30,6 +37,7 @@
 #include <unistd.h>
 
 #define LISTENER_LABEL "listener"
+#define MHD_POOL_BYTES ((size_t)16384) /* per connection: request line, headers, read buffer */
 
 struct disp_http {
     struct MHD_Daemon *mhd;
@@ -51,30 +59,43 @@ struct disp_http {
     metric_t *m_per_ip, *m_capacity, *m_timeouts, *m_open;
 };
 
-/* One connection (MHD's socket context): its deadline and the address it is counted under. */
-typedef struct hconn {
+typedef struct hconn hconn_t;
+
+/* One request: in its connection (reused by the next one), or on its own when MHD gave no
+ * socket context. */
+typedef struct hreq {
+    http_req_t pub; /* first: handlers get &pub */
+    disp_http_t *srv;
+    struct MHD_Connection *conn;
+    hconn_t *hc; /* NULL only if MHD gave no socket context */
+    buf_t body, path, out;
+    char method[16];
+    const char *peer;
+    struct MHD_Response *resp;
+    unsigned status;
+    int handled;   /* handler was called */
+    int suspended; /* waiting for an async response */
+    int answered;  /* http_respond was called */
+    int own;       /* allocated for itself (no socket context) */
+    char own_peer[INET6_ADDRSTRLEN];
+} hreq_t;
+
+/* One connection (MHD's socket context): its deadline, the address it is counted under, and the
+ * state of its request (one at a time: HTTP/1.1 without pipelining in MHD). */
+struct hconn {
     disp_http_t *srv;
     struct MHD_Connection *conn; /* NULL once MHD closed it */
     uv_timer_t deadline;
     struct sockaddr_storage addr;
     int has_addr;
     int timed_out;
-} hconn_t;
-
-typedef struct hreq {
-    http_req_t pub; /* first: handlers get &pub */
-    disp_http_t *srv;
-    struct MHD_Connection *conn;
-    hconn_t *hc; /* NULL only if MHD gave no socket context */
-    buf_t body;
-    char *path;
-    char method[16];
+    int busy; /* req serves a request */
     char peer[INET6_ADDRSTRLEN];
-    struct MHD_Response *resp;
-    unsigned status;
-    int handled;   /* handler was called */
-    int suspended; /* waiting for an async response */
-} hreq_t;
+    hreq_t req;
+};
+
+/* What a request keeps of a large body or answer between two requests of a connection. */
+#define REQ_KEEP_BYTES 8192
 
 static void run_mhd(disp_http_t *s);
 
@@ -94,11 +115,14 @@ static void op_respond(http_req_t *r, int status, const http_header_t *hdrs, siz
                        const char *body, size_t len)
 {
     hreq_t *h = (hreq_t *)r;
-    if (h->resp != NULL) {
-        LOG(LOG_LVL_ERROR, "http: second response for one request", LKS("path", h->path));
+    if (h->answered) { /* its body may be on its way out of h->out */
+        LOG(LOG_LVL_ERROR, "http: second response for one request", LKS("path", h->pub.path));
         return;
     }
-    h->resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    h->answered = 1;
+    buf_reset(&h->out);
+    buf_append(&h->out, body, len);
+    h->resp = MHD_create_response_from_buffer(len, h->out.data, MHD_RESPMEM_PERSISTENT);
     for (size_t i = 0; i < n; i++)
         MHD_add_response_header(h->resp, hdrs[i].name, hdrs[i].value);
     h->status = (unsigned)status;
@@ -190,6 +214,7 @@ static void conn_started(disp_http_t *s, struct MHD_Connection *conn, void **soc
                sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
         c->has_addr = 1;
     }
+    addr_str(conn_addr(c), c->peer, sizeof c->peer);
     disp_connlimit_add(s->limits, conn_addr(c));
     metric_set(s->m_open, (double)disp_connlimit_open(s->limits));
     uv_timer_init(s->loop, &c->deadline);
@@ -198,9 +223,18 @@ static void conn_started(disp_http_t *s, struct MHD_Connection *conn, void **soc
     *socket_context = c;
 }
 
+static void req_buffers_free(hreq_t *h)
+{
+    buf_cleanup(&h->body);
+    buf_cleanup(&h->path);
+    buf_cleanup(&h->out);
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    hconn_t *c = h->data;
+    req_buffers_free(&c->req);
+    free(c);
 }
 
 static void conn_closed(disp_http_t *s, hconn_t *c)
@@ -226,21 +260,42 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+/* Empties b for the next request, keeping its memory unless it grew large. */
+static void buf_recycle(buf_t *b)
+{
+    if (b->cap > REQ_KEEP_BYTES)
+        buf_cleanup(b);
+    else
+        buf_reset(b);
+}
+
 static hreq_t *req_new(disp_http_t *s, struct MHD_Connection *conn, const char *url,
                        const char *method)
 {
-    hreq_t *h = xcalloc(1, sizeof *h);
+    hconn_t *c = conn_of(conn);
+    hreq_t *h;
+    if (c && !c->busy) {
+        h = &c->req;
+        c->busy = 1;
+        buf_t body = h->body, path = h->path, out = h->out;
+        memset(h, 0, sizeof *h);
+        h->body = body, h->path = path, h->out = out;
+        h->peer = c->peer;
+    } else {
+        h = xcalloc(1, sizeof *h);
+        h->own = 1;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        h->peer = addr_str(ci ? ci->client_addr : NULL, h->own_peer, sizeof h->own_peer);
+    }
     h->srv = s;
     h->conn = conn;
-    h->hc = conn_of(conn);
-    h->path = xstrdup(url);
+    h->hc = c;
+    buf_puts(&h->path, url);
     snprintf(h->method, sizeof h->method, "%s", method);
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    addr_str(ci ? ci->client_addr : NULL, h->peer, sizeof h->peer);
     h->pub.ops = &mhd_ops;
     h->pub.method = h->method;
-    h->pub.path = h->path;
+    h->pub.path = buf_cstr(&h->path);
     h->pub.peer_ip = h->peer;
     h->pub.start_us = clk_mono_us();
     s->active++;
@@ -252,9 +307,16 @@ static void req_free(hreq_t *h)
     h->srv->active--;
     if (h->resp)
         MHD_destroy_response(h->resp);
-    buf_cleanup(&h->body);
-    free(h->path);
-    free(h);
+    h->resp = NULL;
+    if (h->own) {
+        req_buffers_free(h);
+        free(h);
+        return;
+    }
+    buf_recycle(&h->body);
+    buf_recycle(&h->path);
+    buf_recycle(&h->out);
+    h->hc->busy = 0;
 }
 
 static enum MHD_Result queue_stored(hreq_t *h)
@@ -450,13 +512,17 @@ static struct MHD_Daemon *start_mhd(disp_http_t *s, const disp_http_opts_t *o,
     /* One above our own limit: MHD would refuse the connection before asking on_accept_policy,
      * and nobody would count it. */
     unsigned mhd_limit = (unsigned)o->max_connections + 1;
+    /* MHD zeroes a connection's whole memory pool before each request: 16 KiB (not MHD's 32)
+     * still holds any sane header block, and the body is read into our own buffer. */
+    size_t pool = MHD_POOL_BYTES;
     return MHD_start_daemon(flags, 0, on_accept_policy, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
                             mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
                             MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
                             on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(o->reuse_port ? 1 : 0),
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_END);
 }
 
 disp_http_t *disp_http_create(uv_loop_t *loop, const disp_http_opts_t *o, disp_http_handler handler,

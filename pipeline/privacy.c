@@ -20,7 +20,7 @@ struct disp_privacy {
     db_t *db;
     db_script_t *s_purge, *s_sweep;
     char prefix[KEY_PREFIX_MAX + 1];
-    char expiry[KEY_MAX];
+    char token_parts[KEY_PARTS_MAX];
     char owner_stem[KEY_MAX], list_stem[KEY_MAX], rq_stem[KEY_MAX], job_stem[KEY_MAX];
     char match[2 * KEY_MAX + 2]; /* every key under the prefix: the escaped prefix and "*" */
 };
@@ -32,7 +32,7 @@ disp_privacy_t *disp_privacy_create(db_t *db, const char *prefix)
     p->s_purge = db_script(db, lua_privacy_purge);
     p->s_sweep = db_script(db, lua_privacy_sweep);
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
-    key_expiry(p->expiry, prefix);
+    key_token_parts(p->token_parts, prefix);
     key_stem(p->owner_stem, prefix, KEY_OWNER);
     key_stem(p->list_stem, prefix, KEY_TRACE);
     key_stem(p->rq_stem, prefix, KEY_RQ);
@@ -99,15 +99,15 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     snprintf(max, sizeof max, "%ld", max_jobs > 0 ? max_jobs : 1);
     /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
-    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,          p->expiry,
-                                             idx,           uidx, /* KEYS */
-                                             user,          device ? device : "",
-                                             p->owner_stem, p->job_stem,
-                                             mark_head,     dix_head,
-                                             p->rq_stem,    max};
+    const char *argv[11 + QUEUE_ST_COUNT] = {dkey,           idx,
+                                             uidx, /* KEYS */
+                                             user,           device ? device : "",
+                                             p->token_parts, p->job_stem,
+                                             mark_head,      dix_head,
+                                             p->rq_stem,     max};
     for (int i = 0; i < QUEUE_ST_COUNT; i++)
-        argv[12 + i] = queue_status_name((queue_status_t)i);
-    db_eval(p->db, p->s_purge, on_purged, q, 4, 12 + QUEUE_ST_COUNT, argv, NULL);
+        argv[11 + i] = queue_status_name((queue_status_t)i);
+    db_eval(p->db, p->s_purge, on_purged, q, 3, 11 + QUEUE_ST_COUNT, argv, NULL);
 }
 
 void disp_privacy_purge(disp_privacy_t *p, const char *user, const char *device, long max_jobs,

@@ -1,10 +1,11 @@
 /* api.c - the registration API handlers.
  *
- * One request flows: route -> method -> authenticate (sync) -> size check -> rate limit (one Redis
- * script for the user and IP buckets) -> validate -> one store call -> respond. A request that
- * fails authentication is charged to its IP bucket before it gets its 401, so a flood of bad
- * tokens from one address turns into 429s like any other flood. Every answer carries
- * X-Request-Id; errors are problem+json with the seed's `error` text. */
+ * One request flows: route -> method -> authenticate (sync) -> size check -> the client address's
+ * rate limit (in process) -> validate -> one store call, which charges the user's rate limit in
+ * the same script (tok_quota_t) -> respond. A request that fails authentication is charged to its
+ * address before it gets its 401, so a flood of bad tokens from one address turns into 429s like
+ * any other flood, without costing Redis anything. Every answer carries X-Request-Id; errors are
+ * problem+json with the seed's `error` text. */
 #include "tokens/api.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -19,11 +20,17 @@
 
 #define ROUTE "/v1/device-tokens"
 #define REQID_MAX 128
+#define IP_TABLE 8192  /* client addresses the in-process limiter remembers at once */
+#define SPARE_CALLS 64 /* finished calls kept for reuse */
 
 struct tok_api {
     tok_api_opts_t o;
     char *trusted_header;
     bool rl_enabled;
+    tok_rl_local_t *ip_limits; /* per client address, in this process */
+    buf_t body;                /* the answer being built (http_respond copies it) */
+    struct call *spare;        /* finished calls kept for the next requests */
+    size_t nspare;
     size_t pending;
     metric_fam_t *m_requests, *m_latency, *m_regs, *m_deact, *m_authfail, *m_limited, *m_rlerr;
 };
@@ -31,6 +38,7 @@ struct tok_api {
 typedef enum { OP_POST, OP_DELETE, OP_GET } op_t;
 
 typedef struct call {
+    struct call *next_spare;
     tok_api_t *api;
     http_req_t *req;
     op_t op;
@@ -40,6 +48,8 @@ typedef struct call {
     char ip[64];
     tok_rl_result_t rl;
     bool have_rl;
+    tok_rl_key_t user_v, ip_v; /* the verdicts so far (which == NULL: not charged) */
+    tok_quota_t quota;
     const char *auth_failure; /* static reason when authentication failed */
     /* POST body / DELETE query */
     char device[TOK_DEVICE_MAX + 1];
@@ -50,6 +60,26 @@ typedef struct call {
 } call_t;
 
 /* ---- responses ------------------------------------------------------------------------------ */
+
+/* The API's answer buffer, emptied: one per API, reused (answers are built one at a time). */
+static buf_t *body_buf(call_t *c)
+{
+    buf_reset(&c->api->body);
+    return &c->api->body;
+}
+
+/* Keeps c for a later request (up to SPARE_CALLS), or frees it. */
+static void call_done(call_t *c)
+{
+    tok_api_t *api = c->api;
+    if (api->nspare >= SPARE_CALLS) {
+        free(c);
+        return;
+    }
+    c->next_spare = api->spare;
+    api->spare = c;
+    api->nspare++;
+}
 
 static const char *method_label(const char *m)
 {
@@ -99,28 +129,27 @@ static void finish(call_t *c, int status, const char *ctype, const buf_t *body,
         h[n++] = extra[i];
     observe(c, status);
     http_respond(c->req, status, h, n, buf_cstr(body), body->len);
-    free(c);
+    call_done(c);
 }
 
 static void problem(call_t *c, int status, const char *slug, const char *seed_error,
                     const char *field, const char *detail, const http_header_t *extra)
 {
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"type\":\"urn:herald:problem:%s\",\"title\":\"%s\",\"status\":%d,", slug,
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"type\":\"urn:herald:problem:%s\",\"title\":\"%s\",\"status\":%d,", slug,
                http_reason(status), status);
-    buf_puts(&b, "\"detail\":");
-    buf_json_str(&b, detail, strlen(detail));
-    buf_puts(&b, ",\"requestId\":");
-    buf_json_str(&b, c->request_id, strlen(c->request_id));
-    buf_puts(&b, ",\"error\":");
-    buf_json_str(&b, seed_error, strlen(seed_error));
+    buf_puts(b, "\"detail\":");
+    buf_json_str(b, detail, strlen(detail));
+    buf_puts(b, ",\"requestId\":");
+    buf_json_str(b, c->request_id, strlen(c->request_id));
+    buf_puts(b, ",\"error\":");
+    buf_json_str(b, seed_error, strlen(seed_error));
     if (field) {
-        buf_puts(&b, ",\"field\":");
-        buf_json_str(&b, field, strlen(field));
+        buf_puts(b, ",\"field\":");
+        buf_json_str(b, field, strlen(field));
     }
-    buf_putc(&b, '}');
-    finish(c, status, "application/problem+json", &b, extra);
-    buf_cleanup(&b);
+    buf_putc(b, '}');
+    finish(c, status, "application/problem+json", b, extra);
 }
 
 static void bad_request(call_t *c, const char *field, const char *detail)
@@ -396,14 +425,66 @@ static bool parse_delete(call_t *c)
 
 /* ---- operations ----------------------------------------------------------------------------- */
 
+/* The user's quota for the store call, or NULL when the user is not limited. */
+static const tok_quota_t *quota_of(call_t *c)
+{
+    const tok_api_t *api = c->api;
+    if (!api->rl_enabled || api->o.limits.user_rate <= 0 || api->o.limits.user_burst <= 0)
+        return NULL;
+    c->quota = (tok_quota_t){api->o.limits.user_rate, api->o.limits.user_burst, &c->user_v};
+    return &c->quota;
+}
+
+/* c->rl from the verdicts so far (RateLimit-* headers): the refusing key or the tightest. */
+static void rate_verdict(call_t *c)
+{
+    tok_rl_key_t k[2];
+    int n = 0;
+    if (c->user_v.which)
+        k[n++] = c->user_v;
+    if (c->ip_v.which && c->ip_v.burst > 0)
+        k[n++] = c->ip_v;
+    if (n == 0)
+        return;
+    tok_rl_combine(k, n, &c->rl);
+    c->have_rl = true;
+}
+
+static void too_many(call_t *c)
+{
+    char ra[24];
+    snprintf(ra, sizeof ra, "%ld", c->rl.retry_after_s);
+    const http_header_t h[] = {{"Retry-After", ra}, {NULL, NULL}};
+    metric_inc(metric_get(c->api->m_limited, c->rl.which ? c->rl.which : "user"));
+    problem(c, 429, "rate-limited", "Too many requests", NULL,
+            "Request rate limit exceeded; retry after the Retry-After delay", h);
+}
+
+/* A store answer: the user's verdict joins the address's. Refused by the user's limit: the
+ * address gets its charge back (a refusal charges nothing) and the answer is 429. Returns true
+ * when the caller goes on answering status. */
+static bool store_answered(call_t *c, int status)
+{
+    tok_api_t *api = c->api;
+    api->pending--;
+    if (status == TOK_ELIMITED && c->ip_v.which)
+        tok_rl_local_refund(api->ip_limits, c->ip, (int64_t)(c->req->start_us / 1000),
+                            api->o.limits.ip_rate);
+    if (status == TOK_ELIMITED)
+        c->ip_v.which = NULL;
+    rate_verdict(c);
+    if (status == TOK_ELIMITED)
+        too_many(c);
+    else if (status != TOK_OK)
+        store_error(c, status);
+    return status == TOK_OK;
+}
+
 static void on_registered(int status, const tok_reg_result_t *res, void *arg)
 {
     call_t *c = arg;
-    c->api->pending--;
-    if (status != TOK_OK) {
-        store_error(c, status);
+    if (!store_answered(c, status))
         return;
-    }
     metric_inc(metric_get(c->api->m_regs, res->created ? "created" : "updated"));
     if (res->reassigned) {
         metric_inc(metric_get(c->api->m_deact, "reassigned"));
@@ -411,49 +492,67 @@ static void on_registered(int status, const tok_reg_result_t *res, void *arg)
             LKS("previousUserId", res->prev_user_id), LKS("previousDeviceId", res->prev_device_id),
             LKS("requestId", c->request_id));
     }
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"message\":\"%s\",\"deviceToken\":",
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"message\":\"%s\",\"deviceToken\":",
                res->created ? "Device token registered" : "Device token updated");
-    tok_record_json(&res->record, &b);
-    buf_putc(&b, '}');
-    finish(c, res->created ? 201 : 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    tok_record_json(&res->record, b);
+    buf_putc(b, '}');
+    finish(c, res->created ? 201 : 200, "application/json", b, NULL);
 }
 
 static void on_deleted(int status, void *arg)
 {
     call_t *c = arg;
-    c->api->pending--;
-    if (status != TOK_OK) {
-        store_error(c, status);
+    if (!store_answered(c, status))
         return;
-    }
     metric_inc(metric_get(c->api->m_deact, c->purge ? "purge" : "user"));
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"message\":\"%s\"}",
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"message\":\"%s\"}",
                c->purge ? "Device token deleted" : "Device token deactivated successfully");
-    finish(c, 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    finish(c, 200, "application/json", b, NULL);
 }
 
 static void on_listed(int status, const tok_record_t *recs, size_t n, void *arg)
 {
     call_t *c = arg;
-    c->api->pending--;
-    if (status != TOK_OK) {
-        store_error(c, status);
+    if (!store_answered(c, status))
         return;
-    }
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"success\":true,\"count\":%zu,\"deviceTokens\":[", n);
+    buf_t *b = body_buf(c);
+    buf_printf(b, "{\"success\":true,\"count\":%zu,\"deviceTokens\":[", n);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            buf_putc(&b, ',');
-        tok_record_json(&recs[i], &b);
+            buf_putc(b, ',');
+        tok_record_json(&recs[i], b);
     }
-    buf_puts(&b, "]}");
-    finish(c, 200, "application/json", &b, NULL);
-    buf_cleanup(&b);
+    buf_puts(b, "]}");
+    finish(c, 200, "application/json", b, NULL);
+}
+
+static void purge(call_t *c)
+{
+    tok_api_t *api = c->api;
+    if (api->o.purge)
+        api->o.purge(api->o.purge_arg, c->user, c->device, on_deleted, c);
+    else
+        tok_store_purge(api->o.store, c->user, c->device, on_deleted, c);
+}
+
+/* The privacy delete is not a store script: the user's limit is its own round trip. */
+static void on_purge_rate(int status, const tok_rl_result_t *res, void *arg)
+{
+    call_t *c = arg;
+    if (status != 0) {
+        /* Fail open: the purge that follows answers 503 on its own if Redis is really gone. */
+        metric_inc(metric_get(c->api->m_rlerr));
+    } else if (!res->allowed) {
+        c->api->pending--;
+        c->user_v = (tok_rl_key_t){.ok = false, .burst = res->limit, .which = "user"};
+        c->rl = *res;
+        c->have_rl = true;
+        too_many(c);
+        return;
+    }
+    purge(c);
 }
 
 static void execute(call_t *c)
@@ -462,78 +561,51 @@ static void execute(call_t *c)
     if (c->op == OP_POST) {
         if (!parse_post(c))
             return;
-        tok_reg_req_t r = {c->user, c->device, c->token, c->platform, api->o.ttl_days, c->locale};
+        tok_reg_req_t r = {c->user,         c->device, c->token,   c->platform,
+                           api->o.ttl_days, c->locale, quota_of(c)};
         api->pending++;
         tok_store_register(api->o.store, &r, on_registered, c);
     } else if (c->op == OP_DELETE) {
         if (!parse_delete(c))
             return;
         api->pending++;
-        if (c->purge && api->o.purge)
-            api->o.purge(api->o.purge_arg, c->user, c->device, on_deleted, c);
-        else if (c->purge)
-            tok_store_purge(api->o.store, c->user, c->device, on_deleted, c);
-        else
-            tok_store_deactivate(api->o.store, c->user, c->device, "user", NULL, on_deleted, c);
+        const tok_quota_t *q = quota_of(c);
+        if (c->purge && q) {
+            tok_rl_limits_t user_only = {api->o.limits.user_rate, api->o.limits.user_burst, 0, 0};
+            tok_rl_check(api->o.ratelimit, c->user, NULL, &user_only, on_purge_rate, c);
+        } else if (c->purge) {
+            purge(c);
+        } else {
+            tok_store_deactivate_limited(api->o.store, c->user, c->device, q, on_deleted, c);
+        }
     } else {
         api->pending++;
-        tok_store_list(api->o.store, c->user, on_listed, c);
+        tok_store_list_limited(api->o.store, c->user, quota_of(c), on_listed, c);
     }
 }
 
-/* Records the verdict; answers 429 and returns false when refused. */
-static bool rate_allows(call_t *c, const tok_rl_result_t *res)
+/* Charges the client's address (in process); answers 429 and returns false when refused. */
+static bool ip_allows(call_t *c)
 {
-    c->rl = *res;
-    c->have_rl = true;
-    if (res->allowed)
+    tok_api_t *api = c->api;
+    if (!api->rl_enabled || !c->ip[0] || api->o.limits.ip_rate <= 0 || api->o.limits.ip_burst <= 0)
         return true;
-    char ra[24];
-    snprintf(ra, sizeof ra, "%ld", res->retry_after_s);
-    const http_header_t h[] = {{"Retry-After", ra}, {NULL, NULL}};
-    metric_inc(metric_get(c->api->m_limited, res->which ? res->which : "user"));
-    problem(c, 429, "rate-limited", "Too many requests", NULL,
-            "Request rate limit exceeded; retry after the Retry-After delay", h);
+    c->ip_v = tok_rl_local_charge(api->ip_limits, c->ip, (int64_t)(c->req->start_us / 1000),
+                                  api->o.limits.ip_rate, api->o.limits.ip_burst);
+    rate_verdict(c);
+    if (c->ip_v.ok)
+        return true;
+    too_many(c);
     return false;
 }
 
-static void on_rate(int status, const tok_rl_result_t *res, void *arg)
-{
-    call_t *c = arg;
-    c->api->pending--;
-    if (status != 0) {
-        /* Fail open: the limiter protects the store, and the store call that follows answers 503
-         * on its own if Redis is really gone. */
-        metric_inc(metric_get(c->api->m_rlerr));
-        execute(c);
-        return;
-    }
-    if (rate_allows(c, res))
-        execute(c);
-}
-
-static void on_auth_failure_rate(int status, const tok_rl_result_t *res, void *arg)
-{
-    call_t *c = arg;
-    c->api->pending--;
-    if (status != 0)
-        metric_inc(metric_get(c->api->m_rlerr)); /* fail open: the 401 is the answer anyway */
-    if (status != 0 || rate_allows(c, res))
-        unauthorized(c);
-}
-
-/* A failed authentication costs the client's IP bucket one request, as any request would. */
+/* A failed authentication costs the client's address one request, as any request would. */
 static void auth_failed(call_t *c, const char *reason)
 {
-    tok_api_t *api = c->api;
     c->auth_failure = reason;
-    metric_inc(metric_get(api->m_authfail, reason));
-    if (!api->rl_enabled || api->o.ratelimit == NULL) {
+    metric_inc(metric_get(c->api->m_authfail, reason));
+    if (ip_allows(c))
         unauthorized(c);
-        return;
-    }
-    api->pending++;
-    tok_rl_check(api->o.ratelimit, NULL, c->ip, &api->o.limits, on_auth_failure_rate, c);
 }
 
 static bool route(call_t *c)
@@ -560,7 +632,14 @@ static bool route(call_t *c)
 
 void tok_api_handle(tok_api_t *api, http_req_t *req)
 {
-    call_t *c = xcalloc(1, sizeof *c);
+    call_t *c = api->spare;
+    if (c) {
+        api->spare = c->next_spare;
+        api->nspare--;
+        memset(c, 0, sizeof *c);
+    } else {
+        c = xcalloc(1, sizeof *c);
+    }
     c->api = api;
     c->req = req;
     const char *rid = http_header(req, "X-Request-Id");
@@ -582,12 +661,8 @@ void tok_api_handle(tok_api_t *api, http_req_t *req)
                 "The request body exceeds the size limit", NULL);
         return;
     }
-    if (api->rl_enabled && api->o.ratelimit) {
-        api->pending++;
-        tok_rl_check(api->o.ratelimit, c->user, c->ip, &api->o.limits, on_rate, c);
-        return;
-    }
-    execute(c);
+    if (ip_allows(c))
+        execute(c);
 }
 
 tok_api_t *tok_api_create(const tok_api_opts_t *o)
@@ -598,6 +673,7 @@ tok_api_t *tok_api_create(const tok_api_opts_t *o)
     api->trusted_header =
         o->trusted_header && *o->trusted_header ? xstrdup(o->trusted_header) : NULL;
     api->rl_enabled = o->ratelimit != NULL;
+    api->ip_limits = tok_rl_local_create(IP_TABLE);
     metric_reg_t *m = o->metrics;
     api->m_requests =
         metric_counter_new(m, "herald_http_requests_total",
@@ -623,6 +699,13 @@ void tok_api_destroy(tok_api_t *api)
     if (api == NULL)
         return;
     free(api->trusted_header);
+    tok_rl_local_destroy(api->ip_limits);
+    buf_cleanup(&api->body);
+    while (api->spare) {
+        call_t *c = api->spare;
+        api->spare = c->next_spare;
+        free(c);
+    }
     free(api);
 }
 

@@ -22,10 +22,11 @@
 
 struct tok_lc {
     db_t *db;
-    /* the expiry index, and the key parts the scripts build dev hash and owner keys from */
-    char expiry[KEY_MAX], owner_stem[KEY_MAX], dev_head[KEY_MAX];
-    char match[MATCH_MAX];
-    db_script_t *s_expire, *s_scan, *s_import;
+    /* the key parts the scripts build dev hash, owner and expiry keys from */
+    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX], dev_head[KEY_MAX];
+    char match[MATCH_MAX], all[MATCH_MAX]; /* the dev hashes; every key under the prefix */
+    char owner_stem[KEY_MAX], old_expiry[KEY_MAX];
+    db_script_t *s_expire, *s_scan, *s_import, *s_reindex;
 };
 
 typedef struct lc_op {
@@ -59,13 +60,18 @@ tok_lc_t *tok_lc_create(struct db *db, const char *prefix)
 {
     tok_lc_t *lc = xcalloc(1, sizeof *lc);
     lc->db = db;
-    key_expiry(lc->expiry, prefix);
-    key_stem(lc->owner_stem, prefix, KEY_OWNER);
+    snprintf(lc->prefix, sizeof lc->prefix, "%s", prefix);
+    key_token_parts(lc->token_parts, prefix);
     key_head(lc->dev_head, prefix, KEY_DEV);
     dev_match(lc->dev_head, lc->match);
+    tok_lc_glob_escape(prefix, lc->all, MATCH_MAX - 1);
+    strcat(lc->all, "*");
+    key_stem(lc->owner_stem, prefix, KEY_OWNER);
+    key_expiry_legacy(lc->old_expiry, prefix);
     lc->s_expire = db_script(db, lua_expire_chunk);
     lc->s_scan = db_script(db, lua_scan_chunk);
     lc->s_import = db_script(db, lua_import);
+    lc->s_reindex = NULL; /* registered on first use */
     return lc;
 }
 
@@ -126,20 +132,21 @@ static void chunk_done(lc_op_t *op, const db_reply_t *a, size_t items_at, tok_lc
     free(op);
 }
 
-/* Runs a chunk script: its key (the expiry index), then args[0..n), then the key spelling the
- * scripts build dev hash and owner keys from. */
+/* Runs a chunk script: its key (an expiry bucket; none when key is NULL), then args[0..n), then
+ * the key spelling the scripts build dev hash, owner and expiry keys from. */
 static void eval_chunk(tok_lc_t *lc, db_script_t *s, db_cb on_reply, tok_lc_cb cb, void *arg,
-                       const char *const *args, size_t n)
+                       const char *key, const char *const *args, size_t n)
 {
     const char *argv[16];
     size_t argc = 0;
-    argv[argc++] = lc->expiry;
+    if (key)
+        argv[argc++] = key;
     for (size_t i = 0; i < n && argc < 13; i++)
         argv[argc++] = args[i];
-    argv[argc++] = lc->owner_stem;
+    argv[argc++] = lc->token_parts;
     argv[argc++] = lc->dev_head;
     argv[argc++] = key_tail(KEY_DEV);
-    db_eval(lc->db, s, on_reply, op_new(cb, NULL, arg), 1, (int)argc, argv, NULL);
+    db_eval(lc->db, s, on_reply, op_new(cb, NULL, arg), key ? 1 : 0, (int)argc, argv, NULL);
 }
 
 static void on_expire(int status, const db_reply_t *r, void *arg)
@@ -155,15 +162,16 @@ static void on_expire(int status, const db_reply_t *r, void *arg)
     chunk_done(arg, a, 4, &res);
 }
 
-void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, bool dry_run,
-                         bool want_items, tok_lc_cb cb, void *arg)
+void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offset, long limit,
+                         bool dry_run, bool want_items, tok_lc_cb cb, void *arg)
 {
-    char now[24], off[24], lim[24];
+    char now[24], off[24], lim[24], zkey[KEY_MAX];
+    key_expiry(zkey, lc->prefix, bucket);
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(off, sizeof off, "%ld", dry_run ? offset : 0);
     snprintf(lim, sizeof lim, "%ld", limit > 0 ? limit : 1);
     const char *args[] = {now, off, lim, dry_run ? "1" : "0", want_items ? "1" : "0"};
-    eval_chunk(lc, lc->s_expire, on_expire, cb, arg, args, sizeof args / sizeof args[0]);
+    eval_chunk(lc, lc->s_expire, on_expire, cb, arg, zkey, args, sizeof args / sizeof args[0]);
 }
 
 /* tok_lc_expire_chunk's `done`: fewer entries than asked for came back. The caller knows limit,
@@ -205,7 +213,41 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
                           o->remove_expired ? "1" : "0",
                           o->dry_run ? "1" : "0",
                           o->want_items ? "1" : "0"};
-    eval_chunk(lc, lc->s_scan, on_scan, cb, arg, args, sizeof args / sizeof args[0]);
+    eval_chunk(lc, lc->s_scan, on_scan, cb, arg, NULL, args, sizeof args / sizeof args[0]);
+}
+
+static void on_reindex(int status, const db_reply_t *r, void *arg)
+{
+    lc_op_t *op = arg;
+    const db_reply_t *a = reply_array(status, r, 4);
+    if (a != NULL && db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING)
+        a = NULL;
+    tok_lc_result_t res = {0};
+    if (a == NULL) {
+        op->cb(TOK_EUNAVAIL, NULL, op->arg);
+    } else {
+        res.cursor = db_reply_str(db_reply_elem(a, 0), NULL);
+        res.done = strcmp(res.cursor, "0") == 0;
+        res.examined = elem_int(a, 1);
+        res.owners_written = elem_int(a, 2);
+        res.legacy_removed = elem_int(a, 3);
+        op->cb(0, &res, op->arg);
+    }
+    free(op);
+}
+
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s, tok_lc_cb cb,
+                          void *arg)
+{
+    char now[24], cnt[24];
+    if (lc->s_reindex == NULL)
+        lc->s_reindex = db_script(lc->db, lua_reindex_chunk);
+    snprintf(now, sizeof now, "%" PRId64, now_s);
+    snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 200);
+    const char *argv[] = {cursor,          cnt,          lc->all,           now,
+                          lc->token_parts, lc->dev_head, key_tail(KEY_DEV), lc->owner_stem,
+                          lc->old_expiry};
+    db_eval(lc->db, lc->s_reindex, on_reindex, op_new(cb, NULL, arg), 0, 9, argv, NULL);
 }
 
 static void on_import(int status, const db_reply_t *r, void *arg)
@@ -233,8 +275,8 @@ static void on_import(int status, const db_reply_t *r, void *arg)
     free(op);
 }
 
-/* The expiry key and the script's six leading ARGV, before the records. */
-#define IMPORT_HEAD 7
+/* The script's six leading ARGV, before the records. */
+#define IMPORT_HEAD 6
 
 void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
                    size_t n, tok_lc_import_cb cb, void *arg)
@@ -256,8 +298,8 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
         tok_record_json(&recs[i], &js);
     }
     off[2 * n] = js.len;
-    const char *head[IMPORT_HEAD] = {lc->expiry,       now, iso, max, lc->owner_stem, lc->dev_head,
-                                     key_tail(KEY_DEV)};
+    const char *head[IMPORT_HEAD] = {
+        now, iso, max, lc->token_parts, lc->dev_head, key_tail(KEY_DEV)};
     for (size_t k = 0; k < IMPORT_HEAD; k++)
         argv[k] = head[k], lens[k] = strlen(head[k]);
     for (size_t i = 0; i < n; i++) {
@@ -273,7 +315,7 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
     lc_op_t *op = op_new(NULL, cb, arg);
     op->n = n;
     /* db copies the arguments before returning. */
-    db_eval(lc->db, lc->s_import, on_import, op, 1, (int)argc, argv, lens);
+    db_eval(lc->db, lc->s_import, on_import, op, 0, (int)argc, argv, lens);
     buf_cleanup(&js);
     free(off);
     free(lens);

@@ -5,8 +5,9 @@
  *
  * Every chunk is one Lua script, so a record, its owner key and its expiry entry change together
  * and two sweepers working at once never remove the same record twice: the counts they report
- * add up to exactly what was removed. Scripts touch keys they build from key parts db/keys.h gives
- * them (fine on a single Redis, like the store's scripts; not cluster-safe).
+ * add up to exactly what was removed. The expiry schedule is sharded over KEY_TOKEN_BUCKETS
+ * buckets (db/keys.h); an expire chunk works on one. Scripts touch keys they build from key parts
+ * db/keys.h gives them (fine on a single Redis; not cluster-safe).
  *
  * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
 #ifndef HERALD_TOKENS_LIFECYCLE_H
@@ -33,6 +34,9 @@ typedef struct tok_lc_result {
     long removed_inactive; /* inactive records past the cutoff, removed */
     bool done;             /* the range or the SCAN cursor is exhausted */
     const char *cursor;    /* scan: the next cursor */
+    /* reindex chunk */
+    long owners_written; /* owner keys (re)written */
+    long legacy_removed; /* keys of the schema before token buckets, removed */
     /* items (when asked for): "userId\x1fdeviceId\x1f<why>", why = expired|stale|inactive */
     const char *const *items;
     size_t nitems;
@@ -45,11 +49,12 @@ typedef void (*tok_lc_cb)(int status, const tok_lc_result_t *res, void *arg);
 tok_lc_t *tok_lc_create(struct db *db, const char *prefix);
 void tok_lc_destroy(tok_lc_t *lc); /* accepts NULL; in-flight callbacks still fire (from db) */
 
-/* Removes up to `limit` records whose expiry score is <= now_s, with their owner keys (when they
- * still point at the record) and index entries. dry_run changes nothing; then pass the number
- * examined so far as offset to walk the range (offset is 0 for real runs). */
-void tok_lc_expire_chunk(tok_lc_t *lc, int64_t now_s, long offset, long limit, bool dry_run,
-                         bool want_items, tok_lc_cb cb, void *arg);
+/* Removes up to `limit` records whose expiry score in bucket (0 <= bucket < KEY_TOKEN_BUCKETS,
+ * db/keys.h) is <= now_s, with their owner keys (when they still point at the record) and index
+ * entries. dry_run changes nothing; then pass the number examined so far in this bucket as
+ * offset to walk the range (offset is 0 for real runs). A walk covers every bucket. */
+void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offset, long limit,
+                         bool dry_run, bool want_items, tok_lc_cb cb, void *arg);
 
 typedef struct tok_lc_scan_opts {
     int64_t now_s;
@@ -65,6 +70,14 @@ typedef struct tok_lc_scan_opts {
  * hashes it returns. Call again with res->cursor until res->done. */
 void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
                        void *arg);
+
+/* One SCAN step (count keys) over every key under the prefix from cursor ("0" to start): the
+ * records of the device hashes it returns get their owner keys and expiry entries under
+ * registration's rules (examined counts them), and the keys of the schema before token buckets
+ * (<p>owner:<token>, <p>expiry) go. Call again with res->cursor until res->done. For upgrades
+ * (heraldctl tokens reindex); a second walk changes nothing. */
+void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s, tok_lc_cb cb,
+                          void *arg);
 
 /* Writes validated records (as parsed by tok_record_parse) in one script, under the rules of
  * registration (tokens/lua/bind.lua, shared with the token store's register): a new device past

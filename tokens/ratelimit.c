@@ -1,5 +1,6 @@
-/* ratelimit.c - per-user and per-IP request limits (GCRA) shared by every herald instance through
- * Redis: one script call checks and charges both keys atomically on the server's clock.
+/* ratelimit.c - per-user and per-IP request limits (GCRA): the Redis check of one or two keys
+ * (tok_rl_check: one script call charges both atomically on the server's clock), the in-process
+ * per-IP table, and the math in C.
  *
  * The math, per key, with T = ceil(1000 / rate) ms (the emission interval; rates above 1000/s act
  * as 1000/s and rates that do not divide 1000 round down slightly, e.g. 3/s -> 334 ms) and the
@@ -13,8 +14,8 @@
  *   refused: retry after used - T * burst ms, reset = tat - now
  *
  * Both keys are evaluated first and written only when both allow, so a refusal charges nothing.
- * tok_gcra() below is the same arithmetic in C for the unit tests; the script is
- * tokens/lua/ratelimit_check.lua. */
+ * tok_gcra() below is the same arithmetic in C for the unit tests and the in-process table; the
+ * script is tokens/lua/gcra.lua. */
 #include "tokens/ratelimit.h"
 
 #include "core/xalloc.h"
@@ -22,6 +23,8 @@
 #include "db/keys.h"
 #include "tokens/lua_ratelimit.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +34,6 @@ struct tok_rl {
     char prefix[KEY_PREFIX_MAX + 1];
     db_script_t *script;
 };
-
-/* One key's verdict, from the script or from gcra_key(). */
-typedef struct key_verdict {
-    bool ok;
-    long long remaining, reset_ms, retry_ms;
-    long burst;
-    const char *which;
-} key_verdict_t;
 
 typedef struct rl_op {
     tok_rl_cb cb;
@@ -59,11 +54,11 @@ static long long interval_ms(long rate)
 }
 
 /* Combines the verdicts: the refusing key (the first, user before ip) or else the tightest one. */
-static void combine(const key_verdict_t *k, int n, tok_rl_result_t *out)
+void tok_rl_combine(const tok_rl_key_t *k, int n, tok_rl_result_t *out)
 {
     memset(out, 0, sizeof *out);
     out->allowed = true;
-    const key_verdict_t *pick = NULL;
+    const tok_rl_key_t *pick = NULL;
     long long retry = 0;
     for (int i = 0; i < n; i++) {
         if (!k[i].ok) {
@@ -89,9 +84,9 @@ static void combine(const key_verdict_t *k, int n, tok_rl_result_t *out)
 
 /* ---- the C twin of the script ---- */
 
-static key_verdict_t gcra_key(int64_t *tat_ms, int64_t now_ms, long rate, long burst)
+static tok_rl_key_t gcra_key(int64_t *tat_ms, int64_t now_ms, long rate, long burst)
 {
-    key_verdict_t k = {.burst = burst};
+    tok_rl_key_t k = {.burst = burst};
     long long t = interval_ms(rate), limit = t * burst;
     int64_t tat = *tat_ms > now_ms ? *tat_ms : now_ms;
     long long used = tat + t - now_ms;
@@ -110,12 +105,110 @@ static key_verdict_t gcra_key(int64_t *tat_ms, int64_t now_ms, long rate, long b
 void tok_gcra(int64_t *tat_ms, int64_t now_ms, long rate, long burst, tok_rl_result_t *out)
 {
     if (rate <= 0 || burst <= 0) {
-        combine(NULL, 0, out);
+        tok_rl_combine(NULL, 0, out);
         return;
     }
-    key_verdict_t k = gcra_key(tat_ms, now_ms, rate, burst);
+    tok_rl_key_t k = gcra_key(tat_ms, now_ms, rate, burst);
     k.which = "user";
-    combine(&k, 1, out);
+    tok_rl_combine(&k, 1, out);
+}
+
+/* s, or its first max bytes copied into buf: an id longer than its key family allows shares the
+ * bucket of its first max bytes (the API's ids never are; this keeps a raw caller from aborting
+ * in db/keys.c). */
+static const char *bounded(const char *s, size_t max, char *buf)
+{
+    if (strlen(s) <= max)
+        return s;
+    memcpy(buf, s, max);
+    buf[max] = '\0';
+    return buf;
+}
+
+/* ---- in process ---- */
+
+#define LOCAL_PROBE 8 /* slots looked at per key: the table never walks further */
+
+typedef struct local_slot {
+    char key[KEY_IP_MAX + 1]; /* "" when free */
+    int64_t tat_ms;
+} local_slot_t;
+
+struct tok_rl_local {
+    local_slot_t *slots;
+    size_t mask;
+};
+
+tok_rl_local_t *tok_rl_local_create(size_t capacity)
+{
+    size_t n = LOCAL_PROBE;
+    while (n < capacity)
+        n <<= 1;
+    tok_rl_local_t *l = xcalloc(1, sizeof *l);
+    l->slots = xcalloc(n, sizeof *l->slots);
+    l->mask = n - 1;
+    return l;
+}
+
+void tok_rl_local_destroy(tok_rl_local_t *l)
+{
+    if (l == NULL)
+        return;
+    free(l->slots);
+    free(l);
+}
+
+static size_t local_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot of key: its own, else a free or fresh one, else the one nearest to fresh (taken
+ * over). With create false, NULL when key has none. */
+static local_slot_t *local_slot(tok_rl_local_t *l, const char *key, int64_t now_ms, bool create)
+{
+    size_t h = local_hash(key);
+    local_slot_t *pick = NULL;
+    bool pick_fresh = false;
+    for (size_t i = 0; i < LOCAL_PROBE; i++) {
+        local_slot_t *s = &l->slots[(h + i) & l->mask];
+        if (strcmp(s->key, key) == 0)
+            return s;
+        bool fresh = !s->key[0] || s->tat_ms <= now_ms;
+        if (pick == NULL || (fresh && !pick_fresh) ||
+            (!fresh && !pick_fresh && s->tat_ms < pick->tat_ms)) {
+            pick = s;
+            pick_fresh = fresh;
+        }
+    }
+    if (!create)
+        return NULL;
+    snprintf(pick->key, sizeof pick->key, "%s", key);
+    pick->tat_ms = 0;
+    return pick;
+}
+
+tok_rl_key_t tok_rl_local_charge(tok_rl_local_t *l, const char *key, int64_t now_ms, long rate,
+                                 long burst)
+{
+    if (rate <= 0 || burst <= 0)
+        return (tok_rl_key_t){.ok = true, .which = "ip", .remaining = LLONG_MAX};
+    char cut[KEY_IP_MAX + 1];
+    local_slot_t *s = local_slot(l, bounded(key, KEY_IP_MAX, cut), now_ms, true);
+    tok_rl_key_t k = gcra_key(&s->tat_ms, now_ms, rate, burst);
+    k.which = "ip";
+    return k;
+}
+
+void tok_rl_local_refund(tok_rl_local_t *l, const char *key, int64_t now_ms, long rate)
+{
+    char cut[KEY_IP_MAX + 1];
+    local_slot_t *s = rate > 0 ? local_slot(l, bounded(key, KEY_IP_MAX, cut), now_ms, false) : NULL;
+    if (s && s->tat_ms > now_ms)
+        s->tat_ms -= interval_ms(rate);
 }
 
 /* ---- Redis ---- */
@@ -136,7 +229,7 @@ void tok_rl_destroy(tok_rl_t *rl)
     free(rl); /* the script belongs to db; in-flight checks do not reference rl */
 }
 
-static int parse_verdicts(const db_reply_t *r, const rl_op_t *op, key_verdict_t *k)
+static int parse_verdicts(const db_reply_t *r, const rl_op_t *op, tok_rl_key_t *k)
 {
     if (r == NULL || db_reply_type(r) != DB_REPLY_ARRAY ||
         db_reply_len(r) != 1 + 4 * (size_t)op->nkeys)
@@ -156,12 +249,12 @@ static int parse_verdicts(const db_reply_t *r, const rl_op_t *op, key_verdict_t 
 static void on_check(int status, const db_reply_t *r, void *arg)
 {
     rl_op_t *op = arg;
-    key_verdict_t k[2];
+    tok_rl_key_t k[2];
     tok_rl_result_t res;
     if (status != DB_OK || parse_verdicts(r, op, k) != 0) {
         op->cb(status != DB_OK ? status : DB_EPROTO, NULL, op->arg);
     } else {
-        combine(k, op->nkeys, &res);
+        tok_rl_combine(k, op->nkeys, &res);
         op->cb(0, &res, op->arg);
     }
     free(op);
@@ -171,21 +264,9 @@ static void on_nothing_to_check(void *arg)
 {
     rl_op_t *op = arg;
     tok_rl_result_t res;
-    combine(NULL, 0, &res);
+    tok_rl_combine(NULL, 0, &res);
     op->cb(0, &res, op->arg);
     free(op);
-}
-
-/* s, or its first max bytes copied into buf: an id longer than its key family allows shares the
- * bucket of its first max bytes (the API's ids never are; this keeps a raw caller from aborting
- * in db/keys.c). */
-static const char *bounded(const char *s, size_t max, char *buf)
-{
-    if (strlen(s) <= max)
-        return s;
-    memcpy(buf, s, max);
-    buf[max] = '\0';
-    return buf;
 }
 
 /* Adds the bucket whose key was just built into the next key slot: its rate and burst as the

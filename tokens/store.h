@@ -2,8 +2,11 @@
  *
  * An interface (struct of function pointers) so the API handlers and the dispatcher can be tested
  * with a fake; tok_store_redis_create() gives the real one (Redis layout in DESIGN.md). Every
- * multi-key change is one Lua script: a crash never leaves the owner index, the expiry index and
- * the device hash disagreeing.
+ * multi-key change is one Lua script, so a crash never leaves a record and its indexes
+ * disagreeing; a registration split per hash slot (tok_store_redis_split) runs its scripts in an
+ * order that keeps the owner key the one word on who may receive a token's notifications
+ * (DESIGN.md "Reassignment across slots"). The API's calls carry the user's rate limit
+ * (tok_quota_t), charged by the same script.
  *
  * All calls take (cb, arg); cb fires exactly once, never from inside the call, on the loop. */
 #ifndef HERALD_TOKENS_STORE_H
@@ -11,6 +14,7 @@
 
 #include "core/clock.h"
 #include "tokens/model.h"
+#include "tokens/ratelimit.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,7 +29,16 @@ enum {
     TOK_ECORRUPT = -4,  /* a stored record could not be parsed */
     TOK_EINVAL = -5,    /* invalid argument */
     TOK_ECONFLICT = -6, /* only_if_token given and the record holds another token */
+    TOK_ELIMITED = -7,  /* the user's rate limit refused the request: nothing changed */
 };
+
+/* An API request's per-user rate limit (GCRA, ratelimit.h), charged in the same script as the
+ * operation. verdict (caller-owned) receives the user bucket's verdict before the callback fires
+ * whenever the script ran (TOK_OK, TOK_ELIMITED and the store's other answers). */
+typedef struct tok_quota {
+    long rate, burst; /* rate or burst 0: no limit */
+    tok_rl_key_t *verdict;
+} tok_quota_t;
 
 typedef struct tok_reg_req {
     const char *user_id; /* validated by the caller */
@@ -33,8 +46,10 @@ typedef struct tok_reg_req {
     const char *token;
     tok_platform_t platform;
     long ttl_days;
-    const char *locale; /* canonical BCP 47 tag, or NULL / "" for none (the record loses its
-                           locale: a registration states the device's settings as they are now) */
+    /* canonical BCP 47 tag, or NULL / "" for none (the record loses its locale: a registration
+     * states the device's settings as they are now) */
+    const char *locale;
+    const tok_quota_t *quota; /* borrowed for the call; NULL: no limit */
 } tok_reg_req_t;
 
 typedef struct tok_reg_result {
@@ -66,6 +81,12 @@ typedef struct tok_store_ops {
     void (*find_owner)(tok_store_t *s, const char *token, tok_owner_cb cb, void *arg);
     bool (*ready)(const tok_store_t *s);
     void (*destroy)(tok_store_t *s);
+    /* The API's deactivate (reason "user") and list with the user's quota; NULL in a store without
+     * limits: the wrappers below call deactivate and list instead. */
+    void (*deactivate_limited)(tok_store_t *s, const char *user_id, const char *device_id,
+                               const tok_quota_t *quota, tok_done_cb cb, void *arg);
+    void (*list_limited)(tok_store_t *s, const char *user_id, const tok_quota_t *quota,
+                         tok_list_cb cb, void *arg);
 } tok_store_ops_t;
 
 struct tok_store {
@@ -88,6 +109,25 @@ static inline void tok_store_deactivate(tok_store_t *s, const char *user_id, con
                                         tok_done_cb cb, void *arg)
 {
     s->ops->deactivate(s, user_id, device_id, reason, only_if_token, cb, arg);
+}
+/* tok_store_deactivate(reason "user") and tok_store_list, with the user's quota charged first
+ * (TOK_ELIMITED: refused, nothing changed). quota is borrowed for the call. */
+static inline void tok_store_deactivate_limited(tok_store_t *s, const char *user_id,
+                                                const char *device_id, const tok_quota_t *quota,
+                                                tok_done_cb cb, void *arg)
+{
+    if (s->ops->deactivate_limited)
+        s->ops->deactivate_limited(s, user_id, device_id, quota, cb, arg);
+    else
+        s->ops->deactivate(s, user_id, device_id, "user", NULL, cb, arg);
+}
+static inline void tok_store_list_limited(tok_store_t *s, const char *user_id,
+                                          const tok_quota_t *quota, tok_list_cb cb, void *arg)
+{
+    if (s->ops->list_limited)
+        s->ops->list_limited(s, user_id, quota, cb, arg);
+    else
+        s->ops->list(s, user_id, cb, arg);
 }
 /* Hard delete of one device (device_id != NULL) or of every device of the user, with their
  * owner and expiry index entries. TOK_ENOTFOUND when nothing existed. */
@@ -124,6 +164,10 @@ struct db;
  * ("herald:"); clock borrowed (NULL = system clock); max_devices bounds devices per user. */
 tok_store_t *tok_store_redis_create(struct db *db, const char *prefix, const clk_t *clock,
                                     long max_devices);
+/* One script per hash slot (Redis Cluster): a registration runs as its user slot's script, then
+ * one per token slot it touches (DESIGN.md "Reassignment across slots"), instead of one script. Off
+ * by default; correct on a single Redis too (the tests run both). */
+void tok_store_redis_split(tok_store_t *s, bool split);
 
 /* ---- reading records as stored (heraldctl) ----
  * An operations tool shows what Redis holds, unreadable records included, and walks every
@@ -154,8 +198,8 @@ void tok_store_read(tok_store_t *s, const char *user_id, const char *device_id, 
  * the records of the hashes it returned, and the cursor to continue from ("0": walk complete).
  * Every record present for the whole walk is seen at least once. */
 void tok_store_scan(tok_store_t *s, const char *cursor, long count, tok_scan_cb cb, void *arg);
-/* Entries of the expiry index (one per record) with expiresAt <= max_expires_s; INT64_MAX counts
- * them all. */
+/* Entries of the expiry buckets (one per record) with expiresAt <= max_expires_s; INT64_MAX
+ * counts them all. */
 void tok_store_count_expiring(tok_store_t *s, int64_t max_expires_s, tok_count_cb cb, void *arg);
 
 #endif

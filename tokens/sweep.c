@@ -1,6 +1,7 @@
 /* sweep.c - the periodic token lifecycle pass (sweep.h): a lock, a SCAN phase that counts states
- * and removes long-inactive records, an expiry phase that removes expired ones, each a chain of
- * single-chunk Redis calls so the loop is never held for more than one reply. */
+ * and removes long-inactive records, an expiry phase that walks the expiry buckets (db/keys.h) one
+ * after the other removing expired records, each a chain of single-chunk Redis calls so the loop
+ * is never held for more than one reply. */
 #include "tokens/sweep.h"
 
 #include "core/clock.h"
@@ -36,6 +37,7 @@ struct tok_sweep {
     char lock_key[KEY_MAX];
     char lock_token[33];
     char cursor[64];
+    unsigned bucket; /* the expiry phase's */
     int64_t now;
     tok_sweep_stats_t st;
     long pass_active, pass_inactive, pass_expired;
@@ -128,8 +130,9 @@ static void on_chunk(int status, const tok_lc_result_t *res, void *arg)
                 if (s->m_state[i])
                     metric_set(s->m_state[i], (double)v[i]);
             s->phase = PH_EXPIRE;
+            s->bucket = 0;
         }
-    } else if (res->examined < EXPIRE_CHUNK) {
+    } else if (res->examined < EXPIRE_CHUNK && ++s->bucket == KEY_TOKEN_BUCKETS) {
         LOG(LOG_LVL_INFO, "token sweep done", LKI("active", s->pass_active),
             LKI("inactive", s->pass_inactive), LKI("expired_removed", s->st.expired));
         pass_end(s, 0);
@@ -153,7 +156,7 @@ static void next_step(tok_sweep_t *s)
                                 .count = SCAN_COUNT};
         tok_lc_scan_chunk(s->lc, s->cursor, &o, on_chunk, s);
     } else {
-        tok_lc_expire_chunk(s->lc, s->now, 0, EXPIRE_CHUNK, false, false, on_chunk, s);
+        tok_lc_expire_chunk(s->lc, s->bucket, s->now, 0, EXPIRE_CHUNK, false, false, on_chunk, s);
     }
 }
 

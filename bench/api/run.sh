@@ -32,10 +32,16 @@ for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 api=$(jq -r '.api_port' "$work/ready")
 build/bin/herald-jwt-mint --secret-file "$work/secret" --sub-prefix user- --count 10000 --ttl 3600 > "$work/jwts.txt"
 echo "mode=$mode connections=$conns duration=${secs}s (herald pid $hp, redis $rp)"
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks (1/100 s)
+h0=$(cpu "$hp"); r0=$(cpu "$rpid")
 JWTS="$work/jwts.txt" HEADER_MODE=$([ "$mode" = header ] && echo 1 || echo 0) \
   wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/api/post.lua "http://127.0.0.1:$api" | \
-  grep -E "Requests/sec|requests|latency p50|Non-2xx"
+  grep -E "Requests/sec|requests|latency p50|Non-2xx" | tee "$work/wrk.txt"
+n=$(awk '/^requests /{gsub(",", "", $2); print $2}' "$work/wrk.txt")
 echo "herald peak RSS: $(grep VmHWM /proc/$hp/status | awk '{print $2" "$3}')"
 echo "herald CPU: $(awk '{printf "%.2f s user, %.2f s system", $14/100, $15/100}' /proc/$hp/stat)"
 echo "redis CPU: $(awk '{printf "%.2f s user, %.2f s system", $14/100, $15/100}' /proc/$rpid/stat)"
-echo "devices stored: $(redis-cli -p "$rp" zcard herald:expiry)"
+awk -v h="$(( $(cpu "$hp") - h0 ))" -v r="$(( $(cpu "$rpid") - r0 ))" -v n="$n" \
+  'BEGIN { if (n > 0) printf "per request: herald %.1f us CPU, redis %.1f us CPU\n", h * 1e4 / n, r * 1e4 / n }'
+count='local n = 0 for k = 0, 1023 do n = n + redis.call("ZCARD", ARGV[1] .. k .. "}") end return n'
+echo "devices stored: $(redis-cli -p "$rp" eval "$count" 0 herald:expiry:{t)"

@@ -69,7 +69,7 @@ static void issue(bench_t *b)
     if (b->phase == 0) {
         db_cmd(b->db, on_db, b, "SET", user, dev, NULL);
     } else if (b->phase == 1) {
-        tok_reg_req_t req = {user, dev, tok, TOK_PLATFORM_ANDROID, 90, NULL};
+        tok_reg_req_t req = {user, dev, tok, TOK_PLATFORM_ANDROID, 90, NULL, NULL};
         tok_store_register(b->st, &req, on_reg, b);
     } else {
         tok_rl_limits_t lim = {50, 100, 50, 100};

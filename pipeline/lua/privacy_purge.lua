@@ -1,18 +1,17 @@
 -- privacy_purge.lua - a privacy delete (pipeline/privacy.c): one device's token record, or every
 -- record of a user, and what herald wrote about it that the delivery trace can name. Walking (at
--- most ARGV[8]) jobs of the trace index KEYS[3], oldest first, it scrubs each job's ledger
+-- most ARGV[8]) jobs of the trace index KEYS[2], oldest first, it scrubs each job's ledger
 -- entries of the user (every status): the device's claim state, outcome and trace records, or
 -- the whole entries and their job-index members; then the user's (device's) tickets in the
 -- receipt checks those entries name. Walked jobs leave the index, and the index goes once empty. For the whole user it
 -- also deletes the job indexes of every device met.
 -- KEYS[1]  <p>dev:{<user>}      the user's device hash
--- KEYS[2]  <p>expiry            the expiry index
--- KEYS[3]  the index walked: <p>trace:d:<n>:{<user>}:<device> (one device) or
+-- KEYS[2]  the index walked: <p>trace:d:<n>:{<user>}:<device> (one device) or
 --          <p>trace:u:{<user>} (the whole user)
--- KEYS[4]  <p>trace:u:{<user>}  the user's job index
+-- KEYS[3]  <p>trace:u:{<user>}  the user's job index
 -- ARGV[1]  user
 -- ARGV[2]  device, or '' for every device of the user
--- ARGV[3]  owner stem "<p>owner:"
+-- ARGV[3]  token key parts (key_token_parts: the owner keys and expiry buckets)
 -- ARGV[4]  job index stem "<p>job:" (a job's index is the stem and a job id)
 -- ARGV[5]  the user's ledger head "<p>led:<n>:{<user>}:" (key_user_head); an entry is the head,
 --          then the event "<jobId>:<STATUS>"
@@ -23,15 +22,15 @@
 -- Reply:   {records deleted, trace records removed, dedup marks deleted, tickets removed from
 --           receipt checks,
 --           device job indexes deleted, jobs the walked index still names}
--- The keys derived from ids inside (entries, job indexes, checks, owner and device-index keys)
+-- The keys derived from ids inside (entries, job indexes, checks, owner, expiry and device-index keys)
 -- are not in KEYS: fine on a single Redis, not cluster-safe.
 -- @include tokens/lua/devices_drop.lua
 -- @include expo/lua/check_drop.lua
 -- @include pipeline/lua/ledger_scrub.lua
 local user, device = ARGV[1], ARGV[2]
-local idx = KEYS[3]
+local idx = KEYS[2]
 local statuses = {unpack(ARGV, 9)}
-local dropped = devices_drop(KEYS[1], KEYS[2], user, device, ARGV[3])
+local dropped = devices_drop(KEYS[1], user, device, ARGV[3])
 local met = {}
 for _, d in ipairs(dropped) do met[d] = true end
 local w = {device = device, checks = {}, devices = met}

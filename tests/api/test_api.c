@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/tkeys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -249,8 +250,10 @@ static void test_register_update_list(void **state)
     char *v = th_redis_cmd(&redis, "HGET herald:dev:{user-1} phone-1");
     assert_non_null(strstr(v, "\"expoPushToken\":\"" TOKEN_A "\""));
     free(v);
-    assert_true(th_redis_expect(&redis, "user-1\x1fphone-1", "GET herald:owner:%s", TOKEN_A));
-    v = th_redis_cmd(&redis, "ZSCORE herald:expiry user-1\x1fphone-1");
+    char k[KEY_MAX];
+    assert_true(th_redis_expect(&redis, "user-1\x1fphone-1", "GET %s",
+                                th_owner_key(k, "herald:", TOKEN_A)));
+    v = th_redis_cmd(&redis, "ZSCORE %s user-1\x1fphone-1", th_expiry_key(k, "herald:", TOKEN_A));
     assert_true(atoll(v) >= now + 90 * 86400 - 60);
     free(v);
 
@@ -309,8 +312,10 @@ static void test_deactivate_and_purge(void **state)
     assert_int_equal(r.status, 200);
     th_resp_cleanup(&r);
     assert_true(th_redis_expect(&redis, "0", "HEXISTS herald:dev:{user-3} tablet"));
-    assert_true(th_redis_expect(&redis, "0", "EXISTS herald:owner:%s", TOKEN_B));
-    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE herald:expiry user-3\x1ftablet"));
+    char k[KEY_MAX];
+    assert_true(th_redis_expect(&redis, "0", "EXISTS %s", th_owner_key(k, "herald:", TOKEN_B)));
+    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE %s user-3\x1ftablet",
+                                th_expiry_key(k, "herald:", TOKEN_B)));
     api(&herald, "DELETE", "/v1/device-tokens?deviceId=tablet&purge=true", "user-3", NULL, NULL,
         &r);
     expect_problem(&r, 404, NULL, NULL);
@@ -330,7 +335,9 @@ static void test_reassignment(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "deactivatedReason")), "reassigned");
     json_decref(j);
     th_resp_cleanup(&r);
-    assert_true(th_redis_expect(&redis, "bob\x1fnew-phone", "GET herald:owner:%s", tok));
+    char k[KEY_MAX];
+    assert_true(
+        th_redis_expect(&redis, "bob\x1fnew-phone", "GET %s", th_owner_key(k, "herald:", tok)));
 }
 
 static void test_validation(void **state)
@@ -765,13 +772,15 @@ static void test_sweep_in_daemon(void **state)
              strchr(p, ',') ? strchr(p, ',') : "}");
     free(v);
     free(th_redis_cmd(&redis, "HSET herald:dev:{sweep-user} old %s", edited));
-    free(th_redis_cmd(&redis, "ZADD herald:expiry 1000 sweep-user\x1fold"));
+    char k[KEY_MAX];
+    free(th_redis_cmd(&redis, "ZADD %s 1000 sweep-user\x1fold", th_expiry_key(k, "herald:", tok)));
     th_herald_t h = {0};
     assert_int_equal(start_herald(&h, "tokens.sweep_interval_s = 1\n"), 0);
     struct gone g = {"HEXISTS herald:dev:{sweep-user} old"};
     assert_true(th_wait_until(key_gone, &g, 20000));
-    assert_true(th_redis_expect(&redis, "0", "EXISTS herald:owner:%s", tok));
-    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE herald:expiry sweep-user\x1fold"));
+    assert_true(th_redis_expect(&redis, "0", "EXISTS %s", th_owner_key(k, "herald:", tok)));
+    assert_true(th_redis_expect(&redis, "(nil)", "ZSCORE %s sweep-user\x1fold",
+                                th_expiry_key(k, "herald:", tok)));
     char url[256];
     th_resp_t r;
     th_herald_url(&h, true, "/metrics", url, sizeof url);
@@ -940,7 +949,8 @@ static void test_slow_keepalive(void **state)
 }
 
 /* Failed authentications are charged to the client's IP bucket: a flood of bad signatures from one
- * address ends in 429. (Its own key prefix keeps the flood out of the other tests' buckets.) */
+ * address ends in 429. (The address buckets live in each herald process: this test's own herald
+ * keeps the flood out of the other tests' buckets; its own prefix keeps their records apart.) */
 static void test_auth_failure_flood(void **state)
 {
     (void)state;

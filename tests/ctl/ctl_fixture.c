@@ -46,7 +46,8 @@ tok_record_t seed_stored(th_redis_t *rs, const char *user, const char *device)
 
 void seed_expect_owner(th_redis_t *rs, const char *token, const char *user, const char *device)
 {
-    char *v = th_redis_cmd(rs, "GET herald:owner:%s", token);
+    char k[KEY_MAX];
+    char *v = th_redis_cmd(rs, "GET %s", th_owner_key(k, "herald:", token));
     char want[300];
     snprintf(want, sizeof want, "%s\x1f%s", user, device);
     assert_non_null(v);

@@ -73,10 +73,13 @@ int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_
         snprintf(member, sizeof member, "%s\x1f%s", r.user_id, r.device_id);
         snprintf(exp, sizeof exp, "%" PRId64, r.expires_at);
         redisAppendCommand(c, "HSET %s %s %b", key, r.device_id, js.data, js.len);
-        redisAppendCommand(c, "ZADD herald:expiry %s %s", exp, member);
+        char okey[KEY_MAX], ekey[KEY_MAX];
+        redisAppendCommand(c, "ZADD %s %s %s", th_expiry_key(ekey, "herald:", r.token), exp,
+                           member);
         queued += 2;
         if (r.expires_at > now) {
-            redisAppendCommand(c, "SET herald:owner:%s %s EXAT %s", r.token, member, exp);
+            redisAppendCommand(c, "SET %s %s EXAT %s", th_owner_key(okey, "herald:", r.token),
+                               member, exp);
             queued++;
         }
         if (queued >= 30000) {
@@ -207,10 +210,10 @@ static long check_owners(redisContext *c)
                                                (size_t)(sep - v->str), sep + 1)
                                 : NULL;
             tok_record_t rec;
-            char err[64];
+            char err[64], want[KEY_MAX];
             if (h == NULL || h->type != REDIS_REPLY_STRING ||
                 tok_record_parse(h->str, h->len, &rec, err, sizeof err) != 0 ||
-                strcmp(rec.token, k + strlen("herald:owner:")) != 0) {
+                strcmp(th_owner_key(want, "herald:", rec.token), k) != 0) {
                 fprintf(stderr, "index: owner key %s points at a missing record\n", k);
                 bad++;
             }
@@ -223,11 +226,14 @@ static long check_owners(redisContext *c)
     return bad;
 }
 
-/* Expiry entries: each has a record with the same expiresAt; each record has an entry. */
-static long check_expiry(redisContext *c)
+/* The entries of one expiry bucket that have no record with the same expiresAt and a token of
+ * that bucket; adds the bucket's entries to *entries. */
+static long check_bucket(redisContext *c, unsigned b, long *entries)
 {
-    long bad = 0, records = 0;
-    redisReply *z = redisCommand(c, "ZRANGE herald:expiry 0 -1 WITHSCORES");
+    long bad = 0;
+    char zkey[KEY_MAX];
+    key_expiry(zkey, "herald:", b);
+    redisReply *z = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", zkey);
     for (size_t i = 0; i + 1 < z->elements; i += 2) {
         const char *m = z->element[i]->str;
         const char *sep = strchr(m, '\x1f');
@@ -236,12 +242,25 @@ static long check_expiry(redisContext *c)
         char err[64];
         if (h->type != REDIS_REPLY_STRING ||
             tok_record_parse(h->str, h->len, &rec, err, sizeof err) != 0 ||
-            rec.expires_at != strtoll(z->element[i + 1]->str, NULL, 10)) {
+            rec.expires_at != strtoll(z->element[i + 1]->str, NULL, 10) ||
+            key_token_bucket(rec.token) != b) {
             fprintf(stderr, "index: expiry entry without its record\n");
             bad++;
         }
         freeReplyObject(h);
     }
+    *entries += (long)z->elements / 2;
+    freeReplyObject(z);
+    return bad;
+}
+
+/* Expiry entries: each has a record with the same expiresAt, in its token's bucket; each record
+ * has an entry. */
+static long check_expiry(redisContext *c)
+{
+    long bad = 0, records = 0, entries = 0;
+    for (unsigned b = 0; b < KEY_TOKEN_BUCKETS; b++)
+        bad += check_bucket(c, b, &entries);
     char cursor[32] = "0";
     do {
         redisReply *r = redisCommand(c, "SCAN %s MATCH herald:dev:* COUNT 1000", cursor);
@@ -253,12 +272,18 @@ static long check_expiry(redisContext *c)
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
-    if ((size_t)records * 2 != z->elements) {
-        fprintf(stderr, "index: %ld records but %zu expiry entries\n", records, z->elements / 2);
+    if (records != entries) {
+        fprintf(stderr, "index: %ld records but %ld expiry entries\n", records, entries);
         bad++;
     }
-    freeReplyObject(z);
     return bad;
+}
+
+long long seed_owner_exists(th_redis_t *rs, const char *token)
+{
+    char k[KEY_MAX], cmd[KEY_MAX + 16];
+    snprintf(cmd, sizeof cmd, "EXISTS %s", th_owner_key(k, "herald:", token));
+    return redis_int(rs, cmd);
 }
 
 long check_indexes(th_redis_t *rs)

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "tests/support/harness.h"
+#include "tests/support/tkeys.h"
 #include "tokens/model.h"
 
 #include <stdbool.h>
@@ -34,6 +35,10 @@ long check_indexes(th_redis_t *rs);
 
 /* Integer reply of a command, or -1. */
 long long redis_int(th_redis_t *rs, const char *cmd);
+/* redis_int's command counting the entries of every expiry bucket (prefix "herald:"). */
+#define SEED_EXPIRY_COUNT "EVAL \"" TH_EXPIRY_COUNT_LUA "\" 0 herald:expiry:{t"
+/* 1 when token has an owner key, else 0. */
+long long seed_owner_exists(th_redis_t *rs, const char *token);
 
 /* cmocka fixtures for a group whose state is its th_redis_t (the group setup sets *state):
  * seed_flush empties that Redis before a test, seed_stop stops it after the group. */

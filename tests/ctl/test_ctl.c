@@ -417,14 +417,14 @@ static void test_delete(void **state)
 
     assert_int_equal(ctl("tokens delete --user u0 --device d1"), 0);
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u0}"), 3);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[t1]"), 0);
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 7);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[t1]"), 0);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), 7);
     assert_int_equal(ctl("tokens delete --user u0 --device d1"), 1);
 
     assert_int_equal(ctl("tokens delete --user u0 --json"), 0);
     assert_true(out_has(&out, "\"deviceId\":\"d3\""));
     assert_int_equal(redis_int(&rs, "EXISTS herald:dev:{u0}"), 0);
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 4);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), 4);
     assert_int_equal(redis_int(&rs, "EXISTS herald:trace:u:{u0} herald:led:2:{u0}:job-a:COMPLETED "
                                     "herald:led:2:{u0}:job-b:COMPLETED herald:job:job-a "
                                     "herald:job:job-b herald:trace:d:2:{u0}:d3"),
@@ -522,23 +522,60 @@ static void test_password_file(void **state)
 
 /* ---- sweep and cleanup ---- */
 
+/* Upgrading from the schema before token buckets: the records are there, the owner keys and the
+ * expiry index are the old ones. `tokens reindex` rebuilds the new indexes (check_indexes finds
+ * nothing wrong), removes the old keys, and a second run changes nothing. */
+static void test_reindex(void **state)
+{
+    (void)state;
+    const long n = 3000;
+    assert_int_equal(seed_records(&rs, n, 3, seed_now(), mixed_shape, NULL), 0);
+    /* The new indexes gone, the old ones in their place (one owner key per record suffices). */
+    long long owners = redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
+                                      "herald:owner:{t*");
+    free(th_redis_cmd(&rs, "EVAL %s 0",
+                      "for _, k in ipairs(redis.call('KEYS', 'herald:owner:*')) "
+                      "do redis.call('DEL', k) end for _, k in "
+                      "ipairs(redis.call('KEYS', 'herald:expiry:*')) do "
+                      "redis.call('DEL', k) end"));
+    for (int i = 0; i < 50; i++)
+        free(th_redis_cmd(&rs,
+                          "SET herald:owner:ExponentPushToken[t%d] u%d\x1f"
+                          "d%d",
+                          i, i / 3, i % 3));
+    free(th_redis_cmd(&rs, "ZADD herald:expiry 1 u0\x1f"
+                           "d0"));
+    assert_true(check_indexes(&rs) > 0);
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    assert_true(out_has(&out, "\"records\":3000"));
+    assert_true(out_has(&out, "\"oldKeysRemoved\":51"));
+    assert_int_equal(check_indexes(&rs), 0);
+    assert_int_equal(redis_int(&rs, "EXISTS herald:expiry"), 0);
+    assert_int_equal(redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
+                                    "herald:owner:{t*"),
+                     owners);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n);
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    assert_true(out_has(&out, "\"ownerKeysWritten\":0,\"oldKeysRemoved\":0"));
+}
+
 static void test_sweep_cleanup(void **state)
 {
     (void)state;
     const long n = 5000; /* several chunks of 500 */
     assert_int_equal(seed_records(&rs, n, 4, seed_now(), mixed_shape, NULL), 0);
     /* A stale index entry (its record is gone) and an owner key of an expired record. */
-    free(th_redis_cmd(&rs, "ZADD herald:expiry 1 ghost\x1f"
+    free(th_redis_cmd(&rs, "ZADD herald:expiry:{t0} 1 ghost\x1f"
                            "d0"));
 
     assert_int_equal(ctl("tokens sweep --dry-run --json"), 0);
     assert_true(out_has(&out, "\"dryRun\":true,\"expired\":1000,\"inactive\":0,\"staleIndex\":1"));
     assert_true(out_has(&out, "\"why\":\"expired\",\"action\":\"would remove\""));
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n + 1);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n + 1);
 
     assert_int_equal(ctl("tokens sweep"), 0);
     assert_true(out_has(&out, "removed 1000 expired token(s), 1 stale index entry"));
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n - 1000);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n - 1000);
     assert_int_equal(ctl("tokens count --json"), 0);
     assert_true(out_has(&out, "\"active\":2000,\"inactive\":2000,\"expired\":0"));
     assert_int_equal(check_indexes(&rs), 0);
@@ -548,15 +585,15 @@ static void test_sweep_cleanup(void **state)
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 30d --dry-run"), 0);
     assert_true(out_has(&out, "would remove 1000 inactive token(s)"));
     assert_true(out_has(&out, "would remove u0/d1 (inactive)"));
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n - 1000);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n - 1000);
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 30d"), 0);
     assert_true(out_has(&out, "removed 1000 inactive token(s)"));
     assert_int_equal(ctl("tokens count --json"), 0);
     assert_true(out_has(&out, "\"active\":2000,\"inactive\":1000,\"expired\":0"));
     assert_int_equal(check_indexes(&rs), 0);
     /* Owner keys of removed records are gone: t1 was inactive for 40 days. */
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[t1]"), 0);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[t2]"), 1);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[t1]"), 0);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[t2]"), 1);
     assert_int_equal(ctl("tokens cleanup --inactive-older-than 1d"), 0);
     assert_true(out_has(&out, "removed 1000 inactive token(s)"));
     assert_int_equal(check_indexes(&rs), 0);
@@ -589,7 +626,7 @@ static void test_concurrent_cli_sweeps(void **state)
         total += got;
     }
     assert_int_equal(total, n / 5);
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n - n / 5);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n - n / 5);
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -600,8 +637,11 @@ static void test_diagnose(void **state)
     (void)state;
     assert_int_equal(seed_records(&rs, 5, 5, seed_now(), mixed_shape, NULL), 0);
     /* d4 holds a token that the owner index gives to someone else. */
-    free(th_redis_cmd(&rs, "SET herald:owner:ExponentPushToken[t4] other\x1f"
-                           "dx"));
+    char k[KEY_MAX];
+    free(th_redis_cmd(&rs,
+                      "SET %s other\x1f"
+                      "dx",
+                      th_owner_key(k, "herald:", "ExponentPushToken[t4]")));
     assert_int_equal(ctl("diagnose --user u0"), 0);
     assert_true(out_has(&out, "2 of 5 device(s) would receive"));
     assert_true(out_has(&out, "expired at"));
@@ -744,14 +784,14 @@ static void test_roundtrip_200k(void **state)
         free(probe[i]);
         free(again);
     }
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n);
     assert_int_equal(redis_int(&rs, "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
                                     "herald:owner:*"),
                      owners);
     /* Idempotent: a second import changes nothing. */
     assert_int_equal(ctl("tokens import -i %s --json", a), 0);
     assert_true(out_has(&out, "\"created\":0,\"updated\":0,\"unchanged\":200000"));
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n);
 
     /* Filters: inactive only, inactive for more than 30 days. */
     assert_int_equal(ctl("tokens export --inactive -o %s", b), 0);
@@ -773,6 +813,7 @@ int main(void)
         cmocka_unit_test_setup(test_delete_json_escapes, seed_flush),
         cmocka_unit_test_setup(test_password_file, seed_flush),
         cmocka_unit_test_setup(test_sweep_cleanup, seed_flush),
+        cmocka_unit_test_setup(test_reindex, seed_flush),
         cmocka_unit_test_setup(test_concurrent_cli_sweeps, seed_flush),
         cmocka_unit_test_setup(test_diagnose, seed_flush),
         cmocka_unit_test_setup(test_import_validation, seed_flush),

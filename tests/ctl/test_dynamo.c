@@ -302,11 +302,11 @@ static void check_stored(void)
     assert_true(r.expires_at > now + 7000 && r.expires_at <= now + 7200);
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{u5}"), MAX_DEVICES);
     assert_int_equal(redis_int(&rs, "HEXISTS herald:dev:{u5} d4"), 0);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[e4]"), 0);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[e4]"), 0);
     seed_expect_owner(&rs, "ExponentPushToken[a1]", "u1", "d1");
     seed_expect_owner(&rs, "ExponentPushToken[b1]", "u2",
                       "d1"); /* inactive, nobody else holds it */
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), 10);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), 10);
     assert_int_equal(check_indexes(&rs), 0);
 }
 
@@ -464,10 +464,11 @@ static void put(const char *user, const char *device, const char *token, const c
     tok_record_json(&r, &js);
     buf_putc(&js, '\0');
     free(th_redis_cmd(&rs, "HSET herald:dev:{%s} %s %s", user, device, js.data));
-    free(th_redis_cmd(&rs, "ZADD herald:expiry %lld %s\x1f%s", (long long)r.expires_at, user,
-                      device));
-    free(th_redis_cmd(&rs, "SET herald:owner:%s %s\x1f%s EXAT %lld", token, user, device,
-                      (long long)r.expires_at));
+    char k[KEY_MAX];
+    free(th_redis_cmd(&rs, "ZADD %s %lld %s\x1f%s", th_expiry_key(k, "herald:", token),
+                      (long long)r.expires_at, user, device));
+    free(th_redis_cmd(&rs, "SET %s %s\x1f%s EXAT %lld", th_owner_key(k, "herald:", token), user,
+                      device, (long long)r.expires_at));
     buf_cleanup(&js);
 }
 
@@ -499,7 +500,7 @@ static void test_newer_in_herald(void **state)
     assert_int_equal(count(j, "reassigned"), 1);
     json_decref(j);
     assert_string_equal(seed_stored(&rs, "h1", "d1").token, "ExponentPushToken[h1new]");
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[h1old]"), 0);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[h1old]"), 0);
     tok_record_t r = seed_stored(&rs, "h4", "d1");
     assert_false(r.active);
     assert_string_equal(r.deactivated_reason, "reassigned");

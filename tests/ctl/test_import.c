@@ -119,11 +119,12 @@ static void put(const tok_record_t *r)
     tok_record_json(r, &js);
     buf_putc(&js, '\0');
     free(th_redis_cmd(&rs, "HSET herald:dev:{%s} %s %s", r->user_id, r->device_id, js.data));
-    free(th_redis_cmd(&rs, "ZADD herald:expiry %lld %s\x1f%s", (long long)r->expires_at, r->user_id,
-                      r->device_id));
+    char k[KEY_MAX];
+    free(th_redis_cmd(&rs, "ZADD %s %lld %s\x1f%s", th_expiry_key(k, "herald:", r->token),
+                      (long long)r->expires_at, r->user_id, r->device_id));
     if (r->expires_at > seed_now())
-        free(th_redis_cmd(&rs, "SET herald:owner:%s %s\x1f%s EXAT %lld", r->token, r->user_id,
-                          r->device_id, (long long)r->expires_at));
+        free(th_redis_cmd(&rs, "SET %s %s\x1f%s EXAT %lld", th_owner_key(k, "herald:", r->token),
+                          r->user_id, r->device_id, (long long)r->expires_at));
     buf_cleanup(&js);
 }
 
@@ -274,8 +275,8 @@ static void test_import_device_limit(void **state)
     assert_string_equal(dr, "d0 n1 n2 n3"); /* registration evicted the same records */
     free(di);
     free(dr);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[imn4]"), 0);
-    assert_int_equal(redis_int(&rs, "EXISTS herald:owner:ExponentPushToken[imd1]"), 0);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[imn4]"), 0);
+    assert_int_equal(seed_owner_exists(&rs, "ExponentPushToken[imd1]"), 0);
     assert_int_equal(redis_int(&rs, "HLEN herald:dev:{other}"), 1);
     assert_int_equal(check_indexes(&rs), 0);
 

@@ -138,7 +138,7 @@ static void test_one_pass(void **state)
     assert_true(metric_of(a.reg, "herald_tokens_swept_total{kind=\"inactive\"} ") ==
                 (double)(n / 4));
     assert_true(metric_of(a.reg, "herald_tokens_sweep_runs_total{result=\"done\"} ") == 1.0);
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n / 2);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n / 2);
     assert_true(lock_released(&a));
     assert_int_equal(check_indexes(&rs), 0);
     /* A second pass finds nothing more to do. */
@@ -178,7 +178,7 @@ static void test_two_instances(void **state)
     tok_sweep_get_stats(b.sw, &sb);
     assert_int_equal(sa.expired + sb.expired, n / 4);
     assert_int_equal(sa.inactive + sb.inactive, n / 4);
-    assert_int_equal(redis_int(&rs, "ZCARD herald:expiry"), n / 2);
+    assert_int_equal(redis_int(&rs, SEED_EXPIRY_COUNT), n / 2);
     assert_int_equal(check_indexes(&rs), 0);
     inst_close(&a);
     inst_close(&b);

@@ -1,6 +1,8 @@
 /* test_gcra.c - the rate-limit arithmetic (tok_gcra, the C twin of the Lua script) driven by a
  * fake clock: a burst passes then refuses, tokens come back at the configured rate, retry-after
- * and remaining are what a client needs, and a refusal charges nothing. */
+ * and remaining are what a client needs, and a refusal charges nothing; the in-process table of
+ * client addresses (tok_rl_local_*): one bucket per address, refunds, and a full table staying
+ * bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,8 @@
 
 #include "core/clock.h"
 #include "tokens/ratelimit.h"
+
+#include <stdio.h>
 
 /* A bucket (its theoretical arrival time) on a fake clock, and the last answer. */
 typedef struct bucket {
@@ -115,6 +119,36 @@ static void test_no_limit(void **state)
     assert_int_equal(tat, 0);
 }
 
+/* The in-process table: each address its own bucket, a refund gives one request back, and far
+ * more addresses than slots neither grow the table nor lock anybody out. */
+static void test_local_table(void **state)
+{
+    (void)state;
+    tok_rl_local_t *l = tok_rl_local_create(16);
+    int64_t now = 1000000;
+    for (int i = 0; i < 3; i++)
+        assert_true(tok_rl_local_charge(l, "10.0.0.1", now, 1, 3).ok);
+    tok_rl_key_t k = tok_rl_local_charge(l, "10.0.0.1", now, 1, 3);
+    assert_false(k.ok);
+    assert_string_equal(k.which, "ip");
+    assert_int_equal(k.burst, 3);
+    assert_true(k.retry_ms > 0 && k.retry_ms <= 1000);
+    assert_true(tok_rl_local_charge(l, "10.0.0.2", now, 1, 3).ok); /* its own bucket */
+    tok_rl_local_refund(l, "10.0.0.1", now, 1);
+    assert_true(tok_rl_local_charge(l, "10.0.0.1", now, 1, 3).ok);
+    assert_false(tok_rl_local_charge(l, "10.0.0.1", now, 1, 3).ok);
+    assert_true(tok_rl_local_charge(l, "10.0.0.1", now + 1000, 1, 3).ok); /* refilled */
+    /* 10,000 other addresses in a 16-slot table: each gets its burst. */
+    char ip[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(ip, sizeof ip, "192.168.%d.%d", i / 256, i % 256);
+        assert_true(tok_rl_local_charge(l, ip, now + 2000, 1, 3).ok);
+    }
+    /* No limit configured: always allowed. */
+    assert_true(tok_rl_local_charge(l, "10.0.0.9", now, 0, 0).ok);
+    tok_rl_local_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_sustained_rate),
         cmocka_unit_test(test_retry_after_and_slow_rates),
         cmocka_unit_test(test_no_limit),
+        cmocka_unit_test(test_local_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,12 +27,11 @@ static const struct one_id {
     size_t max;
 } one_ids[] = {
     {key_dev, KEY_DEV, "dev:{", "}", KEY_USER_MAX},
-    {key_owner, KEY_OWNER, "owner:", "", KEY_TOKEN_MAX},
     {key_lock, KEY_LOCK, "lock:", "", KEY_NAME_MAX},
     {key_trace, KEY_TRACE, "trace:j:", "", KEY_JOB_MAX},
     {key_job, KEY_JOB, "job:", "", KEY_JOB_MAX},
     {key_trace_user, KEY_TRACE_USER, "trace:u:{", "}", KEY_USER_MAX},
-    {key_rl_user, KEY_RL_USER, "rl:u:", "", KEY_USER_MAX},
+    {key_rl_user, KEY_RL_USER, "rl:u:{", "}", KEY_USER_MAX},
     {key_rl_ip, KEY_RL_IP, "rl:ip:", "", KEY_IP_MAX},
     {key_expo_rate, KEY_EXPO_RATE, "expo:rate:", "", KEY_NAME_MAX},
 };
@@ -50,8 +49,13 @@ static void test_spelling(void **state)
     char k[KEY_MAX];
     const char *p = "herald:";
     expect_key(key_dev(k, p, "u1"), k, "herald:dev:{u1}");
-    expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, "herald:owner:ExponentPushToken[x]");
-    expect_key(key_expiry(k, p), k, "herald:expiry");
+    char want[KEY_MAX];
+    unsigned b = key_token_bucket("ExponentPushToken[x]");
+    snprintf(want, sizeof want, "herald:owner:{t%u}:ExponentPushToken[x]", b);
+    expect_key(key_owner(k, p, "ExponentPushToken[x]"), k, want);
+    expect_key(key_expiry(k, p, 7), k, "herald:expiry:{t7}");
+    expect_key(key_expiry_legacy(k, p), k, "herald:expiry");
+    expect_key(key_expiry(k, p, KEY_TOKEN_BUCKETS - 1), k, "herald:expiry:{t1023}");
     expect_key(key_lock(k, p, "sweep"), k, "herald:lock:sweep");
     expect_key(key_ledger(k, p, "u1", "job1:COMPLETED"), k, "herald:led:2:{u1}:job1:COMPLETED");
     expect_key(key_trace(k, p, "job1"), k, "herald:trace:j:job1");
@@ -61,7 +65,7 @@ static void test_spelling(void **state)
     expect_key(key_trace_device(k, p, "", "d1"), k, "herald:trace:d:0:{}:d1");
     expect_key(key_rq(k, p, 7), k, "herald:rq:{7}");
     expect_key(key_rq_check(k, p, 15, "t-1"), k, "herald:rq:{15}:t-1");
-    expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:u1");
+    expect_key(key_rl_user(k, p, "u1"), k, "herald:rl:u:{u1}");
     expect_key(key_rl_ip(k, p, "10.0.0.1"), k, "herald:rl:ip:10.0.0.1");
     expect_key(key_expo_rate(k, p, "@owner/slug"), k, "herald:expo:rate:@owner/slug");
     expect_key(key_dev(k, "x", "u1"), k, "xdev:{u1}");
@@ -73,9 +77,16 @@ static void test_stems_heads_tails(void **state)
     (void)state;
     char k[KEY_MAX], want[2 * KEY_MAX];
     expect_key(key_stem(k, "p:", KEY_DEV), k, "p:dev:");
-    expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry");
     expect_key(key_stem(k, "p:", KEY_LEDGER), k, "p:led:");
     expect_key(key_stem(k, "p:", KEY_RQ), k, "p:rq:");
+    expect_key(key_stem(k, "p:", KEY_EXPIRY), k, "p:expiry:");
+    expect_key(key_head(k, "p:", KEY_OWNER), k, "p:owner:{t");
+    assert_string_equal(key_tail(KEY_OWNER), "}:");
+    expect_key(key_head(k, "p:", KEY_EXPIRY), k, "p:expiry:{t");
+    assert_string_equal(key_tail(KEY_EXPIRY), "}");
+    /* The scripts' one argument for the token families: four netstrings. */
+    char parts[KEY_PARTS_MAX];
+    expect_key(key_token_parts(parts, "p:"), parts, "10:p:owner:{t2:}:11:p:expiry:{t1:}");
     expect_key(key_instances(k, "p:"), k, "p:instances");
     expect_key(key_stem(k, "p:", KEY_TRACE_DEVICE), k, "p:trace:d:");
     for (size_t i = 0; i < N_ONE_IDS; i++) {
@@ -128,7 +139,15 @@ static void test_longest_inputs_fit(void **state)
     snprintf(want, sizeof want, "%strace:d:%d:{%s}:%s", prefix, KEY_USER_MAX, id, dev);
     expect_key(len, k, want);
     assert_true(len < KEY_MAX);
-    expect_key(key_expiry(k, prefix), k, strcat(strcpy(want, prefix), "expiry"));
+    snprintf(want, sizeof want, "%sexpiry:{t1023}", prefix);
+    expect_key(key_expiry(k, prefix, 1023), k, want);
+    memset(id, 't', KEY_TOKEN_MAX);
+    id[KEY_TOKEN_MAX] = '\0';
+    len = key_owner(k, prefix, id);
+    snprintf(want, sizeof want, "%sowner:{t%u}:%s", prefix, key_token_bucket(id), id);
+    expect_key(len, k, want);
+    char parts[KEY_PARTS_MAX];
+    assert_true(key_token_parts(parts, prefix) < KEY_PARTS_MAX);
     memset(id, 't', KEY_TICKET_MAX);
     id[KEY_TICKET_MAX] = '\0';
     len = key_rq_check(k, prefix, 15, id);
@@ -306,6 +325,31 @@ static bool ledger_aborts(const char *user, const char *event)
 }
 
 /* One byte over any limit is a caller's bug: it aborts, it is never silently cut. */
+/* A token's owner key and its expiry bucket share one hash tag (one Redis Cluster slot); the
+ * buckets are FNV-1a mod 1024 (the Lua twin in tokens/lua/token_keys.lua must agree: the store
+ * tests unbind old tokens through it) and spread tokens evenly. */
+static void test_token_buckets(void **state)
+{
+    (void)state;
+    char owner[KEY_MAX], expiry[KEY_MAX], a[KEY_MAX], b[KEY_MAX], tok[64];
+    assert_int_equal(key_token_bucket(""), 2166136261u % 1024);
+    assert_int_equal(key_token_bucket("ExponentPushToken[x]"), 239u);
+    unsigned counts[KEY_TOKEN_BUCKETS] = {0};
+    for (int i = 0; i < 64 * KEY_TOKEN_BUCKETS; i++) {
+        snprintf(tok, sizeof tok, "ExponentPushToken[%022d]", i * 7919);
+        unsigned k = key_token_bucket(tok);
+        assert_true(k < KEY_TOKEN_BUCKETS);
+        counts[k]++;
+        key_owner(owner, "herald:", tok);
+        key_expiry(expiry, "herald:", k);
+        hash_tag(owner, a, sizeof a);
+        hash_tag(expiry, b, sizeof b);
+        assert_string_equal(a, b);
+    }
+    for (unsigned k = 0; k < KEY_TOKEN_BUCKETS; k++)
+        assert_true(counts[k] > 16 && counts[k] < 160); /* 64 expected */
+}
+
 static void test_overlong_aborts(void **state)
 {
     (void)state;
@@ -356,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_overlong_aborts),
         cmocka_unit_test(test_dedup_marks_are_unambiguous),
         cmocka_unit_test(test_user_heads),
+        cmocka_unit_test(test_token_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,7 @@ static void test_burst_then_refused(void **state)
     assert_int_equal(o[5].r.remaining, 0);
     assert_int_equal(o[5].r.retry_after_s, 1);
     /* The key expires once the bucket would be full again (about 5 s at 1/s). */
-    char *pttl = th_redis_cmd(&f->live.redis, "PTTL ht:rl:u:u1");
+    char *pttl = th_redis_cmd(&f->live.redis, "PTTL ht:rl:u:{u1}");
     long ms = atol(pttl);
     free(pttl);
     assert_true(ms > 0 && ms <= 5000);
@@ -135,12 +135,12 @@ static void test_refusal_charges_nothing(void **state)
     rl_out_t o[5];
     check_n(f, "u1", "10.0.0.1", &lim, o, 5);
     assert_true(o[0].r.allowed && o[1].r.allowed);
-    char *before = th_redis_cmd(&f->live.redis, "GET ht:rl:u:u1");
+    char *before = th_redis_cmd(&f->live.redis, "GET ht:rl:u:{u1}");
     for (int i = 2; i < 5; i++) {
         assert_false(o[i].r.allowed);
         assert_string_equal(o[i].which, "ip");
     }
-    char *after = th_redis_cmd(&f->live.redis, "GET ht:rl:u:u1");
+    char *after = th_redis_cmd(&f->live.redis, "GET ht:rl:u:{u1}");
     assert_string_equal(before, after);
     free(before);
     free(after);

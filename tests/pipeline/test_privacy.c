@@ -15,6 +15,7 @@
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
 #include "tests/support/stack.h"
+#include "tests/support/tkeys.h"
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -350,9 +351,9 @@ static void assert_traces_exist(const user_t *u, int d)
 {
     lines_t l = {0};
     dump_all(&l);
-    char mark[128], owner[300], tick[300];
+    char mark[128], owner[KEY_MAX], tick[300];
     snprintf(mark, sizeof mark, PREFIX "led:%zu:{%s}:", strlen(u->id), u->id);
-    snprintf(owner, sizeof owner, PREFIX "owner:%s", u->tok[d]);
+    th_owner_key(owner, PREFIX, u->tok[d]);
     snprintf(tick, sizeof tick, "=%s\x1f%s\x1f", u->id, u->dev[d]); /* a receipt-check ticket */
     assert_true(naming(&l, mark) >= 2);
     assert_true(naming(&l, owner) >= 1);
@@ -416,9 +417,11 @@ static void test_ctl_delete_user_leaves_nothing(void **state)
     /* The old device goes from the hash alone (as an old herald's purge left it). */
     char *v = th_redis_cmd(&stack.redis, "HDEL " PREFIX "dev:{%s} %s", cleo.id, old_dev);
     free(v);
-    v = th_redis_cmd(&stack.redis, "DEL " PREFIX "owner:%s", old_tok);
+    char k[KEY_MAX];
+    v = th_redis_cmd(&stack.redis, "DEL %s", th_owner_key(k, PREFIX, old_tok));
     free(v);
-    v = th_redis_cmd(&stack.redis, "ZREM " PREFIX "expiry %s\x1f%s", cleo.id, old_dev);
+    v = th_redis_cmd(&stack.redis, "ZREM %s %s\x1f%s", th_expiry_key(k, PREFIX, old_tok), cleo.id,
+                     old_dev);
     free(v);
     assert_traces_exist(&cleo, 0);
     lines_t bea_before = {0};

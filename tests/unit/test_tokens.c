@@ -321,8 +321,8 @@ static bool fake_ready(const tok_store_t *s)
     return true;
 }
 
-static const tok_store_ops_t fake_store_ops = {fake_register, NULL,       NULL, fake_list,
-                                               NULL,          fake_ready, NULL};
+static const tok_store_ops_t fake_store_ops = {
+    .register_device = fake_register, .list = fake_list, .ready = fake_ready};
 
 static fake_req_t *run(tok_api_t *api, const char *method, const char *path, const char *user,
                        const char *ctype, const char *body)

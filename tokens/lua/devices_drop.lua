@@ -1,18 +1,17 @@
 -- devices_drop.lua - shared helper, pulled in by an @include line (tokens/lua/delete_devices.lua,
 -- pipeline/lua/privacy_purge.lua).
--- devices_drop(hk, zk, user, device, owner_stem) deletes one device's token record (device ~= '')
--- or every record of the user (device == ''), with the owner keys that still point at them and
--- their expiry index entries. Returns the list of the device ids deleted (empty: none existed).
---   hk          <p>dev:{<user>}, the user's device hash
---   zk          <p>expiry, the expiry index
---   owner_stem  "<p>owner:", key_stem(KEY_OWNER) passed in by the C caller
+-- devices_drop(hk, user, device, tparts) deletes one device's token record (device ~= '') or
+-- every record of the user (device == ''), with, in each record's token slot, the owner key when
+-- it still points at the record and the expiry entry. Returns the list of the device ids deleted
+-- (empty: none existed).
+--   hk      <p>dev:{<user>}, the user's device hash
+--   tparts  the token key parts, key_token_parts() passed in by the C caller
+-- A corrupt record names no token: its expiry entry is left for the sweep (stale, dropped).
 -- @include tokens/lua/owner_unbind.lua
-local function devices_drop(hk, zk, user, device, owner_stem)
+local function devices_drop(hk, user, device, tparts)
+  local tp = token_parts(tparts)
   local function drop(dev, js)
-    local m = user .. '\031' .. dev
-    local ok, rec = pcall(cjson.decode, js)
-    if ok and type(rec) == 'table' then owner_unbind(owner_stem, rec.expoPushToken, m) end
-    redis.call('ZREM', zk, m)
+    owner_unbind(tp, string.match(js, '"expoPushToken":"([^"\\]*)"'), user .. '\031' .. dev)
   end
   if device ~= '' then
     local js = redis.call('HGET', hk, device)

@@ -1,9 +1,9 @@
 -- import.lua - restores a batch of token records (heraldctl tokens import) under the rules of
 -- registration, which it shares through bind.lua.
--- KEYS[1]  <p>expiry  the expiry index
+-- KEYS     none (the keys follow from the records)
 -- ARGV     now (unix s), now (ISO-8601 ms), max devices, then the key parts from db/keys.c:
---          owner stem "<p>owner:", dev hash head "<p>dev:{" and tail "}"; then per record:
---          user, device, token, expiresAt, record JSON, active (0/1)
+--          token key parts (key_token_parts), dev hash head "<p>dev:{" and tail "}"; then per
+--          record: user, device, token, expiresAt, record JSON, active (0/1)
 -- Reply:   {created, updated, unchanged, reassigned, evicted, {refused record numbers, 1-based}}
 -- A record already stored exactly as given is left alone (unchanged): the same file twice changes
 -- nothing the second time. Any other record goes through registration's steps:
@@ -15,14 +15,26 @@
 --   gets none and is left for the sweep;
 -- - the device's previous token loses its owner key when that key still names this device;
 -- but the record is stored as given (registeredAt, updatedAt, isActive, expiresAt, deactivated*).
--- The hashes and owner keys are not in KEYS: fine on a single Redis, not cluster-safe.
+-- The hashes, owner keys and expiry buckets are not in KEYS: fine on a single Redis, not
+-- cluster-safe.
 -- @include tokens/lua/bind.lua
 local ctx = {now = tonumber(ARGV[1]), iso = ARGV[2], max = tonumber(ARGV[3]),
-             owner_stem = ARGV[4], dev_head = ARGV[5], dev_tail = ARGV[6], zkey = KEYS[1]}
+             tp = token_parts(ARGV[4]), dev_head = ARGV[5], dev_tail = ARGV[6]}
 local n = {0, 0, 0, 0, 0}
 local refused = {}
+-- Does another record than member hold tok through its owner key okey?
+local function held_by_other(okey, member, tok)
+  local owner = redis.call('GET', okey)
+  if not owner or owner == member then return false end
+  local sep = string.find(owner, '\031', 1, true)
+  if not sep then return false end
+  local js = redis.call('HGET', ctx.dev_head .. string.sub(owner, 1, sep - 1) .. ctx.dev_tail,
+                        string.sub(owner, sep + 1))
+  return js ~= false and string.match(js, '"expoPushToken":"([^"\\]*)"') == tok
+end
 local function import_one(k, u, d, tok, exp, js, active)
-  local hk, member, okey = ctx.dev_head .. u .. ctx.dev_tail, u .. '\031' .. d, ctx.owner_stem .. tok
+  local hk, member = ctx.dev_head .. u .. ctx.dev_tail, u .. '\031' .. d
+  local okey, zkey = token_keys(ctx.tp, tok)
   local cur = redis.call('HGET', hk, d)
   if cur == js then n[3] = n[3] + 1; return end
   if not cur then
@@ -33,19 +45,17 @@ local function import_one(k, u, d, tok, exp, js, active)
   else
     n[2] = n[2] + 1
   end
-  local own = false
-  if exp > ctx.now then
-    if active then
-      local _, _, changed = bind_take(ctx, okey, member, tok)
-      if changed then n[4] = n[4] + 1 end
-      own = true
-    else
-      own = bind_holder(ctx, okey, member, tok) == nil
-    end
+  local old = cur and string.match(cur, '"expoPushToken":"([^"\\]*)"')
+  if old and old ~= tok then owner_unbind(ctx.tp, old, member) end
+  redis.call('HSET', hk, d, js)
+  bind_expire(hk, exp, ctx.now)
+  local live = exp > ctx.now
+  local own = live and (active or not held_by_other(okey, member, tok))
+  local prev = bind_token(okey, zkey, member, exp, own)
+  if live and active then
+    local _, _, was = bind_take(ctx, prev, member, tok)
+    if was then n[4] = n[4] + 1 end
   end
-  local old = bind_decode(cur)
-  if old and old.expoPushToken ~= tok then owner_unbind(ctx.owner_stem, old.expoPushToken, member) end
-  bind_write(ctx, hk, okey, member, d, js, exp, own)
 end
 local k = 0
 for i = 7, #ARGV, 6 do

@@ -1,19 +1,19 @@
 -- scan_chunk.lua - one SCAN step over the device hashes: counts the states of their records and
 -- removes inactive ones past the retention cutoff (and, when asked, expired ones).
--- KEYS[1]  <p>expiry  the expiry index
+-- KEYS     none: the hashes come from SCAN
 -- ARGV     match pattern (the escaped dev hash head, "*", the tail), cursor, count, now (unix s),
 --          inactive cutoff (unix s, -1 none), remove expired (0/1), dry run (0/1),
---          want items (0/1), then the key parts from db/keys.c: owner stem "<p>owner:",
---          dev hash head "<p>dev:{" and tail "}"
+--          want items (0/1), then the key parts from db/keys.c: token key parts
+--          (key_token_parts), dev hash head "<p>dev:{" and tail "}"
 -- Reply:   {cursor, active, inactive, expired, corrupt, removed expired, removed inactive, items}
--- Records without deactivatedAt count from updatedAt (ISO-8601 UTC). The hashes and owner keys
--- are not in KEYS: fine on a single Redis, not cluster-safe.
+-- Records without deactivatedAt count from updatedAt (ISO-8601 UTC). The hashes, owner keys and
+-- expiry buckets are not in KEYS: fine on a single Redis, not cluster-safe.
 -- @include tokens/lua/record_drop.lua
 local now, cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
 local rmexp = ARGV[6] == '1'
 local dev_head, dev_tail = ARGV[10], ARGV[11]
 local items = {}
-local ctx = {owner_stem = ARGV[9], zkey = KEYS[1], dry = ARGV[7] == '1'}
+local ctx = {tp = token_parts(ARGV[9]), dry = ARGV[7] == '1'}
 if ARGV[8] == '1' then ctx.items = items end
 local function days(y, m, d)
   if m <= 2 then y = y - 1 end
