@@ -2,6 +2,7 @@
  * returned by the API, and the "would this token receive a notification" predicate. */
 #include "tokens/model.h"
 #include "core/clock.h"
+#include "core/jscan.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -162,7 +163,127 @@ static int check_fields(const tok_record_t *r, const char *platform, char *err, 
     return 0;
 }
 
+/* ---- the records herald writes, in one pass ----
+ * tok_record_json writes one flat object of plain strings, integers and booleans, each member
+ * once. record_fast reads exactly that shape without building a jansson tree (the pipeline reads
+ * one record per device of every event) and returns false on anything else: an escape, a null,
+ * an unknown or repeated member, a value too long for its field. The full parser then decides, so
+ * the fast path never accepts or refuses what it would read differently. */
+enum {
+    RF_USER,
+    RF_DEVICE,
+    RF_TOKEN,
+    RF_PLATFORM,
+    RF_REGISTERED,
+    RF_UPDATED,
+    RF_REASON,
+    RF_LOCALE,
+    RF_ACTIVE,
+    RF_EXPIRES,
+    RF_DEACTIVATED,
+    RF_COUNT
+};
+static const char *const rf_names[RF_COUNT] = {
+    "userId",       "deviceId",  "expoPushToken",     "platform",
+    "registeredAt", "updatedAt", "deactivatedReason", "locale",
+    "isActive",     "expiresAt", "deactivatedAt"};
+
+static bool rf_str(jscan_t *s, char *out, size_t outlen)
+{
+    const char *v;
+    size_t n;
+    if (!jscan_str(s, &v, &n) || n >= outlen)
+        return false;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return true;
+}
+
+static bool record_fast(const char *json, size_t len, tok_record_t *out, char *platform,
+                        size_t platlen)
+{
+    jscan_t s = {json, json + len};
+    unsigned seen = 0;
+    if (!jscan_take(&s, '{'))
+        return false;
+    for (int m = 0; !jscan_take(&s, '}'); m++) {
+        const char *k;
+        size_t kn;
+        int f = 0;
+        if ((m > 0 && !jscan_take(&s, ',')) || !jscan_str(&s, &k, &kn) || !jscan_take(&s, ':'))
+            return false;
+        while (f < RF_COUNT && !jscan_is(k, kn, rf_names[f]))
+            f++;
+        if (f == RF_COUNT || (seen & (1u << f)))
+            return false;
+        seen |= 1u << f;
+        bool ok;
+        switch (f) {
+        case RF_USER:
+            ok = rf_str(&s, out->user_id, sizeof out->user_id);
+            break;
+        case RF_DEVICE:
+            ok = rf_str(&s, out->device_id, sizeof out->device_id);
+            break;
+        case RF_TOKEN:
+            ok = rf_str(&s, out->token, sizeof out->token);
+            break;
+        case RF_PLATFORM:
+            ok = rf_str(&s, platform, platlen);
+            break;
+        case RF_REGISTERED:
+            ok = rf_str(&s, out->registered_at, sizeof out->registered_at);
+            break;
+        case RF_UPDATED:
+            ok = rf_str(&s, out->updated_at, sizeof out->updated_at);
+            break;
+        case RF_REASON:
+            ok = rf_str(&s, out->deactivated_reason, sizeof out->deactivated_reason);
+            break;
+        case RF_LOCALE:
+            ok = rf_str(&s, out->locale, sizeof out->locale);
+            break;
+        case RF_ACTIVE:
+            ok = (out->active = jscan_lit(&s, "true")) || jscan_lit(&s, "false");
+            break;
+        case RF_EXPIRES:
+            ok = jscan_uint(&s, &out->expires_at);
+            break;
+        default: /* RF_DEACTIVATED */
+            ok = jscan_uint(&s, &out->deactivated_at);
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    /* the members the full parser requires */
+    unsigned need = (1u << RF_USER) | (1u << RF_DEVICE) | (1u << RF_TOKEN) | (1u << RF_PLATFORM) |
+                    (1u << RF_REGISTERED) | (1u << RF_UPDATED) | (1u << RF_ACTIVE);
+    return (seen & need) == need && jscan_end(&s);
+}
+
 int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err, size_t errlen)
+{
+    char platform[16] = "";
+    memset(out, 0, sizeof *out);
+    if (len > 4096) {
+        snprintf(err, errlen, "record larger than 4096 bytes");
+        return -1;
+    }
+    if (record_fast(json, len, out, platform, sizeof platform)) {
+        if (tok_platform_parse(platform, &out->platform) != 0) {
+            snprintf(err, errlen, "record has a missing or malformed field");
+            return -1;
+        }
+        int rc = check_fields(out, platform, err, errlen);
+        if (rc == 0 && out->locale[0])
+            tok_valid_locale(out->locale, strlen(out->locale), out->locale);
+        return rc;
+    }
+    return tok_record_parse_full(json, len, out, err, errlen);
+}
+
+int tok_record_parse_full(const char *json, size_t len, tok_record_t *out, char *err, size_t errlen)
 {
     char platform[16] = "";
     json_error_t jerr;

@@ -57,6 +57,10 @@ void tok_record_json(const tok_record_t *r, buf_t *out);
 /* Parses a stored record. Returns 0, or -1 with a short reason in err. Rejects oversized and
  * malformed fields exactly as the validators above do. */
 int tok_record_parse(const char *json, size_t len, tok_record_t *out, char *err, size_t errlen);
+/* The same without the one-pass reader of the records herald writes: the full (jansson) parser
+ * alone, for the tests and the fuzz target that check both read every input alike. */
+int tok_record_parse_full(const char *json, size_t len, tok_record_t *out, char *err,
+                          size_t errlen);
 
 /* Would this record receive a notification now? The one rule the pipeline (which devices it
  * sends to, its skip reasons and metrics) and `heraldctl diagnose` share. Reasons, as flags: */

@@ -224,6 +224,51 @@ static void test_locale(void **state)
     buf_cleanup(&j);
 }
 
+/* The one-pass reader of stored records and the full parser read every input alike: the shapes
+ * herald writes, and the ones the reader leaves to the full parser (escapes, nulls, duplicates,
+ * unknown members, negative or fractional numbers, trailing bytes, over-long values). */
+static void test_record_fast_path_agrees(void **state)
+{
+    (void)state;
+    const char *head = "{\"userId\":\"u\",\"deviceId\":\"d\",\"expoPushToken\":"
+                       "\"ExpoPushToken[abc]\",\"platform\":\"ios\",\"registeredAt\":"
+                       "\"2026-01-01T00:00:00.000Z\",\"updatedAt\":\"2026-01-01T00:00:00.000Z\",";
+    const char *tails[] = {
+        "\"isActive\":true,\"expiresAt\":1800000000}",
+        "\"isActive\":false,\"expiresAt\":1800000000,\"deactivatedReason\":\"user\","
+        "\"deactivatedAt\":1700000000}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"locale\":\"fr-ca\"}",
+        " \"isActive\" : true , \"expiresAt\" : 1800000000 }\n",
+        "\"isActive\":true}",
+        "\"isActive\":true,\"expiresAt\":null}",
+        "\"isActive\":true,\"expiresAt\":-5}",
+        "\"isActive\":true,\"expiresAt\":1.5}",
+        "\"isActive\":true,\"expiresAt\":01}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"isActive\":false}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"extra\":1}",
+        "\"isActive\":true,\"expiresAt\":1800000000}x",
+        "\"isActive\":true,\"expiresAt\":1800000000,}",
+        "\"isActive\":1,\"expiresAt\":1800000000}",
+        "\"isActive\":truex,\"expiresAt\":1800000000}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"locale\":\"fr\\u002dCA\"}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"locale\":\"xx_YY\"}",
+        "\"isActive\":true,\"expiresAt\":1800000000,\"deactivatedReason\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+        "\"isActive\":true,\"expiresAt\":99999999999999999999}",
+    };
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        char rec[1024], err[128] = "", errfull[128] = "";
+        tok_record_t a, b;
+        snprintf(rec, sizeof rec, "%s%s", head, tails[i]);
+        int rc = tok_record_parse(rec, strlen(rec), &a, err, sizeof err);
+        int rcfull = tok_record_parse_full(rec, strlen(rec), &b, errfull, sizeof errfull);
+        if (rc != rcfull || strcmp(err, errfull) != 0 || (rc == 0 && memcmp(&a, &b, sizeof a)))
+            fail_msg("case %zu: fast %d \"%s\", full %d \"%s\"", i, rc, err, rcfull, errfull);
+        if (i < 4)
+            assert_int_equal(rc, 0); /* the shapes herald writes parse */
+    }
+}
+
 /* The one deliverability rule: every reason that applies, the first one named for the pipeline. */
 static void test_deliverability(void **state)
 {
@@ -407,10 +452,10 @@ static void test_api_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_formats),  cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_body_parser),    cmocka_unit_test(test_record_roundtrip),
-        cmocka_unit_test(test_locale),         cmocka_unit_test(test_api_answers),
-        cmocka_unit_test(test_deliverability),
+        cmocka_unit_test(test_token_formats), cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_body_parser),   cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_locale),        cmocka_unit_test(test_record_fast_path_agrees),
+        cmocka_unit_test(test_api_answers),   cmocka_unit_test(test_deliverability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
