@@ -587,7 +587,7 @@ static int setup(void **state)
     e->reg = metric_reg_create();
     e->fake = fake_create(&loop, expo_script, NULL);
     expo_opts_t eo = {.url = "http://127.0.0.1:1",
-                      .linger_ms = 1,
+                      .linger_ms = 5, /* as shipped (expo.linger_ms) */
                       .max_concurrent = 2,
                       .rate_per_sec = 0,
                       .max_attempts = 2,
