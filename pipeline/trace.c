@@ -296,7 +296,8 @@ static void job_read_finish(job_read_t *jr)
 {
     const char **strs = xcalloc(jr->n ? jr->n : 1, sizeof *strs);
     size_t *lens = xcalloc(jr->n ? jr->n : 1, sizeof *lens);
-    qsort(jr->recs, jr->n, sizeof *jr->recs, rec_cmp);
+    if (jr->n > 0)
+        qsort(jr->recs, jr->n, sizeof *jr->recs, rec_cmp);
     for (size_t i = 0; i < jr->n; i++) {
         strs[i] = jr->recs[i].text;
         lens[i] = jr->recs[i].len;
