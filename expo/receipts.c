@@ -22,7 +22,7 @@ struct expo_receipts {
     expo_receipts_opts_t o;
     expo_transport_t *tr;
     char *url, *auth;
-    char zkey[KEY_RQ_BUCKETS][KEY_MAX], stem[KEY_RQ_BUCKETS][KEY_MAX];
+    char zkey[KEY_RQ_BUCKETS][KEY_MAX], stem[KEY_RQ_BUCKETS][KEY_MAX + 1]; /* zkey and ':' */
     db_script_t *s_schedule, *s_claim, *s_settle, *s_pending;
     uv_timer_t timer;
     bool polling;
