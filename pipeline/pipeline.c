@@ -434,6 +434,7 @@ static void lookup(job_t *j)
 /* ---- claim ---------------------------------------------------------------------------------- */
 
 static void send_dev(pdev_t *dv);
+static void mark_done(pdev_t *dv);
 
 /* The job's share of a claim call: one result per device that was NEW or WAITING, in order. */
 static void claimed(job_t *j, const disp_claim_t *res, size_t n)
@@ -455,6 +456,13 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
             }
             dv->state = DEV_SENDING;
             send_dev(dv);
+        } else if (v == DISP_CLAIM_FOREIGN) {
+            dv->state = DEV_SENDING;
+            metric_inc(metric_get(j->p->m_devices, "owner_changed"));
+            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                  "skipped", LKS("reason", "owner_changed"), LKT("token", dv->rec.token),
+                  LKS("detail", "the token was registered to another device since the lookup"));
+            mark_done(dv);
         } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
             TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
@@ -514,20 +522,23 @@ static void flush_claims(disp_pipeline_t *p)
     for (size_t q = 0; q < b->n; q++)
         total += b->jobs[q]->ndevs;
     disp_claim_req_t *reqs = xmalloc(b->n * sizeof *reqs);
-    const char **devices = xmalloc(total * sizeof *devices);
+    const char **devices = xmalloc(2 * total * sizeof *devices), **tokens = devices + total;
     size_t k = 0;
     for (size_t q = 0; q < b->n; q++) {
         job_t *j = b->jobs[q];
         size_t first = k;
         for (size_t i = 0; i < j->ndevs; i++) {
-            if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
+            if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING) {
+                tokens[k] = j->devs[i].rec.token;
                 devices[k++] = j->devs[i].rec.device_id;
+            }
         }
         b->ndevs[q] = k - first;
         reqs[q] = (disp_claim_req_t){.user = j->ev->user_id,
                                      .event = j->key,
                                      .devices = devices + first,
                                      .n = k - first,
+                                     .tokens = tokens + first,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }
@@ -559,7 +570,6 @@ static void claim(job_t *j)
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
 
-static void mark_done(pdev_t *dv);
 static void mark_failed(pdev_t *dv);
 
 /* The device's final mark landed (or not: write it again later). */

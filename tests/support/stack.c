@@ -15,8 +15,17 @@
 int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
 {
     char path[300];
-    if (th_tmpdir(s->dir, sizeof s->dir) != 0 || th_redis_start(&s->redis, 0) != 0)
+    if (th_tmpdir(s->dir, sizeof s->dir) != 0)
         return -1;
+    if (s->cluster) {
+        if (th_cluster_start(s->cluster) != 0)
+            return -1;
+        s->redis.port = s->cluster->node[0].port;
+        snprintf(s->redis.password, sizeof s->redis.password, "%s", s->cluster->password);
+        snprintf(s->redis.url, sizeof s->redis.url, "%s", s->cluster->url);
+    } else if (th_redis_start(&s->redis, 0) != 0) {
+        return -1;
+    }
     if ((s->bootstrap = th_kafka_start(topic)) == NULL)
         return -1;
     snprintf(path, sizeof path, "%s/secret", s->dir);
@@ -30,8 +39,12 @@ int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
 
 int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra)
 {
-    char conf[4096];
+    char conf[4096], cluster[160] = "";
+    if (s->cluster)
+        snprintf(cluster, sizeof cluster, "redis.cluster = true\nredis.cluster_seeds = %s\n",
+                 s->cluster->seeds);
     snprintf(conf, sizeof conf,
+             "%s"
              "http.listen = 127.0.0.1:0\n"
              "admin.listen = 127.0.0.1:0\n"
              "redis.url = %s\n"
@@ -44,7 +57,7 @@ int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const c
              "expo.backoff_cap_ms = 200\n"
              "runtime.dir = %s/run\n"
              "%s",
-             s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, s->dir, extra);
+             cluster, s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, s->dir, extra);
     snprintf(s->herald.dir, sizeof s->herald.dir, "%s", s->dir);
     if (th_herald_start(&s->herald, conf, NULL) != 0)
         return -1;
@@ -60,7 +73,10 @@ int th_stack_stop(th_stack_t *s)
 {
     int code = th_herald_stop(&s->herald, SIGTERM);
     th_stop(&s->sim, SIGTERM, 5000);
-    th_redis_stop(&s->redis);
+    if (s->cluster)
+        th_cluster_stop(s->cluster);
+    else
+        th_redis_stop(&s->redis);
     th_kafka_stop();
     return code == 0 ? 0 : -1;
 }
