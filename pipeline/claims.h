@@ -17,6 +17,7 @@
 #ifndef HERALD_PIPELINE_CLAIMS_H
 #define HERALD_PIPELINE_CLAIMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum {
@@ -32,6 +33,7 @@ typedef enum {
     DISP_CLAIM_TAKEN = 3,    /* claimed now from an owner whose lease lapsed: send (again) */
     DISP_CLAIM_FOREIGN = 4,  /* claimed now, but the token's owner key names another device (it
                                 moved, Redis Cluster): skip, and mark it done */
+    DISP_CLAIM_LOST = 5,     /* no answer for it (its cluster slot failed): claim again, `again` */
 } disp_claim_t;
 
 typedef enum {
@@ -63,6 +65,10 @@ typedef struct disp_claim_req {
      * device's token owner key is read in the same turn; one naming another (user, device) turns
      * the claim into DISP_CLAIM_FOREIGN (DESIGN.md "Reassignment across slots"). */
     const char *const *tokens;
+    /* The answer to this instance's last claim of these devices was lost (DISP_CLAIMS_EUNAVAIL,
+     * DISP_CLAIM_LOST): a pending mark of this instance counts as absent (no send of this
+     * instance holds it). */
+    bool again;
 } disp_claim_req_t;
 
 /* status DISP_CLAIMS_OK with one result per device, in the order asked, request after request
@@ -144,7 +150,7 @@ struct db;
  * mark_done or renew. db and lease borrowed (must outlive the claims; destroy db first so its
  * callbacks fire with an error). On Redis Cluster a call runs as one script call per hash slot
  * of its entries (db_eval_parts; an entry's slot is its user's); a claim whose slot failed answers
- * DISP_CLAIM_PENDING for its devices while the other slots' go ahead. */
+ * DISP_CLAIM_LOST for its devices while the other slots' go ahead. */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

@@ -40,6 +40,12 @@ static call_t *call_new(disp_claims_done_cb cb, void *arg)
     return c;
 }
 
+/* claim.lua's mode argument for a mode letter. */
+static const char *mode_arg(char m)
+{
+    return m == 'r' ? "r" : m == 'R' ? "R" : m == 'O' ? "O" : "o";
+}
+
 /* One script call over n device refs (on a cluster, one per slot: db_eval_parts): KEYS are their
  * ledger entries, one per run of refs of one (user, event) (and one mode, when modes is not
  * NULL); ARGV the nhead arguments, then per entry [its mode,] its number of devices [, its event
@@ -63,7 +69,7 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
         size_t t0 = nt;
         key_ledger(keys[nk], r->prefix, refs[i].user, refs[i].event);
         if (modes)
-            tail[nt++] = modes[i] == 'r' ? "r" : "o";
+            tail[nt++] = mode_arg(modes[i]);
         snprintf(counts[nk], sizeof counts[nk], "%zu", e - i);
         tail[nt++] = counts[nk];
         if (outcomes) {
@@ -104,14 +110,11 @@ static disp_claim_t claim_result(long long v)
 /* A claim call: the script's answer and, on a cluster, the devices' owner keys (one GET each,
  * pipelined in the same turn); the caller hears once all have answered. */
 typedef struct claim_call {
-    claims_redis_t *r;
     disp_claim_cb cb;
     void *arg;
     size_t n, left;
     disp_claim_t *res;
-    signed char *owner;     /* per device: 1 names it, 0 names another, -1 unknown */
-    disp_claim_ref_t *refs; /* per device, for releasing an unchecked claim */
-    char *strs;             /* the refs' user and device strings */
+    signed char *owner; /* per device: 1 names it, 0 names another, -1 unknown */
     int status;
 } claim_call_t;
 
@@ -122,31 +125,14 @@ typedef struct owner_get {
     char want[]; /* "<user>\x1f<device>" */
 } owner_get_t;
 
-static void on_released(int status, const long long *res, size_t n, void *arg)
-{
-    (void)status, (void)res, (void)n, (void)arg; /* a claim not released lapses at its deadline */
-}
-
-/* A claimed device whose owner key could not be read is not sent to now: its claim is given a
- * deadline of now (renew.lua with a zero lease) so that the retry claims it again at once. */
+/* A claimed device whose owner key names another is skipped; one whose owner key did not answer
+ * is claimed again (with `again`, as its claim is this instance's). */
 static void settle_owners(claim_call_t *c)
 {
-    size_t nrel = 0;
     for (size_t i = 0; i < c->n; i++) {
         bool mine = c->res[i] == DISP_CLAIM_CLAIMED || c->res[i] == DISP_CLAIM_TAKEN;
-        if (!mine || c->owner[i] == 1)
-            continue;
-        if (c->owner[i] == 0) {
-            c->res[i] = DISP_CLAIM_FOREIGN;
-            continue;
-        }
-        c->res[i] = DISP_CLAIM_PENDING;
-        c->refs[nrel++] = c->refs[i];
-    }
-    if (nrel > 0) {
-        const char *args[] = {"0", disp_lease_id(c->r->lease)};
-        eval_entries(c->r, c->r->s_renew, c->refs, NULL, false, false, nrel, args, 2, on_released,
-                     NULL);
+        if (mine && c->owner[i] != 1)
+            c->res[i] = c->owner[i] == 0 ? DISP_CLAIM_FOREIGN : DISP_CLAIM_LOST;
     }
 }
 
@@ -162,19 +148,17 @@ static void claim_answer(claim_call_t *c)
         c->cb(DISP_CLAIMS_EUNAVAIL, NULL, 0, c->arg);
     free(c->res);
     free(c->owner);
-    free(c->refs);
-    free(c->strs);
     free(c);
 }
 
-/* Slots that failed (a cluster node down) leave their devices pending, to claim again; the others
- * go ahead. */
+/* Slots that failed (a cluster node down) answer DISP_CLAIM_LOST for their devices, to claim
+ * again; the others go ahead. */
 static void on_claimed(int status, const long long *res, size_t n, void *arg)
 {
     claim_call_t *c = arg;
     size_t failed = 0;
     for (size_t i = 0; i < c->n && n == c->n; i++) {
-        c->res[i] = claim_result(res[i]);
+        c->res[i] = res[i] == DB_PARTS_FAILED ? DISP_CLAIM_LOST : claim_result(res[i]);
         failed += res[i] == DB_PARTS_FAILED;
     }
     if (n != c->n || (status != DB_OK && failed == 0) || failed == n)
@@ -229,38 +213,6 @@ static bool owner_checked(const claims_redis_t *r, const disp_claim_req_t *reqs,
     return true;
 }
 
-/* Copies s to *p and moves *p past the copy's NUL; answers the copy. */
-static const char *copy_str(char **p, const char *s)
-{
-    char *at = *p;
-    size_t n = strlen(s) + 1;
-    memcpy(at, s, n);
-    *p += n;
-    return at;
-}
-
-/* The refs of every device asked, their strings copied (a release may need them later). */
-static disp_claim_ref_t *claim_refs(const disp_claim_req_t *reqs, size_t nreq, size_t n,
-                                    char **strs)
-{
-    size_t bytes = 0;
-    for (size_t q = 0; q < nreq; q++) {
-        bytes += strlen(reqs[q].user) + strlen(reqs[q].event) + 2;
-        for (size_t i = 0; i < reqs[q].n; i++)
-            bytes += strlen(reqs[q].devices[i]) + 1;
-    }
-    char *p = *strs = xmalloc(bytes + 1);
-    disp_claim_ref_t *refs = xcalloc(n, sizeof *refs);
-    size_t k = 0;
-    for (size_t q = 0; q < nreq; q++) {
-        const char *u = copy_str(&p, reqs[q].user), *e = copy_str(&p, reqs[q].event);
-        for (size_t i = 0; i < reqs[q].n; i++, k++)
-            refs[k] = (disp_claim_ref_t){
-                .user = u, .event = e, .device = copy_str(&p, reqs[q].devices[i])};
-    }
-    return refs;
-}
-
 static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
                   void *arg)
 {
@@ -269,13 +221,17 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     for (size_t q = 0; q < nreq; q++)
         n += reqs[q].n;
     claim_call_t *c = xcalloc(1, sizeof *c);
-    *c = (claim_call_t){.r = r, .cb = cb, .arg = arg, .n = n, .left = 1};
+    *c = (claim_call_t){.cb = cb, .arg = arg, .n = n, .left = 1};
     c->res = xmalloc(n * sizeof *c->res);
-    c->refs = claim_refs(reqs, nreq, n, &c->strs);
+    disp_claim_ref_t *refs = xmalloc(n * sizeof *refs);
     char *modes = xmalloc(n + 1);
-    for (size_t q = 0, k = 0; q < nreq; q++)
-        for (size_t i = 0; i < reqs[q].n; i++)
-            modes[k++] = reqs[q].mode == DISP_CLAIM_REPLAY ? 'r' : 'o';
+    for (size_t q = 0, k = 0; q < nreq; q++) {
+        for (size_t i = 0; i < reqs[q].n; i++, k++) {
+            refs[k] = (disp_claim_ref_t){
+                .user = reqs[q].user, .event = reqs[q].event, .device = reqs[q].devices[i]};
+            modes[k] = "oOrR"[2 * (reqs[q].mode == DISP_CLAIM_REPLAY) + reqs[q].again];
+        }
+    }
     modes[n] = '\0';
     const char *const *lapsed;
     size_t nlapsed = disp_lease_dead(r->lease, &lapsed);
@@ -288,13 +244,14 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     args[3] = nl;
     for (size_t i = 0; i < nlapsed; i++)
         args[4 + i] = lapsed[i];
-    eval_entries(r, r->s_claim, c->refs, modes, false, true, n, args, 4 + nlapsed, on_claimed, c);
+    eval_entries(r, r->s_claim, refs, modes, false, true, n, args, 4 + nlapsed, on_claimed, c);
     if (owner_checked(r, reqs, nreq)) {
         c->owner = xmalloc(n);
         check_owners(r, c, reqs, nreq);
     }
     free(args);
     free(modes);
+    free(refs);
 }
 
 static void on_marked(int status, const long long *res, size_t n, void *arg)

@@ -63,6 +63,7 @@ struct job {
     unsigned retries;
     void (*retry_fn)(job_t *j);
     int64_t event_ms;
+    bool claim_again; /* the answer to its last claim was lost (disp_claim_req_t.again) */
 };
 
 /* The events whose devices one loop turn claims, in one call (p->claimq while collecting). */
@@ -441,6 +442,7 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
 {
     size_t k = 0;
     bool waiting = false;
+    j->claim_again = false;
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
@@ -479,6 +481,7 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
         } else {
             dv->state = DEV_WAITING;
             waiting = true;
+            j->claim_again |= v == DISP_CLAIM_LOST;
         }
     }
     /* A live instance holds the mark (its send is in flight), or one not known to be gone: claim
@@ -499,9 +502,10 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
     claim_batch_t *b = arg;
     size_t off = 0;
     for (size_t q = 0; q < b->n && !b->p->aborted; q++) {
-        if (status != DISP_CLAIMS_OK)
+        if (status != DISP_CLAIMS_OK) {
+            b->jobs[q]->claim_again = true;
             retry_later(b->jobs[q], claim, "claim");
-        else if (off + b->ndevs[q] <= n)
+        } else if (off + b->ndevs[q] <= n)
             claimed(b->jobs[q], res + off, b->ndevs[q]); /* may free the job: not touched again */
         off += b->ndevs[q];
     }
@@ -539,6 +543,7 @@ static void flush_claims(disp_pipeline_t *p)
                                      .devices = devices + first,
                                      .n = k - first,
                                      .tokens = tokens + first,
+                                     .again = j->claim_again,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }

@@ -33,6 +33,11 @@ int th_stack_start(th_stack_t *s, const char *topic, const char *secret);
  * (bounded) until the group owns partitions. Returns 0 or -1. */
 int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra);
 
+/* The same for another herald instance h (its runtime dir under h->dir, a fresh tmpdir when
+ * empty): several instances of one group share the stack. Stop it with th_herald_stop. */
+int th_stack_herald_at(th_stack_t *s, th_herald_t *h, const char *topic, const char *group,
+                       const char *extra);
+
 /* A job's delivery trace as herald keeps it (pipeline/trace.h): the records of every ledger entry
  * the job index <prefix>job:<job> names, oldest first, one JSON object a line ("" when none).
  * Caller frees; NULL when Redis does not answer. */
