@@ -429,6 +429,10 @@ static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--cluster") == 0) {
+            opt.cluster = true;
+            continue;
+        }
         if (v == NULL)
             die("usage: bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] "
                 "[--log-level L] [--max-in-flight M] [--set \"key = value\"] [--perf FILE] "
@@ -450,8 +454,6 @@ static void parse_args(int argc, char **argv)
             opt.perf = v;
         else if (strcmp(a, "--perf-call-graph") == 0)
             opt.graph = v;
-        else if (strcmp(a, "--cluster") == 0)
-            opt.cluster = true;
         else if (strcmp(a, "--set") == 0)
             snprintf(opt.extra + strlen(opt.extra), sizeof opt.extra - strlen(opt.extra), "%s\n",
                      v);
