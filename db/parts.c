@@ -78,24 +78,36 @@ static void on_empty(void *arg)
     finish(arg);
 }
 
+/* One db_eval_parts call as laid out in argv: per part, where its keys, arguments and answers
+ * start. */
+typedef struct batch {
+    db_t *db;
+    db_script_t *s;
+    parts_call_t *c;
+    const db_part_t *parts;
+    const size_t *koff, *aoff, *roff;
+    size_t nhead;
+    const char *const *head, *const *argv;
+} batch_t;
+
 /* The parts o[0..n) (one slot's, in part order) as one db_eval. */
-static void eval_group(db_t *db, db_script_t *s, parts_call_t *c, const order_t *o, size_t n,
-                       const db_part_t *parts, const size_t *koff, const size_t *aoff,
-                       const size_t *roff, size_t nhead, const char *const *head,
-                       const char *const *argv)
+static void eval_group(const batch_t *b, const order_t *o, size_t n)
 {
-    size_t nk = 0, na = 0, nr = 0;
+    const db_part_t *parts = b->parts;
+    const size_t *koff = b->koff, *aoff = b->aoff, *roff = b->roff;
+    const char *const *argv = b->argv;
+    size_t nhead = b->nhead, nk = 0, na = 0, nr = 0;
     for (size_t i = 0; i < n; i++) {
         nk += parts[o[i].part].nkeys;
         na += parts[o[i].part].nargs;
         nr += parts[o[i].part].nres;
     }
     group_t *g = xmalloc(sizeof *g + nr * sizeof g->at[0]);
-    g->c = c;
+    g->c = b->c;
     g->n = nr;
     const char **v = xmalloc((nk + nhead + na + 1) * sizeof *v);
     size_t k = 0, a = nk + nhead, q = 0;
-    memcpy(v + nk, head, nhead * sizeof *head);
+    memcpy(v + nk, b->head, nhead * sizeof *v);
     for (size_t i = 0; i < n; i++) {
         const db_part_t *p = &parts[o[i].part];
         memcpy(v + k, argv + koff[o[i].part], p->nkeys * sizeof *v);
@@ -105,7 +117,7 @@ static void eval_group(db_t *db, db_script_t *s, parts_call_t *c, const order_t 
         for (size_t j = 0; j < p->nres; j++)
             g->at[q++] = roff[o[i].part] + j;
     }
-    db_eval(db, s, on_group, g, (int)nk, (int)(nk + nhead + na), v, NULL);
+    db_eval(b->db, b->s, on_group, g, (int)nk, (int)(nk + nhead + na), v, NULL);
     free(v);
 }
 
@@ -138,17 +150,14 @@ void db_eval_parts(db_t *db, db_script_t *s, db_parts_cb cb, void *arg, size_t n
     }
     if (cluster)
         qsort(o, nparts, sizeof *o, by_slot);
-    for (size_t i = 0, e; i < nparts; i = e) {
-        for (e = i + 1; e < nparts && o[e].slot == o[i].slot; e++)
-            ;
-        c->left++;
-    }
-    if (c->left == 0)
+    if (nparts == 0)
         db_defer(db, on_empty, c);
+    batch_t b = {db, s, c, parts, koff, aoff, roff, nhead, argv + nk, argv};
     for (size_t i = 0, e; i < nparts; i = e) {
         for (e = i + 1; e < nparts && o[e].slot == o[i].slot; e++)
             ;
-        eval_group(db, s, c, o + i, e - i, parts, koff, aoff, roff, nhead, argv + nk, argv);
+        c->left++; /* no answer comes inside db_eval */
+        eval_group(&b, o + i, e - i);
     }
     free(o);
     free(off);
