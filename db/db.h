@@ -118,6 +118,25 @@ int db_command_at(db_t *db, size_t i, db_cb cb, void *arg, int argc, const char 
 int db_eval_at(db_t *db, size_t i, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
                const char *const *argv, const size_t *argvlen);
 
+/* ---- one script over parts of many slots ----
+ * A batch of self-contained parts (a loop turn's ledger entries, say): each part has its own keys,
+ * all of one slot, and its own arguments; every call also takes the shared head arguments.
+ * argv: every part's keys in part order, then the nhead head arguments, then every part's
+ * arguments in part order. Standalone: one db_eval of it all. Cluster: one db_eval per slot the
+ * parts' keys map to, with that slot's parts in order (the script must treat each part alone).
+ * cb fires once all calls answered, with the integers of the parts' replies in part order (part i
+ * answers nres integers, its share of an array reply; nres 0 parts answer anything but an error;
+ * res borrowed for the callback) and DB_OK, or the first failure (DB_EPROTO for an error reply
+ * or an array of the wrong length): then the integers of the failed calls' parts are
+ * DB_PARTS_FAILED and the others as answered (on a cluster some slots may have answered). */
+#define DB_PARTS_FAILED (-0x7fffffffffffffffLL - 1)
+typedef struct db_part {
+    size_t nkeys, nargs, nres;
+} db_part_t;
+typedef void (*db_parts_cb)(int status, const long long *res, size_t nres, void *arg);
+void db_eval_parts(db_t *db, db_script_t *s, db_parts_cb cb, void *arg, size_t nparts,
+                   const db_part_t *parts, size_t nhead, const char *const *argv);
+
 /* Reply accessors. */
 db_reply_type_t db_reply_type(const db_reply_t *r);
 long long db_reply_int(const db_reply_t *r);

@@ -276,20 +276,16 @@ typedef struct pend {
     void *arg;
 } pend_t;
 
-static void on_pending(int status, const db_reply_t *reply, void *arg)
+static void on_pending(int status, const long long *res, size_t n, void *arg)
 {
     pend_t *p = arg;
-    long long count = 0;
-    int64_t oldest = 0;
-    if (status == DB_OK && db_reply_type(reply) == DB_REPLY_ARRAY && db_reply_len(reply) == 2) {
-        count = db_reply_int(db_reply_elem(reply, 0));
-        size_t len;
-        const char *s = db_reply_str(db_reply_elem(reply, 1), &len);
-        oldest = s ? (int64_t)strtod(s, NULL) : 0;
-    } else if (status == DB_OK) {
-        status = DB_EPROTO;
+    long long count = 0, oldest = 0;
+    for (size_t i = 0; status == DB_OK && i + 1 < n; i += 2) {
+        count += res[i];
+        if (res[i + 1] > 0 && (oldest == 0 || res[i + 1] < oldest))
+            oldest = res[i + 1];
     }
-    p->cb(status, count, oldest, p->arg);
+    p->cb(status, count, (int64_t)oldest, p->arg);
     free(p);
 }
 
@@ -301,9 +297,12 @@ void expo_receipts_pending(expo_receipts_t *r,
     p->cb = cb;
     p->arg = arg;
     const char *argv[KEY_RQ_BUCKETS];
-    for (unsigned i = 0; i < KEY_RQ_BUCKETS; i++)
+    db_part_t parts[KEY_RQ_BUCKETS];
+    for (unsigned i = 0; i < KEY_RQ_BUCKETS; i++) {
         argv[i] = r->zkey[i];
-    db_eval(r->db, r->s_pending, on_pending, p, KEY_RQ_BUCKETS, KEY_RQ_BUCKETS, argv, NULL);
+        parts[i] = (db_part_t){.nkeys = 1, .nargs = 0, .nres = 2};
+    }
+    db_eval_parts(r->db, r->s_pending, on_pending, p, KEY_RQ_BUCKETS, parts, 0, argv);
 }
 
 /* ---- polling ---- */

@@ -17,6 +17,7 @@
 #ifndef HERALD_PIPELINE_CLAIMS_H
 #define HERALD_PIPELINE_CLAIMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum {
@@ -30,6 +31,9 @@ typedef enum {
     DISP_CLAIM_CLAIMED = 1,  /* claimed now: send */
     DISP_CLAIM_FAILED = 2,   /* failed for good before (dead-lettered): skip, only a replay sends */
     DISP_CLAIM_TAKEN = 3,    /* claimed now from an owner whose lease lapsed: send (again) */
+    DISP_CLAIM_FOREIGN = 4,  /* claimed now, but the token's owner key names another device (it
+                                moved, Redis Cluster): skip, and mark it done */
+    DISP_CLAIM_LOST = 5,     /* no answer for it (its cluster slot failed): claim again, `again` */
 } disp_claim_t;
 
 typedef enum {
@@ -57,6 +61,14 @@ typedef struct disp_claim_req {
     const char *const *devices;
     size_t n; /* >= 1 */
     disp_claim_mode_t mode;
+    /* The devices' tokens (n, borrowed during the call), or NULL. On Redis Cluster each claimed
+     * device's token owner key is read in the same turn; one naming another (user, device) turns
+     * the claim into DISP_CLAIM_FOREIGN (DESIGN.md "Reassignment across slots"). */
+    const char *const *tokens;
+    /* The answer to this instance's last claim of these devices was lost (DISP_CLAIMS_EUNAVAIL,
+     * DISP_CLAIM_LOST): a pending mark of this instance counts as absent (no send of this
+     * instance holds it). */
+    bool again;
 } disp_claim_req_t;
 
 /* status DISP_CLAIMS_OK with one result per device, in the order asked, request after request
@@ -136,9 +148,9 @@ typedef struct disp_claims_redis_opts {
 struct db;
 /* new: marks in the ledger entries in Redis (db/keys.h key_ledger), one script call per claim,
  * mark_done or renew. db and lease borrowed (must outlive the claims; destroy db first so its
- * callbacks fire with an error). On Redis Cluster a call's entries must share a slot: one user's
- * do (the user is their hash tag), a loop turn's batch of many users does not yet (each entry's
- * part of a call is self-contained: split the call per slot). */
+ * callbacks fire with an error). On Redis Cluster a call runs as one script call per hash slot
+ * of its entries (db_eval_parts; an entry's slot is its user's); a claim whose slot failed answers
+ * DISP_CLAIM_LOST for its devices while the other slots' go ahead. */
 disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_opts_t *o);
 
 #endif

@@ -28,45 +28,50 @@ typedef struct claims_redis {
 } claims_redis_t;
 
 typedef struct call {
-    size_t n;
-    union {
-        disp_claim_cb claim;
-        disp_claims_done_cb done;
-    } cb;
+    disp_claims_done_cb cb;
     void *arg;
 } call_t;
 
-static call_t *call_new(size_t n, void *arg)
+static call_t *call_new(disp_claims_done_cb cb, void *arg)
 {
     call_t *c = xmalloc(sizeof *c);
-    c->n = n;
+    c->cb = cb;
     c->arg = arg;
     return c;
 }
 
-/* One script call over n device refs: KEYS are their ledger entries, one per run of refs of one
- * (user, event) (and one mode, when modes is not NULL); ARGV the nhead arguments, then per entry
- * [its mode,] its number of devices [, its event (outcomes: the run's first event_json or "")]
- * and the devices [each with its outcome or ""]. Each entry's part is self-contained, so a batch
- * can later be split into calls per hash slot by splitting the runs. */
+/* claim.lua's mode argument for a mode letter. */
+static const char *mode_arg(char m)
+{
+    return m == 'r' ? "r" : m == 'R' ? "R" : m == 'O' ? "O" : "o";
+}
+
+/* One script call over n device refs (on a cluster, one per slot: db_eval_parts): KEYS are their
+ * ledger entries, one per run of refs of one (user, event) (and one mode, when modes is not
+ * NULL); ARGV the nhead arguments, then per entry [its mode,] its number of devices [, its event
+ * (outcomes: the run's first event_json or "")] and the devices [each with its outcome or ""].
+ * Each entry is one part (self-contained in the script), answering one integer per device when
+ * per_device. */
 static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                         const char *modes, bool outcomes, size_t n, const char *const *head,
-                         size_t nhead, db_cb cb, call_t *c)
+                         const char *modes, bool outcomes, bool per_device, size_t n,
+                         const char *const *head, size_t nhead, db_parts_cb cb, void *arg)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
     char(*counts)[16] = xmalloc(n * sizeof *counts);
     const char **tail = xmalloc(4 * n * sizeof *tail);
+    db_part_t *parts = xmalloc(n * sizeof *parts);
     size_t nk = 0, nt = 0;
     for (size_t i = 0, e; i < n; i = e) {
         for (e = i + 1; e < n && !strcmp(refs[e].event, refs[i].event) &&
                         !strcmp(refs[e].user, refs[i].user) && (!modes || modes[e] == modes[i]);
              e++)
             ;
+        size_t t0 = nt;
         key_ledger(keys[nk], r->prefix, refs[i].user, refs[i].event);
         if (modes)
-            tail[nt++] = modes[i] == 'r' ? "r" : "o";
+            tail[nt++] = mode_arg(modes[i]);
         snprintf(counts[nk], sizeof counts[nk], "%zu", e - i);
-        tail[nt++] = counts[nk++];
+        tail[nt++] = counts[nk];
         if (outcomes) {
             const char *ev = "";
             for (size_t j = i; j < e && !*ev; j++)
@@ -78,39 +83,134 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
             if (outcomes)
                 tail[nt++] = refs[j].outcome ? refs[j].outcome : "";
         }
+        parts[nk++] = (db_part_t){.nkeys = 1, .nargs = nt - t0, .nres = per_device ? e - i : 0};
     }
     const char **argv = xmalloc((nk + nhead + nt) * sizeof *argv);
     for (size_t i = 0; i < nk; i++)
         argv[i] = keys[i];
     memcpy(argv + nk, head, nhead * sizeof *head);
     memcpy(argv + nk + nhead, tail, nt * sizeof *tail);
-    db_eval(r->db, s, cb, c, (int)nk, (int)(nk + nhead + nt), argv, NULL);
+    db_eval_parts(r->db, s, cb, arg, nk, parts, nhead, argv);
     free(argv);
+    free(parts);
     free(tail);
     free(counts);
     free(keys);
 }
 
-static void on_claimed(int status, const db_reply_t *reply, void *arg)
+static disp_claim_t claim_result(long long v)
 {
-    call_t *c = arg;
-    if (status != DB_OK || db_reply_type(reply) != DB_REPLY_ARRAY || db_reply_len(reply) != c->n) {
-        c->cb.claim(DISP_CLAIMS_EUNAVAIL, NULL, 0, c->arg);
-        free(c);
-        return;
-    }
-    disp_claim_t *res = xmalloc(c->n * sizeof *res);
+    return v == 1   ? DISP_CLAIM_CLAIMED
+           : v == 3 ? DISP_CLAIM_TAKEN
+           : v == 0 ? DISP_CLAIM_DONE
+           : v == 2 ? DISP_CLAIM_FAILED
+                    : DISP_CLAIM_PENDING;
+}
+
+/* A claim call: the script's answer and, on a cluster, the devices' owner keys (one GET each,
+ * pipelined in the same turn); the caller hears once all have answered. */
+typedef struct claim_call {
+    disp_claim_cb cb;
+    void *arg;
+    size_t n, left;
+    disp_claim_t *res;
+    signed char *owner; /* per device: 1 names it, 0 names another, -1 unknown */
+    int status;
+} claim_call_t;
+
+typedef struct owner_get {
+    claim_call_t *c;
+    size_t i;
+    size_t len;
+    char want[]; /* "<user>\x1f<device>" */
+} owner_get_t;
+
+/* A claimed device whose owner key names another is skipped; one whose owner key did not answer
+ * is claimed again (with `again`, as its claim is this instance's). */
+static void settle_owners(claim_call_t *c)
+{
     for (size_t i = 0; i < c->n; i++) {
-        long long v = db_reply_int(db_reply_elem(reply, i));
-        res[i] = v == 1   ? DISP_CLAIM_CLAIMED
-                 : v == 3 ? DISP_CLAIM_TAKEN
-                 : v == 0 ? DISP_CLAIM_DONE
-                 : v == 2 ? DISP_CLAIM_FAILED
-                          : DISP_CLAIM_PENDING;
+        bool mine = c->res[i] == DISP_CLAIM_CLAIMED || c->res[i] == DISP_CLAIM_TAKEN;
+        if (mine && c->owner[i] != 1)
+            c->res[i] = c->owner[i] == 0 ? DISP_CLAIM_FOREIGN : DISP_CLAIM_LOST;
     }
-    c->cb.claim(DISP_CLAIMS_OK, res, c->n, c->arg);
-    free(res);
+}
+
+static void claim_answer(claim_call_t *c)
+{
+    if (--c->left > 0)
+        return;
+    if (c->status == DB_OK && c->owner)
+        settle_owners(c);
+    if (c->status == DB_OK)
+        c->cb(DISP_CLAIMS_OK, c->res, c->n, c->arg);
+    else
+        c->cb(DISP_CLAIMS_EUNAVAIL, NULL, 0, c->arg);
+    free(c->res);
+    free(c->owner);
     free(c);
+}
+
+/* Slots that failed (a cluster node down) answer DISP_CLAIM_LOST for their devices, to claim
+ * again; the others go ahead. */
+static void on_claimed(int status, const long long *res, size_t n, void *arg)
+{
+    claim_call_t *c = arg;
+    size_t failed = 0;
+    for (size_t i = 0; i < c->n && n == c->n; i++) {
+        c->res[i] = res[i] == DB_PARTS_FAILED ? DISP_CLAIM_LOST : claim_result(res[i]);
+        failed += res[i] == DB_PARTS_FAILED;
+    }
+    if (n != c->n || (status != DB_OK && failed == 0) || failed == n)
+        c->status = DB_EPROTO;
+    claim_answer(c);
+}
+
+static void on_owner(int status, const db_reply_t *reply, void *arg)
+{
+    owner_get_t *g = arg;
+    int t = status == DB_OK ? (int)db_reply_type(reply) : -1;
+    size_t len = 0;
+    const char *v = t == DB_REPLY_STRING ? db_reply_str(reply, &len) : NULL;
+    g->c->owner[g->i] = t == DB_REPLY_NIL ? 0 : v ? len == g->len && !memcmp(v, g->want, len) : -1;
+    claim_answer(g->c);
+    free(g);
+}
+
+/* On a cluster a token's owner key lives in the token's slot, not the user's: the registration
+ * that moves a token commits there last (DESIGN.md "Reassignment across slots"), so a device is
+ * sent to only while its token's owner key still names it. */
+static void check_owners(claims_redis_t *r, claim_call_t *c, const disp_claim_req_t *reqs,
+                         size_t nreq)
+{
+    size_t k = 0;
+    for (size_t q = 0; q < nreq; q++) {
+        for (size_t i = 0; i < reqs[q].n; i++, k++) {
+            const char *u = reqs[q].user, *d = reqs[q].devices[i];
+            size_t ul = strlen(u), dl = strlen(d);
+            owner_get_t *g = xmalloc(sizeof *g + ul + dl + 2);
+            g->c = c;
+            g->i = k;
+            g->len = ul + 1 + dl;
+            memcpy(g->want, u, ul);
+            g->want[ul] = '\x1f';
+            memcpy(g->want + ul + 1, d, dl + 1);
+            char key[KEY_MAX];
+            key_owner(key, r->prefix, reqs[q].tokens[i]);
+            c->left++;
+            db_cmd(r->db, on_owner, g, "GET", key, NULL);
+        }
+    }
+}
+
+static bool owner_checked(const claims_redis_t *r, const disp_claim_req_t *reqs, size_t nreq)
+{
+    if (!db_is_cluster(r->db))
+        return false;
+    for (size_t q = 0; q < nreq; q++)
+        if (reqs[q].tokens == NULL)
+            return false;
+    return true;
 }
 
 static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq, disp_claim_cb cb,
@@ -120,14 +220,16 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     size_t n = 0;
     for (size_t q = 0; q < nreq; q++)
         n += reqs[q].n;
+    claim_call_t *c = xcalloc(1, sizeof *c);
+    *c = (claim_call_t){.cb = cb, .arg = arg, .n = n, .left = 1};
+    c->res = xmalloc(n * sizeof *c->res);
     disp_claim_ref_t *refs = xmalloc(n * sizeof *refs);
     char *modes = xmalloc(n + 1);
-    size_t k = 0;
-    for (size_t q = 0; q < nreq; q++) {
+    for (size_t q = 0, k = 0; q < nreq; q++) {
         for (size_t i = 0; i < reqs[q].n; i++, k++) {
             refs[k] = (disp_claim_ref_t){
                 .user = reqs[q].user, .event = reqs[q].event, .device = reqs[q].devices[i]};
-            modes[k] = reqs[q].mode == DISP_CLAIM_REPLAY ? 'r' : 'o';
+            modes[k] = "oOrR"[2 * (reqs[q].mode == DISP_CLAIM_REPLAY) + reqs[q].again];
         }
     }
     modes[n] = '\0';
@@ -142,19 +244,22 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     args[3] = nl;
     for (size_t i = 0; i < nlapsed; i++)
         args[4 + i] = lapsed[i];
-    call_t *c = call_new(n, arg);
-    c->cb.claim = cb;
-    eval_entries(r, r->s_claim, refs, modes, false, n, args, 4 + nlapsed, on_claimed, c);
+    eval_entries(r, r->s_claim, refs, modes, false, true, n, args, 4 + nlapsed, on_claimed, c);
+    if (owner_checked(r, reqs, nreq)) {
+        c->owner = xmalloc(n);
+        check_owners(r, c, reqs, nreq);
+    }
     free(args);
     free(modes);
     free(refs);
 }
 
-static void on_marked(int status, const db_reply_t *reply, void *arg)
+static void on_marked(int status, const long long *res, size_t n, void *arg)
 {
     call_t *c = arg;
-    bool ok = status == DB_OK && db_reply_type(reply) != DB_REPLY_ERROR;
-    c->cb.done(ok ? DISP_CLAIMS_OK : DISP_CLAIMS_EUNAVAIL, c->arg);
+    (void)res;
+    (void)n;
+    c->cb(status == DB_OK ? DISP_CLAIMS_OK : DISP_CLAIMS_EUNAVAIL, c->arg);
     free(c);
 }
 
@@ -162,9 +267,8 @@ static void mark(claims_redis_t *r, const disp_claim_ref_t *refs, size_t n, cons
                  disp_claims_done_cb cb, void *arg)
 {
     const char *args[] = {r->entry_ttl, state};
-    call_t *c = call_new(n, arg);
-    c->cb.done = cb;
-    eval_entries(r, r->s_done, refs, NULL, true, n, args, 2, on_marked, c);
+    call_t *c = call_new(cb, arg);
+    eval_entries(r, r->s_done, refs, NULL, true, false, n, args, 2, on_marked, c);
 }
 
 static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
@@ -184,9 +288,8 @@ static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
 {
     claims_redis_t *r = (claims_redis_t *)base;
     const char *args[] = {r->pending_ms, disp_lease_id(r->lease)};
-    call_t *c = call_new(n, arg);
-    c->cb.done = cb;
-    eval_entries(r, r->s_renew, refs, NULL, false, n, args, 2, on_marked, c);
+    call_t *c = call_new(cb, arg);
+    eval_entries(r, r->s_renew, refs, NULL, false, false, n, args, 2, on_marked, c);
 }
 
 typedef struct ev_call {

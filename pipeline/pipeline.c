@@ -63,6 +63,7 @@ struct job {
     unsigned retries;
     void (*retry_fn)(job_t *j);
     int64_t event_ms;
+    bool claim_again; /* the answer to its last claim was lost (disp_claim_req_t.again) */
 };
 
 /* The events whose devices one loop turn claims, in one call (p->claimq while collecting). */
@@ -434,12 +435,14 @@ static void lookup(job_t *j)
 /* ---- claim ---------------------------------------------------------------------------------- */
 
 static void send_dev(pdev_t *dv);
+static void mark_done(pdev_t *dv);
 
 /* The job's share of a claim call: one result per device that was NEW or WAITING, in order. */
 static void claimed(job_t *j, const disp_claim_t *res, size_t n)
 {
     size_t k = 0;
     bool waiting = false;
+    j->claim_again = false;
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
@@ -455,6 +458,13 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
             }
             dv->state = DEV_SENDING;
             send_dev(dv);
+        } else if (v == DISP_CLAIM_FOREIGN) {
+            dv->state = DEV_SENDING;
+            metric_inc(metric_get(j->p->m_devices, "owner_changed"));
+            TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
+                  "skipped", LKS("reason", "owner_changed"), LKT("token", dv->rec.token),
+                  LKS("detail", "the token was registered to another device since the lookup"));
+            mark_done(dv);
         } else if (v == DISP_CLAIM_DONE || v == DISP_CLAIM_FAILED) {
             dv->state = DEV_DONE;
             TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id,
@@ -471,6 +481,7 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
         } else {
             dv->state = DEV_WAITING;
             waiting = true;
+            j->claim_again |= v == DISP_CLAIM_LOST;
         }
     }
     /* A live instance holds the mark (its send is in flight), or one not known to be gone: claim
@@ -491,9 +502,10 @@ static void on_claimed(int status, const disp_claim_t *res, size_t n, void *arg)
     claim_batch_t *b = arg;
     size_t off = 0;
     for (size_t q = 0; q < b->n && !b->p->aborted; q++) {
-        if (status != DISP_CLAIMS_OK)
+        if (status != DISP_CLAIMS_OK) {
+            b->jobs[q]->claim_again = true;
             retry_later(b->jobs[q], claim, "claim");
-        else if (off + b->ndevs[q] <= n)
+        } else if (off + b->ndevs[q] <= n)
             claimed(b->jobs[q], res + off, b->ndevs[q]); /* may free the job: not touched again */
         off += b->ndevs[q];
     }
@@ -514,20 +526,24 @@ static void flush_claims(disp_pipeline_t *p)
     for (size_t q = 0; q < b->n; q++)
         total += b->jobs[q]->ndevs;
     disp_claim_req_t *reqs = xmalloc(b->n * sizeof *reqs);
-    const char **devices = xmalloc(total * sizeof *devices);
+    const char **devices = xmalloc(2 * total * sizeof *devices), **tokens = devices + total;
     size_t k = 0;
     for (size_t q = 0; q < b->n; q++) {
         job_t *j = b->jobs[q];
         size_t first = k;
         for (size_t i = 0; i < j->ndevs; i++) {
-            if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING)
+            if (j->devs[i].state == DEV_NEW || j->devs[i].state == DEV_WAITING) {
+                tokens[k] = j->devs[i].rec.token;
                 devices[k++] = j->devs[i].rec.device_id;
+            }
         }
         b->ndevs[q] = k - first;
         reqs[q] = (disp_claim_req_t){.user = j->ev->user_id,
                                      .event = j->key,
                                      .devices = devices + first,
                                      .n = k - first,
+                                     .tokens = tokens + first,
+                                     .again = j->claim_again,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }
@@ -559,7 +575,6 @@ static void claim(job_t *j)
 
 /* ---- durable outcomes ----------------------------------------------------------------------- */
 
-static void mark_done(pdev_t *dv);
 static void mark_failed(pdev_t *dv);
 
 /* The device's final mark landed (or not: write it again later). */

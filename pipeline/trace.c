@@ -1,8 +1,9 @@
 /* trace.c - delivery trace records, kept in the events' ledger entries (DESIGN.md "Delivery
  * ledger"): the records of one loop turn go to Redis in one Lua call that adds them to their
  * (user, event) entries and keeps the per-user, per-device and per-job indexes
- * (lua/trace_append.lua). heraldctl reads them back through the functions at the end; a privacy
- * delete (pipeline/privacy.c) removes them. */
+ * (lua/trace_append.lua); on Redis Cluster, one call per hash slot (db_eval_parts). heraldctl reads
+ * them back through the functions at the end; a privacy delete (pipeline/privacy.c) removes them.
+ */
 #include "pipeline/trace.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -74,32 +75,63 @@ static void put_kv(buf_t *b, const log_kv_t *kv)
     log_kv_value_json(b, kv);
 }
 
-static void on_written(int status, const db_reply_t *reply, void *arg)
+static void on_written(int status, const long long *res, size_t n, void *arg)
 {
-    (void)reply;
-    (void)arg;
+    (void)res, (void)n, (void)arg;
     (void)status; /* best effort: the log line carries the same facts */
 }
 
+/* The batch as db_eval_parts parts: a record's keys (the empty ones left out, ARGV 'which' names
+ * the others) with its arguments; on a cluster its job index is a part of its own (the job's
+ * slot, not the user's). */
 static void flush(disp_trace_t *t)
 {
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    size_t nk = NKEYS * b->n, argc = nk + 3 + NARGS * b->n;
-    const char **argv = xcalloc(argc, sizeof *argv);
+    bool split = db_is_cluster(t->db);
+    size_t maxparts = 2 * b->n;
+    db_part_t *parts = xmalloc(maxparts * sizeof *parts);
+    char(*which)[2][NKEYS + 1] = xcalloc(b->n, sizeof *which);
+    const char **keys = xmalloc(NKEYS * b->n * sizeof *keys);
+    const char **args = xmalloc((NARGS + 1) * maxparts * sizeof *args);
+    size_t np = 0, nk = 0, na = 0;
+    for (size_t r = 0; r < b->n; r++) {
+        const size_t *o = &b->offs[(NKEYS + NARGS) * r];
+        const char *arg[NARGS];
+        for (size_t i = 0; i < NARGS; i++)
+            arg[i] = b->arena.data + o[NKEYS + i];
+        for (int part = 0; part < 2; part++) {
+            char *w = which[r][part];
+            size_t k0 = nk;
+            for (size_t i = 0; i < NKEYS; i++) {
+                const char *k = b->arena.data + o[i];
+                bool job = i == NKEYS - 1;
+                if (*k && (split ? job == (part == 1) : part == 0)) {
+                    *w++ = "eudj"[i];
+                    keys[nk++] = k;
+                }
+            }
+            if (nk == k0)
+                continue;
+            args[na++] = which[r][part];
+            for (size_t i = 0; i < NARGS; i++)
+                args[na++] = part == 1 && i < 2 ? "" : arg[i];
+            parts[np++] = (db_part_t){.nkeys = nk - k0, .nargs = NARGS + 1, .nres = 0};
+        }
+    }
+    const char **argv = xmalloc((nk + 3 + na) * sizeof *argv);
+    memcpy(argv, keys, nk * sizeof *argv);
     argv[nk] = t->ttl;
     argv[nk + 1] = t->max;
     argv[nk + 2] = t->keep;
-    for (size_t r = 0; r < b->n; r++) {
-        const size_t *o = &b->offs[(NKEYS + NARGS) * r];
-        for (size_t i = 0; i < NKEYS; i++)
-            argv[NKEYS * r + i] = b->arena.data + o[i];
-        for (size_t i = 0; i < NARGS; i++)
-            argv[nk + 3 + NARGS * r + i] = b->arena.data + o[NKEYS + i];
-    }
-    db_eval(t->db, t->script, on_written, NULL, (int)nk, (int)argc, argv, NULL);
+    memcpy(argv + nk + 3, args, na * sizeof *argv);
+    db_eval_parts(t->db, t->script, on_written, NULL, np, parts, 3, argv);
     free(argv);
+    free(args);
+    free(keys);
+    free(which);
+    free(parts);
     buf_reset(&b->arena);
     b->n = 0;
 }

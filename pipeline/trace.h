@@ -8,7 +8,8 @@
  * p trace:d:<n>:{<userId>}:<deviceId>: ZSETs of jobIds scored by unix ms, at most
  * DISP_TRACE_INDEX_MAX (the newest), so that a privacy delete (pipeline/privacy.h) finds every
  * entry it has to scrub. Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
- * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call,
+ * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call (on
+ * Redis Cluster one per hash slot),
  * pipelined with everything else; the same facts go to the log at debug level. */
 #ifndef HERALD_DISPATCHER_TRACE_H
 #define HERALD_DISPATCHER_TRACE_H

@@ -11,12 +11,16 @@
  *
  *   bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] [--log-level L]
  *                  [--max-in-flight M] [--set "herald.key = value"]... [--perf FILE]
- *                  [--perf-call-graph fp|dwarf]
+ *                  [--perf-call-graph fp|dwarf] [--cluster]
+ * --cluster runs against a Redis Cluster of 3 masters + 3 replicas on this machine
+ * (tests/support/cluster.h) with redis.cluster = true; redis-server CPU is then the sum of the six
+ * nodes' (the replicas apply every write too).
  * --perf FILE records herald's profile during the drain (perf record -e cpu-clock) into FILE:
  * build with -fno-omit-frame-pointer (BUILD_DIR of run.sh) and read it with perf report. dwarf
  * call graphs also see through the libraries built without frame pointers (libc, hiredis).
  * Run through bench/pipeline/run.sh (Release build). Needs redis-server on PATH. */
 #include "tests/ctl/ctl_seed.h"
+#include "tests/support/cluster.h"
 #include "tests/support/harness.h"
 #include "tests/support/kafka_harness.h"
 
@@ -38,9 +42,12 @@ static struct {
     const char *perf;  /* perf.data path, or NULL */
     const char *graph; /* perf's --call-graph mode */
     char extra[2048];  /* more herald config lines (--set "key = value", repeatable) */
-} opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", ""};
+    bool cluster;
+} opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", "", false};
 
-static th_redis_t redis;
+static th_redis_t redis_one;
+static th_redis_t *redis = &redis_one; /* the server, or node 0 of the cluster */
+static th_cluster_t cluster;
 static th_herald_t herald;
 static th_proc_t sim, perf;
 static char dir[256], sim_url[96], record_path[300];
@@ -89,8 +96,11 @@ static void start_sim(void)
 
 static void start_herald(const char *bootstrap)
 {
-    char conf[4096];
+    char conf[4096], cl[160] = "";
+    if (opt.cluster)
+        snprintf(cl, sizeof cl, "redis.cluster = true\nredis.cluster_seeds = %s\n", cluster.seeds);
     snprintf(conf, sizeof conf,
+             "%s"
              "log.level = %s\n"
              "http.listen = 127.0.0.1:0\n"
              "admin.listen = 127.0.0.1:0\n"
@@ -108,7 +118,8 @@ static void start_herald(const char *bootstrap)
               * broker answers as soon as data arrives: keep the wait short. */
              "kafka.fetch.wait.max.ms = 10\n"
              "runtime.dir = %s/run\n%s",
-             opt.log_level, redis.url, bootstrap, opt.max_in_flight, sim_url, dir, opt.extra);
+             cl, opt.log_level, opt.cluster ? cluster.url : redis->url, bootstrap,
+             opt.max_in_flight, sim_url, dir, opt.extra);
     snprintf(herald.dir, sizeof herald.dir, "%s", dir);
     if (th_herald_start(&herald, conf, NULL) != 0)
         die("herald did not start");
@@ -418,10 +429,14 @@ static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--cluster") == 0) {
+            opt.cluster = true;
+            continue;
+        }
         if (v == NULL)
             die("usage: bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] "
                 "[--log-level L] [--max-in-flight M] [--set \"key = value\"] [--perf FILE] "
-                "[--perf-call-graph fp|dwarf]");
+                "[--perf-call-graph fp|dwarf] [--cluster]");
         i++;
         if (strcmp(a, "--events") == 0)
             opt.events = atol(v);
@@ -447,20 +462,36 @@ static void parse_args(int argc, char **argv)
     }
 }
 
+/* redis-server CPU seconds: the server's, or every cluster node's. */
+static double redis_cpu_s(void)
+{
+    if (!opt.cluster)
+        return cpu_s(redis->proc.pid);
+    double t = 0;
+    for (int i = 0; i < TH_CLUSTER_NODES; i++)
+        t += cpu_s(cluster.node[i].proc.pid);
+    return t;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
-    if (th_tmpdir(dir, sizeof dir) != 0 || th_redis_start(&redis, 0) != 0)
+    if (th_tmpdir(dir, sizeof dir) != 0)
+        die("no temp dir");
+    if (opt.cluster ? th_cluster_start(&cluster) != 0 : th_redis_start(redis, 0) != 0)
         die("redis did not start");
+    if (opt.cluster)
+        redis = &cluster.node[0];
     const char *bootstrap = th_kafka_start(TOPIC);
     if (bootstrap == NULL)
         die("mock cluster did not start");
     start_sim();
-    if (seed_records(&redis, opt.users * 2, 2, (int64_t)time(NULL), NULL, NULL) != 0)
+    if (seed_records(redis, opt.users * 2, 2, (int64_t)time(NULL), NULL, NULL) != 0)
         die("seeding failed");
-    printf("herald pipeline bench (work dir %s): %ld users x 2 devices, log.level=%s, "
+    printf("herald pipeline bench (work dir %s, %s): %ld users x 2 devices, log.level=%s, "
            "queue.max_in_flight=%ld\n",
-           dir, opt.users, opt.log_level, opt.max_in_flight);
+           dir, opt.cluster ? "Redis Cluster 3 + 3" : "redis-server", opt.users, opt.log_level,
+           opt.max_in_flight);
     make_producer(bootstrap, "100");
     drain_phase();
     start_herald(bootstrap);
@@ -468,14 +499,14 @@ int main(int argc, char **argv)
     if (opt.perf)
         perf_start();
     double t_first = mono_s(), cpu_first = cpu_s(herald.proc.pid);
-    double rcpu0 = cpu_s(redis.proc.pid), scpu0 = cpu_s(sim.pid);
+    double rcpu0 = redis_cpu_s(), scpu0 = cpu_s(sim.pid);
     long long n_first = accepted(), total = 2 * opt.events;
     wait_accepted(total);
     double t_end = mono_s(), cpu_end = cpu_s(herald.proc.pid);
     if (opt.perf)
         perf_stop();
     save_metrics("metrics-after-drain.txt");
-    char *cs = th_redis_cmd(&redis, "INFO commandstats");
+    char *cs = th_redis_cmd(redis, "INFO commandstats"); /* a cluster: node 0's */
     char path[400];
     snprintf(path, sizeof path, "%s/redis-commandstats.txt", dir);
     FILE *f = fopen(path, "w");
@@ -490,7 +521,7 @@ int main(int argc, char **argv)
            total - n_first, t_end - t_first, rate, cpu_end - cpu_first,
            (cpu_end - cpu_first) * 100000.0 / (double)(total - n_first));
     printf("  during the drain: redis-server CPU %.2f s, simulator CPU %.2f s\n",
-           cpu_s(redis.proc.pid) - rcpu0, cpu_s(sim.pid) - scpu0);
+           redis_cpu_s() - rcpu0, cpu_s(sim.pid) - scpu0);
     fflush(stdout);
     make_producer(bootstrap, "0");
     /* Connected and with metadata before the clock starts: an event of a user without devices. */
@@ -503,7 +534,10 @@ int main(int argc, char **argv)
     int code = th_herald_stop(&herald, SIGTERM);
     rd_kafka_destroy(producer);
     th_stop(&sim, SIGTERM, 5000);
-    th_redis_stop(&redis);
+    if (opt.cluster)
+        th_cluster_stop(&cluster);
+    else
+        th_redis_stop(redis);
     th_kafka_stop();
     if (code != 0)
         die("herald did not stop cleanly");

@@ -3,6 +3,7 @@
 # 100,000-event backlog (10,000 users x 2 devices), end-to-end latency at a steady 1,000 events/s,
 # herald's CPU seconds and peak RSS. Extra arguments go to bench_pipeline (see its header), e.g.
 #   bench/pipeline/run.sh --events 100000 --users 10000 --rate 1000 --seconds 20
+# On a 3 + 3 node Redis Cluster: bench/pipeline/run.sh --cluster
 # Profile the drain: BUILD_DIR=build-prof (configured with -DCMAKE_C_FLAGS=-fno-omit-frame-pointer)
 #   bench/pipeline/run.sh --events 20000 --perf /tmp/herald.perf.data
 # BUILD_DIR (default build-bench) is configured as Release if missing.

@@ -1,11 +1,12 @@
--- receipts_pending.lua - how many receipt checks are scheduled, and the earliest due time.
--- KEYS     the 16 buckets' <p>rq:{<b>}, check ids by due time
+-- receipts_pending.lua - how many receipt checks are scheduled, and the earliest due time, per
+-- bucket (the caller sums them: on Redis Cluster the buckets are in different slots).
+-- KEYS     buckets' <p>rq:{<b>}, check ids by due time
 -- ARGV     none
--- Reply:   {count, due time of the earliest (unix s) or '0'}
-local n, oldest = 0, nil
+-- Reply:   per key: count, due time of its earliest (unix s) or 0
+local r = {}
 for _, k in ipairs(KEYS) do
-  n = n + redis.call('ZCARD', k)
   local o = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-  if o[2] and (not oldest or tonumber(o[2]) < oldest) then oldest = tonumber(o[2]) end
+  r[#r + 1] = redis.call('ZCARD', k)
+  r[#r + 1] = o[2] and math.floor(tonumber(o[2])) or 0
 end
-return {n, oldest and string.format('%d', oldest) or '0'}
+return r

@@ -10,7 +10,9 @@
 -- ARGV[4]  L: how many instances' leases lapsed
 -- ARGV[5..4+L] those instances: their pending claims are taken over
 -- then per key, in order: mode ('o' an event as consumed, 'r' heraldctl dlq replay of a
---          notification that failed for good: its 'f' state may be claimed, once), the number
+--          notification that failed for good: its 'f' state may be claimed, once; 'O' and 'R' the
+--          same claimed again after the answer to this instance's last claim of it was lost: its
+--          own pending state counts as absent, nothing of this instance sends under it), the number
 --          of devices c, then c device ids
 -- Reply:   per device, in order: 1 claimed now, 3 taken over from a lapsed owner (both: the state
 --          is now pending for this instance), 0 already done (skip: delivered before), 2 failed
@@ -26,7 +28,8 @@ for i = 5, 4 + nl do lapsed[ARGV[i]] = true end
 local r = {}
 local a = 5 + nl
 for _, k in ipairs(KEYS) do
-  local replay = ARGV[a] == 'r'
+  local replay = ARGV[a] == 'r' or ARGV[a] == 'R'
+  local again = ARGV[a] == 'O' or ARGV[a] == 'R'
   local c = tonumber(ARGV[a + 1])
   local set = {}
   for i = a + 2, a + 1 + c do
@@ -38,7 +41,7 @@ for _, k in ipairs(KEYS) do
     elseif v == 'f' then res = 2
     else
       local owner, deadline = string.match(v, '^p:([^:]*):(%d+)$')
-      if not owner or tonumber(deadline) <= now then res = 1
+      if not owner or tonumber(deadline) <= now or (again and owner == ARGV[2]) then res = 1
       elseif lapsed[owner] then res = 3 end
     end
     if res == 1 or res == 3 then

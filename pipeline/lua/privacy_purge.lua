@@ -18,19 +18,26 @@
 -- ARGV[6]  the user's device-index head "<p>trace:d:<n>:{<user>}:" (a device's index: + device)
 -- ARGV[7]  receipt check stem "<p>rq:" (a check: the stem, "{<bucket>}:" and its id)
 -- ARGV[8]  how many jobs of the index to walk at most
--- ARGV[9..] every event status
+-- ARGV[9]  '1' on Redis Cluster: only the user's slot is written here; the reply's three lists
+--          name what the caller removes in the other slots (pipeline/privacy.c), else ''
+-- ARGV[10..] every event status
 -- Reply:   {records deleted, trace records removed, dedup marks deleted, tickets removed from
 --           receipt checks,
---           device job indexes deleted, jobs the walked index still names}
--- The keys derived from ids inside (entries, job indexes, checks, owner, expiry and device-index keys)
--- are not in KEYS: fine on a single Redis, not cluster-safe.
+--           device job indexes deleted, jobs the walked index still names}, and with ARGV[9] = '1'
+--          three lists: token, member pairs to unbind; job index, member pairs to remove; the
+--          receipt check refs ("<bucket>:<check id>") to scrub
+-- The keys derived from ids inside (entries, device indexes; on a single Redis also the job
+-- indexes, checks, owner and expiry keys) are not in KEYS: the entries and device indexes share
+-- the user's slot.
 -- @include tokens/lua/devices_drop.lua
 -- @include expo/lua/check_drop.lua
 -- @include pipeline/lua/ledger_scrub.lua
 local user, device = ARGV[1], ARGV[2]
 local idx = KEYS[2]
-local statuses = {unpack(ARGV, 9)}
-local dropped = devices_drop(KEYS[1], user, device, ARGV[3])
+local statuses = {unpack(ARGV, 10)}
+local split = ARGV[9] == '1'
+local unbound, unjob, checks = {}, {}, {}
+local dropped = devices_drop(KEYS[1], user, device, ARGV[3], split and unbound or nil)
 local met = {}
 for _, d in ipairs(dropped) do met[d] = true end
 local w = {device = device, checks = {}, devices = met}
@@ -40,12 +47,18 @@ for _, job in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[8]) - 1)) do
     local ev = job .. ':' .. st
     local r, m = ledger_scrub(ARGV[5] .. ev, w)
     traces, marks = traces + r, marks + m
-    if device == '' then redis.call('SREM', ARGV[4] .. job, user .. '\031' .. ev) end
+    if device == '' and split then
+      unjob[#unjob + 1] = ARGV[4] .. job
+      unjob[#unjob + 1] = user .. '\031' .. ev
+    elseif device == '' then
+      redis.call('SREM', ARGV[4] .. job, user .. '\031' .. ev)
+    end
   end
   redis.call('ZREM', idx, job)
 end
 for ref in pairs(w.checks) do
-  tickets = tickets + check_drop(ARGV[7], ref, user, device)
+  if split then checks[#checks + 1] = ref
+  else tickets = tickets + check_drop(ARGV[7], ref, user, device) end
 end
 if device == '' then
   for d in pairs(met) do keys = keys + redis.call('DEL', ARGV[6] .. d) end
@@ -53,4 +66,5 @@ end
 local left = redis.call('ZCARD', idx)
 if left == 0 and device ~= '' then keys = keys + redis.call('EXISTS', idx) end
 if left == 0 then redis.call('DEL', idx) end
+if split then return {#dropped, traces, marks, tickets, keys, left, unbound, unjob, checks} end
 return {#dropped, traces, marks, tickets, keys, left}

@@ -2,16 +2,17 @@
 -- events' ledger entries and keeps the per-user and per-device indexes of recent jobs and the job
 -- indexes. A record is the field 't:<seq>' of its (user, event) entry (seq: 13 digits of unix
 -- ms, then a counter: fields sort in time order). Indexes are written once per event (the user's
--- and the job's with the event's opening record, the caller passes '' otherwise) or per device
--- record; an index is trimmed (by age, then to ARGV[3] members) only when a new member pushes
+-- and the job's with the event's opening record) or per device record; an index is trimmed (by age, then to ARGV[3] members) only when a new member pushes
 -- it past ARGV[3], and its TTL refreshed only when it gains a member.
--- KEYS     per record: <p>led:<n>:{<user>}:<event>, then <p>trace:u:{<user>} or '',
---          <p>trace:d:<n>:{<user>}:<device> or '', <p>job:<job> or '' (db/keys.h spells them)
+-- KEYS     per record, the ones its ARGV 'which' names in this order: <p>led:<n>:{<user>}:<event>
+--          (e), <p>trace:u:{<user>} (u), <p>trace:d:<n>:{<user>}:<device> (d), <p>job:<job> (j)
+--          (db/keys.h spells them). On Redis Cluster a record's job index is a record of its own
+--          ('j' alone, in the job's slot), as each call's keys share one slot.
 -- ARGV[1]  TTL seconds (trace.ttl_s)
 -- ARGV[2]  records kept per entry (trace.max_records)
 -- ARGV[3]  job ids kept per index at most
--- ARGV[4..] per record: field, record JSON, job id, job index member "<user>\x1f<event>", now
---          (unix ms, the index score)
+-- ARGV[4..] per record: which (a subset of 'eudj'), field, record JSON, job id, job index member
+--          "<user>\x1f<event>", now (unix ms, the index score)
 -- Reply:   1
 -- An entry's TTL is set only when it has none (the dedup claims give it the longer of the dedup
 -- and trace TTLs); a user's (device's) index names every job of its recent events, which is how a
@@ -19,18 +20,23 @@
 local ttl, max, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local entries, idx = {}, {}
 local now = 0
-for r = 0, #KEYS / 4 - 1 do
-  local k = KEYS[4 * r + 1]
-  local a = 4 + 5 * r
-  redis.call('HSET', k, ARGV[a], ARGV[a + 1])
-  entries[k] = true
-  now = math.max(now, tonumber(ARGV[a + 4]))
-  for i = 2, 3 do
-    local ik = KEYS[4 * r + i]
-    if ik ~= '' and redis.call('ZADD', ik, ARGV[a + 4], ARGV[a + 2]) == 1 then idx[ik] = true end
+local key, a = 1, 4
+while a <= #ARGV do
+  local which = ARGV[a]
+  now = math.max(now, tonumber(ARGV[a + 5]))
+  for c in string.gmatch(which, '.') do
+    local k = KEYS[key]
+    key = key + 1
+    if c == 'e' then
+      redis.call('HSET', k, ARGV[a + 1], ARGV[a + 2])
+      entries[k] = true
+    elseif c == 'j' then
+      if redis.call('SADD', k, ARGV[a + 4]) == 1 then redis.call('EXPIRE', k, ttl) end
+    elseif redis.call('ZADD', k, ARGV[a + 5], ARGV[a + 3]) == 1 then
+      idx[k] = true
+    end
   end
-  local jk = KEYS[4 * r + 4]
-  if jk ~= '' and redis.call('SADD', jk, ARGV[a + 3]) == 1 then redis.call('EXPIRE', jk, ttl) end
+  a = a + 6
 end
 for k in pairs(entries) do
   redis.call('EXPIRE', k, ttl, 'NX')

@@ -2,6 +2,7 @@
 #include "tests/ctl/ctl_seed.h"
 
 #include "core/xalloc.h"
+#include "db/db.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -39,6 +40,77 @@ static int drain(redisContext *c, long n)
     return 0;
 }
 
+/* Pipelined writes to one Redis, or (rs->cluster: a node of a Redis Cluster) to each master by
+ * the key's slot, from the map CLUSTER SLOTS gives once (no redirects: seed a cluster at rest). */
+#define SEED_NODES 16
+typedef struct seed_pipe {
+    redisContext *c[SEED_NODES];
+    long queued[SEED_NODES];
+    int port[SEED_NODES];
+    size_t n;
+    bool cluster;
+    unsigned char node_of[16384];
+} seed_pipe_t;
+
+static int pipe_node(seed_pipe_t *p, int port)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->port[i] == port)
+            return (int)i;
+    th_redis_t at = {.port = port};
+    if (p->n == SEED_NODES || (p->c[p->n] = connect_rs(&at)) == NULL)
+        return -1;
+    p->port[p->n] = port;
+    return (int)p->n++;
+}
+
+static int pipe_open(seed_pipe_t *p, th_redis_t *rs)
+{
+    memset(p, 0, sizeof *p);
+    p->cluster = rs->cluster;
+    if (pipe_node(p, rs->port) != 0)
+        return -1;
+    redisReply *r = p->cluster ? redisCommand(p->c[0], "CLUSTER SLOTS") : NULL;
+    int rc = p->cluster && (r == NULL || r->type != REDIS_REPLY_ARRAY) ? -1 : 0;
+    for (size_t i = 0; rc == 0 && r && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        int node = e->elements >= 3 ? pipe_node(p, (int)e->element[2]->element[1]->integer) : -1;
+        if (node < 0)
+            rc = -1;
+        for (long long s = e->element[0]->integer; node >= 0 && s <= e->element[1]->integer; s++)
+            p->node_of[s] = (unsigned char)node;
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static void pipe_append(seed_pipe_t *p, const char *key, const char *fmt, ...)
+{
+    size_t i = p->cluster ? p->node_of[db_key_slot(key, strlen(key))] : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    redisvAppendCommand(p->c[i], fmt, ap);
+    va_end(ap);
+    p->queued[i]++;
+}
+
+static int pipe_drain(seed_pipe_t *p)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        rc |= drain(p->c[i], p->queued[i]);
+        p->queued[i] = 0;
+    }
+    return rc;
+}
+
+static void pipe_close(seed_pipe_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        redisFree(p->c[i]);
+}
+
 static void default_shape(long i, tok_record_t *r, int64_t now)
 {
     (void)i;
@@ -51,9 +123,12 @@ static void default_shape(long i, tok_record_t *r, int64_t now)
 
 int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_fn shape, void *arg)
 {
-    redisContext *c = connect_rs(rs);
-    if (c == NULL)
+    static seed_pipe_t pipe;
+    seed_pipe_t *c = &pipe;
+    if (pipe_open(c, rs) != 0) {
+        pipe_close(c);
         return -1;
+    }
     buf_t js = BUF_INIT;
     long queued = 0;
     int rc = 0;
@@ -72,25 +147,25 @@ int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_
         snprintf(key, sizeof key, "herald:dev:{%s}", r.user_id);
         snprintf(member, sizeof member, "%s\x1f%s", r.user_id, r.device_id);
         snprintf(exp, sizeof exp, "%" PRId64, r.expires_at);
-        redisAppendCommand(c, "HSET %s %s %b", key, r.device_id, js.data, js.len);
+        pipe_append(c, key, "HSET %s %s %b", key, r.device_id, js.data, js.len);
         char okey[KEY_MAX], ekey[KEY_MAX];
-        redisAppendCommand(c, "ZADD %s %s %s", th_expiry_key(ekey, "herald:", r.token), exp,
-                           member);
+        th_expiry_key(ekey, "herald:", r.token);
+        pipe_append(c, ekey, "ZADD %s %s %s", ekey, exp, member);
         queued += 2;
         if (r.expires_at > now) {
-            redisAppendCommand(c, "SET %s %s EXAT %s", th_owner_key(okey, "herald:", r.token),
-                               member, exp);
+            th_owner_key(okey, "herald:", r.token);
+            pipe_append(c, okey, "SET %s %s EXAT %s", okey, member, exp);
             queued++;
         }
         if (queued >= 30000) {
-            rc = drain(c, queued);
+            rc = pipe_drain(c);
             queued = 0;
         }
     }
     if (rc == 0)
-        rc = drain(c, queued);
+        rc = pipe_drain(c);
     buf_cleanup(&js);
-    redisFree(c);
+    pipe_close(c);
     return rc;
 }
 

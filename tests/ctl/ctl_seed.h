@@ -18,7 +18,8 @@
 typedef void (*seed_shape_fn)(long i, tok_record_t *r, int64_t now, void *arg);
 
 /* Writes n records: user "u<i / per_user>", device "d<i % per_user>", token
- * "ExponentPushToken[t<i>]", plus owner keys and expiry entries. Returns 0 or -1. */
+ * "ExponentPushToken[t<i>]", plus owner keys and expiry entries. rs may be a node of a Redis
+ * Cluster at rest (rs->cluster): each key goes to its slot's master. Returns 0 or -1. */
 int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_fn shape,
                  void *arg);
 

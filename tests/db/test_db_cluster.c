@@ -302,6 +302,85 @@ static void test_ask_then_moved(void **state)
     assert_int_equal(owner_of(k1), b);
 }
 
+typedef struct parts_res {
+    bool done;
+    int calls, status;
+    long long res[64];
+    size_t n;
+} parts_res_t;
+
+static void on_parts(int status, const long long *res, size_t n, void *arg)
+{
+    parts_res_t *p = arg;
+    p->calls++;
+    p->status = status;
+    p->n = n;
+    memcpy(p->res, res, n * sizeof *res);
+    p->done = true;
+}
+
+/* db_eval_parts: a batch of parts over many slots runs as one call per slot, each part's answer
+ * back in part order; a part whose keys map to different slots fails its call (CROSSSLOT), and
+ * only its slot's parts answer DB_PARTS_FAILED. */
+static void test_eval_parts_per_slot(void **state)
+{
+    (void)state;
+    enum { N = 24 };
+    tloop_t t;
+    tloop_init(&t);
+    db_t *db = open_cluster(&t, PASSWORD);
+    assert_true(tloop_until_ready(&t, db, true, WAIT_MS));
+    /* Per part: KEYS[k] and ARGV = part number, how many integers to answer (1 or 2). */
+    db_script_t *s = db_script(db, "local r, a = {}, 2 "
+                                   "for _, k in ipairs(KEYS) do "
+                                   "  redis.call('SET', k, ARGV[a]) "
+                                   "  for i = 1, tonumber(ARGV[a + 1]) do "
+                                   "    r[#r + 1] = tonumber(ARGV[a]) * 10 + i end "
+                                   "  a = a + 2 end "
+                                   "return r");
+    char keys[N][32], nums[N][2][8];
+    const char *argv[N + 1 + 2 * N];
+    db_part_t parts[N];
+    size_t want = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "{pk%d}x", i);
+        snprintf(nums[i][0], sizeof nums[i][0], "%d", i);
+        snprintf(nums[i][1], sizeof nums[i][1], "%d", 1 + i % 2);
+        argv[i] = keys[i];
+        argv[N + 1 + 2 * i] = nums[i][0];
+        argv[N + 2 + 2 * i] = nums[i][1];
+        parts[i] = (db_part_t){.nkeys = 1, .nargs = 2, .nres = (size_t)(1 + i % 2)};
+        want += parts[i].nres;
+    }
+    argv[N] = "head";
+    parts_res_t r = {0};
+    db_eval_parts(db, s, on_parts, &r, N, parts, 1, argv);
+    assert_false(r.done);
+    assert_true(tloop_until(&t, &r.done, WAIT_MS));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, DB_OK);
+    assert_int_equal(r.n, want);
+    for (int i = 0, k = 0; i < N; i++)
+        for (int j = 1; j <= 1 + i % 2; j++)
+            assert_int_equal(r.res[k++], i * 10 + j);
+    for (int i = 0; i < N; i++) {
+        tres_t g = RUN(&t, db, "GET", keys[i]);
+        expect_str(&g, nums[i][0]);
+    }
+    /* A part naming two slots fails its call; the other part, in another slot, answers. */
+    assert_int_not_equal(db_key_slot("{pk0}x", 6), db_key_slot("{a}y", 4));
+    const char *two[] = {"{pk0}x", "{a}y", "{b}z", "head", "7", "1", "8", "1", "9", "1"};
+    db_part_t tp[] = {{.nkeys = 1, .nargs = 2, .nres = 1}, {.nkeys = 2, .nargs = 4, .nres = 2}};
+    r = (parts_res_t){0};
+    db_eval_parts(db, s, on_parts, &r, 2, tp, 1, two);
+    assert_true(tloop_until(&t, &r.done, WAIT_MS));
+    assert_int_not_equal(r.status, DB_OK);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.res[0], 71);
+    assert_true(r.res[1] == DB_PARTS_FAILED && r.res[2] == DB_PARTS_FAILED);
+    close_db(&t, db);
+}
+
 static bool exited(void *arg)
 {
     return !th_alive(arg);
@@ -499,10 +578,10 @@ static void test_failover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_slot),       cmocka_unit_test(test_routing_and_scripts),
-        cmocka_unit_test(test_ask_then_moved), cmocka_unit_test(test_reshard_under_load),
-        cmocka_unit_test(test_wrong_password), cmocka_unit_test(test_check_config),
-        cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_key_slot),           cmocka_unit_test(test_routing_and_scripts),
+        cmocka_unit_test(test_ask_then_moved),     cmocka_unit_test(test_eval_parts_per_slot),
+        cmocka_unit_test(test_reshard_under_load), cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_check_config),       cmocka_unit_test(test_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,10 @@
 /* test_pipeline.c - herald's main job end to end: job events published to Kafka become exactly
  * one notification per deliverable device at the Expo simulator, with tokens deactivated from
- * tickets and receipts, poison events in the DLQ and a trace in Redis. */
+ * tickets and receipts, poison events in the DLQ and a trace in Redis.
+ *
+ * Built twice: test_pipeline against one redis-server, test_pipeline_cluster (TH_ON_CLUSTER)
+ * runs the same cases against a real 3 + 3 node Redis Cluster with redis.cluster = true, started
+ * once for the binary. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +29,9 @@
 #define PREFIX "herald:" /* redis.prefix by default */
 
 static th_stack_t stack;
+#ifdef TH_ON_CLUSTER
+static th_cluster_t cluster;
+#endif
 static const char *expo_conf = ""; /* extra expo.* lines (the access token, once configured) */
 
 static void write_file(const char *path, const char *text)
@@ -51,6 +58,9 @@ static int start_herald_proc(void)
 static int setup(void **state)
 {
     (void)state;
+#ifdef TH_ON_CLUSTER
+    stack.cluster = &cluster;
+#endif
     if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     return start_herald_proc();
@@ -456,10 +466,12 @@ static void test_clean_restart_reprocesses_nothing(void **state)
     wait_trace("job-7", "\"event\":\"completed\"");
     assert_int_equal(th_herald_stop(&stack.herald, SIGTERM), 0);
     assert_true(th_wait_file_contains(stack.herald.log, "offsets committed", NULL, 0, 1000));
-    /* Forget the dedup marks (the ledger): only committed offsets can now prevent a resend. */
-    free(th_redis_cmd(&stack.redis, "EVAL %s 0",
-                      "for _,k in ipairs(redis.call('KEYS','herald:led:*')) do "
-                      "redis.call('DEL',k) end return 1"));
+    /* Forget the dedup marks (the ledger): only committed offsets can now prevent a resend. On a
+     * cluster every node runs it (replicas answer READONLY: their masters delete). */
+    for (int i = 0; i < (stack.cluster ? TH_CLUSTER_NODES : 1); i++)
+        free(th_redis_cmd(stack.cluster ? &stack.cluster->node[i] : &stack.redis, "EVAL %s 0",
+                          "for _,k in ipairs(redis.call('KEYS','herald:led:*')) do "
+                          "redis.call('DEL',k) end return 1"));
     char old[400];
     snprintf(old, sizeof old, "%s.1", stack.herald.log); /* kept for diagnosing earlier cases */
     rename(stack.herald.log, old);
@@ -925,6 +937,35 @@ static void test_dlq_replay_skips_failed_notifications_as_duplicates(void **stat
     assert_int_equal(delivered(t1), 2);
 }
 
+#ifdef TH_ON_CLUSTER
+/* Redis Cluster: a token's owner key lives in the token's slot, apart from the user's devices, and
+ * names the device the token belongs to (DESIGN.md "Reassignment across slots"). A device whose
+ * token's owner key names another (user, device) is skipped, traced `skipped` (owner_changed),
+ * and its event completes; once the owner key names it again the next event reaches it. */
+static void test_owner_key_of_another_device_skipped(void **state)
+{
+    (void)state;
+    const char *tok = "ExponentPushToken[pipeOwnerMoved00000000001]";
+    register_device("u30", "phone", tok);
+    char k[KEY_MAX];
+    key_owner(k, PREFIX, tok);
+    char *mine = th_redis_cmd(&stack.redis, "GET %s", k);
+    assert_non_null(mine);
+    assert_string_equal(mine, "u30\x1fphone");
+    free(th_redis_cmd(&stack.redis, "SET %s %s", k, "u31\x1fnew-phone"));
+    publish("{\"jobId\":\"job-30\",\"userId\":\"u30\",\"status\":\"COMPLETED\"}", NULL);
+    wait_trace("job-30", "\"event\":\"completed\"");
+    char *t = trace_of("job-30");
+    assert_non_null(strstr(t, "\"reason\":\"owner_changed\""));
+    free(t);
+    assert_int_equal(delivered(tok), 0);
+    free(th_redis_cmd(&stack.redis, "SET %s %s", k, mine));
+    free(mine);
+    publish("{\"jobId\":\"job-30b\",\"userId\":\"u30\",\"status\":\"COMPLETED\"}", NULL);
+    wait_delivered(tok, 1);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -945,6 +986,9 @@ int main(void)
         cmocka_unit_test(test_slow_send_outlives_its_claim),
         cmocka_unit_test(test_claims_of_a_gone_instance_taken_over),
         cmocka_unit_test(test_dlq_replay_skips_failed_notifications_as_duplicates),
+#ifdef TH_ON_CLUSTER
+        cmocka_unit_test(test_owner_key_of_another_device_skipped),
+#endif
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,7 +6,10 @@
  * member, any type): nothing may name the device (or the user), its id or its push token, not even
  * the redacted tail of the token the trace keeps, except the rate limiter's keys, which expire
  * within a rate-limit window. Another user's data, including records in a job list both users
- * share, stays as it was. */
+ * share, stays as it was.
+ *
+ * Built twice: test_privacy_cluster (TH_ON_CLUSTER) runs the same cases on a real Redis Cluster
+ * (3 + 3 nodes, herald with redis.cluster = true) and reads back every master's keyspace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,12 +35,18 @@
 #define MANY 120 /* more jobs than the trace indexes used to keep (100) */
 
 static th_stack_t stack;
+#ifdef TH_ON_CLUSTER
+static th_cluster_t cluster;
+#endif
 
 /* ---- herald, the simulator, Kafka ---- */
 
 static int setup(void **state)
 {
     (void)state;
+#ifdef TH_ON_CLUSTER
+    stack.cluster = &cluster;
+#endif
     if (th_stack_start(&stack, TOPIC, SECRET) != 0)
         return -1;
     /* Receipts are due in an hour: the receipt checks are there to delete. */
@@ -197,11 +206,11 @@ static void dump_key(redisContext *c, const char *key, lines_t *out)
     freeReplyObject(t);
 }
 
-/* Every key of the database (SCAN), as lines; keys of the rate limiter must expire. */
-static void dump_all(lines_t *out)
+/* Every key of one server (SCAN), as lines; keys of the rate limiter must expire. */
+static void dump_node(int port, lines_t *out)
 {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", stack.redis.port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     assert_true(c && !c->err);
     char cursor[32] = "0";
     do {
@@ -222,6 +231,21 @@ static void dump_all(lines_t *out)
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     redisFree(c);
+}
+
+/* Every key of the database: of each master on a cluster. */
+static void dump_all(lines_t *out)
+{
+    if (stack.cluster == NULL) {
+        dump_node(stack.redis.port, out);
+        return;
+    }
+    for (int i = 0; i < TH_CLUSTER_NODES; i++) {
+        char *role = th_redis_cmd(&stack.cluster->node[i], "ROLE");
+        if (role && strncmp(role, "master", 6) == 0)
+            dump_node(stack.cluster->node[i].port, out);
+        free(role);
+    }
 }
 
 /* How many lines of the keyspace hold needle. */

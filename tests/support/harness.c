@@ -356,10 +356,10 @@ static void reply_text(buf_t *b, const redisReply *rep)
     }
 }
 
-static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+static redisContext *redis_connect(const th_redis_t *r, int port)
 {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == NULL || c->err) {
         if (c)
             redisFree(c);
@@ -375,15 +375,55 @@ static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
             return NULL;
         }
     }
-    redisReply *rep = redisvCommand(c, fmt, ap);
+    return c;
+}
+
+/* The port a cluster node's MOVED or ASK reply redirects to (0: not a redirect), *ask for ASK. */
+static int redirect_port(const redisReply *rep, bool *ask)
+{
+    if (rep->type != REDIS_REPLY_ERROR)
+        return 0;
+    *ask = strncmp(rep->str, "ASK ", 4) == 0;
+    if (strncmp(rep->str, "MOVED ", 6) != 0 && !*ask)
+        return 0;
+    const char *colon = strrchr(rep->str, ':');
+    return colon ? atoi(colon + 1) : 0;
+}
+
+/* One command; on a cluster node it follows MOVED and ASK (a few hops, as redis-cli -c does). */
+static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+{
+    char *cmd = NULL;
+    long long len = redisvFormatCommand(&cmd, fmt, ap);
+    if (len < 0)
+        return NULL;
+    int port = r->port;
+    bool ask = false;
     char *out = NULL;
-    if (rep) {
-        buf_t b = BUF_INIT;
-        reply_text(&b, rep);
-        out = buf_steal(&b);
-        freeReplyObject(rep);
+    for (int hop = 0; hop < 5 && port > 0 && out == NULL; hop++) {
+        redisContext *c = redis_connect(r, port);
+        if (c == NULL)
+            break;
+        if (ask)
+            redisAppendCommand(c, "ASKING");
+        redisAppendFormattedCommand(c, cmd, (size_t)len);
+        redisReply *rep = NULL;
+        void *v = NULL;
+        if (ask && redisGetReply(c, &v) == REDIS_OK)
+            freeReplyObject(v);
+        if (redisGetReply(c, &v) == REDIS_OK)
+            rep = v;
+        port = rep ? redirect_port(rep, &ask) : 0;
+        if (rep && port == 0) {
+            buf_t b = BUF_INIT;
+            reply_text(&b, rep);
+            out = buf_steal(&b);
+        }
+        if (rep)
+            freeReplyObject(rep);
+        redisFree(c);
     }
-    redisFree(c);
+    redisFreeCommand(cmd);
     return out;
 }
 

@@ -15,8 +15,17 @@
 int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
 {
     char path[300];
-    if (th_tmpdir(s->dir, sizeof s->dir) != 0 || th_redis_start(&s->redis, 0) != 0)
+    if (th_tmpdir(s->dir, sizeof s->dir) != 0)
         return -1;
+    if (s->cluster) {
+        if (th_cluster_start(s->cluster) != 0)
+            return -1;
+        s->redis.port = s->cluster->node[0].port;
+        snprintf(s->redis.password, sizeof s->redis.password, "%s", s->cluster->password);
+        snprintf(s->redis.url, sizeof s->redis.url, "%s", s->cluster->url);
+    } else if (th_redis_start(&s->redis, 0) != 0) {
+        return -1;
+    }
     if ((s->bootstrap = th_kafka_start(topic)) == NULL)
         return -1;
     snprintf(path, sizeof path, "%s/secret", s->dir);
@@ -28,10 +37,17 @@ int th_stack_start(th_stack_t *s, const char *topic, const char *secret)
     return th_sim_start(&s->sim, s->dir, NULL, s->sim_url, sizeof s->sim_url);
 }
 
-int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra)
+int th_stack_herald_at(th_stack_t *s, th_herald_t *h, const char *topic, const char *group,
+                       const char *extra)
 {
-    char conf[4096];
+    if (h->dir[0] == '\0' && th_tmpdir(h->dir, sizeof h->dir) != 0)
+        return -1;
+    char conf[4096], cluster[160] = "";
+    if (s->cluster)
+        snprintf(cluster, sizeof cluster, "redis.cluster = true\nredis.cluster_seeds = %s\n",
+                 s->cluster->seeds);
     snprintf(conf, sizeof conf,
+             "%s"
              "http.listen = 127.0.0.1:0\n"
              "admin.listen = 127.0.0.1:0\n"
              "redis.url = %s\n"
@@ -44,23 +60,31 @@ int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const c
              "expo.backoff_cap_ms = 200\n"
              "runtime.dir = %s/run\n"
              "%s",
-             s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, s->dir, extra);
-    snprintf(s->herald.dir, sizeof s->herald.dir, "%s", s->dir);
-    if (th_herald_start(&s->herald, conf, NULL) != 0)
+             cluster, s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, h->dir, extra);
+    if (th_herald_start(h, conf, NULL) != 0)
         return -1;
     /* The group forms in about 3 s on the mock broker: the tests begin once herald consumes. */
-    if (!th_wait_file_contains(s->herald.log, "kafka partitions assigned", NULL, 0, 60000)) {
-        fprintf(stderr, "herald never got partitions; see %s\n", s->herald.log);
+    if (!th_wait_file_contains(h->log, "kafka partitions assigned", NULL, 0, 60000)) {
+        fprintf(stderr, "herald never got partitions; see %s\n", h->log);
         return -1;
     }
     return 0;
+}
+
+int th_stack_herald(th_stack_t *s, const char *topic, const char *group, const char *extra)
+{
+    snprintf(s->herald.dir, sizeof s->herald.dir, "%s", s->dir);
+    return th_stack_herald_at(s, &s->herald, topic, group, extra);
 }
 
 int th_stack_stop(th_stack_t *s)
 {
     int code = th_herald_stop(&s->herald, SIGTERM);
     th_stop(&s->sim, SIGTERM, 5000);
-    th_redis_stop(&s->redis);
+    if (s->cluster)
+        th_cluster_stop(s->cluster);
+    else
+        th_redis_stop(&s->redis);
     th_kafka_stop();
     return code == 0 ? 0 : -1;
 }
