@@ -356,10 +356,11 @@ static void reply_text(buf_t *b, const redisReply *rep)
     }
 }
 
-static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+/* One command on the node at port; *moved gets the port a MOVED reply names (cluster). */
+static char *redis_vcmd_at(th_redis_t *r, int port, int *moved, const char *fmt, va_list ap)
 {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == NULL || c->err) {
         if (c)
             redisFree(c);
@@ -377,14 +378,36 @@ static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
     }
     redisReply *rep = redisvCommand(c, fmt, ap);
     char *out = NULL;
-    if (rep) {
+    const char *colon;
+    if (rep && r->cluster && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "MOVED ", 6) == 0 && (colon = strrchr(rep->str, ':')) != NULL)
+        *moved = atoi(colon + 1);
+    else if (rep) {
         buf_t b = BUF_INIT;
         reply_text(&b, rep);
         out = buf_steal(&b);
-        freeReplyObject(rep);
     }
+    if (rep)
+        freeReplyObject(rep);
     redisFree(c);
     return out;
+}
+
+/* A cluster node (r->cluster) follows MOVED replies to the node serving the key. */
+static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+{
+    int port = r->port;
+    for (int hops = 0; hops < 4; hops++) {
+        int moved = 0;
+        va_list aq;
+        va_copy(aq, ap);
+        char *out = redis_vcmd_at(r, port, &moved, fmt, aq);
+        va_end(aq);
+        if (moved == 0)
+            return out;
+        port = moved;
+    }
+    return NULL;
 }
 
 char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)

@@ -65,7 +65,8 @@ typedef struct th_redis {
 int th_redis_start(th_redis_t *r, int port);
 void th_redis_stop(th_redis_t *r);
 /* Runs one command with redis-cli-like semantics through hiredis and returns the reply as text
- * (integers in decimal, nil as "(nil)", arrays joined by '\n'); caller frees. NULL on error. */
+ * (integers in decimal, nil as "(nil)", arrays joined by '\n'); caller frees. NULL on error.
+ * On a cluster node (r->cluster) a MOVED reply is followed, as redis-cli -c does. */
 char *th_redis_cmd(th_redis_t *r, const char *fmt, ...);
 /* True when th_redis_cmd's reply is want; otherwise says both on stderr. */
 bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...);
