@@ -38,6 +38,28 @@ typedef struct lc_op {
     size_t n; /* import: records sent */
 } lc_op_t;
 
+size_t tok_lc_cursor_node(const char *cursor, const char **node_cursor)
+{
+    const char *colon = strchr(cursor, ':');
+    *node_cursor = colon ? colon + 1 : cursor;
+    return colon ? (size_t)strtoul(cursor, NULL, 10) : 0;
+}
+
+bool tok_lc_cursor_next(const struct db *db, size_t master, const char *reply_cursor,
+                        char out[TOK_LC_CURSOR_MAX])
+{
+    bool node_done = strcmp(reply_cursor, "0") == 0;
+    if (node_done && master + 1 >= db_masters(db)) {
+        snprintf(out, TOK_LC_CURSOR_MAX, "0");
+        return true;
+    }
+    if (node_done)
+        snprintf(out, TOK_LC_CURSOR_MAX, "%zu:0", master + 1);
+    else
+        snprintf(out, TOK_LC_CURSOR_MAX, "%zu:%s", master, reply_cursor);
+    return false;
+}
+
 void tok_lc_glob_escape(const char *s, char *out, size_t outlen)
 {
     size_t j = 0;
@@ -364,7 +386,8 @@ typedef struct cl_op {
     int status;
     size_t pending;
     tok_lc_result_t res;
-    char cursor[64];
+    char cursor[TOK_LC_CURSOR_MAX];
+    size_t master; /* scan: the master it ran on */
     char **items;
     size_t nitems, items_cap;
 } cl_op_t;
@@ -469,15 +492,8 @@ static void on_cl_scan(int status, const db_reply_t *r, void *arg)
         return;
     }
     const char *c = db_reply_str(db_reply_elem(a, 0), NULL);
-    size_t master = (size_t)strtoul(op->cursor, NULL, 10);
     tok_lc_result_t *res = &op->res;
-    res->done = strcmp(c, "0") == 0 && master + 1 >= db_masters(op->db);
-    if (res->done)
-        snprintf(op->cursor, sizeof op->cursor, "0");
-    else if (strcmp(c, "0") == 0)
-        snprintf(op->cursor, sizeof op->cursor, "%zu:0", master + 1);
-    else
-        snprintf(op->cursor, sizeof op->cursor, "%zu:%s", master, c);
+    res->done = tok_lc_cursor_next(op->db, op->master, c, op->cursor);
     res->cursor = op->cursor;
     res->active = elem_int(a, 1);
     res->inactive = elem_int(a, 2);
@@ -510,17 +526,12 @@ static void cl_scan_chunk(tok_lc_t *lc, const char *cursor, const char *const *a
                           void *arg)
 {
     cl_op_t *op = cl_new(lc, cb, arg);
-    /* "0" starts at master 0; "<master>:<cursor>" goes on. */
-    size_t master = (size_t)strtoul(cursor, NULL, 10);
-    const char *colon = strchr(cursor, ':');
-    snprintf(op->cursor, sizeof op->cursor, "%zu", master);
-    const char *argv[] = {args[0],           colon ? colon + 1 : "0",
-                          args[2],           args[3],
-                          args[4],           args[5],
-                          args[6],           args[7],
-                          lc->token_parts,   lc->dev_head,
-                          key_tail(KEY_DEV), "1"};
-    db_eval_at(lc->db, master, lc->s_scan, on_cl_scan, op, 0, 12, argv, NULL);
+    const char *node_cursor;
+    op->master = tok_lc_cursor_node(cursor, &node_cursor);
+    const char *argv[] = {args[0],         node_cursor,  args[2],           args[3],
+                          args[4],         args[5],      args[6],           args[7],
+                          lc->token_parts, lc->dev_head, key_tail(KEY_DEV), "1"};
+    db_eval_at(lc->db, op->master, lc->s_scan, on_cl_scan, op, 0, 12, argv, NULL);
 }
 
 /* ---- expire chunk: the bucket's head, then each entry in its user slot ---- */

@@ -49,6 +49,25 @@ static void default_shape(long i, tok_record_t *r, int64_t now)
     r->expires_at = now + 86400;
 }
 
+/* Queues one command on c, or on a cluster (rs->cluster) runs it at once on the node serving its
+ * key (th_redis_vcmd follows MOVED). Returns 0 or -1. */
+static int seed_cmd(th_redis_t *rs, redisContext *c, long *queued, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = 0;
+    if (rs->cluster) {
+        char *v = th_redis_vcmd(rs, fmt, ap);
+        rc = v ? 0 : -1;
+        free(v);
+    } else {
+        rc = redisvAppendCommand(c, fmt, ap) == REDIS_OK ? 0 : -1;
+        (*queued)++;
+    }
+    va_end(ap);
+    return rc;
+}
+
 int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_fn shape, void *arg)
 {
     redisContext *c = connect_rs(rs);
@@ -72,16 +91,14 @@ int seed_records(th_redis_t *rs, long n, long per_user, int64_t now, seed_shape_
         snprintf(key, sizeof key, "herald:dev:{%s}", r.user_id);
         snprintf(member, sizeof member, "%s\x1f%s", r.user_id, r.device_id);
         snprintf(exp, sizeof exp, "%" PRId64, r.expires_at);
-        redisAppendCommand(c, "HSET %s %s %b", key, r.device_id, js.data, js.len);
         char okey[KEY_MAX], ekey[KEY_MAX];
-        redisAppendCommand(c, "ZADD %s %s %s", th_expiry_key(ekey, "herald:", r.token), exp,
-                           member);
-        queued += 2;
-        if (r.expires_at > now) {
-            redisAppendCommand(c, "SET %s %s EXAT %s", th_owner_key(okey, "herald:", r.token),
-                               member, exp);
-            queued++;
-        }
+        if (seed_cmd(rs, c, &queued, "HSET %s %s %b", key, r.device_id, js.data, js.len) != 0 ||
+            seed_cmd(rs, c, &queued, "ZADD %s %s %s", th_expiry_key(ekey, "herald:", r.token), exp,
+                     member) != 0)
+            rc = -1;
+        if (rc == 0 && r.expires_at > now)
+            rc = seed_cmd(rs, c, &queued, "SET %s %s EXAT %s",
+                          th_owner_key(okey, "herald:", r.token), member, exp);
         if (queued >= 30000) {
             rc = drain(c, queued);
             queued = 0;

@@ -393,8 +393,7 @@ static char *redis_vcmd_at(th_redis_t *r, int port, int *moved, const char *fmt,
     return out;
 }
 
-/* A cluster node (r->cluster) follows MOVED replies to the node serving the key. */
-static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+char *th_redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
 {
     int port = r->port;
     for (int hops = 0; hops < 4; hops++) {
@@ -414,7 +413,7 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *out = redis_vcmd(r, fmt, ap);
+    char *out = th_redis_vcmd(r, fmt, ap);
     va_end(ap);
     return out;
 }
@@ -423,7 +422,7 @@ bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *got = redis_vcmd(r, fmt, ap);
+    char *got = th_redis_vcmd(r, fmt, ap);
     va_end(ap);
     bool ok = got != NULL && strcmp(got, want) == 0;
     if (!ok)
