@@ -171,13 +171,11 @@ static void test_refused(void **state)
 {
     (void)state;
     char path[300];
-    snprintf(path, sizeof path, "%s/in.jsonl", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"userId\":\"imp\",\"deviceId\":\"d\",\"expoPushToken\":\"ExponentPushToken[imp]\","
-          "\"platform\":\"ios\"}\n",
-          f);
-    fclose(f);
+    assert_int_equal(th_tmpfile("in.jsonl",
+                                "{\"userId\":\"imp\",\"deviceId\":\"d\",\"expoPushToken\":"
+                                "\"ExponentPushToken[imp]\",\"platform\":\"ios\"}\n",
+                                path, sizeof path),
+                     0);
     assert_int_equal(ctl("tokens import %s", path), 2);
     assert_true(out_has(&err, "does not run on Redis Cluster"));
     assert_int_equal(ctl("tokens reindex"), 2);
