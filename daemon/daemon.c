@@ -126,6 +126,7 @@ static int make_modules(disp_daemon_t *d, char *err, size_t errlen)
     if (d->db == NULL)
         return -1;
     d->store = tok_store_redis_create(d->db, c->redis_prefix, NULL, c->tokens_max_devices_per_user);
+    /* On a cluster a registration's user and token keys live in different slots. */
     tok_store_redis_split(d->store, db_is_cluster(d->db));
     tok_sweep_opts_t so;
     daemon_sweep_opts(c, &so);

@@ -56,8 +56,10 @@ typedef struct call {
     tok_done_cb tok_cb;
     void *arg;
     /* Redis Cluster: the other slots' steps of a purge, after the user's (privacy_purge.lua's
-     * lists); what they need is copied, as the privacy handle may go first. */
+     * lists); what they need is copied, as the privacy handle may go first. The sweep uses db
+     * too. */
     db_t *db;
+    size_t master; /* sweep: the master its SCAN step ran on (tok_lc_cursor_node) */
     db_script_t *s_check, *s_unbind;
     size_t left;
     int status;
@@ -218,9 +220,12 @@ static void on_swept(int status, const db_reply_t *r, void *arg)
     disp_privacy_counts_t c;
     int rc = counts_of(status, r, 1, &c);
     const char *cursor = rc == 0 ? db_reply_str(db_reply_elem(r, 0), &(size_t){0}) : NULL;
+    char next[TOK_LC_CURSOR_MAX] = "0";
     if (rc == 0 && cursor == NULL)
         rc = DB_EPROTO;
-    q->sweep_cb(rc, rc == 0 ? &c : NULL, rc == 0 ? cursor : "0", q->arg);
+    if (rc == 0)
+        tok_lc_cursor_next(q->db, q->master, cursor, next);
+    q->sweep_cb(rc, rc == 0 ? &c : NULL, next, q->arg);
     free(q);
 }
 
@@ -235,8 +240,12 @@ void disp_privacy_sweep(disp_privacy_t *p, const char *user, const char *device,
     key_user_head(dix_head, p->prefix, KEY_TRACE_DEVICE, user);
     key_trace_user(uidx, p->prefix, user);
     snprintf(n, sizeof n, "%ld", count > 0 ? count : 1);
-    const char *argv[] = {cursor,    n,          p->match,     user,       device ? device : "",
-                          mark_head, dix_head,   p->list_stem, p->rq_stem, p->owner_stem,
-                          uidx,      p->job_stem};
-    db_eval(p->db, p->s_sweep, on_swept, q, 0, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
+    const char *node_cursor;
+    q->db = p->db;
+    q->master = tok_lc_cursor_node(cursor, &node_cursor);
+    const char *argv[] = {node_cursor, n,          p->match,     user,       device ? device : "",
+                          mark_head,   dix_head,   p->list_stem, p->rq_stem, p->owner_stem,
+                          uidx,        p->job_stem};
+    db_eval_at(p->db, q->master, p->s_sweep, on_swept, q, 0, (int)(sizeof argv / sizeof argv[0]),
+               argv, NULL);
 }

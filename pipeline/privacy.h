@@ -46,7 +46,8 @@ void disp_privacy_destroy(disp_privacy_t *p);
  * user and device are valid ids (tok_valid_user, tok_valid_device). */
 void disp_privacy_purge(disp_privacy_t *p, const char *user, const char *device, long max_jobs,
                         disp_privacy_cb cb, void *arg);
-/* One SCAN step (COUNT count) from cursor ("0" to start) over every key under the prefix: deletes
+/* One SCAN step (COUNT count) from cursor ("0" to start) over every key under the prefix (on Redis
+ * Cluster one master after the other, tokens/lifecycle.h tok_lc_cursor_node): deletes
  * the user's (device's) dedup marks and job indexes, removes its records from trace lists, and
  * deletes the receipt checks and owner keys that name it. An operations tool's backstop: it reads
  * the whole keyspace, trace lists included. */

@@ -27,6 +27,8 @@ struct tok_lc {
     char match[MATCH_MAX], all[MATCH_MAX]; /* the dev hashes; every key under the prefix */
     char owner_stem[KEY_MAX], old_expiry[KEY_MAX];
     db_script_t *s_expire, *s_scan, *s_import, *s_reindex;
+    bool cluster;                      /* Redis Cluster: the chunks run per slot (below) */
+    db_script_t *s_expire_rec, *s_fix; /* cluster: user-slot and token-slot steps */
 };
 
 typedef struct lc_op {
@@ -35,6 +37,28 @@ typedef struct lc_op {
     void *arg;
     size_t n; /* import: records sent */
 } lc_op_t;
+
+size_t tok_lc_cursor_node(const char *cursor, const char **node_cursor)
+{
+    const char *colon = strchr(cursor, ':');
+    *node_cursor = colon ? colon + 1 : cursor;
+    return colon ? (size_t)strtoul(cursor, NULL, 10) : 0;
+}
+
+bool tok_lc_cursor_next(const struct db *db, size_t master, const char *reply_cursor,
+                        char out[TOK_LC_CURSOR_MAX])
+{
+    bool node_done = strcmp(reply_cursor, "0") == 0;
+    if (node_done && master + 1 >= db_masters(db)) {
+        snprintf(out, TOK_LC_CURSOR_MAX, "0");
+        return true;
+    }
+    if (node_done)
+        snprintf(out, TOK_LC_CURSOR_MAX, "%zu:0", master + 1);
+    else
+        snprintf(out, TOK_LC_CURSOR_MAX, "%zu:%s", master, reply_cursor);
+    return false;
+}
 
 void tok_lc_glob_escape(const char *s, char *out, size_t outlen)
 {
@@ -72,6 +96,11 @@ tok_lc_t *tok_lc_create(struct db *db, const char *prefix)
     lc->s_scan = db_script(db, lua_scan_chunk);
     lc->s_import = db_script(db, lua_import);
     lc->s_reindex = NULL; /* registered on first use */
+    lc->cluster = db_is_cluster(db);
+    if (lc->cluster) {
+        lc->s_expire_rec = db_script(db, lua_expire_record);
+        lc->s_fix = db_script(db, lua_bucket_fix);
+    }
     return lc;
 }
 
@@ -162,6 +191,12 @@ static void on_expire(int status, const db_reply_t *r, void *arg)
     chunk_done(arg, a, 4, &res);
 }
 
+static void cl_expire_chunk(tok_lc_t *lc, const char *zkey, const char *now, const char *off,
+                            const char *lim, bool dry_run, bool want_items, tok_lc_cb cb,
+                            void *arg);
+static void cl_scan_chunk(tok_lc_t *lc, const char *cursor, const char *const *args, tok_lc_cb cb,
+                          void *arg);
+
 void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offset, long limit,
                          bool dry_run, bool want_items, tok_lc_cb cb, void *arg)
 {
@@ -170,6 +205,10 @@ void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offs
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(off, sizeof off, "%ld", dry_run ? offset : 0);
     snprintf(lim, sizeof lim, "%ld", limit > 0 ? limit : 1);
+    if (lc->cluster) {
+        cl_expire_chunk(lc, zkey, now, off, lim, dry_run, want_items, cb, arg);
+        return;
+    }
     const char *args[] = {now, off, lim, dry_run ? "1" : "0", want_items ? "1" : "0"};
     eval_chunk(lc, lc->s_expire, on_expire, cb, arg, zkey, args, sizeof args / sizeof args[0]);
 }
@@ -213,6 +252,10 @@ void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_
                           o->remove_expired ? "1" : "0",
                           o->dry_run ? "1" : "0",
                           o->want_items ? "1" : "0"};
+    if (lc->cluster) {
+        cl_scan_chunk(lc, cursor, args, cb, arg);
+        return;
+    }
     eval_chunk(lc, lc->s_scan, on_scan, cb, arg, NULL, args, sizeof args / sizeof args[0]);
 }
 
@@ -320,4 +363,265 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
     free(off);
     free(lens);
     free(argv);
+}
+
+/* ---- Redis Cluster: each script touches one slot ----
+ * A scan chunk runs on one master at a time (its SCAN sees that master's hashes only; the cursor
+ * is "<master>:<cursor>" between masters) and removes records from their hashes only; an expire
+ * chunk reads its bucket's head and decides about each entry in the entry's user slot
+ * (expire_record.lua), which removes an expired record. Then, in the token's slot, bucket_fix.lua
+ * drops the binding (owner key, expiry entry), a stale entry, or rescores one, unless a
+ * registration wrote the entry again meanwhile (its score differs from the one seen): the record
+ * goes first, so the owner key never names a record that is not there for longer than one step
+ * (a send checks the record), and a registration racing the sweep keeps its binding. */
+
+typedef struct cl_op {
+    tok_lc_cb cb;
+    void *arg;
+    db_t *db;
+    db_script_t *s_fix, *s_expire_rec;
+    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX], dev_head[KEY_MAX];
+    char zkey[KEY_MAX], now[24];
+    bool dry, want_items;
+    int status;
+    size_t pending;
+    tok_lc_result_t res;
+    char cursor[TOK_LC_CURSOR_MAX];
+    size_t master; /* scan: the master it ran on */
+    char **items;
+    size_t nitems, items_cap;
+} cl_op_t;
+
+/* One entry of an expire chunk in flight. */
+typedef struct cl_entry {
+    cl_op_t *op;
+    char *member, *score;
+} cl_entry_t;
+
+static cl_op_t *cl_new(tok_lc_t *lc, tok_lc_cb cb, void *arg)
+{
+    cl_op_t *op = xcalloc(1, sizeof *op);
+    op->cb = cb;
+    op->arg = arg;
+    op->db = lc->db;
+    op->s_fix = lc->s_fix;
+    op->s_expire_rec = lc->s_expire_rec;
+    memcpy(op->prefix, lc->prefix, sizeof op->prefix);
+    memcpy(op->token_parts, lc->token_parts, sizeof op->token_parts);
+    memcpy(op->dev_head, lc->dev_head, sizeof op->dev_head);
+    op->pending = 1; /* the first step */
+    return op;
+}
+
+/* Keeps item (new string, freed with op) for the result. */
+static void cl_push(cl_op_t *op, char *item)
+{
+    if (op->nitems == op->items_cap) {
+        op->items_cap = op->items_cap ? 2 * op->items_cap : 16;
+        op->items = xrealloc(op->items, op->items_cap * sizeof *op->items);
+    }
+    op->items[op->nitems++] = item;
+}
+
+/* Adds the item "member\x1fwhy" when items are wanted. */
+static void cl_item(cl_op_t *op, const char *member, const char *why)
+{
+    if (!op->want_items)
+        return;
+    size_t n = strlen(member) + strlen(why) + 2;
+    char *item = xmalloc(n);
+    snprintf(item, n, "%s%c%s", member, TOK_SEP, why);
+    cl_push(op, item);
+}
+
+/* One step came back: answers once the last one has. */
+static void cl_step_done(cl_op_t *op, int status)
+{
+    if (status != 0 && op->status == 0)
+        op->status = status;
+    if (--op->pending > 0)
+        return;
+    if (op->status != 0) {
+        op->cb(op->status, NULL, op->arg);
+    } else {
+        op->res.items = (const char *const *)op->items;
+        op->res.nitems = op->nitems;
+        op->res.cursor = op->res.cursor ? op->cursor : NULL;
+        op->cb(0, &op->res, op->arg);
+    }
+    for (size_t i = 0; i < op->nitems; i++)
+        free(op->items[i]);
+    free(op->items);
+    free(op);
+}
+
+static void on_fixed(int status, const db_reply_t *r, void *arg)
+{
+    bool ok = status == DB_OK && db_reply_type(r) == DB_REPLY_INTEGER;
+    cl_step_done(arg, ok ? 0 : TOK_EUNAVAIL);
+}
+
+/* bucket_fix.lua in the slot of zkey (and of token's owner key, for unbind). */
+static void cl_fix(cl_op_t *op, const char *zkey, const char *token, const char *member,
+                   const char *score, const char *action, const char *new_score)
+{
+    char okey[KEY_MAX];
+    int nkeys = 1;
+    const char *argv[6] = {zkey};
+    if (token && *token) {
+        key_owner(okey, op->prefix, token);
+        argv[nkeys++] = okey;
+    }
+    int argc = nkeys;
+    argv[argc++] = member;
+    argv[argc++] = score;
+    argv[argc++] = action;
+    argv[argc++] = new_score ? new_score : "0";
+    op->pending++;
+    db_eval(op->db, op->s_fix, on_fixed, op, nkeys, argc, argv, NULL);
+}
+
+/* ---- scan chunk, one master at a time ---- */
+
+static void on_cl_scan(int status, const db_reply_t *r, void *arg)
+{
+    cl_op_t *op = arg;
+    const db_reply_t *a = reply_array(status, r, 9);
+    if (a == NULL || db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING) {
+        cl_step_done(op, TOK_EUNAVAIL);
+        return;
+    }
+    const char *c = db_reply_str(db_reply_elem(a, 0), NULL);
+    tok_lc_result_t *res = &op->res;
+    res->done = tok_lc_cursor_next(op->db, op->master, c, op->cursor);
+    res->cursor = op->cursor;
+    res->active = elem_int(a, 1);
+    res->inactive = elem_int(a, 2);
+    res->expired = elem_int(a, 3);
+    res->corrupt = elem_int(a, 4);
+    res->removed_expired = elem_int(a, 5);
+    res->removed_inactive = elem_int(a, 6);
+    res->examined = res->active + res->inactive + res->expired + res->corrupt +
+                    res->removed_expired + res->removed_inactive;
+    const db_reply_t *items = db_reply_elem(a, 7), *unbind = db_reply_elem(a, 8);
+    for (size_t i = 0; db_reply_type(items) == DB_REPLY_ARRAY && i < db_reply_len(items); i++) {
+        const char *item = db_reply_str(db_reply_elem(items, i), NULL);
+        cl_push(op, xstrdup(item ? item : ""));
+    }
+    size_t n = db_reply_type(unbind) == DB_REPLY_ARRAY ? db_reply_len(unbind) / 3 : 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *tok = db_reply_str(db_reply_elem(unbind, 3 * i), NULL);
+        const char *member = db_reply_str(db_reply_elem(unbind, 3 * i + 1), NULL);
+        const char *score = db_reply_str(db_reply_elem(unbind, 3 * i + 2), NULL);
+        char zkey[KEY_MAX];
+        if (tok == NULL || member == NULL || score == NULL || strlen(tok) > KEY_TOKEN_MAX)
+            continue;
+        key_expiry(zkey, op->prefix, key_token_bucket(tok));
+        cl_fix(op, zkey, tok, member, *score ? score : "-1", "unbind", NULL);
+    }
+    cl_step_done(op, 0);
+}
+
+static void cl_scan_chunk(tok_lc_t *lc, const char *cursor, const char *const *args, tok_lc_cb cb,
+                          void *arg)
+{
+    cl_op_t *op = cl_new(lc, cb, arg);
+    const char *node_cursor;
+    op->master = tok_lc_cursor_node(cursor, &node_cursor);
+    const char *argv[] = {args[0],         node_cursor,  args[2],           args[3],
+                          args[4],         args[5],      args[6],           args[7],
+                          lc->token_parts, lc->dev_head, key_tail(KEY_DEV), "1"};
+    db_eval_at(lc->db, op->master, lc->s_scan, on_cl_scan, op, 0, 12, argv, NULL);
+}
+
+/* ---- expire chunk: the bucket's head, then each entry in its user slot ---- */
+
+static void on_cl_record(int status, const db_reply_t *r, void *arg)
+{
+    cl_entry_t *e = arg;
+    cl_op_t *op = e->op;
+    const db_reply_t *a = reply_array(status, r, 3);
+    const char *why = a ? db_reply_str(db_reply_elem(a, 0), NULL) : NULL;
+    const char *tok = a ? db_reply_str(db_reply_elem(a, 1), NULL) : NULL;
+    const char *exp = a ? db_reply_str(db_reply_elem(a, 2), NULL) : NULL;
+    int rc = why && tok && exp ? 0 : TOK_EUNAVAIL;
+    if (rc == 0 && strcmp(why, "later") == 0) {
+        op->res.rescored++;
+        if (!op->dry)
+            cl_fix(op, op->zkey, NULL, e->member, e->score, "rescore", exp);
+    } else if (rc == 0 && strcmp(why, "expired") == 0) {
+        op->res.removed_expired++;
+        cl_item(op, e->member, why);
+        if (!op->dry)
+            cl_fix(op, op->zkey, strlen(tok) <= KEY_TOKEN_MAX ? tok : NULL, e->member, e->score,
+                   "unbind", NULL);
+    } else if (rc == 0) {
+        op->res.removed_stale++;
+        cl_item(op, e->member, "stale");
+        if (!op->dry)
+            cl_fix(op, op->zkey, NULL, e->member, e->score, "drop", NULL);
+    }
+    free(e->member);
+    free(e->score);
+    free(e);
+    cl_step_done(op, rc);
+}
+
+/* One entry "user\x1fdevice" seen at score: its record decides (a malformed one is stale). */
+static void cl_expire_entry(cl_op_t *op, const char *member, size_t len, const char *score)
+{
+    const char *sep = memchr(member, TOK_SEP, len);
+    size_t ul = sep ? (size_t)(sep - member) : 0;
+    if (sep == NULL || ul == 0 || ul > KEY_USER_MAX || len - ul - 1 > KEY_DEVICE_MAX) {
+        char *m = xstrndup(member, len);
+        op->res.removed_stale++;
+        cl_item(op, m, "stale");
+        if (!op->dry)
+            cl_fix(op, op->zkey, NULL, m, score, "drop", NULL);
+        free(m);
+        return;
+    }
+    cl_entry_t *e = xcalloc(1, sizeof *e);
+    e->op = op;
+    e->member = xstrndup(member, len);
+    e->score = xstrdup(score);
+    op->pending++;
+    char user[KEY_USER_MAX + 1], hk[KEY_MAX];
+    memcpy(user, member, ul);
+    user[ul] = '\0';
+    key_dev(hk, op->prefix, user);
+    const char *argv[] = {hk,       e->member + ul + 1, op->now,
+                          op->zkey, op->token_parts,    op->dry ? "1" : "0"};
+    db_eval(op->db, op->s_expire_rec, on_cl_record, e, 1, 6, argv, NULL);
+}
+
+static void on_cl_range(int status, const db_reply_t *r, void *arg)
+{
+    cl_op_t *op = arg;
+    if (status != DB_OK || db_reply_type(r) != DB_REPLY_ARRAY) {
+        cl_step_done(op, TOK_EUNAVAIL);
+        return;
+    }
+    size_t n = db_reply_len(r) / 2;
+    op->res.examined = (long)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *m = db_reply_str(db_reply_elem(r, 2 * i), &len);
+        const char *score = db_reply_str(db_reply_elem(r, 2 * i + 1), NULL);
+        if (m && score)
+            cl_expire_entry(op, m, len, score);
+    }
+    cl_step_done(op, 0);
+}
+
+static void cl_expire_chunk(tok_lc_t *lc, const char *zkey, const char *now, const char *off,
+                            const char *lim, bool dry_run, bool want_items, tok_lc_cb cb, void *arg)
+{
+    cl_op_t *op = cl_new(lc, cb, arg);
+    snprintf(op->zkey, sizeof op->zkey, "%s", zkey);
+    snprintf(op->now, sizeof op->now, "%s", now);
+    op->dry = dry_run;
+    op->want_items = want_items;
+    db_cmd(lc->db, on_cl_range, op, "ZRANGEBYSCORE", zkey, "-inf", now, "WITHSCORES", "LIMIT", off,
+           lim, NULL);
 }

@@ -7,7 +7,9 @@
  * and two sweepers working at once never remove the same record twice: the counts they report
  * add up to exactly what was removed. The expiry schedule is sharded over KEY_TOKEN_BUCKETS
  * buckets (db/keys.h); an expire chunk works on one. Scripts touch keys they build from key parts
- * db/keys.h gives them (fine on a single Redis; not cluster-safe).
+ * db/keys.h gives them. On Redis Cluster (db_is_cluster) an expire or scan chunk runs as one
+ * script per slot (lifecycle.c says in which order) and a scan walks one master after the other;
+ * import and reindex are single-Redis only (heraldctl refuses them on a cluster).
  *
  * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
 #ifndef HERALD_TOKENS_LIFECYCLE_H
@@ -100,6 +102,16 @@ typedef void (*tok_lc_import_cb)(int status, const tok_lc_import_result_t *res, 
 /* recs borrowed for the call only (copied before it returns). */
 void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
                    size_t n, tok_lc_import_cb cb, void *arg);
+
+/* A SCAN walk over every master (Redis Cluster; standalone: the one server). The cursor handed to
+ * callers is "0" at the start and the end and "<master>:<cursor>" in between:
+ * tok_lc_cursor_node() gives the master to send the next SCAN to and that master's cursor (a
+ * suffix of cursor); tok_lc_cursor_next() turns its reply cursor into the walk's next one (out,
+ * 64 bytes) and returns true when the walk is complete. */
+#define TOK_LC_CURSOR_MAX 64
+size_t tok_lc_cursor_node(const char *cursor, const char **node_cursor);
+bool tok_lc_cursor_next(const struct db *db, size_t master, const char *reply_cursor,
+                        char out[TOK_LC_CURSOR_MAX]);
 
 /* Escapes glob characters of s (for SCAN MATCH) into out. */
 void tok_lc_glob_escape(const char *s, char *out, size_t outlen);

@@ -196,7 +196,8 @@ void tok_store_read(tok_store_t *s, const char *user_id, const char *device_id, 
                     void *arg);
 /* One SCAN step over the device hashes from cursor ("0" to start; count is the SCAN COUNT hint):
  * the records of the hashes it returned, and the cursor to continue from ("0": walk complete).
- * Every record present for the whole walk is seen at least once. */
+ * Every record present for the whole walk is seen at least once. On Redis Cluster the walk goes
+ * over one master after the other (tokens/lifecycle.h, tok_lc_cursor_node). */
 void tok_store_scan(tok_store_t *s, const char *cursor, long count, tok_scan_cb cb, void *arg);
 /* Entries of the expiry buckets (one per record) with expiresAt <= max_expires_s; INT64_MAX
  * counts them all. */

@@ -806,6 +806,8 @@ typedef struct read_op {
     void *arg;
     int status;      /* for deferred failures */
     size_t head_len; /* scan: strlen("<p>dev:{") */
+    size_t master;   /* scan: the master the SCAN step ran on (tok_lc_cursor_node) */
+    db_t *db;        /* scan */
     size_t tail_len; /* scan: strlen("}") */
     char user[TOK_USER_MAX + 1];
     char device[TOK_DEVICE_MAX + 1]; /* "" for every device of the user */
@@ -924,7 +926,9 @@ static void on_scan(int status, const db_reply_t *r, void *arg)
         users[i] = user_of_key(hk, hl, op->head_len, op->tail_len);
         fill_entry(&es[i], users[i], db_reply_str(db_reply_elem(flat, 3 * i + 1), NULL), js, jl);
     }
-    op->cb.scan(TOK_OK, es, n, db_reply_str(cur, NULL), op->arg);
+    char next[TOK_LC_CURSOR_MAX];
+    tok_lc_cursor_next(op->db, op->master, db_reply_str(cur, NULL), next);
+    op->cb.scan(TOK_OK, es, n, next, op->arg);
     for (size_t i = 0; i < n; i++)
         free(users[i]);
     free(users);
@@ -947,8 +951,11 @@ void tok_store_scan(tok_store_t *base, const char *cursor, long count, tok_scan_
     strcat(match, "*");
     strcat(match, key_tail(KEY_DEV));
     snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 100);
-    const char *argv[] = {cursor, match, cnt};
-    db_eval(s->db, s->s_scan_records, on_scan, op, 0, 3, argv, NULL);
+    const char *node_cursor;
+    op->master = tok_lc_cursor_node(cursor, &node_cursor);
+    op->db = s->db;
+    const char *argv[] = {node_cursor, match, cnt};
+    db_eval_at(s->db, op->master, s->s_scan_records, on_scan, op, 0, 3, argv, NULL);
 }
 
 /* A count over every expiry bucket: one ZCOUNT each, summed as they answer. */

@@ -32,6 +32,7 @@ struct tok_sweep {
     db_script_t *s_lock;
     uv_timer_t timer;
     bool timer_open, closing;
+    bool lost;    /* a lock refresh found another holder: the pass stops at its next step */
     int inflight; /* db calls whose callback has not come back */
     phase_t phase;
     char lock_key[KEY_MAX];
@@ -101,6 +102,16 @@ static void add_swept(tok_sweep_t *s, int kind, long n)
 
 static void next_step(tok_sweep_t *s);
 
+static void on_refresh(int status, const db_reply_t *r, void *arg)
+{
+    tok_sweep_t *s = arg;
+    s->inflight--;
+    if (status == DB_OK && db_reply_type(r) == DB_REPLY_INTEGER && db_reply_int(r) == 0)
+        s->lost = true;
+    if (s->closing)
+        maybe_free(s);
+}
+
 static void on_chunk(int status, const tok_lc_result_t *res, void *arg)
 {
     tok_sweep_t *s = arg;
@@ -116,6 +127,11 @@ static void on_chunk(int status, const tok_lc_result_t *res, void *arg)
     add_swept(s, 0, res->removed_expired);
     add_swept(s, 1, res->removed_inactive);
     add_swept(s, 2, res->removed_stale);
+    if (s->lost) { /* it expired, or went with a failed master: someone else may sweep now */
+        LOG0(LOG_LVL_WARN, "token sweep stopped: its lock is held by another instance");
+        pass_end(s, 1);
+        return;
+    }
     if (s->phase == PH_SCAN) {
         s->pass_active += res->active;
         s->pass_inactive += res->inactive;
@@ -146,7 +162,7 @@ static void next_step(tok_sweep_t *s)
 {
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", LOCK_TTL_MS);
-    lock_call(s, ttl, NULL);
+    lock_call(s, ttl, on_refresh);
     s->inflight++;
     if (s->phase == PH_SCAN) {
         int64_t ret = (int64_t)s->retention_days * 86400;
@@ -179,6 +195,7 @@ static void on_lock(int status, const db_reply_t *r, void *arg)
         return;
     }
     s->phase = PH_SCAN;
+    s->lost = false;
     snprintf(s->cursor, sizeof s->cursor, "0");
     s->pass_active = s->pass_inactive = s->pass_expired = 0;
     next_step(s);

@@ -42,10 +42,11 @@ void tok_sweep_destroy(tok_sweep_t *s);
 void tok_sweep_run_now(tok_sweep_t *s);
 
 typedef struct tok_sweep_stats {
-    long passes;                   /* passes that held the lock and finished */
-    long locked_out;               /* passes skipped because another instance held the lock */
-    long errors;                   /* passes abandoned on a Redis failure */
-    long expired, inactive, stale; /* records (index entries) removed, all passes */
+    long passes;     /* passes that held the lock and finished */
+    long locked_out; /* passes skipped because another instance held the lock, or stopped when a
+                        refresh found it held by another (expired, or lost with a master) */
+    long errors;     /* passes abandoned on a Redis failure */
+    long expired, inactive, stale;                 /* records (index entries) removed, all passes */
     long active_seen, inactive_seen, expired_seen; /* last scan */
     bool running;
 } tok_sweep_stats_t;

@@ -207,12 +207,37 @@ static void test_destroy_mid_pass(void **state)
     assert_int_equal(check_indexes(&rs), 0);
 }
 
+/* A pass whose lock is taken by someone else (it expired, or went with a failed master) stops at
+ * its next chunk instead of sweeping beside the new holder, and leaves that holder's lock alone. */
+static void test_lock_lost_mid_pass(void **state)
+{
+    (void)state;
+    assert_int_equal(seed_records(&rs, 20000, 2, clk_wall_ms() / 1000, shape, NULL), 0);
+    inst_t a;
+    inst_open(&a);
+    tok_sweep_run_now(a.sw);
+    uint64_t deadline = clk_mono_ms() + 10000;
+    while (redis_int(&rs, "EXISTS herald:lock:sweep") == 0 && clk_mono_ms() < deadline)
+        uv_run(&a.loop, UV_RUN_NOWAIT);
+    assert_int_equal(a.passes, 0);
+    free(th_redis_cmd(&rs, "SET herald:lock:sweep other-instance PX 60000"));
+    run_until(&a, NULL, 1);
+    tok_sweep_stats_t st;
+    tok_sweep_get_stats(a.sw, &st);
+    assert_int_equal(st.locked_out, 1);
+    assert_int_equal(st.passes, 0);
+    assert_true(th_redis_expect(&rs, "other-instance", "GET herald:lock:sweep"));
+    inst_close(&a);
+    assert_int_equal(check_indexes(&rs), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_one_pass, seed_flush),
         cmocka_unit_test_setup(test_two_instances, seed_flush),
         cmocka_unit_test_setup(test_destroy_mid_pass, seed_flush),
+        cmocka_unit_test_setup(test_lock_lost_mid_pass, seed_flush),
     };
     return cmocka_run_group_tests(tests, group_setup, seed_stop);
 }

@@ -391,7 +391,7 @@ static int redirect_port(const redisReply *rep, bool *ask)
 }
 
 /* One command; on a cluster node it follows MOVED and ASK (a few hops, as redis-cli -c does). */
-static char *redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
+char *th_redis_vcmd(th_redis_t *r, const char *fmt, va_list ap)
 {
     char *cmd = NULL;
     long long len = redisvFormatCommand(&cmd, fmt, ap);
@@ -431,7 +431,7 @@ char *th_redis_cmd(th_redis_t *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *out = redis_vcmd(r, fmt, ap);
+    char *out = th_redis_vcmd(r, fmt, ap);
     va_end(ap);
     return out;
 }
@@ -440,7 +440,7 @@ bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *got = redis_vcmd(r, fmt, ap);
+    char *got = th_redis_vcmd(r, fmt, ap);
     va_end(ap);
     bool ok = got != NULL && strcmp(got, want) == 0;
     if (!ok)

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/metrics.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -68,6 +69,8 @@ void th_redis_stop(th_redis_t *r);
  * (integers in decimal, nil as "(nil)", arrays joined by '\n'); caller frees. NULL on error. On
  * a cluster node it follows MOVED and ASK to the node serving the key (as redis-cli -c). */
 char *th_redis_cmd(th_redis_t *r, const char *fmt, ...);
+/* th_redis_cmd with a va_list. */
+char *th_redis_vcmd(th_redis_t *r, const char *fmt, va_list ap);
 /* True when th_redis_cmd's reply is want; otherwise says both on stderr. */
 bool th_redis_expect(th_redis_t *r, const char *want, const char *fmt, ...);
 

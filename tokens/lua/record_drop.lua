@@ -5,7 +5,8 @@
 -- "member\031why".
 --   ctx  {tp = token_parts(), zkey = the expiry bucket being walked or nil (its entry goes too),
 --         unbind = nil, or a list that collects token, member pairs for the caller to unbind in
---         their slots (a script that may touch one slot only), dry = change nothing,
+--         their slots (a script that may touch one slot only), scores = nil or a list that
+--         collects each unbound record's expiresAt beside them, dry = change nothing,
 --         items = nil or the list to append to}
 --   rec  the decoded record, or nil (corrupt or missing: no token to look at)
 -- @include tokens/lua/owner_unbind.lua
@@ -15,6 +16,7 @@ local function record_drop(ctx, hk, member, device, rec, why)
     if ctx.unbind and type(tok) == 'string' then
       ctx.unbind[#ctx.unbind + 1] = tok
       ctx.unbind[#ctx.unbind + 1] = member
+      if ctx.scores then ctx.scores[#ctx.scores + 1] = tostring(rec.expiresAt or '') end
     elseif not ctx.unbind then
       owner_unbind(ctx.tp, tok, member)
     end

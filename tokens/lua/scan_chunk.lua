@@ -4,10 +4,13 @@
 -- ARGV     match pattern (the escaped dev hash head, "*", the tail), cursor, count, now (unix s),
 --          inactive cutoff (unix s, -1 none), remove expired (0/1), dry run (0/1),
 --          want items (0/1), then the key parts from db/keys.c: token key parts
---          (key_token_parts), dev hash head "<p>dev:{" and tail "}"
--- Reply:   {cursor, active, inactive, expired, corrupt, removed expired, removed inactive, items}
+--          (key_token_parts), dev hash head "<p>dev:{" and tail "}", then cluster (0/1)
+-- Reply:   {cursor, active, inactive, expired, corrupt, removed expired, removed inactive, items,
+--          unbind}; unbind (cluster) lists token, member, expiresAt of each removed record
 -- Records without deactivatedAt count from updatedAt (ISO-8601 UTC). The hashes, owner keys and
--- expiry buckets are not in KEYS: fine on a single Redis, not cluster-safe.
+-- expiry buckets are not in KEYS: on a single Redis the script unbinds the removed records' tokens
+-- itself; on a cluster (one master's SCAN, whose hashes are all local) it only touches the hashes
+-- and lists the tokens for tokens/lifecycle.c to unbind in their slots (bucket_fix.lua).
 -- @include tokens/lua/record_drop.lua
 local now, cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
 local rmexp = ARGV[6] == '1'
@@ -15,6 +18,7 @@ local dev_head, dev_tail = ARGV[10], ARGV[11]
 local items = {}
 local ctx = {tp = token_parts(ARGV[9]), dry = ARGV[7] == '1'}
 if ARGV[8] == '1' then ctx.items = items end
+if ARGV[12] == '1' then ctx.unbind, ctx.scores = {}, {} end
 local function days(y, m, d)
   if m <= 2 then y = y - 1 end
   local era = math.floor(y / 400)
@@ -53,4 +57,10 @@ for _, hk in ipairs(sc[2]) do
     end
   end
 end
-return {sc[1], n[1], n[2], n[3], n[4], n[5], n[6], items}
+local unbind = {}
+for i = 1, #(ctx.scores or {}) do
+  unbind[#unbind + 1] = ctx.unbind[2 * i - 1]
+  unbind[#unbind + 1] = ctx.unbind[2 * i]
+  unbind[#unbind + 1] = ctx.scores[i]
+end
+return {sc[1], n[1], n[2], n[3], n[4], n[5], n[6], items, unbind}

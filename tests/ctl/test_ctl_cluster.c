@@ -1,0 +1,197 @@
+/* test_ctl_cluster.c - heraldctl's token commands on a real Redis Cluster (3 masters, 3 replicas,
+ * tests/support/cluster.h; one cluster for the cases, flushed between them) with
+ * redis.cluster = true: list/get/find, count and export walk every master, sweep and cleanup
+ * remove records and their owner keys and expiry entries in their own slots, import and reindex
+ * are refused. The records are seeded straight into the nodes serving their keys (ctl_seed.h). */
+#include "tests/ctl/ctl_seed.h"
+#include "tests/support/cluster.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static th_cluster_t C;
+static char dir[256], conf[320];
+static buf_t out, err;
+#define ctl(...) run_ctlf(conf, &out, &err, __VA_ARGS__)
+
+/* 50 records over 10 users: i % 5 == 0 expired, 1 inactive for 40 days, the rest active. */
+#define N 50
+#define PER_USER 5
+
+static void shape(long i, tok_record_t *r, int64_t now, void *arg)
+{
+    (void)arg;
+    if (i % 5 == 0) {
+        r->expires_at = now - 3600;
+    } else if (i % 5 == 1) {
+        r->active = false;
+        snprintf(r->deactivated_reason, sizeof r->deactivated_reason, "DeviceNotRegistered");
+        r->deactivated_at = now - 40 * 86400;
+    }
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (th_cluster_start(&C) != 0 || th_tmpdir(dir, sizeof dir) != 0)
+        return -1;
+    char extra[256];
+    snprintf(extra, sizeof extra, "redis.cluster = true\nredis.cluster_seeds = %s\n", C.seeds);
+    seed_conf(dir, C.url, extra, conf, sizeof conf);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    th_cluster_stop(&C);
+    buf_cleanup(&out);
+    buf_cleanup(&err);
+    return 0;
+}
+
+/* Empties every master and seeds the records. */
+static int seed(void **state)
+{
+    (void)state;
+    for (int i = 0; i < TH_CLUSTER_NODES; i++) {
+        char *role = th_redis_cmd(&C.node[i], "ROLE");
+        if (role && strncmp(role, "master", 6) == 0)
+            free(th_redis_cmd(&C.node[i], "FLUSHALL"));
+        free(role);
+    }
+    return seed_records(&C.node[0], N, PER_USER, seed_now(), shape, NULL);
+}
+
+static char *token_of(long i, char *buf, size_t len)
+{
+    snprintf(buf, len, "ExponentPushToken[t%ld]", i);
+    return buf;
+}
+
+/* Record i's owner key and expiry entry are there (present) or both gone. */
+static void expect_indexed(long i, bool present)
+{
+    char tok[64], k[KEY_MAX], member[64];
+    snprintf(member, sizeof member,
+             "u%ld\x1f"
+             "d%ld",
+             i / PER_USER, i % PER_USER);
+    char *v = th_redis_cmd(&C.node[0], "ZSCORE %s %s",
+                           th_expiry_key(k, "herald:", token_of(i, tok, sizeof tok)), member);
+    assert_non_null(v);
+    if (present != (strcmp(v, "(nil)") != 0))
+        fail_msg("record %ld: expiry entry %s", i, v);
+    free(v);
+    if (i % 5 != 0) { /* expired records were seeded without an owner key */
+        v = th_redis_cmd(&C.node[0], "EXISTS %s", th_owner_key(k, "herald:", tok));
+        assert_non_null(v);
+        assert_string_equal(v, present ? "1" : "0");
+        free(v);
+    }
+}
+
+static void test_read_commands(void **state)
+{
+    (void)state;
+    assert_int_equal(ctl("tokens list --user u1 --json"), 0);
+    json_t *j = json_loads(out.data, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "devices")), PER_USER);
+    json_decref(j);
+    assert_int_equal(ctl("tokens get --user u0 --device d1"), 0);
+    assert_true(out_has(&out, "inactive"));
+    assert_int_equal(ctl("tokens find --token 'ExponentPushToken[t7]'"), 0);
+    assert_true(out_has(&out, "userId         u1"));
+    assert_true(out_has(&out, "deviceId       d2"));
+}
+
+/* count and export see the records of every master. */
+static void test_count_export(void **state)
+{
+    (void)state;
+    assert_int_equal(ctl("tokens count --json"), 0);
+    assert_true(
+        out_has(&out, "\"active\":30,\"inactive\":10,\"expired\":10,\"corrupt\":0,\"total\":50"));
+    char path[300];
+    snprintf(path, sizeof path, "%s/export.jsonl", dir);
+    assert_int_equal(ctl("tokens export -o %s", path), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    bool seen[N] = {false};
+    long lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        const char *t = strstr(line, "ExponentPushToken[t");
+        assert_non_null(t);
+        long i = atol(t + strlen("ExponentPushToken[t"));
+        assert_true(i >= 0 && i < N);
+        assert_false(seen[i]);
+        seen[i] = true;
+    }
+    fclose(f);
+    assert_int_equal(lines, N);
+}
+
+/* sweep removes the expired records with their expiry entries; cleanup the long-inactive ones
+ * with their owner keys; the rest keep theirs. */
+static void test_sweep_cleanup(void **state)
+{
+    (void)state;
+    assert_int_equal(ctl("tokens sweep --dry-run --json"), 0);
+    assert_true(out_has(&out, "\"dryRun\":true,\"expired\":10,\"inactive\":0,\"staleIndex\":0"));
+    expect_indexed(0, true);
+    assert_int_equal(ctl("tokens sweep"), 0);
+    assert_true(out_has(&out, "removed 10 expired token(s)"));
+    assert_int_equal(ctl("tokens cleanup --inactive-older-than 30d"), 0);
+    assert_true(out_has(&out, "removed 10 inactive token(s)"));
+    assert_int_equal(ctl("tokens count --json"), 0);
+    assert_true(
+        out_has(&out, "\"active\":30,\"inactive\":0,\"expired\":0,\"corrupt\":0,\"total\":30"));
+    for (long i = 0; i < N; i++) {
+        char *v =
+            th_redis_cmd(&C.node[0], "HEXISTS herald:dev:{u%ld} d%ld", i / PER_USER, i % PER_USER);
+        assert_non_null(v);
+        assert_string_equal(v, i % 5 <= 1 ? "0" : "1");
+        free(v);
+        expect_indexed(i, i % 5 > 1);
+    }
+}
+
+/* import and reindex write keys of several slots in one script: refused, nothing written. */
+static void test_refused(void **state)
+{
+    (void)state;
+    char path[300];
+    assert_int_equal(th_tmpfile("in.jsonl",
+                                "{\"userId\":\"imp\",\"deviceId\":\"d\",\"expoPushToken\":"
+                                "\"ExponentPushToken[imp]\",\"platform\":\"ios\"}\n",
+                                path, sizeof path),
+                     0);
+    assert_int_equal(ctl("tokens import %s", path), 2);
+    assert_true(out_has(&err, "does not run on Redis Cluster"));
+    assert_int_equal(ctl("tokens reindex"), 2);
+    assert_true(out_has(&err, "does not run on Redis Cluster"));
+    char *v = th_redis_cmd(&C.node[0], "EXISTS herald:dev:{imp}");
+    assert_string_equal(v, "0");
+    free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_read_commands, seed),
+        cmocka_unit_test_setup(test_count_export, seed),
+        cmocka_unit_test_setup(test_sweep_cleanup, seed),
+        cmocka_unit_test_setup(test_refused, seed),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
