@@ -184,7 +184,8 @@ char *th_stack_trace(th_stack_t *s, const char *prefix, const char *job)
         free(all);
     }
     free(members);
-    qsort(recs, n, sizeof *recs, trace_rec_cmp);
+    if (n > 0) /* recs is NULL when there is none */
+        qsort(recs, n, sizeof *recs, trace_rec_cmp);
     buf_t b = BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         buf_printf(&b, "%s%s", i ? "\n" : "", recs[i].text);
