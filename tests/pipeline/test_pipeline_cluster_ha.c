@@ -258,7 +258,9 @@ static void test_three_instances_one_killed(void **state)
     th_stop(&more[0].proc, SIGKILL, 1000);
     produce(BATCH);
     expect_delivered("three instances", 1000);
-    assert_true(th_wait_until(receipts_asked, NULL, 30000));
+    /* Checks the killed poller had claimed come back when its lease ends (EXPO_RCPT_LEASE_S,
+     * 60 s). */
+    assert_true(th_wait_until(receipts_asked, NULL, 90000));
     long long asked = sim_stat("receiptIdsAsked"), accepted = sim_stat("messagesAccepted");
     fprintf(stderr, "receipts: %lld ids asked for %lld tickets\n", asked, accepted);
     assert_true(asked >= accepted);

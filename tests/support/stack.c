@@ -184,7 +184,7 @@ char *th_stack_trace(th_stack_t *s, const char *prefix, const char *job)
         free(all);
     }
     free(members);
-    if (n > 0)
+    if (n > 0) /* recs is NULL when there is none */
         qsort(recs, n, sizeof *recs, trace_rec_cmp);
     buf_t b = BUF_INIT;
     for (size_t i = 0; i < n; i++) {
