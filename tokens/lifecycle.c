@@ -385,12 +385,29 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
  * goes first, so the owner key never names a record that is not there for longer than one step
  * (a send checks the record), and a registration racing the sweep keeps its binding. */
 
+/* What the steps of a cluster operation need of the tok_lc_t (which may be destroyed first). */
+typedef struct cl_ctx {
+    db_t *db;
+    db_script_t *s_fix, *s_expire_rec, *s_imp_user, *s_imp_take, *s_imp_bind;
+    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX];
+} cl_ctx_t;
+
+static void cl_ctx_init(cl_ctx_t *c, const tok_lc_t *lc)
+{
+    c->db = lc->db;
+    c->s_fix = lc->s_fix;
+    c->s_expire_rec = lc->s_expire_rec;
+    c->s_imp_user = lc->s_imp_user;
+    c->s_imp_take = lc->s_imp_take;
+    c->s_imp_bind = lc->s_imp_bind;
+    memcpy(c->prefix, lc->prefix, sizeof c->prefix);
+    memcpy(c->token_parts, lc->token_parts, sizeof c->token_parts);
+}
+
 typedef struct cl_op {
     tok_lc_cb cb;
     void *arg;
-    db_t *db;
-    db_script_t *s_fix, *s_expire_rec;
-    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX], dev_head[KEY_MAX];
+    cl_ctx_t c;
     char zkey[KEY_MAX], now[24];
     bool dry, want_items;
     int status;
@@ -413,12 +430,7 @@ static cl_op_t *cl_new(tok_lc_t *lc, tok_lc_cb cb, void *arg)
     cl_op_t *op = xcalloc(1, sizeof *op);
     op->cb = cb;
     op->arg = arg;
-    op->db = lc->db;
-    op->s_fix = lc->s_fix;
-    op->s_expire_rec = lc->s_expire_rec;
-    memcpy(op->prefix, lc->prefix, sizeof op->prefix);
-    memcpy(op->token_parts, lc->token_parts, sizeof op->token_parts);
-    memcpy(op->dev_head, lc->dev_head, sizeof op->dev_head);
+    cl_ctx_init(&op->c, lc);
     op->pending = 1; /* the first step */
     return op;
 }
@@ -495,8 +507,8 @@ static void cl_fix(cl_op_t *op, const char *zkey, const char *token, const char 
                    const char *score, const char *action, const char *new_score)
 {
     op->pending++;
-    fix_eval(op->db, op->s_fix, op->prefix, zkey, token, member, score, action, new_score, on_fixed,
-             op);
+    fix_eval(op->c.db, op->c.s_fix, op->c.prefix, zkey, token, member, score, action, new_score,
+             on_fixed, op);
 }
 
 /* The token, member, expiresAt triples of a user-slot step's reply list: each binding dropped in
@@ -532,7 +544,7 @@ static void on_cl_scan(int status, const db_reply_t *r, void *arg)
     }
     const char *c = db_reply_str(db_reply_elem(a, 0), NULL);
     tok_lc_result_t *res = &op->res;
-    res->done = tok_lc_cursor_next(op->db, op->master, c, op->cursor);
+    res->done = tok_lc_cursor_next(op->c.db, op->master, c, op->cursor);
     res->cursor = op->cursor;
     res->active = elem_int(a, 1);
     res->inactive = elem_int(a, 2);
@@ -547,7 +559,7 @@ static void on_cl_scan(int status, const db_reply_t *r, void *arg)
         const char *item = db_reply_str(db_reply_elem(items, i), NULL);
         cl_push(op, xstrdup(item ? item : ""));
     }
-    op->pending += unbind_all(op->db, op->s_fix, op->prefix, unbind, on_fixed, op);
+    op->pending += unbind_all(op->c.db, op->c.s_fix, op->c.prefix, unbind, on_fixed, op);
     cl_step_done(op, 0);
 }
 
@@ -618,10 +630,10 @@ static void cl_expire_entry(cl_op_t *op, const char *member, size_t len, const c
     char user[KEY_USER_MAX + 1], hk[KEY_MAX];
     memcpy(user, member, ul);
     user[ul] = '\0';
-    key_dev(hk, op->prefix, user);
+    key_dev(hk, op->c.prefix, user);
     const char *argv[] = {hk,       e->member + ul + 1, op->now,
-                          op->zkey, op->token_parts,    op->dry ? "1" : "0"};
-    db_eval(op->db, op->s_expire_rec, on_cl_record, e, 1, 6, argv, NULL);
+                          op->zkey, op->c.token_parts,  op->dry ? "1" : "0"};
+    db_eval(op->c.db, op->c.s_expire_rec, on_cl_record, e, 1, 6, argv, NULL);
 }
 
 static void on_cl_range(int status, const db_reply_t *r, void *arg)
@@ -666,9 +678,7 @@ static void cl_expire_chunk(tok_lc_t *lc, const char *zkey, const char *now, con
 typedef struct imp_op {
     tok_lc_import_cb cb;
     void *arg;
-    db_t *db;
-    db_script_t *s_user, *s_take, *s_bind, *s_fix;
-    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX];
+    cl_ctx_t c;
     char now_s[24], iso[TOK_TIME_MAX], max[24];
     int64_t now;
     tok_record_t *recs;
@@ -740,19 +750,19 @@ static void on_imp_bound(int status, const db_reply_t *r, void *arg)
         imp_advance(op);
         return;
     }
-    key_dev(hk, op->prefix, user);
+    key_dev(hk, op->c.prefix, user);
     const char *argv[] = {hk, dev, rec->token, op->now_s, op->iso};
-    db_eval(op->db, op->s_take, on_imp_taken, op, 1, 5, argv, NULL);
+    db_eval(op->c.db, op->c.s_imp_take, on_imp_taken, op, 1, 5, argv, NULL);
 }
 
 static void imp_bind(imp_op_t *op, bool own)
 {
     const tok_record_t *rec = &op->recs[op->i];
     char okey[KEY_MAX], zkey[KEY_MAX];
-    key_owner(okey, op->prefix, rec->token);
-    key_expiry(zkey, op->prefix, key_token_bucket(rec->token));
+    key_owner(okey, op->c.prefix, rec->token);
+    key_expiry(zkey, op->c.prefix, key_token_bucket(rec->token));
     const char *argv[] = {okey, zkey, op->member, op->exp, own ? "1" : "0"};
-    db_eval(op->db, op->s_bind, on_imp_bound, op, 2, 5, argv, NULL);
+    db_eval(op->c.db, op->c.s_imp_bind, on_imp_bound, op, 2, 5, argv, NULL);
 }
 
 /* An inactive record gets the owner key only when its holder no longer holds the token. */
@@ -786,8 +796,8 @@ static void on_imp_owner(int status, const db_reply_t *r, void *arg)
         imp_bind(op, true);
         return;
     }
-    key_dev(hk, op->prefix, user);
-    db_cmd(op->db, on_imp_holder, op, "HGET", hk, dev, NULL);
+    key_dev(hk, op->c.prefix, user);
+    db_cmd(op->c.db, on_imp_holder, op, "HGET", hk, dev, NULL);
 }
 
 /* After the user slot and the bindings it let go: the token slot. */
@@ -800,8 +810,8 @@ static void imp_token(imp_op_t *op)
         return;
     }
     char okey[KEY_MAX];
-    key_owner(okey, op->prefix, rec->token);
-    db_cmd(op->db, on_imp_owner, op, "GET", okey, NULL);
+    key_owner(okey, op->c.prefix, rec->token);
+    db_cmd(op->c.db, on_imp_owner, op, "GET", okey, NULL);
 }
 
 static void on_imp_unbound(int status, const db_reply_t *r, void *arg)
@@ -841,7 +851,7 @@ static void on_imp_user(int status, const db_reply_t *r, void *arg)
     op->res.evicted += elem_int(a, 1);
     op->pending = 1;
     op->pending +=
-        unbind_all(op->db, op->s_fix, op->prefix, db_reply_elem(a, 2), on_imp_unbound, op);
+        unbind_all(op->c.db, op->c.s_fix, op->c.prefix, db_reply_elem(a, 2), on_imp_unbound, op);
     on_imp_unbound(DB_OK, NULL, op);
 }
 
@@ -856,12 +866,12 @@ static void imp_next(imp_op_t *op)
     buf_t js = BUF_INIT;
     tok_record_json(rec, &js);
     char hk[KEY_MAX];
-    key_dev(hk, op->prefix, rec->user_id);
+    key_dev(hk, op->c.prefix, rec->user_id);
     snprintf(op->exp, sizeof op->exp, "%" PRId64, rec->expires_at);
     snprintf(op->member, sizeof op->member, "%s%c%s", rec->user_id, TOK_SEP, rec->device_id);
-    const char *argv[] = {hk,      rec->user_id, rec->device_id, rec->token,     op->exp,
-                          js.data, op->now_s,    op->max,        op->token_parts};
-    db_eval(op->db, op->s_user, on_imp_user, op, 1, 9, argv, NULL);
+    const char *argv[] = {hk,      rec->user_id, rec->device_id, rec->token,       op->exp,
+                          js.data, op->now_s,    op->max,        op->c.token_parts};
+    db_eval(op->c.db, op->c.s_imp_user, on_imp_user, op, 1, 9, argv, NULL);
     buf_cleanup(&js);
 }
 
@@ -876,13 +886,7 @@ static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_
     imp_op_t *op = xcalloc(1, sizeof *op);
     op->cb = cb;
     op->arg = arg;
-    op->db = lc->db;
-    op->s_user = lc->s_imp_user;
-    op->s_take = lc->s_imp_take;
-    op->s_bind = lc->s_imp_bind;
-    op->s_fix = lc->s_fix;
-    memcpy(op->prefix, lc->prefix, sizeof op->prefix);
-    memcpy(op->token_parts, lc->token_parts, sizeof op->token_parts);
+    cl_ctx_init(&op->c, lc);
     op->now = now_ms / 1000;
     snprintf(op->now_s, sizeof op->now_s, "%" PRId64, op->now);
     clk_iso8601_ms(now_ms, op->iso, sizeof op->iso);
@@ -891,5 +895,5 @@ static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_
     memcpy(op->recs, recs, n * sizeof *recs);
     op->n = n;
     op->refused = xcalloc(n ? n : 1, sizeof *op->refused);
-    db_defer(op->db, imp_start, op);
+    db_defer(op->c.db, imp_start, op);
 }
