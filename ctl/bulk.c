@@ -21,8 +21,8 @@ static int64_t now_s(void)
     return clk_wall_ms() / 1000;
 }
 
-/* import and reindex write a record's keys of several slots in one script: refused on Redis
- * Cluster (docs/operations.md says what to do instead). */
+/* reindex writes a record's keys of several slots in one script: refused on Redis Cluster
+ * (docs/operations.md says what to do instead). */
 static bool refuse_on_cluster(const ctl_env_t *e, const char *what)
 {
     if (!db_is_cluster(e->db))
@@ -664,8 +664,6 @@ int ctl_tokens_import(ctl_env_t *e, int argc, char **argv)
     }
     if (npos)
         path = pos[0];
-    if (refuse_on_cluster(e, "import"))
-        return CTL_USAGE;
     if (dynamo)
         return ctl_import_dynamo(e, path, im.dry, im.json);
     FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "r") : stdin;

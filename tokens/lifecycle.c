@@ -29,6 +29,7 @@ struct tok_lc {
     db_script_t *s_expire, *s_scan, *s_import, *s_reindex;
     bool cluster;                      /* Redis Cluster: the chunks run per slot (below) */
     db_script_t *s_expire_rec, *s_fix; /* cluster: user-slot and token-slot steps */
+    db_script_t *s_imp_user, *s_imp_take, *s_imp_bind; /* cluster: import's steps */
 };
 
 typedef struct lc_op {
@@ -100,6 +101,9 @@ tok_lc_t *tok_lc_create(struct db *db, const char *prefix)
     if (lc->cluster) {
         lc->s_expire_rec = db_script(db, lua_expire_record);
         lc->s_fix = db_script(db, lua_bucket_fix);
+        lc->s_imp_user = db_script(db, lua_import_user);
+        lc->s_imp_take = db_script(db, lua_import_take);
+        lc->s_imp_bind = db_script(db, lua_import_bind);
     }
     return lc;
 }
@@ -196,6 +200,8 @@ static void cl_expire_chunk(tok_lc_t *lc, const char *zkey, const char *now, con
                             void *arg);
 static void cl_scan_chunk(tok_lc_t *lc, const char *cursor, const char *const *args, tok_lc_cb cb,
                           void *arg);
+static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
+                      size_t n, tok_lc_import_cb cb, void *arg);
 
 void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offset, long limit,
                          bool dry_run, bool want_items, tok_lc_cb cb, void *arg)
@@ -324,6 +330,10 @@ static void on_import(int status, const db_reply_t *r, void *arg)
 void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
                    size_t n, tok_lc_import_cb cb, void *arg)
 {
+    if (lc->cluster) {
+        cl_import(lc, now_ms, max_devices, recs, n, cb, arg);
+        return;
+    }
     size_t argc = IMPORT_HEAD + 6 * n;
     const char **argv = xmalloc(argc * sizeof *argv);
     size_t *lens = xmalloc(argc * sizeof *lens);
@@ -375,12 +385,29 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
  * goes first, so the owner key never names a record that is not there for longer than one step
  * (a send checks the record), and a registration racing the sweep keeps its binding. */
 
+/* What the steps of a cluster operation need of the tok_lc_t (which may be destroyed first). */
+typedef struct cl_ctx {
+    db_t *db;
+    db_script_t *s_fix, *s_expire_rec, *s_imp_user, *s_imp_take, *s_imp_bind;
+    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX];
+} cl_ctx_t;
+
+static void cl_ctx_init(cl_ctx_t *c, const tok_lc_t *lc)
+{
+    c->db = lc->db;
+    c->s_fix = lc->s_fix;
+    c->s_expire_rec = lc->s_expire_rec;
+    c->s_imp_user = lc->s_imp_user;
+    c->s_imp_take = lc->s_imp_take;
+    c->s_imp_bind = lc->s_imp_bind;
+    memcpy(c->prefix, lc->prefix, sizeof c->prefix);
+    memcpy(c->token_parts, lc->token_parts, sizeof c->token_parts);
+}
+
 typedef struct cl_op {
     tok_lc_cb cb;
     void *arg;
-    db_t *db;
-    db_script_t *s_fix, *s_expire_rec;
-    char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX], dev_head[KEY_MAX];
+    cl_ctx_t c;
     char zkey[KEY_MAX], now[24];
     bool dry, want_items;
     int status;
@@ -403,12 +430,7 @@ static cl_op_t *cl_new(tok_lc_t *lc, tok_lc_cb cb, void *arg)
     cl_op_t *op = xcalloc(1, sizeof *op);
     op->cb = cb;
     op->arg = arg;
-    op->db = lc->db;
-    op->s_fix = lc->s_fix;
-    op->s_expire_rec = lc->s_expire_rec;
-    memcpy(op->prefix, lc->prefix, sizeof op->prefix);
-    memcpy(op->token_parts, lc->token_parts, sizeof op->token_parts);
-    memcpy(op->dev_head, lc->dev_head, sizeof op->dev_head);
+    cl_ctx_init(&op->c, lc);
     op->pending = 1; /* the first step */
     return op;
 }
@@ -461,15 +483,16 @@ static void on_fixed(int status, const db_reply_t *r, void *arg)
     cl_step_done(arg, ok ? 0 : TOK_EUNAVAIL);
 }
 
-/* bucket_fix.lua in the slot of zkey (and of token's owner key, for unbind). */
-static void cl_fix(cl_op_t *op, const char *zkey, const char *token, const char *member,
-                   const char *score, const char *action, const char *new_score)
+/* bucket_fix.lua in the slot of zkey (and of token's owner key, for unbind); cb gets the reply. */
+static void fix_eval(db_t *db, db_script_t *s_fix, const char *prefix, const char *zkey,
+                     const char *token, const char *member, const char *score, const char *action,
+                     const char *new_score, db_cb cb, void *arg)
 {
     char okey[KEY_MAX];
     int nkeys = 1;
     const char *argv[6] = {zkey};
     if (token && *token) {
-        key_owner(okey, op->prefix, token);
+        key_owner(okey, prefix, token);
         argv[nkeys++] = okey;
     }
     int argc = nkeys;
@@ -477,8 +500,36 @@ static void cl_fix(cl_op_t *op, const char *zkey, const char *token, const char 
     argv[argc++] = score;
     argv[argc++] = action;
     argv[argc++] = new_score ? new_score : "0";
+    db_eval(db, s_fix, cb, arg, nkeys, argc, argv, NULL);
+}
+
+static void cl_fix(cl_op_t *op, const char *zkey, const char *token, const char *member,
+                   const char *score, const char *action, const char *new_score)
+{
     op->pending++;
-    db_eval(op->db, op->s_fix, on_fixed, op, nkeys, argc, argv, NULL);
+    fix_eval(op->c.db, op->c.s_fix, op->c.prefix, zkey, token, member, score, action, new_score,
+             on_fixed, op);
+}
+
+/* The token, member, expiresAt triples of a user-slot step's reply list: each binding dropped in
+ * its token's slot (fix_eval with cb, arg); returns how many were sent. */
+static size_t unbind_all(db_t *db, db_script_t *s_fix, const char *prefix, const db_reply_t *l,
+                         db_cb cb, void *arg)
+{
+    size_t n = db_reply_type(l) == DB_REPLY_ARRAY ? db_reply_len(l) / 3 : 0, sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *tok = db_reply_str(db_reply_elem(l, 3 * i), NULL);
+        const char *member = db_reply_str(db_reply_elem(l, 3 * i + 1), NULL);
+        const char *score = db_reply_str(db_reply_elem(l, 3 * i + 2), NULL);
+        char zkey[KEY_MAX];
+        if (tok == NULL || member == NULL || score == NULL || strlen(tok) > KEY_TOKEN_MAX)
+            continue;
+        key_expiry(zkey, prefix, key_token_bucket(tok));
+        fix_eval(db, s_fix, prefix, zkey, tok, member, *score ? score : "-1", "unbind", NULL, cb,
+                 arg);
+        sent++;
+    }
+    return sent;
 }
 
 /* ---- scan chunk, one master at a time ---- */
@@ -493,7 +544,7 @@ static void on_cl_scan(int status, const db_reply_t *r, void *arg)
     }
     const char *c = db_reply_str(db_reply_elem(a, 0), NULL);
     tok_lc_result_t *res = &op->res;
-    res->done = tok_lc_cursor_next(op->db, op->master, c, op->cursor);
+    res->done = tok_lc_cursor_next(op->c.db, op->master, c, op->cursor);
     res->cursor = op->cursor;
     res->active = elem_int(a, 1);
     res->inactive = elem_int(a, 2);
@@ -508,17 +559,7 @@ static void on_cl_scan(int status, const db_reply_t *r, void *arg)
         const char *item = db_reply_str(db_reply_elem(items, i), NULL);
         cl_push(op, xstrdup(item ? item : ""));
     }
-    size_t n = db_reply_type(unbind) == DB_REPLY_ARRAY ? db_reply_len(unbind) / 3 : 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *tok = db_reply_str(db_reply_elem(unbind, 3 * i), NULL);
-        const char *member = db_reply_str(db_reply_elem(unbind, 3 * i + 1), NULL);
-        const char *score = db_reply_str(db_reply_elem(unbind, 3 * i + 2), NULL);
-        char zkey[KEY_MAX];
-        if (tok == NULL || member == NULL || score == NULL || strlen(tok) > KEY_TOKEN_MAX)
-            continue;
-        key_expiry(zkey, op->prefix, key_token_bucket(tok));
-        cl_fix(op, zkey, tok, member, *score ? score : "-1", "unbind", NULL);
-    }
+    op->pending += unbind_all(op->c.db, op->c.s_fix, op->c.prefix, unbind, on_fixed, op);
     cl_step_done(op, 0);
 }
 
@@ -589,10 +630,10 @@ static void cl_expire_entry(cl_op_t *op, const char *member, size_t len, const c
     char user[KEY_USER_MAX + 1], hk[KEY_MAX];
     memcpy(user, member, ul);
     user[ul] = '\0';
-    key_dev(hk, op->prefix, user);
+    key_dev(hk, op->c.prefix, user);
     const char *argv[] = {hk,       e->member + ul + 1, op->now,
-                          op->zkey, op->token_parts,    op->dry ? "1" : "0"};
-    db_eval(op->db, op->s_expire_rec, on_cl_record, e, 1, 6, argv, NULL);
+                          op->zkey, op->c.token_parts,  op->dry ? "1" : "0"};
+    db_eval(op->c.db, op->c.s_expire_rec, on_cl_record, e, 1, 6, argv, NULL);
 }
 
 static void on_cl_range(int status, const db_reply_t *r, void *arg)
@@ -624,4 +665,235 @@ static void cl_expire_chunk(tok_lc_t *lc, const char *zkey, const char *now, con
     op->want_items = want_items;
     db_cmd(lc->db, on_cl_range, op, "ZRANGEBYSCORE", zkey, "-inf", now, "WITHSCORES", "LIMIT", off,
            lim, NULL);
+}
+
+/* ---- import, one record at a time, one script per slot ----
+ * import.lua's steps in registration's split order (DESIGN.md "Reassignment across slots"): the
+ * record in its user slot (import_user.lua: the device limit, the record as given), the bindings
+ * it let go in their token slots (bucket_fix.lua), for an inactive record the token's current
+ * holder (does it still hold the token?), the token slot (import_bind.lua), and for an active
+ * record the previous holder's slot (import_take.lua). Records go in file order, one after the
+ * other, so the last line for a token wins as on a single Redis. */
+
+typedef struct imp_op {
+    tok_lc_import_cb cb;
+    void *arg;
+    cl_ctx_t c;
+    char now_s[24], iso[TOK_TIME_MAX], max[24];
+    int64_t now;
+    tok_record_t *recs;
+    size_t n, i, pending;
+    bool failed; /* a step of the current record failed */
+    char exp[24], member[TOK_USER_MAX + TOK_DEVICE_MAX + 2];
+    tok_lc_import_result_t res;
+    size_t *refused;
+} imp_op_t;
+
+static void imp_next(imp_op_t *op);
+
+static void imp_finish(imp_op_t *op, int status)
+{
+    op->res.refused = op->refused;
+    op->cb(status, status == 0 ? &op->res : NULL, op->arg);
+    free(op->refused);
+    free(op->recs);
+    free(op);
+}
+
+/* The current record is done: the next one. */
+static void imp_advance(imp_op_t *op)
+{
+    op->i++;
+    imp_next(op);
+}
+
+static void on_imp_taken(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    if (status != DB_OK || db_reply_type(r) != DB_REPLY_INTEGER) {
+        imp_finish(op, TOK_EUNAVAIL);
+        return;
+    }
+    op->res.reassigned += db_reply_int(r) == 1;
+    imp_advance(op);
+}
+
+/* "user\x1fdevice" of n bytes into user and device; -1 when malformed. */
+static int split_member(const char *v, size_t n, char user[TOK_USER_MAX + 1],
+                        char dev[TOK_DEVICE_MAX + 1])
+{
+    const char *sep = v ? memchr(v, TOK_SEP, n) : NULL;
+    size_t ul = sep ? (size_t)(sep - v) : 0;
+    if (sep == NULL || ul == 0 || ul > TOK_USER_MAX || n - ul - 1 == 0 ||
+        n - ul - 1 > TOK_DEVICE_MAX)
+        return -1;
+    memcpy(user, v, ul);
+    user[ul] = '\0';
+    memcpy(dev, sep + 1, n - ul - 1);
+    dev[n - ul - 1] = '\0';
+    return 0;
+}
+
+static void on_imp_bound(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    const tok_record_t *rec = &op->recs[op->i];
+    size_t n = 0;
+    const char *prev = status == DB_OK ? db_reply_str(r, &n) : NULL;
+    char user[TOK_USER_MAX + 1], dev[TOK_DEVICE_MAX + 1], hk[KEY_MAX];
+    if (prev == NULL || db_reply_type(r) == DB_REPLY_ERROR) {
+        imp_finish(op, TOK_EUNAVAIL);
+        return;
+    }
+    if (!rec->active || rec->expires_at <= op->now || strcmp(prev, op->member) == 0 ||
+        split_member(prev, n, user, dev) != 0) {
+        imp_advance(op);
+        return;
+    }
+    key_dev(hk, op->c.prefix, user);
+    const char *argv[] = {hk, dev, rec->token, op->now_s, op->iso};
+    db_eval(op->c.db, op->c.s_imp_take, on_imp_taken, op, 1, 5, argv, NULL);
+}
+
+static void imp_bind(imp_op_t *op, bool own)
+{
+    const tok_record_t *rec = &op->recs[op->i];
+    char okey[KEY_MAX], zkey[KEY_MAX];
+    key_owner(okey, op->c.prefix, rec->token);
+    key_expiry(zkey, op->c.prefix, key_token_bucket(rec->token));
+    const char *argv[] = {okey, zkey, op->member, op->exp, own ? "1" : "0"};
+    db_eval(op->c.db, op->c.s_imp_bind, on_imp_bound, op, 2, 5, argv, NULL);
+}
+
+/* An inactive record gets the owner key only when its holder no longer holds the token. */
+static void on_imp_holder(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    if (status != DB_OK || db_reply_type(r) == DB_REPLY_ERROR) {
+        imp_finish(op, TOK_EUNAVAIL);
+        return;
+    }
+    size_t n = 0;
+    const char *js = db_reply_type(r) == DB_REPLY_STRING ? db_reply_str(r, &n) : NULL;
+    tok_record_t held;
+    char e[64];
+    bool holds = js && tok_record_parse(js, n, &held, e, sizeof e) == 0 &&
+                 strcmp(held.token, op->recs[op->i].token) == 0;
+    imp_bind(op, !holds);
+}
+
+static void on_imp_owner(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    char user[TOK_USER_MAX + 1], dev[TOK_DEVICE_MAX + 1], hk[KEY_MAX];
+    size_t n = 0;
+    if (status != DB_OK || db_reply_type(r) == DB_REPLY_ERROR) {
+        imp_finish(op, TOK_EUNAVAIL);
+        return;
+    }
+    const char *owner = db_reply_type(r) == DB_REPLY_STRING ? db_reply_str(r, &n) : NULL;
+    if (owner == NULL || strcmp(owner, op->member) == 0 || split_member(owner, n, user, dev) != 0) {
+        imp_bind(op, true);
+        return;
+    }
+    key_dev(hk, op->c.prefix, user);
+    db_cmd(op->c.db, on_imp_holder, op, "HGET", hk, dev, NULL);
+}
+
+/* After the user slot and the bindings it let go: the token slot. */
+static void imp_token(imp_op_t *op)
+{
+    const tok_record_t *rec = &op->recs[op->i];
+    bool live = rec->expires_at > op->now;
+    if (!live || rec->active) {
+        imp_bind(op, live);
+        return;
+    }
+    char okey[KEY_MAX];
+    key_owner(okey, op->c.prefix, rec->token);
+    db_cmd(op->c.db, on_imp_owner, op, "GET", okey, NULL);
+}
+
+static void on_imp_unbound(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    if (status != DB_OK || (r && db_reply_type(r) != DB_REPLY_INTEGER))
+        op->failed = true;
+    if (--op->pending > 0)
+        return;
+    if (op->failed)
+        imp_finish(op, TOK_EUNAVAIL);
+    else
+        imp_token(op);
+}
+
+static void on_imp_user(int status, const db_reply_t *r, void *arg)
+{
+    imp_op_t *op = arg;
+    const db_reply_t *a = reply_array(status, r, 3);
+    const char *st = a ? db_reply_str(db_reply_elem(a, 0), NULL) : NULL;
+    if (st == NULL) {
+        imp_finish(op, TOK_EUNAVAIL);
+        return;
+    }
+    if (strcmp(st, "unchanged") == 0 || strcmp(st, "refused") == 0) {
+        if (*st == 'u')
+            op->res.unchanged++;
+        else
+            op->refused[op->res.nrefused++] = op->i;
+        imp_advance(op);
+        return;
+    }
+    if (*st == 'c')
+        op->res.created++;
+    else
+        op->res.updated++;
+    op->res.evicted += elem_int(a, 1);
+    op->pending = 1;
+    op->pending +=
+        unbind_all(op->c.db, op->c.s_fix, op->c.prefix, db_reply_elem(a, 2), on_imp_unbound, op);
+    on_imp_unbound(DB_OK, NULL, op);
+}
+
+static void imp_next(imp_op_t *op)
+{
+    if (op->i == op->n) {
+        imp_finish(op, 0);
+        return;
+    }
+    const tok_record_t *rec = &op->recs[op->i];
+    op->failed = false;
+    buf_t js = BUF_INIT;
+    tok_record_json(rec, &js);
+    char hk[KEY_MAX];
+    key_dev(hk, op->c.prefix, rec->user_id);
+    snprintf(op->exp, sizeof op->exp, "%" PRId64, rec->expires_at);
+    snprintf(op->member, sizeof op->member, "%s%c%s", rec->user_id, TOK_SEP, rec->device_id);
+    const char *argv[] = {hk,      rec->user_id, rec->device_id, rec->token,       op->exp,
+                          js.data, op->now_s,    op->max,        op->c.token_parts};
+    db_eval(op->c.db, op->c.s_imp_user, on_imp_user, op, 1, 9, argv, NULL);
+    buf_cleanup(&js);
+}
+
+static void imp_start(void *arg)
+{
+    imp_next(arg);
+}
+
+static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
+                      size_t n, tok_lc_import_cb cb, void *arg)
+{
+    imp_op_t *op = xcalloc(1, sizeof *op);
+    op->cb = cb;
+    op->arg = arg;
+    cl_ctx_init(&op->c, lc);
+    op->now = now_ms / 1000;
+    snprintf(op->now_s, sizeof op->now_s, "%" PRId64, op->now);
+    clk_iso8601_ms(now_ms, op->iso, sizeof op->iso);
+    snprintf(op->max, sizeof op->max, "%ld", max_devices > 0 ? max_devices : 1);
+    op->recs = xmalloc((n ? n : 1) * sizeof *op->recs);
+    memcpy(op->recs, recs, n * sizeof *recs);
+    op->n = n;
+    op->refused = xcalloc(n ? n : 1, sizeof *op->refused);
+    db_defer(op->c.db, imp_start, op);
 }

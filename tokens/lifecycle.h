@@ -8,8 +8,10 @@
  * add up to exactly what was removed. The expiry schedule is sharded over KEY_TOKEN_BUCKETS
  * buckets (db/keys.h); an expire chunk works on one. Scripts touch keys they build from key parts
  * db/keys.h gives them. On Redis Cluster (db_is_cluster) an expire or scan chunk runs as one
- * script per slot (lifecycle.c says in which order) and a scan walks one master after the other;
- * import and reindex are single-Redis only (heraldctl refuses them on a cluster).
+ * script per slot (lifecycle.c says in which order), a scan walks one master after the other and
+ * an import writes one record after the other, each as registration's split steps; reindex is
+ * single-Redis only (heraldctl refuses it on a cluster). There a record is still removed once,
+ * but two sweepers reaching it at once count it expired (one) and stale (the other).
  *
  * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
 #ifndef HERALD_TOKENS_LIFECYCLE_H

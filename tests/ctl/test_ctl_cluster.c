@@ -1,8 +1,9 @@
 /* test_ctl_cluster.c - heraldctl's token commands on a real Redis Cluster (3 masters, 3 replicas,
  * tests/support/cluster.h; one cluster for the cases, flushed between them) with
  * redis.cluster = true: list/get/find, count and export walk every master, sweep and cleanup
- * remove records and their owner keys and expiry entries in their own slots, import and reindex
- * are refused. The records are seeded straight into the nodes serving their keys (ctl_seed.h). */
+ * remove records and their owner keys and expiry entries in their own slots, import follows
+ * registration's rules one slot at a time, reindex is refused. The records are seeded straight into
+ * the nodes serving their keys (ctl_seed.h). */
 #include "tests/ctl/ctl_seed.h"
 #include "tests/support/cluster.h"
 
@@ -166,23 +167,63 @@ static void test_sweep_cleanup(void **state)
     }
 }
 
-/* import and reindex write keys of several slots in one script: refused, nothing written. */
-static void test_refused(void **state)
+/* One import line: an active record (expiring in a day) or an inactive one. */
+static void import_line(FILE *f, const char *user, const char *dev, const char *tok, bool active)
+{
+    long long now = (long long)seed_now();
+    fprintf(f,
+            "{\"userId\":\"%s\",\"deviceId\":\"%s\",\"expoPushToken\":\"%s\","
+            "\"platform\":\"ios\",\"registeredAt\":\"2025-01-01T00:00:00.000Z\","
+            "\"updatedAt\":\"2025-06-01T12:00:00.000Z\",\"isActive\":%s,\"expiresAt\":%lld%s}\n",
+            user, dev, tok, active ? "true" : "false", now + 86400,
+            active ? "" : ",\"deactivatedReason\":\"user\",\"deactivatedAt\":1750000000");
+}
+
+static void expect_owner(const char *tok, const char *member)
+{
+    char k[KEY_MAX];
+    assert_true(th_redis_expect(&C.node[0], member, "GET %s", th_owner_key(k, "herald:", tok)));
+}
+
+/* import under registration's rules, one slot at a time: an active record takes its token from
+ * the holder (deactivated, "reassigned"), an inactive one leaves the holder's owner key, a new
+ * token for a device drops the old one's binding; a second import changes nothing. */
+static void test_import(void **state)
 {
     (void)state;
     char path[300];
-    assert_int_equal(th_tmpfile("in.jsonl",
-                                "{\"userId\":\"imp\",\"deviceId\":\"d\",\"expoPushToken\":"
-                                "\"ExponentPushToken[imp]\",\"platform\":\"ios\"}\n",
-                                path, sizeof path),
-                     0);
-    assert_int_equal(ctl("tokens import %s", path), 2);
-    assert_true(out_has(&err, "does not run on Redis Cluster"));
+    snprintf(path, sizeof path, "%s/import.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    import_line(f, "imp", "d", "ExponentPushToken[t7]", true);    /* held by u1/d2 */
+    import_line(f, "imp2", "d", "ExponentPushToken[t8]", false);  /* held by u1/d3 */
+    import_line(f, "u2", "d2", "ExponentPushToken[new12]", true); /* u2/d2 held t12 */
+    fclose(f);
+    assert_int_equal(ctl("tokens import --json %s", path), 0);
+    assert_true(out_has(&out, "\"created\":2,\"updated\":1,\"unchanged\":0,\"reassigned\":1"));
+    expect_owner("ExponentPushToken[t7]", "imp\x1f"
+                                          "d");
+    tok_record_t r = seed_stored(&C.node[0], "u1", "d2");
+    assert_false(r.active);
+    assert_string_equal(r.deactivated_reason, "reassigned");
+    expect_owner("ExponentPushToken[t8]", "u1\x1f"
+                                          "d3");
+    assert_true(seed_stored(&C.node[0], "u1", "d3").active);
+    expect_owner("ExponentPushToken[new12]", "u2\x1f"
+                                             "d2");
+    expect_indexed(12, false); /* t12's owner key and expiry entry are gone */
+    assert_int_equal(ctl("tokens import --json %s", path), 0);
+    assert_true(out_has(&out, "\"created\":0,\"updated\":0,\"unchanged\":3"));
+    assert_int_equal(ctl("tokens count --json"), 0);
+    assert_true(out_has(&out, "\"total\":52"));
+}
+
+/* reindex writes a record's keys of several slots in one script: refused, nothing written. */
+static void test_reindex_refused(void **state)
+{
+    (void)state;
     assert_int_equal(ctl("tokens reindex"), 2);
     assert_true(out_has(&err, "does not run on Redis Cluster"));
-    char *v = th_redis_cmd(&C.node[0], "EXISTS herald:dev:{imp}");
-    assert_string_equal(v, "0");
-    free(v);
 }
 
 int main(void)
@@ -191,7 +232,8 @@ int main(void)
         cmocka_unit_test_setup(test_read_commands, seed),
         cmocka_unit_test_setup(test_count_export, seed),
         cmocka_unit_test_setup(test_sweep_cleanup, seed),
-        cmocka_unit_test_setup(test_refused, seed),
+        cmocka_unit_test_setup(test_import, seed),
+        cmocka_unit_test_setup(test_reindex_refused, seed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

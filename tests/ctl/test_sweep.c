@@ -184,22 +184,27 @@ static void test_two_instances(void **state)
     inst_close(&b);
 }
 
+/* Seeds 20000 records, opens a and starts a pass: returns once it holds the lock and chunks. */
+static void start_long_pass(inst_t *a)
+{
+    assert_int_equal(seed_records(&rs, 20000, 2, clk_wall_ms() / 1000, shape, NULL), 0);
+    inst_open(a);
+    tok_sweep_run_now(a->sw);
+    uint64_t deadline = clk_mono_ms() + 10000;
+    while (redis_int(&rs, "EXISTS herald:lock:sweep") == 0 && clk_mono_ms() < deadline)
+        uv_run(&a->loop, UV_RUN_NOWAIT);
+    assert_int_equal(a->passes, 0);
+}
+
 static void test_destroy_mid_pass(void **state)
 {
     (void)state;
-    assert_int_equal(seed_records(&rs, 20000, 2, clk_wall_ms() / 1000, shape, NULL), 0);
     inst_t a;
-    inst_open(&a);
-    tok_sweep_run_now(a.sw);
-    /* Let it take the lock and start chunking. */
-    uint64_t deadline = clk_mono_ms() + 10000;
-    while (redis_int(&rs, "EXISTS herald:lock:sweep") == 0 && clk_mono_ms() < deadline)
-        uv_run(&a.loop, UV_RUN_NOWAIT);
-    assert_int_equal(a.passes, 0);
+    start_long_pass(&a);
     tok_sweep_destroy(a.sw);
     a.sw = NULL;
     /* The release goes out with the last callbacks. */
-    deadline = clk_mono_ms() + 10000;
+    uint64_t deadline = clk_mono_ms() + 10000;
     while (redis_int(&rs, "EXISTS herald:lock:sweep") == 1 && clk_mono_ms() < deadline)
         uv_run(&a.loop, UV_RUN_NOWAIT);
     assert_int_equal(redis_int(&rs, "EXISTS herald:lock:sweep"), 0);
@@ -212,14 +217,8 @@ static void test_destroy_mid_pass(void **state)
 static void test_lock_lost_mid_pass(void **state)
 {
     (void)state;
-    assert_int_equal(seed_records(&rs, 20000, 2, clk_wall_ms() / 1000, shape, NULL), 0);
     inst_t a;
-    inst_open(&a);
-    tok_sweep_run_now(a.sw);
-    uint64_t deadline = clk_mono_ms() + 10000;
-    while (redis_int(&rs, "EXISTS herald:lock:sweep") == 0 && clk_mono_ms() < deadline)
-        uv_run(&a.loop, UV_RUN_NOWAIT);
-    assert_int_equal(a.passes, 0);
+    start_long_pass(&a);
     free(th_redis_cmd(&rs, "SET herald:lock:sweep other-instance PX 60000"));
     run_until(&a, NULL, 1);
     tok_sweep_stats_t st;
