@@ -340,8 +340,7 @@ static void test_deactivate(void **state)
     register_device("user-3", "tablet", TOKEN_B, 200);
 }
 
-/* DELETE ?purge=true is the privacy delete (pipeline/privacy.c): not in the cluster run until
- * that script is split per slot. */
+/* DELETE ?purge=true is the privacy delete (pipeline/privacy.c; per slot on a cluster). */
 static void test_purge(void **state)
 {
     (void)state;
@@ -1201,6 +1200,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest on_cluster_tests[] = {
             cmocka_unit_test(test_register_update_list),
             cmocka_unit_test(test_deactivate),
+            cmocka_unit_test(test_purge),
             cmocka_unit_test(test_reassignment),
             cmocka_unit_test(test_validation),
             cmocka_unit_test(test_locale),
