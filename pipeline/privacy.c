@@ -1,9 +1,10 @@
 /* privacy.c - privacy deletes (privacy.h): the token records and what the delivery ledger (the
  * trace, the dedup marks) and the receipt checks hold of them, in one script per call
  * (lua/privacy_purge.lua; on Redis Cluster that script does the user's slot and names the rest:
- * one call per token binding, job index member and receipt check follows, each in its slot), and the keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The
- * scripts share their helpers with the modules that own the keys: tokens/lua/devices_drop.lua,
- * expo/lua/check_drop.lua, lua/ledger_scrub.lua. */
+ * one call per token binding, job index member and receipt check follows, each in its slot), and
+ * the keyspace sweep behind heraldctl (lua/privacy_sweep.lua). The scripts share their helpers with
+ * the modules that own the keys: tokens/lua/devices_drop.lua, expo/lua/check_drop.lua,
+ * lua/ledger_scrub.lua. */
 #include "pipeline/privacy.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -183,12 +184,17 @@ static void purge(disp_privacy_t *p, const char *user, const char *device, long 
         snprintf(q->device, sizeof q->device, "%s", device ? device : "");
     }
     /* KEYS, then ARGV as privacy_purge.lua's header lists them, then every status */
-    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,           idx,
+    const char *argv[12 + QUEUE_ST_COUNT] = {dkey,
+                                             idx,
                                              uidx, /* KEYS */
-                                             user,           device ? device : "",
-                                             p->token_parts, p->job_stem,
-                                             mark_head,      dix_head,
-                                             p->rq_stem,     max,
+                                             user,
+                                             device ? device : "",
+                                             p->token_parts,
+                                             p->job_stem,
+                                             mark_head,
+                                             dix_head,
+                                             p->rq_stem,
+                                             max,
                                              split ? "1" : ""};
     for (int i = 0; i < QUEUE_ST_COUNT; i++)
         argv[12 + i] = queue_status_name((queue_status_t)i);

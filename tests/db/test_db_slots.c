@@ -41,25 +41,23 @@ static void test_slots_ok(void **state)
     char err[128];
     /* Overlapping ranges are refused; then out of order, with a replica, an empty host ("the node
      * you asked") and an unknown one ("?": left out, its slot not served). */
-    const char
-        *text = "*4\r\n"
-                "*4\r\n:5461\r\n:10922\r\n" NODE("8\r\n10.0.0.2", "7001")
-                    NODE("8\r\n10.0.0.5", "7004") "*3\r\n:0\r\n:5460\r\n" NODE(
-                        "8\r\n10.0.0.1",
-                        "7000") "*3\r\n:10923\r\n:16383\r\n" NODE("0\r\n",
-                                                                  "7002") "*3\r\n:16383\r\n:"
-                                                                          "16383\r\n" NODE("1\r\nb",
-                                                                                           "7003");
+    const char *text =
+        "*4\r\n"
+        "*4\r\n:5461\r\n:10922\r\n" NODE("8\r\n10.0.0.2", "7001")
+            NODE("8\r\n10.0.0.5", "7004") "*3\r\n:0\r\n:5460\r\n" NODE(
+                "8\r\n10.0.0.1",
+                "7000") "*3\r\n:10923\r\n:16383\r\n" NODE("0\r\n", "7002") "*3\r\n:16383\r\n:"
+                                                                           "16383\r\n" NODE(
+                                                                               "1\r\nb", "7003");
     assert_int_equal(parse(text, &r, &n, err, sizeof err), -1); /* 16383 twice */
     assert_string_equal(err, "bad CLUSTER SLOTS reply: overlapping slot ranges");
     text = "*4\r\n"
            "*4\r\n:5461\r\n:10922\r\n" NODE("8\r\n10.0.0.2", "7001")
                NODE("8\r\n10.0.0.5", "7004") "*3\r\n:0\r\n:5460\r\n" NODE(
                    "8\r\n10.0.0.1",
-                   "7000") "*3\r\n:10923\r\n:16382\r\n" NODE("0\r\n",
-                                                             "7002") "*3\r\n:16383\r\n:"
-                                                                     "16383\r\n" NODE("1\r\n?",
-                                                                                      "7003");
+                   "7000") "*3\r\n:10923\r\n:16382\r\n" NODE("0\r\n", "7002") "*3\r\n:16383\r\n:"
+                                                                              "16383\r\n" NODE(
+                                                                                  "1\r\n?", "7003");
     assert_int_equal(parse(text, &r, &n, err, sizeof err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(r[0].first, 0);
