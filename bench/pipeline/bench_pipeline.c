@@ -11,13 +11,14 @@
  *
  *   bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] [--log-level L]
  *                  [--max-in-flight M] [--set "herald.key = value"]... [--perf FILE]
- *                  [--perf-call-graph fp|dwarf] [--cluster]
+ *                  [--perf-call-graph fp|dwarf] [--perf-phase drain|steady] [--cluster]
  * --cluster runs against a Redis Cluster of 3 masters + 3 replicas on this machine
  * (tests/support/cluster.h) with redis.cluster = true; redis-server CPU is then the sum of the six
  * nodes' (the replicas apply every write too).
  * --perf FILE records herald's profile during the drain (perf record -e cpu-clock) into FILE:
  * build with -fno-omit-frame-pointer (BUILD_DIR of run.sh) and read it with perf report. dwarf
  * call graphs also see through the libraries built without frame pointers (libc, hiredis).
+ * --perf-phase steady records the steady phase instead.
  * Run through bench/pipeline/run.sh (Release build). Needs redis-server on PATH. */
 #include "tests/ctl/ctl_seed.h"
 #include "tests/support/cluster.h"
@@ -43,7 +44,8 @@ static struct {
     const char *graph; /* perf's --call-graph mode */
     char extra[2048];  /* more herald config lines (--set "key = value", repeatable) */
     bool cluster;
-} opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", "", false};
+    bool perf_steady; /* --perf-phase steady: profile the steady phase, not the drain */
+} opt = {100000, 10000, 1000, 20, 1000, "warn", NULL, "fp", "", false, false};
 
 static th_redis_t redis_one;
 static th_redis_t *redis = &redis_one; /* the server, or node 0 of the cluster */
@@ -51,6 +53,8 @@ static th_cluster_t cluster;
 static th_herald_t herald;
 static th_proc_t sim, perf;
 static char dir[256], sim_url[96], record_path[300];
+
+static double redis_cpu_s(void);
 
 static long long wall_ms(void)
 {
@@ -386,7 +390,9 @@ static void steady_phase(long long base)
     char ev[256], user[32];
     hist_t h0, h1;
     scrape_hist("herald_end_to_end_seconds", &h0);
-    double cpu0 = cpu_s(herald.proc.pid), t0 = mono_s();
+    if (opt.perf && opt.perf_steady)
+        perf_start();
+    double cpu0 = cpu_s(herald.proc.pid), t0 = mono_s(), rcpu0 = redis_cpu_s();
     for (long e = 0; e < n; e++) {
         sleep_until(t0 + (double)e / (double)opt.rate);
         sent[e] = wall_ms();
@@ -399,7 +405,9 @@ static void steady_phase(long long base)
     }
     flush_producer();
     wait_accepted(base + 2 * n);
-    double cpu1 = cpu_s(herald.proc.pid), t1 = mono_s();
+    double cpu1 = cpu_s(herald.proc.pid), t1 = mono_s(), rcpu1 = redis_cpu_s();
+    if (opt.perf && opt.perf_steady)
+        perf_stop();
     scrape_hist("herald_end_to_end_seconds", &h1);
     struct timespec ts = {0, 200000000}; /* the simulator flushes its record every 50 ms */
     nanosleep(&ts, NULL);
@@ -415,6 +423,8 @@ static void steady_phase(long long base)
     printf("steady: %ld events/s for %ld s (%ld notifications) in %.2f s, herald CPU %.2f s "
            "(%.1f%% of a core)\n",
            opt.rate, opt.seconds, 2 * n, t1 - t0, cpu1 - cpu0, 100 * (cpu1 - cpu0) / (t1 - t0));
+    printf("  redis-server CPU %.2f s (%.1f%% of a core)\n", rcpu1 - rcpu0,
+           100 * (rcpu1 - rcpu0) / (t1 - t0));
     if (k > 0)
         printf("  latency event timestamp -> simulator accepted (record, %ld msgs): p50 %lld ms, "
                "p99 %lld ms, max %lld ms\n",
@@ -436,7 +446,7 @@ static void parse_args(int argc, char **argv)
         if (v == NULL)
             die("usage: bench_pipeline [--events N] [--users U] [--rate R] [--seconds S] "
                 "[--log-level L] [--max-in-flight M] [--set \"key = value\"] [--perf FILE] "
-                "[--perf-call-graph fp|dwarf] [--cluster]");
+                "[--perf-call-graph fp|dwarf] [--perf-phase drain|steady] [--cluster]");
         i++;
         if (strcmp(a, "--events") == 0)
             opt.events = atol(v);
@@ -454,6 +464,8 @@ static void parse_args(int argc, char **argv)
             opt.perf = v;
         else if (strcmp(a, "--perf-call-graph") == 0)
             opt.graph = v;
+        else if (strcmp(a, "--perf-phase") == 0)
+            opt.perf_steady = strcmp(v, "steady") == 0;
         else if (strcmp(a, "--set") == 0)
             snprintf(opt.extra + strlen(opt.extra), sizeof opt.extra - strlen(opt.extra), "%s\n",
                      v);
@@ -496,14 +508,14 @@ int main(int argc, char **argv)
     drain_phase();
     start_herald(bootstrap);
     wait_consuming();
-    if (opt.perf)
+    if (opt.perf && !opt.perf_steady)
         perf_start();
     double t_first = mono_s(), cpu_first = cpu_s(herald.proc.pid);
     double rcpu0 = redis_cpu_s(), scpu0 = cpu_s(sim.pid);
     long long n_first = accepted(), total = 2 * opt.events;
     wait_accepted(total);
     double t_end = mono_s(), cpu_end = cpu_s(herald.proc.pid);
-    if (opt.perf)
+    if (opt.perf && !opt.perf_steady)
         perf_stop();
     save_metrics("metrics-after-drain.txt");
     char *cs = th_redis_cmd(redis, "INFO commandstats"); /* a cluster: node 0's */
