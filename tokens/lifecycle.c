@@ -549,14 +549,21 @@ static size_t unbind_all(db_t *db, db_script_t *s_fix, const char *prefix, const
     return sent;
 }
 
-/* Whether r, the reply to an HGET of a record, is a record that holds token. */
-static bool record_holds(const db_reply_t *r, const char *token)
+/* Parses r, the reply to an HGET of a record, into rec; false when there is none or it does not
+ * parse. */
+static bool record_of(const db_reply_t *r, tok_record_t *rec)
 {
     size_t n = 0;
     const char *js = db_reply_type(r) == DB_REPLY_STRING ? db_reply_str(r, &n) : NULL;
-    tok_record_t held;
     char e[64];
-    return js && tok_record_parse(js, n, &held, e, sizeof e) == 0 && strcmp(held.token, token) == 0;
+    return js && tok_record_parse(js, n, rec, e, sizeof e) == 0;
+}
+
+/* Whether r, the reply to an HGET of a record, is a record that holds token. */
+static bool record_holds(const db_reply_t *r, const char *token)
+{
+    tok_record_t held;
+    return record_of(r, &held) && strcmp(held.token, token) == 0;
 }
 
 /* ---- scan chunk, one master at a time ---- */
@@ -958,13 +965,17 @@ static void on_rx_fixed(int status, const db_reply_t *r, void *arg)
     rx_done(arg, status == DB_OK && db_reply_type(r) == DB_REPLY_INTEGER ? 0 : TOK_EUNAVAIL);
 }
 
-/* The record read again after its owner key was written. */
+/* The record read again after its owner key was written. When it holds another token of the
+ * same bucket now, the entry may be that token's (the member is the same): both stay, the owner
+ * key left naming a record that does not hold its token (no send goes through it). */
 static void on_rx_reread(int status, const db_reply_t *r, void *arg)
 {
     rx_rec_t *x = arg;
+    tok_record_t now;
+    bool parsed = status == DB_OK && record_of(r, &now);
     if (status != DB_OK || db_reply_type(r) == DB_REPLY_ERROR)
         rx_done(x, TOK_EUNAVAIL);
-    else if (record_holds(r, x->token))
+    else if (parsed && key_token_bucket(now.token) == key_token_bucket(x->token))
         rx_done(x, 0);
     else
         fix_eval(x->op->c.db, x->op->c.s_fix, x->op->c.prefix, x->zkey, x->token, x->member, x->exp,
