@@ -21,17 +21,6 @@ static int64_t now_s(void)
     return clk_wall_ms() / 1000;
 }
 
-/* reindex writes a record's keys of several slots in one script: refused on Redis Cluster
- * (docs/operations.md says what to do instead). */
-static bool refuse_on_cluster(const ctl_env_t *e, const char *what)
-{
-    if (!db_is_cluster(e->db))
-        return false;
-    fprintf(stderr, "heraldctl: tokens %s does not run on Redis Cluster (redis.cluster = true)\n",
-            what);
-    return true;
-}
-
 typedef struct count_req {
     ctl_env_t *e;
     long long n;
@@ -342,8 +331,6 @@ int ctl_tokens_reindex(ctl_env_t *e, int argc, char **argv)
     int rc = ctl_parse(argc, argv, 1, opts, NULL, 0, NULL, REINDEX_USAGE);
     if (rc)
         return rc > 0 ? CTL_OK : CTL_USAGE;
-    if (refuse_on_cluster(e, "reindex"))
-        return CTL_USAGE;
     tok_lc_t *lc = tok_lc_create(e->db, e->conf->redis_prefix);
     int64_t now = now_s();
     snprintf(c.cursor, sizeof c.cursor, "0");

@@ -30,6 +30,7 @@ struct tok_lc {
     bool cluster;                      /* Redis Cluster: the chunks run per slot (below) */
     db_script_t *s_expire_rec, *s_fix; /* cluster: user-slot and token-slot steps */
     db_script_t *s_imp_user, *s_imp_take, *s_imp_bind; /* cluster: import's steps */
+    db_script_t *s_rx_bind;                            /* cluster: reindex's token-slot step */
 };
 
 typedef struct lc_op {
@@ -202,6 +203,7 @@ static void cl_scan_chunk(tok_lc_t *lc, const char *cursor, const char *const *a
                           void *arg);
 static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_record_t *recs,
                       size_t n, tok_lc_import_cb cb, void *arg);
+static void cl_reindex_chunk(tok_lc_t *lc, const char *const *args, tok_lc_cb cb, void *arg);
 
 void tok_lc_expire_chunk(tok_lc_t *lc, unsigned bucket, int64_t now_s, long offset, long limit,
                          bool dry_run, bool want_items, tok_lc_cb cb, void *arg)
@@ -289,14 +291,28 @@ void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t 
                           void *arg)
 {
     char now[24], cnt[24];
-    if (lc->s_reindex == NULL)
+    if (lc->s_reindex == NULL) {
         lc->s_reindex = db_script(lc->db, lua_reindex_chunk);
+        if (lc->cluster)
+            lc->s_rx_bind = db_script(lc->db, lua_reindex_bind);
+    }
     snprintf(now, sizeof now, "%" PRId64, now_s);
     snprintf(cnt, sizeof cnt, "%ld", count > 0 ? count : 200);
-    const char *argv[] = {cursor,          cnt,          lc->all,           now,
-                          lc->token_parts, lc->dev_head, key_tail(KEY_DEV), lc->owner_stem,
-                          lc->old_expiry};
-    db_eval(lc->db, lc->s_reindex, on_reindex, op_new(cb, NULL, arg), 0, 9, argv, NULL);
+    const char *argv[] = {cursor,
+                          cnt,
+                          lc->all,
+                          now,
+                          lc->token_parts,
+                          lc->dev_head,
+                          key_tail(KEY_DEV),
+                          lc->owner_stem,
+                          lc->old_expiry,
+                          lc->cluster ? "1" : "0"};
+    if (lc->cluster) {
+        cl_reindex_chunk(lc, argv, cb, arg);
+        return;
+    }
+    db_eval(lc->db, lc->s_reindex, on_reindex, op_new(cb, NULL, arg), 0, 10, argv, NULL);
 }
 
 static void on_import(int status, const db_reply_t *r, void *arg)
@@ -388,7 +404,7 @@ void tok_lc_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_rec
 /* What the steps of a cluster operation need of the tok_lc_t (which may be destroyed first). */
 typedef struct cl_ctx {
     db_t *db;
-    db_script_t *s_fix, *s_expire_rec, *s_imp_user, *s_imp_take, *s_imp_bind;
+    db_script_t *s_fix, *s_expire_rec, *s_imp_user, *s_imp_take, *s_imp_bind, *s_rx_bind;
     char prefix[KEY_PREFIX_MAX + 1], token_parts[KEY_PARTS_MAX];
 } cl_ctx_t;
 
@@ -400,6 +416,7 @@ static void cl_ctx_init(cl_ctx_t *c, const tok_lc_t *lc)
     c->s_imp_user = lc->s_imp_user;
     c->s_imp_take = lc->s_imp_take;
     c->s_imp_bind = lc->s_imp_bind;
+    c->s_rx_bind = lc->s_rx_bind;
     memcpy(c->prefix, lc->prefix, sizeof c->prefix);
     memcpy(c->token_parts, lc->token_parts, sizeof c->token_parts);
 }
@@ -530,6 +547,23 @@ static size_t unbind_all(db_t *db, db_script_t *s_fix, const char *prefix, const
         sent++;
     }
     return sent;
+}
+
+/* Parses r, the reply to an HGET of a record, into rec; false when there is none or it does not
+ * parse. */
+static bool record_of(const db_reply_t *r, tok_record_t *rec)
+{
+    size_t n = 0;
+    const char *js = db_reply_type(r) == DB_REPLY_STRING ? db_reply_str(r, &n) : NULL;
+    char e[64];
+    return js && tok_record_parse(js, n, rec, e, sizeof e) == 0;
+}
+
+/* Whether r, the reply to an HGET of a record, is a record that holds token. */
+static bool record_holds(const db_reply_t *r, const char *token)
+{
+    tok_record_t held;
+    return record_of(r, &held) && strcmp(held.token, token) == 0;
 }
 
 /* ---- scan chunk, one master at a time ---- */
@@ -773,13 +807,7 @@ static void on_imp_holder(int status, const db_reply_t *r, void *arg)
         imp_finish(op, TOK_EUNAVAIL);
         return;
     }
-    size_t n = 0;
-    const char *js = db_reply_type(r) == DB_REPLY_STRING ? db_reply_str(r, &n) : NULL;
-    tok_record_t held;
-    char e[64];
-    bool holds = js && tok_record_parse(js, n, &held, e, sizeof e) == 0 &&
-                 strcmp(held.token, op->recs[op->i].token) == 0;
-    imp_bind(op, !holds);
+    imp_bind(op, !record_holds(r, op->recs[op->i].token));
 }
 
 static void on_imp_owner(int status, const db_reply_t *r, void *arg)
@@ -896,4 +924,156 @@ static void cl_import(tok_lc_t *lc, int64_t now_ms, long max_devices, const tok_
     op->n = n;
     op->refused = xcalloc(n ? n : 1, sizeof *op->refused);
     db_defer(op->c.db, imp_start, op);
+}
+
+/* ---- reindex chunk: one master's SCAN, then each record in its token's slot ----
+ * reindex_chunk.lua reads the records of the master's device hashes (and removes the old
+ * schema's keys there). Each record then gets, in its token's slot, its expiry entry and, under
+ * the single-Redis script's rules, its owner key (reindex_bind.lua): when the key names nobody;
+ * when it names another record and this one is active, after that record was read and found not
+ * to hold the token. The script writes the key only while it still names what those reads saw,
+ * so a binding a registration made meanwhile stays. Once an owner key is written, the record is
+ * read again: when it no longer holds the token (re-registered with another one meanwhile, whose
+ * registration may have unbound this token before the step above bound it again), the binding
+ * goes again (bucket_fix.lua unbind: only while it names the record at that score). */
+
+typedef struct rx_rec {
+    cl_op_t *op;
+    char user[TOK_USER_MAX + 1], dev[TOK_DEVICE_MAX + 1], token[TOK_TOKEN_MAX + 1];
+    char member[TOK_USER_MAX + TOK_DEVICE_MAX + 2], holder[TOK_USER_MAX + TOK_DEVICE_MAX + 2];
+    char exp[24], okey[KEY_MAX], zkey[KEY_MAX];
+    bool live, active;
+} rx_rec_t;
+
+static void rx_done(rx_rec_t *x, int status)
+{
+    cl_step_done(x->op, status);
+    free(x);
+}
+
+static void on_rx_bound(int status, const db_reply_t *r, void *arg);
+
+/* The token-slot step; own: write the owner key while it names expect ("" nobody). */
+static void rx_bind(rx_rec_t *x, bool own, const char *expect)
+{
+    const char *argv[] = {x->okey, x->zkey, x->member, x->exp, own ? "1" : "0", expect};
+    db_eval(x->op->c.db, x->op->c.s_rx_bind, on_rx_bound, x, 2, 6, argv, NULL);
+}
+
+static void on_rx_fixed(int status, const db_reply_t *r, void *arg)
+{
+    rx_done(arg, status == DB_OK && db_reply_type(r) == DB_REPLY_INTEGER ? 0 : TOK_EUNAVAIL);
+}
+
+/* The record read again after its owner key was written. When it holds another token of the
+ * same bucket now, the entry may be that token's (the member is the same): both stay, the owner
+ * key left naming a record that does not hold its token (no send goes through it). */
+static void on_rx_reread(int status, const db_reply_t *r, void *arg)
+{
+    rx_rec_t *x = arg;
+    tok_record_t now;
+    bool parsed = status == DB_OK && record_of(r, &now);
+    if (status != DB_OK || db_reply_type(r) == DB_REPLY_ERROR)
+        rx_done(x, TOK_EUNAVAIL);
+    else if (parsed && key_token_bucket(now.token) == key_token_bucket(x->token))
+        rx_done(x, 0);
+    else
+        fix_eval(x->op->c.db, x->op->c.s_fix, x->op->c.prefix, x->zkey, x->token, x->member, x->exp,
+                 "unbind", NULL, on_rx_fixed, x);
+}
+
+/* The record the owner key names: does it still hold the token? */
+static void on_rx_holder(int status, const db_reply_t *r, void *arg)
+{
+    rx_rec_t *x = arg;
+    if (status != DB_OK || db_reply_type(r) == DB_REPLY_ERROR)
+        rx_done(x, TOK_EUNAVAIL);
+    else if (record_holds(r, x->token))
+        rx_done(x, 0);
+    else
+        rx_bind(x, true, x->holder);
+}
+
+static void on_rx_bound(int status, const db_reply_t *r, void *arg)
+{
+    rx_rec_t *x = arg;
+    const db_reply_t *a = reply_array(status, r, 2);
+    size_t n = 0;
+    const char *cur = a ? db_reply_str(db_reply_elem(a, 1), &n) : NULL;
+    char user[TOK_USER_MAX + 1], dev[TOK_DEVICE_MAX + 1], hk[KEY_MAX];
+    if (cur == NULL) {
+        rx_done(x, TOK_EUNAVAIL);
+    } else if (elem_int(a, 0) == 1) {
+        x->op->res.owners_written++;
+        key_dev(hk, x->op->c.prefix, x->user);
+        db_cmd(x->op->c.db, on_rx_reread, x, "HGET", hk, x->dev, NULL);
+    } else if (x->live && x->active && x->holder[0] == '\0' && n > 0 &&
+               strcmp(cur, x->member) != 0 && split_member(cur, n, user, dev) == 0) {
+        snprintf(x->holder, sizeof x->holder, "%s", cur);
+        key_dev(hk, x->op->c.prefix, user);
+        db_cmd(x->op->c.db, on_rx_holder, x, "HGET", hk, dev, NULL);
+    } else {
+        rx_done(x, 0); /* bound as it should be, or left to the record that holds the token */
+    }
+}
+
+/* One record of the chunk's reply (strings e[0..4]: user, device, token, expiresAt, active). */
+static void rx_start(cl_op_t *op, const db_reply_t *const e[5], int64_t now)
+{
+    size_t len[5];
+    const char *v[5];
+    for (int i = 0; i < 5; i++)
+        if ((v[i] = db_reply_str(e[i], &len[i])) == NULL || len[i] == 0 || memchr(v[i], 0, len[i]))
+            return;
+    if (len[0] > TOK_USER_MAX || len[1] > TOK_DEVICE_MAX || len[2] > TOK_TOKEN_MAX || len[3] >= 24)
+        return; /* not a record registration could write: left alone, as a corrupt one is */
+    rx_rec_t *x = xcalloc(1, sizeof *x);
+    x->op = op;
+    memcpy(x->user, v[0], len[0]);
+    memcpy(x->dev, v[1], len[1]);
+    memcpy(x->token, v[2], len[2]);
+    memcpy(x->exp, v[3], len[3]);
+    snprintf(x->member, sizeof x->member, "%s%c%s", x->user, TOK_SEP, x->dev);
+    x->live = strtoll(x->exp, NULL, 10) > now;
+    x->active = *v[4] == '1';
+    key_owner(x->okey, op->c.prefix, x->token);
+    key_expiry(x->zkey, op->c.prefix, key_token_bucket(x->token));
+    op->pending++;
+    rx_bind(x, x->live, "");
+}
+
+static void on_cl_reindex(int status, const db_reply_t *r, void *arg)
+{
+    cl_op_t *op = arg;
+    const db_reply_t *a = reply_array(status, r, 5);
+    const db_reply_t *recs = a ? db_reply_elem(a, 4) : NULL;
+    if (a == NULL || db_reply_type(db_reply_elem(a, 0)) != DB_REPLY_STRING ||
+        db_reply_type(recs) != DB_REPLY_ARRAY) {
+        cl_step_done(op, TOK_EUNAVAIL);
+        return;
+    }
+    op->res.done = tok_lc_cursor_next(op->c.db, op->master, db_reply_str(db_reply_elem(a, 0), NULL),
+                                      op->cursor);
+    op->res.cursor = op->cursor;
+    op->res.examined = elem_int(a, 1);
+    op->res.legacy_removed = elem_int(a, 3);
+    int64_t now = strtoll(op->now, NULL, 10);
+    for (size_t i = 0; i + 5 <= db_reply_len(recs); i += 5) {
+        const db_reply_t *e[5];
+        for (size_t k = 0; k < 5; k++)
+            e[k] = db_reply_elem(recs, i + k);
+        rx_start(op, e, now);
+    }
+    cl_step_done(op, 0);
+}
+
+/* args: tok_lc_reindex_chunk's ten script arguments, the walk's cursor first. */
+static void cl_reindex_chunk(tok_lc_t *lc, const char *const *args, tok_lc_cb cb, void *arg)
+{
+    cl_op_t *op = cl_new(lc, cb, arg);
+    const char *argv[10];
+    memcpy(argv, args, sizeof argv);
+    op->master = tok_lc_cursor_node(args[0], &argv[0]);
+    snprintf(op->now, sizeof op->now, "%s", args[3]);
+    db_eval_at(lc->db, op->master, lc->s_reindex, on_cl_reindex, op, 0, 10, argv, NULL);
 }

@@ -9,9 +9,10 @@
  * buckets (db/keys.h); an expire chunk works on one. Scripts touch keys they build from key parts
  * db/keys.h gives them. On Redis Cluster (db_is_cluster) an expire or scan chunk runs as one
  * script per slot (lifecycle.c says in which order), a scan walks one master after the other and
- * an import writes one record after the other, each as registration's split steps; reindex is
- * single-Redis only (heraldctl refuses it on a cluster). There a record is still removed once,
- * but two sweepers reaching it at once count it expired (one) and stale (the other).
+ * an import writes one record after the other, each as registration's split steps; a reindex
+ * chunk reads one master's records and writes each one's keys in its token's slot. There a record
+ * is still removed once, but two sweepers reaching it at once count it expired (one) and stale
+ * (the other).
  *
  * Loop affinity: the db's loop. Callbacks fire exactly once, never from inside the call. */
 #ifndef HERALD_TOKENS_LIFECYCLE_H
@@ -75,11 +76,13 @@ typedef struct tok_lc_scan_opts {
 void tok_lc_scan_chunk(tok_lc_t *lc, const char *cursor, const tok_lc_scan_opts_t *o, tok_lc_cb cb,
                        void *arg);
 
-/* One SCAN step (count keys) over every key under the prefix from cursor ("0" to start): the
- * records of the device hashes it returns get their owner keys and expiry entries under
- * registration's rules (examined counts them), and the keys of the schema before token buckets
+/* One SCAN step (count keys) over every key under the prefix from cursor ("0" to start; on a
+ * cluster the walk goes over every master, as tok_lc_cursor_next says): the records of the device
+ * hashes it returns get their owner keys and expiry entries under registration's rules (examined
+ * counts them; an owner key another record holding the token has is kept, also one a
+ * registration writes while the walk runs), and the keys of the schema before token buckets
  * (<p>owner:<token>, <p>expiry) go. Call again with res->cursor until res->done. For upgrades
- * (heraldctl tokens reindex); a second walk changes nothing. */
+ * and repairs (heraldctl tokens reindex); a second walk changes nothing. */
 void tok_lc_reindex_chunk(tok_lc_t *lc, const char *cursor, long count, int64_t now_s, tok_lc_cb cb,
                           void *arg);
 

@@ -2,8 +2,9 @@
  * tests/support/cluster.h; one cluster for the cases, flushed between them) with
  * redis.cluster = true: list/get/find, count and export walk every master, sweep and cleanup
  * remove records and their owner keys and expiry entries in their own slots, import follows
- * registration's rules one slot at a time, reindex is refused. The records are seeded straight into
- * the nodes serving their keys (ctl_seed.h). */
+ * registration's rules one slot at a time, reindex rebuilds owner keys and expiry entries in their
+ * own slots. The records are seeded straight into the nodes serving their keys (ctl_seed.h). */
+#include "core/xalloc.h"
 #include "tests/ctl/ctl_seed.h"
 #include "tests/support/cluster.h"
 
@@ -58,17 +59,22 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Empties every master and seeds the records. */
-static int seed(void **state)
+/* Empties every master and seeds the records (shaped by fn). */
+static int seed_with(seed_shape_fn fn)
 {
-    (void)state;
     for (int i = 0; i < TH_CLUSTER_NODES; i++) {
         char *role = th_redis_cmd(&C.node[i], "ROLE");
         if (role && strncmp(role, "master", 6) == 0)
             free(th_redis_cmd(&C.node[i], "FLUSHALL"));
         free(role);
     }
-    return seed_records(&C.node[0], N, PER_USER, seed_now(), shape, NULL);
+    return seed_records(&C.node[0], N, PER_USER, seed_now(), fn, NULL);
+}
+
+static int seed(void **state)
+{
+    (void)state;
+    return seed_with(shape);
 }
 
 static char *token_of(long i, char *buf, size_t len)
@@ -218,12 +224,88 @@ static void test_import(void **state)
     assert_true(out_has(&out, "\"total\":52"));
 }
 
-/* reindex writes a record's keys of several slots in one script: refused, nothing written. */
-static void test_reindex_refused(void **state)
+/* Record 13 (u2/d3, active) shares record 8's token (u1/d3, active), and was seeded last: the
+ * token's owner key names it. */
+static void shape_shared(long i, tok_record_t *r, int64_t now, void *arg)
+{
+    shape(i, r, now, arg);
+    if (i == 13)
+        snprintf(r->token, sizeof r->token, "ExponentPushToken[t8]");
+}
+
+/* Every master's keyspace (snapshot_of each), as one string (new). */
+static char *snapshot(void)
+{
+    buf_t b = BUF_INIT;
+    for (int i = 0; i < TH_CLUSTER_NODES; i++) {
+        char *role = th_redis_cmd(&C.node[i], "ROLE");
+        if (role && strncmp(role, "master", 6) == 0) {
+            char *s = seed_snapshot(&C.node[i]);
+            buf_printf(&b, "%s\n", s);
+            free(s);
+        }
+        free(role);
+    }
+    char *s = xstrdup(buf_cstr(&b));
+    buf_cleanup(&b);
+    return s;
+}
+
+/* reindex walks every master and writes each record's keys in its token's slot: the owner keys
+ * and expiry entries that went missing come back, an owner key naming a record that no longer
+ * holds the token goes to the record that does, one naming another record that holds the token is
+ * kept, the keys of the schema before token buckets go; a second run changes nothing. */
+static void test_reindex(void **state)
 {
     (void)state;
-    assert_int_equal(ctl("tokens reindex"), 2);
-    assert_true(out_has(&err, "does not run on Redis Cluster"));
+    assert_int_equal(seed_with(shape_shared), 0);
+    char tok[64], k[KEY_MAX], member[64];
+    long dropped = 0;
+    for (long i = 0; i < N; i += 2) {
+        if (i == 8)
+            continue; /* t8: two records hold it, see below */
+        snprintf(member, sizeof member,
+                 "u%ld\x1f"
+                 "d%ld",
+                 i / PER_USER, i % PER_USER);
+        token_of(i, tok, sizeof tok);
+        free(th_redis_cmd(&C.node[0], "ZREM %s %s", th_expiry_key(k, "herald:", tok), member));
+        if (i % 5 != 0) {
+            free(th_redis_cmd(&C.node[0], "DEL %s", th_owner_key(k, "herald:", tok)));
+            dropped++;
+        }
+    }
+    /* t7's owner key names u9/d0, which holds t45. */
+    free(th_redis_cmd(&C.node[0], "SET %s %s", th_owner_key(k, "herald:", "ExponentPushToken[t7]"),
+                      "u9\x1f"
+                      "d0"));
+    free(th_redis_cmd(&C.node[0], "SET herald:owner:ExponentPushToken[t1] u0\x1f"
+                                  "d1"));
+    free(th_redis_cmd(&C.node[0], "ZADD herald:expiry 1 u0\x1f"
+                                  "d0"));
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    char want[128];
+    snprintf(want, sizeof want, "\"records\":%d,\"ownerKeysWritten\":%ld,\"oldKeysRemoved\":2", N,
+             dropped + 1);
+    assert_true(out_has(&out, want));
+    for (long i = 0; i < N; i++)
+        if (i != 13)
+            expect_indexed(i, true);
+    expect_owner("ExponentPushToken[t7]", "u1\x1f"
+                                          "d2");
+    expect_owner("ExponentPushToken[t8]", "u2\x1f"
+                                          "d3");
+    assert_true(th_redis_expect(&C.node[0], "1", "EXISTS %s",
+                                th_expiry_key(k, "herald:", "ExponentPushToken[t8]")));
+    assert_true(th_redis_expect(&C.node[0], "0", "EXISTS herald:owner:ExponentPushToken[t1]"));
+    assert_true(th_redis_expect(&C.node[0], "0", "EXISTS herald:expiry"));
+    char *before = snapshot();
+    assert_int_equal(ctl("tokens reindex --json"), 0);
+    assert_true(out_has(&out, "\"ownerKeysWritten\":0,\"oldKeysRemoved\":0"));
+    char *after = snapshot();
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
 }
 
 int main(void)
@@ -233,7 +315,7 @@ int main(void)
         cmocka_unit_test_setup(test_count_export, seed),
         cmocka_unit_test_setup(test_sweep_cleanup, seed),
         cmocka_unit_test_setup(test_import, seed),
-        cmocka_unit_test_setup(test_reindex_refused, seed),
+        cmocka_unit_test(test_reindex),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
