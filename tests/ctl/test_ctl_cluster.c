@@ -115,6 +115,16 @@ static void test_read_commands(void **state)
     json_decref(j);
     assert_int_equal(ctl("tokens get --user u0 --device d1"), 0);
     assert_true(out_has(&out, "inactive"));
+    /* diagnose reads the user's records, each token's owner key (in the token's slot) and the
+     * trace indexes: a device's verdict on a cluster as on one Redis. */
+    assert_int_equal(ctl("diagnose --user u1 --json"), 0);
+    j = json_loads(out.data, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "devices")), PER_USER);
+    assert_true(json_integer_value(json_object_get(j, "receiving")) > 0);
+    assert_true(json_integer_value(json_object_get(j, "receiving")) < PER_USER);
+    json_decref(j);
+    assert_int_equal(ctl("diagnose --user nobody"), 1);
     assert_int_equal(ctl("tokens find --token 'ExponentPushToken[t7]'"), 0);
     assert_true(out_has(&out, "userId         u1"));
     assert_true(out_has(&out, "deviceId       d2"));
