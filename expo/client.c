@@ -2,8 +2,11 @@
  * send-rate limiter, requests through the transport, and the outcome of every message.
  *
  * Flow: expo_send encodes the message into an item on its project's queue. pump() forms requests
- * (<= 100 items, one project) when a queue holds a full batch or its oldest item has lingered,
- * while fewer than max_concurrent requests are in flight and the limiter has tokens. on_reply
+ * (<= 100 items, one project) when a queue holds a full batch, its oldest item has lingered, or
+ * no request is in flight (the items of one loop turn leave together at the end of the turn:
+ * linger only gathers while earlier requests are out, so an idle herald adds no linger to a
+ * notification's latency), while fewer than max_concurrent requests are in flight and the
+ * limiter has tokens. on_reply
  * maps tickets to items by position (a malformed ticket puts only its own item in doubt);
  * whole-request failures go back through the delayed list (backoff with full jitter) until
  * max_attempts or max_retry_age_s. */
@@ -636,7 +639,7 @@ static void pump_proj(expo_client_t *c, proj_t *p, uint64_t now, uint64_t *wake)
     size_t full = c->batch_max < EXPO_MAX_BATCH ? (size_t)c->batch_max : EXPO_MAX_BATCH;
     while (p->count > 0 && c->in_flight < (size_t)c->o.max_concurrent) {
         size_t want = p->count < full ? p->count : full;
-        if (want < full && p->head->ready_ms > now) {
+        if (want < full && p->head->ready_ms > now && c->in_flight > 0) {
             if (p->head->ready_ms < *wake)
                 *wake = p->head->ready_ms;
             return;
@@ -705,8 +708,10 @@ void expo_send(expo_client_t *c, const expo_msg_t *m, expo_result_cb cb, void *a
     }
     push_back(it->proj, it);
     proj_t *p = it->proj;
-    if (p->count >= EXPO_MAX_BATCH || p->count >= (size_t)c->batch_max || p->count == 1)
+    if (p->count >= EXPO_MAX_BATCH || p->count >= (size_t)c->batch_max)
         pump(c);
+    else if (p->count == 1) /* after this loop turn's other sends: they may share the request */
+        arm(c, &c->pump_timer, &c->pump_at, it->first_ms, on_pump_timer);
 }
 
 size_t expo_client_pending(const expo_client_t *c)

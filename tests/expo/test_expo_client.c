@@ -112,6 +112,8 @@ static void on_res(const expo_result_t *r, void *arg)
     x->done++;
 }
 
+static long setup_linger_ms = 2; /* the next setup's linger */
+
 static ctx_t *setup(int mode, long rate, long max_conc)
 {
     ctx_t *x = xcalloc(1, sizeof *x);
@@ -121,7 +123,8 @@ static ctx_t *setup(int mode, long rate, long max_conc)
     x->fake = fake_create(&x->loop, script, x);
     expo_opts_t o = tx_client_opts("http://127.0.0.1:1", rate);
     o.access_token = "secret";
-    o.linger_ms = 2;
+    o.linger_ms = setup_linger_ms;
+    setup_linger_ms = 2;
     o.max_concurrent = max_conc;
     o.backoff_base_ms = 1;
     o.backoff_cap_ms = 4;
@@ -194,6 +197,23 @@ static void test_small_batch_plain(void **state)
     assert_int_equal(x->fake->nreqs, 1); /* linger gathered all three */
     assert_false(x->fake->reqs[0].gzip);
     assert_int_equal(x->fake->reqs[0].nmsgs, 3);
+    teardown(x);
+}
+
+/* With no request in flight the messages of one loop turn leave together at the end of the
+ * turn: a linger of a minute delays none of them. */
+static void test_idle_sends_without_linger(void **state)
+{
+    (void)state;
+    setup_linger_ms = 60000;
+    ctx_t *x = setup(M_OK, 0, 6);
+    uint64_t t0 = uv_now(&x->loop);
+    send_n(x, 2, "i");
+    assert_int_equal(x->fake->nreqs, 0); /* not inside the sends: at the end of the turn */
+    run_until(x, 2);
+    assert_int_equal(x->fake->nreqs, 1);
+    assert_int_equal(x->fake->reqs[0].nmsgs, 2);
+    assert_true(uv_now(&x->loop) - t0 < 30000); /* far from the linger: it was not waited for */
     teardown(x);
 }
 
@@ -445,6 +465,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunking),
         cmocka_unit_test(test_small_batch_plain),
+        cmocka_unit_test(test_idle_sends_without_linger),
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_rate_exceeded_alone),
         cmocka_unit_test(test_malformed_ticket_alone),
