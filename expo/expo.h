@@ -1,9 +1,10 @@
 /* expo.h - the Expo push client: message model and JSON, batching, rate limiting, retries.
  *
  * Callers hand single messages to expo_send(); the client groups messages from all callers into
- * requests of at most 100 recipients per Expo project (after a short linger), keeps at most
- * max_concurrent requests in flight, holds each project under rate_per_sec, retries what can be
- * retried, and reports every message's outcome exactly once through its callback.
+ * requests of at most 100 recipients per Expo project (a loop turn's at once when none is in
+ * flight, else after a short linger), keeps at most max_concurrent requests in flight, holds each
+ * project under rate_per_sec, retries what can be retried, and reports every message's outcome
+ * exactly once through its callback.
  *
  * Loop affinity: a client lives on one libuv loop; every function here must be called from that
  * loop's thread, and every callback runs on it. */
@@ -110,7 +111,7 @@ typedef struct expo_transport expo_transport_t;
 typedef struct expo_opts {
     const char *url;          /* base URL (expo.url) */
     const char *access_token; /* bearer token or NULL/"" */
-    long linger_ms;           /* wait this long for a batch to fill (expo.linger_ms) */
+    long linger_ms;           /* while requests are out, wait this long for a batch to fill */
     long max_concurrent;      /* requests in flight (expo.max_concurrent) */
     long rate_per_sec;        /* per project in any EXPO_RATE_WINDOW_MS; 0 = unlimited */
     long max_attempts;        /* requests per message before giving up (expo.max_attempts) */
