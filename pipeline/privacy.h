@@ -1,15 +1,17 @@
 /* privacy.h - privacy deletes: a device's (or a whole user's) token records and everything herald
  * wrote about them in Redis, for the API's `DELETE ?purge=true` and `heraldctl tokens delete`.
  *
- * Beside the records and their owner and expiry index entries, herald writes per delivery a
- * trace (p trace:j:<job> records naming user, device and the token's last characters, and the
- * user's and device's job indexes), dedup marks (p sent:<n>:{<user>}:<m>:<job>:<STATUS>:<device>)
- * and receipt checks (p ticket:<id> hashes holding user, device and token, and their p receipts
- * entries). The trace indexes name every job of the user (device) within trace.ttl_s, up to
- * DISP_TRACE_INDEX_MAX (pipeline/trace.h), and the jobs' records hold the ticket ids: one script
- * walks them (disp_privacy_purge), so a request costs one bounded call. What no index names (a
- * trace that was off, jobs past the cap, records trimmed by trace.max_records) only a sweep of
- * the keyspace finds (disp_privacy_sweep, for heraldctl). docs/operations.md says what stays.
+ * Beside the records and their owner and expiry index entries, herald writes per delivery its
+ * ledger entry (p led:<n>:{<user>}:<event>: each device's claim state, outcome and trace records,
+ * the records naming user, device and the token's last characters), the job index (p job:<job>),
+ * the user's and device's job indexes (p trace:u:{<user>}, p trace:d:<n>:{<user>}:<device>) and
+ * receipt checks (p rq:{<b>}:<id>, tuples holding user, device and token). The trace indexes name
+ * every job of the user (device) within trace.ttl_s, up to DISP_TRACE_INDEX_MAX
+ * (pipeline/trace.h), and the entries name their receipt checks: one script walks them
+ * (disp_privacy_purge; on Redis Cluster the user's slot first, then one call per other slot's
+ * key), so a request costs one bounded call. What no index names (a trace that was off, jobs
+ * past the cap) only a sweep of the keyspace finds (disp_privacy_sweep, for heraldctl, on every
+ * master). docs/operations.md says what stays.
  *
  * Loop thread only; callbacks fire exactly once, never inside the starting call. */
 #ifndef HERALD_PIPELINE_PRIVACY_H
@@ -23,9 +25,9 @@ struct db;
 /* What one call deleted. */
 typedef struct disp_privacy_counts {
     long records;   /* token records (with their owner keys and expiry entries) */
-    long traces;    /* trace records removed from job lists */
-    long marks;     /* dedup marks */
-    long tickets;   /* receipt checks (ticket hash and receipts entry) */
+    long traces;    /* trace records removed from ledger entries */
+    long marks;     /* claim states (dedup marks) removed from ledger entries */
+    long tickets;   /* tickets removed from receipt checks */
     long keys;      /* other keys: job indexes, stale owner keys (sweep) */
     long jobs_left; /* purge: jobs the walked index still names (call again to go on) */
 } disp_privacy_counts_t;
