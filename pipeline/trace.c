@@ -37,12 +37,13 @@ struct disp_trace {
     char *prefix;
     long ttl_s;
     long max_records;
-    char ttl[24], max[24], keep[24];
+    char ettl[24], ttl[24], max[24], keep[24];
     unsigned seq; /* orders the records of one millisecond */
     batch_t b;
 };
 
-disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long max_records)
+disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long entry_ttl_s,
+                                long max_records)
 {
     disp_trace_t *t = xcalloc(1, sizeof *t);
     t->db = db;
@@ -51,6 +52,7 @@ disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long m
     t->ttl_s = ttl_s;
     t->max_records = max_records;
     snprintf(t->ttl, sizeof t->ttl, "%ld", ttl_s);
+    snprintf(t->ettl, sizeof t->ettl, "%ld", entry_ttl_s > ttl_s ? entry_ttl_s : ttl_s);
     snprintf(t->max, sizeof t->max, "%ld", max_records);
     snprintf(t->keep, sizeof t->keep, "%d", DISP_TRACE_INDEX_MAX);
     t->b.offs = xcalloc(BATCH_MAX * (NKEYS + NARGS), sizeof *t->b.offs);
@@ -81,57 +83,100 @@ static void on_written(int status, const long long *res, size_t n, void *arg)
     (void)status; /* best effort: the log line carries the same facts */
 }
 
-/* The batch as db_eval_parts parts: a record's keys (the empty ones left out, ARGV 'which' names
- * the others) with its arguments; on a cluster its job index is a part of its own (the job's
- * slot, not the user's). */
+/* A record's place in a flush: records sort by ledger entry (then as queued), so each entry's
+ * are one run. */
+typedef struct place {
+    const char *entry;
+    size_t r;
+} place_t;
+
+static int by_entry(const void *a, const void *b)
+{
+    const place_t *x = a, *y = b;
+    int c = strcmp(x->entry, y->entry);
+    return c ? c : (x->r > y->r) - (x->r < y->r);
+}
+
+/* The string at offset i (a key or an argument) of record r. */
+static const char *rec_str(const batch_t *b, size_t r, size_t i)
+{
+    return b->arena.data + b->offs[(NKEYS + NARGS) * r + i];
+}
+
+/* Adds index key k to keys[*nk] unless this entry's part has it already (from keys[k0]). */
+static void add_index(const char **keys, size_t k0, size_t *nk, const char *k)
+{
+    if (*k == '\0')
+        return;
+    for (size_t i = k0; i < *nk; i++)
+        if (strcmp(keys[i], k) == 0)
+            return;
+    keys[(*nk)++] = k;
+}
+
+/* The batch as db_eval_parts parts (trace_append.lua): per ledger entry one part with its
+ * records and the indexes they name, and per event's opening record a part for its job index
+ * (on a cluster the job's slot is not the user's). */
 static void flush(disp_trace_t *t)
 {
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    bool split = db_is_cluster(t->db);
-    size_t maxparts = 2 * b->n;
-    db_part_t *parts = xmalloc(maxparts * sizeof *parts);
-    char(*which)[2][NKEYS + 1] = xcalloc(b->n, sizeof *which);
+    place_t *order = xmalloc(b->n * sizeof *order);
+    for (size_t r = 0; r < b->n; r++)
+        order[r] = (place_t){rec_str(b, r, 0), r};
+    qsort(order, b->n, sizeof *order, by_entry);
+    db_part_t *parts = xmalloc(2 * b->n * sizeof *parts);
     const char **keys = xmalloc(NKEYS * b->n * sizeof *keys);
-    const char **args = xmalloc((NARGS + 1) * maxparts * sizeof *args);
+    const char **args = xmalloc(9 * b->n * sizeof *args);
+    char(*counts)[2][16] = xmalloc(2 * b->n * sizeof *counts); /* indexed by part */
     size_t np = 0, nk = 0, na = 0;
-    for (size_t r = 0; r < b->n; r++) {
-        const size_t *o = &b->offs[(NKEYS + NARGS) * r];
-        const char *arg[NARGS];
-        for (size_t i = 0; i < NARGS; i++)
-            arg[i] = b->arena.data + o[NKEYS + i];
-        for (int part = 0; part < 2; part++) {
-            char *w = which[r][part];
-            size_t k0 = nk;
-            for (size_t i = 0; i < NKEYS; i++) {
-                const char *k = b->arena.data + o[i];
-                bool job = i == NKEYS - 1;
-                if (*k && (split ? job == (part == 1) : part == 0)) {
-                    *w++ = "eudj"[i];
-                    keys[nk++] = k;
-                }
-            }
-            if (nk == k0)
+    for (size_t i = 0, e; i < b->n; i = e) {
+        const char *entry = order[i].entry, *now = rec_str(b, order[i].r, 8);
+        for (e = i + 1; e < b->n && strcmp(order[e].entry, entry) == 0; e++)
+            if (strcmp(rec_str(b, order[e].r, 8), now) > 0) /* 13 digits: text order is time's */
+                now = rec_str(b, order[e].r, 8);
+        size_t k0 = nk, a0 = na;
+        keys[nk++] = entry;
+        for (size_t r = i; r < e; r++) {
+            add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 1));
+            add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 2));
+        }
+        snprintf(counts[np][0], sizeof counts[np][0], "%zu", nk - k0 - 1);
+        snprintf(counts[np][1], sizeof counts[np][1], "%zu", e - i);
+        args[na++] = "e";
+        args[na++] = rec_str(b, order[i].r, 6);
+        args[na++] = now;
+        args[na++] = counts[np][0];
+        args[na++] = counts[np][1];
+        for (size_t r = i; r < e; r++) {
+            args[na++] = rec_str(b, order[r].r, 4);
+            args[na++] = rec_str(b, order[r].r, 5);
+        }
+        parts[np++] = (db_part_t){.nkeys = nk - k0, .nargs = na - a0, .nres = 0};
+        for (size_t r = i; r < e; r++) {
+            if (*rec_str(b, order[r].r, 3) == '\0')
                 continue;
-            args[na++] = which[r][part];
-            for (size_t i = 0; i < NARGS; i++)
-                args[na++] = part == 1 && i < 2 ? "" : arg[i];
-            parts[np++] = (db_part_t){.nkeys = nk - k0, .nargs = NARGS + 1, .nres = 0};
+            keys[nk++] = rec_str(b, order[r].r, 3);
+            args[na++] = "j";
+            args[na++] = rec_str(b, order[r].r, 7);
+            parts[np++] = (db_part_t){.nkeys = 1, .nargs = 2, .nres = 0};
         }
     }
-    const char **argv = xmalloc((nk + 3 + na) * sizeof *argv);
+    const char **argv = xmalloc((nk + 4 + na) * sizeof *argv);
     memcpy(argv, keys, nk * sizeof *argv);
-    argv[nk] = t->ttl;
-    argv[nk + 1] = t->max;
-    argv[nk + 2] = t->keep;
-    memcpy(argv + nk + 3, args, na * sizeof *argv);
-    db_eval_parts(t->db, t->script, on_written, NULL, np, parts, 3, argv);
+    argv[nk] = t->ettl;
+    argv[nk + 1] = t->ttl;
+    argv[nk + 2] = t->max;
+    argv[nk + 3] = t->keep;
+    memcpy(argv + nk + 4, args, na * sizeof *argv);
+    db_eval_parts(t->db, t->script, on_written, NULL, np, parts, 4, argv);
     free(argv);
+    free(counts);
     free(args);
     free(keys);
-    free(which);
     free(parts);
+    free(order);
     buf_reset(&b->arena);
     b->n = 0;
 }

@@ -23,9 +23,11 @@
 typedef struct disp_trace disp_trace_t;
 struct db;
 
-/* new: db borrowed; ttl_s == 0 disables writing to Redis (logs stay). Destroy after db_destroy
- * (which runs a pending flush). */
-disp_trace_t *disp_trace_create(struct db *db, const char *prefix, long ttl_s, long max_records);
+/* new: db borrowed; ttl_s (the indexes' TTL) == 0 disables writing to Redis (logs stay). An entry
+ * the trace creates gets max(entry_ttl_s, ttl_s) (the ledger's TTL: dedup.done_ttl_s), set once.
+ * Destroy after db_destroy (which runs a pending flush). */
+disp_trace_t *disp_trace_create(struct db *db, const char *prefix, long ttl_s, long entry_ttl_s,
+                                long max_records);
 void disp_trace_destroy(disp_trace_t *t);
 
 /* Whose record: the job id, the user, the event's idempotency key ("<jobId>:<STATUS>", which

@@ -6,7 +6,8 @@
 -- KEYS     one entry per event: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
 -- ARGV[1]  pending lease in ms (dedup.pending_ttl_s): the deadline is now + this
 -- ARGV[2]  this instance's id
--- ARGV[3]  the entry's TTL in seconds (refreshed on every write)
+-- ARGV[3]  the entry's TTL in seconds, set when the entry is created (its field 'n', the count of
+--          trace records, is absent only then: the trace and every ledger writer keep it)
 -- ARGV[4]  L: how many instances' leases lapsed
 -- ARGV[5..4+L] those instances: their pending claims are taken over
 -- then per key, in order: mode ('o' an event as consumed, 'r' heraldctl dlq replay of a
@@ -31,10 +32,11 @@ for _, k in ipairs(KEYS) do
   local replay = ARGV[a] == 'r' or ARGV[a] == 'R'
   local again = ARGV[a] == 'O' or ARGV[a] == 'R'
   local c = tonumber(ARGV[a + 1])
-  local set = {}
-  for i = a + 2, a + 1 + c do
-    local f = 's:' .. ARGV[i]
-    local v = redis.call('HGET', k, f)
+  local set, fs = {}, {'n'}
+  for i = 1, c do fs[i + 1] = 's:' .. ARGV[a + 1 + i] end
+  local cur = redis.call('HMGET', k, unpack(fs))
+  for i = 1, c do
+    local f, v = fs[i + 1], cur[i + 1]
     local res = -1
     if not v or (v == 'f' and replay) then res = 1
     elseif v == 'd' then res = 0
@@ -51,8 +53,12 @@ for _, k in ipairs(KEYS) do
     r[#r + 1] = res
   end
   if #set > 0 then
+    if not cur[1] then
+      set[#set + 1] = 'n'
+      set[#set + 1] = '0'
+    end
     redis.call('HSET', k, unpack(set))
-    redis.call('EXPIRE', k, ttl)
+    if not cur[1] then redis.call('EXPIRE', k, ttl, 'NX') end
   end
   a = a + 2 + c
 end

@@ -4,7 +4,8 @@
 -- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and, once per entry,
 -- the encoded event 'ev' a receipt's resend reads.
 -- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
--- ARGV[1]  the entry's TTL in seconds (refreshed)
+-- ARGV[1]  the entry's TTL in seconds, set only when this write creates the entry (its claim
+--          made it; a privacy delete may have removed it since)
 -- ARGV[2]  'd' or 'f'
 -- then per key, in order: the number of devices c, the encoded event or '', then c times a
 --          device id and its outcome or ''
@@ -21,9 +22,9 @@ for _, k in ipairs(KEYS) do
       set[#set + 1] = ARGV[i + 1]
     end
   end
-  redis.call('HSET', k, unpack(set))
+  -- Every field new: the claim states were gone, maybe the whole entry (it gets its TTL).
+  if redis.call('HSET', k, unpack(set)) == #set / 2 then redis.call('EXPIRE', k, ARGV[1], 'NX') end
   if ARGV[a + 1] ~= '' then redis.call('HSETNX', k, 'ev', ARGV[a + 1]) end
-  redis.call('EXPIRE', k, ARGV[1])
   n = n + c
   a = a + 2 + 2 * c
 end
