@@ -40,6 +40,7 @@ typedef struct dev {
     char error[64];                /* permanent failure reason, for the DLQ record */
     char check[EXPO_RCPT_REF_MAX]; /* the receipt check holding its ticket, kept in the ledger */
     unsigned attempts;
+    size_t ride; /* its ticket record in job->ride + 1, written with its done mark; 0: none */
 } pdev_t;
 
 struct job {
@@ -56,6 +57,8 @@ struct job {
     size_t nrs;
     size_t caprs;      /* rs slots initialised (kept with their buffers when the job is reused) */
     buf_t enc;         /* the event encoded (queue_event_encode) once, when first needed */
+    buf_t ride;        /* trace records written with the entry's claim or done marks */
+    size_t claim_rec;  /* the record in ride + 1 that goes with the next claim; 0: none */
     size_t capdevs;    /* devs' allocation, kept when the job is reused */
     job_t *next_spare; /* in p->spare */
     wait_t wait_job;   /* retry_fn's turn on p->retry */
@@ -133,6 +136,7 @@ static job_t *job_new(disp_pipeline_t *p)
         j->devs = keep.devs;
         j->capdevs = keep.capdevs;
         j->enc = keep.enc;
+        j->ride = keep.ride;
         j->rs = keep.rs;
         j->caprs = keep.caprs;
     }
@@ -152,6 +156,7 @@ static void job_free_memory(job_t *j)
         disp_rendered_cleanup(&j->rs[i]);
     free(j->rs);
     buf_cleanup(&j->enc);
+    buf_cleanup(&j->ride);
     free(j->devs);
     free(j);
 }
@@ -161,6 +166,7 @@ static void job_release(disp_pipeline_t *p, job_t *j)
     disp_templates_destroy(j->tmpl);
     if (p->nspare < SPARE_MAX) {
         buf_reset(&j->enc);
+        buf_reset(&j->ride);
         j->next_spare = p->spare;
         p->spare = j;
         p->nspare++;
@@ -417,12 +423,17 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
               LKS("reason", "not_found"),
               LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
-    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
-          LKI("deliverable", j->ndevs));
     if (j->ndevs == 0) {
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
+              LKI("deliverable", j->ndevs));
         job_complete(j);
         return;
     }
+    bool rode; /* written with the claim: the entry's one write of this turn */
+    size_t at = j->ride.len;
+    TRACE_RIDE(rode, p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices",
+               LKI("found", n), LKI("deliverable", j->ndevs));
+    j->claim_rec = rode ? at + 1 : 0;
     j->retries = 0;
     claim(j);
 }
@@ -443,6 +454,9 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
     size_t k = 0;
     bool waiting = false;
     j->claim_again = false;
+    for (size_t i = 0; i < n && j->claim_rec; i++)
+        if (res[i] != DISP_CLAIM_LOST)
+            j->claim_rec = 0; /* its entry's part answered: the record is written */
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
@@ -544,6 +558,7 @@ static void flush_claims(disp_pipeline_t *p)
                                      .n = k - first,
                                      .tokens = tokens + first,
                                      .again = j->claim_again,
+                                     .rec = j->claim_rec ? j->ride.data + j->claim_rec - 1 : NULL,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }
@@ -614,7 +629,8 @@ static disp_claim_ref_t done_ref(pdev_t *dv)
                               .event = dv->job->key,
                               .device = dv->rec.device_id,
                               .outcome = dv->check,
-                              .event_json = dv->check[0] ? resend_event(dv->job) : NULL};
+                              .event_json = dv->check[0] ? resend_event(dv->job) : NULL,
+                              .rec = dv->ride ? dv->job->ride.data + dv->ride - 1 : NULL};
 }
 
 static void mark_done(pdev_t *dv)
@@ -889,9 +905,13 @@ static void on_result(const expo_result_t *res, void *arg)
         size_t tl = strnlen(res->ticket_id, sizeof dv->ticket - 1); /* cut as snprintf did */
         memcpy(dv->ticket, res->ticket_id, tl);
         dv->ticket[tl] = '\0';
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
-              LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
-              LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
+        bool rode; /* written with its done mark */
+        size_t at = j->ride.len;
+        TRACE_RIDE(rode, p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key,
+                   dv->rec.device_id, "ticket", LKS("status", "ok"),
+                   LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
+                   LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
+        dv->ride = rode ? at + 1 : 0;
         ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));

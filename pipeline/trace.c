@@ -142,14 +142,19 @@ static void flush(disp_trace_t *t)
             add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 1));
             add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 2));
         }
+        size_t nr = 0;
+        for (size_t r = i; r < e; r++)
+            nr += *rec_str(b, order[r].r, 4) != '\0'; /* not a record that rode */
         snprintf(counts[np][0], sizeof counts[np][0], "%zu", nk - k0 - 1);
-        snprintf(counts[np][1], sizeof counts[np][1], "%zu", e - i);
+        snprintf(counts[np][1], sizeof counts[np][1], "%zu", nr);
         args[na++] = "e";
         args[na++] = rec_str(b, order[i].r, 6);
         args[na++] = now;
         args[na++] = counts[np][0];
         args[na++] = counts[np][1];
         for (size_t r = i; r < e; r++) {
+            if (*rec_str(b, order[r].r, 4) == '\0')
+                continue;
             args[na++] = rec_str(b, order[r].r, 4);
             args[na++] = rec_str(b, order[r].r, 5);
         }
@@ -201,14 +206,24 @@ static void put_key(batch_t *b, size_t *off, const char *k)
 }
 
 /* Queues one record for the next flush (db copies the arguments when it is sent). The opening
- * record of an event ("received") enters it in the user's index and the job's. */
+ * record of an event ("received") enters it in the user's index and the job's. A record that
+ * rides (ride not NULL) goes to ride as its field and text, NUL-terminated; only the indexes it
+ * names are queued. */
 static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const buf_t *rec, int64_t now)
+                    const buf_t *rec, int64_t now, buf_t *ride)
 {
     batch_t *b = &t->b;
-    size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
     bool opens = strcmp(event, "received") == 0;
     char k[KEY_MAX], num[48];
+    int len = snprintf(num, sizeof num, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
+    if (ride) {
+        buf_append(ride, num, (size_t)len + 1);
+        buf_append(ride, rec->data, rec->len);
+        buf_putc(ride, '\0');
+        if (!opens && !ref->device)
+            return;
+    }
+    size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
     key_ledger(k, t->prefix, ref->user, ref->event);
     put_key(b, &o[0], k);
     k[0] = '\0';
@@ -223,9 +238,8 @@ static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
     if (opens)
         key_job(k, t->prefix, ref->job);
     put_key(b, &o[3], k);
-    int len = snprintf(num, sizeof num, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
-    put_str(b, &o[4], num, (size_t)len);
-    put_str(b, &o[5], rec->data, rec->len);
+    put_str(b, &o[4], ride ? "" : num, ride ? 0 : (size_t)len);
+    put_str(b, &o[5], ride ? "" : rec->data, ride ? 0 : rec->len);
     put_key(b, &o[6], ref->job);
     o[7] = b->arena.len; /* "<user>\x1f<event>" */
     buf_puts(&b->arena, ref->user);
@@ -252,8 +266,9 @@ static bool storable(const disp_trace_ref_t *ref)
            (!ref->device || strlen(ref->device) <= KEY_DEVICE_MAX);
 }
 
-void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const log_kv_t *kv, size_t n)
+/* A record: logged at debug; queued (or handed to ride) when Redis keeps it. */
+static void add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event, const log_kv_t *kv,
+                size_t n, buf_t *ride)
 {
     char ts[40];
     int64_t now = clk_wall_ms();
@@ -274,8 +289,22 @@ void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
     buf_putc(&rec, '}');
     LOG(LOG_LVL_DEBUG, "trace", LKR("record", rec.data));
     if (store)
-        enqueue(t, ref, event, &rec, now);
+        enqueue(t, ref, event, &rec, now, ride);
     buf_cleanup(&rec);
+}
+
+void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const log_kv_t *kv, size_t n)
+{
+    add(t, ref, event, kv, n, NULL);
+}
+
+bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                     const log_kv_t *kv, size_t n, buf_t *ride)
+{
+    size_t len = ride->len;
+    add(t, ref, event, kv, n, ride);
+    return ride->len > len;
 }
 
 /* ---- reading ---- */

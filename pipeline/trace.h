@@ -14,7 +14,10 @@
 #ifndef HERALD_DISPATCHER_TRACE_H
 #define HERALD_DISPATCHER_TRACE_H
 
+#include "core/buf.h"
 #include "core/log.h"
+
+#include <stdbool.h>
 
 #include <stddef.h>
 
@@ -46,6 +49,13 @@ typedef struct disp_trace_ref {
 void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
                     const log_kv_t *kv, size_t n);
 
+/* The same, for a record that rides with the entry's own ledger write (pipeline/claims.h: the
+ * claim, the done mark), so the entry takes one write: the record's field and JSON are appended
+ * to ride, each NUL-terminated, for that write; the indexes it names are still written by the
+ * trace. Returns false, ride untouched, when Redis does not keep the record (it is logged). */
+bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                     const log_kv_t *kv, size_t n, buf_t *ride);
+
 /* ---- reading (heraldctl) ----
  * status is 0, or a negative DB_E* code (db/db.h) when Redis failed, answered an error or did not
  * answer in time. Strings are borrowed for the callback. An id longer than any the pipeline
@@ -67,6 +77,14 @@ void disp_trace_recent(disp_trace_t *t, const char *user_id, const char *device_
         const disp_trace_ref_t trace_ref_ = {(job), (user), (key), (device)};                      \
         disp_trace_add((t), &trace_ref_, (event), trace_kv_,                                       \
                        sizeof trace_kv_ / sizeof trace_kv_[0]);                                    \
+    } while (0)
+/* TRACE for a record that rides (disp_trace_ride): ok tells whether it went to ride. */
+#define TRACE_RIDE(ok, t, ride, job, user, key, device, event, ...)                                \
+    do {                                                                                           \
+        const log_kv_t trace_kv_[] = {__VA_ARGS__};                                                \
+        const disp_trace_ref_t trace_ref_ = {(job), (user), (key), (device)};                      \
+        (ok) = disp_trace_ride((t), &trace_ref_, (event), trace_kv_,                               \
+                               sizeof trace_kv_ / sizeof trace_kv_[0], (ride));                    \
     } while (0)
 
 #endif

@@ -3,9 +3,9 @@
 -- indexes. A record is the field 't:<seq>' of its (user, event) entry (seq: 13 digits of unix
 -- ms, then a counter: fields sort in time order). The turn's records of one entry are one part:
 -- one HSET of all its fields, and each index its records name (the user's with the event's
--- opening record, a device's with the device's records) gains the entry's job once. The entry's
--- field 'n' counts the records ever written to it (pipeline/ledger writers add theirs): an upper
--- bound of its 't:' fields, so the entry is trimmed to ARGV[3] records only when 'n' passes that.
+-- opening record, a device's with the device's records) gains the entry's job once. A part may
+-- have no records: theirs went with the entry's claim or done mark (disp_trace_ride), only their
+-- indexes are written here. The entry keeps at most ARGV[3] records (ledger_trim.lua).
 -- An index is trimmed (by age, then to ARGV[4] members) only when a new member pushes it past
 -- ARGV[4], and its TTL refreshed only when it gains a member.
 -- KEYS     per part: an entry part's <p>led:<n>:{<user>}:<event> then its indexes
@@ -22,24 +22,10 @@
 -- Reply:   1
 -- A user's (device's) index names every job of its recent events, which is how a privacy delete
 -- finds the entries to scrub (pipeline/lua/privacy_purge.lua).
+-- @include pipeline/lua/ledger_trim.lua
 local ettl, ttl, max, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idx = {}
 local now = 0
-
--- Keeps the newest max records of entry k; 'n' becomes their number.
-local function trim(k)
-  local recs = {}
-  for _, f in ipairs(redis.call('HKEYS', k)) do
-    if string.sub(f, 1, 2) == 't:' then recs[#recs + 1] = f end
-  end
-  if #recs > max then
-    table.sort(recs)
-    for i = 1, #recs - max, 512 do
-      redis.call('HDEL', k, unpack(recs, i, math.min(i + 511, #recs - max)))
-    end
-  end
-  redis.call('HSET', k, 'n', math.min(#recs, max))
-end
 
 local key, a = 1, 5
 while a <= #ARGV do
@@ -50,13 +36,10 @@ while a <= #ARGV do
   else
     local job, t, ni, nr = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     now = math.max(now, tonumber(t))
-    local n = redis.call('HINCRBY', k, 'n', nr)
-    redis.call('HSET', k, unpack(ARGV, a + 5, a + 4 + 2 * nr))
-    -- The first count: a new entry (its TTL), or one kept before 'n' (count its fields once).
-    if n == nr then
-      if redis.call('EXPIRE', k, ettl, 'NX') == 0 and redis.call('HLEN', k) > max then trim(k) end
-    elseif n > max then
-      trim(k)
+    if nr > 0 then
+      local n = redis.call('HINCRBY', k, 'n', nr)
+      redis.call('HSET', k, unpack(ARGV, a + 5, a + 4 + 2 * nr))
+      ledger_count(k, n, nr, ettl, max)
     end
     for i = key + 1, key + ni do
       if redis.call('ZADD', KEYS[i], t, job) == 1 then idx[KEYS[i]] = true end
