@@ -52,9 +52,10 @@ typedef struct disp_claim_ref {
     const char *device;
     const char *outcome;
     const char *event_json;
-    /* A trace record written with the mark (disp_trace_ride: its field, then its JSON), or NULL;
-     * mark_done and mark_failed only. */
+    /* nrec trace records written with the mark (disp_trace_ride: each its field, then its JSON,
+     * back to back); mark_done and mark_failed only. */
     const char *rec;
+    size_t nrec;
 } disp_claim_ref_t;
 
 /* The devices of one user's event (all borrowed during the call). */

@@ -52,11 +52,13 @@ static size_t put_records(const disp_claim_ref_t *refs, size_t i, size_t e, char
 {
     size_t nt = 1, nr = 0;
     for (size_t j = i; j < e; j++) {
-        if (refs[j].rec == NULL)
-            continue;
-        tail[nt++] = refs[j].rec;
-        tail[nt++] = refs[j].rec + strlen(refs[j].rec) + 1;
-        nr++;
+        const char *r = refs[j].rec;
+        for (size_t k = 0; k < refs[j].nrec; k++, nr++) {
+            tail[nt++] = r;
+            r += strlen(r) + 1;
+            tail[nt++] = r;
+            r += strlen(r) + 1;
+        }
     }
     snprintf(count, 16, "%zu", nr);
     tail[0] = count;
@@ -76,7 +78,10 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
     char(*counts)[2][16] = xmalloc(n * sizeof *counts);
-    const char **tail = xmalloc(8 * n * sizeof *tail);
+    size_t nrec = 0;
+    for (size_t i = 0; i < n; i++)
+        nrec += records ? refs[i].nrec : 0;
+    const char **tail = xmalloc((6 * n + 2 * nrec) * sizeof *tail);
     db_part_t *parts = xmalloc(n * sizeof *parts);
     size_t nk = 0, nt = 0;
     for (size_t i = 0, e; i < n; i = e) {
@@ -250,7 +255,8 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
             refs[k] = (disp_claim_ref_t){.user = reqs[q].user,
                                          .event = reqs[q].event,
                                          .device = reqs[q].devices[i],
-                                         .rec = i == 0 ? reqs[q].rec : NULL};
+                                         .rec = i == 0 ? reqs[q].rec : NULL,
+                                         .nrec = i == 0 && reqs[q].rec};
             modes[k] = "oOrR"[2 * (reqs[q].mode == DISP_CLAIM_REPLAY) + reqs[q].again];
         }
     }

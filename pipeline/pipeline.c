@@ -40,7 +40,8 @@ typedef struct dev {
     char error[64];                /* permanent failure reason, for the DLQ record */
     char check[EXPO_RCPT_REF_MAX]; /* the receipt check holding its ticket, kept in the ledger */
     unsigned attempts;
-    size_t ride; /* its ticket record in job->ride + 1, written with its done mark; 0: none */
+    size_t ride;  /* its records in job->ride + 1, written with its done mark; 0: none */
+    size_t nride; /* how many (its ticket's; the event's `completed` when its mark ends it) */
 } pdev_t;
 
 struct job {
@@ -55,14 +56,15 @@ struct job {
     disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
     disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
     size_t nrs;
-    size_t caprs;      /* rs slots initialised (kept with their buffers when the job is reused) */
-    buf_t enc;         /* the event encoded (queue_event_encode) once, when first needed */
-    buf_t ride;        /* trace records written with the entry's claim or done marks */
-    size_t claim_rec;  /* the record in ride + 1 that goes with the next claim; 0: none */
-    size_t capdevs;    /* devs' allocation, kept when the job is reused */
-    job_t *next_spare; /* in p->spare */
-    wait_t wait_job;   /* retry_fn's turn on p->retry */
-    wait_t wait_devs;  /* the devices' retry_fns' turn on p->retry */
+    size_t caprs;        /* rs slots initialised (kept with their buffers when the job is reused) */
+    buf_t enc;           /* the event encoded (queue_event_encode) once, when first needed */
+    buf_t ride;          /* trace records written with the entry's claim or done marks */
+    size_t claim_rec;    /* the record in ride + 1 that goes with the next claim; 0: none */
+    bool completed_rode; /* its `completed` record goes with a done mark (on_batch_scheduled) */
+    size_t capdevs;      /* devs' allocation, kept when the job is reused */
+    job_t *next_spare;   /* in p->spare */
+    wait_t wait_job;     /* retry_fn's turn on p->retry */
+    wait_t wait_devs;    /* the devices' retry_fns' turn on p->retry */
     unsigned retries;
     void (*retry_fn)(job_t *j);
     int64_t event_ms;
@@ -630,7 +632,8 @@ static disp_claim_ref_t done_ref(pdev_t *dv)
                               .device = dv->rec.device_id,
                               .outcome = dv->check,
                               .event_json = dv->check[0] ? resend_event(dv->job) : NULL,
-                              .rec = dv->ride ? dv->job->ride.data + dv->ride - 1 : NULL};
+                              .rec = dv->ride ? dv->job->ride.data + dv->ride - 1 : NULL,
+                              .nrec = dv->nride};
 }
 
 static void mark_done(pdev_t *dv)
@@ -651,8 +654,9 @@ static void dev_finished(pdev_t *dv)
     job_t *j = dv->job;
     if (--j->left > 0)
         return;
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
-          LKI("devices", j->ndevs));
+    if (!j->completed_rode)
+        TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
+              LKI("devices", j->ndevs));
     job_complete(j);
 }
 
@@ -708,6 +712,42 @@ static void on_batch_marked(int status, void *arg)
     free(b);
 }
 
+/* When the batch holds the last devices of devs[i]'s event and devs[i] is the last of them, the
+ * event's `completed` record goes with its done mark (after its ticket record, back to back in
+ * job->ride): the batch's marks and that record land in one write, and that device's retries
+ * write the same record again. */
+static void ride_completed(ok_batch_t *b, size_t i)
+{
+    pdev_t *dv = b->devs[i];
+    job_t *j = dv->job;
+    size_t in_batch = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        if (b->devs[k]->job != j)
+            continue;
+        if (k > i)
+            return; /* not its last */
+        in_batch++;
+    }
+    if (j->left != in_batch || j->completed_rode)
+        return;
+    size_t at = j->ride.len, len = 0;
+    if (dv->ride) { /* its ticket record first: one run of records */
+        const char *r = j->ride.data + dv->ride - 1;
+        len = strlen(r) + 1;
+        len += strlen(r + len) + 1;
+        buf_reserve(&j->ride, len);
+        buf_append(&j->ride, j->ride.data + dv->ride - 1, len);
+    }
+    TRACE_RIDE(j->completed_rode, j->p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key,
+               NULL, "completed", LKI("devices", j->ndevs));
+    if (!j->completed_rode) {
+        j->ride.len = at;
+        return;
+    }
+    dv->ride = at + 1;
+    dv->nride = 1 + (len > 0);
+}
+
 static void on_batch_scheduled(int status, void *arg)
 {
     ok_batch_t *b = arg;
@@ -723,6 +763,8 @@ static void on_batch_scheduled(int status, void *arg)
         return;
     }
     disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
+    for (size_t i = 0; i < b->n; i++)
+        ride_completed(b, i); /* first: it may move job->ride, which the refs point into */
     for (size_t i = 0; i < b->n; i++)
         refs[i] = done_ref(b->devs[i]);
     disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
@@ -912,6 +954,7 @@ static void on_result(const expo_result_t *res, void *arg)
                    LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
                    LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
         dv->ride = rode ? at + 1 : 0;
+        dv->nride = rode;
         ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
