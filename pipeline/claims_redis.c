@@ -1,8 +1,9 @@
 /* claims_redis.c - the dedup claims in Redis, in the delivery ledger: one HASH per (user, event)
  * at <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger) whose field s:<device> is the device's
  * claim state: `p:<owner>:<deadline ms>` (pending; the deadline is dedup.pending_ttl_s after the
- * claim or its last renewal), `d` (done) or `f` (failed). The entry lives dedup.done_ttl_s after
- * its last write. The owner is this instance's lease id (pipeline/lease.h); each claim call
+ * claim or its last renewal), `d` (done) or `f` (failed). The entry lives dedup.done_ttl_s from
+ * its creation (the TTL is set once). A claim and a done mark also write the trace records of
+ * their turn (disp_trace_ride), so an entry takes one write per turn. The owner is this instance's lease id (pipeline/lease.h); each claim call
  * passes the lease's view of lapsed owners, whose claims the script takes over. Each call is one
  * script call however many devices it covers (lua/claim.lua, lua/mark_done.lua, lua/renew.lua):
  * the pipeline claims a loop turn's events at once and marks a loop turn's outcomes at once. */

@@ -1,9 +1,10 @@
 /* trace.c - delivery trace records, kept in the events' ledger entries (DESIGN.md "Delivery
  * ledger"): the records of one loop turn go to Redis in one Lua call that adds them to their
  * (user, event) entries and keeps the per-user, per-device and per-job indexes
- * (lua/trace_append.lua); on Redis Cluster, one call per hash slot (db_eval_parts). heraldctl reads
- * them back through the functions at the end; a privacy delete (pipeline/privacy.c) removes them.
- */
+ * (lua/trace_append.lua: one HSET per entry); on Redis Cluster, one call per hash slot
+ * (db_eval_parts). A record that rides with its entry's claim or done mark (disp_trace_ride) is
+ * written by that call; only the indexes it names are queued here. heraldctl reads them back
+ * through the functions at the end; a privacy delete (pipeline/privacy.c) removes them. */
 #include "pipeline/trace.h"
 #include "core/buf.h"
 #include "core/clock.h"

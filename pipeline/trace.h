@@ -9,8 +9,9 @@
  * DISP_TRACE_INDEX_MAX (the newest), so that a privacy delete (pipeline/privacy.h) finds every
  * entry it has to scrub. Each record: {"ts","event","jobId","userId","deviceId"?, ...}.
  * Writes are fire-and-forget: the records of one loop turn (up to 128) go in one script call (on
- * Redis Cluster one per hash slot),
- * pipelined with everything else; the same facts go to the log at debug level. */
+ * Redis Cluster one per hash slot), one HSET per entry, pipelined with everything else; a record
+ * the turn's claim or done mark of its entry can carry rides with it (disp_trace_ride). The same
+ * facts go to the log at debug level. */
 #ifndef HERALD_DISPATCHER_TRACE_H
 #define HERALD_DISPATCHER_TRACE_H
 
