@@ -73,9 +73,10 @@ typedef struct disp_claim_req {
      * DISP_CLAIM_LOST): a pending mark of this instance counts as absent (no send of this
      * instance holds it). */
     bool again;
-    /* A trace record of the event written with the claim (disp_trace_ride: its field, then its
-     * JSON), or NULL. Written whatever the devices' results. */
+    /* nrec trace records of the event written with the claim (disp_trace_ride: each its field,
+     * then its JSON, back to back), whatever the devices' results. */
     const char *rec;
+    size_t nrec;
 } disp_claim_req_t;
 
 /* status DISP_CLAIMS_OK with one result per device, in the order asked, request after request

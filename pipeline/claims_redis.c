@@ -3,10 +3,11 @@
  * claim state: `p:<owner>:<deadline ms>` (pending; the deadline is dedup.pending_ttl_s after the
  * claim or its last renewal), `d` (done) or `f` (failed). The entry lives dedup.done_ttl_s from
  * its creation (the TTL is set once). A claim and a done mark also write the trace records of
- * their turn (disp_trace_ride), so an entry takes one write per turn. The owner is this instance's lease id (pipeline/lease.h); each claim call
- * passes the lease's view of lapsed owners, whose claims the script takes over. Each call is one
- * script call however many devices it covers (lua/claim.lua, lua/mark_done.lua, lua/renew.lua):
- * the pipeline claims a loop turn's events at once and marks a loop turn's outcomes at once. */
+ * their turn (disp_trace_ride), so an entry takes one write per turn. The owner is this instance's
+ * lease id (pipeline/lease.h); each claim call passes the lease's view of lapsed owners, whose
+ * claims the script takes over. Each call is one script call however many devices it covers
+ * (lua/claim.lua, lua/mark_done.lua, lua/renew.lua): the pipeline claims a loop turn's events at
+ * once and marks a loop turn's outcomes at once. */
 #include "pipeline/claims.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -257,7 +258,7 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
                                          .event = reqs[q].event,
                                          .device = reqs[q].devices[i],
                                          .rec = i == 0 ? reqs[q].rec : NULL,
-                                         .nrec = i == 0 && reqs[q].rec};
+                                         .nrec = i == 0 ? reqs[q].nrec : 0};
             modes[k] = "oOrR"[2 * (reqs[q].mode == DISP_CLAIM_REPLAY) + reqs[q].again];
         }
     }

@@ -59,7 +59,8 @@ struct job {
     size_t caprs;        /* rs slots initialised (kept with their buffers when the job is reused) */
     buf_t enc;           /* the event encoded (queue_event_encode) once, when first needed */
     buf_t ride;          /* trace records written with the entry's claim or done marks */
-    size_t claim_rec;    /* the record in ride + 1 that goes with the next claim; 0: none */
+    size_t claim_rec;    /* the records in ride + 1 that go with the next claim */
+    size_t claim_nrec;   /* how many (`received`, `devices`); 0: none */
     bool completed_rode; /* its `completed` record goes with a done mark (on_batch_scheduled) */
     size_t capdevs;      /* devs' allocation, kept when the job is reused */
     job_t *next_spare;   /* in p->spare */
@@ -115,6 +116,7 @@ struct disp_pipeline {
 };
 
 static void lookup(job_t *j);
+static void release_rides(job_t *j);
 static void claim(job_t *j);
 static void dev_finished(pdev_t *dv);
 
@@ -362,22 +364,35 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     if (p->njobs++ == 0)
         renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
-    TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "received",
-          LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
-          LKS("topic", queue_ticket_topic(ticket)),
-          LKI("partition", queue_ticket_partition(ticket)),
-          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
-          LKS("replayDevice", ev->replay_device), LKS("locale", ev->locale));
+    bool rode; /* written with the claim, if one comes (else release_rides) */
+    TRACE_RIDE(rode, p->d.trace, &j->ride, ev->job_id, ev->user_id, j->key, NULL, "received",
+               LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
+               LKS("topic", queue_ticket_topic(ticket)),
+               LKI("partition", queue_ticket_partition(ticket)),
+               LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
+               LKS("replayDevice", ev->replay_device), LKS("locale", ev->locale));
+    j->claim_rec = 1; /* ride was empty: at 0 */
+    j->claim_nrec = rode;
     /* The templates that decide whether it notifies also render it, per locale once its devices
      * are known: a reload before the sends changes neither. */
     if (!disp_templates_notifies(p->d.templates, ev)) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
+        release_rides(j);
         job_complete(j);
         return;
     }
     j->tmpl = disp_templates_ref(p->d.templates);
     lookup(j);
+}
+
+/* The records kept for a claim that will not come (the event ends first) go to the trace. */
+static void release_rides(job_t *j)
+{
+    disp_trace_ref_t ref = {j->ev->job_id, j->ev->user_id, j->key, NULL};
+    if (j->claim_nrec > 0)
+        disp_trace_put(j->p->d.trace, &ref, j->ride.data + j->claim_rec - 1, j->claim_nrec);
+    j->claim_nrec = 0;
 }
 
 /* ---- lookup and filter ---------------------------------------------------------------------- */
@@ -428,6 +443,7 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
     if (j->ndevs == 0) {
         TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
               LKI("deliverable", j->ndevs));
+        release_rides(j);
         job_complete(j);
         return;
     }
@@ -435,7 +451,9 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
     size_t at = j->ride.len;
     TRACE_RIDE(rode, p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices",
                LKI("found", n), LKI("deliverable", j->ndevs));
-    j->claim_rec = rode ? at + 1 : 0;
+    if (rode && j->claim_nrec == 0)
+        j->claim_rec = at + 1;
+    j->claim_nrec += rode; /* right after `received`: one run */
     j->retries = 0;
     claim(j);
 }
@@ -456,9 +474,9 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
     size_t k = 0;
     bool waiting = false;
     j->claim_again = false;
-    for (size_t i = 0; i < n && j->claim_rec; i++)
+    for (size_t i = 0; i < n && j->claim_nrec; i++)
         if (res[i] != DISP_CLAIM_LOST)
-            j->claim_rec = 0; /* its entry's part answered: the record is written */
+            j->claim_nrec = 0; /* its entry's part answered: the records are written */
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
@@ -560,7 +578,8 @@ static void flush_claims(disp_pipeline_t *p)
                                      .n = k - first,
                                      .tokens = tokens + first,
                                      .again = j->claim_again,
-                                     .rec = j->claim_rec ? j->ride.data + j->claim_rec - 1 : NULL,
+                                     .rec = j->claim_nrec ? j->ride.data + j->claim_rec - 1 : NULL,
+                                     .nrec = j->claim_nrec,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }

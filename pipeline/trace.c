@@ -206,25 +206,15 @@ static void put_key(batch_t *b, size_t *off, const char *k)
     put_str(b, off, k, strlen(k));
 }
 
-/* Queues one record for the next flush (db copies the arguments when it is sent). The opening
- * record of an event ("received") enters it in the user's index and the job's. A record that
- * rides (ride not NULL) goes to ride as its field and text, NUL-terminated; only the indexes it
- * names are queued. */
-static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const buf_t *rec, int64_t now, buf_t *ride)
+/* Queues one record (field and text; both "" for none: it rode) for the next flush, with the
+ * indexes it names: the user's and the job's (opens) and the device's (device). db copies the
+ * arguments when it is sent. */
+static void queue_rec(disp_trace_t *t, const disp_trace_ref_t *ref, bool opens, bool device,
+                      const char *field, const char *text, size_t tlen, int64_t now)
 {
     batch_t *b = &t->b;
-    bool opens = strcmp(event, "received") == 0;
-    char k[KEY_MAX], num[48];
-    int len = snprintf(num, sizeof num, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
-    if (ride) {
-        buf_append(ride, num, (size_t)len + 1);
-        buf_append(ride, rec->data, rec->len);
-        buf_putc(ride, '\0');
-        if (!opens && !ref->device)
-            return;
-    }
     size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
+    char k[KEY_MAX], num[24];
     key_ledger(k, t->prefix, ref->user, ref->event);
     put_key(b, &o[0], k);
     k[0] = '\0';
@@ -232,22 +222,22 @@ static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
         key_trace_user(k, t->prefix, ref->user);
     put_key(b, &o[1], k);
     k[0] = '\0';
-    if (ref->device)
+    if (device)
         key_trace_device(k, t->prefix, ref->user, ref->device);
     put_key(b, &o[2], k);
     k[0] = '\0';
     if (opens)
         key_job(k, t->prefix, ref->job);
     put_key(b, &o[3], k);
-    put_str(b, &o[4], ride ? "" : num, ride ? 0 : (size_t)len);
-    put_str(b, &o[5], ride ? "" : rec->data, ride ? 0 : rec->len);
+    put_key(b, &o[4], field);
+    put_str(b, &o[5], text, tlen);
     put_key(b, &o[6], ref->job);
     o[7] = b->arena.len; /* "<user>\x1f<event>" */
     buf_puts(&b->arena, ref->user);
     buf_putc(&b->arena, '\x1f');
     buf_puts(&b->arena, ref->event);
     buf_putc(&b->arena, '\0');
-    len = snprintf(num, sizeof num, "%lld", (long long)now);
+    int len = snprintf(num, sizeof num, "%lld", (long long)now);
     put_str(b, &o[8], num, (size_t)len);
     if (b->n == BATCH_MAX) {
         flush(t);
@@ -255,6 +245,26 @@ static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
         b->deferred = true;
         db_defer(t->db, on_defer, t);
     }
+}
+
+/* A new record: queued, or handed to ride (its field and text, NUL-terminated) with only the
+ * indexes it names queued. The opening record of an event ("received") enters it in the user's
+ * index and the job's. */
+static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const buf_t *rec, int64_t now, buf_t *ride)
+{
+    bool opens = strcmp(event, "received") == 0, device = ref->device != NULL;
+    char field[48];
+    int len = snprintf(field, sizeof field, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
+    if (ride == NULL) {
+        queue_rec(t, ref, opens, device, field, rec->data, rec->len, now);
+        return;
+    }
+    buf_append(ride, field, (size_t)len + 1);
+    buf_append(ride, rec->data, rec->len);
+    buf_putc(ride, '\0');
+    if (opens || device)
+        queue_rec(t, ref, opens, device, "", "", 0, now);
 }
 
 /* Whether a record can go to Redis: its entry is named by the user and event, within the key
@@ -306,6 +316,17 @@ bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *e
     size_t len = ride->len;
     add(t, ref, event, kv, n, ride);
     return ride->len > len;
+}
+
+void disp_trace_put(disp_trace_t *t, const disp_trace_ref_t *ref, const char *recs, size_t n)
+{
+    int64_t now = clk_wall_ms();
+    for (size_t i = 0; i < n && t->ttl_s > 0 && storable(ref); i++) {
+        const char *text = recs + strlen(recs) + 1;
+        size_t tlen = strlen(text);
+        queue_rec(t, ref, false, false, recs, text, tlen, now);
+        recs = text + tlen + 1;
+    }
 }
 
 /* ---- reading ---- */

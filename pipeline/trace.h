@@ -57,6 +57,11 @@ void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
 bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
                      const log_kv_t *kv, size_t n, buf_t *ride);
 
+/* Queues n records that rode (ride's contents from disp_trace_ride, back to back) for the trace's
+ * own write after all: their entry's write never came (the event ended before its claim). Their
+ * indexes were queued when they were made. */
+void disp_trace_put(disp_trace_t *t, const disp_trace_ref_t *ref, const char *recs, size_t n);
+
 /* ---- reading (heraldctl) ----
  * status is 0, or a negative DB_E* code (db/db.h) when Redis failed, answered an error or did not
  * answer in time. Strings are borrowed for the callback. An id longer than any the pipeline
