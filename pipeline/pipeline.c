@@ -1426,6 +1426,9 @@ void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t)
 void disp_pipeline_abort(disp_pipeline_t *p)
 {
     p->aborted = true;
+    /* Records kept for a claim go to the trace now (the same fields, should the claim land). */
+    for (list_node_t *it = p->jobs.head.next; it != &p->jobs.head; it = it->next)
+        release_rides(container_of(it, job_t, node));
 }
 
 size_t disp_pipeline_jobs(const disp_pipeline_t *p)
