@@ -115,6 +115,51 @@ static void add_index(const char **keys, size_t k0, size_t *nk, const char *k)
     keys[(*nk)++] = k;
 }
 
+/* A flush's script call being built: parts, their keys and arguments. */
+typedef struct call {
+    db_part_t *parts;
+    const char **keys, **args;
+    char (*counts)[2][16]; /* per part: its numbers of indexes and records */
+    size_t np, nk, na;
+} call_t;
+
+/* The part of the records order[i..e) of one entry: its records (not those that rode) and the
+ * indexes they name; then a part per job index the records open. */
+static void put_entry(const batch_t *b, const place_t *order, size_t i, size_t e, call_t *c)
+{
+    const char *now = rec_str(b, order[i].r, 8);
+    size_t k0 = c->nk, a0 = c->na, nr = 0;
+    c->keys[c->nk++] = order[i].entry;
+    for (size_t r = i; r < e; r++) {
+        if (strcmp(rec_str(b, order[r].r, 8), now) > 0) /* 13 digits: text order is time's */
+            now = rec_str(b, order[r].r, 8);
+        add_index(c->keys, k0 + 1, &c->nk, rec_str(b, order[r].r, 1));
+        add_index(c->keys, k0 + 1, &c->nk, rec_str(b, order[r].r, 2));
+        nr += *rec_str(b, order[r].r, 4) != '\0'; /* not a record that rode */
+    }
+    char(*counts)[16] = c->counts[c->np];
+    snprintf(counts[0], sizeof counts[0], "%zu", c->nk - k0 - 1);
+    snprintf(counts[1], sizeof counts[1], "%zu", nr);
+    const char *head[] = {"e", rec_str(b, order[i].r, 6), now, counts[0], counts[1]};
+    for (size_t h = 0; h < 5; h++)
+        c->args[c->na++] = head[h];
+    for (size_t r = i; r < e; r++) {
+        if (*rec_str(b, order[r].r, 4) == '\0')
+            continue;
+        c->args[c->na++] = rec_str(b, order[r].r, 4);
+        c->args[c->na++] = rec_str(b, order[r].r, 5);
+    }
+    c->parts[c->np++] = (db_part_t){.nkeys = c->nk - k0, .nargs = c->na - a0, .nres = 0};
+    for (size_t r = i; r < e; r++) {
+        if (*rec_str(b, order[r].r, 3) == '\0')
+            continue;
+        c->keys[c->nk++] = rec_str(b, order[r].r, 3);
+        c->args[c->na++] = "j";
+        c->args[c->na++] = rec_str(b, order[r].r, 7);
+        c->parts[c->np++] = (db_part_t){.nkeys = 1, .nargs = 2, .nres = 0};
+    }
+}
+
 /* The batch as db_eval_parts parts (trace_append.lua): per ledger entry one part with its
  * records and the indexes they name, and per event's opening record a part for its job index
  * (on a cluster the job's slot is not the user's). */
@@ -127,61 +172,28 @@ static void flush(disp_trace_t *t)
     for (size_t r = 0; r < b->n; r++)
         order[r] = (place_t){rec_str(b, r, 0), r};
     qsort(order, b->n, sizeof *order, by_entry);
-    db_part_t *parts = xmalloc(2 * b->n * sizeof *parts);
-    const char **keys = xmalloc(NKEYS * b->n * sizeof *keys);
-    const char **args = xmalloc(9 * b->n * sizeof *args);
-    char(*counts)[2][16] = xmalloc(2 * b->n * sizeof *counts); /* indexed by part */
-    size_t np = 0, nk = 0, na = 0;
+    call_t c = {.parts = xmalloc(2 * b->n * sizeof *c.parts),
+                .keys = xmalloc(NKEYS * b->n * sizeof *c.keys),
+                .args = xmalloc(9 * b->n * sizeof *c.args),
+                .counts = xmalloc(2 * b->n * sizeof *c.counts)};
     for (size_t i = 0, e; i < b->n; i = e) {
-        const char *entry = order[i].entry, *now = rec_str(b, order[i].r, 8);
-        for (e = i + 1; e < b->n && strcmp(order[e].entry, entry) == 0; e++)
-            if (strcmp(rec_str(b, order[e].r, 8), now) > 0) /* 13 digits: text order is time's */
-                now = rec_str(b, order[e].r, 8);
-        size_t k0 = nk, a0 = na;
-        keys[nk++] = entry;
-        for (size_t r = i; r < e; r++) {
-            add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 1));
-            add_index(keys, k0 + 1, &nk, rec_str(b, order[r].r, 2));
-        }
-        size_t nr = 0;
-        for (size_t r = i; r < e; r++)
-            nr += *rec_str(b, order[r].r, 4) != '\0'; /* not a record that rode */
-        snprintf(counts[np][0], sizeof counts[np][0], "%zu", nk - k0 - 1);
-        snprintf(counts[np][1], sizeof counts[np][1], "%zu", nr);
-        args[na++] = "e";
-        args[na++] = rec_str(b, order[i].r, 6);
-        args[na++] = now;
-        args[na++] = counts[np][0];
-        args[na++] = counts[np][1];
-        for (size_t r = i; r < e; r++) {
-            if (*rec_str(b, order[r].r, 4) == '\0')
-                continue;
-            args[na++] = rec_str(b, order[r].r, 4);
-            args[na++] = rec_str(b, order[r].r, 5);
-        }
-        parts[np++] = (db_part_t){.nkeys = nk - k0, .nargs = na - a0, .nres = 0};
-        for (size_t r = i; r < e; r++) {
-            if (*rec_str(b, order[r].r, 3) == '\0')
-                continue;
-            keys[nk++] = rec_str(b, order[r].r, 3);
-            args[na++] = "j";
-            args[na++] = rec_str(b, order[r].r, 7);
-            parts[np++] = (db_part_t){.nkeys = 1, .nargs = 2, .nres = 0};
-        }
+        for (e = i + 1; e < b->n && strcmp(order[e].entry, order[i].entry) == 0; e++)
+            ;
+        put_entry(b, order, i, e, &c);
     }
-    const char **argv = xmalloc((nk + 4 + na) * sizeof *argv);
-    memcpy(argv, keys, nk * sizeof *argv);
-    argv[nk] = t->ettl;
-    argv[nk + 1] = t->ttl;
-    argv[nk + 2] = t->max;
-    argv[nk + 3] = t->keep;
-    memcpy(argv + nk + 4, args, na * sizeof *argv);
-    db_eval_parts(t->db, t->script, on_written, NULL, np, parts, 4, argv);
+    const char **argv = xmalloc((c.nk + 4 + c.na) * sizeof *argv);
+    memcpy(argv, c.keys, c.nk * sizeof *argv);
+    argv[c.nk] = t->ettl;
+    argv[c.nk + 1] = t->ttl;
+    argv[c.nk + 2] = t->max;
+    argv[c.nk + 3] = t->keep;
+    memcpy(argv + c.nk + 4, c.args, c.na * sizeof *argv);
+    db_eval_parts(t->db, t->script, on_written, NULL, c.np, c.parts, 4, argv);
     free(argv);
-    free(counts);
-    free(args);
-    free(keys);
-    free(parts);
+    free(c.counts);
+    free(c.args);
+    free(c.keys);
+    free(c.parts);
     free(order);
     buf_reset(&b->arena);
     b->n = 0;
