@@ -356,8 +356,8 @@ int ctl_env_open(ctl_env_t *e, const conf_t *conf)
     e->store =
         tok_store_redis_create(e->db, conf->redis_prefix, NULL, conf->tokens_max_devices_per_user);
     tok_store_redis_split(e->store, db_is_cluster(e->db));
-    e->trace =
-        disp_trace_create(e->db, conf->redis_prefix, conf->trace_ttl_s, conf->trace_max_records);
+    e->trace = disp_trace_create(e->db, conf->redis_prefix, conf->trace_ttl_s,
+                                 conf->dedup_done_ttl_s, conf->trace_max_records);
     if (!wait_ready(e)) {
         fprintf(stderr, "heraldctl: redis unavailable at %s: %s\n", REDACT_URL(conf->redis_url),
                 db_last_error(e->db)[0] ? db_last_error(e->db) : "no answer in time");

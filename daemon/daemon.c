@@ -222,7 +222,8 @@ static void make_pipeline(disp_daemon_t *d)
     daemon_claims_opts(c, &co);
     co.lease = d->lease;
     d->claims = disp_claims_redis_create(d->db, &co);
-    d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, c->trace_max_records);
+    d->trace = disp_trace_create(d->db, c->redis_prefix, c->trace_ttl_s, co.done_ttl_s,
+                                 c->trace_max_records);
     disp_pipeline_deps_t deps = {.loop = &d->loop,
                                  .store = d->store,
                                  .claims = d->claims,

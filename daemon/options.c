@@ -182,7 +182,8 @@ void daemon_claims_opts(const conf_t *c, disp_claims_redis_opts_t *o)
         .pending_ttl_s = c->dedup_pending_ttl_s,
         /* the ledger entry is also the trace: it lives as
            long as the longer of the two asks */
-        .done_ttl_s = c->dedup_done_ttl_s > c->trace_ttl_s ? c->dedup_done_ttl_s : c->trace_ttl_s};
+        .done_ttl_s = c->dedup_done_ttl_s > c->trace_ttl_s ? c->dedup_done_ttl_s : c->trace_ttl_s,
+        .max_records = c->trace_max_records};
 }
 
 void daemon_lease_opts(const conf_t *c, disp_lease_opts_t *o)

@@ -52,6 +52,10 @@ typedef struct disp_claim_ref {
     const char *device;
     const char *outcome;
     const char *event_json;
+    /* nrec trace records written with the mark (disp_trace_ride: each its field, then its JSON,
+     * back to back); mark_done and mark_failed only. */
+    const char *rec;
+    size_t nrec;
 } disp_claim_ref_t;
 
 /* The devices of one user's event (all borrowed during the call). */
@@ -69,6 +73,10 @@ typedef struct disp_claim_req {
      * DISP_CLAIM_LOST): a pending mark of this instance counts as absent (no send of this
      * instance holds it). */
     bool again;
+    /* nrec trace records of the event written with the claim (disp_trace_ride: each its field,
+     * then its JSON, back to back), whatever the devices' results. */
+    const char *rec;
+    size_t nrec;
 } disp_claim_req_t;
 
 /* status DISP_CLAIMS_OK with one result per device, in the order asked, request after request
@@ -142,6 +150,7 @@ typedef struct disp_claims_redis_opts {
     const char *prefix; /* redis.prefix, copied */
     long pending_ttl_s; /* dedup.pending_ttl_s */
     long done_ttl_s;    /* the ledger entry's TTL: dedup.done_ttl_s (and >= trace.ttl_s) */
+    long max_records;   /* trace records kept per entry (trace.max_records) */
     const struct disp_lease *lease; /* the owner of new claims and the view of lapsed owners */
 } disp_claims_redis_opts_t;
 

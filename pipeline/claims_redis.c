@@ -1,11 +1,13 @@
 /* claims_redis.c - the dedup claims in Redis, in the delivery ledger: one HASH per (user, event)
  * at <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger) whose field s:<device> is the device's
  * claim state: `p:<owner>:<deadline ms>` (pending; the deadline is dedup.pending_ttl_s after the
- * claim or its last renewal), `d` (done) or `f` (failed). The entry lives dedup.done_ttl_s after
- * its last write. The owner is this instance's lease id (pipeline/lease.h); each claim call
- * passes the lease's view of lapsed owners, whose claims the script takes over. Each call is one
- * script call however many devices it covers (lua/claim.lua, lua/mark_done.lua, lua/renew.lua):
- * the pipeline claims a loop turn's events at once and marks a loop turn's outcomes at once. */
+ * claim or its last renewal), `d` (done) or `f` (failed). The entry lives dedup.done_ttl_s from
+ * its creation (the TTL is set once). A claim and a done mark also write the trace records of
+ * their turn (disp_trace_ride), so an entry takes one write per turn. The owner is this instance's
+ * lease id (pipeline/lease.h); each claim call passes the lease's view of lapsed owners, whose
+ * claims the script takes over. Each call is one script call however many devices it covers
+ * (lua/claim.lua, lua/mark_done.lua, lua/renew.lua): the pipeline claims a loop turn's events at
+ * once and marks a loop turn's outcomes at once. */
 #include "pipeline/claims.h"
 #include "core/xalloc.h"
 #include "db/db.h"
@@ -23,7 +25,7 @@ typedef struct claims_redis {
     db_t *db;
     const disp_lease_t *lease;
     char *prefix;
-    char pending_ms[24], entry_ttl[24];
+    char pending_ms[24], entry_ttl[24], max_records[24];
     db_script_t *s_claim, *s_done, *s_renew;
 } claims_redis_t;
 
@@ -46,19 +48,42 @@ static const char *mode_arg(char m)
     return m == 'r' ? "r" : m == 'R' ? "R" : m == 'O' ? "O" : "o";
 }
 
+/* The run's trace records (refs[i..e) with rec): their count, then field and JSON each. */
+static size_t put_records(const disp_claim_ref_t *refs, size_t i, size_t e, char count[16],
+                          const char **tail)
+{
+    size_t nt = 1, nr = 0;
+    for (size_t j = i; j < e; j++) {
+        const char *r = refs[j].rec;
+        for (size_t k = 0; k < refs[j].nrec; k++, nr++) {
+            tail[nt++] = r;
+            r += strlen(r) + 1;
+            tail[nt++] = r;
+            r += strlen(r) + 1;
+        }
+    }
+    snprintf(count, 16, "%zu", nr);
+    tail[0] = count;
+    return nt;
+}
+
 /* One script call over n device refs (on a cluster, one per slot: db_eval_parts): KEYS are their
  * ledger entries, one per run of refs of one (user, event) (and one mode, when modes is not
  * NULL); ARGV the nhead arguments, then per entry [its mode,] its number of devices [, its event
- * (outcomes: the run's first event_json or "")] and the devices [each with its outcome or ""].
+ * (outcomes: the run's first event_json or "")] and the devices [each with its outcome or ""]
+ * [, with records: the number of the run's trace records, then their fields and JSON].
  * Each entry is one part (self-contained in the script), answering one integer per device when
  * per_device. */
 static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref_t *refs,
-                         const char *modes, bool outcomes, bool per_device, size_t n,
+                         const char *modes, bool outcomes, bool records, bool per_device, size_t n,
                          const char *const *head, size_t nhead, db_parts_cb cb, void *arg)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
-    char(*counts)[16] = xmalloc(n * sizeof *counts);
-    const char **tail = xmalloc(4 * n * sizeof *tail);
+    char(*counts)[2][16] = xmalloc(n * sizeof *counts);
+    size_t nrec = 0;
+    for (size_t i = 0; i < n; i++)
+        nrec += records ? refs[i].nrec : 0;
+    const char **tail = xmalloc((6 * n + 2 * nrec) * sizeof *tail);
     db_part_t *parts = xmalloc(n * sizeof *parts);
     size_t nk = 0, nt = 0;
     for (size_t i = 0, e; i < n; i = e) {
@@ -70,8 +95,8 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
         key_ledger(keys[nk], r->prefix, refs[i].user, refs[i].event);
         if (modes)
             tail[nt++] = mode_arg(modes[i]);
-        snprintf(counts[nk], sizeof counts[nk], "%zu", e - i);
-        tail[nt++] = counts[nk];
+        snprintf(counts[nk][0], sizeof counts[nk][0], "%zu", e - i);
+        tail[nt++] = counts[nk][0];
         if (outcomes) {
             const char *ev = "";
             for (size_t j = i; j < e && !*ev; j++)
@@ -83,6 +108,8 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
             if (outcomes)
                 tail[nt++] = refs[j].outcome ? refs[j].outcome : "";
         }
+        if (records)
+            nt += put_records(refs, i, e, counts[nk][1], tail + nt);
         parts[nk++] = (db_part_t){.nkeys = 1, .nargs = nt - t0, .nres = per_device ? e - i : 0};
     }
     const char **argv = xmalloc((nk + nhead + nt) * sizeof *argv);
@@ -227,8 +254,11 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     char *modes = xmalloc(n + 1);
     for (size_t q = 0, k = 0; q < nreq; q++) {
         for (size_t i = 0; i < reqs[q].n; i++, k++) {
-            refs[k] = (disp_claim_ref_t){
-                .user = reqs[q].user, .event = reqs[q].event, .device = reqs[q].devices[i]};
+            refs[k] = (disp_claim_ref_t){.user = reqs[q].user,
+                                         .event = reqs[q].event,
+                                         .device = reqs[q].devices[i],
+                                         .rec = i == 0 ? reqs[q].rec : NULL,
+                                         .nrec = i == 0 ? reqs[q].nrec : 0};
             modes[k] = "oOrR"[2 * (reqs[q].mode == DISP_CLAIM_REPLAY) + reqs[q].again];
         }
     }
@@ -237,14 +267,16 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     size_t nlapsed = disp_lease_dead(r->lease, &lapsed);
     char nl[24];
     snprintf(nl, sizeof nl, "%zu", nlapsed);
-    const char **args = xmalloc((4 + nlapsed) * sizeof *args);
+    const char **args = xmalloc((5 + nlapsed) * sizeof *args);
     args[0] = r->pending_ms;
     args[1] = disp_lease_id(r->lease);
     args[2] = r->entry_ttl;
-    args[3] = nl;
+    args[3] = r->max_records;
+    args[4] = nl;
     for (size_t i = 0; i < nlapsed; i++)
-        args[4 + i] = lapsed[i];
-    eval_entries(r, r->s_claim, refs, modes, false, true, n, args, 4 + nlapsed, on_claimed, c);
+        args[5 + i] = lapsed[i];
+    eval_entries(r, r->s_claim, refs, modes, false, true, true, n, args, 5 + nlapsed, on_claimed,
+                 c);
     if (owner_checked(r, reqs, nreq)) {
         c->owner = xmalloc(n);
         check_owners(r, c, reqs, nreq);
@@ -266,9 +298,9 @@ static void on_marked(int status, const long long *res, size_t n, void *arg)
 static void mark(claims_redis_t *r, const disp_claim_ref_t *refs, size_t n, const char *state,
                  disp_claims_done_cb cb, void *arg)
 {
-    const char *args[] = {r->entry_ttl, state};
+    const char *args[] = {r->entry_ttl, state, r->max_records};
     call_t *c = call_new(cb, arg);
-    eval_entries(r, r->s_done, refs, NULL, true, false, n, args, 2, on_marked, c);
+    eval_entries(r, r->s_done, refs, NULL, true, true, false, n, args, 3, on_marked, c);
 }
 
 static void mark_done(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
@@ -289,7 +321,7 @@ static void renew(disp_claims_t *base, const disp_claim_ref_t *refs, size_t n,
     claims_redis_t *r = (claims_redis_t *)base;
     const char *args[] = {r->pending_ms, disp_lease_id(r->lease)};
     call_t *c = call_new(cb, arg);
-    eval_entries(r, r->s_renew, refs, NULL, false, false, n, args, 2, on_marked, c);
+    eval_entries(r, r->s_renew, refs, NULL, false, false, false, n, args, 2, on_marked, c);
 }
 
 typedef struct ev_call {
@@ -346,6 +378,7 @@ disp_claims_t *disp_claims_redis_create(struct db *db, const disp_claims_redis_o
     r->prefix = xstrdup(o->prefix);
     snprintf(r->pending_ms, sizeof r->pending_ms, "%ld", o->pending_ttl_s * 1000);
     snprintf(r->entry_ttl, sizeof r->entry_ttl, "%ld", o->done_ttl_s);
+    snprintf(r->max_records, sizeof r->max_records, "%ld", o->max_records);
     r->s_claim = db_script(db, lua_claim);
     r->s_done = db_script(db, lua_mark_done);
     r->s_renew = db_script(db, lua_renew);

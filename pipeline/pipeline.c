@@ -40,6 +40,8 @@ typedef struct dev {
     char error[64];                /* permanent failure reason, for the DLQ record */
     char check[EXPO_RCPT_REF_MAX]; /* the receipt check holding its ticket, kept in the ledger */
     unsigned attempts;
+    size_t ride;  /* its records in job->ride + 1, written with its done mark; 0: none */
+    size_t nride; /* how many (its ticket's; the event's `completed` when its mark ends it) */
 } pdev_t;
 
 struct job {
@@ -54,12 +56,16 @@ struct job {
     disp_templates_t *tmpl; /* a reference to the templates the event was accepted with */
     disp_rendered_t *rs;    /* rendered on first use, one per locale among the devices */
     size_t nrs;
-    size_t caprs;      /* rs slots initialised (kept with their buffers when the job is reused) */
-    buf_t enc;         /* the event encoded (queue_event_encode) once, when first needed */
-    size_t capdevs;    /* devs' allocation, kept when the job is reused */
-    job_t *next_spare; /* in p->spare */
-    wait_t wait_job;   /* retry_fn's turn on p->retry */
-    wait_t wait_devs;  /* the devices' retry_fns' turn on p->retry */
+    size_t caprs;        /* rs slots initialised (kept with their buffers when the job is reused) */
+    buf_t enc;           /* the event encoded (queue_event_encode) once, when first needed */
+    buf_t ride;          /* trace records written with the entry's claim or done marks */
+    size_t claim_rec;    /* the records in ride + 1 that go with the next claim */
+    size_t claim_nrec;   /* how many (`received`, `devices`); 0: none */
+    bool completed_rode; /* its `completed` record goes with a done mark (on_batch_scheduled) */
+    size_t capdevs;      /* devs' allocation, kept when the job is reused */
+    job_t *next_spare;   /* in p->spare */
+    wait_t wait_job;     /* retry_fn's turn on p->retry */
+    wait_t wait_devs;    /* the devices' retry_fns' turn on p->retry */
     unsigned retries;
     void (*retry_fn)(job_t *j);
     int64_t event_ms;
@@ -110,6 +116,7 @@ struct disp_pipeline {
 };
 
 static void lookup(job_t *j);
+static void release_rides(job_t *j);
 static void claim(job_t *j);
 static void dev_finished(pdev_t *dv);
 
@@ -133,6 +140,7 @@ static job_t *job_new(disp_pipeline_t *p)
         j->devs = keep.devs;
         j->capdevs = keep.capdevs;
         j->enc = keep.enc;
+        j->ride = keep.ride;
         j->rs = keep.rs;
         j->caprs = keep.caprs;
     }
@@ -152,6 +160,7 @@ static void job_free_memory(job_t *j)
         disp_rendered_cleanup(&j->rs[i]);
     free(j->rs);
     buf_cleanup(&j->enc);
+    buf_cleanup(&j->ride);
     free(j->devs);
     free(j);
 }
@@ -161,6 +170,7 @@ static void job_release(disp_pipeline_t *p, job_t *j)
     disp_templates_destroy(j->tmpl);
     if (p->nspare < SPARE_MAX) {
         buf_reset(&j->enc);
+        buf_reset(&j->ride);
         j->next_spare = p->spare;
         p->spare = j;
         p->nspare++;
@@ -354,22 +364,35 @@ void disp_pipeline_on_event(const queue_event_t *ev, queue_ticket_t *ticket, voi
     if (p->njobs++ == 0)
         renew_start(p);
     metric_set(p->m_jobs, (double)p->njobs);
-    TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "received",
-          LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
-          LKS("topic", queue_ticket_topic(ticket)),
-          LKI("partition", queue_ticket_partition(ticket)),
-          LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
-          LKS("replayDevice", ev->replay_device), LKS("locale", ev->locale));
+    bool rode; /* written with the claim, if one comes (else release_rides) */
+    TRACE_RIDE(rode, p->d.trace, &j->ride, ev->job_id, ev->user_id, j->key, NULL, "received",
+               LKS("status", queue_status_name(ev->status)), LKS("envelope", ev->envelope),
+               LKS("topic", queue_ticket_topic(ticket)),
+               LKI("partition", queue_ticket_partition(ticket)),
+               LKI("offset", queue_ticket_offset(ticket)), LKS("correlationId", ev->correlation_id),
+               LKS("replayDevice", ev->replay_device), LKS("locale", ev->locale));
+    j->claim_rec = 1; /* ride was empty: at 0 */
+    j->claim_nrec = rode;
     /* The templates that decide whether it notifies also render it, per locale once its devices
      * are known: a reload before the sends changes neither. */
     if (!disp_templates_notifies(p->d.templates, ev)) {
         TRACE(p->d.trace, ev->job_id, ev->user_id, j->key, NULL, "ignored",
               LKS("detail", "this status does not notify (templates.notify)"));
+        release_rides(j);
         job_complete(j);
         return;
     }
     j->tmpl = disp_templates_ref(p->d.templates);
     lookup(j);
+}
+
+/* The records kept for a claim that will not come (the event ends first) go to the trace. */
+static void release_rides(job_t *j)
+{
+    disp_trace_ref_t ref = {j->ev->job_id, j->ev->user_id, j->key, NULL};
+    if (j->claim_nrec > 0)
+        disp_trace_put(j->p->d.trace, &ref, j->ride.data + j->claim_rec - 1, j->claim_nrec);
+    j->claim_nrec = 0;
 }
 
 /* ---- lookup and filter ---------------------------------------------------------------------- */
@@ -417,12 +440,20 @@ static void on_devices(int status, const tok_record_t *recs, size_t n, void *arg
               LKS("reason", "not_found"),
               LKS("detail", "the replayed notification's device is no longer registered"));
     j->left = j->ndevs;
-    TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
-          LKI("deliverable", j->ndevs));
     if (j->ndevs == 0) {
+        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices", LKI("found", n),
+              LKI("deliverable", j->ndevs));
+        release_rides(j);
         job_complete(j);
         return;
     }
+    bool rode; /* written with the claim: the entry's one write of this turn */
+    size_t at = j->ride.len;
+    TRACE_RIDE(rode, p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key, NULL, "devices",
+               LKI("found", n), LKI("deliverable", j->ndevs));
+    if (rode && j->claim_nrec == 0)
+        j->claim_rec = at + 1;
+    j->claim_nrec += rode; /* right after `received`: one run */
     j->retries = 0;
     claim(j);
 }
@@ -443,6 +474,9 @@ static void claimed(job_t *j, const disp_claim_t *res, size_t n)
     size_t k = 0;
     bool waiting = false;
     j->claim_again = false;
+    for (size_t i = 0; i < n && j->claim_nrec; i++)
+        if (res[i] != DISP_CLAIM_LOST)
+            j->claim_nrec = 0; /* its entry's part answered: the records are written */
     for (size_t i = 0; i < j->ndevs && k < n; i++) {
         pdev_t *dv = &j->devs[i];
         if (dv->state != DEV_NEW && dv->state != DEV_WAITING)
@@ -544,6 +578,8 @@ static void flush_claims(disp_pipeline_t *p)
                                      .n = k - first,
                                      .tokens = tokens + first,
                                      .again = j->claim_again,
+                                     .rec = j->claim_nrec ? j->ride.data + j->claim_rec - 1 : NULL,
+                                     .nrec = j->claim_nrec,
                                      .mode = j->ev->replay_device ? DISP_CLAIM_REPLAY
                                                                   : DISP_CLAIM_ORDINARY};
     }
@@ -614,7 +650,9 @@ static disp_claim_ref_t done_ref(pdev_t *dv)
                               .event = dv->job->key,
                               .device = dv->rec.device_id,
                               .outcome = dv->check,
-                              .event_json = dv->check[0] ? resend_event(dv->job) : NULL};
+                              .event_json = dv->check[0] ? resend_event(dv->job) : NULL,
+                              .rec = dv->ride ? dv->job->ride.data + dv->ride - 1 : NULL,
+                              .nrec = dv->nride};
 }
 
 static void mark_done(pdev_t *dv)
@@ -635,8 +673,9 @@ static void dev_finished(pdev_t *dv)
     job_t *j = dv->job;
     if (--j->left > 0)
         return;
-    TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
-          LKI("devices", j->ndevs));
+    if (!j->completed_rode)
+        TRACE(j->p->d.trace, j->ev->job_id, j->ev->user_id, j->key, NULL, "completed",
+              LKI("devices", j->ndevs));
     job_complete(j);
 }
 
@@ -692,6 +731,42 @@ static void on_batch_marked(int status, void *arg)
     free(b);
 }
 
+/* When the batch holds the last devices of devs[i]'s event and devs[i] is the last of them, the
+ * event's `completed` record goes with its done mark (after its ticket record, back to back in
+ * job->ride): the batch's marks and that record land in one write, and that device's retries
+ * write the same record again. */
+static void ride_completed(ok_batch_t *b, size_t i)
+{
+    pdev_t *dv = b->devs[i];
+    job_t *j = dv->job;
+    size_t in_batch = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        if (b->devs[k]->job != j)
+            continue;
+        if (k > i)
+            return; /* not its last */
+        in_batch++;
+    }
+    if (j->left != in_batch || j->completed_rode)
+        return;
+    size_t at = j->ride.len, len = 0;
+    if (dv->ride) { /* its ticket record first: one run of records */
+        const char *r = j->ride.data + dv->ride - 1;
+        len = strlen(r) + 1;
+        len += strlen(r + len) + 1;
+        buf_reserve(&j->ride, len);
+        buf_append(&j->ride, j->ride.data + dv->ride - 1, len);
+    }
+    TRACE_RIDE(j->completed_rode, j->p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key,
+               NULL, "completed", LKI("devices", j->ndevs));
+    if (!j->completed_rode) {
+        j->ride.len = at;
+        return;
+    }
+    dv->ride = at + 1;
+    dv->nride = 1 + (len > 0);
+}
+
 static void on_batch_scheduled(int status, void *arg)
 {
     ok_batch_t *b = arg;
@@ -707,6 +782,8 @@ static void on_batch_scheduled(int status, void *arg)
         return;
     }
     disp_claim_ref_t *refs = xmalloc(b->n * sizeof *refs);
+    for (size_t i = 0; i < b->n; i++)
+        ride_completed(b, i); /* first: it may move job->ride, which the refs point into */
     for (size_t i = 0; i < b->n; i++)
         refs[i] = done_ref(b->devs[i]);
     disp_claims_mark_done(p->d.claims, refs, b->n, on_batch_marked, b);
@@ -889,9 +966,14 @@ static void on_result(const expo_result_t *res, void *arg)
         size_t tl = strnlen(res->ticket_id, sizeof dv->ticket - 1); /* cut as snprintf did */
         memcpy(dv->ticket, res->ticket_id, tl);
         dv->ticket[tl] = '\0';
-        TRACE(p->d.trace, j->ev->job_id, j->ev->user_id, j->key, dv->rec.device_id, "ticket",
-              LKS("status", "ok"), LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
-              LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
+        bool rode; /* written with its done mark */
+        size_t at = j->ride.len;
+        TRACE_RIDE(rode, p->d.trace, &j->ride, j->ev->job_id, j->ev->user_id, j->key,
+                   dv->rec.device_id, "ticket", LKS("status", "ok"),
+                   LKS("ticketId", res->ticket_id), LKI("attempts", res->attempts),
+                   LKB("ambiguous", res->ambiguous), LKT("token", dv->rec.token));
+        dv->ride = rode ? at + 1 : 0;
+        dv->nride = rode;
         ok_durable(dv);
     } else if (res->outcome == EXPO_INVALID_TOKEN) {
         metric_inc(metric_get(p->m_notif, "invalid_token"));
@@ -1344,6 +1426,9 @@ void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t)
 void disp_pipeline_abort(disp_pipeline_t *p)
 {
     p->aborted = true;
+    /* Records kept for a claim go to the trace now (the same fields, should the claim land). */
+    for (list_node_t *it = p->jobs.head.next; it != &p->jobs.head; it = it->next)
+        release_rides(container_of(it, job_t, node));
 }
 
 size_t disp_pipeline_jobs(const disp_pipeline_t *p)

@@ -71,7 +71,8 @@ long disp_pipeline_on_receipt(const expo_ticket_info_t *t, expo_rcpt_status_t st
 /* Configuration reload: the new templates (borrowed) apply to events from now on; events already
  * received keep the texts they were rendered with, so the old templates may be destroyed now. */
 void disp_pipeline_set_templates(disp_pipeline_t *p, disp_templates_t *t);
-/* From now on, outcomes that arrive are not acted on (shutdown in progress). */
+/* From now on, outcomes that arrive are not acted on (shutdown in progress); the trace records
+ * events kept to write with their claims go to the trace. */
 void disp_pipeline_abort(disp_pipeline_t *p);
 size_t disp_pipeline_jobs(const disp_pipeline_t *p);
 

@@ -1,9 +1,10 @@
 /* trace.c - delivery trace records, kept in the events' ledger entries (DESIGN.md "Delivery
  * ledger"): the records of one loop turn go to Redis in one Lua call that adds them to their
  * (user, event) entries and keeps the per-user, per-device and per-job indexes
- * (lua/trace_append.lua); on Redis Cluster, one call per hash slot (db_eval_parts). heraldctl reads
- * them back through the functions at the end; a privacy delete (pipeline/privacy.c) removes them.
- */
+ * (lua/trace_append.lua: one HSET per entry); on Redis Cluster, one call per hash slot
+ * (db_eval_parts). A record that rides with its entry's claim or done mark (disp_trace_ride) is
+ * written by that call; only the indexes it names are queued here. heraldctl reads them back
+ * through the functions at the end; a privacy delete (pipeline/privacy.c) removes them. */
 #include "pipeline/trace.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -37,12 +38,13 @@ struct disp_trace {
     char *prefix;
     long ttl_s;
     long max_records;
-    char ttl[24], max[24], keep[24];
+    char ettl[24], ttl[24], max[24], keep[24];
     unsigned seq; /* orders the records of one millisecond */
     batch_t b;
 };
 
-disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long max_records)
+disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long entry_ttl_s,
+                                long max_records)
 {
     disp_trace_t *t = xcalloc(1, sizeof *t);
     t->db = db;
@@ -51,6 +53,7 @@ disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long m
     t->ttl_s = ttl_s;
     t->max_records = max_records;
     snprintf(t->ttl, sizeof t->ttl, "%ld", ttl_s);
+    snprintf(t->ettl, sizeof t->ettl, "%ld", entry_ttl_s > ttl_s ? entry_ttl_s : ttl_s);
     snprintf(t->max, sizeof t->max, "%ld", max_records);
     snprintf(t->keep, sizeof t->keep, "%d", DISP_TRACE_INDEX_MAX);
     t->b.offs = xcalloc(BATCH_MAX * (NKEYS + NARGS), sizeof *t->b.offs);
@@ -81,57 +84,117 @@ static void on_written(int status, const long long *res, size_t n, void *arg)
     (void)status; /* best effort: the log line carries the same facts */
 }
 
-/* The batch as db_eval_parts parts: a record's keys (the empty ones left out, ARGV 'which' names
- * the others) with its arguments; on a cluster its job index is a part of its own (the job's
- * slot, not the user's). */
+/* A record's place in a flush: records sort by ledger entry (then as queued), so each entry's
+ * are one run. */
+typedef struct place {
+    const char *entry;
+    size_t r;
+} place_t;
+
+static int by_entry(const void *a, const void *b)
+{
+    const place_t *x = a, *y = b;
+    int c = strcmp(x->entry, y->entry);
+    return c ? c : (x->r > y->r) - (x->r < y->r);
+}
+
+/* The string at offset i (a key or an argument) of record r. */
+static const char *rec_str(const batch_t *b, size_t r, size_t i)
+{
+    return b->arena.data + b->offs[(NKEYS + NARGS) * r + i];
+}
+
+/* Adds index key k to keys[*nk] unless this entry's part has it already (from keys[k0]). */
+static void add_index(const char **keys, size_t k0, size_t *nk, const char *k)
+{
+    if (*k == '\0')
+        return;
+    for (size_t i = k0; i < *nk; i++)
+        if (strcmp(keys[i], k) == 0)
+            return;
+    keys[(*nk)++] = k;
+}
+
+/* A flush's script call being built: parts, their keys and arguments. */
+typedef struct call {
+    db_part_t *parts;
+    const char **keys, **args;
+    char (*counts)[2][16]; /* per part: its numbers of indexes and records */
+    size_t np, nk, na;
+} call_t;
+
+/* The part of the records order[i..e) of one entry: its records (not those that rode) and the
+ * indexes they name; then a part per job index the records open. */
+static void put_entry(const batch_t *b, const place_t *order, size_t i, size_t e, call_t *c)
+{
+    const char *now = rec_str(b, order[i].r, 8);
+    size_t k0 = c->nk, a0 = c->na, nr = 0;
+    c->keys[c->nk++] = order[i].entry;
+    for (size_t r = i; r < e; r++) {
+        if (strcmp(rec_str(b, order[r].r, 8), now) > 0) /* 13 digits: text order is time's */
+            now = rec_str(b, order[r].r, 8);
+        add_index(c->keys, k0 + 1, &c->nk, rec_str(b, order[r].r, 1));
+        add_index(c->keys, k0 + 1, &c->nk, rec_str(b, order[r].r, 2));
+        nr += *rec_str(b, order[r].r, 4) != '\0'; /* not a record that rode */
+    }
+    char(*counts)[16] = c->counts[c->np];
+    snprintf(counts[0], sizeof counts[0], "%zu", c->nk - k0 - 1);
+    snprintf(counts[1], sizeof counts[1], "%zu", nr);
+    const char *head[] = {"e", rec_str(b, order[i].r, 6), now, counts[0], counts[1]};
+    for (size_t h = 0; h < 5; h++)
+        c->args[c->na++] = head[h];
+    for (size_t r = i; r < e; r++) {
+        if (*rec_str(b, order[r].r, 4) == '\0')
+            continue;
+        c->args[c->na++] = rec_str(b, order[r].r, 4);
+        c->args[c->na++] = rec_str(b, order[r].r, 5);
+    }
+    c->parts[c->np++] = (db_part_t){.nkeys = c->nk - k0, .nargs = c->na - a0, .nres = 0};
+    for (size_t r = i; r < e; r++) {
+        if (*rec_str(b, order[r].r, 3) == '\0')
+            continue;
+        c->keys[c->nk++] = rec_str(b, order[r].r, 3);
+        c->args[c->na++] = "j";
+        c->args[c->na++] = rec_str(b, order[r].r, 7);
+        c->parts[c->np++] = (db_part_t){.nkeys = 1, .nargs = 2, .nres = 0};
+    }
+}
+
+/* The batch as db_eval_parts parts (trace_append.lua): per ledger entry one part with its
+ * records and the indexes they name, and per event's opening record a part for its job index
+ * (on a cluster the job's slot is not the user's). */
 static void flush(disp_trace_t *t)
 {
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    bool split = db_is_cluster(t->db);
-    size_t maxparts = 2 * b->n;
-    db_part_t *parts = xmalloc(maxparts * sizeof *parts);
-    char(*which)[2][NKEYS + 1] = xcalloc(b->n, sizeof *which);
-    const char **keys = xmalloc(NKEYS * b->n * sizeof *keys);
-    const char **args = xmalloc((NARGS + 1) * maxparts * sizeof *args);
-    size_t np = 0, nk = 0, na = 0;
-    for (size_t r = 0; r < b->n; r++) {
-        const size_t *o = &b->offs[(NKEYS + NARGS) * r];
-        const char *arg[NARGS];
-        for (size_t i = 0; i < NARGS; i++)
-            arg[i] = b->arena.data + o[NKEYS + i];
-        for (int part = 0; part < 2; part++) {
-            char *w = which[r][part];
-            size_t k0 = nk;
-            for (size_t i = 0; i < NKEYS; i++) {
-                const char *k = b->arena.data + o[i];
-                bool job = i == NKEYS - 1;
-                if (*k && (split ? job == (part == 1) : part == 0)) {
-                    *w++ = "eudj"[i];
-                    keys[nk++] = k;
-                }
-            }
-            if (nk == k0)
-                continue;
-            args[na++] = which[r][part];
-            for (size_t i = 0; i < NARGS; i++)
-                args[na++] = part == 1 && i < 2 ? "" : arg[i];
-            parts[np++] = (db_part_t){.nkeys = nk - k0, .nargs = NARGS + 1, .nres = 0};
-        }
+    place_t *order = xmalloc(b->n * sizeof *order);
+    for (size_t r = 0; r < b->n; r++)
+        order[r] = (place_t){rec_str(b, r, 0), r};
+    qsort(order, b->n, sizeof *order, by_entry);
+    call_t c = {.parts = xmalloc(2 * b->n * sizeof *c.parts),
+                .keys = xmalloc(NKEYS * b->n * sizeof *c.keys),
+                .args = xmalloc(9 * b->n * sizeof *c.args),
+                .counts = xmalloc(2 * b->n * sizeof *c.counts)};
+    for (size_t i = 0, e; i < b->n; i = e) {
+        for (e = i + 1; e < b->n && strcmp(order[e].entry, order[i].entry) == 0; e++)
+            ;
+        put_entry(b, order, i, e, &c);
     }
-    const char **argv = xmalloc((nk + 3 + na) * sizeof *argv);
-    memcpy(argv, keys, nk * sizeof *argv);
-    argv[nk] = t->ttl;
-    argv[nk + 1] = t->max;
-    argv[nk + 2] = t->keep;
-    memcpy(argv + nk + 3, args, na * sizeof *argv);
-    db_eval_parts(t->db, t->script, on_written, NULL, np, parts, 3, argv);
+    const char **argv = xmalloc((c.nk + 4 + c.na) * sizeof *argv);
+    memcpy(argv, c.keys, c.nk * sizeof *argv);
+    argv[c.nk] = t->ettl;
+    argv[c.nk + 1] = t->ttl;
+    argv[c.nk + 2] = t->max;
+    argv[c.nk + 3] = t->keep;
+    memcpy(argv + c.nk + 4, c.args, c.na * sizeof *argv);
+    db_eval_parts(t->db, t->script, on_written, NULL, c.np, c.parts, 4, argv);
     free(argv);
-    free(args);
-    free(keys);
-    free(which);
-    free(parts);
+    free(c.counts);
+    free(c.args);
+    free(c.keys);
+    free(c.parts);
+    free(order);
     buf_reset(&b->arena);
     b->n = 0;
 }
@@ -155,15 +218,15 @@ static void put_key(batch_t *b, size_t *off, const char *k)
     put_str(b, off, k, strlen(k));
 }
 
-/* Queues one record for the next flush (db copies the arguments when it is sent). The opening
- * record of an event ("received") enters it in the user's index and the job's. */
-static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const buf_t *rec, int64_t now)
+/* Queues one record (field and text; both "" for none: it rode) for the next flush, with the
+ * indexes it names: the user's and the job's (opens) and the device's (device). db copies the
+ * arguments when it is sent. */
+static void queue_rec(disp_trace_t *t, const disp_trace_ref_t *ref, bool opens, bool device,
+                      const char *field, const char *text, size_t tlen, int64_t now)
 {
     batch_t *b = &t->b;
     size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
-    bool opens = strcmp(event, "received") == 0;
-    char k[KEY_MAX], num[48];
+    char k[KEY_MAX], num[24];
     key_ledger(k, t->prefix, ref->user, ref->event);
     put_key(b, &o[0], k);
     k[0] = '\0';
@@ -171,23 +234,22 @@ static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
         key_trace_user(k, t->prefix, ref->user);
     put_key(b, &o[1], k);
     k[0] = '\0';
-    if (ref->device)
+    if (device)
         key_trace_device(k, t->prefix, ref->user, ref->device);
     put_key(b, &o[2], k);
     k[0] = '\0';
     if (opens)
         key_job(k, t->prefix, ref->job);
     put_key(b, &o[3], k);
-    int len = snprintf(num, sizeof num, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
-    put_str(b, &o[4], num, (size_t)len);
-    put_str(b, &o[5], rec->data, rec->len);
+    put_key(b, &o[4], field);
+    put_str(b, &o[5], text, tlen);
     put_key(b, &o[6], ref->job);
     o[7] = b->arena.len; /* "<user>\x1f<event>" */
     buf_puts(&b->arena, ref->user);
     buf_putc(&b->arena, '\x1f');
     buf_puts(&b->arena, ref->event);
     buf_putc(&b->arena, '\0');
-    len = snprintf(num, sizeof num, "%lld", (long long)now);
+    int len = snprintf(num, sizeof num, "%lld", (long long)now);
     put_str(b, &o[8], num, (size_t)len);
     if (b->n == BATCH_MAX) {
         flush(t);
@@ -195,6 +257,26 @@ static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
         b->deferred = true;
         db_defer(t->db, on_defer, t);
     }
+}
+
+/* A new record: queued, or handed to ride (its field and text, NUL-terminated) with only the
+ * indexes it names queued. The opening record of an event ("received") enters it in the user's
+ * index and the job's. */
+static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const buf_t *rec, int64_t now, buf_t *ride)
+{
+    bool opens = strcmp(event, "received") == 0, device = ref->device != NULL;
+    char field[48];
+    int len = snprintf(field, sizeof field, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
+    if (ride == NULL) {
+        queue_rec(t, ref, opens, device, field, rec->data, rec->len, now);
+        return;
+    }
+    buf_append(ride, field, (size_t)len + 1);
+    buf_append(ride, rec->data, rec->len);
+    buf_putc(ride, '\0');
+    if (opens || device)
+        queue_rec(t, ref, opens, device, "", "", 0, now);
 }
 
 /* Whether a record can go to Redis: its entry is named by the user and event, within the key
@@ -207,8 +289,9 @@ static bool storable(const disp_trace_ref_t *ref)
            (!ref->device || strlen(ref->device) <= KEY_DEVICE_MAX);
 }
 
-void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const log_kv_t *kv, size_t n)
+/* A record: logged at debug; queued (or handed to ride) when Redis keeps it. */
+static void add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event, const log_kv_t *kv,
+                size_t n, buf_t *ride)
 {
     char ts[40];
     int64_t now = clk_wall_ms();
@@ -229,8 +312,33 @@ void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
     buf_putc(&rec, '}');
     LOG(LOG_LVL_DEBUG, "trace", LKR("record", rec.data));
     if (store)
-        enqueue(t, ref, event, &rec, now);
+        enqueue(t, ref, event, &rec, now, ride);
     buf_cleanup(&rec);
+}
+
+void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                    const log_kv_t *kv, size_t n)
+{
+    add(t, ref, event, kv, n, NULL);
+}
+
+bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                     const log_kv_t *kv, size_t n, buf_t *ride)
+{
+    size_t len = ride->len;
+    add(t, ref, event, kv, n, ride);
+    return ride->len > len;
+}
+
+void disp_trace_put(disp_trace_t *t, const disp_trace_ref_t *ref, const char *recs, size_t n)
+{
+    int64_t now = clk_wall_ms();
+    for (size_t i = 0; i < n && t->ttl_s > 0 && storable(ref); i++) {
+        const char *text = recs + strlen(recs) + 1;
+        size_t tlen = strlen(text);
+        queue_rec(t, ref, false, false, recs, text, tlen, now);
+        recs = text + tlen + 1;
+    }
 }
 
 /* ---- reading ---- */

@@ -4,12 +4,17 @@
 -- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and, once per entry,
 -- the encoded event 'ev' a receipt's resend reads.
 -- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
--- ARGV[1]  the entry's TTL in seconds (refreshed)
+-- ARGV[1]  the entry's TTL in seconds, set only when this write creates the entry (its claim
+--          made it; a privacy delete may have removed it since)
 -- ARGV[2]  'd' or 'f'
+-- ARGV[3]  trace records kept per entry (trace.max_records)
 -- then per key, in order: the number of devices c, the encoded event or '', then c times a
---          device id and its outcome or ''
+--          device id and its outcome or '', then the number of trace records r to write with the
+--          marks, then r times field and record JSON
 -- Reply:   the number of states set
-local n, a = 0, 3
+-- @include pipeline/lua/ledger_trim.lua
+local max = tonumber(ARGV[3])
+local n, a = 0, 4
 for _, k in ipairs(KEYS) do
   local c = tonumber(ARGV[a])
   local set = {}
@@ -21,10 +26,19 @@ for _, k in ipairs(KEYS) do
       set[#set + 1] = ARGV[i + 1]
     end
   end
-  redis.call('HSET', k, unpack(set))
+  local nr = tonumber(ARGV[a + 2 + 2 * c])
+  local fresh = #set / 2 -- the marks' fields: all new when the claim states were gone
+  for i = a + 3 + 2 * c, a + 2 + 2 * c + 2 * nr do set[#set + 1] = ARGV[i] end
+  local count = nr > 0 and redis.call('HINCRBY', k, 'n', nr)
+  -- Every field new (records always are): the entry may be new; it gets its TTL.
+  if redis.call('HSET', k, unpack(set)) == fresh + nr then
+    if count then ledger_count(k, count, nr, ARGV[1], max)
+    else redis.call('EXPIRE', k, ARGV[1], 'NX') end
+  elseif count and count > max then
+    ledger_trim(k, max)
+  end
   if ARGV[a + 1] ~= '' then redis.call('HSETNX', k, 'ev', ARGV[a + 1]) end
-  redis.call('EXPIRE', k, ARGV[1])
   n = n + c
-  a = a + 2 + 2 * c
+  a = a + 3 + 2 * c + 2 * nr
 end
 return n

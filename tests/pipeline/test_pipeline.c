@@ -792,6 +792,24 @@ static void test_ambiguous_dedup_marks_lose_notifications(void **state)
  * again: a duplicate without any crash. dedup.pending_ttl_s is 5 s in this file (the least
  * allowed) so that a reply delayed 8 s outlives it; with the shipped 120 s the reply would have
  * to wait over two minutes (the Expo client retries for up to expo.max_retry_age_s = 600 s). */
+/* The event's `received` record waits to ride with its claim; an event of a user without
+ * devices has no claim, and its records are written all the same, with the user's index. */
+static void test_event_without_devices_traced(void **state)
+{
+    (void)state;
+    publish("{\"jobId\":\"job-nodev\",\"userId\":\"u-nodev\",\"status\":\"COMPLETED\"}", NULL);
+    wait_trace("job-nodev", "\"deliverable\":0");
+    char *t = trace_of("job-nodev");
+    assert_non_null(strstr(t, "\"event\":\"received\""));
+    free(t);
+    char k[KEY_MAX];
+    key_trace_user(k, PREFIX, "u-nodev");
+    char *idx = th_redis_cmd(&stack.redis, "ZRANGE %s 0 -1", k);
+    assert_non_null(idx);
+    assert_non_null(strstr(idx, "job-nodev"));
+    free(idx);
+}
+
 static void test_slow_send_outlives_its_claim(void **state)
 {
     (void)state;
@@ -983,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_trace_device_index_shared_by_users),
         cmocka_unit_test(test_clean_restart_reprocesses_nothing),
         cmocka_unit_test(test_ambiguous_dedup_marks_lose_notifications),
+        cmocka_unit_test(test_event_without_devices_traced),
         cmocka_unit_test(test_slow_send_outlives_its_claim),
         cmocka_unit_test(test_claims_of_a_gone_instance_taken_over),
         cmocka_unit_test(test_dlq_replay_skips_failed_notifications_as_duplicates),

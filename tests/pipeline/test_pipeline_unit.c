@@ -5,10 +5,11 @@
  * and get in-memory fakes here; the Expo client is the real one over tests/expo's fake transport.
  * Queue tickets, the DLQ producer, the receipt scheduler and the trace are link seams: this file
  * defines queue_complete/queue_ticket_ and queue_produce, expo_receipts_schedule,
- * expo_receipts_check_ref, expo_receipts_forget and disp_trace_add, so the linker never pulls
- * queue/kafka.c, expo/receipts.c or pipeline/trace.c out of their libraries (should pipeline.c
- * start using another of their functions, the link fails with a duplicate symbol: fake that one
- * too). Every fake answers on a later loop turn, never inside the call, as the real ones do. */
+ * expo_receipts_check_ref, expo_receipts_forget, disp_trace_add, disp_trace_ride and
+ * disp_trace_put, so the linker never pulls queue/kafka.c, expo/receipts.c or pipeline/trace.c out
+ * of their libraries (should pipeline.c start using another of their functions, the link fails with
+ * a duplicate symbol: fake that one too). Every fake answers on a later loop turn, never inside the
+ * call, as the real ones do. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -506,6 +507,23 @@ void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *ev
     if (seen.ntrace < 64)
         snprintf(seen.trace[seen.ntrace++], sizeof seen.trace[0], "%s %s %s", event,
                  device_id ? device_id : "-", reason);
+}
+
+/* Records that would ride with a claim or done mark are kept the same way; none rides (the fake
+ * claims have no ledger to write them to). */
+bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
+                     const log_kv_t *kv, size_t n, buf_t *ride)
+{
+    (void)ride;
+    disp_trace_add(t, ref, event, kv, n);
+    return false;
+}
+
+/* Never called: no record rides here. */
+void disp_trace_put(disp_trace_t *t, const disp_trace_ref_t *ref, const char *recs, size_t n)
+{
+    (void)t, (void)ref, (void)recs, (void)n;
+    fail_msg("no record rode");
 }
 
 static bool traced(const char *line)
