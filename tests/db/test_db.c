@@ -1,7 +1,8 @@
 /* test_db.c - the Redis client against a real redis-server: commands and replies, pipelining,
- * scripts surviving SCRIPT FLUSH, AUTH and SELECT from the URL (TCP and unix socket), a stuck
- * server (SIGSTOP) failing commands with DB_ETIMEOUT and recovering, a killed and restarted
- * server, callbacks never running inside the issuing call, and destroy with commands pending. */
+ * a burst far beyond the socket buffer, scripts surviving SCRIPT FLUSH, AUTH and SELECT from the
+ * URL (TCP and unix socket), a stuck server (SIGSTOP) failing commands with DB_ETIMEOUT and
+ * recovering, a killed and restarted server, callbacks never running inside the issuing call, and
+ * destroy with commands pending. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +123,56 @@ static void test_pipelining(void **state)
     assert_true(tloop_until(&L.t, &p.done, 30000));
     assert_true(p.in_order);
     assert_true(th_redis_expect(&L.redis, "20000", "GET counter"));
+    assert_int_equal(tlive_stop(&L), 0);
+}
+
+/* One loop turn's commands leave in one write when the socket takes them (wire.c); a turn that
+ * queues far more than the socket buffer holds goes out over several writable events. Binary
+ * values with CR, LF and NUL inside must arrive byte for byte, and the replies in order. */
+enum { BURST = 64, BURST_LEN = 256 * 1024 };
+
+typedef struct burst {
+    const char *val;
+    int got;
+    bool ok;
+    bool done;
+} burst_t;
+
+static void on_burst(int status, const db_reply_t *rep, void *arg)
+{
+    burst_t *b = arg;
+    size_t len = 0;
+    const char *s = status == DB_OK ? db_reply_str(rep, &len) : NULL;
+    int i = b->got++;
+    if (i < BURST) /* the SETs */
+        b->ok = b->ok && s && db_reply_type(rep) == DB_REPLY_STATUS;
+    else /* the GETs: value i - BURST */
+        b->ok = b->ok && s && len == BURST_LEN && memcmp(s, b->val + (i - BURST), len) == 0;
+    b->done = b->got == 2 * BURST;
+}
+
+static void test_burst_beyond_socket_buffer(void **state)
+{
+    (void)state;
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 5000, NULL));
+    char *val = malloc(BURST_LEN + BURST);
+    for (size_t i = 0; i < BURST_LEN + BURST; i++)
+        val[i] = (char)(i * 13 + 10); /* every byte value, CR LF NUL included */
+    burst_t b = {.val = val, .ok = true};
+    char keys[BURST][16];
+    for (int i = 0; i < BURST; i++) {
+        snprintf(keys[i], sizeof keys[i], "burst:%d", i);
+        const char *argv[] = {"SET", keys[i], val + i};
+        const size_t lens[] = {3, strlen(keys[i]), BURST_LEN};
+        db_command(L.db, on_burst, &b, 3, argv, lens);
+    }
+    for (int i = 0; i < BURST; i++)
+        db_cmd(L.db, on_burst, &b, "GET", keys[i], NULL);
+    assert_int_equal(b.got, 0);
+    assert_true(tloop_until(&L.t, &b.done, 30000));
+    assert_true(b.ok);
+    free(val);
     assert_int_equal(tlive_stop(&L), 0);
 }
 
@@ -380,6 +431,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_burst_beyond_socket_buffer),
         cmocka_unit_test(test_scripts_noscript_fallback),
         cmocka_unit_test(test_auth_and_select),
         cmocka_unit_test(test_stuck_server_times_out_and_recovers),
