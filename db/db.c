@@ -131,27 +131,32 @@ static void cmd_free(cmd_t *c)
     free(c);
 }
 
-static size_t arg_len(const char *const *argv, const size_t *lens, int i)
-{
-    return lens ? lens[i] : strlen(argv[i]);
-}
-
 /* The command head[0..nhead) (NUL-terminated, nhead <= 4) then argv[0..argc), as RESP in c->wire:
- * sized, then written in place. */
+ * sized, then written in place. Lengths not given are measured once (on the stack for the usual
+ * few arguments). */
 static cmd_t *cmd_build(db_t *db, db_cb cb, void *arg, int nhead, const char *const *head, int argc,
                         const char *const *argv, const size_t *lens)
 {
-    size_t hl[4], len = resp_argc_size((size_t)(nhead + argc));
+    size_t hl[4], stack[64], *measured = NULL;
+    size_t len = resp_argc_size((size_t)(nhead + argc));
     for (int i = 0; i < nhead; i++)
         len += resp_arg_size(hl[i] = strlen(head[i]));
+    if (lens == NULL && argc > 0) {
+        measured = argc <= 64 ? stack : xmalloc((size_t)argc * sizeof *measured);
+        for (int i = 0; i < argc; i++)
+            measured[i] = strlen(argv[i]);
+        lens = measured;
+    }
     for (int i = 0; i < argc; i++)
-        len += resp_arg_size(arg_len(argv, lens, i));
+        len += resp_arg_size(lens[i]);
     cmd_t *c = cmd_new(db, cb, arg, len);
     char *p = resp_put_argc(c->wire, (size_t)(nhead + argc));
     for (int i = 0; i < nhead; i++)
         p = resp_put_arg(p, head[i], hl[i]);
     for (int i = 0; i < argc; i++)
-        p = resp_put_arg(p, argv[i], arg_len(argv, lens, i));
+        p = resp_put_arg(p, argv[i], lens[i]);
+    if (measured != stack)
+        free(measured);
     return c;
 }
 
