@@ -4,13 +4,19 @@
  * The stock adapter calls uv_poll_start on every hook hiredis fires: per command (addWrite), per
  * read (addRead) and per flush (delWrite), each a change libuv turns into epoll_ctl calls, and
  * each write waits one more loop turn for a writable event. Here read interest is registered once
- * and stays; a command only marks the connection dirty (a uv_prepare handle, started once), and
- * just before the loop next waits, redisAsyncHandleWrite writes everything queued since. Only a
- * write the socket did not take whole (or a connect in progress) waits for a writable event.
+ * and stays; a command only marks the connection dirty, and just before the loop next waits, a
+ * uv_prepare handle has redisAsyncHandleWrite write everything queued since. Only a write the
+ * socket did not take whole (or a connect in progress) waits for a writable event.
+ *
+ * The prepare handle stays active (unreferenced) for the connection's life: libuv runs prepare
+ * handles last-started first, so one that other modules start per turn (the pipeline's claims)
+ * runs before it and its commands share the write. A command queued after the flush all the
+ * same (from a prepare handle started earlier) starts the idle handle `guard`, which keeps the
+ * loop from blocking, so it goes out in the next turn instead of waiting for unrelated I/O.
  *
  * hiredis frees the context itself on errors and on redisAsyncFree (possibly deferred until its
  * callback returns); it calls the cleanup hook first, which clears `ac` and closes the handles,
- * so nothing here touches a freed context. The struct goes once both handles closed. */
+ * so nothing here touches a freed context. The struct goes once its three handles closed. */
 #include "db/internal.h"
 
 #include "core/xalloc.h"
@@ -24,9 +30,11 @@
 typedef struct wire {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     uv_poll_t poll;
-    uv_prepare_t flush;
-    int events;   /* what poll is registered for */
-    bool writing; /* inside redisAsyncHandleWrite: a write left over waits for writable */
+    uv_prepare_t flush; /* always active: writes what the turn queued */
+    uv_idle_t guard;    /* active while commands wait for the flush: the loop must not block */
+    int events;         /* what poll is registered for */
+    bool dirty;         /* commands queued since the last write */
+    bool writing;       /* inside redisAsyncHandleWrite: a write left over waits for writable */
     int open_handles;
 } wire_t;
 
@@ -65,12 +73,25 @@ static void on_poll(uv_poll_t *h, int status, int events)
         handle_write(w);
 }
 
+static void clean(wire_t *w)
+{
+    w->dirty = false;
+    uv_idle_stop(&w->guard);
+}
+
 static void on_flush(uv_prepare_t *h)
 {
     wire_t *w = h->data;
-    uv_prepare_stop(h);
+    if (!w->dirty)
+        return;
+    clean(w);
     if (w->ac)
         handle_write(w);
+}
+
+static void on_guard(uv_idle_t *h)
+{
+    (void)h; /* being active is its job; on_flush runs later in this turn */
 }
 
 static void add_read(void *priv)
@@ -94,8 +115,10 @@ static void add_write(void *priv)
         return;
     if (w->writing || !(w->ac->c.flags & REDIS_CONNECTED))
         set_events(w, w->events | UV_WRITABLE); /* socket full, or connecting */
-    else if (!(w->events & UV_WRITABLE))
-        uv_prepare_start(&w->flush, on_flush); /* no-op when already started */
+    else if (!(w->events & UV_WRITABLE) && !w->dirty) {
+        w->dirty = true;
+        uv_idle_start(&w->guard, on_guard);
+    }
 }
 
 static void del_write(void *priv)
@@ -103,7 +126,7 @@ static void del_write(void *priv)
     wire_t *w = priv;
     if (w->ac == NULL)
         return;
-    uv_prepare_stop(&w->flush);
+    clean(w);
     set_events(w, w->events & ~UV_WRITABLE);
 }
 
@@ -122,6 +145,7 @@ static void cleanup(void *priv)
     w->ac = NULL;
     uv_close((uv_handle_t *)&w->poll, on_closed);
     uv_close((uv_handle_t *)&w->flush, on_closed);
+    uv_close((uv_handle_t *)&w->guard, on_closed);
 }
 
 int wire_attach(struct redisAsyncContext *ac, uv_loop_t *loop)
@@ -134,8 +158,11 @@ int wire_attach(struct redisAsyncContext *ac, uv_loop_t *loop)
         return -1;
     }
     uv_prepare_init(loop, &w->flush);
-    w->poll.data = w->flush.data = w;
-    w->open_handles = 2;
+    uv_idle_init(loop, &w->guard);
+    uv_prepare_start(&w->flush, on_flush);
+    uv_unref((uv_handle_t *)&w->flush);
+    w->poll.data = w->flush.data = w->guard.data = w;
+    w->open_handles = 3;
     w->ac = ac;
     ac->ev.data = w;
     ac->ev.addRead = add_read;
