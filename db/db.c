@@ -1,4 +1,8 @@
-/* db.c - the Redis adapter: hiredis 0.14 async on the libuv loop, plus what hiredis lacks.
+/* db.c - the Redis adapter: hiredis 0.14 async on the libuv loop (wire.c), plus what hiredis
+ * lacks.
+ *
+ * Every command is written as RESP once, into the block that holds its cmd_t (resp.c, no printf),
+ * and handed to hiredis finished; the bytes stay for resends (NOSCRIPT, cluster redirects).
  *
  * Each server connection (conn_t: one in standalone mode, one per master in cluster mode, see
  * cluster.c) keeps every command sent to hiredis in a FIFO with a deadline (Redis answers in
@@ -19,9 +23,11 @@
  * SIGSTOPped) is never reported up. */
 #include "db/db.h"
 #include "db/internal.h"
+#include "db/resp.h"
 #include "db/url.h"
 
 #include "core/backoff.h"
+#include "core/buf.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -30,7 +36,6 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libuv.h>
 #include <openssl/evp.h>
 
 #include <stdarg.h>
@@ -105,46 +110,54 @@ static void fifo_remove(conn_t *cn, cmd_t *c)
         mset(cn->db->m_inflight, (double)--cn->db->inflight);
 }
 
-static cmd_t *cmd_new(db_t *db, db_cb cb, void *arg)
+/* A command with room for len bytes of RESP. Not zeroed beyond the struct: wire[] is written. */
+static cmd_t *cmd_new(db_t *db, db_cb cb, void *arg, size_t len)
 {
-    cmd_t *c = xcalloc(1, sizeof *c);
+    cmd_t *c = xmalloc(sizeof *c + len);
+    memset(c, 0, sizeof *c);
     c->db = db;
     c->cb = cb;
     c->arg = arg;
     c->slot = -1;
+    c->len = len;
+    c->resp = c->wire;
     return c;
 }
 
 static void cmd_free(cmd_t *c)
 {
-    free(c->argv); /* one block with argvlen and the copied bytes */
+    if (c->resp != c->wire)
+        free(c->resp);
     free(c);
 }
 
-/* Copies head[0..nhead) (NUL-terminated) then argv into one block owned by c, for resends. */
-static void copy_argv(cmd_t *c, const char *const *head, int nhead, int argc,
-                      const char *const *argv, const size_t *argvlen)
+/* The command head[0..nhead) (NUL-terminated, nhead <= 4) then argv[0..argc), as RESP in c->wire:
+ * sized, then written in place. Lengths not given are measured once (on the stack for the usual
+ * few arguments). */
+static cmd_t *cmd_build(db_t *db, db_cb cb, void *arg, int nhead, const char *const *head, int argc,
+                        const char *const *argv, const size_t *lens)
 {
-    size_t n = (size_t)(nhead + argc), bytes = 0;
+    size_t hl[4], stack[64], *measured = NULL;
+    size_t len = resp_argc_size((size_t)(nhead + argc));
     for (int i = 0; i < nhead; i++)
-        bytes += strlen(head[i]) + 1;
-    for (int i = 0; i < argc; i++)
-        bytes += (argvlen ? argvlen[i] : strlen(argv[i])) + 1;
-    char *block = xmalloc(n * (sizeof(char *) + sizeof(size_t)) + bytes);
-    c->argv = (const char **)(void *)block;
-    c->argvlen = (size_t *)(void *)(block + n * sizeof(char *));
-    char *p = block + n * (sizeof(char *) + sizeof(size_t));
-    c->argc = (int)n;
-    for (size_t i = 0; i < n; i++) {
-        bool h = i < (size_t)nhead;
-        const char *src = h ? head[i] : argv[i - (size_t)nhead];
-        size_t len = h ? strlen(src) : (argvlen ? argvlen[i - (size_t)nhead] : strlen(src));
-        memcpy(p, src, len);
-        p[len] = '\0';
-        c->argv[i] = p;
-        c->argvlen[i] = len;
-        p += len + 1;
+        len += resp_arg_size(hl[i] = strlen(head[i]));
+    if (lens == NULL && argc > 0) {
+        measured = argc <= 64 ? stack : xmalloc((size_t)argc * sizeof *measured);
+        for (int i = 0; i < argc; i++)
+            measured[i] = strlen(argv[i]);
+        lens = measured;
     }
+    for (int i = 0; i < argc; i++)
+        len += resp_arg_size(lens[i]);
+    cmd_t *c = cmd_new(db, cb, arg, len);
+    char *p = resp_put_argc(c->wire, (size_t)(nhead + argc));
+    for (int i = 0; i < nhead; i++)
+        p = resp_put_arg(p, head[i], hl[i]);
+    for (int i = 0; i < argc; i++)
+        p = resp_put_arg(p, argv[i], lens[i]);
+    if (measured != stack)
+        free(measured);
+    return c;
 }
 
 /* ---- deferred completions ---- */
@@ -184,7 +197,7 @@ void cmd_defer(db_t *db, cmd_t *c, int status)
 
 void db_defer(db_t *db, void (*fn)(void *arg), void *arg)
 {
-    cmd_t *c = cmd_new(db, NULL, arg);
+    cmd_t *c = cmd_new(db, NULL, arg, 0);
     c->fn = fn;
     cmd_defer(db, c, DB_OK);
 }
@@ -351,18 +364,28 @@ static bool is_noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-static int send_cmd(conn_t *cn, cmd_t *c, int argc, const char *const *argv, const size_t *lens);
+static int send_cmd(conn_t *cn, cmd_t *c);
 
 /* The server flushed its script cache: send the script itself this time (which also loads it,
- * so later EVALSHA calls succeed again). Returns 0 when resent. */
+ * so later EVALSHA calls succeed again). Returns 0 when resent. c->resp is "*<n>" CR LF, EVALSHA
+ * (13 bytes as RESP), the sha (47), then what EVAL takes alike: numkeys, keys, args. */
 static int resend_eval(conn_t *cn, cmd_t *c)
 {
-    c->argv[0] = "EVAL";
-    c->argvlen[0] = 4;
-    c->argv[1] = c->script->lua;
-    c->argvlen[1] = c->script->len;
+    const db_script_t *s = c->script;
+    size_t hdr = (size_t)((const char *)memchr(c->resp, '\n', c->len) - c->resp) + 1;
+    size_t rest = hdr + 13 + 47;
+    size_t len = hdr + resp_arg_size(4) + resp_arg_size(s->len) + (c->len - rest);
+    char *resp = xmalloc(len), *p = resp;
+    memcpy(p, c->resp, hdr);
+    p = resp_put_arg(p + hdr, "EVAL", 4);
+    p = resp_put_arg(p, s->lua, s->len);
+    memcpy(p, c->resp + rest, c->len - rest);
+    if (c->resp != c->wire)
+        free(c->resp);
+    c->resp = resp;
+    c->len = len;
     c->script = NULL; /* once: a NOSCRIPT answer to EVAL goes to the caller */
-    return send_cmd(cn, c, c->argc, c->argv, c->argvlen);
+    return send_cmd(cn, c);
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -402,10 +425,10 @@ reap:
 }
 
 /* Hands c to hiredis; 0, or -1 when the context refused it (it is shutting down). */
-static int send_cmd(conn_t *cn, cmd_t *c, int argc, const char *const *argv, const size_t *lens)
+static int send_cmd(conn_t *cn, cmd_t *c)
 {
-    if (cn->ac == NULL || redisAsyncCommandArgv(cn->ac, on_reply, c, argc,
-                                                (const char **)(uintptr_t)argv, lens) != REDIS_OK)
+    if (cn->ac == NULL ||
+        redisAsyncFormattedCommand(cn->ac, on_reply, c, c->resp, c->len) != REDIS_OK)
         return -1;
     c->conn = cn;
     c->deadline = clk_mono_ms() + cn->db->timeout_ms;
@@ -418,17 +441,17 @@ int conn_send(conn_t *cn, cmd_t *c)
 {
     if (cn->state != ST_READY && !c->internal)
         return -1;
-    return send_cmd(cn, c, c->argc, c->argv, c->argvlen);
+    return send_cmd(cn, c);
 }
 
-static void submit(db_t *db, cmd_t *c, int argc, const char *const *argv, const size_t *lens)
+static void submit(db_t *db, cmd_t *c)
 {
     if (db->closing) {
         cmd_defer(db, c, DB_ESHUTDOWN);
         return;
     }
     conn_t *cn = db->cl ? cluster_route(db->cl, c) : db->main;
-    if (cn == NULL || cn->state != ST_READY || send_cmd(cn, c, argc, argv, lens) != 0)
+    if (cn == NULL || cn->state != ST_READY || send_cmd(cn, c) != 0)
         cmd_defer(db, c, DB_EDOWN);
 }
 
@@ -452,17 +475,15 @@ static void on_handshake(int status, const db_reply_t *reply, void *arg)
 
 cmd_t *cmd_internal(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv)
 {
-    cmd_t *c = cmd_new(db, cb, arg);
+    cmd_t *c = cmd_build(db, cb, arg, 0, NULL, argc, argv, NULL);
     c->internal = true;
-    copy_argv(c, argv, argc, 0, NULL, NULL);
     return c;
 }
 
-static void handshake_cmd(conn_t *cn, int argc, const char **argv)
+static void handshake_cmd(conn_t *cn, int argc, const char *const *argv)
 {
-    cmd_t *c = cmd_new(cn->db, on_handshake, cn);
-    c->internal = true;
-    if (send_cmd(cn, c, argc, argv, NULL) != 0)
+    cmd_t *c = cmd_internal(cn->db, on_handshake, cn, argc, argv);
+    if (send_cmd(cn, c) != 0)
         cmd_free(c);
     else
         cn->handshake_left++;
@@ -474,14 +495,14 @@ static void send_handshake(conn_t *cn)
     char num[24];
     cn->handshake_left = 0;
     if (u->password[0] && u->user[0])
-        handshake_cmd(cn, 3, (const char *[]){"AUTH", u->user, u->password});
+        handshake_cmd(cn, 3, (const char *const[]){"AUTH", u->user, u->password});
     else if (u->password[0])
-        handshake_cmd(cn, 2, (const char *[]){"AUTH", u->password});
+        handshake_cmd(cn, 2, (const char *const[]){"AUTH", u->password});
     if (u->dbnum != 0) {
         snprintf(num, sizeof num, "%ld", u->dbnum);
-        handshake_cmd(cn, 2, (const char *[]){"SELECT", num});
+        handshake_cmd(cn, 2, (const char *const[]){"SELECT", num});
     }
-    handshake_cmd(cn, 1, (const char *[]){"PING"});
+    handshake_cmd(cn, 1, (const char *const[]){"PING"});
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -521,7 +542,7 @@ static void conn_start(conn_t *cn)
         schedule_retry(cn);
         return;
     }
-    if (redisLibuvAttach(ac, cn->db->loop) != REDIS_OK) {
+    if (wire_attach(ac, cn->db->loop) != 0) {
         conn_detach(cn, "cannot attach to the loop");
         redisAsyncFree(ac);
         schedule_retry(cn);
@@ -760,14 +781,10 @@ static int command_slot(int argc, const char *const *argv, const size_t *lens)
 int db_command(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv,
                const size_t *argvlen)
 {
-    cmd_t *c = cmd_new(db, cb, arg);
-    if (db->cl == NULL) {
-        submit(db, c, argc, argv, argvlen);
-        return 0;
-    }
-    c->slot = command_slot(argc, argv, argvlen);
-    copy_argv(c, NULL, 0, argc, argv, argvlen);
-    submit(db, c, c->argc, c->argv, c->argvlen);
+    cmd_t *c = cmd_build(db, cb, arg, 0, NULL, argc, argv, argvlen);
+    if (db->cl)
+        c->slot = command_slot(argc, argv, argvlen);
+    submit(db, c);
     return 0;
 }
 
@@ -823,10 +840,10 @@ static int eval_slot(int nkeys, const char *const *argv, const size_t *argvlen)
 static cmd_t *eval_cmd(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
                        const char *const *argv, const size_t *argvlen)
 {
-    cmd_t *c = cmd_new(db, cb, arg);
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    copy_argv(c, (const char *const[]){"EVALSHA", s->sha, nk}, 3, argc, argv, argvlen);
+    char nk[BUF_NUM_MAX];
+    buf_fmt_i64(nk, nkeys);
+    cmd_t *c = cmd_build(db, cb, arg, 3, (const char *const[]){"EVALSHA", s->sha, nk}, argc, argv,
+                         argvlen);
     c->script = s;
     return c;
 }
@@ -844,7 +861,7 @@ int db_eval(db_t *db, db_script_t *s, db_cb cb, void *arg, int nkeys, int argc,
             return 0;
         }
     }
-    submit(db, c, c->argc, c->argv, c->argvlen);
+    submit(db, c);
     return 0;
 }
 
@@ -893,9 +910,7 @@ static void submit_at(db_t *db, size_t i, cmd_t *c)
 int db_command_at(db_t *db, size_t i, db_cb cb, void *arg, int argc, const char *const *argv,
                   const size_t *argvlen)
 {
-    cmd_t *c = cmd_new(db, cb, arg);
-    copy_argv(c, NULL, 0, argc, argv, argvlen);
-    submit_at(db, i, c);
+    submit_at(db, i, cmd_build(db, cb, arg, 0, NULL, argc, argv, argvlen));
     return 0;
 }
 

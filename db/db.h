@@ -4,7 +4,8 @@
  * What hiredis 0.14 lacks and this adds: a per-command timeout (a stuck server fails commands
  * within redis.timeout_ms instead of hanging them), reconnection with backoff, AUTH/SELECT from the
  * URL on every connect, and Lua scripts sent by SHA with a transparent EVAL fallback on NOSCRIPT.
- * Commands issued in the same loop iteration are pipelined by hiredis.
+ * Commands issued in the same loop iteration are pipelined: they leave in one write just before
+ * the loop next waits (wire.c).
  *
  * Redis Cluster (opts.cluster): the same interface over one connection per master. Each command
  * goes to the master serving its key's slot (db_key_slot; db_eval: the first key, and all keys of

@@ -40,9 +40,9 @@ struct cmd {
     bool done;         /* callback already ran; hiredis may still report it (NULL reply) */
     bool internal;     /* handshake, ASKING, CLUSTER SLOTS: not counted in flight */
     db_script_t *script;
-    int argc; /* owned copy of the argv (eval; every command in cluster mode), for resends */
-    const char **argv;
-    size_t *argvlen;
+    size_t len; /* of resp */
+    char *resp; /* the command in RESP, kept for resends: wire[], or its own block after NOSCRIPT */
+    char wire[];
 };
 
 struct conn {
@@ -71,7 +71,7 @@ conn_t *conn_create(db_t *db, const char *host, int port);
 /* Fails what it has in flight with status, closes it; the struct is freed once its handles
  * closed. No-op when already dead. */
 void conn_destroy(conn_t *cn, int status);
-/* Sends c (its owned argv) on cn; 0, or -1 when cn is not ready or refused it. */
+/* Sends c (its RESP) on cn; 0, or -1 when cn is not ready or refused it. */
 int conn_send(conn_t *cn, cmd_t *c);
 cmd_t *cmd_internal(db_t *db, db_cb cb, void *arg, int argc, const char *const *argv);
 /* Fails c with status from a later loop iteration. */
@@ -81,6 +81,10 @@ uv_loop_t *db_loop(db_t *db);
 list_t *db_conns(db_t *db);
 const db_url_t *db_url(const db_t *db);
 const char *db_name(const db_t *db);
+
+/* wire.c, for db.c: ac's event hooks on loop; commands of one loop turn leave in one write.
+ * 0, or -1 (ac already attached, or no poll handle for its socket). */
+int wire_attach(struct redisAsyncContext *ac, uv_loop_t *loop);
 
 /* cluster.c, for db.c */
 cluster_t *cluster_create(db_t *db, const char *seeds, char *err, size_t errlen);

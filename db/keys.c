@@ -1,6 +1,8 @@
 /* keys.c - the one place where herald's Redis key names are spelled (see keys.h). */
 #include "db/keys.h"
 
+#include "core/buf.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,13 +92,13 @@ unsigned key_token_bucket(const char *token)
 /* head .. bucket .. tail of a token family. */
 static size_t bucket_key(char out[KEY_MAX], const char *prefix, key_family_t f, unsigned bucket)
 {
-    char n[16];
+    char n[BUF_NUM_MAX];
     if (bucket >= KEY_TOKEN_BUCKETS) {
         fprintf(stderr, "keys: token bucket %u out of range\n", bucket);
         abort();
     }
     size_t len = key_head(out, prefix, f);
-    snprintf(n, sizeof n, "%u", bucket);
+    buf_fmt_u64(n, bucket);
     put(out, &len, n, sizeof n);
     put(out, &len, key_tail(f), 2);
     return len;
@@ -184,13 +186,14 @@ size_t key_trace_device(char out[KEY_MAX], const char *prefix, const char *user,
 
 size_t key_rq(char out[KEY_MAX], const char *prefix, unsigned bucket)
 {
-    char b[24];
+    char b[BUF_NUM_MAX + 2];
     if (bucket >= KEY_RQ_BUCKETS) {
         fprintf(stderr, "keys: receipt bucket %u out of range\n", bucket);
         abort();
     }
     size_t len = key_stem(out, prefix, KEY_RQ);
-    snprintf(b, sizeof b, "{%u}", bucket);
+    b[0] = '{';
+    memcpy(b + 1 + buf_fmt_u64(b + 1, bucket), "}", 2);
     put(out, &len, b, sizeof b);
     return len;
 }
@@ -258,13 +261,14 @@ const char *key_tail(key_family_t family)
  * hold, and the user is the hash tag, as in the user's other keys. */
 size_t key_user_head(char out[KEY_MAX], const char *prefix, key_family_t family, const char *user)
 {
-    char n[24];
+    char n[BUF_NUM_MAX + 2];
     if (family != KEY_LEDGER && family != KEY_TRACE_DEVICE) {
         fprintf(stderr, "keys: key_user_head of a family without a user part\n");
         abort();
     }
     size_t len = key_stem(out, prefix, family);
-    snprintf(n, sizeof n, "%zu:{", strlen(user));
+    size_t d = buf_fmt_u64(n, strlen(user)); /* the number, then ":{" */
+    memcpy(n + d, ":{", 3);
     put(out, &len, n, sizeof n);
     put(out, &len, user, KEY_USER_MAX);
     put(out, &len, "}:", 2);

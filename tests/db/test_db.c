@@ -1,7 +1,8 @@
 /* test_db.c - the Redis client against a real redis-server: commands and replies, pipelining,
- * scripts surviving SCRIPT FLUSH, AUTH and SELECT from the URL (TCP and unix socket), a stuck
- * server (SIGSTOP) failing commands with DB_ETIMEOUT and recovering, a killed and restarted
- * server, callbacks never running inside the issuing call, and destroy with commands pending. */
+ * a burst far beyond the socket buffer, a command queued after the turn's flush, scripts surviving
+ * SCRIPT FLUSH, AUTH and SELECT from the URL (TCP and unix socket), a stuck server (SIGSTOP)
+ * failing commands with DB_ETIMEOUT and recovering, a killed and restarted server, callbacks never
+ * running inside the issuing call, and destroy with commands pending. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +123,104 @@ static void test_pipelining(void **state)
     assert_true(tloop_until(&L.t, &p.done, 30000));
     assert_true(p.in_order);
     assert_true(th_redis_expect(&L.redis, "20000", "GET counter"));
+    assert_int_equal(tlive_stop(&L), 0);
+}
+
+/* One loop turn's commands leave in one write when the socket takes them (wire.c); a turn that
+ * queues far more than the socket buffer holds goes out over several writable events. Binary
+ * values with CR, LF and NUL inside must arrive byte for byte, and the replies in order. */
+enum { BURST = 64, BURST_LEN = 256 * 1024 };
+
+typedef struct burst {
+    const char *val;
+    int got;
+    bool ok;
+    bool done;
+} burst_t;
+
+static void on_burst(int status, const db_reply_t *rep, void *arg)
+{
+    burst_t *b = arg;
+    size_t len = 0;
+    const char *s = status == DB_OK ? db_reply_str(rep, &len) : NULL;
+    int i = b->got++;
+    if (i < BURST) /* the SETs */
+        b->ok = b->ok && s && db_reply_type(rep) == DB_REPLY_STATUS;
+    else /* the GETs: value i - BURST */
+        b->ok = b->ok && s && len == BURST_LEN && memcmp(s, b->val + (i - BURST), len) == 0;
+    b->done = b->got == 2 * BURST;
+}
+
+static void test_burst_beyond_socket_buffer(void **state)
+{
+    (void)state;
+    tlive_t L = {0};
+    assert_true(tlive_start_ready(&L, 5000, NULL));
+    char *val = malloc(BURST_LEN + BURST);
+    for (size_t i = 0; i < BURST_LEN + BURST; i++)
+        val[i] = (char)(i * 13 + 10); /* every byte value, CR LF NUL included */
+    burst_t b = {.val = val, .ok = true};
+    char keys[BURST][16];
+    for (int i = 0; i < BURST; i++) {
+        snprintf(keys[i], sizeof keys[i], "burst:%d", i);
+        const char *argv[] = {"SET", keys[i], val + i};
+        const size_t lens[] = {3, strlen(keys[i]), BURST_LEN};
+        db_command(L.db, on_burst, &b, 3, argv, lens);
+    }
+    for (int i = 0; i < BURST; i++)
+        db_cmd(L.db, on_burst, &b, "GET", keys[i], NULL);
+    assert_int_equal(b.got, 0);
+    assert_true(tloop_until(&L.t, &b.done, 30000));
+    assert_true(b.ok);
+    free(val);
+    assert_int_equal(tlive_stop(&L), 0);
+}
+
+/* A command queued in a loop turn after the connection's flush already ran (here from a prepare
+ * handle started before the connection, which libuv runs after the connection's own) still goes
+ * out in the next turn: the loop must not block on it. The test's tick timer is stopped, so a
+ * command left unsent would meet nothing but its deadline and fail with DB_ETIMEOUT. */
+typedef struct late {
+    db_t *db;
+    bool armed;
+    tres_t res;
+} late_t;
+
+static void on_late_prepare(uv_prepare_t *h)
+{
+    late_t *l = h->data;
+    if (!l->armed)
+        return;
+    l->armed = false;
+    db_cmd(l->db, tres_cb, &l->res, "PING", NULL);
+}
+
+static void test_command_after_the_flush_is_sent(void **state)
+{
+    (void)state;
+    tlive_t L = {0};
+    char err[256];
+    assert_int_equal(th_redis_start(&L.redis, 0), 0);
+    tloop_init(&L.t);
+    late_t late = {0};
+    uv_prepare_t prep;
+    uv_prepare_init(&L.t.loop, &prep);
+    prep.data = &late;
+    uv_prepare_start(&prep, on_late_prepare);
+    db_opts_t o = {.url = L.redis.url, .timeout_ms = 3000};
+    late.db = L.db = db_create(&L.t.loop, &o, err, sizeof err);
+    assert_non_null(L.db);
+    assert_true(tloop_until_ready(&L.t, L.db, true, WAIT_MS));
+    for (int i = 0; i < 3; i++) { /* a command with it in each turn: one write, no trouble */
+        tres_t x = RUN(&L.t, L.db, "PING");
+        assert_int_equal(x.status, DB_OK);
+    }
+    uv_timer_stop(&L.t.tick);
+    late.armed = true;
+    assert_true(tloop_until(&L.t, &late.res.done, WAIT_MS));
+    assert_int_equal(late.res.status, DB_OK);
+    assert_string_equal(late.res.str, "PONG");
+    uv_close((uv_handle_t *)&prep, NULL);
     assert_int_equal(tlive_stop(&L), 0);
 }
 
@@ -380,6 +479,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_burst_beyond_socket_buffer),
+        cmocka_unit_test(test_command_after_the_flush_is_sent),
         cmocka_unit_test(test_scripts_noscript_fallback),
         cmocka_unit_test(test_auth_and_select),
         cmocka_unit_test(test_stuck_server_times_out_and_recovers),
