@@ -541,7 +541,7 @@ static void test_failover(void **state)
     assert_true(rep >= 0);
     tres_t r = RUN(&t, db, "SET", key, "kept");
     expect_str(&r, "OK");
-    assert_true(th_redis_expect(&C.node[m], "1", "WAIT 1 5000"));
+    assert_true(th_cluster_synced(&C, m, rep, 10000)); /* the write is on the replica too */
 
     th_stop(&C.node[m].proc, SIGKILL, 1000);
     uint64_t t0 = clk_mono_ms();

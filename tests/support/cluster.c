@@ -92,6 +92,34 @@ int th_cluster_replica_of(th_cluster_t *c, int m)
     return -1;
 }
 
+/* The number after name in node i's INFO replication, or -1. */
+static long long repl_field(th_cluster_t *c, int i, const char *name)
+{
+    char *info = th_redis_cmd(&c->node[i], "INFO replication");
+    const char *at = info ? strstr(info, name) : NULL;
+    long long v = at ? strtoll(at + strlen(name), NULL, 10) : -1;
+    free(info);
+    return v;
+}
+
+struct synced {
+    th_cluster_t *c;
+    int rep;
+    long long want;
+};
+
+static bool replica_caught_up(void *arg)
+{
+    struct synced *s = arg;
+    return repl_field(s->c, s->rep, "slave_repl_offset:") >= s->want;
+}
+
+bool th_cluster_synced(th_cluster_t *c, int m, int rep, int timeout_ms)
+{
+    struct synced s = {c, rep, repl_field(c, m, "master_repl_offset:")};
+    return s.want >= 0 && th_wait_until(replica_caught_up, &s, timeout_ms);
+}
+
 static bool all_ok(void *arg)
 {
     th_cluster_t *c = arg;

@@ -28,6 +28,10 @@ bool th_cluster_wait_ok(th_cluster_t *c, int timeout_ms);
 int th_cluster_owner(th_cluster_t *c, unsigned slot);
 /* The index of a running node replicating node m (with its link up), or -1. */
 int th_cluster_replica_of(th_cluster_t *c, int m);
+/* Waits (bounded) until replica rep has applied every write master m had taken when called
+ * (replication is asynchronous: a master killed before that loses its last writes on failover,
+ * as Redis Cluster documents). */
+bool th_cluster_synced(th_cluster_t *c, int m, int rep, int timeout_ms);
 /* Node i's cluster id (CLUSTER MYID) into out. Returns 0 or -1. */
 int th_cluster_id(th_cluster_t *c, int i, char *out, size_t outlen);
 
