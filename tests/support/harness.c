@@ -280,8 +280,20 @@ static int free_port_pair(void)
         srand((unsigned)getpid() ^ (unsigned)now_ms());
         seeded = true;
     }
+    /* Both ports below the ephemeral range (ip_local_port_range, 32768 by default), so that no
+     * outgoing connection of a concurrent test takes one between this probe and the bind. */
+    int low = 32768, high = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    int top = low - 10000; /* p + 10000 < low */
+    if (top <= 12000)
+        top = 55000; /* an unusual range: any pair then */
     for (int i = 0; i < 200; i++) {
-        int p = 20000 + rand() % 25000;
+        int p = 2000 + rand() % (top - 2000);
         if (port_free(p) && port_free(p + 10000))
             return p;
     }
@@ -326,7 +338,9 @@ int th_redis_start(th_redis_t *r, int port)
                         NULL};
         if (th_spawn(&r->proc, "redis", argv, NULL, logp) != 0)
             return -1;
-        if (th_wait_port(r->port, 10000))
+        /* A cluster node exits when it cannot bind its bus port, after its client port took
+         * connections: wait for both. */
+        if (th_wait_port(r->port, 10000) && (!r->cluster || th_wait_port(r->port + 10000, 10000)))
             return 0;
         th_stop(&r->proc, SIGKILL, 1000);
         if (port)
