@@ -742,18 +742,34 @@ static void test_heraldctl_publish_and_trace(void **state)
 }
 
 /* The simulator's last record line holding both needles, or "". */
-static void record_of(const char *token, const char *needle, char *out, size_t outlen)
+struct want_record {
+    const char *token, *needle;
+    char *out;
+    size_t outlen;
+};
+
+/* The last such line into w->out ("" while there is none). */
+static bool find_record(void *arg)
 {
+    struct want_record *w = arg;
     char path[300], line[8192];
     snprintf(path, sizeof path, "%s/sim.jsonl", stack.dir);
-    out[0] = '\0';
-    th_wait_file_contains(path, needle, NULL, 0, 10000); /* flushed every 50 ms */
+    w->out[0] = '\0';
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof line, f))
-        if (strstr(line, token) && strstr(line, needle))
-            snprintf(out, outlen, "%s", line);
+        if (strstr(line, w->token) && strstr(line, w->needle))
+            snprintf(w->out, w->outlen, "%s", line);
     if (f)
         fclose(f);
+    return w->out[0] != '\0';
+}
+
+/* Waits for that line: the simulator flushes its record every 50 ms, after its stats count the
+ * message, and the same request's other lines may be in the file first. */
+static void record_of(const char *token, const char *needle, char *out, size_t outlen)
+{
+    struct want_record w = {token, needle, out, outlen};
+    th_wait_until(find_record, &w, 10000);
 }
 
 /* Issue 10 item 4: a dedup mark sent:<jobId>:<STATUS>:<deviceId> was ambiguous, ':' being legal
