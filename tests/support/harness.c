@@ -243,6 +243,7 @@ struct file_wait {
     const char *path, *needle;
     char *line;
     size_t linelen;
+    long from; /* bytes of the file to skip */
 };
 
 static bool file_has(void *arg)
@@ -251,6 +252,10 @@ static bool file_has(void *arg)
     FILE *f = fopen(w->path, "r");
     if (f == NULL)
         return false;
+    if (w->from > 0 && fseek(f, w->from, SEEK_SET) != 0) {
+        fclose(f);
+        return false;
+    }
     char buf[8192];
     bool found = false;
     while (fgets(buf, sizeof buf, f)) {
@@ -268,8 +273,20 @@ static bool file_has(void *arg)
 bool th_wait_file_contains(const char *path, const char *needle, char *line, size_t linelen,
                            int timeout_ms)
 {
-    struct file_wait w = {path, needle, line, linelen};
+    struct file_wait w = {path, needle, line, linelen, 0};
     return th_wait_until(file_has, &w, timeout_ms);
+}
+
+bool th_wait_file_contains_after(const char *path, long from, const char *needle, int timeout_ms)
+{
+    struct file_wait w = {path, needle, NULL, 0, from};
+    return th_wait_until(file_has, &w, timeout_ms);
+}
+
+long th_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 /* A port below 55000 that is free with port + 10000 (a cluster node's bus port). */

@@ -47,6 +47,11 @@ bool th_wait_port(int port, int timeout_ms);
 /* Waits until the file contains needle; copies the line holding it into line (may be NULL). */
 bool th_wait_file_contains(const char *path, const char *needle, char *line, size_t linelen,
                            int timeout_ms);
+/* The same, in what was written after the file's first from bytes (a log appended to by a
+ * restarted process: its own lines only). */
+bool th_wait_file_contains_after(const char *path, long from, const char *needle, int timeout_ms);
+/* A file's size in bytes, 0 when it does not exist. */
+long th_file_size(const char *path);
 
 typedef struct th_redis {
     th_proc_t proc;

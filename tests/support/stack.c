@@ -61,10 +61,14 @@ int th_stack_herald_at(th_stack_t *s, th_herald_t *h, const char *topic, const c
              "runtime.dir = %s/run\n"
              "%s",
              cluster, s->redis.url, s->dir, s->bootstrap, group, topic, s->sim_url, h->dir, extra);
+    /* A restart appends to the same log: wait for this process's own line. */
+    char log[sizeof h->log];
+    snprintf(log, sizeof log, "%s/herald.log", h->dir);
+    long from = th_file_size(log);
     if (th_herald_start(h, conf, NULL) != 0)
         return -1;
     /* The group forms in about 3 s on the mock broker: the tests begin once herald consumes. */
-    if (!th_wait_file_contains(h->log, "kafka partitions assigned", NULL, 0, 60000)) {
+    if (!th_wait_file_contains_after(h->log, from, "kafka partitions assigned", 60000)) {
         fprintf(stderr, "herald never got partitions; see %s\n", h->log);
         return -1;
     }
