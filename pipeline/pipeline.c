@@ -640,7 +640,7 @@ static void on_marked_failed(int status, void *arg)
 static const char *resend_event(job_t *j)
 {
     const char *ev = job_encoded(j);
-    return strlen(ev) <= EXPO_RCPT_EVENT_MAX ? ev : NULL;
+    return j->enc.len <= EXPO_RCPT_EVENT_MAX ? ev : NULL;
 }
 
 /* The ledger's record of a device's durable outcome: done, with its receipt check (if any). */

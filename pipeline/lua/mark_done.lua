@@ -26,8 +26,13 @@ for _, k in ipairs(KEYS) do
       set[#set + 1] = ARGV[i + 1]
     end
   end
+  -- 'ev' goes with the marks (one HSET, no HSETNX): any writer's copy of the event serves a resend.
+  if ARGV[a + 1] ~= '' then
+    set[#set + 1] = 'ev'
+    set[#set + 1] = ARGV[a + 1]
+  end
   local nr = tonumber(ARGV[a + 2 + 2 * c])
-  local fresh = #set / 2 -- the marks' fields: all new when the claim states were gone
+  local fresh = #set / 2 -- the marks' fields (and 'ev'): all new when the entry was gone
   for i = a + 3 + 2 * c, a + 2 + 2 * c + 2 * nr do set[#set + 1] = ARGV[i] end
   local count = nr > 0 and redis.call('HINCRBY', k, 'n', nr)
   -- Every field new (records always are): the entry may be new; it gets its TTL.
@@ -37,7 +42,6 @@ for _, k in ipairs(KEYS) do
   elseif count and count > max then
     ledger_trim(k, max)
   end
-  if ARGV[a + 1] ~= '' then redis.call('HSETNX', k, 'ev', ARGV[a + 1]) end
   n = n + c
   a = a + 3 + 2 * c + 2 * nr
 end
