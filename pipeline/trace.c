@@ -41,7 +41,8 @@ struct disp_trace {
     char ettl[24], ttl[24], max[24], keep[24];
     unsigned seq; /* orders the records of one millisecond */
     batch_t b;
-    buf_t rec; /* the record being built (reused: no allocation per record) */
+    buf_t rec;     /* the record being built (reused: no allocation per record) */
+    void *scratch; /* a flush's arrays, sized for BATCH_MAX records once (flush) */
 };
 
 disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long entry_ttl_s,
@@ -67,6 +68,7 @@ void disp_trace_destroy(disp_trace_t *t)
         return;
     buf_cleanup(&t->b.arena);
     buf_cleanup(&t->rec);
+    free(t->scratch);
     free(t->b.offs);
     free(t->prefix);
     free(t);
@@ -170,20 +172,29 @@ static void flush(disp_trace_t *t)
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    place_t *order = xmalloc(b->n * sizeof *order);
+    /* Sized for BATCH_MAX records: per record at most 2 parts, NKEYS keys, 9 arguments (and the
+     * 4 head arguments once). */
+    typedef struct scratch {
+        place_t order[BATCH_MAX];
+        db_part_t parts[2 * BATCH_MAX];
+        const char *keys[NKEYS * BATCH_MAX], *args[9 * BATCH_MAX];
+        const char *argv[NKEYS * BATCH_MAX + 4 + 9 * BATCH_MAX];
+        char counts[2 * BATCH_MAX][2][BUF_NUM_MAX];
+    } scratch_t;
+    if (t->scratch == NULL)
+        t->scratch = xmalloc(sizeof(scratch_t));
+    scratch_t *m = t->scratch;
+    place_t *order = m->order;
     for (size_t r = 0; r < b->n; r++)
         order[r] = (place_t){rec_str(b, r, 0), r};
     qsort(order, b->n, sizeof *order, by_entry);
-    call_t c = {.parts = xmalloc(2 * b->n * sizeof *c.parts),
-                .keys = xmalloc(NKEYS * b->n * sizeof *c.keys),
-                .args = xmalloc(9 * b->n * sizeof *c.args),
-                .counts = xmalloc(2 * b->n * sizeof *c.counts)};
+    call_t c = {.parts = m->parts, .keys = m->keys, .args = m->args, .counts = m->counts};
     for (size_t i = 0, e; i < b->n; i = e) {
         for (e = i + 1; e < b->n && strcmp(order[e].entry, order[i].entry) == 0; e++)
             ;
         put_entry(b, order, i, e, &c);
     }
-    const char **argv = xmalloc((c.nk + 4 + c.na) * sizeof *argv);
+    const char **argv = m->argv;
     memcpy(argv, c.keys, c.nk * sizeof *argv);
     argv[c.nk] = t->ettl;
     argv[c.nk + 1] = t->ttl;
@@ -191,12 +202,6 @@ static void flush(disp_trace_t *t)
     argv[c.nk + 3] = t->keep;
     memcpy(argv + c.nk + 4, c.args, c.na * sizeof *argv);
     db_eval_parts(t->db, t->script, on_written, NULL, c.np, c.parts, 4, argv);
-    free(argv);
-    free(c.counts);
-    free(c.args);
-    free(c.keys);
-    free(c.parts);
-    free(order);
     buf_reset(&b->arena);
     b->n = 0;
 }
