@@ -1,8 +1,8 @@
 -- mark_done.lua - gives devices their final claim state in their ledger entries once the outcome
 -- is durable: 'd' (accepted by Expo, or the token deactivated) or 'f' (the DLQ record
 -- acknowledged; only a replay of that record claims it again); with it the device's outcome
--- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and, once per entry,
--- the encoded event 'ev' a receipt's resend reads.
+-- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and the encoded
+-- event 'ev' a receipt's resend reads (in the same HSET).
 -- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
 -- ARGV[1]  the entry's TTL in seconds, set only when this write creates the entry (its claim
 --          made it; a privacy delete may have removed it since)
