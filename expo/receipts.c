@@ -216,9 +216,15 @@ static void on_bad_ref(void *arg)
 
 static void tuple_put(buf_t *b, const expo_ticket_info_t *t, unsigned resends, long long at_ms)
 {
-    buf_printf(b, "%s\x1f%s\x1f%s\x1f%s\x1f%u\x1f%lld", t->user_id ? t->user_id : "",
-               t->device_id ? t->device_id : "", t->event_key ? t->event_key : "",
-               t->token ? t->token : "", resends, at_ms);
+    const char *s[] = {t->user_id, t->device_id, t->event_key, t->token};
+    for (size_t i = 0; i < 4; i++) {
+        if (s[i])
+            buf_puts(b, s[i]);
+        buf_putc(b, '\x1f');
+    }
+    buf_put_u64(b, resends);
+    buf_putc(b, '\x1f');
+    buf_put_i64(b, at_ms);
 }
 
 void expo_receipts_schedule(expo_receipts_t *r, const expo_ticket_info_t *t, size_t n,

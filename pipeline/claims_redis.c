@@ -9,6 +9,7 @@
  * (lua/claim.lua, lua/mark_done.lua, lua/renew.lua): the pipeline claims a loop turn's events at
  * once and marks a loop turn's outcomes at once. */
 #include "pipeline/claims.h"
+#include "core/buf.h"
 #include "core/xalloc.h"
 #include "db/db.h"
 #include "db/keys.h"
@@ -49,7 +50,7 @@ static const char *mode_arg(char m)
 }
 
 /* The run's trace records (refs[i..e) with rec): their count, then field and JSON each. */
-static size_t put_records(const disp_claim_ref_t *refs, size_t i, size_t e, char count[16],
+static size_t put_records(const disp_claim_ref_t *refs, size_t i, size_t e, char count[BUF_NUM_MAX],
                           const char **tail)
 {
     size_t nt = 1, nr = 0;
@@ -62,7 +63,7 @@ static size_t put_records(const disp_claim_ref_t *refs, size_t i, size_t e, char
             r += strlen(r) + 1;
         }
     }
-    snprintf(count, 16, "%zu", nr);
+    buf_fmt_u64(count, nr);
     tail[0] = count;
     return nt;
 }
@@ -79,7 +80,7 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
                          const char *const *head, size_t nhead, db_parts_cb cb, void *arg)
 {
     char(*keys)[KEY_MAX] = xmalloc(n * sizeof *keys);
-    char(*counts)[2][16] = xmalloc(n * sizeof *counts);
+    char(*counts)[2][BUF_NUM_MAX] = xmalloc(n * sizeof *counts);
     size_t nrec = 0;
     for (size_t i = 0; i < n; i++)
         nrec += records ? refs[i].nrec : 0;
@@ -95,7 +96,7 @@ static void eval_entries(claims_redis_t *r, db_script_t *s, const disp_claim_ref
         key_ledger(keys[nk], r->prefix, refs[i].user, refs[i].event);
         if (modes)
             tail[nt++] = mode_arg(modes[i]);
-        snprintf(counts[nk][0], sizeof counts[nk][0], "%zu", e - i);
+        buf_fmt_u64(counts[nk][0], e - i);
         tail[nt++] = counts[nk][0];
         if (outcomes) {
             const char *ev = "";
@@ -265,8 +266,8 @@ static void claim(disp_claims_t *base, const disp_claim_req_t *reqs, size_t nreq
     modes[n] = '\0';
     const char *const *lapsed;
     size_t nlapsed = disp_lease_dead(r->lease, &lapsed);
-    char nl[24];
-    snprintf(nl, sizeof nl, "%zu", nlapsed);
+    char nl[BUF_NUM_MAX];
+    buf_fmt_u64(nl, nlapsed);
     const char **args = xmalloc((5 + nlapsed) * sizeof *args);
     args[0] = r->pending_ms;
     args[1] = disp_lease_id(r->lease);

@@ -640,7 +640,7 @@ static void on_marked_failed(int status, void *arg)
 static const char *resend_event(job_t *j)
 {
     const char *ev = job_encoded(j);
-    return strlen(ev) <= EXPO_RCPT_EVENT_MAX ? ev : NULL;
+    return j->enc.len <= EXPO_RCPT_EVENT_MAX ? ev : NULL;
 }
 
 /* The ledger's record of a device's durable outcome: done, with its receipt check (if any). */
@@ -930,9 +930,11 @@ static void dlq_send(pdev_t *dv)
 static void redact_message(const char *msg, const char *token, char *out, size_t outlen)
 {
     char red[32];
+    out[0] = '\0';
+    if (msg == NULL || *msg == '\0')
+        return; /* the common case (an accepted ticket): no redaction to prepare */
     size_t tl = strlen(token), n = 0;
     log_redact(token, red, sizeof red);
-    out[0] = '\0';
     for (const char *p = msg; p && *p && n + 1 < outlen;) { /* cut at outlen, as before */
         const char *hit = tl ? strstr(p, token) : NULL;
         size_t take = hit ? (size_t)(hit - p) : strlen(p);

@@ -41,6 +41,8 @@ struct disp_trace {
     char ettl[24], ttl[24], max[24], keep[24];
     unsigned seq; /* orders the records of one millisecond */
     batch_t b;
+    buf_t rec;     /* the record being built (reused: no allocation per record) */
+    void *scratch; /* a flush's arrays, sized for BATCH_MAX records once (flush) */
 };
 
 disp_trace_t *disp_trace_create(db_t *db, const char *prefix, long ttl_s, long entry_ttl_s,
@@ -65,6 +67,8 @@ void disp_trace_destroy(disp_trace_t *t)
     if (t == NULL)
         return;
     buf_cleanup(&t->b.arena);
+    buf_cleanup(&t->rec);
+    free(t->scratch);
     free(t->b.offs);
     free(t->prefix);
     free(t);
@@ -73,7 +77,7 @@ void disp_trace_destroy(disp_trace_t *t)
 static void put_kv(buf_t *b, const log_kv_t *kv)
 {
     buf_putc(b, ',');
-    buf_json_str(b, kv->k, strlen(kv->k));
+    buf_json_cstr(b, kv->k);
     buf_putc(b, ':');
     log_kv_value_json(b, kv);
 }
@@ -119,7 +123,7 @@ static void add_index(const char **keys, size_t k0, size_t *nk, const char *k)
 typedef struct call {
     db_part_t *parts;
     const char **keys, **args;
-    char (*counts)[2][16]; /* per part: its numbers of indexes and records */
+    char (*counts)[2][BUF_NUM_MAX]; /* per part: its numbers of indexes and records */
     size_t np, nk, na;
 } call_t;
 
@@ -137,9 +141,9 @@ static void put_entry(const batch_t *b, const place_t *order, size_t i, size_t e
         add_index(c->keys, k0 + 1, &c->nk, rec_str(b, order[r].r, 2));
         nr += *rec_str(b, order[r].r, 4) != '\0'; /* not a record that rode */
     }
-    char(*counts)[16] = c->counts[c->np];
-    snprintf(counts[0], sizeof counts[0], "%zu", c->nk - k0 - 1);
-    snprintf(counts[1], sizeof counts[1], "%zu", nr);
+    char(*counts)[BUF_NUM_MAX] = c->counts[c->np];
+    buf_fmt_u64(counts[0], c->nk - k0 - 1);
+    buf_fmt_u64(counts[1], nr);
     const char *head[] = {"e", rec_str(b, order[i].r, 6), now, counts[0], counts[1]};
     for (size_t h = 0; h < 5; h++)
         c->args[c->na++] = head[h];
@@ -168,20 +172,29 @@ static void flush(disp_trace_t *t)
     batch_t *b = &t->b;
     if (b->n == 0)
         return;
-    place_t *order = xmalloc(b->n * sizeof *order);
+    /* Sized for BATCH_MAX records: per record at most 2 parts, NKEYS keys, 9 arguments (and the
+     * 4 head arguments once). */
+    typedef struct scratch {
+        place_t order[BATCH_MAX];
+        db_part_t parts[2 * BATCH_MAX];
+        const char *keys[NKEYS * BATCH_MAX], *args[9 * BATCH_MAX];
+        const char *argv[NKEYS * BATCH_MAX + 4 + 9 * BATCH_MAX];
+        char counts[2 * BATCH_MAX][2][BUF_NUM_MAX];
+    } scratch_t;
+    if (t->scratch == NULL)
+        t->scratch = xmalloc(sizeof(scratch_t));
+    scratch_t *m = t->scratch;
+    place_t *order = m->order;
     for (size_t r = 0; r < b->n; r++)
         order[r] = (place_t){rec_str(b, r, 0), r};
     qsort(order, b->n, sizeof *order, by_entry);
-    call_t c = {.parts = xmalloc(2 * b->n * sizeof *c.parts),
-                .keys = xmalloc(NKEYS * b->n * sizeof *c.keys),
-                .args = xmalloc(9 * b->n * sizeof *c.args),
-                .counts = xmalloc(2 * b->n * sizeof *c.counts)};
+    call_t c = {.parts = m->parts, .keys = m->keys, .args = m->args, .counts = m->counts};
     for (size_t i = 0, e; i < b->n; i = e) {
         for (e = i + 1; e < b->n && strcmp(order[e].entry, order[i].entry) == 0; e++)
             ;
         put_entry(b, order, i, e, &c);
     }
-    const char **argv = xmalloc((c.nk + 4 + c.na) * sizeof *argv);
+    const char **argv = m->argv;
     memcpy(argv, c.keys, c.nk * sizeof *argv);
     argv[c.nk] = t->ettl;
     argv[c.nk + 1] = t->ttl;
@@ -189,12 +202,6 @@ static void flush(disp_trace_t *t)
     argv[c.nk + 3] = t->keep;
     memcpy(argv + c.nk + 4, c.args, c.na * sizeof *argv);
     db_eval_parts(t->db, t->script, on_written, NULL, c.np, c.parts, 4, argv);
-    free(argv);
-    free(c.counts);
-    free(c.args);
-    free(c.keys);
-    free(c.parts);
-    free(order);
     buf_reset(&b->arena);
     b->n = 0;
 }
@@ -213,44 +220,35 @@ static void put_str(batch_t *b, size_t *off, const char *s, size_t len)
     buf_putc(&b->arena, '\0');
 }
 
-static void put_key(batch_t *b, size_t *off, const char *k)
-{
-    put_str(b, off, k, strlen(k));
-}
+/* A record's ids, with their lengths (measured once, by storable). */
+typedef struct ids {
+    const disp_trace_ref_t *ref;
+    size_t user, event, job;
+} ids_t;
 
 /* Queues one record (field and text; both "" for none: it rode) for the next flush, with the
  * indexes it names: the user's and the job's (opens) and the device's (device). db copies the
  * arguments when it is sent. */
-static void queue_rec(disp_trace_t *t, const disp_trace_ref_t *ref, bool opens, bool device,
-                      const char *field, const char *text, size_t tlen, int64_t now)
+static void queue_rec(disp_trace_t *t, const ids_t *id, bool opens, bool device, const char *field,
+                      size_t flen, const char *text, size_t tlen, int64_t now)
 {
+    const disp_trace_ref_t *ref = id->ref;
     batch_t *b = &t->b;
     size_t *o = &b->offs[(NKEYS + NARGS) * b->n++];
-    char k[KEY_MAX], num[24];
-    key_ledger(k, t->prefix, ref->user, ref->event);
-    put_key(b, &o[0], k);
-    k[0] = '\0';
-    if (opens)
-        key_trace_user(k, t->prefix, ref->user);
-    put_key(b, &o[1], k);
-    k[0] = '\0';
-    if (device)
-        key_trace_device(k, t->prefix, ref->user, ref->device);
-    put_key(b, &o[2], k);
-    k[0] = '\0';
-    if (opens)
-        key_job(k, t->prefix, ref->job);
-    put_key(b, &o[3], k);
-    put_key(b, &o[4], field);
+    char k[KEY_MAX], num[BUF_NUM_MAX];
+    put_str(b, &o[0], k, key_ledger(k, t->prefix, ref->user, ref->event));
+    put_str(b, &o[1], k, opens ? key_trace_user(k, t->prefix, ref->user) : 0);
+    put_str(b, &o[2], k, device ? key_trace_device(k, t->prefix, ref->user, ref->device) : 0);
+    put_str(b, &o[3], k, opens ? key_job(k, t->prefix, ref->job) : 0);
+    put_str(b, &o[4], field, flen);
     put_str(b, &o[5], text, tlen);
-    put_key(b, &o[6], ref->job);
+    put_str(b, &o[6], ref->job, id->job);
     o[7] = b->arena.len; /* "<user>\x1f<event>" */
-    buf_puts(&b->arena, ref->user);
+    buf_append(&b->arena, ref->user, id->user);
     buf_putc(&b->arena, '\x1f');
-    buf_puts(&b->arena, ref->event);
+    buf_append(&b->arena, ref->event, id->event);
     buf_putc(&b->arena, '\0');
-    int len = snprintf(num, sizeof num, "%lld", (long long)now);
-    put_str(b, &o[8], num, (size_t)len);
+    put_str(b, &o[8], num, buf_fmt_i64(num, (long long)now));
     if (b->n == BATCH_MAX) {
         flush(t);
     } else if (!b->deferred) {
@@ -259,33 +257,49 @@ static void queue_rec(disp_trace_t *t, const disp_trace_ref_t *ref, bool opens, 
     }
 }
 
+/* Writes the n low digits of v, zero-padded, at out. */
+static void put_digits(char *out, unsigned long long v, size_t n)
+{
+    while (n-- > 0) {
+        out[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 /* A new record: queued, or handed to ride (its field and text, NUL-terminated) with only the
  * indexes it names queued. The opening record of an event ("received") enters it in the user's
  * index and the job's. */
-static void enqueue(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
-                    const buf_t *rec, int64_t now, buf_t *ride)
+static void enqueue(disp_trace_t *t, const ids_t *id, const char *event, const buf_t *rec,
+                    int64_t now, buf_t *ride)
 {
-    bool opens = strcmp(event, "received") == 0, device = ref->device != NULL;
-    char field[48];
-    int len = snprintf(field, sizeof field, "t:%013lld%05u", (long long)now, t->seq++ % 100000);
+    bool opens = strcmp(event, "received") == 0, device = id->ref->device != NULL;
+    char field[2 + 13 + 5 + 1] = "t:"; /* t:<13 digits of unix ms><5 digits of seq> */
+    put_digits(field + 2, (unsigned long long)now, 13);
+    put_digits(field + 15, t->seq++ % 100000, 5);
+    field[20] = '\0';
     if (ride == NULL) {
-        queue_rec(t, ref, opens, device, field, rec->data, rec->len, now);
+        queue_rec(t, id, opens, device, field, 20, rec->data, rec->len, now);
         return;
     }
-    buf_append(ride, field, (size_t)len + 1);
+    buf_append(ride, field, sizeof field);
     buf_append(ride, rec->data, rec->len);
     buf_putc(ride, '\0');
     if (opens || device)
-        queue_rec(t, ref, opens, device, "", "", 0, now);
+        queue_rec(t, id, opens, device, "", 0, "", 0, now);
 }
 
 /* Whether a record can go to Redis: its entry is named by the user and event, within the key
- * limits (a receipt of a ticket whose hash lost them has none: the log keeps it). */
-static bool storable(const disp_trace_ref_t *ref)
+ * limits (a receipt of a ticket whose hash lost them has none: the log keeps it). Measures the
+ * ids into *id. */
+static bool storable(const disp_trace_ref_t *ref, ids_t *id)
 {
-    return ref->user && *ref->user && ref->event && *ref->event && ref->job &&
-           strlen(ref->user) <= KEY_USER_MAX && strlen(ref->event) <= KEY_EVENT_MAX &&
-           strlen(ref->job) <= KEY_JOB_MAX &&
+    *id = (ids_t){.ref = ref};
+    if (!ref->user || !*ref->user || !ref->event || !*ref->event || !ref->job)
+        return false;
+    id->user = strlen(ref->user);
+    id->event = strlen(ref->event);
+    id->job = strlen(ref->job);
+    return id->user <= KEY_USER_MAX && id->event <= KEY_EVENT_MAX && id->job <= KEY_JOB_MAX &&
            (!ref->device || strlen(ref->device) <= KEY_DEVICE_MAX);
 }
 
@@ -294,26 +308,29 @@ static void add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
                 size_t n, buf_t *ride)
 {
     char ts[40];
+    ids_t id;
     int64_t now = clk_wall_ms();
-    bool store = t->ttl_s > 0 && storable(ref);
+    bool store = t->ttl_s > 0 && storable(ref, &id);
     if (!store && LOG_LVL_DEBUG < log_min_level)
         return;
     clk_iso8601_ms(now, ts, sizeof ts);
-    buf_t rec = BUF_INIT;
-    buf_printf(&rec, "{\"ts\":\"%s\",\"event\":", ts);
-    buf_json_str(&rec, event, strlen(event));
+    buf_t *rec = &t->rec;
+    buf_reset(rec);
+    buf_puts(rec, "{\"ts\":\"");
+    buf_puts(rec, ts);
+    buf_puts(rec, "\",\"event\":");
+    buf_json_cstr(rec, event);
     log_kv_t ids[3] = {LKS("jobId", ref->job), LKS("userId", ref->user),
                        LKS("deviceId", ref->device)};
     for (size_t i = 0; i < 3; i++)
         if (ids[i].s)
-            put_kv(&rec, &ids[i]);
+            put_kv(rec, &ids[i]);
     for (size_t i = 0; i < n; i++)
-        put_kv(&rec, &kv[i]);
-    buf_putc(&rec, '}');
-    LOG(LOG_LVL_DEBUG, "trace", LKR("record", rec.data));
+        put_kv(rec, &kv[i]);
+    buf_putc(rec, '}');
+    LOG(LOG_LVL_DEBUG, "trace", LKR("record", buf_cstr(rec)));
     if (store)
-        enqueue(t, ref, event, &rec, now, ride);
-    buf_cleanup(&rec);
+        enqueue(t, &id, event, rec, now, ride);
 }
 
 void disp_trace_add(disp_trace_t *t, const disp_trace_ref_t *ref, const char *event,
@@ -332,11 +349,13 @@ bool disp_trace_ride(disp_trace_t *t, const disp_trace_ref_t *ref, const char *e
 
 void disp_trace_put(disp_trace_t *t, const disp_trace_ref_t *ref, const char *recs, size_t n)
 {
+    ids_t id;
     int64_t now = clk_wall_ms();
-    for (size_t i = 0; i < n && t->ttl_s > 0 && storable(ref); i++) {
-        const char *text = recs + strlen(recs) + 1;
+    for (size_t i = 0; i < n && t->ttl_s > 0 && storable(ref, &id); i++) {
+        size_t flen = strlen(recs);
+        const char *text = recs + flen + 1;
         size_t tlen = strlen(text);
-        queue_rec(t, ref, false, false, recs, text, tlen, now);
+        queue_rec(t, &id, false, false, recs, flen, text, tlen, now);
         recs = text + tlen + 1;
     }
 }

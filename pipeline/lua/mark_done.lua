@@ -1,8 +1,8 @@
 -- mark_done.lua - gives devices their final claim state in their ledger entries once the outcome
 -- is durable: 'd' (accepted by Expo, or the token deactivated) or 'f' (the DLQ record
 -- acknowledged; only a replay of that record claims it again); with it the device's outcome
--- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and, once per entry,
--- the encoded event 'ev' a receipt's resend reads.
+-- 'o:<device>' (the receipt check holding its ticket, "<bucket>:<check id>") and the encoded
+-- event 'ev' a receipt's resend reads (in the same HSET).
 -- KEYS     the ledger entries: <p>led:<n>:{<user>}:<event> (db/keys.h key_ledger)
 -- ARGV[1]  the entry's TTL in seconds, set only when this write creates the entry (its claim
 --          made it; a privacy delete may have removed it since)
@@ -26,8 +26,13 @@ for _, k in ipairs(KEYS) do
       set[#set + 1] = ARGV[i + 1]
     end
   end
+  -- 'ev' goes with the marks (one HSET, no HSETNX): any writer's copy of the event serves a resend.
+  if ARGV[a + 1] ~= '' then
+    set[#set + 1] = 'ev'
+    set[#set + 1] = ARGV[a + 1]
+  end
   local nr = tonumber(ARGV[a + 2 + 2 * c])
-  local fresh = #set / 2 -- the marks' fields: all new when the claim states were gone
+  local fresh = #set / 2 -- the marks' fields (and 'ev'): all new when the entry was gone
   for i = a + 3 + 2 * c, a + 2 + 2 * c + 2 * nr do set[#set + 1] = ARGV[i] end
   local count = nr > 0 and redis.call('HINCRBY', k, 'n', nr)
   -- Every field new (records always are): the entry may be new; it gets its TTL.
@@ -37,7 +42,6 @@ for _, k in ipairs(KEYS) do
   elseif count and count > max then
     ledger_trim(k, max)
   end
-  if ARGV[a + 1] ~= '' then redis.call('HSETNX', k, 'ev', ARGV[a + 1]) end
   n = n + c
   a = a + 3 + 2 * c + 2 * nr
 end
