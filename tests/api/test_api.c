@@ -119,13 +119,29 @@ static void base_conf(char *out, size_t outlen, const th_redis_t *r, const char 
     fclose(f);
 }
 
+/* /readyz answers 200: herald listens as soon as it starts, Redis connects a moment later (a
+ * request before that is answered 503). */
+static bool herald_ready(void *arg)
+{
+    th_resp_t r;
+    char url[256];
+    th_herald_url(arg, true, "/readyz", url, sizeof url);
+    if (th_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return false;
+    bool ok = r.status == 200;
+    th_resp_cleanup(&r);
+    return ok;
+}
+
 static int start_herald(th_herald_t *h, const char *extra)
 {
     char conf[4096];
     if (h->dir[0] == '\0' && th_tmpdir(h->dir, sizeof h->dir) != 0)
         return -1;
     base_conf(conf, sizeof conf, R, h->dir, extra);
-    return th_herald_start(h, conf, NULL);
+    if (th_herald_start(h, conf, NULL) != 0)
+        return -1;
+    return th_wait_until(herald_ready, h, 30000) ? 0 : -1;
 }
 
 static int setup(void **state)
