@@ -144,19 +144,26 @@ static int start_herald(th_herald_t *h, const char *extra)
     return th_wait_until(herald_ready, h, 30000) ? 0 : -1;
 }
 
+/* The group's herald: limits high enough for every case's requests. */
+#define GROUP_LIMITS "ratelimit.user_burst = 1000\nratelimit.ip_burst = 1000\n"
+
 static int setup(void **state)
 {
     (void)state;
     if (th_redis_start(&redis, 0) != 0)
         return -1;
-    return start_herald(&herald, "ratelimit.user_burst = 1000\nratelimit.ip_burst = 1000\n");
+    return start_herald(&herald, GROUP_LIMITS);
 }
 
+/* Both setups: herald, then Redis (one server or the cluster). */
 static int teardown(void **state)
 {
     (void)state;
     int code = th_herald_stop(&herald, SIGTERM);
-    th_redis_stop(&redis);
+    if (on_cluster)
+        th_cluster_stop(&cluster);
+    else
+        th_redis_stop(&redis);
     return code == 0 ? 0 : -1;
 }
 
@@ -169,15 +176,7 @@ static int setup_cluster(void **state)
         return -1;
     R = &cluster.node[0];
     snprintf(R->url, sizeof R->url, "%s", cluster.url);
-    return start_herald(&herald, "ratelimit.user_burst = 1000\nratelimit.ip_burst = 1000\n");
-}
-
-static int teardown_cluster(void **state)
-{
-    (void)state;
-    int code = th_herald_stop(&herald, SIGTERM);
-    th_cluster_stop(&cluster);
-    return code == 0 ? 0 : -1;
+    return start_herald(&herald, GROUP_LIMITS);
 }
 
 /* One API request as `user` (NULL: no Authorization header). */
@@ -1230,7 +1229,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_sweep_in_daemon),
             cmocka_unit_test(test_failover_registrations),
         };
-        return cmocka_run_group_tests(on_cluster_tests, setup_cluster, teardown_cluster);
+        return cmocka_run_group_tests(on_cluster_tests, setup_cluster, teardown);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_update_list),
