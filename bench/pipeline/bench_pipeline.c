@@ -342,6 +342,21 @@ static void flush_producer(void)
         die("flush failed");
 }
 
+/* Redis commands per event during the drain (a script's own calls count under their names). */
+static void print_commandstats(const char *cs, long events)
+{
+    printf("  redis commands per event (calls, server usec):");
+    for (const char *p = strstr(cs, "cmdstat_"); p; p = strstr(p + 1, "cmdstat_")) {
+        char name[64];
+        long long calls = 0, usec = 0;
+        if (sscanf(p, "cmdstat_%63[^:]:calls=%lld,usec=%lld", name, &calls, &usec) == 3 &&
+            calls >= events / 10)
+            printf(" %s %.2f %.1f", name, (double)calls / (double)events,
+                   (double)usec / (double)events);
+    }
+    printf("\n");
+}
+
 /* ---- phases -----------------------------------------------------------------------------------
  */
 
@@ -506,6 +521,7 @@ int main(int argc, char **argv)
            opt.max_in_flight);
     make_producer(bootstrap, "100");
     drain_phase();
+    free(th_redis_cmd(redis, "CONFIG RESETSTAT")); /* commandstats count herald's work only */
     start_herald(bootstrap);
     wait_consuming();
     if (opt.perf && !opt.perf_steady)
@@ -526,6 +542,8 @@ int main(int argc, char **argv)
         fputs(cs, f);
     if (f)
         fclose(f);
+    if (cs && !opt.cluster)
+        print_commandstats(cs, opt.events);
     free(cs);
     double rate = (double)(total - n_first) / (t_end - t_first);
     printf("drain: %lld notifications in %.2f s from the first event consumed: %.0f "
